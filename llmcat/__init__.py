@@ -1,0 +1,66 @@
+"""llmcat: zero-shot product categorisation and listing copy with LLMs.
+
+    from llmcat import Classifier, Taxonomy
+    clf = Classifier(Taxonomy.from_labels(["Shoes", "Mobile Phones", "Toys"]))
+    clf.classify("Nike Air Zoom Pegasus 40 running shoes").path   # ['Shoes']
+
+Heavy engines (llama.cpp, vLLM, torch) are imported only when a backend that needs them is used.
+"""
+
+from .backends.base import Backend, Completion, CompletionRequest
+from .backends.fake import FakeBackend
+from .classify import Classifier
+from .describe import Describer
+from .errors import (
+    BackendError,
+    ConfigError,
+    InputError,
+    LlmcatError,
+    OutputError,
+    RateLimitError,
+    ServerError,
+    TaxonomyError,
+    TransportError,
+)
+from .settings import Settings
+from .taxonomy import Category, Taxonomy
+from .types import (
+    Alternative,
+    Classification,
+    Description,
+    ErrorRecord,
+    Finding,
+    Product,
+    Usage,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Alternative",
+    "Backend",
+    "BackendError",
+    "Category",
+    "Classification",
+    "Classifier",
+    "Completion",
+    "CompletionRequest",
+    "ConfigError",
+    "Describer",
+    "Description",
+    "ErrorRecord",
+    "FakeBackend",
+    "Finding",
+    "InputError",
+    "LlmcatError",
+    "OutputError",
+    "Product",
+    "RateLimitError",
+    "ServerError",
+    "Settings",
+    "Taxonomy",
+    "TaxonomyError",
+    "TransportError",
+    "Usage",
+    "__version__",
+]

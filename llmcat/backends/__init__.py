@@ -1,0 +1,58 @@
+"""Backends by name. Each is imported on first use, so ``import llmcat`` stays light."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from ..errors import ConfigError
+from ..settings import Settings
+from .base import Backend
+
+# name -> "module:Class"; the module is imported only when the backend is asked for.
+REGISTRY: dict[str, str] = {
+    "openai": "llmcat.backends.openai:OpenAIBackend",
+    "local": "llmcat.backends.local:LocalBackend",
+    "fake": "llmcat.backends.fake:FakeBackend",
+}
+
+
+def backend_class(name: str) -> type[Backend]:
+    """The class registered under ``name``; ConfigError for an unknown name."""
+    try:
+        target = REGISTRY[name]
+    except KeyError:
+        known = ", ".join(sorted(REGISTRY))
+        raise ConfigError(f"unknown backend {name!r}; known backends: {known}") from None
+    module_name, class_name = target.split(":")
+    cls: type[Backend] = getattr(importlib.import_module(module_name), class_name)
+    return cls
+
+
+def create_backend(settings: Settings) -> Backend:
+    """A backend built from resolved settings."""
+    s = settings.resolved()
+    assert s.backend is not None
+    cls = backend_class(s.backend)
+    kwargs: dict[str, Any] = {}
+    if s.backend == "openai":
+        kwargs = {
+            "base_url": s.base_url,
+            "model": s.model,
+            "api_key": s.api_key,
+            "structured_output": s.structured_output,
+            "timeout": s.timeout,
+        }
+        if not s.base_url and not s.api_key:
+            raise ConfigError(
+                "the openai backend needs a server - pass --base-url or set LLMCAT_BASE_URL "
+                "(or an API key in LLMCAT_API_KEY / OPENAI_API_KEY for api.openai.com)"
+            )
+    elif s.backend == "local":
+        kwargs = {"model_path": s.model}
+    elif s.backend == "fake" and s.model:
+        kwargs = {"model": s.model}
+    return cls(**kwargs)
+
+
+__all__ = ["REGISTRY", "Backend", "backend_class", "create_backend"]

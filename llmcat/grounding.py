@@ -1,0 +1,162 @@
+"""A deterministic check that generated copy states no number the input does not support. Pure.
+
+A quantity is a number with an optional unit ("1.5 kg", "500g", "15.6-inch", "2 件", "30%").
+Units are normalised to a base unit per dimension (1 kg == 1000 g, 1 m == 100 cm, 1 L == 1000 ml,
+1 公斤 == 1000 克), so a rewrite in other units is not flagged. A quantity in the copy is supported
+when the input holds the same value in the same dimension, or (for a bare number) the same value
+at all. Attribute values the caller marks as must-mention are checked for presence.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from .types import Finding
+
+# unit spelling -> (dimension, factor to the base unit)
+_UNITS: dict[str, tuple[str, float]] = {}
+
+
+def _add(dimension: str, factor: float, *names: str) -> None:
+    for name in names:
+        _UNITS[name] = (dimension, factor)
+
+
+_add("length", 1.0, "mm", "millimeter", "millimeters", "millimetre", "millimetres", "毫米")
+_add("length", 10.0, "cm", "centimeter", "centimeters", "centimetre", "centimetres", "厘米", "公分")
+_add("length", 1000.0, "m", "meter", "meters", "metre", "metres", "米")
+_add("length", 1e6, "km", "kilometer", "kilometers", "公里", "千米")
+_add("length", 25.4, "in", "inch", "inches", '"', "″", "英寸")
+_add("length", 304.8, "ft", "foot", "feet", "英尺")
+_add("mass", 0.001, "mg", "milligram", "milligrams", "毫克")
+_add("mass", 1.0, "g", "gm", "gms", "gram", "grams", "gramme", "克")
+_add("mass", 1000.0, "kg", "kgs", "kilogram", "kilograms", "公斤", "千克")
+_add("mass", 500.0, "斤")
+_add("mass", 453.592, "lb", "lbs", "pound", "pounds", "磅")
+_add("mass", 28.3495, "oz", "ounce", "ounces", "盎司")
+_add("volume", 1.0, "ml", "milliliter", "milliliters", "millilitre", "millilitres", "毫升")
+_add("volume", 1000.0, "l", "liter", "liters", "litre", "litres", "ltr", "升")
+_add("data", 1.0, "mb", "兆")
+_add("data", 1000.0, "gb", "g内存")
+_add("data", 1e6, "tb")
+_add("power", 1.0, "w", "watt", "watts", "瓦")
+_add("power", 1000.0, "kw", "千瓦")
+_add("voltage", 1.0, "v", "volt", "volts", "伏")
+_add("charge", 1.0, "mah", "毫安时")
+_add("frequency", 1.0, "hz", "赫兹")
+_add("frequency", 1e3, "khz")
+_add("frequency", 1e6, "mhz")
+_add("frequency", 1e9, "ghz")
+_add("percent", 1.0, "%", "percent", "％")
+_add("pixels", 1.0, "mp", "megapixel", "megapixels", "万像素")
+_add(
+    "count",
+    1.0,
+    "pcs",
+    "pc",
+    "pieces",
+    "piece",
+    "pack",
+    "packs",
+    "件",
+    "个",
+    "只",
+    "片",
+    "包",
+    "双",
+    "套",
+)
+_add("time", 1.0, "h", "hr", "hrs", "hour", "hours", "小时")
+_add("time", 1 / 60, "min", "mins", "minute", "minutes", "分钟")
+_add("years", 1.0, "year", "years", "yr", "yrs", "年")
+_add("days", 1.0, "day", "days", "天")
+
+_UNIT_ALTERNATION = "|".join(sorted((re.escape(u) for u in _UNITS), key=len, reverse=True))
+_QUANTITY = re.compile(
+    r"(?<![\w.])(\d+(?:[.,]\d+)*)\s*(?:-\s*)?(" + _UNIT_ALTERNATION + r")?(?![a-z])",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True)
+class Quantity:
+    """A number, normalised to its dimension's base unit ('' for a bare number)."""
+
+    dimension: str
+    value: float
+    text: str
+
+
+def _number(raw: str) -> float | None:
+    # "1,299" is a thousands separator; "1,5" a decimal comma.
+    if re.fullmatch(r"\d{1,3}(,\d{3})+(\.\d+)?", raw):
+        raw = raw.replace(",", "")
+    else:
+        raw = raw.replace(",", ".")
+    try:
+        return float(raw)
+    except ValueError:
+        return None
+
+
+def quantities(text: str) -> list[Quantity]:
+    """Every number in ``text`` with its unit, normalised."""
+    found = []
+    for match in _QUANTITY.finditer(text):
+        value = _number(match.group(1))
+        if value is None:
+            continue
+        unit = (match.group(2) or "").lower()
+        dimension, factor = _UNITS.get(unit, ("", 1.0))
+        found.append(Quantity(dimension, round(value * factor, 6), match.group(0).strip()))
+    return found
+
+
+def _matches(claim: Quantity, support: Iterable[Quantity]) -> bool:
+    for s in support:
+        if abs(s.value - claim.value) > 1e-6 * max(1.0, abs(claim.value)):
+            continue
+        if claim.dimension == "" or s.dimension == claim.dimension:
+            return True
+    return False
+
+
+def input_text(product_fields: Mapping[str, str], attributes: Mapping[str, str]) -> str:
+    """All input text the copy may draw facts from."""
+    parts = [v for v in product_fields.values() if v]
+    parts += [f"{k}: {v}" for k, v in attributes.items()]
+    return "\n".join(parts)
+
+
+def check_copy(
+    fields: Mapping[str, str],
+    source: str,
+    *,
+    must_mention: Iterable[str] = (),
+) -> list[Finding]:
+    """Findings for the generated ``fields`` (name -> text) against the ``source`` text."""
+    support = quantities(source)
+    findings: list[Finding] = []
+    seen: set[tuple[str, str]] = set()
+    for name, text in fields.items():
+        for claim in quantities(text):
+            if _matches(claim, support):
+                continue
+            key = (claim.dimension, str(claim.value))
+            if key in seen:
+                continue
+            seen.add(key)
+            findings.append(Finding(kind="unsupported_number", text=claim.text, field=name))
+    everything = " ".join(fields.values()).lower()
+    for term in must_mention:
+        if term and term.lower() not in everything:
+            findings.append(Finding(kind="missing_attribute", text=term))
+    return findings
+
+
+def used_attributes(fields: Mapping[str, str], attributes: Mapping[str, str]) -> list[str]:
+    """Names of the attributes whose value appears in the copy."""
+    everything = " ".join(fields.values()).lower()
+    return [k for k, v in attributes.items() if v and v.lower() in everything]

@@ -1,0 +1,178 @@
+"""Turning what users hand us into clean ``Product`` objects, and reading product files.
+
+Cleaning rules (documented in the README, applied to every product before prompting):
+
+- control characters and invalid code points are removed; runs of whitespace fold to one space
+  (the description keeps its line breaks);
+- ``title`` is cut to 300 characters, ``description`` to 4,000, ``brand`` to 100, every attribute
+  value to 300 and key to 100, and at most 60 attributes are kept; a cut text ends in "…";
+- a product whose title is empty after cleaning raises ``InputError`` (one item's error, never the
+  batch's).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from .errors import ConfigError, InputError
+from .types import Product
+
+MAX_TITLE = 300
+MAX_DESCRIPTION = 4000
+MAX_BRAND = 100
+MAX_ATTRIBUTES = 60
+MAX_ATTRIBUTE_KEY = 100
+MAX_ATTRIBUTE_VALUE = 300
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufffe\uffff\ud800-\udfff]")
+_SPACES = re.compile(r"[ \t\r\f\v\u00a0]+")
+
+
+def clean_text(text: str, limit: int, *, keep_newlines: bool = False) -> str:
+    """Remove control characters, fold whitespace and cut to ``limit`` characters."""
+    text = _CONTROL.sub(" ", text)
+    if keep_newlines:
+        lines = [_SPACES.sub(" ", ln).strip() for ln in text.split("\n")]
+        text = "\n".join(ln for ln in lines if ln)
+    else:
+        text = _SPACES.sub(" ", text.replace("\n", " ")).strip()
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    space = cut.rfind(" ")
+    if space > limit * 0.8:
+        cut = cut[:space]
+    return cut.rstrip() + "…"
+
+
+def clean_product(product: Product) -> Product:
+    """The product with the cleaning rules applied; InputError when no title is left."""
+    title = clean_text(product.title, MAX_TITLE)
+    if not title:
+        raise InputError(f"product {product.id or '?'} has an empty title")
+    attributes: dict[str, str] = {}
+    for key, value in list(product.attributes.items())[:MAX_ATTRIBUTES]:
+        k = clean_text(str(key), MAX_ATTRIBUTE_KEY)
+        v = clean_text(str(value), MAX_ATTRIBUTE_VALUE)
+        if k and v:
+            attributes[k] = v
+    return product.model_copy(
+        update={
+            "title": title,
+            "description": clean_text(product.description, MAX_DESCRIPTION, keep_newlines=True),
+            "brand": clean_text(product.brand, MAX_BRAND),
+            "attributes": attributes,
+        }
+    )
+
+
+def coerce_product(item: Product | str | Mapping[str, Any], index: int) -> Product:
+    """A Product from a Product, a title string or a mapping; the id defaults to the index."""
+    if isinstance(item, Product):
+        product = item
+    elif isinstance(item, str):
+        product = Product(title=item)
+    elif isinstance(item, Mapping):
+        try:
+            product = Product.model_validate(_normalise_record(item))
+        except ValidationError as exc:
+            raise InputError(f"item {index} is not a product: {_first_error(exc)}") from exc
+    else:
+        raise InputError(f"item {index} is a {type(item).__name__}, not a product")
+    if not product.id:
+        product = product.model_copy(update={"id": str(index)})
+    return clean_product(product)
+
+
+def _normalise_record(record: Mapping[str, Any]) -> dict[str, Any]:
+    """Accept common column spellings and stringify attribute values."""
+    data = {k: v for k, v in record.items() if v is not None}
+    for alias in ("name", "product_name"):
+        if "title" not in data and alias in data:
+            data["title"] = data.pop(alias)
+    if "id" in data:
+        data["id"] = str(data["id"])
+    attrs = data.get("attributes")
+    if isinstance(attrs, str) and attrs.strip().startswith("{"):
+        try:
+            attrs = json.loads(attrs)
+        except ValueError:
+            raise InputError("the attributes column is not a JSON object") from None
+    if isinstance(attrs, Mapping):
+        data["attributes"] = {str(k): str(v) for k, v in attrs.items() if v is not None}
+    for key in ("description", "brand"):
+        if key in data and not isinstance(data[key], str):
+            data[key] = str(data[key])
+    if isinstance(data.get("image_urls"), str):
+        data["image_urls"] = [u for u in data["image_urls"].split() if u]
+    known = {"id", "title", "description", "brand", "attributes", "image_urls"}
+    extra = {k: v for k, v in data.items() if k not in known}
+    if extra:
+        merged = dict(data.get("attributes") or {})
+        merged.update({str(k): str(v) for k, v in extra.items() if str(v).strip()})
+        data = {k: v for k, v in data.items() if k in known}
+        data["attributes"] = merged
+    return data
+
+
+def _first_error(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    where = ".".join(str(p) for p in err.get("loc", ()))
+    return f"{where}: {err.get('msg', 'invalid')}" if where else str(err.get("msg", "invalid"))
+
+
+RawItem = dict[str, Any] | InputError
+
+
+def read_records(path: str | Path) -> Iterator[RawItem]:
+    """Stream records from a ``.jsonl`` or ``.csv`` file; an unreadable line becomes an InputError.
+
+    JSONL lines are objects with Product fields; CSV columns ``id, title, description, brand`` map
+    to fields and every other non-empty column becomes an attribute.
+    """
+    file = Path(path)
+    if not file.exists():
+        raise ConfigError(f"input file {file} does not exist")
+    suffix = file.suffix.lower()
+    if suffix in (".jsonl", ".ndjson", ".json"):
+        yield from _read_jsonl(file)
+    elif suffix in (".csv", ".tsv"):
+        yield from _read_csv(file, delimiter="\t" if suffix == ".tsv" else ",")
+    else:
+        raise ConfigError(f"cannot read {file}: use .jsonl or .csv")
+
+
+def _read_jsonl(file: Path) -> Iterator[RawItem]:
+    with file.open(encoding="utf-8", errors="replace") as handle:
+        for n, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                yield InputError(f"line {n}: not JSON ({exc.msg})")
+                continue
+            if isinstance(record, str):
+                record = {"title": record}
+            if not isinstance(record, dict):
+                yield InputError(f"line {n}: expected a JSON object")
+                continue
+            record.setdefault("id", str(n))
+            yield record
+
+
+def _read_csv(file: Path, *, delimiter: str) -> Iterator[RawItem]:
+    csv.field_size_limit(16 * 1024 * 1024)
+    with file.open(encoding="utf-8", errors="replace", newline="") as handle:
+        reader = csv.DictReader(handle, delimiter=delimiter)
+        for n, row in enumerate(reader, 2):
+            record: dict[str, Any] = {k: v for k, v in row.items() if k and v not in (None, "")}
+            record.setdefault("id", str(n - 1))
+            yield record

@@ -1,0 +1,87 @@
+"""Prompt templates: Jinja2 files rendered into chat messages by one strict, sandboxed environment.
+
+A template defines ``{% block system %}`` and ``{% block user %}``; each block becomes one message.
+The stable part (instructions, label list) belongs in ``system`` so servers with prefix caching
+reuse it across products. A template's version is the sha256 of its source, first 12 hex digits,
+and is recorded with every result.
+
+Lookup order: the caller's ``template_dir`` (a file there overrides the built-in one of the same
+name), then the templates shipped in the wheel (``llmcat/prompts``), then ``prompts/`` of a source
+checkout.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from .backends.base import Message
+from .errors import ConfigError
+
+ROLES = ("system", "user", "assistant")
+
+
+def builtin_template_dirs() -> list[Path]:
+    """Where the shipped templates are: inside the wheel, or at the checkout's top level."""
+    here = Path(__file__).resolve().parent
+    return [d for d in (here / "prompts", here.parent / "prompts") if d.is_dir()]
+
+
+@lru_cache(maxsize=16)
+def _environment(search_path: tuple[str, ...]) -> ImmutableSandboxedEnvironment:
+    return ImmutableSandboxedEnvironment(
+        loader=jinja2.FileSystemLoader(list(search_path)),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+
+
+class PromptTemplate:
+    """One template file, loaded and versioned."""
+
+    def __init__(self, name: str, template_dir: str | Path | None = None) -> None:
+        dirs = [str(Path(template_dir))] if template_dir is not None else []
+        dirs += [str(d) for d in builtin_template_dirs()]
+        if not dirs:
+            raise ConfigError(
+                "no prompt templates found: pass template_dir=... (or --template-dir)"
+            )
+        self.name = name
+        env = _environment(tuple(dirs))
+        try:
+            self._template = env.get_template(name)
+        except jinja2.TemplateNotFound:
+            raise ConfigError(f"prompt template {name!r} not found in {', '.join(dirs)}") from None
+        except jinja2.TemplateSyntaxError as exc:
+            raise ConfigError(f"prompt template {name!r} line {exc.lineno}: {exc.message}") from exc
+        source_file = self._template.filename
+        source = Path(source_file).read_bytes() if source_file else name.encode()
+        self.version = hashlib.sha256(source).hexdigest()[:12]
+        missing = [b for b in ("system", "user") if b not in self._template.blocks]
+        if missing:
+            raise ConfigError(f"prompt template {name!r} lacks block(s): {', '.join(missing)}")
+
+    def render(self, variables: Mapping[str, Any]) -> list[Message]:
+        """The chat messages, one per non-empty role block, in role order."""
+        context = self._template.new_context(dict(variables))
+        messages = []
+        try:
+            for role in ROLES:
+                block = self._template.blocks.get(role)
+                if block is None:
+                    continue
+                text = "".join(block(context)).strip()
+                if text:
+                    messages.append(Message.model_validate({"role": role, "content": text}))
+        except jinja2.UndefinedError as exc:
+            raise ConfigError(f"prompt template {self.name!r}: {exc.message}") from exc
+        return messages

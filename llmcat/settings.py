@@ -1,0 +1,94 @@
+"""Settings: explicit arguments first, then environment variables, then defaults."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from .errors import ConfigError
+
+ENV_BASE_URL = "LLMCAT_BASE_URL"
+ENV_MODEL = "LLMCAT_MODEL"
+ENV_API_KEY = "LLMCAT_API_KEY"
+ENV_BACKEND = "LLMCAT_BACKEND"
+ENV_CACHE_DIR = "LLMCAT_CACHE_DIR"
+
+
+class Settings(BaseModel):
+    """How llmcat reaches a model. Every field may also come from the environment."""
+
+    backend: str | None = Field(
+        default=None,
+        description="Backend name: 'openai', 'local' or 'fake'. Default: 'openai' when a base URL "
+        "is configured, else 'local'. Env: LLMCAT_BACKEND.",
+    )
+    base_url: str | None = Field(
+        default=None,
+        description="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1. Env: LLMCAT_BASE_URL.",
+    )
+    model: str | None = Field(
+        default=None,
+        description="Model id on the server, or a .gguf path for 'local'. Env: LLMCAT_MODEL. "
+        "For a server that serves one model (vLLM) it may be left out.",
+    )
+    api_key: str | None = Field(
+        default=None, description="API key. Env: LLMCAT_API_KEY, then OPENAI_API_KEY."
+    )
+    structured_output: Literal["auto", "vllm", "openai", "none"] = Field(
+        default="auto",
+        description="How the server takes output constraints; 'auto' detects it once per URL.",
+    )
+    timeout: float = Field(default=60.0, gt=0, description="Seconds allowed for one model call.")
+    concurrency: int | None = Field(
+        default=None, ge=1, description="Requests in flight in a batch; default per backend."
+    )
+    cache: bool = Field(default=True, description="Cache successful model calls on disk.")
+    cache_dir: Path | None = Field(
+        default=None,
+        description="Cache folder. Env: LLMCAT_CACHE_DIR; default: the platform cache dir.",
+    )
+    retry: dict[str, Any] = Field(
+        default_factory=dict,
+        description="tenacity keyword arguments overriding the transport retry policy "
+        "(e.g. {'stop': tenacity.stop_after_attempt(2)}).",
+    )
+    progress: bool | None = Field(
+        default=None, description="Show a progress bar; default: when stderr is a terminal."
+    )
+
+    def resolved(self) -> Settings:
+        """A copy with environment variables and defaults filled in."""
+        env = os.environ
+        base_url = self.base_url or env.get(ENV_BASE_URL) or None
+        backend = self.backend or env.get(ENV_BACKEND) or ("openai" if base_url else "local")
+        return self.model_copy(
+            update={
+                "backend": backend,
+                "base_url": base_url,
+                "model": self.model or env.get(ENV_MODEL) or None,
+                "api_key": self.api_key or env.get(ENV_API_KEY) or env.get("OPENAI_API_KEY"),
+                "cache_dir": self.cache_dir or default_cache_dir(),
+            }
+        )
+
+
+def default_cache_dir() -> Path:
+    """LLMCAT_CACHE_DIR, else $XDG_CACHE_HOME/llmcat, else ~/.cache/llmcat."""
+    explicit = os.environ.get(ENV_CACHE_DIR)
+    if explicit:
+        return Path(explicit)
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg) if xdg else Path.home() / ".cache"
+    return base / "llmcat"
+
+
+def require(value: str | None, what: str, flag: str, env_var: str) -> str:
+    """``value`` or a ConfigError that names both the flag and the environment variable."""
+    if not value:
+        raise ConfigError(
+            f"no {what} given - pass {flag} or set the {env_var} environment variable"
+        )
+    return value

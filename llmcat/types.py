@@ -1,0 +1,115 @@
+"""The public result and input types. Plain pydantic models, JSON in and out."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Product(BaseModel):
+    """A product to classify or describe. Only ``title`` is required."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = ""
+    title: str
+    description: str = ""
+    brand: str = ""
+    attributes: dict[str, str] = Field(default_factory=dict)
+    image_urls: list[str] = Field(default_factory=list)
+
+
+class Usage(BaseModel):
+    """Tokens spent on one result, summed over every model call it took."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    calls: int = 0
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            prompt_tokens=self.prompt_tokens + other.prompt_tokens,
+            completion_tokens=self.completion_tokens + other.completion_tokens,
+            calls=self.calls + other.calls,
+        )
+
+
+class ErrorRecord(BaseModel):
+    """Why an item has no result. ``type`` is the llmcat exception class name."""
+
+    type: str
+    message: str
+    retryable: bool = False
+    status_code: int | None = None
+
+
+class Alternative(BaseModel):
+    """A candidate category with its probability among the candidates the model saw."""
+
+    category_id: str
+    path: list[str]
+    probability: float
+
+
+class Classification(BaseModel):
+    """The category chosen for one product, or an ``error`` instead of a category."""
+
+    product_id: str
+    category_id: str | None = None
+    path: list[str] = Field(default_factory=list)
+    confidence: float | None = Field(
+        default=None, ge=0.0, le=1.0, description="None when the backend gives no logprobs."
+    )
+    alternatives: list[Alternative] = Field(default_factory=list)
+    needs_review: bool = False
+    stopped_early: bool = Field(
+        default=False,
+        description="True when the answer stops at an ancestor because the deeper level was unclear.",
+    )
+    strategy: str = "flat"
+    model: str = ""
+    prompt_version: str = ""
+    usage: Usage = Field(default_factory=Usage)
+    cached: bool = False
+    error: ErrorRecord | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when the item has a category."""
+        return self.error is None and self.category_id is not None
+
+
+class Finding(BaseModel):
+    """One grounding problem found in generated copy."""
+
+    kind: Literal["unsupported_number", "unsupported_term", "missing_attribute"]
+    text: str
+    field: str = ""
+
+
+class Description(BaseModel):
+    """Listing copy for one product."""
+
+    product_id: str = ""
+    title: str = ""
+    bullets: list[str] = Field(default_factory=list)
+    body: str = ""
+    language: str = "en"
+    used_attributes: list[str] = Field(
+        default_factory=list, description="Input attribute names whose values the copy mentions."
+    )
+    findings: list[Finding] = Field(default_factory=list)
+    flagged: bool = Field(
+        default=False, description="True when the grounding check still fails after the re-ask."
+    )
+    model: str = ""
+    prompt_version: str = ""
+    usage: Usage = Field(default_factory=Usage)
+    cached: bool = False
+    error: ErrorRecord | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when the item has copy."""
+        return self.error is None
