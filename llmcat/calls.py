@@ -8,6 +8,7 @@ exponential backoff with jitter, and never looks at what the model said.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import tenacity
@@ -63,7 +64,11 @@ class ModelCaller:
         policy["reraise"] = True
         self._policy = policy
 
-    async def __call__(self, request: CompletionRequest) -> Completion:
+    async def __call__(
+        self, request: CompletionRequest, *, is_valid: Callable[[Completion], bool] | None = None
+    ) -> Completion:
+        """The completion for ``request``; stored in the cache only when ``is_valid`` accepts it,
+        so an unusable answer is asked again next time instead of being replayed."""
         key = None
         if self.cache is not None:
             key = request.cache_key(self.backend.name, self.backend.model)
@@ -71,7 +76,7 @@ class ModelCaller:
             if hit is not None:
                 return hit.model_copy(update={"cached": True})
         completion = await self._call_with_retries(request)
-        if self.cache is not None:
+        if self.cache is not None and (is_valid is None or is_valid(completion)):
             # The model id may only be known after the first call (a server's default model).
             key = request.cache_key(self.backend.name, self.backend.model)
             self.cache.set(key, completion)

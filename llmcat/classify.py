@@ -8,10 +8,12 @@ record. A label outside the taxonomy is never returned.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from pydantic import ValidationError
 
 from .backends import Backend, create_backend
 from .backends.base import ChoiceConstraint, Completion, CompletionRequest, Message, Sampling
@@ -66,7 +68,13 @@ class Engine:
     ) -> None:
         base = settings or Settings()
         given = {k: v for k, v in overrides.items() if v is not None}
-        self.settings = base.model_copy(update=given).resolved()
+        try:
+            merged = Settings.model_validate({**base.model_dump(), **given})
+        except ValidationError as exc:
+            raise ConfigError(
+                f"invalid settings: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}"
+            ) from None
+        self.settings = merged.resolved()
         if isinstance(backend, Backend):
             self.backend = backend
         else:
@@ -83,8 +91,10 @@ class Engine:
     def concurrency(self) -> int:
         return self.settings.concurrency or self.backend.max_concurrency
 
-    async def call(self, request: CompletionRequest) -> Completion:
-        return await self.caller(request)
+    async def call(
+        self, request: CompletionRequest, is_valid: Callable[[Completion], bool] | None = None
+    ) -> Completion:
+        return await self.caller(request, is_valid=is_valid)
 
     def progress(self, total: int | None, label: str, enabled: bool | None) -> Progress:
         return Progress(
@@ -260,7 +270,11 @@ class Classifier:
             ),
             prompt_version=self.template.version,
         )
-        completion = await self.engine.call(request)
+
+        def valid(c: Completion) -> bool:
+            return match_label(c.text, labels) is not None
+
+        completion = await self.engine.call(request, valid)
         usage = _usage(completion)
         label = match_label(completion.text, labels)
         cached = completion.cached
@@ -268,7 +282,7 @@ class Classifier:
             retry = request.model_copy(
                 update={"messages": [*messages, *_reask_messages(completion.text, labels)]}
             )
-            completion = await self.engine.call(retry)
+            completion = await self.engine.call(retry, valid)
             usage = usage + _usage(completion)
             cached = cached and completion.cached
             label = match_label(completion.text, labels)

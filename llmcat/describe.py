@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from .backends import Backend
-from .backends.base import CompletionRequest, JsonConstraint, Sampling
+from .backends.base import Completion, CompletionRequest, JsonConstraint, Sampling
 from .batch import run_sync
 from .classify import Engine, ProductLike, error_record
 from .errors import ConfigError, InputError, LlmcatError, OutputError
@@ -353,7 +353,7 @@ class Describer:
                 sampling=Sampling(temperature=0.0, max_tokens=_max_copy_tokens(limits)),
                 prompt_version=self.template.version,
             )
-            completion = await self.engine.call(request)
+            completion = await self.engine.call(request, _parses)
             model = completion.model or model
             usage = usage + Usage(
                 prompt_tokens=completion.prompt_tokens,
@@ -396,6 +396,14 @@ class Describer:
         await self.backend.aclose()
         if self.engine.cache is not None:
             self.engine.cache.close()
+
+
+def _parses(completion: Completion) -> bool:
+    try:
+        parse_copy(completion.text)
+    except OutputError:
+        return False
+    return True
 
 
 def _explain(finding: Finding) -> str:

@@ -9,6 +9,20 @@ from ..errors import ConfigError
 from ..settings import Settings
 from .base import Backend
 
+#: Unit tests set this to False (see tests/conftest.py) so that no test reaches a real model or
+#: server by accident; real backends check it before every request.
+ALLOW_MODEL_REQUESTS = True
+
+
+def check_allowed(backend_name: str) -> None:
+    """ConfigError when real model requests are switched off."""
+    if not ALLOW_MODEL_REQUESTS:
+        raise ConfigError(
+            f"model requests are blocked (llmcat.backends.ALLOW_MODEL_REQUESTS is False); the "
+            f"{backend_name} backend was about to be called - use FakeBackend in unit tests"
+        )
+
+
 # name -> "module:Class"; the module is imported only when the backend is asked for.
 REGISTRY: dict[str, str] = {
     "openai": "llmcat.backends.openai:OpenAIBackend",
@@ -55,4 +69,11 @@ def create_backend(settings: Settings) -> Backend:
     return cls(**kwargs)
 
 
-__all__ = ["REGISTRY", "Backend", "backend_class", "create_backend"]
+__all__ = [
+    "ALLOW_MODEL_REQUESTS",
+    "REGISTRY",
+    "Backend",
+    "backend_class",
+    "check_allowed",
+    "create_backend",
+]

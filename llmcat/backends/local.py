@@ -99,6 +99,9 @@ class LocalBackend(Backend):
         return _load_engine(self._path, self._n_ctx)
 
     async def complete(self, request: CompletionRequest) -> Completion:
+        from . import check_allowed
+
+        check_allowed(self.name)
         return await asyncio.to_thread(self._complete_locked, request)
 
     def _complete_locked(self, request: CompletionRequest) -> Completion:

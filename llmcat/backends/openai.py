@@ -280,6 +280,9 @@ class OpenAIBackend(Backend):
         return mode
 
     async def complete(self, request: CompletionRequest) -> Completion:
+        from . import check_allowed
+
+        check_allowed(self.name)
         mode = await self.resolve()
         kwargs = build_chat_kwargs(request, model=self._model, mode=mode)
         with translate_errors(self.base_url):

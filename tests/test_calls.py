@@ -1,0 +1,57 @@
+"""The transport layer: retries only on retryable errors, Retry-After honoured, timeouts."""
+
+import asyncio
+import time
+
+import pytest
+import tenacity
+
+from llmcat import BackendError, FakeBackend, RateLimitError, TransportError
+from llmcat.backends.base import CompletionRequest, Message
+from llmcat.calls import ModelCaller
+
+REQUEST = CompletionRequest(messages=[Message(role="user", content="hi")])
+
+
+def test_retry_after_is_honoured() -> None:
+    backend = FakeBackend([RateLimitError("slow down", retry_after=0.3), "ok"])
+    caller = ModelCaller(backend, retry={"wait": tenacity.wait_fixed(5)})
+    start = time.monotonic()
+    assert asyncio.run(caller(REQUEST)).text == "ok"
+    # waited the server's 0.3 s, not the 5 s fallback
+    assert 0.25 <= time.monotonic() - start < 3
+
+
+def test_gives_up_after_the_configured_attempts() -> None:
+    backend = FakeBackend([BackendError("503", retryable=True, status_code=503)] * 3 + ["ok"])
+    caller = ModelCaller(
+        backend, retry={"wait": tenacity.wait_none(), "stop": tenacity.stop_after_attempt(3)}
+    )
+    with pytest.raises(BackendError, match="503"):
+        asyncio.run(caller(REQUEST))
+    assert len(backend.requests) == 3
+
+
+def test_timeout_becomes_a_retryable_transport_error() -> None:
+    class Hanging(FakeBackend):
+        async def complete(self, request):  # type: ignore[no-untyped-def]
+            await asyncio.sleep(10)
+
+    caller = ModelCaller(
+        Hanging(),
+        timeout=0.05,
+        retry={"stop": tenacity.stop_after_attempt(2), "wait": tenacity.wait_none()},
+    )
+    with pytest.raises(TransportError, match="did not answer within"):
+        asyncio.run(caller(REQUEST))
+
+
+def test_cache_key_ignores_timeouts_but_not_sampling() -> None:
+    base = REQUEST.cache_key("openai", "m")
+    assert base == REQUEST.cache_key("openai", "m")
+    hotter = REQUEST.model_copy(
+        update={"sampling": REQUEST.sampling.model_copy(update={"temperature": 0.7})}
+    )
+    assert hotter.cache_key("openai", "m") != base
+    assert REQUEST.cache_key("openai", "other-model") != base
+    assert REQUEST.model_copy(update={"prompt_version": "v2"}).cache_key("openai", "m") != base

@@ -1,0 +1,96 @@
+"""Describer behaviour on the fake backend: schema, limits, grounding re-ask, errors."""
+
+import json
+
+import pytest
+
+from llmcat import ConfigError, Describer, FakeBackend, Product
+from llmcat.backends.base import JsonConstraint
+from llmcat.describe import CopyLimits, copy_schema, count_words, cut_to_words, parse_copy
+
+PRODUCT = Product(
+    id="p1",
+    title="Nike Air Zoom Pegasus 40 running shoes",
+    brand="Nike",
+    attributes={"colour": "black"},
+)
+
+
+def answer(
+    title: str = "Nike Pegasus 40",
+    bullets: list[str] | None = None,
+    body: str = "Black running shoes by Nike.",
+) -> str:
+    return json.dumps(
+        {
+            "title": title,
+            "bullets": bullets if bullets is not None else ["Black", "By Nike", "For running"],
+            "body": body,
+        }
+    )
+
+
+def test_schema_constraint_and_result_fields() -> None:
+    backend = FakeBackend([answer()])
+    d = Describer(backend=backend).describe(PRODUCT)
+    assert d.ok and d.title == "Nike Pegasus 40" and len(d.bullets) == 3 and d.body
+    assert d.used_attributes == ["colour"] and d.findings == [] and not d.flagged
+    constraint = backend.requests[0].constraint
+    assert isinstance(constraint, JsonConstraint)
+    assert constraint.json_schema == copy_schema(CopyLimits(), "en")
+    assert "Nike" in backend.requests[0].messages[-1].content
+
+
+def test_invented_number_triggers_one_reask_with_the_finding() -> None:
+    backend = FakeBackend([answer(body="Weighs 250 g."), answer()])
+    d = Describer(backend=backend).describe(PRODUCT)
+    assert d.findings == [] and d.usage.calls == 2
+    assert "'250 g'" in backend.requests[1].messages[-1].content
+
+
+def test_still_invented_after_reask_is_flagged_not_passed() -> None:
+    backend = FakeBackend([answer(body="Weighs 250 g."), answer(body="Only 250 g!")])
+    d = Describer(backend=backend).describe(PRODUCT)
+    assert d.flagged and [f.text for f in d.findings] == ["250 g"]
+
+
+def test_limits_hold_even_when_the_model_ignores_them() -> None:
+    long = " ".join(["word"] * 300)
+    backend = FakeBackend([answer(title=long, body=long, bullets=[long] * 5)] * 2)
+    d = Describer(backend=backend).describe(
+        PRODUCT, max_words=50, bullets=2, title_words=8, bullet_words=6
+    )
+    assert count_words(d.title) <= 8 and count_words(d.body) <= 50
+    assert len(d.bullets) == 2 and all(count_words(b) <= 6 for b in d.bullets)
+
+
+def test_invalid_json_reasks_then_errors() -> None:
+    d = Describer(backend=FakeBackend(["not json", "still not"])).describe(PRODUCT)
+    assert d.error is not None and d.error.type == "OutputError"
+    d = Describer(backend=FakeBackend(["oops", "```json\n" + answer() + "\n```"])).describe(PRODUCT)
+    assert d.ok and d.title == "Nike Pegasus 40"
+
+
+def test_batch_order_and_bad_items() -> None:
+    results = Describer(backend=FakeBackend(responder=lambda r: answer())).describe_many(
+        ["Mug", "", PRODUCT]
+    )
+    assert [r.product_id for r in results] == ["0", "1", "p1"]
+    assert [r.error.type if r.error else None for r in results] == [None, "InputError", None]
+
+
+def test_unknown_language_and_options_are_config_errors() -> None:
+    with pytest.raises(ConfigError, match="language"):
+        Describer(backend=FakeBackend()).describe(PRODUCT, language="xx")
+    with pytest.raises(ConfigError, match="unknown describe option"):
+        Describer(backend=FakeBackend()).describe_many([PRODUCT], colour="red")
+
+
+def test_chinese_word_counting_and_cutting() -> None:
+    assert count_words("耐克跑鞋") == 2
+    assert count_words(cut_to_words("耐克跑鞋黑色轻便透气", 3)) <= 3
+
+
+def test_parse_copy_accepts_bullets_as_text() -> None:
+    parsed = parse_copy('{"title": "T", "bullets": "- a\\n- b", "body": "B"}')
+    assert parsed["bullets"] == ["a", "b"]

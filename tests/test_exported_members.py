@@ -1,0 +1,38 @@
+import subprocess
+import sys
+
+import llmcat
+
+
+def test_public_surface_is_what_we_meant() -> None:
+    exported = {name for name in dir(llmcat) if not name.startswith("_")} - {
+        "backends",
+        "batch",
+        "cli",
+        "cache",
+        "calls",
+        "classify",
+        "confidence",
+        "describe",
+        "errors",
+        "grounding",
+        "inputs",
+        "labels",
+        "prompts",
+        "settings",
+        "taxonomy",
+        "types",
+    }
+    assert exported == set(llmcat.__all__) - {"__version__"}
+    for name in llmcat.__all__:
+        assert getattr(llmcat, name) is not None
+
+
+def test_import_stays_light() -> None:
+    code = (
+        "import sys, llmcat; "
+        "heavy = [m for m in ('llama_cpp', 'vllm', 'torch', 'openai', 'numpy') if m in sys.modules]; "
+        "print(heavy)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
