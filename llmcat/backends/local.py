@@ -14,6 +14,8 @@ Constraints:
 from __future__ import annotations
 
 import asyncio
+import atexit
+import contextlib
 import importlib.util
 import math
 import os
@@ -48,6 +50,16 @@ def bundled_model_path() -> Path:
         if found:
             return found[0]
     raise ConfigError(f"no .gguf file inside the {SMOLLM2_PACKAGE} package")
+
+
+@atexit.register
+def _close_engines() -> None:
+    # llama-cpp-python's __del__ fails noisily when it runs during interpreter teardown.
+    with _engines_lock:
+        for engine in _engines.values():
+            with contextlib.suppress(Exception):
+                engine.close()
+        _engines.clear()
 
 
 def _load_engine(path: Path, n_ctx: int) -> Any:

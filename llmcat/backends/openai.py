@@ -185,7 +185,8 @@ def translate_errors(base_url: str) -> Iterator[None]:
             status_code=status,
             original=exc,
         ) from exc
-    except openai.APIResponseValidationError as exc:
+    except (openai.APIResponseValidationError, json.JSONDecodeError) as exc:
+        # The SDK lets a body that is not JSON escape as a bare JSONDecodeError.
         raise ServerError(
             f"{base_url} sent a malformed response body", retryable=True, original=exc
         ) from exc

