@@ -124,7 +124,8 @@ class Classifier:
         template_dir: str | Path | None = None,
         template: str = "classify.j2",
         review_threshold: float = 0.5,
-        description_chars: int = 1000,
+        description_chars: int = 300,
+        attribute_limit: int = 10,
     ) -> None:
         self.taxonomy = (
             taxonomy if isinstance(taxonomy, Taxonomy) else Taxonomy.from_labels(list(taxonomy))
@@ -145,6 +146,7 @@ class Classifier:
         self.template = PromptTemplate(template, template_dir)
         self.review_threshold = review_threshold
         self.description_chars = description_chars
+        self.attribute_limit = attribute_limit
         self.strategy = "flat"
         self._leaves = self.taxonomy.leaves()
         if len(self._leaves) > FLAT_LABEL_LIMIT * 10:
@@ -260,7 +262,12 @@ class Classifier:
         by_label = {_label(c): c for c in candidates}
         labels = list(by_label)
         messages = self.template.render(
-            {"product": product, "labels": labels, "description_chars": self.description_chars}
+            {
+                "product": product,
+                "labels": labels,
+                "description_chars": self.description_chars,
+                "attribute_limit": self.attribute_limit,
+            }
         )
         request = CompletionRequest(
             messages=messages,

@@ -345,6 +345,7 @@ class Describer:
                     "category": options["category"],
                     "findings": findings_text,
                     "description_chars": self.description_chars,
+                    "attribute_limit": 60,
                 }
             )
             request = CompletionRequest(

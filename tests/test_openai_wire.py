@@ -19,7 +19,11 @@ from .fake_server import FakeServer, Reply, chat_reply
 pytestmark = pytest.mark.allow_model_requests
 LABELS = ["Shoes", "Mobile Phones", "Toys"]
 FAST = {"wait": tenacity.wait_none(), "stop": tenacity.stop_after_attempt(3)}
-COPY = {"title": "Nike Pegasus", "bullets": ["Black", "Nike", "Running"], "body": "Black running shoes by Nike."}
+COPY = {
+    "title": "Nike Pegasus",
+    "bullets": ["Black", "Nike", "Running"],
+    "body": "Black running shoes by Nike.",
+}
 
 
 @pytest.fixture(autouse=True)
@@ -37,10 +41,19 @@ def classifier(server: FakeServer, **kw: object) -> Classifier:
 
 def test_vllm_choice_request_shape_and_logprob_confidence() -> None:
     with FakeServer("vllm") as server:
-        server.replies.append(chat_reply("Shoes", logprobs=[
-            ("Sh", math.log(0.7), {"Sh": math.log(0.7), "To": math.log(0.2), "Mo": math.log(0.1)}),
-            ("oes", 0.0, {}),
-        ]))
+        server.replies.append(
+            chat_reply(
+                "Shoes",
+                logprobs=[
+                    (
+                        "Sh",
+                        math.log(0.7),
+                        {"Sh": math.log(0.7), "To": math.log(0.2), "Mo": math.log(0.1)},
+                    ),
+                    ("oes", 0.0, {}),
+                ],
+            )
+        )
         result = classifier(server).classify("Nike Air Zoom Pegasus 40 running shoes")
     body = server.requests[0]
     assert body["structured_outputs"] == {"choice": LABELS}
@@ -56,20 +69,38 @@ def test_vllm_choice_request_shape_and_logprob_confidence() -> None:
 def test_vllm_json_schema_for_descriptions() -> None:
     with FakeServer("vllm") as server:
         server.replies.append(chat_reply(json.dumps(COPY)))
-        d = Describer(settings=Settings(base_url=server.base_url, cache=False)).describe("Nike Pegasus running shoes", language="en")
+        d = Describer(settings=Settings(base_url=server.base_url, cache=False)).describe(
+            "Nike Pegasus running shoes", language="en"
+        )
     schema = server.requests[0]["structured_outputs"]["json"]
-    assert schema["required"] == ["title", "bullets", "body"] and schema["properties"]["bullets"]["maxItems"] == 3
+    assert (
+        schema["required"] == ["title", "bullets", "body"]
+        and schema["properties"]["bullets"]["maxItems"] == 3
+    )
     assert d.ok and d.title == "Nike Pegasus"
 
 
 def test_openai_response_format_enum_and_label_logprobs() -> None:
     with FakeServer("openai") as server:
-        server.replies.append(chat_reply('{"label":"Toys"}', logprobs=[
-            ('{"', 0.0, {}), ("label", 0.0, {}), ('":"', 0.0, {}),
-            ("Toys", math.log(0.6), {"Toys": math.log(0.6), "Shoes": math.log(0.3), "Mo": math.log(0.1)}),
-            ('"}', 0.0, {}),
-        ]))
-        result = classifier(server, structured_output="openai", model="gpt-4o-mini").classify("wooden train")
+        server.replies.append(
+            chat_reply(
+                '{"label":"Toys"}',
+                logprobs=[
+                    ('{"', 0.0, {}),
+                    ("label", 0.0, {}),
+                    ('":"', 0.0, {}),
+                    (
+                        "Toys",
+                        math.log(0.6),
+                        {"Toys": math.log(0.6), "Shoes": math.log(0.3), "Mo": math.log(0.1)},
+                    ),
+                    ('"}', 0.0, {}),
+                ],
+            )
+        )
+        result = classifier(server, structured_output="openai", model="gpt-4o-mini").classify(
+            "wooden train"
+        )
     fmt = server.requests[0]["response_format"]
     assert fmt["type"] == "json_schema" and fmt["json_schema"]["strict"] is True
     assert fmt["json_schema"]["schema"]["properties"]["label"]["enum"] == LABELS
@@ -79,16 +110,31 @@ def test_openai_response_format_enum_and_label_logprobs() -> None:
 
 def test_plain_server_text_is_parsed_and_reasked_once() -> None:
     with FakeServer("llamacpp") as server:
-        server.replies.extend([chat_reply("I'd say: toys."), chat_reply("Kitchen"), chat_reply("Toys"), chat_reply("Kitchen"), chat_reply("Garden")])
+        server.replies.extend(
+            [
+                chat_reply("I'd say: toys."),
+                chat_reply("Kitchen"),
+                chat_reply("Toys"),
+                chat_reply("Kitchen"),
+                chat_reply("Garden"),
+            ]
+        )
         clf = classifier(server)
         mapped = clf.classify("wooden train")
         reasked = clf.classify("toy car")
         failed = clf.classify("toy boat")
-    assert "structured_outputs" not in server.requests[0] and "response_format" not in server.requests[0]
+    assert (
+        "structured_outputs" not in server.requests[0]
+        and "response_format" not in server.requests[0]
+    )
     assert mapped.path == ["Toys"] and mapped.confidence is None
     assert reasked.path == ["Toys"] and reasked.usage.calls == 2
     assert server.requests[2]["messages"][-2] == {"role": "assistant", "content": "Kitchen"}
-    assert failed.error is not None and failed.error.type == "OutputError" and failed.category_id is None
+    assert (
+        failed.error is not None
+        and failed.error.type == "OutputError"
+        and failed.category_id is None
+    )
 
 
 def test_label_outside_the_set_from_a_vllm_server_never_escapes() -> None:
@@ -100,7 +146,16 @@ def test_label_outside_the_set_from_a_vllm_server_never_escapes() -> None:
 
 def test_429_retry_after_is_honoured() -> None:
     with FakeServer("vllm") as server:
-        server.replies.extend([Reply(status=429, headers={"retry-after": "1"}, body={"error": {"message": "slow down"}}), chat_reply("Toys")])
+        server.replies.extend(
+            [
+                Reply(
+                    status=429,
+                    headers={"retry-after": "1"},
+                    body={"error": {"message": "slow down"}},
+                ),
+                chat_reply("Toys"),
+            ]
+        )
         start = time.monotonic()
         result = classifier(server).classify("x")
         waited = time.monotonic() - start
@@ -109,22 +164,38 @@ def test_429_retry_after_is_honoured() -> None:
 
 def test_500_is_retried_and_400_is_not() -> None:
     with FakeServer("vllm") as server:
-        server.replies.extend([Reply(status=500, body={"error": {"message": "oops"}}), chat_reply("Toys")])
+        server.replies.extend(
+            [Reply(status=500, body={"error": {"message": "oops"}}), chat_reply("Toys")]
+        )
         assert classifier(server).classify("x").path == ["Toys"]
         assert len(server.requests) == 2
         server.requests.clear()
-        server.replies.extend([Reply(status=400, body={"error": {"message": "bad field"}}), chat_reply("Toys")])
+        server.replies.extend(
+            [Reply(status=400, body={"error": {"message": "bad field"}}), chat_reply("Toys")]
+        )
         result = classifier(server).classify("x")
     assert len(server.requests) == 1
-    assert result.error is not None and result.error.status_code == 400 and "bad field" in result.error.message
+    assert (
+        result.error is not None
+        and result.error.status_code == 400
+        and "bad field" in result.error.message
+    )
     assert result.error.retryable is False
 
 
 def test_timeout_is_a_transport_error_record() -> None:
     with FakeServer("vllm") as server:
         server.responder = lambda body: Reply(delay=1.0, body=chat_reply("Toys").body)
-        result = classifier(server, timeout=0.2, retry={"stop": tenacity.stop_after_attempt(2), "wait": tenacity.wait_none()}).classify("x")
-    assert result.error is not None and result.error.type == "TransportError" and result.error.retryable
+        result = classifier(
+            server,
+            timeout=0.2,
+            retry={"stop": tenacity.stop_after_attempt(2), "wait": tenacity.wait_none()},
+        ).classify("x")
+    assert (
+        result.error is not None
+        and result.error.type == "TransportError"
+        and result.error.retryable
+    )
     assert len(server.requests) == 2
 
 
@@ -145,6 +216,7 @@ def test_connection_refused_is_a_transport_error() -> None:
 
 def test_batch_keeps_many_requests_in_flight_and_order() -> None:
     with FakeServer("vllm") as server:
+
         def answer(body: dict) -> Reply:  # type: ignore[type-arg]
             time.sleep(0.05)
             text = body["messages"][-1]["content"]

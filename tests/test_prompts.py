@@ -13,6 +13,7 @@ def test_classify_template_puts_labels_before_the_product() -> None:
             "product": Product(title="Red mug", brand="Acme"),
             "labels": ["Mugs", "Plates"],
             "description_chars": 100,
+            "attribute_limit": 10,
         }
     )
     assert [m.role for m in messages] == ["system", "user"]

@@ -17,7 +17,6 @@ import asyncio
 import atexit
 import contextlib
 import importlib.util
-import math
 import os
 import threading
 from pathlib import Path
@@ -145,23 +144,17 @@ class LocalBackend(Backend):
             raise BackendError(
                 f"prompt of {len(prompt)} tokens does not fit the local context of {self._n_ctx}"
             )
-        # Which next tokens each prefix needs a log-probability for.
-        needed: dict[tuple[int, ...], set[int]] = {}
-        for seq in sequences.values():
-            for j, tok in enumerate(seq):
-                needed.setdefault(tuple(seq[:j]), set()).add(tok)
-        logprob_at: dict[tuple[int, ...], dict[int, float]] = {}
         n_vocab = llm.n_vocab()
-        for prefix in sorted(needed):  # lexicographic order = depth-first: maximal KV reuse
-            self._eval_to(llm, [*prompt, *prefix])
-            logits = np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(n_vocab,))
-            top = float(logits.max())
-            log_total = top + math.log(float(np.exp(logits - top).sum()))
-            logprob_at[prefix] = {t: float(logits[t]) - log_total for t in needed[prefix]}
-        scores = {
-            c: sum(logprob_at[tuple(seq[:j])][tok] for j, tok in enumerate(seq))
-            for c, seq in sequences.items()
-        }
+        self._eval_to(llm, prompt)
+        first = _log_softmax(np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(n_vocab,)))
+        scores: dict[str, float] = {}
+        for choice, seq in sequences.items():
+            total = float(first[seq[0]])
+            if len(seq) > 1:
+                # One decode returns the logits at every position of the choice.
+                rows = self._decode_all_logits(llm, seq[:-1], n_past=len(prompt))
+                total += sum(float(_log_softmax(rows[j])[tok]) for j, tok in enumerate(seq[1:]))
+            scores[choice] = total
         best = max(scores, key=lambda c: scores[c])
         return Completion(
             text=best,
@@ -171,6 +164,20 @@ class LocalBackend(Backend):
             completion_tokens=len(sequences[best]),
             choice_logprobs=scores,
         )
+
+    @staticmethod
+    def _decode_all_logits(llm: Any, tokens: list[int], *, n_past: int) -> Any:
+        """Logits at every position of ``tokens`` placed after the first ``n_past`` tokens.
+
+        The engine's bookkeeping (``n_tokens``) stays at ``n_past``: the next ``eval`` drops
+        whatever this wrote into the KV cache beyond it."""
+        import numpy as np
+
+        llm._ctx.kv_cache_seq_rm(-1, n_past, -1)
+        llm._batch.set_batch(batch=tokens, n_past=n_past, logits_all=True)
+        llm._ctx.decode(llm._batch)
+        llm.n_tokens = n_past
+        return np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(len(tokens), llm.n_vocab()))
 
     @staticmethod
     def _eval_to(llm: Any, tokens: list[int]) -> None:
@@ -222,6 +229,13 @@ class LocalBackend(Backend):
             prompt_tokens=int(usage.get("prompt_tokens", 0)),
             completion_tokens=int(usage.get("completion_tokens", 0)),
         )
+
+
+def _log_softmax(logits: Any) -> Any:
+    import numpy as np
+
+    top = float(logits.max())
+    return logits - (top + np.log(np.exp(logits - top).sum()))
 
 
 _CHATML = (

@@ -1,0 +1,1 @@
+"""``python -m evals``: llmcat's regression harness for classification and listing copy."""
