@@ -11,6 +11,7 @@ from .backends.base import Backend, Completion, CompletionRequest
 from .backends.fake import FakeBackend
 from .classify import Classifier
 from .describe import Describer
+from .embeddings import Embedder, HashingEmbedder, OpenAIEmbedder, SentenceTransformerEmbedder
 from .errors import (
     BackendError,
     ConfigError,
@@ -48,14 +49,18 @@ __all__ = [
     "ConfigError",
     "Describer",
     "Description",
+    "Embedder",
     "ErrorRecord",
     "FakeBackend",
     "Finding",
+    "HashingEmbedder",
     "InputError",
     "LlmcatError",
+    "OpenAIEmbedder",
     "OutputError",
     "Product",
     "RateLimitError",
+    "SentenceTransformerEmbedder",
     "ServerError",
     "Settings",
     "Taxonomy",

@@ -1,48 +1,56 @@
 """``Classifier``: put products into categories of a taxonomy with a zero-shot LLM.
 
-The ``flat`` strategy shows the candidate labels (leaf paths) and asks for one, constrained by the
-backend. Every answer passes ``labels.match_label`` against the allowed list: an unconstrained
-server gets one re-ask with the list, and an answer that still names no label becomes an error
-record. A label outside the taxonomy is never returned.
+Strategies (``strategy=``; ``auto`` picks by taxonomy size):
+
+- ``flat``: every leaf path in one constrained choice. For small label sets (auto: <= 50 leaves).
+- ``hierarchical``: top-down, one constrained choice among the children per level, keeping a beam
+  of the ``beam`` most probable partial paths.
+- ``shortlist``: embed the product and every leaf path (cached on disk), take the ``shortlist_k``
+  nearest leaves, then one constrained choice among them. (auto, when an embedder is available)
+- ``embedding``: the nearest leaf by embedding alone, no LLM: the baseline every report shows.
+
+Every answer passes ``labels.match_label`` against the candidates the model was shown; an
+unconstrained server gets one re-ask, and an answer that still names none becomes an error record.
+A label outside the taxonomy is never returned. With a distribution over the candidates (logprobs),
+``min_confidence`` makes the answer stop at the deepest ancestor whose probability reaches it.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+import math
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import ValidationError
-
-from .backends import Backend, create_backend
+from .backends import Backend
 from .backends.base import ChoiceConstraint, Completion, CompletionRequest, Message, Sampling
-from .batch import Progress, map_ordered, run_sync
-from .cache import ResponseCache
-from .calls import ModelCaller
+from .batch import map_ordered, run_sync
 from .confidence import choice_distribution
+from .embeddings import CategoryIndex, Embedder, default_embedder, local_embedder_available
+from .engine import Engine, error_record
 from .errors import ConfigError, InputError, LlmcatError, OutputError
 from .inputs import coerce_product
 from .labels import match_label
 from .prompts import PromptTemplate
 from .settings import Settings
 from .taxonomy import Category, Taxonomy
-from .types import Alternative, Classification, ErrorRecord, Product, Usage
+from .types import Alternative, Classification, Product, Usage
 
 ProductLike = Product | str | Mapping[str, Any]
+Strategy = Literal["auto", "flat", "hierarchical", "shortlist", "embedding"]
+STRATEGIES = ("flat", "hierarchical", "shortlist", "embedding")
 
-#: Labels a flat prompt may list before ``auto`` picks a strategy that narrows them first.
-FLAT_LABEL_LIMIT = 200
+#: ``auto`` uses ``flat`` up to this many leaves.
+FLAT_AUTO_LIMIT = 50
+#: ``flat`` refuses more leaves than this: the prompt would not fit most context windows.
+FLAT_HARD_LIMIT = 2000
+#: Temperature that turns cosine similarities into a distribution for the ``embedding`` strategy.
+EMBEDDING_TEMPERATURE = 0.05
+#: The content-free input scored for contextual calibration.
+CONTENT_FREE = Product(id="content-free", title="N/A")
 
-
-def error_record(exc: BaseException) -> ErrorRecord:
-    """An ErrorRecord for any exception (llmcat's own carry retryable/status)."""
-    return ErrorRecord(
-        type=type(exc).__name__,
-        message=str(exc) or type(exc).__name__,
-        retryable=bool(getattr(exc, "retryable", False)),
-        status_code=getattr(exc, "status_code", None),
-    )
+__all__ = ["STRATEGIES", "Classifier", "error_record"]
 
 
 @dataclass
@@ -50,56 +58,23 @@ class Choice:
     """The result of one constrained choice among candidate categories."""
 
     category: Category
-    distribution: dict[str, float] | None
+    distribution: dict[str, float] | None  # category id -> probability among the candidates
     usage: Usage
     cached: bool
     model: str
 
 
-class Engine:
-    """What Classifier and Describer share: the backend, the caller and the settings."""
+@dataclass
+class Outcome:
+    """What a strategy found for one product, before it becomes a Classification."""
 
-    def __init__(
-        self,
-        *,
-        backend: Backend | str | None,
-        settings: Settings | None,
-        overrides: dict[str, Any],
-    ) -> None:
-        base = settings or Settings()
-        given = {k: v for k, v in overrides.items() if v is not None}
-        try:
-            merged = Settings.model_validate({**base.model_dump(), **given})
-        except ValidationError as exc:
-            raise ConfigError(
-                f"invalid settings: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}"
-            ) from None
-        self.settings = merged.resolved()
-        if isinstance(backend, Backend):
-            self.backend = backend
-        else:
-            if isinstance(backend, str):
-                self.settings = self.settings.model_copy(update={"backend": backend})
-            self.backend = create_backend(self.settings)
-        assert self.settings.cache_dir is not None
-        self.cache = ResponseCache(self.settings.cache_dir) if self.settings.cache else None
-        self.caller = ModelCaller(
-            self.backend, cache=self.cache, timeout=self.settings.timeout, retry=self.settings.retry
-        )
-
-    @property
-    def concurrency(self) -> int:
-        return self.settings.concurrency or self.backend.max_concurrency
-
-    async def call(
-        self, request: CompletionRequest, is_valid: Callable[[Completion], bool] | None = None
-    ) -> Completion:
-        return await self.caller(request, is_valid=is_valid)
-
-    def progress(self, total: int | None, label: str, enabled: bool | None) -> Progress:
-        return Progress(
-            total, label=label, enabled=enabled if enabled is not None else self.settings.progress
-        )
+    category: Category
+    distribution: dict[str, float] | None = None
+    usage: Usage = field(default_factory=Usage)
+    cached: bool = True
+    model: str = ""
+    confidence: float | None = None
+    stopped_early: bool = False
 
 
 class Classifier:
@@ -121,17 +96,33 @@ class Classifier:
         settings: Settings | None = None,
         cache: bool | None = None,
         concurrency: int | None = None,
+        strategy: Strategy = "auto",
+        beam: int = 2,
+        shortlist_k: int = 10,
+        embedder: Embedder | None = None,
+        embedding_model: str | None = None,
+        min_confidence: float | None = None,
+        review_threshold: float = 0.5,
+        calibration: Literal["contextual"] | None = None,
         template_dir: str | Path | None = None,
         template: str = "classify.j2",
-        review_threshold: float = 0.5,
+        step_template: str = "classify_step.j2",
         description_chars: int = 300,
         attribute_limit: int = 10,
     ) -> None:
         self.taxonomy = (
             taxonomy if isinstance(taxonomy, Taxonomy) else Taxonomy.from_labels(list(taxonomy))
         )
-        if not 0.0 <= review_threshold <= 1.0:
-            raise ConfigError("review_threshold must be within [0, 1]")
+        for name, value in (
+            ("review_threshold", review_threshold),
+            ("min_confidence", min_confidence),
+        ):
+            if value is not None and not 0.0 <= value <= 1.0:
+                raise ConfigError(f"{name} must be within [0, 1], got {value}")
+        if beam < 1 or shortlist_k < 1:
+            raise ConfigError("beam and shortlist_k must be at least 1")
+        if calibration not in (None, "contextual"):
+            raise ConfigError(f"unknown calibration {calibration!r}; use 'contextual' or None")
         self.engine = Engine(
             backend=backend,
             settings=settings,
@@ -144,20 +135,69 @@ class Classifier:
             },
         )
         self.template = PromptTemplate(template, template_dir)
+        self.step_template = PromptTemplate(step_template, template_dir)
         self.review_threshold = review_threshold
+        self.min_confidence = min_confidence
+        self.calibration = calibration
+        self.beam = beam
+        self.shortlist_k = shortlist_k
         self.description_chars = description_chars
         self.attribute_limit = attribute_limit
-        self.strategy = "flat"
         self._leaves = self.taxonomy.leaves()
-        if len(self._leaves) > FLAT_LABEL_LIMIT * 10:
+        self._embedder = embedder
+        self._embedding_model = embedding_model
+        self._index: CategoryIndex | None = None
+        self.strategy = self._pick_strategy(strategy)
+
+    def _pick_strategy(self, strategy: str) -> str:
+        if strategy == "auto":
+            if len(self._leaves) <= FLAT_AUTO_LIMIT:
+                return "flat"
+            if self._embedder is not None or self._embedding_model or local_embedder_available():
+                return "shortlist"
+            return "hierarchical"
+        if strategy not in STRATEGIES:
             raise ConfigError(
-                f"{len(self._leaves)} labels are too many for one prompt; the flat strategy "
-                f"takes up to {FLAT_LABEL_LIMIT * 10}"
+                f"unknown strategy {strategy!r}; use auto or one of {', '.join(STRATEGIES)}"
             )
+        if strategy == "flat" and len(self._leaves) > FLAT_HARD_LIMIT:
+            raise ConfigError(
+                f"{len(self._leaves)} labels are too many for one prompt (flat takes up to "
+                f"{FLAT_HARD_LIMIT}); use strategy='shortlist' or 'hierarchical'"
+            )
+        return strategy
 
     @property
     def backend(self) -> Backend:
         return self.engine.backend
+
+    @property
+    def prompt_version(self) -> str:
+        """The version of the template(s) this strategy renders."""
+        if self.strategy == "hierarchical":
+            return self.step_template.version
+        if self.strategy == "embedding":
+            return f"embedding:{self.embedder().name}"
+        return self.template.version
+
+    def embedder(self) -> Embedder:
+        """The embedder of the shortlist and embedding strategies, created on first use."""
+        if self._embedder is None:
+            s = self.engine.settings
+            self._embedder = default_embedder(
+                base_url=s.base_url, embedding_model=self._embedding_model, api_key=s.api_key
+            )
+        return self._embedder
+
+    def category_index(self) -> CategoryIndex:
+        """Embeddings of every leaf path, cached on disk per taxonomy version and embedder."""
+        if self._index is None:
+            texts = {c.id: c.path_text for c in self._leaves}
+            cache_dir = self.engine.settings.cache_dir if self.engine.settings.cache else None
+            self._index = CategoryIndex(
+                self.embedder(), texts, version=self.taxonomy.version, cache_dir=cache_dir
+            )
+        return self._index
 
     # -- one product ----------------------------------------------------------------------------
 
@@ -176,11 +216,10 @@ class Classifier:
     ) -> AsyncIterator[Classification]:
         """Yield one Classification per input, in input order, with bounded concurrency."""
         total = len(products) if isinstance(products, Sequence) else None
-        bar = self.engine.progress(total, "classify", progress)
+        bar = self.engine.progress(total, f"classify ({self.strategy})", progress)
+        concurrency = self.engine.concurrency
         try:
-            async for result in map_ordered(
-                self._classify_item, products, concurrency=self.engine.concurrency
-            ):
+            async for result in map_ordered(self._classify_item, products, concurrency=concurrency):
                 bar.update(error=result.error is not None, cached=result.cached)
                 yield result
         finally:
@@ -198,7 +237,13 @@ class Classifier:
         """Blocking ``aclassify_many``."""
         return run_sync(self.aclassify_many(products, progress=progress))
 
-    # -- internals ------------------------------------------------------------------------------
+    async def aclose(self) -> None:
+        """Close the backend's connections and the cache."""
+        await self.backend.aclose()
+        if self.engine.cache is not None:
+            self.engine.cache.close()
+
+    # -- per item -------------------------------------------------------------------------------
 
     async def _classify_item(self, item: ProductLike | InputError, index: int) -> Classification:
         product_id = _item_id(item, index)
@@ -207,7 +252,8 @@ class Classifier:
                 raise item
             product = coerce_product(item, index)
             product_id = product.id
-            return await self._classify_product(product)
+            outcome = await self._run_strategy(product)
+            return self._result(product, outcome)
         except ConfigError:
             raise  # the caller's setup is wrong for every item: stop and say so
         except LlmcatError as exc:
@@ -215,83 +261,160 @@ class Classifier:
         except Exception as exc:  # a batch never dies because of one item, even on a bug
             return self._failed(product_id, exc)
 
+    async def _run_strategy(self, product: Product) -> Outcome:
+        if self.strategy == "hierarchical":
+            return await self._hierarchical(product)
+        if self.strategy == "embedding":
+            return await self._embedding(product)
+        candidates = self._leaves
+        if self.strategy == "shortlist":
+            nearest = await self.category_index().nearest(product_text(product), self.shortlist_k)
+            candidates = [self.taxonomy.get(cid) for cid, _ in nearest]
+        choice = await self.choose(product, candidates)
+        return self._settle(choice)
+
+    def _settle(self, choice: Choice) -> Outcome:
+        """Apply ``min_confidence``: stop at the deepest ancestor whose probability reaches it."""
+        outcome = Outcome(
+            category=choice.category,
+            distribution=choice.distribution,
+            usage=choice.usage,
+            cached=choice.cached,
+            model=choice.model,
+        )
+        if choice.distribution is None:
+            return outcome
+        chain = self.taxonomy.ancestors(choice.category.id)
+        mass = {
+            node.id: sum(
+                p for cid, p in choice.distribution.items() if _under(self.taxonomy, cid, node.id)
+            )
+            for node in chain
+        }
+        outcome.confidence = mass[choice.category.id]
+        if self.min_confidence is None or outcome.confidence >= self.min_confidence:
+            return outcome
+        confident = [node for node in chain if mass[node.id] >= self.min_confidence]
+        stop = confident[-1] if confident else chain[0]
+        outcome.category, outcome.confidence, outcome.stopped_early = stop, mass[stop.id], True
+        return outcome
+
+    async def _embedding(self, product: Product) -> Outcome:
+        nearest = await self.category_index().nearest(product_text(product), self.shortlist_k)
+        logits = {cid: sim / EMBEDDING_TEMPERATURE for cid, sim in nearest}
+        top = max(logits.values())
+        exps = {cid: math.exp(v - top) for cid, v in logits.items()}
+        total = sum(exps.values())
+        distribution = {cid: v / total for cid, v in exps.items()}
+        best = self.taxonomy.get(nearest[0][0])
+        choice = Choice(best, distribution, Usage(), cached=False, model=self.embedder().name)
+        return self._settle(choice)
+
+    async def _hierarchical(self, product: Product) -> Outcome:
+        # Each beam entry: (node or None for the root, probability of the path, stopped early)
+        beams: list[tuple[Category | None, float, bool]] = [(None, 1.0, False)]
+        usage, cached, model, has_probs = Usage(), True, self.backend.model, True
+        while True:
+            expanded: list[tuple[Category | None, float, bool]] = []
+            for node, prob, stopped in beams:
+                children = self.taxonomy.children(node.id if node else None)
+                if stopped or not children:
+                    expanded.append((node, prob, stopped))
+                    continue
+                choice = await self.choose(product, children, step=node)
+                usage, cached, model = usage + choice.usage, cached and choice.cached, choice.model
+                if choice.distribution is None:
+                    has_probs = False
+                    expanded.append((choice.category, prob, False))
+                    continue
+                ranked = sorted(choice.distribution.items(), key=lambda kv: -kv[1])[: self.beam]
+                for cid, q in ranked:
+                    low = self.min_confidence is not None and q < self.min_confidence
+                    if low and node is not None:
+                        expanded.append((node, prob, True))  # the child is unclear: stop here
+                    else:
+                        expanded.append((self.taxonomy.get(cid), prob * q, False))
+            expanded.sort(key=lambda b: -b[1])
+            beams = _dedupe(expanded)[: self.beam]
+            if all(
+                stopped or not self.taxonomy.children(n.id if n else None)
+                for n, _, stopped in beams
+            ):
+                break
+        best, prob, stopped = beams[0]
+        assert best is not None
+        distribution = None
+        if has_probs:
+            total = sum(p for _, p, _ in beams) or 1.0
+            distribution = {n.id: p / total for n, p, _ in beams if n is not None}
+        return Outcome(
+            category=best,
+            distribution=distribution,
+            usage=usage,
+            cached=cached,
+            model=model,
+            confidence=prob if has_probs else None,
+            stopped_early=stopped,
+        )
+
+    def _result(self, product: Product, outcome: Outcome) -> Classification:
+        alternatives = []
+        if outcome.distribution is not None:
+            ranked = sorted(outcome.distribution.items(), key=lambda kv: -kv[1])[:5]
+            for cid, probability in ranked:
+                cat = self.taxonomy.get(cid)
+                alternatives.append(
+                    Alternative(category_id=cat.id, path=list(cat.path), probability=probability)
+                )
+        confidence = outcome.confidence
+        return Classification(
+            product_id=product.id,
+            category_id=outcome.category.id,
+            path=list(outcome.category.path),
+            confidence=None if confidence is None else min(1.0, max(0.0, confidence)),
+            alternatives=alternatives,
+            needs_review=confidence is not None and confidence < self.review_threshold,
+            stopped_early=outcome.stopped_early,
+            strategy=self.strategy,
+            model=outcome.model or self.backend.model,
+            prompt_version=self.prompt_version,
+            usage=outcome.usage,
+            cached=outcome.cached and outcome.usage.calls == 0,
+        )
+
     def _failed(self, product_id: str, exc: BaseException) -> Classification:
         return Classification(
             product_id=product_id,
             strategy=self.strategy,
             model=self.backend.model,
-            prompt_version=self.template.version,
+            prompt_version=self.prompt_version,
             error=error_record(exc),
         )
 
-    async def _classify_product(self, product: Product) -> Classification:
-        choice = await self.choose(product, self._leaves)
-        return self._result(product, choice)
+    # -- one constrained choice -----------------------------------------------------------------
 
-    def _result(self, product: Product, choice: Choice) -> Classification:
-        alternatives = []
-        confidence = None
-        if choice.distribution is not None:
-            by_label = {_label(c): c for c in self._leaves}
-            ranked = sorted(choice.distribution.items(), key=lambda kv: -kv[1])
-            confidence = choice.distribution.get(_label(choice.category), 0.0)
-            for label, probability in ranked[:5]:
-                cat = by_label.get(label)
-                if cat is not None:
-                    alternatives.append(
-                        Alternative(
-                            category_id=cat.id, path=list(cat.path), probability=probability
-                        )
-                    )
-        return Classification(
-            product_id=product.id,
-            category_id=choice.category.id,
-            path=list(choice.category.path),
-            confidence=confidence,
-            alternatives=alternatives,
-            needs_review=confidence is not None and confidence < self.review_threshold,
-            strategy=self.strategy,
-            model=choice.model,
-            prompt_version=self.template.version,
-            usage=choice.usage,
-            cached=choice.cached,
-        )
+    async def choose(
+        self, product: Product, candidates: Sequence[Category], *, step: Category | None = None
+    ) -> Choice:
+        """One constrained choice among ``candidates``, re-asking once if the answer is unusable.
 
-    async def choose(self, product: Product, candidates: Sequence[Category]) -> Choice:
-        """One constrained choice among ``candidates``, re-asking once if the answer is unusable."""
-        by_label = {_label(c): c for c in candidates}
+        ``step`` set means a hierarchical step below that node: candidates are shown by name,
+        with the product before them so that every level re-uses the cached product prefix.
+        """
+        hierarchical = step is not None or self.strategy == "hierarchical"
+        by_label = {(c.name if hierarchical else c.path_text): c for c in candidates}
         labels = list(by_label)
-        messages = self.template.render(
-            {
-                "product": product,
-                "labels": labels,
-                "description_chars": self.description_chars,
-                "attribute_limit": self.attribute_limit,
-            }
-        )
-        request = CompletionRequest(
-            messages=messages,
-            constraint=ChoiceConstraint(choices=labels),
-            sampling=Sampling(
-                temperature=0.0, max_tokens=_max_label_tokens(labels), top_logprobs=20
-            ),
-            prompt_version=self.template.version,
-        )
-
-        def valid(c: Completion) -> bool:
-            return match_label(c.text, labels) is not None
-
-        completion = await self.engine.call(request, valid)
+        request = self._request(product, labels, hierarchical, step)
+        completion = await self._ask(request, labels)
         usage = _usage(completion)
-        label = match_label(completion.text, labels)
         cached = completion.cached
+        label = match_label(completion.text, labels)
         if label is None:
             retry = request.model_copy(
-                update={"messages": [*messages, *_reask_messages(completion.text, labels)]}
+                update={"messages": [*request.messages, *_reask_messages(completion.text, labels)]}
             )
-            completion = await self.engine.call(retry, valid)
-            usage = usage + _usage(completion)
-            cached = cached and completion.cached
+            completion = await self._ask(retry, labels)
+            usage, cached = usage + _usage(completion), cached and completion.cached
             label = match_label(completion.text, labels)
         if label is None:
             raise OutputError(
@@ -301,7 +424,17 @@ class Classifier:
             )
         distribution = None
         if completion.text == label:
-            distribution = choice_distribution(completion, labels)
+            by_text = choice_distribution(completion, labels)
+            if by_text is not None and self.calibration == "contextual":
+                prior_request = self._request(CONTENT_FREE, labels, hierarchical, step)
+                prior_completion = await self._ask(prior_request, labels)
+                usage = usage + _usage(prior_completion)
+                prior = choice_distribution(prior_completion, labels)
+                if prior is not None:
+                    by_text = contextual_calibrate(by_text, prior)
+                    label = max(by_text, key=by_text.__getitem__)
+            if by_text is not None:
+                distribution = {by_label[k].id: v for k, v in by_text.items() if k in by_label}
         return Choice(
             category=by_label[label],
             distribution=distribution,
@@ -310,15 +443,69 @@ class Classifier:
             model=completion.model or self.backend.model,
         )
 
-    async def aclose(self) -> None:
-        """Close the backend's connections and the cache."""
-        await self.backend.aclose()
-        if self.engine.cache is not None:
-            self.engine.cache.close()
+    def _request(
+        self, product: Product, labels: list[str], hierarchical: bool, step: Category | None
+    ) -> CompletionRequest:
+        template = self.step_template if hierarchical else self.template
+        messages = template.render(
+            {
+                "product": product,
+                "labels": labels,
+                "parent": step.path_text if step is not None else "",
+                "description_chars": self.description_chars,
+                "attribute_limit": self.attribute_limit,
+            }
+        )
+        return CompletionRequest(
+            messages=messages,
+            constraint=ChoiceConstraint(choices=labels),
+            sampling=Sampling(
+                temperature=0.0, max_tokens=_max_label_tokens(labels), top_logprobs=20
+            ),
+            prompt_version=template.version,
+        )
+
+    async def _ask(self, request: CompletionRequest, labels: list[str]) -> Completion:
+        def valid(c: Completion) -> bool:
+            return match_label(c.text, labels) is not None
+
+        return await self.engine.call(request, valid)
 
 
-def _label(category: Category) -> str:
-    return category.path_text
+def contextual_calibrate(
+    distribution: Mapping[str, float], prior: Mapping[str, float]
+) -> dict[str, float]:
+    """Divide out the label prior measured on a content-free input, then renormalise
+    (Zhao et al. 2021, "Calibrate Before Use")."""
+    scores = {k: p / max(prior.get(k, 0.0), 1e-9) for k, p in distribution.items()}
+    total = sum(scores.values()) or 1.0
+    return {k: v / total for k, v in scores.items()}
+
+
+def product_text(product: Product) -> str:
+    """The text embedded for a product: title, brand and a few attributes."""
+    parts = [product.title]
+    if product.brand:
+        parts.append(product.brand)
+    parts += [f"{k}: {v}" for k, v in list(product.attributes.items())[:6]]
+    return ". ".join(parts)
+
+
+def _under(taxonomy: Taxonomy, category_id: str, ancestor_id: str) -> bool:
+    return any(node.id == ancestor_id for node in taxonomy.ancestors(category_id))
+
+
+def _dedupe(
+    beams: list[tuple[Category | None, float, bool]],
+) -> list[tuple[Category | None, float, bool]]:
+    seen: set[str | None] = set()
+    out = []
+    for node, prob, stopped in beams:
+        key = node.id if node else None
+        if key not in seen:
+            seen.add(key)
+            out.append((node, prob, stopped))
+    return out
 
 
 def _usage(completion: Completion) -> Usage:
@@ -354,6 +541,3 @@ def _item_id(item: object, index: int) -> str:
     if isinstance(item, Mapping) and item.get("id") not in (None, ""):
         return str(item["id"])
     return str(index)
-
-
-__all__ = ["Classifier", "Engine", "error_record"]

@@ -19,7 +19,8 @@ from pydantic import BaseModel, Field
 from .backends import Backend
 from .backends.base import Completion, CompletionRequest, JsonConstraint, Sampling
 from .batch import run_sync
-from .classify import Engine, ProductLike, error_record
+from .classify import ProductLike
+from .engine import Engine, error_record
 from .errors import ConfigError, InputError, LlmcatError, OutputError
 from .grounding import check_copy, input_text, used_attributes
 from .inputs import coerce_product

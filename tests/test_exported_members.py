@@ -14,6 +14,8 @@ def test_public_surface_is_what_we_meant() -> None:
         "classify",
         "confidence",
         "describe",
+        "embeddings",
+        "engine",
         "errors",
         "grounding",
         "inputs",

