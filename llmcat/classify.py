@@ -104,6 +104,7 @@ class Classifier:
         min_confidence: float | None = None,
         review_threshold: float = 0.5,
         calibration: Literal["contextual"] | None = None,
+        fuse_embedding: bool = True,
         template_dir: str | Path | None = None,
         template: str = "classify.j2",
         step_template: str = "classify_step.j2",
@@ -139,6 +140,7 @@ class Classifier:
         self.review_threshold = review_threshold
         self.min_confidence = min_confidence
         self.calibration = calibration
+        self.fuse_embedding = fuse_embedding
         self.beam = beam
         self.shortlist_k = shortlist_k
         self.description_chars = description_chars
@@ -266,11 +268,14 @@ class Classifier:
             return await self._hierarchical(product)
         if self.strategy == "embedding":
             return await self._embedding(product)
-        candidates = self._leaves
-        if self.strategy == "shortlist":
-            nearest = await self.category_index().nearest(product_text(product), self.shortlist_k)
-            candidates = [self.taxonomy.get(cid) for cid, _ in nearest]
-        choice = await self.choose(product, candidates)
+        if self.strategy == "flat":
+            return self._settle(await self.choose(product, self._leaves))
+        nearest = await self.category_index().nearest(product_text(product), self.shortlist_k)
+        choice = await self.choose(product, [self.taxonomy.get(cid) for cid, _ in nearest])
+        if self.fuse_embedding and choice.distribution is not None:
+            fused = product_of_experts(choice.distribution, similarity_distribution(nearest))
+            choice.distribution = fused
+            choice.category = self.taxonomy.get(max(fused, key=fused.__getitem__))
         return self._settle(choice)
 
     def _settle(self, choice: Choice) -> Outcome:
@@ -301,11 +306,7 @@ class Classifier:
 
     async def _embedding(self, product: Product) -> Outcome:
         nearest = await self.category_index().nearest(product_text(product), self.shortlist_k)
-        logits = {cid: sim / EMBEDDING_TEMPERATURE for cid, sim in nearest}
-        top = max(logits.values())
-        exps = {cid: math.exp(v - top) for cid, v in logits.items()}
-        total = sum(exps.values())
-        distribution = {cid: v / total for cid, v in exps.items()}
+        distribution = similarity_distribution(nearest)
         best = self.taxonomy.get(nearest[0][0])
         choice = Choice(best, distribution, Usage(), cached=False, model=self.embedder().name)
         return self._settle(choice)
@@ -470,6 +471,25 @@ class Classifier:
             return match_label(c.text, labels) is not None
 
         return await self.engine.call(request, valid)
+
+
+def similarity_distribution(nearest: Sequence[tuple[str, float]]) -> dict[str, float]:
+    """Cosine similarities as a distribution: softmax at ``EMBEDDING_TEMPERATURE``."""
+    logits = {cid: sim / EMBEDDING_TEMPERATURE for cid, sim in nearest}
+    top = max(logits.values())
+    exps = {cid: math.exp(v - top) for cid, v in logits.items()}
+    total = sum(exps.values())
+    return {cid: v / total for cid, v in exps.items()}
+
+
+def product_of_experts(*distributions: Mapping[str, float]) -> dict[str, float]:
+    """The normalised product of distributions over the same candidates."""
+    keys = set(distributions[0]).intersection(*distributions[1:])
+    scores = {k: math.prod(d[k] for d in distributions) for k in keys}
+    total = sum(scores.values())
+    if total <= 0:
+        return dict(distributions[0])
+    return {k: v / total for k, v in scores.items()}
 
 
 def contextual_calibrate(

@@ -191,3 +191,26 @@ def test_contextual_calibration_divides_out_the_label_prior() -> None:
     ).classify("wooden train")
     assert plain.path == ["Shoes"] and calibrated.path == ["Toys"]
     assert calibrated.confidence == pytest.approx((0.4 / 0.3) / (0.6 / 0.7 + 0.4 / 0.3))
+
+
+def test_shortlist_fuses_the_llm_with_the_embedding_ranking() -> None:
+    from llmcat.classify import product_of_experts
+
+    assert product_of_experts({"a": 0.5, "b": 0.5}, {"a": 0.9, "b": 0.1}) == pytest.approx(
+        {"a": 0.9, "b": 0.1}
+    )
+    # The LLM slightly prefers Shirts; the product text clearly matches the smartphone leaf.
+    backend = scripted({"Apparel > Shirts": 0.55, "Electronics > Phones > Smartphones": 0.45})
+    kwargs = {
+        "backend": backend,
+        "strategy": "shortlist",
+        "shortlist_k": 3,
+        "embedder": HashingEmbedder(),
+        "cache": False,
+    }
+    fused = Classifier(TAX, **kwargs).classify("Electronics phones smartphones")  # type: ignore[arg-type]
+    alone = Classifier(TAX, fuse_embedding=False, **kwargs).classify(
+        "Electronics phones smartphones"
+    )  # type: ignore[arg-type]
+    assert fused.path == ["Electronics", "Phones", "Smartphones"]
+    assert alone.path == ["Apparel", "Shirts"]
