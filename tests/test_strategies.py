@@ -204,7 +204,7 @@ def test_shortlist_fuses_the_llm_with_the_embedding_ranking() -> None:
     kwargs = {
         "backend": backend,
         "strategy": "shortlist",
-        "shortlist_k": 3,
+        "shortlist_k": 6,
         "embedder": HashingEmbedder(),
         "cache": False,
     }
