@@ -1,0 +1,188 @@
+"""summary.md (fit for a CI job summary) and a self-contained report.html for one run."""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+from . import metrics as M
+from .runner import outcome_of
+
+HEADLINE = (
+    "accuracy",
+    "accuracy_level_1",
+    "accuracy_level_2",
+    "accuracy_level_3",
+    "macro_f1",
+    "weighted_f1",
+    "hierarchical_f1",
+    "invalid_rate",
+    "error_rate",
+    "ece",
+    "prompt_tokens_per_item",
+    "items_per_s",
+)
+DESCRIPTION = (
+    "schema_valid_rate",
+    "length_compliance",
+    "attribute_coverage",
+    "invented_number_rate",
+    "forbidden_rate",
+    "language_match",
+    "flagged_rate",
+    "error_rate",
+    "prompt_tokens_per_item",
+    "items_per_s",
+)
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:.3f}" if abs(value) < 1000 else f"{value:.0f}"
+    return str(value)
+
+
+def summary_markdown(run: dict[str, Any], gate_lines: list[str] | None = None) -> str:
+    m, man = run["metrics"], run["manifest"]
+    out = [f"## llmcat eval: `{run['suite']}`", ""]
+    out.append(
+        f"backend `{man['backend']}`, model `{man['model']}`, strategy `{man.get('strategy', '')}`, "
+        f"commit `{(man['git'].get('commit') or '?')[:10]}`{' (dirty)' if man['git'].get('dirty') else ''}, "
+        f"{man['duration_s']:.0f} s"
+    )
+    out.append("")
+    if "accuracy" in m:
+        embedding = run.get("baselines", {}).get("embedding")
+        out.append("### Classification")
+        out.append("")
+        out.append(
+            f"| metric | {m.get('strategy', 'llm')} |"
+            + (" embedding baseline |" if embedding else "")
+        )
+        out.append("| --- | ---: |" + (" ---: |" if embedding else ""))
+        for key in HEADLINE:
+            if key in m:
+                row = f"| {key} | {_fmt(m[key])} |"
+                if embedding:
+                    row += f" {_fmt(embedding.get(key))} |"
+                out.append(row)
+        out.append("")
+    if "description" in m:
+        d = m["description"]
+        out.append("### Descriptions")
+        out.append("")
+        out.append("| metric | value |")
+        out.append("| --- | ---: |")
+        out += [f"| {key} | {_fmt(d[key])} |" for key in DESCRIPTION if key in d]
+        out.append("")
+    if gate_lines:
+        out.append("### Against the baseline")
+        out.append("")
+        out += [f"- {line}" for line in gate_lines]
+        out.append("")
+    return "\n".join(out)
+
+
+def _table(headers: list[str], rows: list[list[Any]]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(_fmt(c))}</td>" for c in row) + "</tr>" for row in rows
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def calibration_svg(bins: list[dict[str, float]], size: int = 260) -> str:
+    """A reliability diagram: accuracy per confidence bin against the diagonal."""
+    pad = 30
+    inner = size - 2 * pad
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{size}" height="{size}" role="img" aria-label="calibration plot">',
+        f'<rect x="{pad}" y="{pad}" width="{inner}" height="{inner}" fill="none" stroke="#999"/>',
+        f'<line x1="{pad}" y1="{pad + inner}" x2="{pad + inner}" y2="{pad}" stroke="#bbb" stroke-dasharray="4"/>',
+    ]
+    for b in bins:
+        x = pad + b["low"] * inner
+        w = (b["high"] - b["low"]) * inner
+        h = b["accuracy"] * inner
+        parts.append(
+            f'<rect x="{x + 1:.1f}" y="{pad + inner - h:.1f}" width="{w - 2:.1f}" height="{h:.1f}" fill="#4a7bd0" opacity="0.8"><title>conf {b["confidence"]:.2f}, acc {b["accuracy"]:.2f}, n={b["count"]:.0f}</title></rect>'
+        )
+    parts.append(
+        f'<text x="{size / 2}" y="{size - 6}" font-size="11" text-anchor="middle">confidence</text>'
+    )
+    parts.append(
+        f'<text x="10" y="{size / 2}" font-size="11" transform="rotate(-90 10 {size / 2})" text-anchor="middle">accuracy</text>'
+    )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def report_html(
+    run: dict[str, Any],
+    samples: list[dict[str, Any]],
+    flipped: list[dict[str, Any]] | None = None,
+    gate_lines: list[str] | None = None,
+) -> str:
+    sections = [f"<h1>llmcat eval: {html.escape(run['suite'])}</h1>"]
+    sections.append("<pre>" + html.escape(summary_markdown(run, gate_lines)) + "</pre>")
+    cls = [s for s in samples if s["task"] == "classify" and not s.get("baseline")]
+    if cls:
+        outcomes = [outcome_of(s) for s in cls]
+        table = M.per_class(outcomes)
+        rows = sorted(table.items(), key=lambda kv: -kv[1]["support"])[:60]
+        sections.append("<h2>Per class (top 60 by support)</h2>")
+        sections.append(
+            _table(
+                ["class", "support", "precision", "recall", "F1"],
+                [[k, v["support"], v["precision"], v["recall"], v["f1"]] for k, v in rows],
+            )
+        )
+        sections.append("<h2>Top confusions</h2>")
+        sections.append(
+            _table(["gold", "predicted", "count"], [list(c) for c in M.top_confusions(outcomes)])
+        )
+        sections.append("<h2>Accuracy per level</h2>")
+        sections.append(
+            _table(
+                ["level", "accuracy"], [[k, v] for k, v in M.accuracy_per_level(outcomes).items()]
+            )
+        )
+        bins = M.reliability(outcomes)
+        sections.append("<h2>Calibration</h2>")
+        if bins:
+            sections.append(calibration_svg(bins))
+            sections.append(
+                _table(
+                    ["coverage", "accuracy", "threshold"],
+                    [
+                        [r["coverage"], r["accuracy"], r["threshold"]]
+                        for r in M.accuracy_vs_coverage(outcomes)
+                    ],
+                )
+            )
+        else:
+            sections.append("<p>No confidences: the backend gave no logprobs.</p>")
+    if flipped:
+        sections.append("<h2>Items that flipped against the baseline</h2>")
+        sections.append(
+            _table(
+                ["id", "gold", "baseline", "run", "now correct"],
+                [
+                    [
+                        f["id"],
+                        " > ".join(f["gold"]),
+                        " > ".join(f["baseline"]),
+                        " > ".join(f["run"]),
+                        f["now_correct"],
+                    ]
+                    for f in flipped
+                ],
+            )
+        )
+    style = (
+        "body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px}table{border-collapse:collapse;margin:1em 0}"
+        "td,th{border:1px solid #ddd;padding:4px 8px;font-size:13px;text-align:left}th{background:#f4f4f4}pre{background:#f8f8f8;padding:1em}"
+    )
+    return f"<!doctype html><html><head><meta charset='utf-8'><title>llmcat eval</title><style>{style}</style></head><body>{''.join(sections)}</body></html>\n"

@@ -1,0 +1,566 @@
+"""Run a suite, score every item, write run.json / samples.jsonl / summary.md / report.html, and
+gate the run against a stored baseline.
+
+Exit codes (``GateResult.exit_code``): 0 pass; 1 significant regression; 2 usage or configuration
+error; 3 infrastructure errors above ``max_error_rate``; 4 baseline not comparable (dataset hash,
+taxonomy or template differ).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.metadata
+import json
+import platform
+import re
+import subprocess
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from llmcat import Backend, Classifier, Describer, Settings
+from llmcat.batch import map_ordered
+from llmcat.describe import CopyLimits, copy_fields, count_words
+from llmcat.embeddings import HashingEmbedder, local_embedder_available
+from llmcat.errors import ConfigError
+from llmcat.grounding import check_copy, input_text
+from llmcat.types import Classification, Description
+
+from . import metrics as M
+from .paths import REPO
+from .stats import mcnemar_exact, paired_bootstrap
+from .suites import ClassificationRecord, DescriptionRecord, Suite
+
+EXIT_PASS, EXIT_REGRESSION, EXIT_USAGE, EXIT_INFRA, EXIT_NOT_COMPARABLE = 0, 1, 2, 3, 4
+PACKAGES = (
+    "llmcat",
+    "openai",
+    "pydantic",
+    "jinja2",
+    "llama_cpp_python",
+    "sentence-transformers",
+    "torch",
+    "vllm",
+)
+_CJK = re.compile(r"[\u3400-\u9fff]")
+
+
+@dataclass
+class RunOptions:
+    suite: str = "golden"
+    task: str = "all"  # all | classify | describe
+    backend: str | None = None
+    base_url: str | None = None
+    model: str | None = None
+    strategy: str = "auto"
+    limit: int | None = None
+    concurrency: int | None = None
+    cache: bool = True
+    seed: int = 0
+    embedding_baseline: bool = True
+    limits: CopyLimits = field(default_factory=CopyLimits)
+
+
+# -- scoring ------------------------------------------------------------------------------------
+
+
+def score_classification(
+    record: ClassificationRecord, result: Classification, suite: Suite
+) -> dict[str, Any]:
+    """Per-item scores; a prediction that is not a node of the taxonomy is ``invalid``."""
+    gold = tuple(record.gold.path)
+    invalid = False
+    pred: tuple[str, ...] | None = None
+    if result.error is None:
+        node = suite.taxonomy.find_path(result.path)
+        if node is None or node.id != result.category_id:
+            invalid = True
+        else:
+            pred = tuple(result.path)
+    scores: dict[str, Any] = {
+        "correct": pred == gold,
+        "invalid": invalid,
+        "error": result.error is not None,
+    }
+    for level in range(1, suite.max_level + 1):
+        if len(gold) >= level:
+            scores[f"level_{level}"] = pred is not None and pred[:level] == gold[:level]
+    return scores
+
+
+def outcome_of(sample: dict[str, Any]) -> M.Outcome:
+    output, scores = sample["output"], sample["scores"]
+    pred = None if scores["invalid"] or scores["error"] else tuple(output["path"])
+    return M.Outcome(
+        gold=tuple(sample["gold"]),
+        pred=pred,
+        confidence=output.get("confidence"),
+        error=scores["error"],
+        invalid=scores["invalid"],
+    )
+
+
+def detect_language(text: str) -> str:
+    """'zh' when a tenth or more of the letters are CJK, else 'en' (enough for en/zh checks)."""
+    letters = [c for c in text if c.isalpha()]
+    if not letters:
+        return "unknown"
+    return "zh" if len(_CJK.findall(text)) / len(letters) >= 0.1 else "en"
+
+
+def score_description(
+    record: DescriptionRecord, result: Description, limits: CopyLimits
+) -> dict[str, Any]:
+    """Schema validity, limits, coverage, invented numbers, forbidden terms, language."""
+    if result.error is not None:
+        return {
+            "error": True,
+            "schema_valid": False,
+            "length_ok": False,
+            "coverage": 0.0,
+            "invented_numbers": 0,
+            "forbidden_hits": 0,
+            "language_ok": False,
+            "flagged": False,
+        }
+    copy = {"title": result.title, "bullets": result.bullets, "body": result.body}
+    schema_valid = (
+        bool(result.title)
+        and bool(result.body)
+        and len(result.bullets) == limits.bullets
+        and all(isinstance(b, str) and b for b in result.bullets)
+    )
+    length_ok = (
+        count_words(result.title) <= limits.title_words
+        and count_words(result.body) <= limits.body_words
+        and all(count_words(b) <= limits.bullet_words for b in result.bullets)
+    )
+    text = " ".join(copy_fields(copy).values()).lower()
+    found = [m for m in record.must_mention if m.lower() in text]
+    p = record.product
+    source = input_text(
+        {"title": p.title, "brand": p.brand, "description": p.description}, p.attributes
+    )
+    invented = [f for f in check_copy(copy_fields(copy), source) if f.kind == "unsupported_number"]
+    return {
+        "error": False,
+        "schema_valid": schema_valid,
+        "length_ok": length_ok,
+        "coverage": len(found) / len(record.must_mention) if record.must_mention else 1.0,
+        "invented_numbers": len(invented),
+        "forbidden_hits": sum(term.lower() in text for term in record.forbidden),
+        "language_ok": detect_language(" ".join(copy_fields(copy).values())) == record.language,
+        "flagged": result.flagged,
+    }
+
+
+def description_metrics(samples: Sequence[dict[str, Any]]) -> dict[str, float]:
+    n = len(samples) or 1
+    s = [x["scores"] for x in samples]
+    return {
+        "items": float(len(samples)),
+        "schema_valid_rate": sum(x["schema_valid"] for x in s) / n,
+        "length_compliance": sum(x["length_ok"] for x in s) / n,
+        "attribute_coverage": sum(x["coverage"] for x in s) / n,
+        "invented_number_rate": sum(x["invented_numbers"] > 0 for x in s) / n,
+        "forbidden_rate": sum(x["forbidden_hits"] > 0 for x in s) / n,
+        "language_match": sum(x["language_ok"] for x in s) / n,
+        "flagged_rate": sum(x["flagged"] for x in s) / n,
+        "error_rate": sum(x["error"] for x in s) / n,
+    }
+
+
+def usage_metrics(samples: Sequence[dict[str, Any]], wall_seconds: float) -> dict[str, float]:
+    n = len(samples) or 1
+    latencies = sorted(x["latency_s"] for x in samples) or [0.0]
+    return {
+        "prompt_tokens_per_item": sum(x["prompt_tokens"] for x in samples) / n,
+        "completion_tokens_per_item": sum(x["completion_tokens"] for x in samples) / n,
+        "latency_mean_s": sum(latencies) / len(latencies),
+        "latency_p95_s": latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))],
+        "items_per_s": len(samples) / wall_seconds if wall_seconds > 0 else 0.0,
+        "cache_hit_rate": sum(x["cached"] for x in samples) / n,
+    }
+
+
+# -- running ------------------------------------------------------------------------------------
+
+
+async def _timed(
+    worker: Any, items: Sequence[Any], concurrency: int
+) -> tuple[list[tuple[Any, float]], float]:
+    async def one(item: Any, _: int) -> tuple[Any, float]:
+        start = time.perf_counter()
+        result = await worker(item)
+        return result, time.perf_counter() - start
+
+    start = time.perf_counter()
+    out = [r async for r in map_ordered(one, items, concurrency=concurrency)]
+    return out, time.perf_counter() - start
+
+
+def _settings(options: RunOptions) -> Settings:
+    return Settings(
+        backend=options.backend,
+        base_url=options.base_url,
+        model=options.model,
+        concurrency=options.concurrency,
+        cache=options.cache,
+        progress=False,
+    )
+
+
+async def run_classification(
+    suite: Suite,
+    options: RunOptions,
+    *,
+    strategy: str,
+    backend: Backend | None = None,
+    embedder: Any = None,
+) -> tuple[list[dict[str, Any]], dict[str, Any], Classifier]:
+    clf = Classifier(
+        suite.taxonomy,
+        backend=backend,
+        settings=_settings(options),
+        strategy=strategy,  # type: ignore[arg-type]
+        embedder=embedder,
+    )
+    results, wall = await _timed(
+        lambda r: clf.aclassify(r.product), suite.classify, clf.engine.concurrency
+    )
+    samples = []
+    for record, (result, latency) in zip(suite.classify, results, strict=True):
+        samples.append(
+            {
+                "task": "classify",
+                "strategy": clf.strategy,
+                "id": record.id,
+                "input": record.product.model_dump(exclude_defaults=True),
+                "gold": record.gold.path,
+                "output": result.model_dump(),
+                "scores": score_classification(record, result, suite),
+                "latency_s": latency,
+                "prompt_tokens": result.usage.prompt_tokens,
+                "completion_tokens": result.usage.completion_tokens,
+                "cached": result.cached,
+            }
+        )
+    outcomes = [outcome_of(s) for s in samples]
+    block: dict[str, Any] = dict(M.classification_metrics(outcomes, suite.max_level))
+    block.update(usage_metrics(samples, wall))
+    block["strategy"] = clf.strategy
+    block["model"] = next(
+        (s["output"]["model"] for s in samples if s["output"]["model"]), clf.backend.model
+    )
+    block["prompt_version"] = clf.prompt_version
+    return samples, block, clf
+
+
+async def run_description(
+    suite: Suite, options: RunOptions, *, backend: Backend | None = None
+) -> tuple[list[dict[str, Any]], dict[str, Any], Describer]:
+    describer = Describer(backend=backend, settings=_settings(options))
+    lim = options.limits
+
+    async def one(record: DescriptionRecord) -> Description:
+        return await describer.adescribe(
+            record.product,
+            language=record.language,
+            bullets=lim.bullets,
+            max_words=lim.body_words,
+            title_words=lim.title_words,
+            bullet_words=lim.bullet_words,
+            must_mention=record.must_mention,
+        )
+
+    results, wall = await _timed(one, suite.describe, describer.engine.concurrency)
+    samples = []
+    for record, (result, latency) in zip(suite.describe, results, strict=True):
+        samples.append(
+            {
+                "task": "describe",
+                "id": record.id,
+                "input": record.product.model_dump(exclude_defaults=True),
+                "must_mention": record.must_mention,
+                "output": result.model_dump(),
+                "scores": score_description(record, result, lim),
+                "latency_s": latency,
+                "prompt_tokens": result.usage.prompt_tokens,
+                "completion_tokens": result.usage.completion_tokens,
+                "cached": result.cached,
+            }
+        )
+    block: dict[str, Any] = description_metrics(samples)
+    block.update(usage_metrics(samples, wall))
+    block["model"] = next(
+        (s["output"]["model"] for s in samples if s["output"]["model"]), describer.backend.model
+    )
+    block["prompt_version"] = describer.template.version
+    return samples, block, describer
+
+
+async def run_suite(
+    suite: Suite, options: RunOptions, *, backend: Backend | None = None
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Everything for run.json (metrics + manifest) and the samples."""
+    started = datetime.now(timezone.utc)
+    t0 = time.perf_counter()
+    samples: list[dict[str, Any]] = []
+    metrics: dict[str, Any] = {}
+    baselines: dict[str, Any] = {}
+    templates: dict[str, str] = {}
+    backend_name = ""
+    if options.task in ("all", "classify") and suite.classify:
+        cls_samples, block, clf = await run_classification(
+            suite, options, strategy=options.strategy, backend=backend
+        )
+        samples += cls_samples
+        metrics.update({k: v for k, v in block.items()})
+        templates["classify"] = clf.prompt_version
+        backend_name = clf.backend.name
+        if options.embedding_baseline and clf.strategy != "embedding":
+            embedder = None if local_embedder_available() else HashingEmbedder()
+            base_samples, base_block, _base_clf = await run_classification(
+                suite, options, strategy="embedding", backend=backend, embedder=embedder
+            )
+            for s in base_samples:
+                s["baseline"] = True
+            samples += base_samples
+            baselines["embedding"] = base_block
+        await clf.aclose()
+    if options.task in ("all", "describe") and suite.describe:
+        desc_samples, block, describer = await run_description(suite, options, backend=backend)
+        samples += desc_samples
+        metrics["description"] = block
+        templates["describe"] = describer.template.version
+        backend_name = backend_name or describer.backend.name
+        await describer.aclose()
+    if not samples:
+        raise ConfigError(f"suite {suite.name!r} has nothing to run for task {options.task!r}")
+    run = {
+        "suite": suite.name,
+        "metrics": metrics,
+        "baselines": baselines,
+        "manifest": {
+            "started": started.isoformat(timespec="seconds"),
+            "duration_s": round(time.perf_counter() - t0, 3),
+            "git": git_state(),
+            "packages": package_versions(),
+            "python": platform.python_version(),
+            "backend": backend_name,
+            "model": metrics.get("model") or metrics.get("description", {}).get("model", ""),
+            "strategy": metrics.get("strategy", ""),
+            "templates": templates,
+            "dataset_sha256": suite.dataset_sha256,
+            "taxonomy_version": suite.taxonomy.version,
+            "taxonomy_nodes": len(suite.taxonomy),
+            "seed": options.seed,
+            "limit": options.limit,
+            "task": options.task,
+        },
+    }
+    return run, samples
+
+
+def git_state() -> dict[str, Any]:
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", *args], cwd=REPO, capture_output=True, text=True, check=False
+        ).stdout.strip()
+
+    commit = git("rev-parse", "HEAD")
+    return {
+        "commit": commit or None,
+        "dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
+    }
+
+
+def package_versions() -> dict[str, str]:
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def write_run(out: Path, run: dict[str, Any], samples: list[dict[str, Any]]) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "run.json").write_text(json.dumps(run, indent=2, ensure_ascii=False) + "\n")
+    with (out / "samples.jsonl").open("w", encoding="utf-8") as handle:
+        for sample in samples:
+            handle.write(json.dumps(sample, ensure_ascii=False) + "\n")
+
+
+def read_run(folder: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    if not (folder / "run.json").exists():
+        raise ConfigError(f"{folder} holds no run.json - give the --out folder of a run")
+    run = json.loads((folder / "run.json").read_text())
+    samples = [
+        json.loads(line)
+        for line in (folder / "samples.jsonl").read_text().splitlines()
+        if line.strip()
+    ]
+    return run, samples
+
+
+# -- baselines and the gate ---------------------------------------------------------------------
+
+
+def baseline_from_run(run: dict[str, Any], samples: list[dict[str, Any]]) -> dict[str, Any]:
+    """What a baseline stores: identity, metrics and the per-item outcomes."""
+    return {
+        "suite": run["suite"],
+        "manifest": run["manifest"],
+        "metrics": run["metrics"],
+        "items": {
+            s["id"]: {
+                "gold": s["gold"],
+                "pred": s["output"]["path"],
+                "confidence": s["output"]["confidence"],
+                "scores": s["scores"],
+            }
+            for s in samples
+            if s["task"] == "classify" and not s.get("baseline")
+        },
+        "description_items": {s["id"]: s["scores"] for s in samples if s["task"] == "describe"},
+    }
+
+
+@dataclass
+class GateResult:
+    exit_code: int
+    lines: list[str]
+    flipped: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _sample_outcomes(items: dict[str, dict[str, Any]], ids: list[str]) -> list[M.Outcome]:
+    out = []
+    for i in ids:
+        item = items[i]
+        s = item["scores"]
+        pred = None if s["invalid"] or s["error"] else tuple(item["pred"])
+        out.append(
+            M.Outcome(tuple(item["gold"]), pred, item.get("confidence"), s["error"], s["invalid"])
+        )
+    return out
+
+
+def gate(
+    run: dict[str, Any],
+    samples: list[dict[str, Any]],
+    baseline: dict[str, Any] | None,
+    *,
+    max_drop: float = 0.01,
+    alpha: float = 0.05,
+    max_error_rate: float = 0.05,
+    allow_template_change: bool = False,
+) -> GateResult:
+    """Decide the exit code of a run, against a baseline when one is given."""
+    lines: list[str] = []
+    errors = [
+        run["metrics"].get("error_rate", 0.0),
+        run["metrics"].get("description", {}).get("error_rate", 0.0),
+    ]
+    if baseline is not None:
+        mine, theirs = run["manifest"], baseline["manifest"]
+        problems = []
+        if mine["dataset_sha256"] != theirs["dataset_sha256"]:
+            problems.append("the dataset differs (sha256)")
+        if mine["taxonomy_version"] != theirs["taxonomy_version"]:
+            problems.append("the taxonomy differs")
+        if not allow_template_change:
+            for task, version in mine["templates"].items():
+                if task in theirs["templates"] and theirs["templates"][task] != version:
+                    problems.append(
+                        f"the {task} template differs ({theirs['templates'][task]} -> {version}; pass --allow-template-change to compare anyway)"
+                    )
+        if problems:
+            return GateResult(
+                EXIT_NOT_COMPARABLE, [f"baseline not comparable: {p}" for p in problems]
+            )
+    if max(errors) > max_error_rate:
+        return GateResult(
+            EXIT_INFRA,
+            [
+                f"error rate {max(errors):.1%} is above --max-error-rate {max_error_rate:.1%}: infrastructure problem, not a quality verdict"
+            ],
+        )
+    if baseline is None:
+        return GateResult(EXIT_PASS, ["no baseline given: nothing to compare"])
+    current = baseline_from_run(run, samples)
+    ids = sorted(set(current["items"]) & set(baseline["items"]))
+    regression = False
+    flipped = []
+    if ids:
+        a = _sample_outcomes(baseline["items"], ids)
+        b = _sample_outcomes(current["items"], ids)
+        only_a = sum(x.correct and not y.correct for x, y in zip(a, b, strict=True))
+        only_b = sum(y.correct and not x.correct for x, y in zip(a, b, strict=True))
+        acc_a, acc_b = M.accuracy(a), M.accuracy(b)
+        p = mcnemar_exact(only_a, only_b)
+        worse = acc_a - acc_b > max_drop and p < alpha
+        regression |= worse
+        lines.append(
+            f"accuracy {acc_a:.3f} -> {acc_b:.3f} (McNemar exact p={p:.4f}, {only_a} lost / {only_b} gained){' REGRESSION' if worse else ''}"
+        )
+        for name, fn in (
+            ("macro_f1", M.macro_f1),
+            ("hierarchical_f1", lambda o: M.hierarchical_prf(o)[2]),
+        ):
+            boot = paired_bootstrap(fn, a, b, alpha=alpha, seed=0)
+            worse = -boot.difference > max_drop and boot.p_drop < alpha
+            regression |= worse
+            lines.append(
+                f"{name} {fn(a):.3f} -> {fn(b):.3f} (paired bootstrap 95% CI of change [{boot.low:+.3f}, {boot.high:+.3f}], p={boot.p_drop:.4f}){' REGRESSION' if worse else ''}"
+            )
+        for i, x, y in zip(ids, a, b, strict=True):
+            if x.correct != y.correct:
+                flipped.append(
+                    {
+                        "id": i,
+                        "gold": list(x.gold),
+                        "baseline": list(x.pred or ()),
+                        "run": list(y.pred or ()),
+                        "now_correct": y.correct,
+                    }
+                )
+    d_ids = sorted(set(current["description_items"]) & set(baseline.get("description_items", {})))
+    if d_ids:
+        va = [baseline["description_items"][i]["schema_valid"] for i in d_ids]
+        vb = [current["description_items"][i]["schema_valid"] for i in d_ids]
+        only_a = sum(x and not y for x, y in zip(va, vb, strict=True))
+        only_b = sum(y and not x for x, y in zip(va, vb, strict=True))
+        p = mcnemar_exact(only_a, only_b)
+        drop = (sum(va) - sum(vb)) / len(d_ids)
+        worse = drop > max_drop and p < alpha
+        regression |= worse
+        lines.append(
+            f"description schema validity {sum(va) / len(d_ids):.3f} -> {sum(vb) / len(d_ids):.3f} (McNemar p={p:.4f}){' REGRESSION' if worse else ''}"
+        )
+    lines.insert(
+        0,
+        "significant regression against the baseline"
+        if regression
+        else "no significant regression against the baseline",
+    )
+    return GateResult(EXIT_REGRESSION if regression else EXIT_PASS, lines, flipped)
+
+
+def load_baseline(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        raise ConfigError(
+            f"baseline {path} does not exist - create one with 'python -m evals baseline update RUN'"
+        )
+    data: dict[str, Any] = json.loads(path.read_text())
+    return data
+
+
+def run_blocking(
+    suite: Suite, options: RunOptions, backend: Backend | None = None
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    return asyncio.run(run_suite(suite, options, backend=backend))

@@ -1,0 +1,184 @@
+"""Eval datasets: JSONL records validated by pydantic, suites with a manifest, external loaders.
+
+Classification record: ``{"id", "product": {...}, "gold": {"path": [...]}, "group"?}``
+Description record: ``{"id", "product": {...}, "must_mention"?: [...], "forbidden"?: [...],
+"reference"?, "language"?}``
+
+A suite is a folder with ``manifest.json``::
+
+    {"name": "golden", "taxonomy": {"kind": "gold-paths"} | {"kind": "file", "path": "..."},
+     "classify": "classify.jsonl", "describe": "describe.jsonl", "sha256": {"classify.jsonl": "..."}}
+
+Built-in suites: ``golden`` (``evals/datasets/golden``, written by the project) and ``flipkart``
+(``$LLMCAT_SHARED_DIR/datasets/flipkart_1050.csv``, levels 1-3 of its own category tree).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydantic import BaseModel, Field, ValidationError
+
+from llmcat import Product, Taxonomy
+from llmcat.errors import ConfigError
+
+from .flipkart import load_flipkart
+from .paths import flipkart_csv
+
+SUITES_DIR = Path(__file__).resolve().parent / "datasets"
+
+
+class Gold(BaseModel):
+    path: list[str] = Field(min_length=1)
+
+
+class ClassificationRecord(BaseModel):
+    id: str
+    product: Product
+    gold: Gold
+    group: str | None = None
+
+
+class DescriptionRecord(BaseModel):
+    id: str
+    product: Product
+    must_mention: list[str] = Field(default_factory=list)
+    forbidden: list[str] = Field(default_factory=list)
+    reference: str | None = None
+    language: str = "en"
+
+
+@dataclass
+class Suite:
+    """Records ready to run, with what identifies them for baselines."""
+
+    name: str
+    taxonomy: Taxonomy
+    classify: list[ClassificationRecord] = field(default_factory=list)
+    describe: list[DescriptionRecord] = field(default_factory=list)
+    dataset_sha256: str = ""
+    max_level: int = 3
+
+
+def sha256_file(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def read_jsonl(path: Path, model: type[BaseModel]) -> list[BaseModel]:
+    """Every line validated; the first bad line is a ConfigError naming file and line."""
+    records = []
+    with path.open(encoding="utf-8") as handle:
+        for n, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                records.append(model.model_validate_json(line))
+            except ValidationError as exc:
+                err = exc.errors()[0]
+                where = ".".join(str(p) for p in err["loc"])
+                raise ConfigError(f"{path}:{n}: {where}: {err['msg']}") from None
+    return records
+
+
+def taxonomy_from_gold(paths: list[list[str]]) -> Taxonomy:
+    """The tree spanned by the gold paths (every prefix is a node)."""
+    return Taxonomy.from_paths(sorted({" > ".join(p) for p in paths}), name="gold-paths")
+
+
+def load_suite(name: str, *, data: Path | None = None, limit: int | None = None) -> Suite:
+    """A built-in suite by name, a suite folder, or a single JSONL classification file."""
+    if data is not None:
+        return _load_file(data, limit)
+    if name == "flipkart":
+        return load_flipkart_suite(flipkart_csv(), limit=limit)
+    folder = SUITES_DIR / name
+    if not (folder / "manifest.json").exists():
+        folder = Path(name)
+    if not (folder / "manifest.json").exists():
+        raise ConfigError(
+            f"unknown suite {name!r}: use golden, flipkart, a suite folder, or --data FILE"
+        )
+    return _load_folder(folder, limit)
+
+
+def _load_folder(folder: Path, limit: int | None) -> Suite:
+    manifest = json.loads((folder / "manifest.json").read_text())
+    digest = hashlib.sha256()
+    classify: list[ClassificationRecord] = []
+    describe: list[DescriptionRecord] = []
+    for key, model in (("classify", ClassificationRecord), ("describe", DescriptionRecord)):
+        if key not in manifest:
+            continue
+        file = folder / manifest[key]
+        actual = sha256_file(file)
+        expected = manifest.get("sha256", {}).get(manifest[key])
+        if expected and expected != actual:
+            raise ConfigError(
+                f"{file} changed since its manifest was written (sha256 {actual[:12]} != "
+                f"{expected[:12]}); update {folder / 'manifest.json'}"
+            )
+        digest.update(actual.encode())
+        records = read_jsonl(file, model)[:limit]
+        if key == "classify":
+            classify = records  # type: ignore[assignment]
+        else:
+            describe = records  # type: ignore[assignment]
+    tax_spec = manifest.get("taxonomy", {"kind": "gold-paths"})
+    if tax_spec["kind"] == "file":
+        taxonomy = Taxonomy.from_file(folder / tax_spec["path"])
+    else:
+        taxonomy = taxonomy_from_gold(
+            [r.gold.path for r in read_jsonl(folder / manifest["classify"], ClassificationRecord)]
+        )  # type: ignore[attr-defined]
+    return Suite(
+        manifest.get("name", folder.name),
+        taxonomy,
+        classify,
+        describe,
+        digest.hexdigest(),
+        manifest.get("max_level", 3),
+    )
+
+
+def _load_file(path: Path, limit: int | None) -> Suite:
+    if not path.exists():
+        raise ConfigError(f"dataset {path} does not exist")
+    if path.suffix.lower() == ".csv":
+        return load_flipkart_suite(path, limit=limit)
+    records = [r for r in read_jsonl(path, ClassificationRecord)][:limit]
+    taxonomy = taxonomy_from_gold([r.gold.path for r in records])  # type: ignore[attr-defined]
+    return Suite(path.stem, taxonomy, records, [], sha256_file(path))  # type: ignore[arg-type]
+
+
+def load_flipkart_suite(path: Path, *, limit: int | None = None) -> Suite:
+    """The Flipkart CSV as a classification suite over levels 1-3 of its own category tree."""
+    if not path.exists():
+        raise ConfigError(
+            f"{path} not found: set LLMCAT_SHARED_DIR to the folder holding datasets/flipkart_1050.csv, "
+            "or pass --data FILE"
+        )
+    rows = list(load_flipkart(path, max_depth=3))
+    taxonomy = taxonomy_from_gold([gold for _, gold in rows])
+    records = [
+        ClassificationRecord(id=p.id, product=p, gold=Gold(path=gold), group=gold[0])
+        for p, gold in rows
+    ]
+    if limit is not None:
+        records = stratified(records, limit)
+    return Suite("flipkart", taxonomy, records, [], sha256_file(path))
+
+
+def stratified(records: list[ClassificationRecord], limit: int) -> list[ClassificationRecord]:
+    """``limit`` records taken round-robin across groups, so a small run sees every group."""
+    groups: dict[str, list[ClassificationRecord]] = {}
+    for r in records:
+        groups.setdefault(r.group or "", []).append(r)
+    out: list[ClassificationRecord] = []
+    while len(out) < min(limit, len(records)):
+        for members in groups.values():
+            if members and len(out) < limit:
+                out.append(members.pop(0))
+    return out
