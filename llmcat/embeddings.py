@@ -91,6 +91,12 @@ class SentenceTransformerEmbedder(Embedder):
                 raise ConfigError(
                     "sentence-transformers is not installed - pip install 'llmcat[embed]'"
                 ) from exc
+            try:  # transformers draws a "Loading weights" bar on stderr for every load
+                from transformers.utils import logging as hf_logging
+
+                hf_logging.disable_progress_bar()
+            except ImportError:
+                pass
             path = self._path or bundled_minilm_path()
             self._model = SentenceTransformer(str(path), device="cpu", local_files_only=True)
         return self._model

@@ -1,0 +1,166 @@
+"""``python -m evals`` end to end on the fake backend: the four files, and every exit code."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from evals.__main__ import main
+from evals.suites import load_suite
+from llmcat import BackendError, FakeBackend
+from llmcat.backends.base import ChoiceConstraint, Completion, CompletionRequest
+from llmcat.backends.fake import _default_answer
+
+FAST = ["--suite", "golden", "--task", "classify", "--strategy", "flat", "--no-embedding-baseline"]
+
+
+def run(tmp_path: Path, name: str, *extra: str, backend: FakeBackend | None = None) -> int:
+    return main(
+        ["run", *FAST, "--out", str(tmp_path / name), *extra], backend=backend or FakeBackend()
+    )
+
+
+def scoring_backend() -> FakeBackend:
+    """Answers the first choice and scores choices by their rank, so confidences exist."""
+
+    def respond(request: CompletionRequest) -> Completion | str:
+        if not isinstance(request.constraint, ChoiceConstraint):
+            return _default_answer(request)
+        choices = request.constraint.choices
+        return Completion(
+            text=choices[0], choice_logprobs={c: -float(i) for i, c in enumerate(choices)}
+        )
+
+    return FakeBackend(responder=respond)
+
+
+def test_run_writes_four_files_with_the_required_metrics(tmp_path: Path) -> None:
+    assert (
+        main(
+            ["run", "--suite", "golden", "--limit", "20", "--out", str(tmp_path / "r")],
+            backend=scoring_backend(),
+        )
+        == 0
+    )
+    out = tmp_path / "r"
+    assert {p.name for p in out.iterdir()} == {
+        "run.json",
+        "samples.jsonl",
+        "summary.md",
+        "report.html",
+    }
+    data = json.loads((out / "run.json").read_text())
+    assert {"accuracy", "macro_f1", "hierarchical_f1", "invalid_rate", "ece"} <= set(
+        data["metrics"]
+    )
+    assert data["metrics"]["invalid_rate"] == 0.0 and data["metrics"]["ece"] is not None
+    assert "embedding" in data["baselines"] and "description" in data["metrics"]
+    manifest = data["manifest"]
+    assert (
+        manifest["dataset_sha256"]
+        and manifest["templates"]["classify"]
+        and manifest["model"] == "fake-model"
+    )
+    assert "commit" in manifest["git"] and "llmcat" in manifest["packages"]
+    samples = [json.loads(x) for x in (out / "samples.jsonl").read_text().splitlines()]
+    assert {s["task"] for s in samples} == {"classify", "describe"}
+    assert all({"input", "output", "scores", "latency_s", "cached"} <= set(s) for s in samples)
+    assert "<svg" in (out / "report.html").read_text()
+
+
+def test_baseline_round_trip_passes_and_a_better_baseline_fails(tmp_path: Path) -> None:
+    assert run(tmp_path, "a") == 0
+    baseline = tmp_path / "baseline.json"
+    assert main(["baseline", "update", str(tmp_path / "a"), "--to", str(baseline)]) == 0
+    assert run(tmp_path, "b", "--baseline", str(baseline)) == 0
+
+    # Doctor the baseline: 10 points better (20 of 200 wrong items made right).
+    data = json.loads(baseline.read_text())
+    wrong = [i for i, item in data["items"].items() if not item["scores"]["correct"]][:20]
+    for i in wrong:
+        data["items"][i]["pred"] = data["items"][i]["gold"]
+        data["items"][i]["scores"].update(correct=True, invalid=False, error=False)
+    doctored = tmp_path / "doctored.json"
+    doctored.write_text(json.dumps(data))
+    assert run(tmp_path, "c", "--baseline", str(doctored)) == 1
+    summary = (tmp_path / "c" / "summary.md").read_text()
+    assert "REGRESSION" in summary and "McNemar" in summary
+    assert "flipped" in (tmp_path / "c" / "report.html").read_text()
+
+    assert main(["compare", str(tmp_path / "a"), str(tmp_path / "b")]) == 0
+
+
+def test_infrastructure_errors_exit_3(tmp_path: Path) -> None:
+    failing = FakeBackend(
+        responder=lambda r: (_ for _ in ()).throw(BackendError("down", retryable=False))
+    )
+    assert run(tmp_path, "x", backend=failing) == 3
+    assert run(tmp_path, "y", "--max-error-rate", "1.0", backend=failing) == 0
+
+
+def test_incomparable_baseline_exits_4(tmp_path: Path) -> None:
+    assert run(tmp_path, "a") == 0
+    baseline = tmp_path / "baseline.json"
+    main(["baseline", "update", str(tmp_path / "a"), "--to", str(baseline)])
+    data = json.loads(baseline.read_text())
+    for key, value in (("dataset_sha256", "0" * 64), ("taxonomy_version", "other")):
+        changed = json.loads(json.dumps(data))
+        changed["manifest"][key] = value
+        (tmp_path / "bad.json").write_text(json.dumps(changed))
+        assert run(tmp_path, f"r-{key}", "--baseline", str(tmp_path / "bad.json")) == 4
+    changed = json.loads(json.dumps(data))
+    changed["manifest"]["templates"]["classify"] = "deadbeef0000"
+    (tmp_path / "tpl.json").write_text(json.dumps(changed))
+    assert run(tmp_path, "t1", "--baseline", str(tmp_path / "tpl.json")) == 4
+    assert (
+        run(tmp_path, "t2", "--baseline", str(tmp_path / "tpl.json"), "--allow-template-change")
+        == 0
+    )
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["run", "--suite", "nope", "--out", "x"],
+        ["run", "--suite", "golden"],  # no --out
+        ["run", "--suite", "golden", "--out", "x", "--baseline", "/nonexistent.json"],
+        ["run", "--suite", "golden", "--out", "x", "--limit", "0"],
+        ["report", "/nonexistent-run"],
+        ["frobnicate"],
+    ],
+)
+def test_usage_errors_exit_2(
+    argv: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    try:
+        code = main(argv, backend=FakeBackend())
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    assert code == 2
+
+
+def test_golden_suite_shape() -> None:
+    suite = load_suite("golden")
+    assert len(suite.classify) >= 200 and len(suite.describe) >= 50
+    assert len({r.gold.path[0] for r in suite.classify}) >= 20
+    assert all(r.must_mention for r in suite.describe)
+    assert {r.language for r in suite.describe} == {"en", "zh"}
+
+
+def test_golden_gold_paths_are_real_google_nodes(shared_dir: Path) -> None:
+    from llmcat import Taxonomy
+
+    google = Taxonomy.from_google(shared_dir / "taxonomies/google_product_taxonomy_2021-09-21.txt")
+    missing = [r.id for r in load_suite("golden").classify if google.find_path(r.gold.path) is None]
+    assert missing == []
+
+
+def test_flipkart_suite_from_shared(shared_dir: Path) -> None:
+    suite = load_suite("flipkart", limit=70)
+    assert len(suite.classify) == 70 and len({r.group for r in suite.classify}) == 7
+    assert all(1 <= len(r.gold.path) <= 3 for r in suite.classify)
+    first = suite.classify[0].product
+    assert first.title and first.attributes and "Brand" not in first.attributes
