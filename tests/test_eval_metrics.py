@@ -11,13 +11,13 @@ from sklearn.metrics import f1_score
 from evals import metrics as M
 from evals.stats import mcnemar_exact, paired_bootstrap
 
-O = M.Outcome
+Out = M.Outcome
 ITEMS = [
-    O(("A", "B", "C"), ("A", "B", "C"), 0.9),  # right
-    O(("A", "B", "C"), ("A", "B", "D"), 0.8),  # right to level 2
-    O(("A", "E"), ("A", "B", "C"), 0.6),  # right at level 1
-    O(("F",), ("G",), 0.3),  # wrong
-    O(("F",), None, None, error=True),  # failed
+    Out(("A", "B", "C"), ("A", "B", "C"), 0.9),  # right
+    Out(("A", "B", "C"), ("A", "B", "D"), 0.8),  # right to level 2
+    Out(("A", "E"), ("A", "B", "C"), 0.6),  # right at level 1
+    Out(("F",), ("G",), 0.3),  # wrong
+    Out(("F",), None, None, error=True),  # failed
 ]
 
 
@@ -46,7 +46,7 @@ def test_hierarchical_f1_by_hand_and_by_reference() -> None:
     rng = random.Random(1)
     tree = [("A",), ("A", "B"), ("A", "B", "C"), ("A", "D"), ("E",), ("E", "F"), ("E", "F", "G")]
     for _ in range(20):
-        items = [O(rng.choice(tree), rng.choice([*tree, None])) for _ in range(30)]  # type: ignore[list-item]
+        items = [Out(rng.choice(tree), rng.choice([*tree, None])) for _ in range(30)]  # type: ignore[list-item]
         assert M.hierarchical_prf(items)[2] == pytest.approx(reference(items))
 
 
@@ -54,7 +54,7 @@ def test_macro_and_weighted_f1_match_scikit_learn() -> None:
     rng = random.Random(7)
     labels = [("a",), ("b",), ("c",), ("d",)]
     for _ in range(20):
-        items = [O(rng.choice(labels), rng.choice([*labels, None])) for _ in range(40)]  # type: ignore[list-item]
+        items = [Out(rng.choice(labels), rng.choice([*labels, None])) for _ in range(40)]  # type: ignore[list-item]
         y_true = [" > ".join(o.gold) for o in items]
         y_pred = [" > ".join(o.pred) if o.pred else M.NO_PREDICTION for o in items]
         assert M.macro_f1(items) == pytest.approx(
@@ -67,14 +67,14 @@ def test_macro_and_weighted_f1_match_scikit_learn() -> None:
 
 def test_expected_calibration_error_by_hand() -> None:
     items = [
-        O(("A",), ("A",), 0.95),
-        O(("A",), ("B",), 0.95),
-        O(("A",), ("A",), 0.55),
-        O(("A",), ("A",), 0.55),
+        Out(("A",), ("A",), 0.95),
+        Out(("A",), ("B",), 0.95),
+        Out(("A",), ("A",), 0.55),
+        Out(("A",), ("A",), 0.55),
     ]
     # bin (0.9,1]: acc 0.5 conf 0.95 -> 0.45 * 2/4; bin (0.5,0.6]: acc 1 conf 0.55 -> 0.45 * 2/4
     assert M.expected_calibration_error(items) == pytest.approx(0.45)
-    assert M.expected_calibration_error([O(("A",), ("A",))]) is None
+    assert M.expected_calibration_error([Out(("A",), ("A",))]) is None
 
 
 def test_accuracy_vs_coverage() -> None:
