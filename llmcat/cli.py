@@ -24,6 +24,11 @@ from .settings import Settings
 from .taxonomy import Taxonomy
 from .types import Classification, Description, Product
 
+OFFICIAL_TAXONOMIES = {
+    "google": "https://www.google.com/basepages/producttype/taxonomy-with-ids.en-US.txt",
+    "shopify": "https://raw.githubusercontent.com/Shopify/product-taxonomy/v2024-10/dist/en/categories.txt",
+}
+
 
 def _common(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("model")
@@ -75,6 +80,24 @@ def build_parser() -> argparse.ArgumentParser:
     classify.add_argument(
         "--review-threshold", type=float, default=0.5, help="needs_review below this confidence"
     )
+    classify.add_argument(
+        "--strategy",
+        default="auto",
+        choices=["auto", "flat", "hierarchical", "shortlist", "embedding"],
+        help="how to search the taxonomy (default: by its size)",
+    )
+    classify.add_argument(
+        "--min-confidence", type=float, help="stop at the deepest ancestor this confident"
+    )
+    classify.add_argument(
+        "--beam", type=int, default=2, help="beam width of the hierarchical strategy"
+    )
+    classify.add_argument(
+        "--shortlist-k", type=int, default=10, help="candidates the shortlist strategy shows"
+    )
+    classify.add_argument(
+        "--embedding-model", help="embedding model on the server's /v1/embeddings"
+    )
     _common(classify)
 
     describe = sub.add_parser("describe", help="write listing copy")
@@ -97,6 +120,12 @@ def build_parser() -> argparse.ArgumentParser:
     tax_sub = taxonomy.add_subparsers(dest="taxonomy_command", required=True)
     show = tax_sub.add_parser("show", help="node count, leaves, depth, top level")
     show.add_argument("file", type=Path)
+    fetch = tax_sub.add_parser(
+        "fetch", help="download an official taxonomy file into the cache dir"
+    )
+    fetch.add_argument("name", choices=sorted(OFFICIAL_TAXONOMIES))
+    fetch.add_argument("--url", help="download from here instead of the official address")
+    fetch.add_argument("--to", type=Path, help="folder (default: <cache dir>/taxonomies)")
     return parser
 
 
@@ -198,6 +227,11 @@ async def _run(args: argparse.Namespace) -> int:
             settings=settings,
             template_dir=args.template_dir,
             review_threshold=args.review_threshold,
+            strategy=args.strategy,
+            min_confidence=args.min_confidence,
+            beam=args.beam,
+            shortlist_k=args.shortlist_k,
+            embedding_model=args.embedding_model,
         )
         results: AsyncIterator[Any] = worker.aiter_classify(
             _products(args, single), progress=progress
@@ -240,11 +274,38 @@ def _show_taxonomy(path: Path) -> int:
     return 0
 
 
+def _fetch_taxonomy(name: str, url: str | None, folder: Path | None) -> int:
+    import urllib.error
+    import urllib.request
+
+    source = url or OFFICIAL_TAXONOMIES[name]
+    target_dir = folder or (Settings().resolved().cache_dir or Path(".")) / "taxonomies"
+    target_dir.mkdir(parents=True, exist_ok=True)
+    target = target_dir / f"{name}.txt"
+    try:
+        with urllib.request.urlopen(source, timeout=60) as response:
+            data = response.read()
+    except (urllib.error.URLError, OSError) as exc:
+        raise ConfigError(f"cannot download {source}: {exc} (pass --url for a mirror)") from exc
+    partial = target.with_suffix(".part")
+    partial.write_bytes(data)
+    try:
+        taxonomy = Taxonomy.from_file(partial)  # never keep a file that does not parse
+    except ConfigError:
+        partial.unlink()
+        raise
+    partial.replace(target)
+    print(f"{target}: {len(taxonomy)} categories, {len(taxonomy.leaves())} leaves")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``llmcat`` command."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        if args.command == "taxonomy" and args.taxonomy_command == "fetch":
+            return _fetch_taxonomy(args.name, args.url, args.to)
         if args.command == "taxonomy":
             return _show_taxonomy(args.file)
         return asyncio.run(_run(args))

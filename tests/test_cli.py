@@ -106,3 +106,66 @@ def test_taxonomy_show(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     f.write_text("A > B\nA > C\nD\n")
     code, out, _ = run(capsys, "taxonomy", "show", str(f))
     assert code == 0 and "categories: 4" in out and "leaves: 3" in out
+
+
+def test_taxonomy_fetch_downloads_and_validates(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import http.server
+    import threading
+
+    (tmp_path / "srv").mkdir()
+    (tmp_path / "srv" / "google.txt").write_text(
+        "# Google_Product_Taxonomy_Version: x\n1 - A\n2 - A > B\n"
+    )
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+            super().__init__(*args, directory=str(tmp_path / "srv"), **kwargs)
+
+        def log_message(self, *args):  # type: ignore[no-untyped-def]
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/google.txt"
+        code, out, _ = run(
+            capsys, "taxonomy", "fetch", "google", "--url", url, "--to", str(tmp_path / "tax")
+        )
+        assert code == 0 and "2 categories" in out and (tmp_path / "tax" / "google.txt").exists()
+        code, _, err = run(
+            capsys,
+            "taxonomy",
+            "fetch",
+            "google",
+            "--url",
+            url + ".missing",
+            "--to",
+            str(tmp_path / "tax"),
+        )
+        assert code == 2 and "cannot download" in err
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def test_classify_strategy_option(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    f = tmp_path / "t.txt"
+    f.write_text("Apparel > Shoes\nApparel > Shirts\nToys > Puzzles\n")
+    code, out, _ = run(
+        capsys,
+        "classify",
+        "jigsaw puzzle",
+        "--taxonomy",
+        str(f),
+        "--strategy",
+        "hierarchical",
+        "--backend",
+        "fake",
+        "--json",
+    )
+    record = json.loads(out)
+    assert code == 0 and record["strategy"] == "hierarchical" and len(record["path"]) == 2
