@@ -114,6 +114,23 @@ def build_parser() -> argparse.ArgumentParser:
     describe.add_argument("--max-words", type=int, default=120, help="body length limit in words")
     describe.add_argument("--bullets", type=int, default=3, help="number of bullets")
     describe.add_argument("--category", help="category path that steers the copy")
+    describe.add_argument(
+        "--style",
+        default="marketplace",
+        help="marketplace, seo, concise, or describe_<style>.j2 of --template-dir",
+    )
+    describe.add_argument(
+        "--keyword", action="append", default=[], help="a keyword to use where true (repeatable)"
+    )
+    describe.add_argument(
+        "--must-mention",
+        action="append",
+        default=[],
+        help="a value the copy has to contain (repeatable)",
+    )
+    describe.add_argument("--title-chars", type=int, help="character limit of the title")
+    describe.add_argument("--bullet-chars", type=int, help="character limit of each bullet")
+    describe.add_argument("--body-chars", type=int, help="character limit of the body")
     _common(describe)
 
     taxonomy = sub.add_parser("taxonomy", help="inspect taxonomy files")
@@ -237,7 +254,7 @@ async def _run(args: argparse.Namespace) -> int:
             _products(args, single), progress=progress
         )
     else:
-        worker = Describer(settings=settings, template_dir=args.template_dir)
+        worker = Describer(settings=settings, template_dir=args.template_dir, style=args.style)
         results = worker.aiter_describe(
             _products(args, single),
             progress=progress,
@@ -246,6 +263,11 @@ async def _run(args: argparse.Namespace) -> int:
             max_words=args.max_words,
             bullets=args.bullets,
             category=args.category,
+            keywords=args.keyword,
+            must_mention=args.must_mention,
+            title_chars=args.title_chars,
+            bullet_chars=args.bullet_chars,
+            body_chars=args.body_chars,
         )
     try:
         if args.output:

@@ -44,12 +44,52 @@ _CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 
 
 class CopyLimits(BaseModel):
-    """Length limits per field, in words (a CJK character counts as half a word)."""
+    """Length limits per field: words (a CJK character counts as half a word) and, optionally,
+    characters (a channel's hard limit)."""
 
     title_words: int = Field(default=15, ge=1)
     bullets: int = Field(default=3, ge=0, le=10)
     bullet_words: int = Field(default=16, ge=1)
     body_words: int = Field(default=120, ge=1)
+    title_chars: int | None = Field(default=None, ge=10)
+    bullet_chars: int | None = Field(default=None, ge=10)
+    body_chars: int | None = Field(default=None, ge=10)
+
+
+_LIMIT_OPTIONS = {
+    "title_words": "title_words",
+    "bullets": "bullets",
+    "bullet_words": "bullet_words",
+    "max_words": "body_words",
+    "title_chars": "title_chars",
+    "bullet_chars": "bullet_chars",
+    "body_chars": "body_chars",
+}
+
+
+def copy_options(options: Mapping[str, Any]) -> tuple[CopyLimits, dict[str, Any]]:
+    """Split describe options into limits and prompt options; ConfigError on unknown ones."""
+    rest = dict(options)
+    try:
+        limits = CopyLimits(
+            **{_LIMIT_OPTIONS[k]: rest.pop(k) for k in list(rest) if k in _LIMIT_OPTIONS}
+        )
+    except ValueError as exc:
+        raise ConfigError(f"invalid length limit: {exc}") from None
+    category = rest.pop("category", None)
+    if category is not None and not isinstance(category, str):
+        path = getattr(category, "path", None)  # a Classification
+        category = " > ".join(path) if path else None
+    opts = {
+        "tone": rest.pop("tone", "clear and factual"),
+        "language": rest.pop("language", "en"),
+        "keywords": list(rest.pop("keywords", ())),
+        "category": category,
+        "must_mention": list(rest.pop("must_mention", ())),
+    }
+    if rest:
+        raise ConfigError(f"unknown describe option(s): {', '.join(sorted(rest))}")
+    return limits, opts
 
 
 def count_words(text: str) -> float:
@@ -76,21 +116,24 @@ def cut_to_words(text: str, limit: int) -> str:
 def copy_schema(limits: CopyLimits, language: str) -> dict[str, Any]:
     """The JSON schema for one piece of copy; maxLength bounds the words (about 8 characters each)."""
     chars = 4 if language == "zh" else 8
+    title_max = limits.title_chars or limits.title_words * chars
+    bullet_max = limits.bullet_chars or limits.bullet_words * chars
+    body_max = limits.body_chars or limits.body_words * chars
     return {
         "type": "object",
         "properties": {
-            "title": {"type": "string", "minLength": 1, "maxLength": limits.title_words * chars},
+            "title": {"type": "string", "minLength": 1, "maxLength": title_max},
             "bullets": {
                 "type": "array",
                 "items": {
                     "type": "string",
                     "minLength": 1,
-                    "maxLength": limits.bullet_words * chars,
+                    "maxLength": bullet_max,
                 },
                 "minItems": limits.bullets,
                 "maxItems": limits.bullets,
             },
-            "body": {"type": "string", "minLength": 1, "maxLength": limits.body_words * chars},
+            "body": {"type": "string", "minLength": 1, "maxLength": body_max},
         },
         "required": ["title", "bullets", "body"],
         "additionalProperties": False,
@@ -125,31 +168,61 @@ def parse_copy(text: str) -> dict[str, Any]:
     }
 
 
+def field_limits(limits: CopyLimits) -> dict[str, tuple[int, int | None]]:
+    """Per field kind: (word limit, character limit or None)."""
+    return {
+        "title": (limits.title_words, limits.title_chars),
+        "bullet": (limits.bullet_words, limits.bullet_chars),
+        "body": (limits.body_words, limits.body_chars),
+    }
+
+
+def within(text: str, words: int, chars: int | None) -> bool:
+    """True when ``text`` respects both limits."""
+    return count_words(text) <= words and (chars is None or len(text) <= chars)
+
+
 def limit_problems(copy: Mapping[str, Any], limits: CopyLimits) -> list[str]:
     """Human-readable limit violations, for the re-ask."""
     problems = []
+    lim = field_limits(limits)
+
+    def describe_limit(kind: str) -> str:
+        words, chars = lim[kind]
+        return f"{words} words" + (f" or {chars} characters" if chars else "")
+
     if not copy["title"]:
         problems.append("the title is empty")
-    if count_words(copy["title"]) > limits.title_words:
-        problems.append(f"the title has more than {limits.title_words} words")
+    if not within(copy["title"], *lim["title"]):
+        problems.append(f"the title is longer than {describe_limit('title')}")
     if len(copy["bullets"]) != limits.bullets:
         problems.append(f"write exactly {limits.bullets} bullets, not {len(copy['bullets'])}")
     for i, bullet in enumerate(copy["bullets"], 1):
-        if count_words(bullet) > limits.bullet_words:
-            problems.append(f"bullet {i} has more than {limits.bullet_words} words")
-    if count_words(copy["body"]) > limits.body_words:
-        problems.append(f"the body has more than {limits.body_words} words")
+        if not within(bullet, *lim["bullet"]):
+            problems.append(f"bullet {i} is longer than {describe_limit('bullet')}")
+    if not within(copy["body"], *lim["body"]):
+        problems.append(f"the body is longer than {describe_limit('body')}")
     return problems
 
 
+def cut_to_limits(text: str, words: int, chars: int | None) -> str:
+    """``text`` cut at a word boundary to fit the word and character limits."""
+    text = cut_to_words(text, words)
+    if chars is None or len(text) <= chars:
+        return text
+    cut = text[:chars]
+    if not _CJK.search(cut) and " " in cut and not text[chars : chars + 1].isspace():
+        cut = cut[: cut.rfind(" ")]
+    return cut.rstrip(" ,;:-")
+
+
 def enforce_limits(copy: dict[str, Any], limits: CopyLimits) -> dict[str, Any]:
-    """Cut every field to its limit and drop surplus bullets."""
+    """Cut every field to its limits and drop surplus bullets."""
+    lim = field_limits(limits)
     return {
-        "title": cut_to_words(copy["title"], limits.title_words),
-        "bullets": [
-            cut_to_words(b, limits.bullet_words) for b in copy["bullets"][: limits.bullets]
-        ],
-        "body": cut_to_words(copy["body"], limits.body_words),
+        "title": cut_to_limits(copy["title"], *lim["title"]),
+        "bullets": [cut_to_limits(b, *lim["bullet"]) for b in copy["bullets"][: limits.bullets]],
+        "body": cut_to_limits(copy["body"], *lim["body"]),
     }
 
 
@@ -158,6 +231,16 @@ def copy_fields(copy: Mapping[str, Any]) -> dict[str, str]:
     fields = {"title": copy["title"], "body": copy["body"]}
     fields.update({f"bullet {i}": b for i, b in enumerate(copy["bullets"], 1)})
     return fields
+
+
+STYLES = {"marketplace": "describe.j2", "seo": "describe_seo.j2", "concise": "describe_concise.j2"}
+
+
+def style_template(style: str) -> str:
+    """The template file of a style: the built-in ones, or ``describe_<style>.j2`` of your own."""
+    if not re.fullmatch(r"[A-Za-z0-9_-]+", style):
+        raise ConfigError(f"invalid style name {style!r}")
+    return STYLES.get(style, f"describe_{style}.j2")
 
 
 class Describer:
@@ -174,7 +257,9 @@ class Describer:
         cache: bool | None = None,
         concurrency: int | None = None,
         template_dir: str | Path | None = None,
-        template: str = "describe.j2",
+        style: str = "marketplace",
+        template: str | None = None,
+        known_brands: Sequence[str] = (),
         description_chars: int = 1500,
     ) -> None:
         self.engine = Engine(
@@ -188,42 +273,25 @@ class Describer:
                 "concurrency": concurrency,
             },
         )
-        self.template = PromptTemplate(template, template_dir)
+        self.style = style
+        self.template = PromptTemplate(template or style_template(style), template_dir)
+        self.known_brands = list(known_brands)
         self.description_chars = description_chars
 
     @property
     def backend(self) -> Backend:
         return self.engine.backend
 
-    async def adescribe(
-        self,
-        product: ProductLike,
-        *,
-        tone: str = "clear and factual",
-        max_words: int = 120,
-        language: str = "en",
-        bullets: int = 3,
-        title_words: int = 15,
-        bullet_words: int = 16,
-        keywords: Sequence[str] = (),
-        category: str | None = None,
-        must_mention: Sequence[str] = (),
-    ) -> Description:
-        """Copy for one product; failures come back as a Description with ``error`` set."""
-        limits = CopyLimits(
-            title_words=title_words,
-            bullets=bullets,
-            bullet_words=bullet_words,
-            body_words=max_words,
-        )
-        options = {
-            "tone": tone,
-            "language": language,
-            "keywords": list(keywords),
-            "category": category,
-            "must_mention": list(must_mention),
-        }
-        return await self._describe_item(product, 0, limits, options)
+    async def adescribe(self, product: ProductLike, **options: Any) -> Description:
+        """Copy for one product; failures come back as a Description with ``error`` set.
+
+        Options: ``language`` ("en"), ``tone``, ``bullets`` (3), ``max_words`` (body, 120),
+        ``title_words`` (15), ``bullet_words`` (16), ``title_chars`` / ``bullet_chars`` /
+        ``body_chars`` (character limits, e.g. a channel's), ``keywords``, ``category`` (a path
+        string or a ``Classification``), ``must_mention`` (values the copy has to contain).
+        """
+        limits, opts = copy_options(options)
+        return await self._describe_item(product, 0, limits, opts)
 
     def describe(self, product: ProductLike, **options: Any) -> Description:
         """Blocking ``adescribe``; takes the same keyword options."""
@@ -239,21 +307,7 @@ class Describer:
         """One Description per input, in order, with bounded concurrency."""
         from .batch import map_ordered
 
-        limits = CopyLimits(
-            title_words=options.pop("title_words", 15),
-            bullets=options.pop("bullets", 3),
-            bullet_words=options.pop("bullet_words", 16),
-            body_words=options.pop("max_words", 120),
-        )
-        opts = {
-            "tone": options.pop("tone", "clear and factual"),
-            "language": options.pop("language", "en"),
-            "keywords": list(options.pop("keywords", ())),
-            "category": options.pop("category", None),
-            "must_mention": list(options.pop("must_mention", ())),
-        }
-        if options:
-            raise ConfigError(f"unknown describe option(s): {', '.join(sorted(options))}")
+        limits, opts = copy_options(options)
         total = len(products) if isinstance(products, Sequence) else None
         bar = self.engine.progress(total, "describe", progress)
 
@@ -333,9 +387,10 @@ class Describer:
         usage = Usage()
         cached = True
         copy: dict[str, Any] | None = None
-        findings: list[Finding] = []
+        best_score = 0
+        last_error: OutputError | None = None
         model = self.backend.model
-        for attempt in range(2):
+        for _attempt in range(2):
             messages = self.template.render(
                 {
                     "product": product,
@@ -364,20 +419,34 @@ class Describer:
             )
             cached = cached and completion.cached
             try:
-                copy = parse_copy(completion.text)
+                candidate = parse_copy(completion.text)
             except OutputError as exc:
-                if attempt == 1:
-                    raise
+                last_error = exc
                 findings_text = [f"{exc}: answer with one JSON object only"]
                 continue
-            problems = limit_problems(copy, limits)
-            findings = check_copy(copy_fields(copy), source, must_mention=options["must_mention"])
-            if not problems and not findings:
+            problems = limit_problems(candidate, limits)
+            found = check_copy(
+                copy_fields(candidate),
+                source,
+                must_mention=options["must_mention"],
+                known_brands=self.known_brands,
+            )
+            # Keep the better of the answers so far: a re-ask that breaks the JSON or adds
+            # problems must not throw away a usable first answer.
+            if copy is None or len(problems) + len(found) <= best_score:
+                copy, best_score = candidate, len(problems) + len(found)
+            if not problems and not found:
                 break
-            findings_text = problems + [_explain(f) for f in findings]
-        assert copy is not None
+            findings_text = problems + [_explain(f) for f in found]
+        if copy is None:
+            raise last_error or OutputError("the model gave no JSON object")
         copy = enforce_limits(copy, limits)
-        findings = check_copy(copy_fields(copy), source, must_mention=options["must_mention"])
+        findings = check_copy(
+            copy_fields(copy),
+            source,
+            must_mention=options["must_mention"],
+            known_brands=self.known_brands,
+        )
         return Description(
             product_id=product.id,
             title=copy["title"],

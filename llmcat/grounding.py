@@ -1,10 +1,12 @@
-"""A deterministic check that generated copy states no number the input does not support. Pure.
+"""A deterministic check that generated copy states nothing the input does not support. Pure.
 
 A quantity is a number with an optional unit ("1.5 kg", "500g", "15.6-inch", "2 件", "30%").
 Units are normalised to a base unit per dimension (1 kg == 1000 g, 1 m == 100 cm, 1 L == 1000 ml,
 1 公斤 == 1000 克), so a rewrite in other units is not flagged. A quantity in the copy is supported
 when the input holds the same value in the same dimension, or (for a bare number) the same value
-at all. Attribute values the caller marks as must-mention are checked for presence.
+at all. Materials, certifications and brands (from the vocabularies below, in English and
+Chinese, plus any ``known_brands`` the caller passes) must appear in the input when the copy names
+them. Attribute values the caller marks as must-mention are checked for presence.
 """
 
 from __future__ import annotations
@@ -60,6 +62,8 @@ _add(
     "piece",
     "pack",
     "packs",
+    "pair",
+    "pairs",
     "件",
     "个",
     "只",
@@ -75,7 +79,9 @@ _add("days", 1.0, "day", "days", "天")
 
 _UNIT_ALTERNATION = "|".join(sorted((re.escape(u) for u in _UNITS), key=len, reverse=True))
 _QUANTITY = re.compile(
-    r"(?<![\w.])(\d+(?:[.,]\d+)*)\s*(?:-\s*)?(" + _UNIT_ALTERNATION + r")?(?![a-z])",
+    # ASCII-only boundaries: a CJK character counts as \w in Python, and Chinese copy writes
+    # numbers right after words ("重200克").
+    r"(?<![A-Za-z0-9_.])(\d+(?:[.,]\d+)*)\s*(?:-\s*)?(" + _UNIT_ALTERNATION + r")?(?![A-Za-z])",
     re.IGNORECASE,
 )
 
@@ -114,6 +120,295 @@ def quantities(text: str) -> list[Quantity]:
     return found
 
 
+MATERIALS = (
+    "cotton",
+    "organic cotton",
+    "polyester",
+    "nylon",
+    "spandex",
+    "elastane",
+    "lycra",
+    "rayon",
+    "viscose",
+    "linen",
+    "silk",
+    "satin",
+    "wool",
+    "merino",
+    "cashmere",
+    "alpaca",
+    "fleece",
+    "denim",
+    "velvet",
+    "suede",
+    "leather",
+    "genuine leather",
+    "faux leather",
+    "pu leather",
+    "canvas",
+    "mesh",
+    "down",
+    "memory foam",
+    "latex",
+    "rubber",
+    "silicone",
+    "plastic",
+    "abs",
+    "polycarbonate",
+    "acrylic",
+    "pvc",
+    "glass",
+    "tempered glass",
+    "crystal",
+    "ceramic",
+    "porcelain",
+    "stoneware",
+    "marble",
+    "granite",
+    "wood",
+    "solid wood",
+    "oak",
+    "teak",
+    "walnut",
+    "pine",
+    "bamboo",
+    "mdf",
+    "steel",
+    "stainless steel",
+    "carbon steel",
+    "cast iron",
+    "iron",
+    "aluminium",
+    "aluminum",
+    "titanium",
+    "copper",
+    "brass",
+    "bronze",
+    "gold",
+    "silver",
+    "sterling silver",
+    "platinum",
+    "carbon fiber",
+    "carbon fibre",
+    "graphite",
+    "kevlar",
+    "纯棉",
+    "棉",
+    "涤纶",
+    "尼龙",
+    "氨纶",
+    "亚麻",
+    "真丝",
+    "丝绸",
+    "羊毛",
+    "羊绒",
+    "牛仔",
+    "真皮",
+    "皮革",
+    "人造革",
+    "帆布",
+    "网布",
+    "记忆棉",
+    "乳胶",
+    "橡胶",
+    "硅胶",
+    "塑料",
+    "玻璃",
+    "钢化玻璃",
+    "水晶",
+    "陶瓷",
+    "大理石",
+    "实木",
+    "木",
+    "竹",
+    "不锈钢",
+    "铸铁",
+    "铝",
+    "铝合金",
+    "钛",
+    "铜",
+    "黄金",
+    "纯银",
+    "碳纤维",
+)
+CERTIFICATIONS = (
+    "ce certified",
+    "ce marked",
+    "fda approved",
+    "fda cleared",
+    "ul listed",
+    "ul certified",
+    "etl listed",
+    "rohs",
+    "reach compliant",
+    "energy star",
+    "fsc",
+    "oeko-tex",
+    "gots",
+    "bpa-free",
+    "bpa free",
+    "usda organic",
+    "certified organic",
+    "organic",
+    "vegan",
+    "cruelty-free",
+    "hypoallergenic",
+    "dermatologically tested",
+    "clinically proven",
+    "iso 9001",
+    "waterproof",
+    "water-resistant",
+    "fireproof",
+    "shatterproof",
+    "non-toxic",
+    "antibacterial",
+    "medical grade",
+    "food grade",
+    "有机",
+    "认证",
+    "无毒",
+    "防水",
+    "防火",
+    "抗菌",
+    "医用级",
+    "食品级",
+    "低敏",
+    "临床验证",
+)
+BRANDS = (
+    "nike",
+    "adidas",
+    "puma",
+    "reebok",
+    "asics",
+    "new balance",
+    "under armour",
+    "levi's",
+    "zara",
+    "h&m",
+    "uniqlo",
+    "gucci",
+    "prada",
+    "chanel",
+    "dior",
+    "rolex",
+    "casio",
+    "fossil",
+    "seiko",
+    "titan",
+    "apple",
+    "samsung",
+    "sony",
+    "lg",
+    "xiaomi",
+    "huawei",
+    "oppo",
+    "vivo",
+    "oneplus",
+    "google",
+    "microsoft",
+    "dell",
+    "hp",
+    "lenovo",
+    "asus",
+    "acer",
+    "intel",
+    "amd",
+    "nvidia",
+    "canon",
+    "nikon",
+    "fujifilm",
+    "gopro",
+    "bose",
+    "jbl",
+    "philips",
+    "panasonic",
+    "bosch",
+    "siemens",
+    "dyson",
+    "ikea",
+    "lego",
+    "mattel",
+    "hasbro",
+    "barbie",
+    "disney",
+    "loreal",
+    "l'oreal",
+    "maybelline",
+    "nivea",
+    "dove",
+    "colgate",
+    "gillette",
+    "pampers",
+    "huggies",
+    "nestle",
+    "coca-cola",
+    "pepsi",
+    "tefal",
+    "prestige",
+    "pigeon",
+    "milton",
+    "cello",
+    "tupperware",
+    "dewalt",
+    "makita",
+    "stanley",
+    "black+decker",
+    "3m",
+    "logitech",
+    "耐克",
+    "阿迪达斯",
+    "苹果",
+    "三星",
+    "索尼",
+    "小米",
+    "华为",
+    "联想",
+    "佳能",
+    "尼康",
+    "飞利浦",
+    "宜家",
+    "乐高",
+)
+
+
+def _mentions(term: str, text: str) -> bool:
+    """Whole-word, case-insensitive presence (plain substring for CJK terms)."""
+    if re.search(r"[\u3400-\u9fff]", term):
+        return term in text
+    return (
+        re.search(r"(?<![\w-])" + re.escape(term) + r"(?![\w-])", text, re.IGNORECASE) is not None
+    )
+
+
+def unsupported_terms(text: str, source: str, *, known_brands: Iterable[str] = ()) -> list[str]:
+    """Materials, certifications and brands named in ``text`` that ``source`` never mentions.
+
+    A term inside a longer supported term is not flagged ("steel" in "stainless steel" when the
+    input says "stainless steel"), and a longer term is flagged only once.
+    """
+    vocabulary = sorted(
+        {*MATERIALS, *CERTIFICATIONS, *BRANDS, *(b.lower() for b in known_brands if b)},
+        key=len,
+        reverse=True,
+    )
+    found: list[str] = []
+    for term in vocabulary:
+        if not _mentions(term, text) or _mentions(term, source):
+            continue
+        if any(term in longer.lower() for longer in found):
+            continue
+        supported_longer = [
+            t
+            for t in vocabulary
+            if len(t) > len(term) and term in t and _mentions(t, text) and _mentions(t, source)
+        ]
+        if supported_longer:
+            continue
+        found.append(term)
+    return found
+
+
 def _matches(claim: Quantity, support: Iterable[Quantity]) -> bool:
     for s in support:
         if abs(s.value - claim.value) > 1e-6 * max(1.0, abs(claim.value)):
@@ -135,6 +430,7 @@ def check_copy(
     source: str,
     *,
     must_mention: Iterable[str] = (),
+    known_brands: Iterable[str] = (),
 ) -> list[Finding]:
     """Findings for the generated ``fields`` (name -> text) against the ``source`` text."""
     support = quantities(source)
@@ -149,6 +445,12 @@ def check_copy(
                 continue
             seen.add(key)
             findings.append(Finding(kind="unsupported_number", text=claim.text, field=name))
+    flagged_terms: set[str] = set()
+    for name, text in fields.items():
+        for term in unsupported_terms(text, source, known_brands=known_brands):
+            if term not in flagged_terms:
+                flagged_terms.add(term)
+                findings.append(Finding(kind="unsupported_term", text=term, field=name))
     everything = " ".join(fields.values()).lower()
     for term in must_mention:
         if term and term.lower() not in everything:

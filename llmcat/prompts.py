@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+from jinja2 import meta
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from .backends.base import Message
@@ -45,6 +46,24 @@ def _environment(search_path: tuple[str, ...]) -> ImmutableSandboxedEnvironment:
     )
 
 
+def _version(env: jinja2.Environment, name: str) -> str:
+    """sha256 over the template's source and every template it includes or extends (static
+    names, recursively), so editing a shared piece changes the version of all that use it."""
+    assert env.loader is not None
+    digest = hashlib.sha256()
+    seen: set[str] = set()
+    pending = [name]
+    while pending:
+        current = pending.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        source, _, _ = env.loader.get_source(env, current)
+        digest.update(current.encode() + b"\0" + source.encode() + b"\0")
+        pending += [ref for ref in meta.find_referenced_templates(env.parse(source)) if ref]
+    return digest.hexdigest()[:12]
+
+
 class PromptTemplate:
     """One template file, loaded and versioned."""
 
@@ -63,9 +82,7 @@ class PromptTemplate:
             raise ConfigError(f"prompt template {name!r} not found in {', '.join(dirs)}") from None
         except jinja2.TemplateSyntaxError as exc:
             raise ConfigError(f"prompt template {name!r} line {exc.lineno}: {exc.message}") from exc
-        source_file = self._template.filename
-        source = Path(source_file).read_bytes() if source_file else name.encode()
-        self.version = hashlib.sha256(source).hexdigest()[:12]
+        self.version = _version(env, name)
         missing = [b for b in ("system", "user") if b not in self._template.blocks]
         if missing:
             raise ConfigError(f"prompt template {name!r} lacks block(s): {', '.join(missing)}")

@@ -94,3 +94,56 @@ def test_chinese_word_counting_and_cutting() -> None:
 def test_parse_copy_accepts_bullets_as_text() -> None:
     parsed = parse_copy('{"title": "T", "bullets": "- a\\n- b", "body": "B"}')
     assert parsed["bullets"] == ["a", "b"]
+
+
+def test_styles_are_templates_and_unknown_styles_are_config_errors(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    versions = {
+        s: Describer(backend=FakeBackend(), style=s).template.version
+        for s in ("marketplace", "seo", "concise")
+    }
+    assert len(set(versions.values())) == 3
+    backend = FakeBackend([answer()])
+    Describer(backend=backend, style="seo").describe(PRODUCT)
+    assert "search-engine-friendly" in backend.requests[0].messages[0].content
+    (tmp_path / "describe_luxury.j2").write_text(
+        "{% block system %}Write like a luxury catalogue.{% endblock %}{% block user %}{{ product.title }}{% endblock %}"
+    )
+    backend = FakeBackend([answer()])
+    Describer(backend=backend, style="luxury", template_dir=tmp_path).describe(PRODUCT)
+    assert backend.requests[0].messages[0].content == "Write like a luxury catalogue."
+    with pytest.raises(ConfigError, match="not found"):
+        Describer(backend=FakeBackend(), style="nonexistent")
+
+
+def test_character_limits_hold_and_reach_the_schema() -> None:
+    long = "A very long sentence about running shoes " * 10
+    backend = FakeBackend([answer(title=long, body=long, bullets=[long] * 3)] * 2)
+    d = Describer(backend=backend).describe(PRODUCT, title_chars=40, bullet_chars=30, body_chars=80)
+    assert len(d.title) <= 40 and len(d.body) <= 80 and all(len(b) <= 30 for b in d.bullets)
+    schema = backend.requests[0].constraint.json_schema  # type: ignore[union-attr]
+    assert (
+        schema["properties"]["title"]["maxLength"] == 40
+        and schema["properties"]["body"]["maxLength"] == 80
+    )
+
+
+def test_category_from_a_classification_steers_the_prompt() -> None:
+    from llmcat import Classification
+
+    backend = FakeBackend([answer()])
+    c = Classification(product_id="p1", category_id="x", path=["Apparel", "Shoes"])
+    Describer(backend=backend).describe(PRODUCT, category=c)
+    assert '"Apparel > Shoes"' in backend.requests[0].messages[0].content
+
+
+def test_wrong_brand_and_invented_material_are_flagged_after_the_reask() -> None:
+    bad = answer(body="Genuine leather shoes by Adidas.")
+    d = Describer(backend=FakeBackend([bad, bad]), known_brands=["Asics"]).describe(PRODUCT)
+    assert d.flagged and {f.text for f in d.findings} == {"genuine leather", "adidas"}
+    assert all(f.kind == "unsupported_term" for f in d.findings)
+
+
+def test_a_reask_that_breaks_the_json_keeps_the_first_answer() -> None:
+    first = answer(body="Weighs 250 g.")
+    d = Describer(backend=FakeBackend([first, "{broken"])).describe(PRODUCT)
+    assert d.ok and d.body == "Weighs 250 g." and d.flagged

@@ -218,15 +218,19 @@ def test_batch_keeps_many_requests_in_flight_and_order() -> None:
     with FakeServer("vllm") as server:
 
         def answer(body: dict) -> Reply:  # type: ignore[type-arg]
-            time.sleep(0.05)
+            # Hold each request until 16 are in flight (or 2 s pass): the peak then shows the
+            # client's bound exactly, whatever the machine's speed.
+            deadline = time.monotonic() + 2
+            while server.in_flight < 16 and time.monotonic() < deadline:
+                time.sleep(0.005)
             text = body["messages"][-1]["content"]
             return chat_reply("Toys" if "toy" in text else "Shoes")
 
         server.responder = answer
-        items = [f"toy {i}" if i % 2 else f"shoe {i}" for i in range(40)]
+        items = [f"toy {i}" if i % 2 else f"shoe {i}" for i in range(48)]
         results = classifier(server, concurrency=16).classify_many(items)
-    assert [r.path[0] for r in results] == ["Shoes", "Toys"] * 20
-    assert server.peak_in_flight >= 8
+    assert [r.path[0] for r in results] == ["Shoes", "Toys"] * 24
+    assert server.peak_in_flight == 16
 
 
 def test_detected_mode_is_cached_per_base_url_and_overridable() -> None:
