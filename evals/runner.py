@@ -46,6 +46,7 @@ PACKAGES = (
     "vllm",
 )
 _CJK = re.compile(r"[\u3400-\u9fff]")
+_DIGITS = re.compile(r"\d+(?:\.\d+)?")
 
 
 @dataclass
@@ -122,6 +123,7 @@ def score_description(
             "length_ok": False,
             "coverage": 0.0,
             "invented_numbers": 0,
+            "unflagged_numbers": 0,
             "forbidden_hits": 0,
             "language_ok": False,
             "flagged": False,
@@ -145,12 +147,19 @@ def score_description(
         {"title": p.title, "brand": p.brand, "description": p.description}, p.attributes
     )
     invented = [f for f in check_copy(copy_fields(copy), source) if f.kind == "unsupported_number"]
+    # An independent, deliberately naive second opinion: digit strings in the copy that the input
+    # never contains. Counted only when the result is not flagged (a unit rewrite such as
+    # 750 ml -> 0.75 L shows up here too, so this over-counts).
+    naive = set(_DIGITS.findall(" ".join(copy_fields(copy).values()))) - set(
+        _DIGITS.findall(source)
+    )
     return {
         "error": False,
         "schema_valid": schema_valid,
         "length_ok": length_ok,
         "coverage": len(found) / len(record.must_mention) if record.must_mention else 1.0,
         "invented_numbers": len(invented),
+        "unflagged_numbers": 0 if result.flagged else len(naive),
         "forbidden_hits": sum(term.lower() in text for term in record.forbidden),
         "language_ok": detect_language(" ".join(copy_fields(copy).values())) == record.language,
         "flagged": result.flagged,
@@ -166,6 +175,7 @@ def description_metrics(samples: Sequence[dict[str, Any]]) -> dict[str, float]:
         "length_compliance": sum(x["length_ok"] for x in s) / n,
         "attribute_coverage": sum(x["coverage"] for x in s) / n,
         "invented_number_rate": sum(x["invented_numbers"] > 0 for x in s) / n,
+        "unflagged_number_rate": sum(x.get("unflagged_numbers", 0) > 0 for x in s) / n,
         "forbidden_rate": sum(x["forbidden_hits"] > 0 for x in s) / n,
         "language_match": sum(x["language_ok"] for x in s) / n,
         "flagged_rate": sum(x["flagged"] for x in s) / n,

@@ -168,7 +168,16 @@ def load_flipkart_suite(path: Path, *, limit: int | None = None) -> Suite:
     ]
     if limit is not None:
         records = stratified(records, limit)
-    return Suite("flipkart", taxonomy, records, [], sha256_file(path))
+    # Copy cases from the same products: title plus specifications, as a merchant would have them.
+    describe = [
+        DescriptionRecord(
+            id=r.id,
+            product=r.product.model_copy(update={"description": ""}),
+            must_mention=[r.product.brand] if r.product.brand else [],
+        )
+        for r in records
+    ]
+    return Suite("flipkart", taxonomy, records, describe, sha256_file(path))
 
 
 def stratified(records: list[ClassificationRecord], limit: int) -> list[ClassificationRecord]:
