@@ -126,6 +126,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--to", type=Path, help="baseline file (default evals/baselines/<suite>.json)"
     )
 
+    table = sub.add_parser(
+        "table", help="one row per run: strategy, accuracy per level, tokens, speed"
+    )
+    table.add_argument("runs", type=Path, nargs="+")
+
     bench.add_parser(sub)
     return parser
 
@@ -214,6 +219,44 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+TABLE_COLUMNS = (
+    ("accuracy_level_1", "acc L1"),
+    ("accuracy_level_2", "acc L2"),
+    ("accuracy_level_3", "acc L3"),
+    ("hierarchical_f1", "hier. F1"),
+    ("invalid_rate", "invalid"),
+    ("error_rate", "errors"),
+    ("prompt_tokens_per_item", "prompt tok/item"),
+    ("items_per_s", "items/s"),
+)
+
+
+def cmd_table(args: argparse.Namespace) -> int:
+    header = (
+        "| run | strategy | model | items | " + " | ".join(name for _, name in TABLE_COLUMNS) + " |"
+    )
+    print(header)
+    print("|" + " --- |" * 4 + " ---: |" * len(TABLE_COLUMNS))
+    for folder in args.runs:
+        run, _ = read_run(folder)
+        rows = [(run["metrics"], run["metrics"].get("strategy", ""))]
+        if "embedding" in run.get("baselines", {}):
+            rows.append((run["baselines"]["embedding"], "embedding"))
+        for m, strategy in rows:
+            cells = " | ".join(
+                f"{m[key]:.3f}"
+                if isinstance(m.get(key), float) and key != "prompt_tokens_per_item"
+                else f"{m.get(key, 0):.0f}"
+                if key == "prompt_tokens_per_item"
+                else "n/a"
+                for key, _ in TABLE_COLUMNS
+            )
+            print(
+                f"| {folder.name} | {strategy} | {m.get('model', '')} | {m.get('items', 0):.0f} | {cells} |"
+            )
+    return 0
+
+
 def cmd_baseline_update(args: argparse.Namespace) -> int:
     run, samples = read_run(args.run)
     target = args.to or BASELINES / f"{run['suite']}.json"
@@ -238,6 +281,8 @@ def main(argv: list[str] | None = None, *, backend: Backend | None = None) -> in
             return cmd_report(args)
         if args.command == "baseline":
             return cmd_baseline_update(args)
+        if args.command == "table":
+            return cmd_table(args)
         code: int = args.func(args)
         return code
     except ConfigError as exc:

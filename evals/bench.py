@@ -1,6 +1,9 @@
-"""Throughput of ``classify_many``: items/s cold (empty cache) and cached, on Flipkart products.
+"""Throughput and validity of ``classify_many`` on Flipkart products: cold (empty cache) and cached.
 
-python -m evals bench [--n 100] [--backend local] [--base-url URL] [--depth 1]
+    python -m evals bench [--n 100] [--depth 1] [--strategy auto] [--taxonomy FILE] [--base-url URL]
+
+Without ``--taxonomy`` the taxonomy is the Flipkart tree cut at ``--depth``; with it, any taxonomy
+file (e.g. Google's), in which case every answer is checked to be a real node.
 """
 
 from __future__ import annotations
@@ -14,14 +17,21 @@ from llmcat import Classifier, Settings, Taxonomy
 
 from .flipkart import load_flipkart
 from .paths import flipkart_csv
+from .suites import ClassificationRecord, Gold, stratified
 
 
 def run_bench(args: argparse.Namespace) -> int:
     rows = list(
         load_flipkart(Path(args.data) if args.data else flipkart_csv(), max_depth=args.depth)
     )
-    taxonomy = Taxonomy.from_paths(sorted({" > ".join(g) for _, g in rows}))
-    products = [p for p, _ in rows[: args.n]]
+    if args.taxonomy:
+        taxonomy = Taxonomy.from_file(args.taxonomy)
+    else:
+        taxonomy = Taxonomy.from_paths(sorted({" > ".join(g) for _, g in rows}))
+    records = [
+        ClassificationRecord(id=p.id, product=p, gold=Gold(path=g), group=g[0]) for p, g in rows
+    ]
+    products = [r.product for r in stratified(records, args.n)]
     with tempfile.TemporaryDirectory() as cache_dir:
         settings = Settings(
             backend=args.backend,
@@ -31,26 +41,45 @@ def run_bench(args: argparse.Namespace) -> int:
             concurrency=args.concurrency,
             progress=False,
         )
-        clf = Classifier(taxonomy, settings=settings)
-        clf.classify("warm-up: load the model")
+        clf = Classifier(taxonomy, settings=settings, strategy=args.strategy, beam=args.beam)
+        clf.classify("warm-up: load the model and embed the taxonomy")
         for label in ("cold", "cached"):
             start = time.perf_counter()
             results = clf.classify_many(products)
             elapsed = time.perf_counter() - start
             errors = sum(r.error is not None for r in results)
+            valid = sum(
+                r.category_id is not None
+                and r.category_id in taxonomy
+                and list(taxonomy.get(r.category_id).path) == r.path
+                for r in results
+            )
             tokens = sum(r.usage.prompt_tokens for r in results) / max(len(results), 1)
+            peak = max((r.usage.prompt_tokens / max(r.usage.calls, 1) for r in results), default=0)
             print(
-                f"{label:>6}: {len(results)} items in {elapsed:.2f}s = {len(results) / elapsed:.1f} items/s "
-                f"({len(taxonomy.leaves())} labels, {tokens:.0f} prompt tokens/item, {errors} errors, "
-                f"backend {clf.backend.name}, model {clf.backend.model})"
+                f"{label:>6}: {len(results)} items in {elapsed:.1f}s = {len(results) / elapsed:.2f} items/s; "
+                f"strategy {clf.strategy}; {len(taxonomy)} nodes / {len(taxonomy.leaves())} leaves; "
+                f"valid nodes {valid}/{len(results)}; errors {errors}; prompt tokens/item {tokens:.0f} "
+                f"(largest single prompt {peak:.0f}); model {clf.backend.model}"
             )
     return 0
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("bench", help="items/s of classify_many, cold and cached")
-    p.add_argument("--n", type=int, default=100)
-    p.add_argument("--depth", type=int, default=1, help="taxonomy depth taken from the gold paths")
+    p = sub.add_parser("bench", help="items/s and validity of classify_many, cold and cached")
+    p.add_argument(
+        "--n", type=int, default=100, help="products, stratified over Flipkart's top level"
+    )
+    p.add_argument(
+        "--depth", type=int, default=1, help="depth of the Flipkart tree used as taxonomy"
+    )
+    p.add_argument("--taxonomy", type=Path, help="a taxonomy file instead (Google, Shopify, paths)")
+    p.add_argument(
+        "--strategy",
+        default="auto",
+        choices=["auto", "flat", "hierarchical", "shortlist", "embedding"],
+    )
+    p.add_argument("--beam", type=int, default=2)
     p.add_argument(
         "--data", help="Flipkart-format CSV (default ../shared/datasets/flipkart_1050.csv)"
     )
