@@ -386,6 +386,14 @@ class Describer:
         findings_text: list[str] = []
         usage = Usage()
         cached = True
+        def check(candidate: Mapping[str, Any]) -> list[Finding]:
+            return check_copy(
+                copy_fields(candidate),
+                source,
+                must_mention=options["must_mention"],
+                known_brands=self.known_brands,
+            )
+
         copy: dict[str, Any] | None = None
         best_score = 0
         last_error: OutputError | None = None
@@ -425,12 +433,7 @@ class Describer:
                 findings_text = [f"{exc}: answer with one JSON object only"]
                 continue
             problems = limit_problems(candidate, limits)
-            found = check_copy(
-                copy_fields(candidate),
-                source,
-                must_mention=options["must_mention"],
-                known_brands=self.known_brands,
-            )
+            found = check(candidate)
             # Keep the better of the answers so far: a re-ask that breaks the JSON or adds
             # problems must not throw away a usable first answer.
             if copy is None or len(problems) + len(found) <= best_score:
@@ -441,12 +444,7 @@ class Describer:
         if copy is None:
             raise last_error or OutputError("the model gave no JSON object")
         copy = enforce_limits(copy, limits)
-        findings = check_copy(
-            copy_fields(copy),
-            source,
-            must_mention=options["must_mention"],
-            known_brands=self.known_brands,
-        )
+        findings = check(copy)
         return Description(
             product_id=product.id,
             title=copy["title"],
