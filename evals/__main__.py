@@ -92,6 +92,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--limit", type=int, help="first N records (Flipkart: N records stratified by top level)"
     )
+    run.add_argument(
+        "--calibration",
+        choices=["contextual"],
+        help="contextual calibration of the LLM's label distribution",
+    )
     run.add_argument("--concurrency", type=int)
     run.add_argument("--no-cache", action="store_true")
     run.add_argument(
@@ -165,6 +170,7 @@ def cmd_run(args: argparse.Namespace, backend: Backend | None) -> int:
         cache=not args.no_cache,
         seed=args.seed,
         embedding_baseline=not args.no_embedding_baseline,
+        calibration=args.calibration,
     )
     run, samples = run_blocking(suite, options, backend)
     result = gate(

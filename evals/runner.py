@@ -62,6 +62,7 @@ class RunOptions:
     cache: bool = True
     seed: int = 0
     embedding_baseline: bool = True
+    calibration: str | None = None
     limits: CopyLimits = field(default_factory=CopyLimits)
 
 
@@ -237,6 +238,7 @@ async def run_classification(
         settings=_settings(options),
         strategy=strategy,  # type: ignore[arg-type]
         embedder=embedder,
+        calibration=options.calibration if strategy != "embedding" else None,  # type: ignore[arg-type]
     )
     results, wall = await _timed(
         lambda r: clf.aclassify(r.product), suite.classify, clf.engine.concurrency
@@ -363,6 +365,7 @@ async def run_suite(
             "backend": backend_name,
             "model": metrics.get("model") or metrics.get("description", {}).get("model", ""),
             "strategy": metrics.get("strategy", ""),
+            "calibration": options.calibration,
             "templates": templates,
             "dataset_sha256": suite.dataset_sha256,
             "taxonomy_version": suite.taxonomy.version,

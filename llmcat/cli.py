@@ -98,6 +98,11 @@ def build_parser() -> argparse.ArgumentParser:
     classify.add_argument(
         "--embedding-model", help="embedding model on the server's /v1/embeddings"
     )
+    classify.add_argument(
+        "--calibration",
+        choices=["contextual"],
+        help="divide out the label prior of a content-free input",
+    )
     _common(classify)
 
     describe = sub.add_parser("describe", help="write listing copy")
@@ -249,6 +254,7 @@ async def _run(args: argparse.Namespace) -> int:
             beam=args.beam,
             shortlist_k=args.shortlist_k,
             embedding_model=args.embedding_model,
+            calibration=args.calibration,
         )
         results: AsyncIterator[Any] = worker.aiter_classify(
             _products(args, single), progress=progress

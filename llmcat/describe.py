@@ -386,6 +386,7 @@ class Describer:
         findings_text: list[str] = []
         usage = Usage()
         cached = True
+
         def check(candidate: Mapping[str, Any]) -> list[Finding]:
             return check_copy(
                 copy_fields(candidate),

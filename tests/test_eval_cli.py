@@ -166,8 +166,26 @@ def test_flipkart_suite_from_shared(shared_dir: Path) -> None:
     assert first.title and first.attributes and "Brand" not in first.attributes
 
 
-def test_table_lists_the_run_and_its_embedding_baseline(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["run", "--suite", "golden", "--task", "classify", "--limit", "10", "--out", str(tmp_path / "r")], backend=FakeBackend()) == 0
+def test_table_lists_the_run_and_its_embedding_baseline(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert (
+        main(
+            [
+                "run",
+                "--suite",
+                "golden",
+                "--task",
+                "classify",
+                "--limit",
+                "10",
+                "--out",
+                str(tmp_path / "r"),
+            ],
+            backend=FakeBackend(),
+        )
+        == 0
+    )
     capsys.readouterr()
     assert main(["table", str(tmp_path / "r")]) == 0
     out = capsys.readouterr().out

@@ -90,7 +90,8 @@ class LocalBackend(Backend):
     # One CPU engine: requests run one at a time; more in flight would only queue.
     max_concurrency = 1
 
-    def __init__(self, *, model_path: str | Path | None = None, n_ctx: int = 4096) -> None:
+    def __init__(self, *, model_path: str | Path | None = None, n_ctx: int = 8192) -> None:
+        # 8192 is SmolLM2's training context; a flat prompt over a few hundred labels needs it.
         self._path = Path(model_path) if model_path else None
         self._n_ctx = n_ctx
         self._lock = threading.Lock()
@@ -140,9 +141,10 @@ class LocalBackend(Backend):
             for c in constraint.choices
         }
         longest = max(len(s) for s in sequences.values())
-        if len(prompt) + longest > self._n_ctx:
+        context = llm.n_ctx()
+        if len(prompt) + longest > context:
             raise BackendError(
-                f"prompt of {len(prompt)} tokens does not fit the local context of {self._n_ctx}"
+                f"prompt of {len(prompt)} tokens does not fit the local context of {context}"
             )
         n_vocab = llm.n_vocab()
         self._eval_to(llm, prompt)
