@@ -140,6 +140,46 @@ def copy_schema(limits: CopyLimits, language: str) -> dict[str, Any]:
     }
 
 
+def close_truncated_json(text: str) -> Any:
+    """The object in ``text`` when generation stopped mid-way (``max_tokens``): an open string and
+    the open containers are closed, or the text is cut back to its last complete value. None when
+    nothing parses."""
+    stack: list[str] = []
+    in_string = escaped = False
+    last_complete: tuple[int, list[str]] | None = None
+    for i, ch in enumerate(text):
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+                last_complete = (i + 1, list(stack))
+            continue
+        if ch == '"':
+            in_string = True
+        elif ch in "{[":
+            stack.append("}" if ch == "{" else "]")
+        elif ch in "}]" and stack:
+            stack.pop()
+            last_complete = (i + 1, list(stack))
+    attempts = []
+    if in_string and not escaped:
+        attempts.append(text + '"' + "".join(reversed(stack)))
+    elif not in_string:
+        attempts.append(text.rstrip().rstrip(",") + "".join(reversed(stack)))
+    if last_complete is not None:
+        end, open_at = last_complete
+        attempts.append(text[:end] + "".join(reversed(open_at)))
+    for attempt in attempts:
+        try:
+            return json.loads(attempt)
+        except ValueError:
+            continue
+    return None
+
+
 def parse_copy(text: str) -> dict[str, Any]:
     """The JSON object in the model's answer (also inside a ```json fence); OutputError if none."""
     candidate = text.strip()
@@ -151,7 +191,10 @@ def parse_copy(text: str) -> dict[str, Any]:
     try:
         data = json.loads(candidate)
     except ValueError:
-        raise OutputError("the answer is not a JSON object", raw=text) from None
+        # A model that loops until max_tokens leaves an unterminated object; keep what it wrote.
+        data = close_truncated_json(candidate) if candidate.startswith("{") else None
+        if data is None:
+            raise OutputError("the answer is not a JSON object", raw=text) from None
     if not isinstance(data, dict):
         raise OutputError("the answer is not a JSON object", raw=text)
     bullets = data.get("bullets", [])

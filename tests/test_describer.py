@@ -147,3 +147,31 @@ def test_a_reask_that_breaks_the_json_keeps_the_first_answer() -> None:
     first = answer(body="Weighs 250 g.")
     d = Describer(backend=FakeBackend([first, "{broken"])).describe(PRODUCT)
     assert d.ok and d.body == "Weighs 250 g." and d.flagged
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            '{"title": "T", "bullets": ["a", "b"], "body": "27.94 cm, 27.94 cm, 27.9',
+            {"title": "T", "bullets": ["a", "b"], "body": "27.94 cm, 27.94 cm, 27.9"},
+        ),
+        ('{"title": "T", "bullets": ["a", "b', {"title": "T", "bullets": ["a", "b"]}),
+        ('{"title": "T", "bullets": ["a"], ', {"title": "T", "bullets": ["a"]}),
+        ('{"title": "T", "bul', {"title": "T"}),
+        ("no json at all", None),
+    ],
+)
+def test_truncated_json_is_closed_at_its_last_complete_point(text: str, expected: object) -> None:
+    from llmcat.describe import close_truncated_json
+
+    assert close_truncated_json(text) == expected
+
+
+def test_a_looping_model_cut_by_max_tokens_still_gives_valid_copy() -> None:
+    looping = (
+        '{"title": "Brass Buddha Showpiece", "bullets": ["Brass", "Gold", "27.94 cm"], "body": "'
+        + "27.94 cm, " * 200
+    )
+    d = Describer(backend=FakeBackend([looping, looping])).describe(PRODUCT, max_words=50)
+    assert d.ok and d.title == "Brass Buddha Showpiece" and count_words(d.body) <= 50
