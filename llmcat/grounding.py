@@ -81,7 +81,9 @@ _UNIT_ALTERNATION = "|".join(sorted((re.escape(u) for u in _UNITS), key=len, rev
 _QUANTITY = re.compile(
     # ASCII-only boundaries: a CJK character counts as \w in Python, and Chinese copy writes
     # numbers right after words ("重200克").
-    r"(?<![A-Za-z0-9_.])(\d+(?:[.,]\d+)*)\s*(?:-\s*)?(" + _UNIT_ALTERNATION + r")?(?![A-Za-z])",
+    r"(?<![A-Za-z0-9_.])(\d+(?:[.,]\d+)*)\s*(?:-\s*)?("
+    + _UNIT_ALTERNATION
+    + r")?(?![A-Za-z0-9])(?!-[A-Za-z0-9])",
     re.IGNORECASE,
 )
 
@@ -409,6 +411,26 @@ def unsupported_terms(text: str, source: str, *, known_brands: Iterable[str] = (
     return found
 
 
+# Codes that carry digits but are no plain quantity: model numbers and sockets ("B22", "RL40",
+# "1080p", "3-in-1") and dotted numbers ("1.1.1.1"). They must appear in the input as written.
+_CODE = re.compile(
+    r"(?<![\w.-])(?:(?=[A-Za-z0-9-]*\d)(?=[A-Za-z0-9-]*[A-Za-z])[A-Za-z0-9]+(?:-[A-Za-z0-9]+)*"
+    r"|\d+(?:\.\d+){2,})(?![\w-])(?!\.\w)"
+)
+
+
+def codes(text: str) -> list[str]:
+    """Alphanumeric codes and dotted numbers in ``text`` that are not number-and-unit quantities."""
+    found = []
+    for match in _CODE.finditer(text):
+        token = match.group(0)
+        quantity = _QUANTITY.fullmatch(token)
+        if quantity and _number(quantity.group(1)) is not None:
+            continue  # "500g", "2-pack": a quantity, checked by value and unit instead
+        found.append(token)
+    return found
+
+
 def _matches(claim: Quantity, support: Iterable[Quantity]) -> bool:
     for s in support:
         if abs(s.value - claim.value) > 1e-6 * max(1.0, abs(claim.value)):
@@ -445,6 +467,14 @@ def check_copy(
                 continue
             seen.add(key)
             findings.append(Finding(kind="unsupported_number", text=claim.text, field=name))
+    source_lower = source.lower()
+    for name, text in fields.items():
+        for code in codes(text):
+            key = ("code", code.lower())
+            if key in seen or code.lower() in source_lower:
+                continue
+            seen.add(key)
+            findings.append(Finding(kind="unsupported_number", text=code, field=name))
     flagged_terms: set[str] = set()
     for name, text in fields.items():
         for term in unsupported_terms(text, source, known_brands=known_brands):

@@ -32,6 +32,27 @@ CASES: list[tuple[str, dict[str, str], list[str], set[str]]] = [
     (SHOE, {"body": "Weighs 280 kg."}, [], {"280 kg"}),
     (BOTTLE, {"body": "Holds 750 g."}, [], {"750 g"}),
     (LAPTOP, {"body": "A 15.6 cm display."}, [], {"15.6 cm"}),
+    # English: invented codes (sockets, model numbers) and dotted numbers
+    (
+        "Title: BFTCW6 LED bulb 6 W\nbase: B22",
+        {"title": "BFTCW6 LED Bulb B22 B23 B24"},
+        [],
+        {"b23", "b24"},
+    ),
+    (
+        "Title: Eureka GSEB Class VII guide",
+        {"body": "Chapters 1.1.1.1 and 1.1.2.1."},
+        [],
+        {"1.1.1.1", "1.1.2.1"},
+    ),
+    (LAPTOP, {"body": "Model 3520-X with 16 GB."}, [], {"3520-x"}),
+    # English: clean codes the input has
+    (
+        "Title: Action camera 1080p\nrating: IP67\nnetwork: 5G\nmodel: HX-200",
+        {"body": "1080p, IP67, 5G, model HX-200."},
+        [],
+        set(),
+    ),
     # English: invented materials, certifications, brands
     (SHOE, {"body": "Genuine leather upper."}, [], {"genuine leather"}),
     (SHOE, {"body": "Fully waterproof for rainy runs."}, [], {"waterproof"}),
