@@ -290,12 +290,12 @@ class Classifier:
         if choice.distribution is None:
             return outcome
         chain = self.taxonomy.ancestors(choice.category.id)
-        mass = {
-            node.id: sum(
-                p for cid, p in choice.distribution.items() if _under(self.taxonomy, cid, node.id)
-            )
-            for node in chain
-        }
+        # Each candidate's ancestors once; a node's mass is the sum over candidates beneath it.
+        mass = {node.id: 0.0 for node in chain}
+        for cid, p in choice.distribution.items():
+            for node in self.taxonomy.ancestors(cid):
+                if node.id in mass:
+                    mass[node.id] += p
         outcome.confidence = mass[choice.category.id]
         if self.min_confidence is None or outcome.confidence >= self.min_confidence:
             return outcome
@@ -509,10 +509,6 @@ def product_text(product: Product) -> str:
         parts.append(product.brand)
     parts += [f"{k}: {v}" for k, v in list(product.attributes.items())[:6]]
     return ". ".join(parts)
-
-
-def _under(taxonomy: Taxonomy, category_id: str, ancestor_id: str) -> bool:
-    return any(node.id == ancestor_id for node in taxonomy.ancestors(category_id))
 
 
 def _dedupe(
