@@ -1,6 +1,7 @@
 """Throughput and validity of ``classify_many`` on Flipkart products: cold (empty cache) and cached.
 
     python -m evals bench [--n 100] [--depth 1] [--strategy auto] [--taxonomy FILE] [--base-url URL]
+                      [--backend vllm] [--labels-out FILE]
 
 Without ``--taxonomy`` the taxonomy is the Flipkart tree cut at ``--depth``; with it, any taxonomy
 file (e.g. Google's), in which case every answer is checked to be a real node.
@@ -9,6 +10,7 @@ file (e.g. Google's), in which case every answer is checked to be a real node.
 from __future__ import annotations
 
 import argparse
+import json
 import tempfile
 import time
 from pathlib import Path
@@ -56,6 +58,15 @@ def run_bench(args: argparse.Namespace) -> int:
             )
             tokens = sum(r.usage.prompt_tokens for r in results) / max(len(results), 1)
             peak = max((r.usage.prompt_tokens / max(r.usage.calls, 1) for r in results), default=0)
+            if label == "cold" and args.labels_out:
+                with Path(args.labels_out).open("w", encoding="utf-8") as out:
+                    for product, result in zip(products, results, strict=True):
+                        row = {
+                            "id": product.id,
+                            "path": result.path,
+                            "confidence": result.confidence,
+                        }
+                        out.write(json.dumps(row, ensure_ascii=False) + "\n")
             print(
                 f"{label:>6}: {len(results)} items in {elapsed:.1f}s = {len(results) / elapsed:.2f} items/s; "
                 f"strategy {clf.strategy}; {len(taxonomy)} nodes / {len(taxonomy.leaves())} leaves; "
@@ -87,4 +98,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--base-url")
     p.add_argument("--model")
     p.add_argument("--concurrency", type=int)
+    p.add_argument(
+        "--labels-out", type=Path, help="write the cold run's answers here (JSONL: id, path)"
+    )
     p.set_defaults(func=run_bench)

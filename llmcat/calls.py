@@ -89,6 +89,8 @@ class ModelCaller:
         raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
 
     async def _call_once(self, request: CompletionRequest) -> Completion:
+        if not self.backend.honours_timeout:
+            return await self.backend.complete(request)
         try:
             return await asyncio.wait_for(self.backend.complete(request), self.timeout)
         except asyncio.TimeoutError as exc:

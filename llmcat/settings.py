@@ -22,7 +22,7 @@ class Settings(BaseModel):
 
     backend: str | None = Field(
         default=None,
-        description="Backend name: 'openai', 'local' or 'fake'. Default: 'openai' when a base URL "
+        description="Backend name: 'openai', 'local', 'vllm' (in process) or 'fake'. Default: 'openai' when a base URL "
         "is configured, else 'local'. Env: LLMCAT_BACKEND.",
     )
     base_url: str | None = Field(
@@ -31,13 +31,14 @@ class Settings(BaseModel):
     )
     model: str | None = Field(
         default=None,
-        description="Model id on the server, or a .gguf path for 'local'. Env: LLMCAT_MODEL. "
+        description="Model id on the server, a .gguf path for 'local', a Hugging Face folder or id "
+        "for 'vllm'. Env: LLMCAT_MODEL. "
         "For a server that serves one model (vLLM) it may be left out.",
     )
     api_key: str | None = Field(
         default=None, description="API key. Env: LLMCAT_API_KEY, then OPENAI_API_KEY."
     )
-    structured_output: Literal["auto", "vllm", "openai", "none"] = Field(
+    structured_output: Literal["auto", "vllm", "vllm-guided", "openai", "none"] = Field(
         default="auto",
         description="How the server takes output constraints; 'auto' detects it once per URL.",
     )

@@ -70,8 +70,11 @@ def chat_reply(
 class FakeServer:
     """Start with ``with FakeServer("vllm") as server:``; ``server.base_url`` ends in /v1."""
 
-    def __init__(self, owned_by: str = "vllm", model: str = "served-model") -> None:
+    def __init__(
+        self, owned_by: str = "vllm", model: str = "served-model", version: str | None = None
+    ) -> None:
         self.owned_by = owned_by
+        self.version = version
         self.model = model
         self.replies: deque[Reply] = deque()
         self.responder: Callable[[dict[str, Any]], Reply] | None = None
@@ -103,6 +106,10 @@ class FakeServer:
                             }
                         ),
                     )
+                elif self.path == "/version" and server.version is not None:
+                    server._send(self, Reply(body={"version": server.version}))
+                elif self.path == "/health":
+                    server._send(self, Reply(body={}))
                 else:
                     server._send(self, Reply(status=404, body={"error": {"message": "not found"}}))
 
@@ -155,3 +162,15 @@ class FakeServer:
     def __exit__(self, *exc: object) -> None:
         self._httpd.shutdown()
         self._httpd.server_close()
+
+
+if __name__ == "__main__":
+    # ``python tests/fake_server.py PORT``: a stand-in for a vLLM server process (lifecycle tests).
+    import sys
+
+    fake = FakeServer("vllm", version="0.32.0")
+    fake._httpd.server_close()
+    fake._httpd = ThreadingHTTPServer(
+        ("127.0.0.1", int(sys.argv[1])), fake._httpd.RequestHandlerClass
+    )
+    fake._httpd.serve_forever()

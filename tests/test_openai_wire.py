@@ -240,3 +240,34 @@ def test_detected_mode_is_cached_per_base_url_and_overridable() -> None:
         backend = OpenAIBackend(base_url=server.base_url, structured_output="none")
         assert backend.mode == "none"
     assert _detected_modes[server.base_url] == "vllm"
+
+
+@pytest.mark.parametrize(
+    ("version", "field", "mode"),
+    [
+        ("0.9.2", "guided_choice", "vllm-guided"),
+        ("0.32.0", "structured_outputs", "vllm"),
+        (None, "structured_outputs", "vllm"),  # no /version: assume the current API
+    ],
+)
+def test_vllm_version_decides_which_constraint_fields_are_sent(
+    version: str | None, field: str, mode: str
+) -> None:
+    with FakeServer("vllm", version=version) as server:
+        server.responder = lambda body: chat_reply("Toys")
+        result = classifier(server).classify("wooden train set")
+    assert result.path == ["Toys"]
+    assert field in server.requests[0]
+    assert _detected_modes[server.base_url] == mode
+    if mode == "vllm-guided":
+        assert server.requests[0]["guided_choice"] == LABELS
+        assert "structured_outputs" not in server.requests[0]
+
+
+def test_vllm_guided_json_for_old_servers() -> None:
+    with FakeServer("vllm", version="0.8.5") as server:
+        server.responder = lambda body: chat_reply(json.dumps(COPY))
+        describer = Describer(settings=Settings(base_url=server.base_url, cache=False, retry=FAST))
+        copy = describer.describe({"title": "Nike Pegasus running shoes", "brand": "Nike"})
+    assert copy.ok, copy.error
+    assert server.requests[0]["guided_json"]["type"] == "object"

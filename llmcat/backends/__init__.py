@@ -27,6 +27,7 @@ def check_allowed(backend_name: str) -> None:
 REGISTRY: dict[str, str] = {
     "openai": "llmcat.backends.openai:OpenAIBackend",
     "local": "llmcat.backends.local:LocalBackend",
+    "vllm": "llmcat.backends.vllm:VLLMBackend",
     "fake": "llmcat.backends.fake:FakeBackend",
 }
 
@@ -64,7 +65,7 @@ def create_backend(settings: Settings) -> Backend:
             )
     elif s.backend == "local":
         kwargs = {"model_path": s.model}
-    elif s.backend == "fake" and s.model:
+    elif s.backend == "vllm" or (s.backend == "fake" and s.model):
         kwargs = {"model": s.model}
     return cls(**kwargs)
 

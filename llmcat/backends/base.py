@@ -110,6 +110,9 @@ class Backend(abc.ABC):
     enforces_choice: bool = True
     #: whether a JsonConstraint is enforced by the engine
     enforces_json: bool = True
+    #: whether llmcat's per-call timeout applies; an in-process engine that answers a whole batch
+    #: in one call (and loads its model in the first) cannot be timed per request
+    honours_timeout: bool = True
 
     @property
     @abc.abstractmethod

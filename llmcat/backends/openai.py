@@ -3,13 +3,16 @@
 Servers differ only in how they accept an output constraint (``StructuredMode``):
 
 - ``vllm``: ``extra_body={"structured_outputs": {"choice": [...]}}`` or ``{"json": schema}``
-  (the names vLLM takes since the ``guided_*`` fields were removed);
+  (vLLM 0.10.2 and newer; 0.12 removed the old fields and silently ignores them);
+- ``vllm-guided``: ``guided_choice`` / ``guided_json``, for vLLM servers older than 0.10.2;
 - ``openai``: ``response_format`` with a JSON schema; a choice becomes ``{"label": enum}``;
 - ``none``: no constraint on the wire; llmcat lists the choices in the prompt, parses the text and
   re-asks (see ``llmcat.classify``).
 
 ``auto`` asks ``GET /models`` once per base URL: a server whose models are ``owned_by: vllm`` is
-vLLM, ``api.openai.com`` is OpenAI, anything else gets ``none``. Request shaping and response
+vLLM (and ``GET /version`` tells which fields it takes), ``api.openai.com`` is OpenAI, anything
+else gets ``none``. The answer is cached per base URL for the process; ``structured_output=``
+(``--structured-output``) overrides it. Request shaping and response
 parsing are pure functions below, tested without a server.
 """
 
@@ -40,7 +43,9 @@ from .base import (
     TokenLogprob,
 )
 
-StructuredMode = Literal["vllm", "openai", "none"]
+StructuredMode = Literal["vllm", "vllm-guided", "openai", "none"]
+#: the first vLLM release that takes ``structured_outputs``
+STRUCTURED_OUTPUTS_SINCE = (0, 10, 2)
 CHOICE_KEY = "label"
 
 # Detected modes per base URL, so a batch asks the server only once per process.
@@ -85,6 +90,13 @@ def build_chat_kwargs(
             else {"json": constraint.json_schema}
         )
         kwargs["extra_body"] = {"structured_outputs": field}
+        return kwargs
+    if mode == "vllm-guided":
+        kwargs["extra_body"] = (
+            {"guided_choice": constraint.choices}
+            if isinstance(constraint, ChoiceConstraint)
+            else {"guided_json": constraint.json_schema}
+        )
         return kwargs
     # OpenAI-style response_format. Strict mode is only safe for the choice wrapper: user schemas
     # may use keywords (maxLength, minItems) that strict mode rejects.
@@ -249,11 +261,11 @@ class OpenAIBackend(Backend):
 
     @property
     def enforces_choice(self) -> bool:  # type: ignore[override]
-        return self.mode in ("vllm", "openai")
+        return self.mode in ("vllm", "vllm-guided", "openai")
 
     @property
     def enforces_json(self) -> bool:  # type: ignore[override]
-        return self.mode in ("vllm", "openai")
+        return self.mode in ("vllm", "vllm-guided", "openai")
 
     async def resolve(self) -> StructuredMode:
         """Find the server kind (once per base URL) and a model id when none was given."""
@@ -277,8 +289,28 @@ class OpenAIBackend(Backend):
             self._model = served[0].id
         if mode is None:
             mode = detect_mode(self.base_url, [getattr(m, "owned_by", "") for m in served])
+            if mode == "vllm":
+                mode = vllm_mode(await self._server_version())
             _detected_modes[self.base_url] = mode
         return mode
+
+    async def _server_version(self) -> str | None:
+        """vLLM's ``GET /version`` (served beside ``/v1``), or None when it does not answer."""
+        import asyncio
+        import urllib.error
+        import urllib.request
+
+        url = f"{self.base_url.removesuffix('/v1')}/version"
+
+        def fetch() -> str | None:
+            try:
+                with urllib.request.urlopen(url, timeout=10) as response:
+                    version = json.loads(response.read()).get("version")
+            except (urllib.error.URLError, OSError, ValueError, AttributeError):
+                return None
+            return str(version) if version else None
+
+        return await asyncio.to_thread(fetch)
 
     async def complete(self, request: CompletionRequest) -> Completion:
         from . import check_allowed
@@ -319,4 +351,25 @@ def detect_mode(base_url: str, owners: list[str]) -> StructuredMode:
     return "none"
 
 
-__all__ = ["JsonConstraint", "OpenAIBackend", "StructuredMode", "build_chat_kwargs", "detect_mode"]
+def vllm_mode(version: str | None) -> StructuredMode:
+    """``vllm`` for servers that take ``structured_outputs`` (or whose version is unknown),
+    ``vllm-guided`` for releases before 0.10.2."""
+    if not version:
+        return "vllm"
+    numbers = []
+    for part in version.split(".")[:3]:
+        digits = "".join(ch for ch in part if ch.isdigit()) if part[:1].isdigit() else ""
+        if not digits:
+            return "vllm"  # dev builds and forks: assume the current API
+        numbers.append(int(digits))
+    return "vllm" if tuple(numbers) >= STRUCTURED_OUTPUTS_SINCE else "vllm-guided"
+
+
+__all__ = [
+    "JsonConstraint",
+    "OpenAIBackend",
+    "StructuredMode",
+    "build_chat_kwargs",
+    "detect_mode",
+    "vllm_mode",
+]

