@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 from .backends import Backend
 from .backends.base import ChoiceConstraint, Completion, CompletionRequest, Message, Sampling
-from .batch import map_ordered, run_sync
+from .batch import map_ordered
 from .confidence import choice_distribution
 from .embeddings import CategoryIndex, Embedder, default_embedder, local_embedder_available
 from .engine import Engine, error_record
@@ -209,7 +209,7 @@ class Classifier:
 
     def classify(self, product: ProductLike) -> Classification:
         """Blocking ``aclassify``."""
-        return run_sync(self.aclassify(product))
+        return self.engine.run(self.aclassify(product), self._release_embedder)
 
     # -- batches --------------------------------------------------------------------------------
 
@@ -237,11 +237,18 @@ class Classifier:
         self, products: Iterable[ProductLike | InputError], *, progress: bool | None = None
     ) -> list[Classification]:
         """Blocking ``aclassify_many``."""
-        return run_sync(self.aclassify_many(products, progress=progress))
+        return self.engine.run(
+            self.aclassify_many(products, progress=progress), self._release_embedder
+        )
+
+    async def _release_embedder(self) -> None:
+        if self._embedder is not None:
+            await self._embedder.release_loop_resources()
 
     async def aclose(self) -> None:
         """Close the backend's connections and the cache."""
         await self.backend.aclose()
+        await self._release_embedder()
         if self.engine.cache is not None:
             self.engine.cache.close()
 

@@ -181,6 +181,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="skip graph compilation: starts in under a minute on a CPU, decodes a bit slower",
     )
+    serve.add_argument(
+        "--kv-cache-gib",
+        type=float,
+        help="memory reserved for the KV cache (default: 2 on vLLM's CPU build, vLLM's own "
+        "sizing on a GPU)",
+    )
     serve.add_argument("--log", type=Path, help="server log file (default: <cache dir>/serve/)")
     serve.add_argument(
         "--ready-timeout", type=float, default=900.0, help="seconds to wait for health"
@@ -377,6 +383,7 @@ def _serve(args: argparse.Namespace, extra: list[str]) -> int:
         max_model_len=args.max_model_len,
         structured_backend=args.structured_backend,
         enforce_eager=args.enforce_eager,
+        kv_cache_gib=args.kv_cache_gib,
         extra_args=extra,
         log_path=args.log,
         cache_dir=args.cache_dir,

@@ -18,7 +18,6 @@ from pydantic import BaseModel, Field
 
 from .backends import Backend
 from .backends.base import Completion, CompletionRequest, JsonConstraint, Sampling
-from .batch import run_sync
 from .classify import ProductLike
 from .engine import Engine, error_record
 from .errors import ConfigError, InputError, LlmcatError, OutputError
@@ -338,7 +337,7 @@ class Describer:
 
     def describe(self, product: ProductLike, **options: Any) -> Description:
         """Blocking ``adescribe``; takes the same keyword options."""
-        return run_sync(self.adescribe(product, **options))
+        return self.engine.run(self.adescribe(product, **options))
 
     async def aiter_describe(
         self,
@@ -382,7 +381,7 @@ class Describer:
         **options: Any,
     ) -> list[Description]:
         """Blocking ``adescribe_many``."""
-        return run_sync(self.adescribe_many(products, progress=progress, **options))
+        return self.engine.run(self.adescribe_many(products, progress=progress, **options))
 
     async def _describe_item(
         self,

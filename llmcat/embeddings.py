@@ -35,6 +35,9 @@ class Embedder(abc.ABC):
     async def embed(self, texts: Sequence[str]) -> Any:
         """An array of shape (len(texts), dim)."""
 
+    async def release_loop_resources(self) -> None:  # noqa: B027 - optional hook
+        """Close connections bound to the running event loop (see ``Backend``)."""
+
 
 def _normalise(matrix: Any) -> Any:
     import numpy as np
@@ -122,15 +125,28 @@ class OpenAIEmbedder(Embedder):
     def __init__(
         self, *, base_url: str, model: str, api_key: str | None = None, batch_size: int = 256
     ) -> None:
-        import openai
-
-        self._client = openai.AsyncOpenAI(
-            base_url=base_url, api_key=api_key or "EMPTY", max_retries=2
-        )
+        self._api_key = api_key or "EMPTY"
+        self._client: Any = None
         self.base_url = base_url
         self.model = model
         self.batch_size = batch_size
         self.name = f"openai:{model}"
+
+    @property
+    def client(self) -> Any:
+        """The SDK client, created on first use in the running event loop."""
+        if self._client is None:
+            import openai
+
+            self._client = openai.AsyncOpenAI(
+                base_url=self.base_url, api_key=self._api_key, max_retries=2
+            )
+        return self._client
+
+    async def release_loop_resources(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            await client.close()
 
     async def embed(self, texts: Sequence[str]) -> Any:
         import numpy as np
@@ -141,7 +157,7 @@ class OpenAIEmbedder(Embedder):
         for start in range(0, len(texts), self.batch_size):
             chunk = list(texts[start : start + self.batch_size])
             with translate_errors(self.base_url):
-                response = await self._client.embeddings.create(model=self.model, input=chunk)
+                response = await self.client.embeddings.create(model=self.model, input=chunk)
             if len(response.data) != len(chunk):
                 raise BackendError("the server returned a different number of embeddings")
             rows.extend(item.embedding for item in sorted(response.data, key=lambda d: d.index))

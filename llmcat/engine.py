@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
 from .backends import Backend, create_backend
 from .backends.base import Completion, CompletionRequest
-from .batch import Progress
+from .batch import Progress, run_sync
 from .cache import ResponseCache
 from .calls import ModelCaller
 from .errors import ConfigError
 from .settings import Settings
 from .types import ErrorRecord
+
+R = TypeVar("R")
 
 
 def error_record(exc: BaseException) -> ErrorRecord:
@@ -71,3 +73,18 @@ class Engine:
         return Progress(
             total, label=label, enabled=enabled if enabled is not None else self.settings.progress
         )
+
+    def run(self, work: Awaitable[R], *also: Callable[[], Awaitable[None]]) -> R:
+        """Run ``work`` to completion for the blocking API, releasing the backend's loop-bound
+        connections (and ``also``'s) before that loop ends: a pooled connection must not outlive
+        its loop."""
+
+        async def then_release() -> R:
+            try:
+                return await work
+            finally:
+                await self.backend.release_loop_resources()
+                for release in also:
+                    await release()
+
+        return run_sync(then_release())

@@ -71,7 +71,11 @@ class FakeServer:
     """Start with ``with FakeServer("vllm") as server:``; ``server.base_url`` ends in /v1."""
 
     def __init__(
-        self, owned_by: str = "vllm", model: str = "served-model", version: str | None = None
+        self,
+        owned_by: str = "vllm",
+        model: str = "served-model",
+        version: str | None = None,
+        keep_alive: bool = False,
     ) -> None:
         self.owned_by = owned_by
         self.version = version
@@ -85,6 +89,9 @@ class FakeServer:
         server = self
 
         class Handler(BaseHTTPRequestHandler):
+            # HTTP/1.1 keeps connections open between requests, as real servers do.
+            protocol_version = "HTTP/1.1" if keep_alive else "HTTP/1.0"
+
             def log_message(self, *args: Any) -> None:
                 pass
 

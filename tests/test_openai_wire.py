@@ -271,3 +271,15 @@ def test_vllm_guided_json_for_old_servers() -> None:
         copy = describer.describe({"title": "Nike Pegasus running shoes", "brand": "Nike"})
     assert copy.ok, copy.error
     assert server.requests[0]["guided_json"]["type"] == "object"
+
+
+def test_blocking_calls_in_a_row_on_a_keep_alive_server() -> None:
+    # Each blocking call runs in its own event loop; pooled connections of the previous loop must
+    # be closed with it, not reused (RuntimeError: Event loop is closed) or leaked (ResourceWarning).
+    with FakeServer("vllm", keep_alive=True) as server:
+        server.responder = lambda body: chat_reply("Toys")
+        clf = classifier(server, concurrency=4)
+        for _ in range(3):
+            results = clf.classify_many([f"toy {i}" for i in range(8)])
+            assert all(r.path == ["Toys"] for r in results)
+        assert clf.classify("one more").path == ["Toys"]

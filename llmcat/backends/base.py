@@ -127,5 +127,9 @@ class Backend(abc.ABC):
         """Seconds the server asked us to wait before retrying ``error``, if it said."""
         return getattr(error, "retry_after", None)
 
+    async def release_loop_resources(self) -> None:  # noqa: B027 - optional hook
+        """Close what is bound to the running event loop (pooled connections). The blocking API
+        runs each call in a fresh loop and calls this before that loop ends."""
+
     async def aclose(self) -> None:  # noqa: B027 - optional hook, empty on purpose
         """Release connections or engines."""

@@ -238,19 +238,35 @@ class OpenAIBackend(Backend):
         self.base_url = (base_url or "https://api.openai.com/v1").rstrip("/")
         self._model = model or ""
         self._requested_mode = structured_output
-        self._client = openai.AsyncOpenAI(
-            base_url=self.base_url,
-            api_key=api_key or "EMPTY",
-            timeout=timeout,
-            # Transport retries are llmcat's (tenacity, honours Retry-After); the SDK's are off.
-            max_retries=0,
-        )
+        self._api_key = api_key or "EMPTY"
+        self._timeout = timeout
+        self._client: openai.AsyncOpenAI | None = None
         if max_concurrency is not None:
             self.max_concurrency = max_concurrency
 
     @property
     def model(self) -> str:
         return self._model
+
+    @property
+    def client(self) -> Any:
+        """The SDK client, created on first use in the running event loop."""
+        if self._client is None:
+            import openai
+
+            self._client = openai.AsyncOpenAI(
+                base_url=self.base_url,
+                api_key=self._api_key,
+                timeout=self._timeout,
+                # Transport retries are llmcat's (tenacity, honours Retry-After); the SDK's are off.
+                max_retries=0,
+            )
+        return self._client
+
+    async def release_loop_resources(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            await client.close()
 
     @property
     def mode(self) -> StructuredMode | None:
@@ -275,7 +291,7 @@ class OpenAIBackend(Backend):
         served: list[Any] = []
         try:
             with translate_errors(self.base_url):
-                page = await self._client.models.list()
+                page = await self.client.models.list()
             served = list(page.data)
         except BackendError:
             if not self._model:
@@ -319,7 +335,7 @@ class OpenAIBackend(Backend):
         mode = await self.resolve()
         kwargs = build_chat_kwargs(request, model=self._model, mode=mode)
         with translate_errors(self.base_url):
-            response = await self._client.chat.completions.create(**kwargs)
+            response = await self.client.chat.completions.create(**kwargs)
         if isinstance(response, str) or not getattr(response, "choices", None):
             raise ServerError(f"{self.base_url} sent a response without choices", retryable=True)
         choice = response.choices[0]
@@ -338,7 +354,7 @@ class OpenAIBackend(Backend):
         )
 
     async def aclose(self) -> None:
-        await self._client.close()
+        await self.release_loop_resources()
 
 
 def detect_mode(base_url: str, owners: list[str]) -> StructuredMode:

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..errors import BackendError, ConfigError
+from ..serve.server import default_kv_cache_gib
 from .base import (
     Backend,
     ChoiceConstraint,
@@ -143,7 +144,11 @@ class VLLMBackend(Backend):
         max_batch: int = 1024,
     ) -> None:
         self._model_ref = model
-        self._engine_args = {**DEFAULT_ENGINE_ARGS, **engine_args_from_env(), **(engine_args or {})}
+        defaults = dict(DEFAULT_ENGINE_ARGS)
+        kv_gib = default_kv_cache_gib()
+        if kv_gib is not None:
+            defaults["kv_cache_memory_bytes"] = int(kv_gib * 2**30)
+        self._engine_args = {**defaults, **engine_args_from_env(), **(engine_args or {})}
         self._max_batch = max_batch
         self._pending: list[tuple[CompletionRequest, asyncio.Future[Completion]]] = []
         self._worker: asyncio.Task[None] | None = None
