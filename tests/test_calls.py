@@ -2,12 +2,13 @@
 
 import asyncio
 import time
+from pathlib import Path
 
 import pytest
 import tenacity
 
 from llmcat import BackendError, FakeBackend, RateLimitError, TransportError
-from llmcat.backends.base import CompletionRequest, Message
+from llmcat.backends.base import Completion, CompletionRequest, Message
 from llmcat.calls import ModelCaller
 
 REQUEST = CompletionRequest(messages=[Message(role="user", content="hi")])
@@ -55,3 +56,19 @@ def test_cache_key_ignores_timeouts_but_not_sampling() -> None:
     assert hotter.cache_key("openai", "m") != base
     assert REQUEST.cache_key("openai", "other-model") != base
     assert REQUEST.model_copy(update={"prompt_version": "v2"}).cache_key("openai", "m") != base
+
+
+def test_a_completion_with_infinite_logprobs_survives_the_cache(tmp_path: Path) -> None:
+    from llmcat.backends.base import TokenLogprob
+    from llmcat.cache import ResponseCache
+
+    cache = ResponseCache(tmp_path)
+    completion = Completion(
+        text="Toys",
+        logprobs=[TokenLogprob(token="Toys", logprob=0.0, top={"Toys": 0.0, "Sh": float("-inf")})],
+        choice_logprobs={"Toys": 0.0, "Shoes": float("-inf")},
+    )
+    cache.set("k", completion)
+    hit = cache.get("k")
+    assert hit is not None and hit.logprobs is not None
+    assert hit.logprobs[0].top["Sh"] == float("-inf")

