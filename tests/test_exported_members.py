@@ -21,6 +21,7 @@ def test_public_surface_is_what_we_meant() -> None:
         "inputs",
         "labels",
         "prompts",
+        "serve",
         "settings",
         "taxonomy",
         "types",
