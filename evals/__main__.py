@@ -20,7 +20,7 @@ from typing import Any
 from llmcat import Backend
 from llmcat.errors import ConfigError, LlmcatError
 
-from . import bench
+from . import bench, calibrate
 from .report import report_html, summary_markdown
 from .runner import (
     EXIT_USAGE,
@@ -94,8 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--calibration",
-        choices=["contextual"],
-        help="contextual calibration of the LLM's label distribution",
+        metavar="contextual|FILE",
+        help="'contextual', or a temperature file from 'python -m evals calibrate'",
     )
     run.add_argument("--concurrency", type=int)
     run.add_argument("--no-cache", action="store_true")
@@ -137,6 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     table.add_argument("runs", type=Path, nargs="+")
 
     bench.add_parser(sub)
+    calibrate.add_parser(sub)
     return parser
 
 

@@ -9,6 +9,7 @@ Heavy engines (llama.cpp, vLLM, torch) are imported only when a backend that nee
 
 from .backends.base import Backend, Completion, CompletionRequest
 from .backends.fake import FakeBackend
+from .calibration import TemperatureScaling
 from .classify import Classifier
 from .describe import Describer
 from .embeddings import Embedder, HashingEmbedder, OpenAIEmbedder, SentenceTransformerEmbedder
@@ -65,6 +66,7 @@ __all__ = [
     "Settings",
     "Taxonomy",
     "TaxonomyError",
+    "TemperatureScaling",
     "TransportError",
     "Usage",
     "__version__",

@@ -26,6 +26,7 @@ from typing import Any, Literal
 from .backends import Backend
 from .backends.base import ChoiceConstraint, Completion, CompletionRequest, Message, Sampling
 from .batch import map_ordered
+from .calibration import TemperatureScaling
 from .confidence import choice_distribution
 from .embeddings import CategoryIndex, Embedder, default_embedder, local_embedder_available
 from .engine import Engine, error_record
@@ -103,7 +104,7 @@ class Classifier:
         embedding_model: str | None = None,
         min_confidence: float | None = None,
         review_threshold: float = 0.5,
-        calibration: Literal["contextual"] | None = None,
+        calibration: Literal["contextual"] | TemperatureScaling | str | Path | None = None,
         fuse_embedding: bool = True,
         template_dir: str | Path | None = None,
         template: str = "classify.j2",
@@ -122,8 +123,13 @@ class Classifier:
                 raise ConfigError(f"{name} must be within [0, 1], got {value}")
         if beam < 1 or shortlist_k < 1:
             raise ConfigError("beam and shortlist_k must be at least 1")
-        if calibration not in (None, "contextual"):
-            raise ConfigError(f"unknown calibration {calibration!r}; use 'contextual' or None")
+        if isinstance(calibration, (str, Path)) and calibration != "contextual":
+            if not Path(calibration).is_file():
+                raise ConfigError(
+                    f"unknown calibration {calibration!r}: use 'contextual', a TemperatureScaling, "
+                    "or the path of a file from 'python -m evals calibrate'"
+                )
+            calibration = TemperatureScaling.load(calibration)
         self.engine = Engine(
             backend=backend,
             settings=settings,
@@ -140,6 +146,9 @@ class Classifier:
         self.review_threshold = review_threshold
         self.min_confidence = min_confidence
         self.calibration = calibration
+        self.temperature_scaling = (
+            calibration if isinstance(calibration, TemperatureScaling) else None
+        )
         self.fuse_embedding = fuse_embedding
         self.beam = beam
         self.shortlist_k = shortlist_k
@@ -150,6 +159,12 @@ class Classifier:
         self._embedding_model = embedding_model
         self._index: CategoryIndex | None = None
         self.strategy = self._pick_strategy(strategy)
+        scaling = self.temperature_scaling
+        if scaling is not None and scaling.strategy and scaling.strategy != self.strategy:
+            raise ConfigError(
+                f"the calibration was fitted for the {scaling.strategy!r} strategy, this "
+                f"classifier uses {self.strategy!r}; fit one for it with 'python -m evals calibrate'"
+            )
 
     def _pick_strategy(self, strategy: str) -> str:
         if strategy == "auto":
@@ -367,14 +382,18 @@ class Classifier:
 
     def _result(self, product: Product, outcome: Outcome) -> Classification:
         alternatives = []
-        if outcome.distribution is not None:
-            ranked = sorted(outcome.distribution.items(), key=lambda kv: -kv[1])[:5]
+        distribution, confidence = outcome.distribution, outcome.confidence
+        scaling = self.temperature_scaling
+        if scaling is not None:
+            distribution = scaling.distribution(distribution) if distribution else distribution
+            confidence = scaling.confidence(confidence) if confidence is not None else None
+        if distribution is not None:
+            ranked = sorted(distribution.items(), key=lambda kv: -kv[1])[:5]
             for cid, probability in ranked:
                 cat = self.taxonomy.get(cid)
                 alternatives.append(
                     Alternative(category_id=cat.id, path=list(cat.path), probability=probability)
                 )
-        confidence = outcome.confidence
         return Classification(
             product_id=product.id,
             category_id=outcome.category.id,

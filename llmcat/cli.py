@@ -101,8 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     classify.add_argument(
         "--calibration",
-        choices=["contextual"],
-        help="divide out the label prior of a content-free input",
+        metavar="contextual|FILE",
+        help="'contextual': divide out the label prior of a content-free input; FILE: a "
+        "temperature fitted on labelled data by 'python -m evals calibrate'",
     )
     _common(classify)
 

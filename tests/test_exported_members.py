@@ -10,6 +10,7 @@ def test_public_surface_is_what_we_meant() -> None:
         "batch",
         "cli",
         "cache",
+        "calibration",
         "calls",
         "classify",
         "confidence",

@@ -1,0 +1,154 @@
+"""Temperature scaling: make confidences mean what they say, fitted on a labelled set. Pure.
+
+A raw confidence ``c`` (the model's probability of its answer) becomes
+``sigmoid(logit(c) / T)``; alternatives' probabilities ``p_i`` become ``p_i ** (1/T)``,
+renormalised. ``T > 1`` softens an over-confident model, ``T < 1`` sharpens a timid one; the
+ranking of answers never changes. ``T`` is the value that minimises the negative log-likelihood
+of "the answer was right" over a labelled run (``python -m evals calibrate RUN``), and it is saved
+as JSON together with the strategy, model and template version it was fitted for.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from pydantic import BaseModel, Field, ValidationError
+
+from .confidence import softmax
+from .errors import ConfigError
+
+_EPS = 1e-6
+#: the search range of log(T): T from about 0.05 to 20
+_LOG_T_RANGE = (-3.0, 3.0)
+
+
+def scale_confidence(confidence: float, temperature: float) -> float:
+    """``sigmoid(logit(c) / T)``, with c kept away from 0 and 1."""
+    c = min(max(confidence, _EPS), 1.0 - _EPS)
+    logit = math.log(c / (1.0 - c)) / temperature
+    return 1.0 / (1.0 + math.exp(-logit))
+
+
+def scale_distribution(distribution: Mapping[str, float], temperature: float) -> dict[str, float]:
+    """``p_i ** (1/T)``, renormalised (computed in log space)."""
+    return softmax({k: math.log(max(p, 1e-300)) / temperature for k, p in distribution.items()})
+
+
+def negative_log_likelihood(
+    confidences: Sequence[float], correct: Sequence[bool], temperature: float
+) -> float:
+    """Mean NLL of the outcomes under the scaled confidences."""
+    total = 0.0
+    for c, right in zip(confidences, correct, strict=True):
+        q = min(max(scale_confidence(c, temperature), _EPS), 1.0 - _EPS)
+        total -= math.log(q if right else 1.0 - q)
+    return total / max(len(confidences), 1)
+
+
+def fit_temperature(confidences: Sequence[float], correct: Sequence[bool]) -> float:
+    """The T that minimises the NLL (golden-section search over log T; the NLL is unimodal)."""
+    if not confidences:
+        raise ConfigError("cannot fit a temperature on zero items with a confidence")
+    if len(confidences) != len(correct):
+        raise ConfigError("confidences and outcomes differ in length")
+    lo, hi = _LOG_T_RANGE
+    ratio = (math.sqrt(5) - 1) / 2
+
+    def loss(log_t: float) -> float:
+        return negative_log_likelihood(confidences, correct, math.exp(log_t))
+
+    a, b = lo + (1 - ratio) * (hi - lo), lo + ratio * (hi - lo)
+    fa, fb = loss(a), loss(b)
+    for _ in range(60):
+        if fa <= fb:
+            hi, b, fb = b, a, fa
+            a = lo + (1 - ratio) * (hi - lo)
+            fa = loss(a)
+        else:
+            lo, a, fa = a, b, fb
+            b = lo + ratio * (hi - lo)
+            fb = loss(b)
+    return math.exp((lo + hi) / 2)
+
+
+def expected_calibration_error(
+    confidences: Sequence[float], correct: Sequence[bool], bins: int = 10
+) -> float:
+    """|accuracy - confidence| per equal-width bin, weighted by the bin's share of items."""
+    if not confidences:
+        return 0.0
+    total = 0.0
+    for b in range(bins):
+        lo, hi = b / bins, (b + 1) / bins
+        members = [
+            (c, r)
+            for c, r in zip(confidences, correct, strict=True)
+            if lo < c <= hi or (b == 0 and c == 0.0)
+        ]
+        if members:
+            accuracy = sum(r for _, r in members) / len(members)
+            mean = sum(c for c, _ in members) / len(members)
+            total += len(members) / len(confidences) * abs(accuracy - mean)
+    return total
+
+
+class TemperatureScaling(BaseModel):
+    """A fitted temperature and what it was fitted for; pass it as ``Classifier(calibration=)``."""
+
+    temperature: float = Field(gt=0, description="T: confidences become sigmoid(logit(c) / T).")
+    strategy: str | None = Field(default=None, description="The strategy it was fitted for.")
+    model: str | None = Field(default=None, description="The model it was fitted for.")
+    prompt_version: str | None = Field(default=None, description="The template version.")
+    fitted_on: int = Field(default=0, description="Labelled items used for the fit.")
+    ece_before: float | None = Field(default=None, description="ECE of the raw confidences.")
+    ece_after: float | None = Field(default=None, description="ECE after scaling (in sample).")
+
+    @classmethod
+    def fit(
+        cls, confidences: Sequence[float], correct: Sequence[bool], **meta: object
+    ) -> TemperatureScaling:
+        """Fit T on outcomes and record the in-sample ECE before and after."""
+        temperature = fit_temperature(confidences, correct)
+        scaled = [scale_confidence(c, temperature) for c in confidences]
+        return cls.model_validate(
+            {
+                "temperature": temperature,
+                "fitted_on": len(confidences),
+                "ece_before": expected_calibration_error(confidences, correct),
+                "ece_after": expected_calibration_error(scaled, correct),
+                **meta,
+            }
+        )
+
+    def confidence(self, value: float) -> float:
+        """A calibrated confidence."""
+        return scale_confidence(value, self.temperature)
+
+    def distribution(self, values: Mapping[str, float]) -> dict[str, float]:
+        """Calibrated probabilities of the alternatives."""
+        return scale_distribution(values, self.temperature)
+
+    def save(self, path: str | Path) -> None:
+        """Write as JSON."""
+        Path(path).write_text(self.model_dump_json(indent=2) + "\n", encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: str | Path) -> TemperatureScaling:
+        """Read a file written by ``save`` (or ``python -m evals calibrate``)."""
+        try:
+            return cls.model_validate_json(Path(path).read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError(f"cannot read calibration file {path}: {exc}") from None
+        except ValidationError as exc:
+            raise ConfigError(f"{path} is not a temperature-scaling file: {exc}") from None
+
+
+__all__ = [
+    "TemperatureScaling",
+    "expected_calibration_error",
+    "fit_temperature",
+    "scale_confidence",
+    "scale_distribution",
+]
