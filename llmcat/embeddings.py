@@ -97,7 +97,7 @@ class SentenceTransformerEmbedder(Embedder):
             try:  # transformers draws a "Loading weights" bar on stderr for every load
                 from transformers.utils import logging as hf_logging
 
-                hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+                hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call, unused-ignore]
             except ImportError:
                 pass
             path = self._path or bundled_minilm_path()

@@ -62,7 +62,7 @@ def gguf_to_hf(gguf: Path, out: Path | None = None, *, cache_dir: Path | None = 
         config = quantized.config
         if hasattr(config, "quantization_config"):
             del config.quantization_config
-        plain = AutoModelForCausalLM.from_config(config)  # type: ignore[no-untyped-call]
+        plain = AutoModelForCausalLM.from_config(config)  # type: ignore[no-untyped-call, unused-ignore]
         plain.load_state_dict(quantized.state_dict())
         plain.save_pretrained(str(work))
         tokenizer.save_pretrained(str(work))
