@@ -12,7 +12,13 @@ import pytest
 
 from llmcat.cli import main
 from llmcat.errors import ConfigError, ServerError
-from llmcat.serve.server import VLLMServer, free_port, resolve_model, server_command
+from llmcat.serve.server import (
+    VLLMServer,
+    free_port,
+    resolve_model,
+    served_model_name,
+    server_command,
+)
 
 FAKE_SERVER = Path(__file__).with_name("fake_server.py")
 
@@ -38,6 +44,12 @@ def test_resolve_model(tmp_path: Path) -> None:
     folder.mkdir()
     assert resolve_model(str(folder)) == (str(folder), "my-model")
     assert resolve_model("Org/Some-Model") == ("Org/Some-Model", "Org/Some-Model")
+    # The served name needs no conversion, so a backend knows its cache key before loading.
+    assert served_model_name(None) == "SmolLM2-135M-Instruct"
+    assert served_model_name(str(tmp_path / "SmolLM2-135M-Instruct.Q4_1.gguf")) == (
+        "SmolLM2-135M-Instruct"
+    )
+    assert served_model_name(str(folder)) == "my-model"
     stray = tmp_path / "weights.bin"
     stray.write_bytes(b"x")
     with pytest.raises(ConfigError, match="neither a model folder"):

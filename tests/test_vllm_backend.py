@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -161,3 +162,10 @@ def test_classifier_batch_through_the_in_process_backend() -> None:
     assert all(r.ok and r.path == ["Toys"] for r in results)
     assert max(len(batch) for batch in backend.calls) >= 16
     assert backend_class("vllm") is VLLMBackend
+
+
+def test_the_model_name_is_known_before_the_engine_loads(tmp_path: Path) -> None:
+    folder = tmp_path / "my-model"
+    folder.mkdir()
+    assert VLLMBackend(model=str(folder)).model == "my-model"
+    assert VLLMBackend().model == "SmolLM2-135M-Instruct"

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..errors import BackendError, ConfigError
-from ..serve.server import default_kv_cache_gib
+from ..serve.server import default_kv_cache_gib, served_model_name
 from .base import (
     Backend,
     ChoiceConstraint,
@@ -161,7 +161,9 @@ class VLLMBackend(Backend):
         self._max_batch = max_batch
         self._pending: list[tuple[CompletionRequest, asyncio.Future[Completion]]] = []
         self._worker: asyncio.Task[None] | None = None
-        self._served_name = model or "SmolLM2-135M-Instruct"
+        # Known before the engine loads, so cache lookups and stores use the same key.
+        self._served_name = served_model_name(model)
+        self._engine: Any = None
 
     @property
     def model(self) -> str:
@@ -169,10 +171,12 @@ class VLLMBackend(Backend):
 
     def engine(self) -> Any:
         """The ``vllm.LLM``, loaded on first use and shared by backends with the same model."""
+        if self._engine is not None:
+            return self._engine
         from ..serve.server import resolve_model
 
-        loaded, served = resolve_model(self._model_ref)
-        self._served_name = served
+        # Resolving the embedded model hashes its GGUF file: once per backend, not per batch.
+        loaded, _ = resolve_model(self._model_ref)
         key = json.dumps([loaded, self._engine_args], sort_keys=True, default=str)
         with _engines_lock:
             if key not in _engines:
@@ -187,7 +191,8 @@ class VLLMBackend(Backend):
                 # Registered after vLLM's imports, so it runs before multiprocessing's exit hook,
                 # which otherwise waits forever for the engine-core process.
                 atexit.register(_shutdown_engine, _engines[key])
-            return _engines[key]
+            self._engine = _engines[key]
+        return self._engine
 
     async def complete(self, request: CompletionRequest) -> Completion:
         from . import check_allowed

@@ -109,21 +109,36 @@ def port_in_use(host: str, port: int) -> bool:
         return sock.connect_ex((host, port)) == 0
 
 
+#: the name the embedded SmolLM2 is served (and cached) under
+EMBEDDED_MODEL_NAME = "SmolLM2-135M-Instruct"
+
+
+def served_model_name(model: str | None) -> str:
+    """The name a model is served and cached under, known without loading or converting it."""
+    if model is None:
+        return EMBEDDED_MODEL_NAME
+    path = Path(model).expanduser()
+    if path.suffix == ".gguf":
+        return path.stem.split(".")[0]
+    return path.name if path.is_dir() else model
+
+
 def resolve_model(model: str | None, cache_dir: Path | None = None) -> tuple[str, str]:
     """``(what vLLM loads, the served model name)`` for a folder, a .gguf file, a model id, or
     None for the embedded SmolLM2 (converted once into the cache dir)."""
     from .convert import embedded_model_dir, gguf_to_hf
 
+    name = served_model_name(model)
     if model is None:
-        return str(embedded_model_dir(cache_dir)), "SmolLM2-135M-Instruct"
+        return str(embedded_model_dir(cache_dir)), name
     path = Path(model).expanduser()
     if path.suffix == ".gguf":
-        return str(gguf_to_hf(path, cache_dir=cache_dir)), path.stem.split(".")[0]
+        return str(gguf_to_hf(path, cache_dir=cache_dir)), name
     if path.is_dir():
-        return str(path), path.name
+        return str(path), name
     if path.exists():
         raise ConfigError(f"{model} is neither a model folder nor a .gguf file")
-    return model, model  # a Hugging Face id; vLLM resolves it (needs the hub or its cache)
+    return model, name  # a Hugging Face id; vLLM resolves it (needs the hub or its cache)
 
 
 class VLLMServer:
@@ -197,7 +212,7 @@ class VLLMServer:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("wb")
         self.process = subprocess.Popen(
-            cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=os.environ.copy()
+            cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
         log.close()
 
@@ -275,4 +290,4 @@ class VLLMServer:
         self.stop()
 
 
-__all__ = ["VLLMServer", "free_port", "resolve_model", "server_command"]
+__all__ = ["VLLMServer", "free_port", "resolve_model", "served_model_name", "server_command"]
