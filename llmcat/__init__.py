@@ -7,10 +7,11 @@
 Heavy engines (llama.cpp, vLLM, torch) are imported only when a backend that needs them is used.
 """
 
-from .backends.base import Backend, Completion, CompletionRequest
+from .backends.base import Backend
 from .backends.fake import FakeBackend
 from .calibration import TemperatureScaling
 from .classify import Classifier
+from .completions import Completion, CompletionRequest
 from .describe import Describer
 from .embeddings import Embedder, HashingEmbedder, OpenAIEmbedder, SentenceTransformerEmbedder
 from .errors import (
@@ -24,6 +25,7 @@ from .errors import (
     TaxonomyError,
     TransportError,
 )
+from .options import ClassifyOptions, CopyLimits, CopyOptions, RetryOptions
 from .settings import Settings
 from .taxonomy import Category, Taxonomy
 from .types import (
@@ -45,9 +47,12 @@ __all__ = [
     "Category",
     "Classification",
     "Classifier",
+    "ClassifyOptions",
     "Completion",
     "CompletionRequest",
     "ConfigError",
+    "CopyLimits",
+    "CopyOptions",
     "Describer",
     "Description",
     "Embedder",
@@ -61,6 +66,7 @@ __all__ = [
     "OutputError",
     "Product",
     "RateLimitError",
+    "RetryOptions",
     "SentenceTransformerEmbedder",
     "ServerError",
     "Settings",

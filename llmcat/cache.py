@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .backends.base import Completion
+from .completions import Completion
 
 
 class ResponseCache:

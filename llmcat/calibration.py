@@ -16,7 +16,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field, ValidationError
 
-from .confidence import softmax
+from .distributions import softmax
 from .errors import ConfigError
 
 _EPS = 1e-6

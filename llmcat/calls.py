@@ -1,47 +1,70 @@
 """The effectful edge around a backend: cache lookup, timeout and transport retries.
 
-Transport retries (here) and output re-asks (in the classifier/describer) never mix: this layer
-retries only ``BackendError``s marked retryable, waits what the server asked (Retry-After) or an
-exponential backoff with jitter, and never looks at what the model said.
+Transport retries (here) and output re-asks (in the strategies and the describer) never mix: this
+layer retries only ``BackendError``s marked retryable, waits what the server asked (Retry-After)
+or an exponential backoff with jitter, and never looks at what the model said.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import tenacity
 
-from .backends.base import Backend, Completion, CompletionRequest
+from .backends.base import Backend
 from .cache import ResponseCache
+from .completions import Completion, CompletionRequest
 from .errors import BackendError, TransportError
+from .options import RetryOptions
 
-DEFAULT_RETRY: dict[str, Any] = {
-    "stop": tenacity.stop_after_attempt(5),
-    "wait": tenacity.wait_random_exponential(multiplier=0.5, max=30),
-}
+T = TypeVar("T")
 
 
 class _RetryAfterOrBackoff(tenacity.wait.wait_base):
-    """The server's Retry-After when it sent one, else the fallback wait."""
+    """The server's Retry-After when it sent one (capped), else exponential backoff."""
 
-    def __init__(self, backend: Backend, fallback: Any) -> None:
-        self.backend = backend
-        self.fallback = fallback
+    def __init__(self, options: RetryOptions, retry_after: Callable[[BaseException], Any]) -> None:
+        self.cap = options.max_retry_after
+        self.retry_after = retry_after
+        self.backoff = tenacity.wait_random_exponential(
+            multiplier=options.backoff, max=options.max_wait
+        )
 
     def __call__(self, retry_state: tenacity.RetryCallState) -> float:
         outcome = retry_state.outcome
         error = outcome.exception() if outcome is not None else None
         if error is not None:
-            seconds = self.backend.retry_after(error)
+            seconds = self.retry_after(error)
             if seconds is not None:
-                return min(float(seconds), 120.0)
-        return float(self.fallback(retry_state))
+                return min(float(seconds), self.cap)
+        return float(self.backoff(retry_state))
 
 
 def _is_retryable(error: BaseException) -> bool:
     return isinstance(error, BackendError) and error.retryable
+
+
+def retry_policy(
+    options: RetryOptions,
+    retry_after: Callable[[BaseException], Any] = lambda e: getattr(e, "retry_after", None),
+) -> dict[str, Any]:
+    """tenacity keyword arguments for ``options``: only retryable BackendErrors are retried."""
+    return {
+        "stop": tenacity.stop_after_attempt(options.attempts),
+        "wait": _RetryAfterOrBackoff(options, retry_after),
+        "retry": tenacity.retry_if_exception(_is_retryable),
+        "reraise": True,
+    }
+
+
+async def with_retries(policy: dict[str, Any], call: Callable[[], Awaitable[T]]) -> T:
+    """``await call()``, retried by ``policy`` (from ``retry_policy``)."""
+    async for attempt in tenacity.AsyncRetrying(**policy):
+        with attempt:
+            return await call()
+    raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
 
 
 class ModelCaller:
@@ -53,16 +76,12 @@ class ModelCaller:
         *,
         cache: ResponseCache | None = None,
         timeout: float = 60.0,
-        retry: dict[str, Any] | None = None,
+        retry: RetryOptions | None = None,
     ) -> None:
         self.backend = backend
         self.cache = cache
         self.timeout = timeout
-        policy = {**DEFAULT_RETRY, **(retry or {})}
-        policy["wait"] = _RetryAfterOrBackoff(backend, policy["wait"])
-        policy.setdefault("retry", tenacity.retry_if_exception(_is_retryable))
-        policy["reraise"] = True
-        self._policy = policy
+        self._policy = retry_policy(retry or RetryOptions(), backend.retry_after)
 
     async def __call__(
         self, request: CompletionRequest, *, is_valid: Callable[[Completion], bool] | None = None
@@ -71,22 +90,20 @@ class ModelCaller:
         so an unusable answer is asked again next time instead of being replayed."""
         key = None
         if self.cache is not None:
+            # The key holds the model name, which a server backend may only learn here.
+            await with_retries(self._policy, self.backend.prepare)
             key = request.cache_key(self.backend.name, self.backend.model)
             hit = self.cache.get(key)
             if hit is not None:
                 return hit.model_copy(update={"cached": True})
-        completion = await self._call_with_retries(request)
-        if self.cache is not None and (is_valid is None or is_valid(completion)):
-            # The model id may only be known after the first call (a server's default model).
-            key = request.cache_key(self.backend.name, self.backend.model)
+        completion = await with_retries(self._policy, lambda: self._call_once(request))
+        if (
+            key is not None
+            and self.cache is not None
+            and (is_valid is None or is_valid(completion))
+        ):
             self.cache.set(key, completion)
         return completion
-
-    async def _call_with_retries(self, request: CompletionRequest) -> Completion:
-        async for attempt in tenacity.AsyncRetrying(**self._policy):
-            with attempt:
-                return await self._call_once(request)
-        raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
 
     async def _call_once(self, request: CompletionRequest) -> Completion:
         if not self.backend.honours_timeout:

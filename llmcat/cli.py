@@ -15,11 +15,12 @@ from typing import Any, TextIO
 
 from pydantic import BaseModel
 
-from . import __version__
+from . import __version__, strategies
 from .classify import Classifier
-from .describe import LANGUAGES, Describer
+from .describe import Describer
 from .errors import ConfigError, InputError, LlmcatError
 from .inputs import read_records
+from .options import LANGUAGES, ClassifyOptions, CopyOptions, validated
 from .settings import Settings
 from .taxonomy import Taxonomy
 from .types import Classification, Description, Product
@@ -28,6 +29,19 @@ OFFICIAL_TAXONOMIES = {
     "google": "https://www.google.com/basepages/producttype/taxonomy-with-ids.en-US.txt",
     "shopify": "https://raw.githubusercontent.com/Shopify/product-taxonomy/v2024-10/dist/en/categories.txt",
 }
+
+
+def option(group: Any, model: type[BaseModel], field: str, *flags: str, **kwargs: Any) -> None:
+    """An argument whose default and help come from ``model``'s field, so a default is stated
+    once (in ``llmcat.options`` / ``llmcat.settings``)."""
+    info = model.model_fields[field]
+    default = info.get_default(call_default_factory=True)
+    help_text = info.description or ""
+    if default not in (None, [], False) and "action" not in kwargs:
+        help_text += f" (default: {default})"
+    kwargs.setdefault("default", default)
+    kwargs.setdefault("dest", field)
+    group.add_argument(*(flags or (f"--{field.replace('_', '-')}",)), help=help_text, **kwargs)
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -41,21 +55,19 @@ def _common(parser: argparse.ArgumentParser) -> None:
         "--model", help="model id, or a .gguf path for --backend local (env LLMCAT_MODEL)"
     )
     group.add_argument("--api-key", help="API key (env LLMCAT_API_KEY or OPENAI_API_KEY)")
-    group.add_argument(
-        "--structured-output",
+    option(
+        group,
+        Settings,
+        "structured_output",
         choices=["auto", "vllm", "vllm-guided", "openai", "none"],
-        default="auto",
-        help="how the server takes output constraints (default: detect)",
     )
-    group.add_argument(
-        "--timeout", type=float, default=60.0, help="seconds per model call (default 60)"
-    )
-    group.add_argument("--concurrency", type=int, help="requests in flight (default per backend)")
+    option(group, Settings, "timeout", type=float)
+    option(group, Settings, "concurrency", type=int)
     group.add_argument(
         "--no-cache", action="store_true", help="do not read or write the response cache"
     )
     group.add_argument("--cache-dir", type=Path, help="cache folder (env LLMCAT_CACHE_DIR)")
-    group.add_argument("--template-dir", type=Path, help="folder with your own prompt templates")
+    option(group, ClassifyOptions, "template_dir", type=Path)
     io = parser.add_argument_group("input and output")
     io.add_argument("--input", type=Path, help="products as .jsonl or .csv")
     io.add_argument("--output", type=Path, help="write results as JSONL here (default: stdout)")
@@ -78,33 +90,13 @@ def build_parser() -> argparse.ArgumentParser:
     classify.add_argument(
         "--taxonomy", type=Path, help="taxonomy file: Google, Shopify, or one 'A > B' path per line"
     )
-    classify.add_argument(
-        "--review-threshold", type=float, default=0.5, help="needs_review below this confidence"
-    )
-    classify.add_argument(
-        "--strategy",
-        default="auto",
-        choices=["auto", "flat", "hierarchical", "shortlist", "embedding"],
-        help="how to search the taxonomy (default: by its size)",
-    )
-    classify.add_argument(
-        "--min-confidence", type=float, help="stop at the deepest ancestor this confident"
-    )
-    classify.add_argument(
-        "--beam", type=int, default=2, help="beam width of the hierarchical strategy"
-    )
-    classify.add_argument(
-        "--shortlist-k", type=int, default=10, help="candidates the shortlist strategy shows"
-    )
-    classify.add_argument(
-        "--embedding-model", help="embedding model on the server's /v1/embeddings"
-    )
-    classify.add_argument(
-        "--calibration",
-        metavar="contextual|FILE",
-        help="'contextual': divide out the label prior of a content-free input; FILE: a "
-        "temperature fitted on labelled data by 'python -m evals calibrate'",
-    )
+    option(classify, ClassifyOptions, "strategy", choices=["auto", *strategies.names()])
+    option(classify, ClassifyOptions, "review_threshold", type=float)
+    option(classify, ClassifyOptions, "min_confidence", type=float)
+    option(classify, ClassifyOptions, "beam", type=int)
+    option(classify, ClassifyOptions, "shortlist_k", type=int)
+    option(classify, ClassifyOptions, "embedding_model")
+    option(classify, ClassifyOptions, "calibration", metavar="contextual|FILE")
     _common(classify)
 
     describe = sub.add_parser("describe", help="write listing copy")
@@ -114,31 +106,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
     describe.add_argument("--brand", default="", help="the product's brand")
     describe.add_argument("--description", default="", help="the product's own description")
-    describe.add_argument(
-        "--language", default="en", choices=sorted(LANGUAGES), help="output language"
+    option(describe, CopyOptions, "language", choices=sorted(LANGUAGES))
+    option(describe, CopyOptions, "tone")
+    option(describe, CopyOptions, "style")
+    option(describe, CopyOptions, "body_words", "--max-words", "--body-words", type=int)
+    option(describe, CopyOptions, "title_words", type=int)
+    option(describe, CopyOptions, "bullets", type=int)
+    option(describe, CopyOptions, "bullet_words", type=int)
+    option(describe, CopyOptions, "title_chars", type=int)
+    option(describe, CopyOptions, "bullet_chars", type=int)
+    option(describe, CopyOptions, "body_chars", type=int)
+    option(describe, CopyOptions, "category")
+    option(describe, CopyOptions, "keywords", "--keyword", action="append", metavar="KEYWORD")
+    option(
+        describe, CopyOptions, "must_mention", "--must-mention", action="append", metavar="VALUE"
     )
-    describe.add_argument("--tone", default="clear and factual")
-    describe.add_argument("--max-words", type=int, default=120, help="body length limit in words")
-    describe.add_argument("--bullets", type=int, default=3, help="number of bullets")
-    describe.add_argument("--category", help="category path that steers the copy")
-    describe.add_argument(
-        "--style",
-        default="marketplace",
-        help="marketplace, seo, concise, or describe_<style>.j2 of --template-dir",
-    )
-    describe.add_argument(
-        "--keyword", action="append", default=[], help="a keyword to use where true (repeatable)"
-    )
-    describe.add_argument(
-        "--must-mention",
-        action="append",
-        default=[],
-        help="a value the copy has to contain (repeatable)",
-    )
-    describe.add_argument("--title-chars", type=int, help="character limit of the title")
-    describe.add_argument("--bullet-chars", type=int, help="character limit of each bullet")
-    describe.add_argument("--body-chars", type=int, help="character limit of the body")
     _common(describe)
+
+    sub.add_parser(
+        "eval",
+        help="the regression harness (python -m llmcat.evals); 'llmcat eval --help' for more",
+        add_help=False,
+    )
 
     taxonomy = sub.add_parser("taxonomy", help="inspect taxonomy files")
     tax_sub = taxonomy.add_subparsers(dest="taxonomy_command", required=True)
@@ -197,18 +186,28 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    return Settings(
-        backend=args.backend,
-        base_url=args.base_url,
-        model=args.model,
-        api_key=args.api_key,
-        structured_output=args.structured_output,
-        timeout=args.timeout,
-        concurrency=args.concurrency,
-        cache=not args.no_cache,
-        cache_dir=args.cache_dir,
-        progress=False if args.no_progress else None,
+    return validated(
+        Settings,
+        {
+            "backend": args.backend,
+            "base_url": args.base_url,
+            "model": args.model,
+            "api_key": args.api_key,
+            "structured_output": args.structured_output,
+            "timeout": args.timeout,
+            "concurrency": args.concurrency,
+            "cache": not args.no_cache,
+            "cache_dir": args.cache_dir,
+            "progress": False if args.no_progress else None,
+        },
+        what="command-line",
     )
+
+
+def _fields(args: argparse.Namespace, model: type[BaseModel]) -> dict[str, Any]:
+    """The parsed arguments that are fields of ``model``."""
+    given = vars(args)
+    return {name: given[name] for name in model.model_fields if name in given}
 
 
 def _products(
@@ -289,37 +288,15 @@ async def _run(args: argparse.Namespace) -> int:
     progress = False if (args.no_progress or single is not None) else None
     worker: Classifier | Describer
     if args.command == "classify":
-        worker = Classifier(
-            _taxonomy(args),
-            settings=settings,
-            template_dir=args.template_dir,
-            review_threshold=args.review_threshold,
-            strategy=args.strategy,
-            min_confidence=args.min_confidence,
-            beam=args.beam,
-            shortlist_k=args.shortlist_k,
-            embedding_model=args.embedding_model,
-            calibration=args.calibration,
-        )
+        options = validated(ClassifyOptions, _fields(args, ClassifyOptions), what="classify")
+        worker = Classifier(_taxonomy(args), options, settings=settings)
         results: AsyncIterator[Any] = worker.aiter_classify(
             _products(args, single), progress=progress
         )
     else:
-        worker = Describer(settings=settings, template_dir=args.template_dir, style=args.style)
-        results = worker.aiter_describe(
-            _products(args, single),
-            progress=progress,
-            language=args.language,
-            tone=args.tone,
-            max_words=args.max_words,
-            bullets=args.bullets,
-            category=args.category,
-            keywords=args.keyword,
-            must_mention=args.must_mention,
-            title_chars=args.title_chars,
-            bullet_chars=args.bullet_chars,
-            body_chars=args.body_chars,
-        )
+        copy = validated(CopyOptions, _fields(args, CopyOptions), what="describe")
+        worker = Describer(copy, settings=settings)
+        results = worker.aiter_describe(_products(args, single), progress=progress)
     try:
         if args.output:
             args.output.parent.mkdir(parents=True, exist_ok=True)
@@ -435,6 +412,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Everything after '--' belongs to vLLM, whatever it looks like.
         cut = arguments.index("--")
         arguments, extra = arguments[:cut], arguments[cut + 1 :]
+    if arguments[:1] == ["eval"]:
+        from .evals.cli import main as evals_main
+
+        return evals_main(arguments[1:])
     args = parser.parse_args(arguments)
     try:
         if args.command == "serve":

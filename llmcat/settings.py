@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from .errors import ConfigError
+from .options import RetryOptions
 
 ENV_BASE_URL = "LLMCAT_BASE_URL"
 ENV_MODEL = "LLMCAT_MODEL"
@@ -19,6 +20,8 @@ ENV_CACHE_DIR = "LLMCAT_CACHE_DIR"
 
 class Settings(BaseModel):
     """How llmcat reaches a model. Every field may also come from the environment."""
+
+    model_config = ConfigDict(extra="forbid")
 
     backend: str | None = Field(
         default=None,
@@ -51,10 +54,9 @@ class Settings(BaseModel):
         default=None,
         description="Cache folder. Env: LLMCAT_CACHE_DIR; default: the platform cache dir.",
     )
-    retry: dict[str, Any] = Field(
-        default_factory=dict,
-        description="tenacity keyword arguments overriding the transport retry policy "
-        "(e.g. {'stop': tenacity.stop_after_attempt(2)}).",
+    retry: RetryOptions = Field(
+        default_factory=RetryOptions,
+        description="The transport retry policy (attempts, backoff); see RetryOptions.",
     )
     progress: bool | None = Field(
         default=None, description="Show a progress bar; default: when stderr is a terminal."

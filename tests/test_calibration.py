@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from evals.__main__ import main as evals_main
 from llmcat import Classifier, ConfigError, FakeBackend, Settings
 from llmcat.calibration import (
     TemperatureScaling,
@@ -18,6 +17,7 @@ from llmcat.calibration import (
     scale_confidence,
     scale_distribution,
 )
+from llmcat.evals.cli import main as evals_main
 
 from .test_eval_cli import FAST, scoring_backend
 

@@ -5,18 +5,17 @@ import time
 from pathlib import Path
 
 import pytest
-import tenacity
 
-from llmcat import BackendError, FakeBackend, RateLimitError, TransportError
-from llmcat.backends.base import Completion, CompletionRequest, Message
+from llmcat import BackendError, FakeBackend, RateLimitError, RetryOptions, TransportError
 from llmcat.calls import ModelCaller
+from llmcat.completions import Completion, CompletionRequest, Message
 
 REQUEST = CompletionRequest(messages=[Message(role="user", content="hi")])
 
 
 def test_retry_after_is_honoured() -> None:
     backend = FakeBackend([RateLimitError("slow down", retry_after=0.3), "ok"])
-    caller = ModelCaller(backend, retry={"wait": tenacity.wait_fixed(5)})
+    caller = ModelCaller(backend, retry=RetryOptions(backoff=5, max_wait=5))
     start = time.monotonic()
     assert asyncio.run(caller(REQUEST)).text == "ok"
     # waited the server's 0.3 s, not the 5 s fallback
@@ -25,9 +24,7 @@ def test_retry_after_is_honoured() -> None:
 
 def test_gives_up_after_the_configured_attempts() -> None:
     backend = FakeBackend([BackendError("503", retryable=True, status_code=503)] * 3 + ["ok"])
-    caller = ModelCaller(
-        backend, retry={"wait": tenacity.wait_none(), "stop": tenacity.stop_after_attempt(3)}
-    )
+    caller = ModelCaller(backend, retry=RetryOptions(attempts=3, backoff=0))
     with pytest.raises(BackendError, match="503"):
         asyncio.run(caller(REQUEST))
     assert len(backend.requests) == 3
@@ -41,7 +38,7 @@ def test_timeout_becomes_a_retryable_transport_error() -> None:
     caller = ModelCaller(
         Hanging(),
         timeout=0.05,
-        retry={"stop": tenacity.stop_after_attempt(2), "wait": tenacity.wait_none()},
+        retry=RetryOptions(attempts=2, backoff=0),
     )
     with pytest.raises(TransportError, match="did not answer within"):
         asyncio.run(caller(REQUEST))
@@ -59,8 +56,8 @@ def test_cache_key_ignores_timeouts_but_not_sampling() -> None:
 
 
 def test_a_completion_with_infinite_logprobs_survives_the_cache(tmp_path: Path) -> None:
-    from llmcat.backends.base import TokenLogprob
     from llmcat.cache import ResponseCache
+    from llmcat.completions import TokenLogprob
 
     cache = ResponseCache(tmp_path)
     completion = Completion(

@@ -11,14 +11,15 @@ from llmcat import (
     FakeBackend,
     OutputError,
     Product,
+    RetryOptions,
     ServerError,
     Settings,
     Taxonomy,
 )
-from llmcat.backends.base import ChoiceConstraint, Completion
+from llmcat.completions import ChoiceConstraint, Completion
 
 LABELS = ["Shoes", "Mobile Phones", "Toys"]
-FAST_RETRY = {"wait": __import__("tenacity").wait_none()}
+FAST_RETRY = RetryOptions(backoff=0)
 
 
 def make(backend: FakeBackend, **kw: object) -> Classifier:

@@ -5,8 +5,9 @@ import json
 import pytest
 
 from llmcat import ConfigError, Describer, FakeBackend, Product
-from llmcat.backends.base import JsonConstraint
-from llmcat.describe import CopyLimits, copy_schema, count_words, cut_to_words, parse_copy
+from llmcat.completions import JsonConstraint
+from llmcat.listing import copy_schema, count_words, cut_to_words, parse_copy
+from llmcat.options import CopyLimits
 
 PRODUCT = Product(
     id="p1",
@@ -163,7 +164,7 @@ def test_a_reask_that_breaks_the_json_keeps_the_first_answer() -> None:
     ],
 )
 def test_truncated_json_is_closed_at_its_last_complete_point(text: str, expected: object) -> None:
-    from llmcat.describe import close_truncated_json
+    from llmcat.listing import close_truncated_json
 
     assert close_truncated_json(text) == expected
 
@@ -175,3 +176,23 @@ def test_a_looping_model_cut_by_max_tokens_still_gives_valid_copy() -> None:
     )
     d = Describer(backend=FakeBackend([looping, looping])).describe(PRODUCT, max_words=50)
     assert d.ok and d.title == "Brass Buddha Showpiece" and count_words(d.body) <= 50
+
+
+def test_an_input_error_keeps_the_callers_id() -> None:
+    results = Describer(backend=FakeBackend()).describe_many(
+        [{"id": "sku-1", "title": "  "}, {"title": "  "}]
+    )
+    assert [r.product_id for r in results] == ["sku-1", "1"]
+    assert all(r.error is not None and r.error.type == "InputError" for r in results)
+
+
+def test_options_are_typed_and_per_call_overrides_win() -> None:
+    from llmcat import CopyOptions
+
+    backend = FakeBackend(responder=lambda r: answer())
+    describer = Describer(CopyOptions(bullets=2, language="en"), backend=backend, max_words=40)
+    assert describer.options.bullets == 2 and describer.options.body_words == 40
+    describer.describe(PRODUCT, bullets=3)
+    schema = backend.requests[-1].constraint.json_schema  # type: ignore[union-attr]
+    assert schema["properties"]["bullets"]["minItems"] == 3
+    assert describer.options.bullets == 2  # the call's override did not stick

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from evals.__main__ import main
-from evals.suites import load_suite
 from llmcat import BackendError, FakeBackend
-from llmcat.backends.base import ChoiceConstraint, Completion, CompletionRequest
 from llmcat.backends.fake import _default_answer
+from llmcat.completions import ChoiceConstraint, Completion, CompletionRequest
+from llmcat.evals.cli import main
+from llmcat.evals.suites import load_suite
 
 FAST = ["--suite", "golden", "--task", "classify", "--strategy", "flat", "--no-embedding-baseline"]
 
@@ -100,6 +100,37 @@ def test_infrastructure_errors_exit_3(tmp_path: Path) -> None:
     assert run(tmp_path, "y", "--max-error-rate", "1.0", backend=failing) == 0
 
 
+def test_a_backend_error_outside_the_items_exits_3(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import llmcat.evals.cli as cli
+    from llmcat import ServerError
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise ServerError("the server went away", retryable=True, status_code=503)
+
+    monkeypatch.setattr(cli, "run_blocking", broken)
+    assert run(tmp_path, "x") == 3
+
+
+def test_the_embedding_baseline_classifier_is_closed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from llmcat import Classifier
+
+    closed: list[str] = []
+    original = Classifier.aclose
+
+    async def spy(self: Classifier) -> None:
+        closed.append(self.strategy)
+        await original(self)
+
+    monkeypatch.setattr(Classifier, "aclose", spy)
+    argv = ["run", "--suite", "golden", "--task", "classify", "--strategy", "flat", "--limit", "5"]
+    assert main([*argv, "--out", str(tmp_path / "r")], backend=FakeBackend()) == 0
+    assert sorted(closed) == ["embedding", "flat"]
+
+
 def test_incomparable_baseline_exits_4(tmp_path: Path) -> None:
     assert run(tmp_path, "a") == 0
     baseline = tmp_path / "baseline.json"
@@ -177,6 +208,8 @@ def test_table_lists_the_run_and_its_embedding_baseline(
                 "golden",
                 "--task",
                 "classify",
+                "--strategy",
+                "hierarchical",
                 "--limit",
                 "10",
                 "--out",
@@ -189,4 +222,5 @@ def test_table_lists_the_run_and_its_embedding_baseline(
     capsys.readouterr()
     assert main(["table", str(tmp_path / "r")]) == 0
     out = capsys.readouterr().out
-    assert "| r | shortlist |" in out and "| r | embedding |" in out
+    assert "| r | hierarchical |" in out and "| r | embedding |" in out
+    assert "| 10 |" in out  # the item count is a count, not 10.000

@@ -8,8 +8,8 @@ import pytest
 from scipy import stats as sps
 from sklearn.metrics import f1_score
 
-from evals import metrics as M
-from evals.stats import mcnemar_exact, paired_bootstrap
+from llmcat.evals import metrics as M
+from llmcat.evals.stats import mcnemar_exact, paired_bootstrap
 
 Out = M.Outcome
 ITEMS = [
@@ -115,7 +115,7 @@ def test_paired_bootstrap_matches_scipy() -> None:
 
 
 def test_flipkart_parsers() -> None:
-    from evals.flipkart import category_path, parse_specifications
+    from llmcat.evals.flipkart import category_path, parse_specifications
 
     specs = '{"product_specification"=>[{"key"=>"Brand", "value"=>"Elegance"}, {"key"=>"Length", "value"=>"213 cm"}, {"value"=>"loose"}]}'
     assert parse_specifications(specs) == {"Brand": "Elegance", "Length": "213 cm"}

@@ -14,7 +14,8 @@ import jsonschema
 import pytest
 
 from llmcat import Classifier, Describer, Product, Taxonomy
-from llmcat.describe import CopyLimits, copy_schema
+from llmcat.listing import copy_schema
+from llmcat.options import CopyLimits
 
 from .conftest import require
 
@@ -129,8 +130,8 @@ def test_cli_describe_prints_a_schema_valid_description(tmp_path: Path) -> None:
 def test_choice_scores_equal_a_token_by_token_reference() -> None:
     import numpy as np
 
-    from llmcat.backends.base import ChoiceConstraint, CompletionRequest, Message
     from llmcat.backends.local import LocalBackend, _log_softmax
+    from llmcat.completions import ChoiceConstraint, CompletionRequest, Message
 
     backend = LocalBackend()
     llm = backend.engine()

@@ -9,16 +9,15 @@ import time
 from collections.abc import Iterator
 
 import pytest
-import tenacity
 
-from llmcat import Classifier, Describer, Settings
+from llmcat import Classifier, Describer, RetryOptions, Settings
 from llmcat.backends.openai import OpenAIBackend, _detected_modes
 
 from .fake_server import FakeServer, Reply, chat_reply
 
 pytestmark = pytest.mark.allow_model_requests
 LABELS = ["Shoes", "Mobile Phones", "Toys"]
-FAST = {"wait": tenacity.wait_none(), "stop": tenacity.stop_after_attempt(3)}
+FAST = RetryOptions(attempts=3, backoff=0)
 COPY = {
     "title": "Nike Pegasus",
     "bullets": ["Black", "Nike", "Running"],
@@ -189,7 +188,7 @@ def test_timeout_is_a_transport_error_record() -> None:
         result = classifier(
             server,
             timeout=0.2,
-            retry={"stop": tenacity.stop_after_attempt(2), "wait": tenacity.wait_none()},
+            retry=RetryOptions(attempts=2, backoff=0),
         ).classify("x")
     assert (
         result.error is not None

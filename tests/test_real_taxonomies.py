@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from evals.flipkart import load_flipkart
 from llmcat import Classifier, Settings, Taxonomy
+from llmcat.evals.flipkart import load_flipkart
 
 from .conftest import require
 

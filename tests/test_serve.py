@@ -12,13 +12,8 @@ import pytest
 
 from llmcat.cli import main
 from llmcat.errors import ConfigError, ServerError
-from llmcat.serve.server import (
-    VLLMServer,
-    free_port,
-    resolve_model,
-    served_model_name,
-    server_command,
-)
+from llmcat.modelfiles import resolve_model, served_model_name
+from llmcat.serve.server import VLLMServer, free_port, server_command
 
 FAKE_SERVER = Path(__file__).with_name("fake_server.py")
 

@@ -9,8 +9,8 @@ import pytest
 
 import llmcat.classify
 from llmcat import Classifier, ConfigError, FakeBackend, HashingEmbedder, Taxonomy
-from llmcat.backends.base import ChoiceConstraint, Completion, CompletionRequest
-from llmcat.classify import contextual_calibrate
+from llmcat.completions import ChoiceConstraint, Completion, CompletionRequest
+from llmcat.distributions import contextual_calibrate
 
 TAX = Taxonomy.from_paths(
     [
@@ -194,7 +194,7 @@ def test_contextual_calibration_divides_out_the_label_prior() -> None:
 
 
 def test_shortlist_fuses_the_llm_with_the_embedding_ranking() -> None:
-    from llmcat.classify import product_of_experts
+    from llmcat.distributions import product_of_experts
 
     assert product_of_experts({"a": 0.5, "b": 0.5}, {"a": 0.9, "b": 0.1}) == pytest.approx(
         {"a": 0.9, "b": 0.1}

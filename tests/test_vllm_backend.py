@@ -13,14 +13,6 @@ import pytest
 
 from llmcat import Classifier, Settings
 from llmcat.backends import backend_class
-from llmcat.backends.base import (
-    ChoiceConstraint,
-    Completion,
-    CompletionRequest,
-    JsonConstraint,
-    Message,
-    Sampling,
-)
 from llmcat.backends.vllm import (
     VLLMBackend,
     completion_from_output,
@@ -28,6 +20,14 @@ from llmcat.backends.vllm import (
     sampling_kwargs,
     structured_kwargs,
     token_logprobs,
+)
+from llmcat.completions import (
+    ChoiceConstraint,
+    Completion,
+    CompletionRequest,
+    JsonConstraint,
+    Message,
+    Sampling,
 )
 from llmcat.errors import ConfigError
 

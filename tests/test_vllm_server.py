@@ -20,8 +20,8 @@ import jsonschema
 import pytest
 
 from llmcat import Classifier, Describer, Product, Settings
-from llmcat.backends.base import Completion, CompletionRequest, JsonConstraint
 from llmcat.backends.openai import OpenAIBackend
+from llmcat.completions import Completion, CompletionRequest, JsonConstraint
 
 from .conftest import require
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib
-from typing import Any
 
 from ..errors import ConfigError
 from ..settings import Settings
@@ -45,29 +44,10 @@ def backend_class(name: str) -> type[Backend]:
 
 
 def create_backend(settings: Settings) -> Backend:
-    """A backend built from resolved settings."""
+    """The backend named by resolved settings, built by its own ``from_settings``."""
     s = settings.resolved()
     assert s.backend is not None
-    cls = backend_class(s.backend)
-    kwargs: dict[str, Any] = {}
-    if s.backend == "openai":
-        kwargs = {
-            "base_url": s.base_url,
-            "model": s.model,
-            "api_key": s.api_key,
-            "structured_output": s.structured_output,
-            "timeout": s.timeout,
-        }
-        if not s.base_url and not s.api_key:
-            raise ConfigError(
-                "the openai backend needs a server - pass --base-url or set LLMCAT_BASE_URL "
-                "(or an API key in LLMCAT_API_KEY / OPENAI_API_KEY for api.openai.com)"
-            )
-    elif s.backend == "local":
-        kwargs = {"model_path": s.model}
-    elif s.backend == "vllm" or (s.backend == "fake" and s.model):
-        kwargs = {"model": s.model}
-    return cls(**kwargs)
+    return backend_class(s.backend).from_settings(s)
 
 
 __all__ = [

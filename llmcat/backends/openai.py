@@ -23,9 +23,16 @@ import email.utils
 import json
 import time
 from collections.abc import Iterator
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlparse
 
+from ..completions import (
+    ChoiceConstraint,
+    Completion,
+    CompletionRequest,
+    JsonConstraint,
+    TokenLogprob,
+)
 from ..errors import (
     BackendError,
     ConfigError,
@@ -34,14 +41,10 @@ from ..errors import (
     ServerError,
     TransportError,
 )
-from .base import (
-    Backend,
-    ChoiceConstraint,
-    Completion,
-    CompletionRequest,
-    JsonConstraint,
-    TokenLogprob,
-)
+from .base import Backend
+
+if TYPE_CHECKING:
+    from ..settings import Settings
 
 StructuredMode = Literal["vllm", "vllm-guided", "openai", "none"]
 #: the first vLLM release that takes ``structured_outputs``
@@ -214,6 +217,19 @@ def _error_detail(exc: Any) -> str:
     return str(exc)[:300]
 
 
+def async_client(*, base_url: str, api_key: str | None, timeout: float | None = None) -> Any:
+    """The one way llmcat builds an ``openai.AsyncOpenAI``: the SDK's own retries are off, because
+    transport retries are llmcat's (``llmcat.calls``: tenacity, honours Retry-After)."""
+    import openai
+
+    return openai.AsyncOpenAI(
+        base_url=base_url,
+        api_key=api_key or "EMPTY",
+        timeout=timeout if timeout is not None else openai.DEFAULT_TIMEOUT,
+        max_retries=0,
+    )
+
+
 # -- the backend --------------------------------------------------------------------------------
 
 
@@ -244,6 +260,21 @@ class OpenAIBackend(Backend):
         if max_concurrency is not None:
             self.max_concurrency = max_concurrency
 
+    @classmethod
+    def from_settings(cls, settings: Settings) -> OpenAIBackend:
+        if not settings.base_url and not settings.api_key:
+            raise ConfigError(
+                "the openai backend needs a server - pass --base-url or set LLMCAT_BASE_URL "
+                "(or an API key in LLMCAT_API_KEY / OPENAI_API_KEY for api.openai.com)"
+            )
+        return cls(
+            base_url=settings.base_url,
+            model=settings.model,
+            api_key=settings.api_key,
+            structured_output=settings.structured_output,
+            timeout=settings.timeout,
+        )
+
     @property
     def model(self) -> str:
         return self._model
@@ -252,14 +283,8 @@ class OpenAIBackend(Backend):
     def client(self) -> Any:
         """The SDK client, created on first use in the running event loop."""
         if self._client is None:
-            import openai
-
-            self._client = openai.AsyncOpenAI(
-                base_url=self.base_url,
-                api_key=self._api_key,
-                timeout=self._timeout,
-                # Transport retries are llmcat's (tenacity, honours Retry-After); the SDK's are off.
-                max_retries=0,
+            self._client = async_client(
+                base_url=self.base_url, api_key=self._api_key, timeout=self._timeout
             )
         return self._client
 
@@ -275,13 +300,8 @@ class OpenAIBackend(Backend):
             return self._requested_mode
         return _detected_modes.get(self.base_url)
 
-    @property
-    def enforces_choice(self) -> bool:  # type: ignore[override]
-        return self.mode in ("vllm", "vllm-guided", "openai")
-
-    @property
-    def enforces_json(self) -> bool:  # type: ignore[override]
-        return self.mode in ("vllm", "vllm-guided", "openai")
+    async def prepare(self) -> None:
+        await self.resolve()
 
     async def resolve(self) -> StructuredMode:
         """Find the server kind (once per base URL) and a model id when none was given."""

@@ -21,18 +21,28 @@ import json
 import os
 import threading
 from collections.abc import Sequence
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from ..errors import BackendError, ConfigError
-from ..serve.server import default_kv_cache_gib, served_model_name
-from .base import (
-    Backend,
+from ..completions import (
     ChoiceConstraint,
     Completion,
     CompletionRequest,
     JsonConstraint,
     TokenLogprob,
 )
+from ..errors import BackendError, ConfigError
+from ..modelfiles import (
+    DEFAULT_MAX_MODEL_LEN,
+    DEFAULT_STRUCTURED_BACKEND,
+    default_kv_cache_gib,
+    resolve_model,
+    served_model_name,
+)
+from .base import Backend
+
+if TYPE_CHECKING:
+    from ..settings import Settings
 
 ENV_ENGINE_ARGS = "LLMCAT_VLLM_ENGINE_ARGS"
 #: vLLM's server clamps -inf logprobs (tokens a constraint forbids) to this; so does this path
@@ -40,9 +50,9 @@ LOGPROB_FLOOR = -9999.0
 
 #: What the server started by ``llmcat serve`` also uses, so both paths give the same answers.
 DEFAULT_ENGINE_ARGS: dict[str, Any] = {
-    "max_model_len": 8192,
+    "max_model_len": DEFAULT_MAX_MODEL_LEN,
     "enable_prefix_caching": True,
-    "structured_outputs_config": {"backend": "xgrammar"},
+    "structured_outputs_config": {"backend": DEFAULT_STRUCTURED_BACKEND},
     "seed": 0,
 }
 
@@ -151,8 +161,10 @@ class VLLMBackend(Backend):
         model: str | None = None,
         engine_args: dict[str, Any] | None = None,
         max_batch: int = 1024,
+        cache_dir: Path | None = None,
     ) -> None:
         self._model_ref = model
+        self._cache_dir = cache_dir
         defaults = dict(DEFAULT_ENGINE_ARGS)
         kv_gib = default_kv_cache_gib()
         if kv_gib is not None:
@@ -165,6 +177,10 @@ class VLLMBackend(Backend):
         self._served_name = served_model_name(model)
         self._engine: Any = None
 
+    @classmethod
+    def from_settings(cls, settings: Settings) -> VLLMBackend:
+        return cls(model=settings.model, cache_dir=settings.cache_dir)
+
     @property
     def model(self) -> str:
         return self._served_name
@@ -173,10 +189,8 @@ class VLLMBackend(Backend):
         """The ``vllm.LLM``, loaded on first use and shared by backends with the same model."""
         if self._engine is not None:
             return self._engine
-        from ..serve.server import resolve_model
-
         # Resolving the embedded model hashes its GGUF file: once per backend, not per batch.
-        loaded, _ = resolve_model(self._model_ref)
+        loaded, _ = resolve_model(self._model_ref, self._cache_dir)
         key = json.dumps([loaded, self._engine_args], sort_keys=True, default=str)
         with _engines_lock:
             if key not in _engines:

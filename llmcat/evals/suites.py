@@ -9,7 +9,7 @@ A suite is a folder with ``manifest.json``::
     {"name": "golden", "taxonomy": {"kind": "gold-paths"} | {"kind": "file", "path": "..."},
      "classify": "classify.jsonl", "describe": "describe.jsonl", "sha256": {"classify.jsonl": "..."}}
 
-Built-in suites: ``golden`` (``evals/datasets/golden``, written by the project) and ``flipkart``
+Built-in suites: ``golden`` (``evals/datasets/golden``, written by the project, shipped in the wheel) and ``flipkart``
 (``$LLMCAT_SHARED_DIR/datasets/flipkart_1050.csv``, levels 1-3 of its own category tree).
 """
 
@@ -19,6 +19,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from pydantic import BaseModel, Field, ValidationError
 
@@ -26,9 +27,9 @@ from llmcat import Product, Taxonomy
 from llmcat.errors import ConfigError
 
 from .flipkart import load_flipkart
-from .paths import flipkart_csv
+from .paths import flipkart_csv, suites_dir
 
-SUITES_DIR = Path(__file__).resolve().parent / "datasets"
+RecordT = TypeVar("RecordT", bound=BaseModel)
 
 
 class Gold(BaseModel):
@@ -67,7 +68,7 @@ def sha256_file(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def read_jsonl(path: Path, model: type[BaseModel]) -> list[BaseModel]:
+def read_jsonl(path: Path, model: type[RecordT]) -> list[RecordT]:
     """Every line validated; the first bad line is a ConfigError naming file and line."""
     records = []
     with path.open(encoding="utf-8") as handle:
@@ -94,7 +95,7 @@ def load_suite(name: str, *, data: Path | None = None, limit: int | None = None)
         return _load_file(data, limit)
     if name == "flipkart":
         return load_flipkart_suite(flipkart_csv(), limit=limit)
-    folder = SUITES_DIR / name
+    folder = suites_dir() / name
     if not (folder / "manifest.json").exists():
         folder = Path(name)
     if not (folder / "manifest.json").exists():
@@ -107,11 +108,10 @@ def load_suite(name: str, *, data: Path | None = None, limit: int | None = None)
 def _load_folder(folder: Path, limit: int | None) -> Suite:
     manifest = json.loads((folder / "manifest.json").read_text())
     digest = hashlib.sha256()
-    classify: list[ClassificationRecord] = []
-    describe: list[DescriptionRecord] = []
-    for key, model in (("classify", ClassificationRecord), ("describe", DescriptionRecord)):
+
+    def records(key: str, model: type[RecordT]) -> list[RecordT]:
         if key not in manifest:
-            continue
+            return []
         file = folder / manifest[key]
         actual = sha256_file(file)
         expected = manifest.get("sha256", {}).get(manifest[key])
@@ -121,18 +121,17 @@ def _load_folder(folder: Path, limit: int | None) -> Suite:
                 f"{expected[:12]}); update {folder / 'manifest.json'}"
             )
         digest.update(actual.encode())
-        records = read_jsonl(file, model)[:limit]
-        if key == "classify":
-            classify = records  # type: ignore[assignment]
-        else:
-            describe = records  # type: ignore[assignment]
+        return read_jsonl(file, model)[:limit]
+
+    classify = records("classify", ClassificationRecord)
+    describe = records("describe", DescriptionRecord)
     tax_spec = manifest.get("taxonomy", {"kind": "gold-paths"})
     if tax_spec["kind"] == "file":
         taxonomy = Taxonomy.from_file(folder / tax_spec["path"])
     else:
         taxonomy = taxonomy_from_gold(
             [r.gold.path for r in read_jsonl(folder / manifest["classify"], ClassificationRecord)]
-        )  # type: ignore[attr-defined]
+        )
     return Suite(
         manifest.get("name", folder.name),
         taxonomy,
@@ -148,9 +147,9 @@ def _load_file(path: Path, limit: int | None) -> Suite:
         raise ConfigError(f"dataset {path} does not exist")
     if path.suffix.lower() == ".csv":
         return load_flipkart_suite(path, limit=limit)
-    records = [r for r in read_jsonl(path, ClassificationRecord)][:limit]
-    taxonomy = taxonomy_from_gold([r.gold.path for r in records])  # type: ignore[attr-defined]
-    return Suite(path.stem, taxonomy, records, [], sha256_file(path))  # type: ignore[arg-type]
+    records = read_jsonl(path, ClassificationRecord)[:limit]
+    taxonomy = taxonomy_from_gold([r.gold.path for r in records])
+    return Suite(path.stem, taxonomy, records, [], sha256_file(path))
 
 
 def load_flipkart_suite(path: Path, *, limit: int | None = None) -> Suite:

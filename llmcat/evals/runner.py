@@ -12,7 +12,6 @@ import asyncio
 import importlib.metadata
 import json
 import platform
-import re
 import subprocess
 import time
 from collections.abc import Sequence
@@ -22,17 +21,16 @@ from pathlib import Path
 from typing import Any
 
 from llmcat import Backend, Classifier, Describer, Settings
-from llmcat.batch import map_ordered
-from llmcat.describe import CopyLimits, copy_fields, count_words
 from llmcat.embeddings import HashingEmbedder, local_embedder_available
 from llmcat.errors import ConfigError
-from llmcat.grounding import check_copy, input_text
-from llmcat.types import Classification, Description
+from llmcat.options import ClassifyOptions, CopyLimits
+from llmcat.runner import map_ordered
+from llmcat.types import Description
 
 from . import metrics as M
-from .paths import REPO
+from .paths import CHECKOUT
 from .stats import mcnemar_exact, paired_bootstrap
-from .suites import ClassificationRecord, DescriptionRecord, Suite
+from .suites import DescriptionRecord, Suite
 
 EXIT_PASS, EXIT_REGRESSION, EXIT_USAGE, EXIT_INFRA, EXIT_NOT_COMPARABLE = 0, 1, 2, 3, 4
 PACKAGES = (
@@ -45,8 +43,6 @@ PACKAGES = (
     "torch",
     "vllm",
 )
-_CJK = re.compile(r"[\u3400-\u9fff]")
-_DIGITS = re.compile(r"\d+(?:\.\d+)?")
 
 
 @dataclass
@@ -56,7 +52,7 @@ class RunOptions:
     backend: str | None = None
     base_url: str | None = None
     model: str | None = None
-    strategy: str = "auto"
+    strategy: str = ClassifyOptions.model_fields["strategy"].default
     limit: int | None = None
     concurrency: int | None = None
     cache: bool = True
@@ -64,33 +60,6 @@ class RunOptions:
     embedding_baseline: bool = True
     calibration: str | None = None
     limits: CopyLimits = field(default_factory=CopyLimits)
-
-
-# -- scoring ------------------------------------------------------------------------------------
-
-
-def score_classification(
-    record: ClassificationRecord, result: Classification, suite: Suite
-) -> dict[str, Any]:
-    """Per-item scores; a prediction that is not a node of the taxonomy is ``invalid``."""
-    gold = tuple(record.gold.path)
-    invalid = False
-    pred: tuple[str, ...] | None = None
-    if result.error is None:
-        node = suite.taxonomy.find_path(result.path)
-        if node is None or node.id != result.category_id:
-            invalid = True
-        else:
-            pred = tuple(result.path)
-    scores: dict[str, Any] = {
-        "correct": pred == gold,
-        "invalid": invalid,
-        "error": result.error is not None,
-    }
-    for level in range(1, suite.max_level + 1):
-        if len(gold) >= level:
-            scores[f"level_{level}"] = pred is not None and pred[:level] == gold[:level]
-    return scores
 
 
 def outcome_of(sample: dict[str, Any]) -> M.Outcome:
@@ -103,98 +72,6 @@ def outcome_of(sample: dict[str, Any]) -> M.Outcome:
         error=scores["error"],
         invalid=scores["invalid"],
     )
-
-
-def detect_language(text: str) -> str:
-    """'zh' when a tenth or more of the letters are CJK, else 'en' (enough for en/zh checks)."""
-    letters = [c for c in text if c.isalpha()]
-    if not letters:
-        return "unknown"
-    return "zh" if len(_CJK.findall(text)) / len(letters) >= 0.1 else "en"
-
-
-def score_description(
-    record: DescriptionRecord, result: Description, limits: CopyLimits
-) -> dict[str, Any]:
-    """Schema validity, limits, coverage, invented numbers, forbidden terms, language."""
-    if result.error is not None:
-        return {
-            "error": True,
-            "schema_valid": False,
-            "length_ok": False,
-            "coverage": 0.0,
-            "invented_numbers": 0,
-            "unflagged_numbers": 0,
-            "forbidden_hits": 0,
-            "language_ok": False,
-            "flagged": False,
-        }
-    copy = {"title": result.title, "bullets": result.bullets, "body": result.body}
-    schema_valid = (
-        bool(result.title)
-        and bool(result.body)
-        and len(result.bullets) == limits.bullets
-        and all(isinstance(b, str) and b for b in result.bullets)
-    )
-    length_ok = (
-        count_words(result.title) <= limits.title_words
-        and count_words(result.body) <= limits.body_words
-        and all(count_words(b) <= limits.bullet_words for b in result.bullets)
-    )
-    text = " ".join(copy_fields(copy).values()).lower()
-    found = [m for m in record.must_mention if m.lower() in text]
-    p = record.product
-    source = input_text(
-        {"title": p.title, "brand": p.brand, "description": p.description}, p.attributes
-    )
-    invented = [f for f in check_copy(copy_fields(copy), source) if f.kind == "unsupported_number"]
-    # An independent, deliberately naive second opinion: digit strings in the copy that the input
-    # never contains. Counted only when the result is not flagged (a unit rewrite such as
-    # 750 ml -> 0.75 L shows up here too, so this over-counts).
-    naive = set(_DIGITS.findall(" ".join(copy_fields(copy).values()))) - set(
-        _DIGITS.findall(source)
-    )
-    return {
-        "error": False,
-        "schema_valid": schema_valid,
-        "length_ok": length_ok,
-        "coverage": len(found) / len(record.must_mention) if record.must_mention else 1.0,
-        "invented_numbers": len(invented),
-        "unflagged_numbers": 0 if result.flagged else len(naive),
-        "forbidden_hits": sum(term.lower() in text for term in record.forbidden),
-        "language_ok": detect_language(" ".join(copy_fields(copy).values())) == record.language,
-        "flagged": result.flagged,
-    }
-
-
-def description_metrics(samples: Sequence[dict[str, Any]]) -> dict[str, float]:
-    n = len(samples) or 1
-    s = [x["scores"] for x in samples]
-    return {
-        "items": float(len(samples)),
-        "schema_valid_rate": sum(x["schema_valid"] for x in s) / n,
-        "length_compliance": sum(x["length_ok"] for x in s) / n,
-        "attribute_coverage": sum(x["coverage"] for x in s) / n,
-        "invented_number_rate": sum(x["invented_numbers"] > 0 for x in s) / n,
-        "unflagged_number_rate": sum(x.get("unflagged_numbers", 0) > 0 for x in s) / n,
-        "forbidden_rate": sum(x["forbidden_hits"] > 0 for x in s) / n,
-        "language_match": sum(x["language_ok"] for x in s) / n,
-        "flagged_rate": sum(x["flagged"] for x in s) / n,
-        "error_rate": sum(x["error"] for x in s) / n,
-    }
-
-
-def usage_metrics(samples: Sequence[dict[str, Any]], wall_seconds: float) -> dict[str, float]:
-    n = len(samples) or 1
-    latencies = sorted(x["latency_s"] for x in samples) or [0.0]
-    return {
-        "prompt_tokens_per_item": sum(x["prompt_tokens"] for x in samples) / n,
-        "completion_tokens_per_item": sum(x["completion_tokens"] for x in samples) / n,
-        "latency_mean_s": sum(latencies) / len(latencies),
-        "latency_p95_s": latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))],
-        "items_per_s": len(samples) / wall_seconds if wall_seconds > 0 else 0.0,
-        "cache_hit_rate": sum(x["cached"] for x in samples) / n,
-    }
 
 
 # -- running ------------------------------------------------------------------------------------
@@ -236,9 +113,9 @@ async def run_classification(
         suite.taxonomy,
         backend=backend,
         settings=_settings(options),
-        strategy=strategy,  # type: ignore[arg-type]
+        strategy=strategy,
         embedder=embedder,
-        calibration=options.calibration if strategy != "embedding" else None,  # type: ignore[arg-type]
+        calibration=options.calibration if strategy != "embedding" else None,
     )
     results, wall = await _timed(
         lambda r: clf.aclassify(r.product), suite.classify, clf.engine.concurrency
@@ -253,7 +130,9 @@ async def run_classification(
                 "input": record.product.model_dump(exclude_defaults=True),
                 "gold": record.gold.path,
                 "output": result.model_dump(),
-                "scores": score_classification(record, result, suite),
+                "scores": M.score_classification(
+                    record.gold.path, result, suite.taxonomy, suite.max_level
+                ),
                 "latency_s": latency,
                 "prompt_tokens": result.usage.prompt_tokens,
                 "completion_tokens": result.usage.completion_tokens,
@@ -262,7 +141,7 @@ async def run_classification(
         )
     outcomes = [outcome_of(s) for s in samples]
     block: dict[str, Any] = dict(M.classification_metrics(outcomes, suite.max_level))
-    block.update(usage_metrics(samples, wall))
+    block.update(M.usage_metrics(samples, wall))
     block["strategy"] = clf.strategy
     block["model"] = next(
         (s["output"]["model"] for s in samples if s["output"]["model"]), clf.backend.model
@@ -281,11 +160,8 @@ async def run_description(
         return await describer.adescribe(
             record.product,
             language=record.language,
-            bullets=lim.bullets,
-            max_words=lim.body_words,
-            title_words=lim.title_words,
-            bullet_words=lim.bullet_words,
             must_mention=record.must_mention,
+            **lim.model_dump(),
         )
 
     results, wall = await _timed(one, suite.describe, describer.engine.concurrency)
@@ -298,15 +174,22 @@ async def run_description(
                 "input": record.product.model_dump(exclude_defaults=True),
                 "must_mention": record.must_mention,
                 "output": result.model_dump(),
-                "scores": score_description(record, result, lim),
+                "scores": M.score_description(
+                    record.product,
+                    result,
+                    lim,
+                    must_mention=record.must_mention,
+                    forbidden=record.forbidden,
+                    language=record.language,
+                ),
                 "latency_s": latency,
                 "prompt_tokens": result.usage.prompt_tokens,
                 "completion_tokens": result.usage.completion_tokens,
                 "cached": result.cached,
             }
         )
-    block: dict[str, Any] = description_metrics(samples)
-    block.update(usage_metrics(samples, wall))
+    block: dict[str, Any] = M.description_metrics([s["scores"] for s in samples])
+    block.update(M.usage_metrics(samples, wall))
     block["model"] = next(
         (s["output"]["model"] for s in samples if s["output"]["model"]), describer.backend.model
     )
@@ -335,9 +218,10 @@ async def run_suite(
         backend_name = clf.backend.name
         if options.embedding_baseline and clf.strategy != "embedding":
             embedder = None if local_embedder_available() else HashingEmbedder()
-            base_samples, base_block, _base_clf = await run_classification(
+            base_samples, base_block, base_clf = await run_classification(
                 suite, options, strategy="embedding", backend=backend, embedder=embedder
             )
+            await base_clf.aclose()
             for s in base_samples:
                 s["baseline"] = True
             samples += base_samples
@@ -379,10 +263,18 @@ async def run_suite(
 
 
 def git_state() -> dict[str, Any]:
+    """The checkout's commit and whether it has uncommitted changes (None outside a checkout)."""
+    if CHECKOUT is None:
+        return {"commit": None, "dirty": False}
+
     def git(*args: str) -> str:
-        return subprocess.run(
-            ["git", *args], cwd=REPO, capture_output=True, text=True, check=False
-        ).stdout.strip()
+        try:
+            done = subprocess.run(
+                ["git", *args], cwd=CHECKOUT, capture_output=True, text=True, check=False
+            )
+        except OSError:  # no git on the machine
+            return ""
+        return done.stdout.strip()
 
     commit = git("rev-parse", "HEAD")
     return {

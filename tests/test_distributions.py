@@ -2,8 +2,8 @@ import math
 
 import pytest
 
-from llmcat.backends.base import Completion, TokenLogprob
-from llmcat.confidence import choice_distribution, distribution_from_tokens, softmax
+from llmcat.completions import Completion, TokenLogprob
+from llmcat.distributions import choice_distribution, distribution_from_tokens, softmax
 
 
 def test_softmax_of_exact_choice_scores() -> None:

@@ -1,0 +1,102 @@
+"""The wire-neutral request model: what any backend is asked (messages, an output constraint,
+sampling) and what it answers (text, token logprobs, usage). Pure data; backends, prompts, the
+cache and the strategies all speak it, and only a backend module turns it into a wire format.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Message(BaseModel):
+    """One chat message."""
+
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+class ChoiceConstraint(BaseModel):
+    """The answer must be exactly one of ``choices``."""
+
+    kind: Literal["choice"] = "choice"
+    choices: list[str]
+
+
+class JsonConstraint(BaseModel):
+    """The answer must be a JSON document valid against ``json_schema``."""
+
+    kind: Literal["json"] = "json"
+    name: str = "output"
+    json_schema: dict[str, Any]
+
+
+Constraint = ChoiceConstraint | JsonConstraint
+
+
+class Sampling(BaseModel):
+    """Sampling parameters: everything here is part of the cache key."""
+
+    temperature: float = 0.0
+    max_tokens: int = 512
+    seed: int | None = 0
+    top_logprobs: int = Field(
+        default=0, description="0: no logprobs; otherwise how many per token."
+    )
+
+
+class CompletionRequest(BaseModel):
+    """What one model call asks for."""
+
+    messages: list[Message]
+    constraint: Constraint | None = None
+    sampling: Sampling = Field(default_factory=Sampling)
+    prompt_version: str = ""
+
+    def cache_key(self, backend: str, model: str) -> str:
+        """A digest of exactly what changes the output (never timeouts or retry settings)."""
+        payload = {
+            "backend": backend,
+            "model": model,
+            "messages": [m.model_dump() for m in self.messages],
+            "constraint": self.constraint.model_dump() if self.constraint else None,
+            "sampling": self.sampling.model_dump(),
+            "prompt_version": self.prompt_version,
+        }
+        blob = json.dumps(payload, sort_keys=True, ensure_ascii=False).encode()
+        return hashlib.sha256(blob).hexdigest()
+
+
+class TokenLogprob(BaseModel):
+    """One generated token, its log-probability and the most likely alternatives at its place."""
+
+    # -inf (a token a constraint forbids) must survive the JSON round trip of the response cache.
+    model_config = ConfigDict(ser_json_inf_nan="constants")
+
+    token: str
+    logprob: float
+    top: dict[str, float] = Field(default_factory=dict)
+
+
+class Completion(BaseModel):
+    """What a backend returns for one request."""
+
+    model_config = ConfigDict(ser_json_inf_nan="constants")
+
+    text: str
+    model: str = ""
+    finish_reason: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    logprobs: list[TokenLogprob] | None = None
+    choice_logprobs: dict[str, float] | None = Field(
+        default=None,
+        description=(
+            "Exact log-likelihood of every choice of a ChoiceConstraint, for backends that can "
+            "score them (the local engine does); None elsewhere."
+        ),
+    )
+    cached: bool = False

@@ -1,0 +1,297 @@
+"""``python -m llmcat.evals`` (also ``llmcat eval`` and, in a checkout, ``python -m evals``):
+run, compare, report, baseline update, table, bench, calibrate.
+
+    python -m evals run --suite golden --out runs/golden [--baseline evals/baselines/golden.json]
+    python -m evals compare RUN_A RUN_B
+    python -m evals report RUN
+    python -m evals baseline update RUN [--to FILE]
+
+Exit codes: 0 pass; 1 significant regression; 2 usage or configuration error; 3 infrastructure
+errors above --max-error-rate; 4 baseline not comparable (dataset hash, taxonomy or template).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
+
+from llmcat import Backend, strategies
+from llmcat.errors import BackendError, ConfigError, LlmcatError
+from llmcat.options import ClassifyOptions
+
+from . import bench, calibrate
+from . import metrics as M
+from .paths import baselines_dir
+from .report import report_html, summary_markdown
+from .runner import (
+    EXIT_INFRA,
+    EXIT_USAGE,
+    RunOptions,
+    baseline_from_run,
+    gate,
+    load_baseline,
+    read_run,
+    run_blocking,
+    write_run,
+)
+from .suites import load_suite
+
+PROG = "python -m evals"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:  # argparse exits 2 too; say so in our words
+        self.print_usage(sys.stderr)
+        print(f"{PROG}: error: {message}", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE)
+
+
+def _gate_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--max-drop",
+        type=float,
+        default=0.01,
+        help="largest tolerated drop of a metric (default 0.01)",
+    )
+    p.add_argument("--alpha", type=float, default=0.05, help="significance level (default 0.05)")
+    p.add_argument(
+        "--max-error-rate",
+        type=float,
+        default=0.05,
+        help="share of failed items that means an infrastructure problem (exit 3)",
+    )
+    p.add_argument(
+        "--allow-template-change",
+        action="store_true",
+        help="compare even when a prompt template changed",
+    )
+
+
+def strategy_option(p: argparse.ArgumentParser) -> None:
+    """``--strategy`` with the registered strategies and the library's default."""
+    field = ClassifyOptions.model_fields["strategy"]
+    p.add_argument(
+        "--strategy",
+        default=field.default,
+        choices=["auto", *strategies.names()],
+        help=f"{field.description} (default: {field.default})",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog=PROG, description="llmcat's regression harness")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    run = sub.add_parser(
+        "run", help="run a suite and write run.json, samples.jsonl, summary.md, report.html"
+    )
+    run.add_argument(
+        "--suite", default="golden", help="golden, flipkart, or a suite folder (default golden)"
+    )
+    run.add_argument(
+        "--data",
+        type=Path,
+        help="a JSONL classification file or a Flipkart-format CSV instead of a suite",
+    )
+    run.add_argument("--task", choices=["all", "classify", "describe"], default="all")
+    run.add_argument("--backend")
+    run.add_argument("--base-url")
+    run.add_argument("--model")
+    strategy_option(run)
+    run.add_argument(
+        "--limit", type=int, help="first N records (Flipkart: N records stratified by top level)"
+    )
+    run.add_argument(
+        "--calibration",
+        metavar="contextual|FILE",
+        help="'contextual', or a temperature file from 'python -m evals calibrate'",
+    )
+    run.add_argument("--concurrency", type=int)
+    run.add_argument("--no-cache", action="store_true")
+    run.add_argument(
+        "--no-embedding-baseline",
+        action="store_true",
+        help="skip the embedding baseline beside the LLM",
+    )
+    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--out", type=Path, required=True, help="folder for the run's files")
+    run.add_argument(
+        "--baseline",
+        type=Path,
+        help="fail (exit 1) on a significant regression against this baseline",
+    )
+    _gate_options(run)
+
+    compare = sub.add_parser("compare", help="compare two runs on their common items (B against A)")
+    compare.add_argument("run_a", type=Path)
+    compare.add_argument("run_b", type=Path)
+    _gate_options(compare)
+
+    report = sub.add_parser(
+        "report", help="re-write summary.md and report.html of a run, print the summary"
+    )
+    report.add_argument("run", type=Path)
+
+    baseline = sub.add_parser("baseline", help="manage baselines")
+    bsub = baseline.add_subparsers(dest="baseline_command", required=True, parser_class=_Parser)
+    update = bsub.add_parser("update", help="store a run as the baseline of its suite")
+    update.add_argument("run", type=Path)
+    update.add_argument(
+        "--to", type=Path, help="baseline file (default evals/baselines/<suite>.json)"
+    )
+
+    table = sub.add_parser(
+        "table", help="one row per run: strategy, accuracy per level, tokens, speed"
+    )
+    table.add_argument("runs", type=Path, nargs="+")
+
+    bench.add_parser(sub)
+    calibrate.add_parser(sub)
+    return parser
+
+
+def _write_reports(
+    out: Path,
+    run: dict[str, Any],
+    samples: list[dict[str, Any]],
+    gate_lines: list[str],
+    flipped: list[dict[str, Any]],
+) -> str:
+    summary = summary_markdown(run, gate_lines)
+    (out / "summary.md").write_text(summary + "\n")
+    (out / "report.html").write_text(report_html(run, samples, flipped, gate_lines))
+    return summary
+
+
+def cmd_run(args: argparse.Namespace, backend: Backend | None) -> int:
+    if args.limit is not None and args.limit < 1:
+        raise ConfigError("--limit must be at least 1")
+    baseline = load_baseline(args.baseline) if args.baseline else None
+    suite = load_suite(args.suite, data=args.data, limit=args.limit)
+    options = RunOptions(
+        suite=args.suite,
+        task=args.task,
+        backend=args.backend,
+        base_url=args.base_url,
+        model=args.model,
+        strategy=args.strategy,
+        limit=args.limit,
+        concurrency=args.concurrency,
+        cache=not args.no_cache,
+        seed=args.seed,
+        embedding_baseline=not args.no_embedding_baseline,
+        calibration=args.calibration,
+    )
+    run, samples = run_blocking(suite, options, backend)
+    result = gate(
+        run,
+        samples,
+        baseline,
+        max_drop=args.max_drop,
+        alpha=args.alpha,
+        max_error_rate=args.max_error_rate,
+        allow_template_change=args.allow_template_change,
+    )
+    run["gate"] = {
+        "exit_code": result.exit_code,
+        "lines": result.lines,
+        "baseline": str(args.baseline) if args.baseline else None,
+    }
+    write_run(args.out, run, samples)
+    print(_write_reports(args.out, run, samples, result.lines, result.flipped))
+    print(f"wrote {args.out}/run.json, samples.jsonl, summary.md, report.html", file=sys.stderr)
+    return result.exit_code
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    run_a, samples_a = read_run(args.run_a)
+    run_b, samples_b = read_run(args.run_b)
+    result = gate(
+        run_b,
+        samples_b,
+        baseline_from_run(run_a, samples_a),
+        max_drop=args.max_drop,
+        alpha=args.alpha,
+        max_error_rate=args.max_error_rate,
+        allow_template_change=args.allow_template_change,
+    )
+    keys = sorted(
+        k for k, v in run_a["metrics"].items() if isinstance(v, float) and k in run_b["metrics"]
+    )
+    print(f"| metric | A ({args.run_a}) | B ({args.run_b}) | B - A |\n| --- | ---: | ---: | ---: |")
+    for k in keys:
+        a, b = run_a["metrics"][k], run_b["metrics"][k]
+        if isinstance(b, float):
+            print(f"| {k} | {a:.3f} | {b:.3f} | {b - a:+.3f} |")
+    print()
+    print("\n".join(f"- {line}" for line in result.lines))
+    return result.exit_code
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    run, samples = read_run(args.run)
+    gate_info = run.get("gate", {})
+    print(_write_reports(args.run, run, samples, gate_info.get("lines", []), []))
+    return 0
+
+
+def cmd_table(args: argparse.Namespace) -> int:
+    columns = M.metrics_for("classify", where="table")
+    print("| run | strategy | model | items | " + " | ".join(c.label for c in columns) + " |")
+    print("|" + " --- |" * 4 + " ---: |" * len(columns))
+    for folder in args.runs:
+        run, _ = read_run(folder)
+        rows = [(run["metrics"], run["metrics"].get("strategy", ""))]
+        if "embedding" in run.get("baselines", {}):
+            rows.append((run["baselines"]["embedding"], "embedding"))
+        for m, strategy in rows:
+            cells = " | ".join(c.format(m.get(c.name)) for c in columns)
+            items = M.format_metric("classify", "items", m.get("items", 0))
+            print(f"| {folder.name} | {strategy} | {m.get('model', '')} | {items} | {cells} |")
+    return 0
+
+
+def cmd_baseline_update(args: argparse.Namespace) -> int:
+    run, samples = read_run(args.run)
+    target = args.to or baselines_dir() / f"{run['suite']}.json"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(
+        json.dumps(baseline_from_run(run, samples), indent=1, ensure_ascii=False, sort_keys=True)
+        + "\n"
+    )
+    print(f"baseline for suite {run['suite']!r} written to {target}")
+    return 0
+
+
+def main(argv: list[str] | None = None, *, backend: Backend | None = None) -> int:
+    """Entry point; ``backend`` lets tests and scripts inject a backend instance."""
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "run":
+            return cmd_run(args, backend)
+        if args.command == "compare":
+            return cmd_compare(args)
+        if args.command == "report":
+            return cmd_report(args)
+        if args.command == "baseline":
+            return cmd_baseline_update(args)
+        if args.command == "table":
+            return cmd_table(args)
+        code: int = args.func(args)
+        return code
+    except ConfigError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except BackendError as exc:  # the model or its server, not the caller: infrastructure
+        print(f"{PROG}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_INFRA
+    except LlmcatError as exc:
+        print(f"{PROG}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,257 @@
+"""The item runner shared by Classifier and Describer: one product, a stream or a list; input
+order kept; bounded concurrency; a per-item error record (with the caller's id) instead of an
+exception; blocking twins of the async calls; closing.
+
+A ``Job`` says what to do with one clean ``Product`` and how a failure looks as a result; the
+runner does everything around it, so both workers only write their ``Job``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Coroutine,
+    Iterable,
+    Mapping,
+    Sequence,
+)
+from typing import Any, Protocol, TextIO, TypeVar
+
+from .engine import Engine
+from .errors import ConfigError, InputError
+from .inputs import coerce_product
+from .types import ErrorRecord, Product
+
+T = TypeVar("T")
+R = TypeVar("R")
+R_co = TypeVar("R_co", covariant=True)
+
+#: What the workers accept as a product: a Product, a title, or a mapping of Product fields.
+ProductLike = Product | str | Mapping[str, Any]
+#: A batch item: a product, or an InputError that a reader put at a line it could not read.
+Item = ProductLike | InputError
+
+
+class Job(Protocol[R_co]):
+    """What to do with one product, and what a failed item looks like as a result."""
+
+    async def run(self, product: Product) -> R_co:
+        """The result for one clean product; raise llmcat errors on failure."""
+        ...
+
+    def failed(self, product_id: str, error: BaseException) -> R_co:
+        """The result that records ``error`` for the item ``product_id``."""
+        ...
+
+
+def error_record(exc: BaseException) -> ErrorRecord:
+    """An ErrorRecord for any exception (llmcat's own carry retryable/status)."""
+    return ErrorRecord(
+        type=type(exc).__name__,
+        message=str(exc) or type(exc).__name__,
+        retryable=bool(getattr(exc, "retryable", False)),
+        status_code=getattr(exc, "status_code", None),
+    )
+
+
+def item_id(item: object, index: int) -> str:
+    """The caller's id of an item when it has one, else its position."""
+    if isinstance(item, Product) and item.id:
+        return item.id
+    if isinstance(item, Mapping) and item.get("id") not in (None, ""):
+        return str(item["id"])
+    return str(index)
+
+
+async def map_ordered(
+    func: Callable[[T, int], Awaitable[R]],
+    items: Iterable[T],
+    *,
+    concurrency: int,
+) -> AsyncIterator[R]:
+    """Yield ``func(item, index)`` for every item, in input order, with at most ``concurrency``
+    calls in flight. Reads ``items`` lazily, so a million-line file is never held in memory.
+    ``func`` must turn per-item failures into results; an exception here is a bug and propagates.
+    """
+    if concurrency < 1:
+        raise ConfigError(f"concurrency must be at least 1, got {concurrency}")
+    semaphore = asyncio.Semaphore(concurrency)
+    window: deque[asyncio.Task[R]] = deque()
+
+    async def run(item: T, index: int) -> R:
+        async with semaphore:
+            return await func(item, index)
+
+    iterator = iter(enumerate(items))
+    exhausted = False
+    try:
+        while True:
+            # Twice the concurrency in the window, so one slow head item does not idle the rest.
+            while not exhausted and len(window) < 2 * concurrency:
+                try:
+                    index, item = next(iterator)
+                except StopIteration:
+                    exhausted = True
+                    break
+                window.append(asyncio.create_task(run(item, index)))
+            if not window:
+                return
+            yield await window.popleft()
+    finally:
+        for task in window:
+            task.cancel()
+
+
+class ItemRunner:
+    """Runs a ``Job`` over items with the engine's concurrency; see the module docstring."""
+
+    def __init__(
+        self, engine: Engine, *, release: Sequence[Callable[[], Awaitable[None]]] = ()
+    ) -> None:
+        self.engine = engine
+        self._release = list(release)
+
+    async def one(self, item: Item, job: Job[R], index: int = 0) -> R:
+        """The job's result for one item; any failure but a ConfigError becomes ``job.failed``."""
+        product_id = item_id(item, index)
+        try:
+            if isinstance(item, InputError):
+                raise item
+            product = coerce_product(item, index)
+            product_id = product.id
+            return await job.run(product)
+        except ConfigError:
+            raise  # the caller's setup is wrong for every item: stop and say so
+        except Exception as exc:  # a batch never dies because of one item, even on a bug
+            return job.failed(product_id, exc)
+
+    async def stream(
+        self, items: Iterable[Item], job: Job[R], *, label: str, progress: bool | None = None
+    ) -> AsyncIterator[R]:
+        """One result per item, in input order, with bounded concurrency; ``items`` is read
+        lazily. ``progress``: a bar on stderr (default: the setting, else when it is a tty)."""
+        total = len(items) if isinstance(items, Sequence) else None
+        enabled = progress if progress is not None else self.engine.settings.progress
+        bar = Progress(total, label=label, enabled=enabled)
+
+        async def one(item: Item, index: int) -> R:
+            return await self.one(item, job, index)
+
+        try:
+            async for result in map_ordered(one, items, concurrency=self.engine.concurrency):
+                bar.update(
+                    error=getattr(result, "error", None) is not None,
+                    cached=bool(getattr(result, "cached", False)),
+                )
+                yield result
+        finally:
+            bar.close()
+
+    async def collect(
+        self, items: Iterable[Item], job: Job[R], *, label: str, progress: bool | None = None
+    ) -> list[R]:
+        """``stream`` as a list."""
+        return [r async for r in self.stream(items, job, label=label, progress=progress)]
+
+    def blocking(self, work: Awaitable[T]) -> T:
+        """Run ``work`` to completion for the blocking API, releasing the backend's loop-bound
+        connections (and the embedder's) before that loop ends: a pooled connection must not
+        outlive its loop."""
+
+        async def then_release() -> T:
+            try:
+                return await work
+            finally:
+                await self.engine.backend.release_loop_resources()
+                for release in self._release:
+                    await release()
+
+        return run_sync(then_release())
+
+    async def aclose(self) -> None:
+        """Close the backend's connections, the cache and what ``release`` names."""
+        await self.engine.aclose()
+        for release in self._release:
+            await release()
+
+
+class Progress:
+    """A one-line progress bar on stderr: done/total, rate and errors. Silent when disabled."""
+
+    def __init__(
+        self,
+        total: int | None,
+        *,
+        label: str,
+        enabled: bool | None = None,
+        stream: TextIO | None = None,
+    ) -> None:
+        self.stream = stream or sys.stderr
+        self.enabled = self.stream.isatty() if enabled is None else enabled
+        self.total = total
+        self.label = label
+        self.done = 0
+        self.errors = 0
+        self.cached = 0
+        self._start = time.monotonic()
+        self._last_draw = 0.0
+
+    def update(self, *, error: bool = False, cached: bool = False) -> None:
+        self.done += 1
+        self.errors += int(error)
+        self.cached += int(cached)
+        now = time.monotonic()
+        if self.enabled and (now - self._last_draw > 0.1 or self.done == self.total):
+            self._last_draw = now
+            self._draw(now)
+
+    def _draw(self, now: float) -> None:
+        elapsed = max(now - self._start, 1e-9)
+        rate = self.done / elapsed
+        total = f"/{self.total}" if self.total is not None else ""
+        bar = ""
+        if self.total:
+            filled = int(24 * self.done / self.total)
+            bar = "[" + "#" * filled + "." * (24 - filled) + "] "
+        line = (
+            f"\r{self.label} {bar}{self.done}{total}  {rate:.1f} items/s  "
+            f"cached {self.cached}  errors {self.errors}"
+        )
+        self.stream.write(line)
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.enabled and self.done:
+            self._draw(time.monotonic())
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def run_sync(coro: Coroutine[Any, Any, R]) -> R:
+    """Run a coroutine to completion, also from inside a running event loop (e.g. Jupyter)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    result: list[R] = []
+    failure: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            result.append(asyncio.run(coro))
+        except BaseException as exc:  # re-raised in the caller's thread
+            failure.append(exc)
+
+    thread = threading.Thread(target=target, name="llmcat-sync")
+    thread.start()
+    thread.join()
+    if failure:
+        raise failure[0]
+    return result[0]

@@ -1,0 +1,137 @@
+"""What every strategy shares: the ``Strategy`` base class, what it returns (``Outcome``), what it
+may use (``StrategyContext``), and ``settle`` for partial-depth answers."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from ..embeddings import CategoryIndex, Embedder, default_embedder, product_text
+from ..engine import Engine
+from ..options import ClassifyOptions
+from ..taxonomy import Category, Taxonomy
+from ..types import Product, Usage
+
+
+@dataclass
+class Outcome:
+    """What a strategy found for one product, before it becomes a Classification."""
+
+    category: Category
+    distribution: dict[str, float] | None = None  # category id -> probability
+    usage: Usage = field(default_factory=Usage)
+    cached: bool = True
+    model: str = ""
+    confidence: float | None = None  # None: computed from the distribution by ``settle``
+    stopped_early: bool = False
+
+
+class StrategyContext:
+    """What a strategy may use: the taxonomy, the options, the engine (model calls) and the
+    embeddings of the taxonomy (built on first use, cached on disk)."""
+
+    def __init__(
+        self,
+        taxonomy: Taxonomy,
+        options: ClassifyOptions,
+        engine: Engine,
+        embedder: Embedder | None = None,
+    ) -> None:
+        self.taxonomy = taxonomy
+        self.options = options
+        self.engine = engine
+        self.leaves = taxonomy.leaves()
+        self._embedder = embedder
+        self._index: CategoryIndex | None = None
+
+    def embedder(self) -> Embedder:
+        """The embedder (the caller's, else by ``options.embedding_model``), created on first use."""
+        if self._embedder is None:
+            s = self.engine.settings
+            self._embedder = default_embedder(
+                base_url=s.base_url,
+                embedding_model=self.options.embedding_model,
+                api_key=s.api_key,
+                retry=s.retry,
+            )
+        return self._embedder
+
+    def category_index(self) -> CategoryIndex:
+        """Embeddings of every leaf path, cached on disk per taxonomy version and embedder."""
+        if self._index is None:
+            texts = {c.id: c.path_text for c in self.leaves}
+            s = self.engine.settings
+            self._index = CategoryIndex(
+                self.embedder(),
+                texts,
+                version=self.taxonomy.version,
+                cache_dir=s.cache_dir if s.cache else None,
+            )
+        return self._index
+
+    async def nearest_leaves(self, product: Product, k: int) -> list[tuple[str, float]]:
+        """The ``k`` leaves most similar to the product, ``(id, cosine similarity)``, best first."""
+        return await self.category_index().nearest(product_text(product), k)
+
+    async def release_loop_resources(self) -> None:
+        """Close the embedder's loop-bound connections (see ``Backend``)."""
+        if self._embedder is not None:
+            await self._embedder.release_loop_resources()
+
+
+class Strategy(abc.ABC):
+    """How a product is put into the taxonomy. A subclass in a module of ``llmcat.strategies``
+    decorated with ``@register`` is a new ``strategy=`` value, in the CLI and the evals too."""
+
+    #: the ``strategy=`` name
+    name: ClassVar[str]
+    #: one line for ``--help``
+    summary: ClassVar[str] = ""
+
+    def __init__(self, context: StrategyContext) -> None:
+        self.context = context
+
+    @classmethod  # noqa: B027 - an optional hook, empty on purpose
+    def check(cls, taxonomy: Taxonomy, options: ClassifyOptions) -> None:
+        """Raise ConfigError when this strategy cannot serve ``taxonomy`` with ``options``."""
+
+    @property
+    @abc.abstractmethod
+    def prompt_version(self) -> str:
+        """What identifies the prompts (or the embedder) behind the answers, for results,
+        baselines and calibration files."""
+
+    @abc.abstractmethod
+    async def run(self, product: Product) -> Outcome:
+        """The outcome for one clean product; raise llmcat errors on failure."""
+
+
+def settle(outcome: Outcome, taxonomy: Taxonomy, min_confidence: float | None) -> Outcome:
+    """Fill in the confidence of the chosen category from the distribution (the mass of every
+    candidate beneath it) and, with ``min_confidence``, stop at the deepest ancestor whose mass
+    reaches it."""
+    if outcome.distribution is None:
+        return outcome
+    chain = taxonomy.ancestors(outcome.category.id)
+    mass = ancestor_mass(outcome.distribution, chain, taxonomy)
+    outcome.confidence = mass[outcome.category.id]
+    if min_confidence is None or outcome.confidence >= min_confidence:
+        return outcome
+    confident = [node for node in chain if mass[node.id] >= min_confidence]
+    stop = confident[-1] if confident else chain[0]
+    outcome.category, outcome.confidence, outcome.stopped_early = stop, mass[stop.id], True
+    return outcome
+
+
+def ancestor_mass(
+    distribution: Mapping[str, float], chain: Sequence[Category], taxonomy: Taxonomy
+) -> dict[str, float]:
+    """For each node of ``chain``, the summed probability of the candidates beneath it."""
+    mass = {node.id: 0.0 for node in chain}
+    for cid, p in distribution.items():
+        for node in taxonomy.ancestors(cid):  # each candidate's ancestors once
+            if node.id in mass:
+                mass[node.id] += p
+    return mass

@@ -1,0 +1,31 @@
+"""``embedding``: the nearest leaf by embedding alone, no LLM. The baseline every eval report
+shows beside the LLM strategy."""
+
+from __future__ import annotations
+
+from ..distributions import similarity_distribution
+from ..types import Product, Usage
+from . import register
+from .base import Outcome, Strategy, settle
+
+
+@register
+class Embedding(Strategy):
+    name = "embedding"
+    summary = "the nearest leaf by embedding alone, no LLM (the baseline)"
+
+    @property
+    def prompt_version(self) -> str:
+        return f"embedding:{self.context.embedder().name}"
+
+    async def run(self, product: Product) -> Outcome:
+        context = self.context
+        nearest = await context.nearest_leaves(product, context.options.shortlist_k)
+        outcome = Outcome(
+            category=context.taxonomy.get(nearest[0][0]),
+            distribution=similarity_distribution(nearest),
+            usage=Usage(),
+            cached=False,
+            model=context.embedder().name,
+        )
+        return settle(outcome, context.taxonomy, context.options.min_confidence)
