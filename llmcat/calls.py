@@ -88,10 +88,10 @@ class ModelCaller:
     ) -> Completion:
         """The completion for ``request``; stored in the cache only when ``is_valid`` accepts it,
         so an unusable answer is asked again next time instead of being replayed."""
+        # The backend settles what the key holds (a server's model name) and proves the setup.
+        await with_retries(self._policy, self.backend.prepare)
         key = None
         if self.cache is not None:
-            # The key holds the model name, which a server backend may only learn here.
-            await with_retries(self._policy, self.backend.prepare)
             key = request.cache_key(self.backend.name, self.backend.model)
             hit = self.cache.get(key)
             if hit is not None:

@@ -101,11 +101,12 @@ class Classifier:
         return self.runner.blocking(self.aclassify(product))
 
     def aiter_classify(
-        self, products: Iterable[Item], *, progress: bool | None = None
+        self, products: Iterable[Item], *, progress: bool | None = None, start: int = 0
     ) -> AsyncIterator[Classification]:
-        """One Classification per input, in input order, with bounded concurrency."""
+        """One Classification per input, in input order, with bounded concurrency. ``start``:
+        the position of the first product (ids default to positions), for a resumed batch."""
         return self.runner.stream(
-            products, self, label=f"classify ({self.strategy})", progress=progress
+            products, self, label=f"classify ({self.strategy})", progress=progress, start=start
         )
 
     async def aclassify_many(
@@ -139,6 +140,7 @@ class Classifier:
             strategy=self.strategy,
             model=self.backend.model,
             prompt_version=self.prompt_version,
+            taxonomy_version=self.taxonomy.version,
             error=error_record(error),
         )
 
@@ -166,6 +168,7 @@ class Classifier:
             strategy=self.strategy,
             model=outcome.model or self.backend.model,
             prompt_version=self.prompt_version,
+            taxonomy_version=self.taxonomy.version,
             usage=outcome.usage,
             cached=outcome.cached and outcome.usage.calls == 0,
         )

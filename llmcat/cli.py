@@ -11,7 +11,7 @@ import asyncio
 import sys
 from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -21,6 +21,9 @@ from .describe import Describer
 from .errors import ConfigError, InputError, LlmcatError
 from .inputs import read_records
 from .options import LANGUAGES, ClassifyOptions, CopyOptions, validated
+from .output import ResultWriter
+from .redact import redact
+from .runner import Item, item_id
 from .settings import Settings
 from .taxonomy import Taxonomy
 from .types import Classification, Description, Product
@@ -69,8 +72,19 @@ def _common(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--cache-dir", type=Path, help="cache folder (env LLMCAT_CACHE_DIR)")
     option(group, ClassifyOptions, "template_dir", type=Path)
     io = parser.add_argument_group("input and output")
-    io.add_argument("--input", type=Path, help="products as .jsonl or .csv")
-    io.add_argument("--output", type=Path, help="write results as JSONL here (default: stdout)")
+    io.add_argument("--input", type=Path, help="products as .jsonl, .json (an array) or .csv")
+    io.add_argument(
+        "--output",
+        type=Path,
+        help="write results as JSONL here (default: stdout); written to OUTPUT.partial first and "
+        "renamed when the batch is done, so an existing OUTPUT survives a failed run",
+    )
+    io.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue an interrupted --output batch: keep its complete records (they must come "
+        "from the same input, model, prompt, strategy and taxonomy) and run only the rest",
+    )
     io.add_argument(
         "--json", action="store_true", help="print each result as one JSON object per line"
     )
@@ -210,20 +224,16 @@ def _fields(args: argparse.Namespace, model: type[BaseModel]) -> dict[str, Any]:
     return {name: given[name] for name in model.model_fields if name in given}
 
 
-def _products(
-    args: argparse.Namespace, single: Product | None
-) -> Iterator[Product | dict[str, Any] | InputError]:
-    if single is not None:
-        yield single
-        return
-    yield from read_records(args.input)
-
-
 def _taxonomy(args: argparse.Namespace) -> Taxonomy:
-    if args.labels and args.taxonomy:
+    if args.labels is not None and args.taxonomy:
         raise ConfigError("give --labels or --taxonomy, not both")
-    if args.labels:
-        return Taxonomy.from_labels([x for x in args.labels.split(",") if x.strip()])
+    if args.labels is not None:
+        labels = [x for x in args.labels.split(",") if x.strip()]
+        if not labels:
+            raise ConfigError(
+                f"--labels {args.labels!r} holds no label; e.g. --labels 'Shoes,Toys'"
+            )
+        return Taxonomy.from_labels(labels)
     if args.taxonomy:
         return Taxonomy.from_file(args.taxonomy)
     raise ConfigError("no categories given - pass --labels 'A,B,C' or --taxonomy FILE")
@@ -269,46 +279,118 @@ def _human(result: BaseModel) -> str:
     return "\n".join(lines)
 
 
-async def _write(
-    results: AsyncIterator[Any], args: argparse.Namespace, out: TextIO
-) -> tuple[int, int]:
-    as_json = args.json or args.input is not None
-    count = errors = 0
-    async for result in results:
-        count += 1
-        errors += result.error is not None
-        out.write((result.model_dump_json() if as_json else _human(result)) + "\n")
-        out.flush()
-    return count, errors
+def _identity(worker: Classifier | Describer) -> dict[str, str]:
+    """What a kept record must share with this run to be resumed: model, prompt (and strategy
+    and taxonomy for classification)."""
+    identity = {"model": worker.backend.model, "prompt_version": worker.prompt_version}
+    if isinstance(worker, Classifier):
+        identity.update(strategy=worker.strategy, taxonomy_version=worker.taxonomy.version)
+    return identity
+
+
+def _skip_kept(
+    items: Iterator[Item],
+    kept: list[dict[str, Any]],
+    identity: dict[str, str],
+    writer: ResultWriter,
+) -> int:
+    """Consume the inputs that ``kept`` records answer, checking that they are the same inputs
+    and that the records come from the same setup; the number skipped."""
+    for index, record in enumerate(kept):
+        for key, value in identity.items():
+            if record.get(key, value) != value:
+                raise ConfigError(
+                    f"{writer.partial} was made with {key} {record.get(key)!r}, this run uses "
+                    f"{value!r}; resume with the same settings, or run without --resume"
+                )
+        try:
+            item = next(items)
+        except StopIteration:
+            raise ConfigError(
+                f"{writer.partial} holds more records than the input has items; it was made from "
+                "another input"
+            ) from None
+        expected = item_id(item, index)
+        if str(record.get("product_id")) != expected:
+            raise ConfigError(
+                f"record {index + 1} of {writer.partial} is for id {record.get('product_id')!r}, "
+                f"input item {index + 1} has id {expected!r}: it was made from another input"
+            )
+    return len(kept)
 
 
 async def _run(args: argparse.Namespace) -> int:
     single = _single(args)
     settings = _settings(args)
+    if args.resume and args.output is None:
+        raise ConfigError("--resume continues an --output file; give --output")
+    if (
+        args.output is not None
+        and args.input is not None
+        and args.output.resolve() == args.input.resolve()
+    ):
+        raise ConfigError("--output is the --input file; write the results somewhere else")
+    # Everything that can be checked is checked before anything is written.
+    items: Iterator[Item] = iter([single]) if single is not None else read_records(args.input)
+    writer = ResultWriter(args.output, resume=args.resume) if args.output is not None else None
     progress = False if (args.no_progress or single is not None) else None
     worker: Classifier | Describer
     if args.command == "classify":
         options = validated(ClassifyOptions, _fields(args, ClassifyOptions), what="classify")
         worker = Classifier(_taxonomy(args), options, settings=settings)
-        results: AsyncIterator[Any] = worker.aiter_classify(
-            _products(args, single), progress=progress
-        )
     else:
         copy = validated(CopyOptions, _fields(args, CopyOptions), what="describe")
         worker = Describer(copy, settings=settings)
-        results = worker.aiter_describe(_products(args, single), progress=progress)
+    count = errors = 0
+    seen: set[str] = set()
+    duplicates: list[str] = []
     try:
-        if args.output:
-            args.output.parent.mkdir(parents=True, exist_ok=True)
-            with args.output.open("w", encoding="utf-8") as handle:
-                count, errors = await _write(results, args, handle)
-            print(f"{count} items, {errors} errors -> {args.output}", file=sys.stderr)
-        else:
-            count, errors = await _write(results, args, sys.stdout)
-            if single is None:
-                print(f"{count} items, {errors} errors", file=sys.stderr)
+        await worker.engine.prepare()  # a wrong key, URL or model: one error, nothing written
+        start = 0
+        if writer is not None and args.resume:
+            start = _skip_kept(items, writer.completed(), _identity(worker), writer)
+            if start:
+                print(f"llmcat: resuming after {start} complete records", file=sys.stderr)
+        results: AsyncIterator[Any] = (
+            worker.aiter_classify(items, progress=progress, start=start)
+            if isinstance(worker, Classifier)
+            else worker.aiter_describe(items, progress=progress, start=start)
+        )
+        as_json = args.json or args.input is not None
+        async for result in results:
+            count += 1
+            errors += result.error is not None
+            if result.product_id in seen:
+                duplicates.append(result.product_id)
+            seen.add(result.product_id)
+            if writer is not None:
+                writer.write(result)
+            else:
+                print(result.model_dump_json() if as_json else _human(result), flush=True)
+        if writer is not None:
+            writer.commit()
+    except BaseException:
+        if writer is not None:
+            writer.close()
+            if writer.partial.exists():
+                print(
+                    f"llmcat: {count} new results kept in {writer.partial}; run the same command "
+                    "with --resume to finish",
+                    file=sys.stderr,
+                )
+        raise
     finally:
         await worker.aclose()
+    if single is None:
+        where = f" -> {args.output}" if args.output is not None else ""
+        print(f"{count} items, {errors} errors{where}", file=sys.stderr)
+    if duplicates:
+        shown = ", ".join(sorted(set(duplicates))[:5])
+        print(
+            f"llmcat: {len(duplicates)} results share an id with an earlier one ({shown}"
+            f"{', ...' if len(set(duplicates)) > 5 else ''}); each input kept its own result",
+            file=sys.stderr,
+        )
     return 1 if single is not None and errors else 0
 
 
@@ -426,10 +508,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _show_taxonomy(args.file)
         return asyncio.run(_run(args))
     except (ConfigError, InputError) as exc:
-        print(f"llmcat: error: {exc}", file=sys.stderr)
+        print(f"llmcat: error: {redact(str(exc))}", file=sys.stderr)
         return 2
     except LlmcatError as exc:
-        print(f"llmcat: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(f"llmcat: {type(exc).__name__}: {redact(str(exc))}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # the disk filled up, the output vanished: say so, no traceback
+        print(f"llmcat: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("llmcat: interrupted", file=sys.stderr)

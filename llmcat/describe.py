@@ -88,12 +88,17 @@ class Describer:
         return self.runner.blocking(self.adescribe(product, **options))
 
     def aiter_describe(
-        self, products: Iterable[Item], *, progress: bool | None = None, **options: Any
+        self,
+        products: Iterable[Item],
+        *,
+        progress: bool | None = None,
+        start: int = 0,
+        **options: Any,
     ) -> AsyncIterator[Description]:
-        """One Description per input, in order, with bounded concurrency."""
-        return self.runner.stream(
-            products, self.job(**options), label="describe", progress=progress
-        )
+        """One Description per input, in order, with bounded concurrency (``start`` as for
+        ``Classifier.aiter_classify``)."""
+        job = self.job(**options)
+        return self.runner.stream(products, job, label="describe", progress=progress, start=start)
 
     async def adescribe_many(
         self, products: Iterable[Item], *, progress: bool | None = None, **options: Any

@@ -13,15 +13,20 @@ categories is embedded once. Vectors are L2-normalised; similarity is a dot prod
 from __future__ import annotations
 
 import abc
+import asyncio
 import functools
 import hashlib
 import importlib.util
+import os
 import re
+import threading
+import weakref
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from .errors import BackendError, ConfigError
+from .once import AsyncOnce
 from .options import RetryOptions
 from .types import Product
 
@@ -88,14 +93,30 @@ class SentenceTransformerEmbedder(Embedder):
         self.batch_size = batch_size
         self.name = f"st:{self._path.name if self._path else 'all-MiniLM-L6-v2'}"
         self._model: Any = None
+        self._lock = threading.Lock()
 
     def _load(self) -> Any:
+        with self._lock:  # two threads must not load the model twice
+            return self._load_locked()
+
+    def _load_locked(self) -> Any:
         if self._model is None:
             try:
                 from sentence_transformers import SentenceTransformer
             except ImportError as exc:
+                if importlib.util.find_spec("sentence_transformers") is None:
+                    raise ConfigError(
+                        "sentence-transformers is not installed - pip install 'llmcat[embed]'"
+                    ) from exc
+                # Installed but broken (say, a torchvision that does not match torch): say why.
                 raise ConfigError(
-                    "sentence-transformers is not installed - pip install 'llmcat[embed]'"
+                    f"sentence-transformers is installed but cannot be imported: "
+                    f"{type(exc).__name__}: {exc}"
+                ) from exc
+            except Exception as exc:
+                raise ConfigError(
+                    f"sentence-transformers is installed but cannot be imported: "
+                    f"{type(exc).__name__}: {exc}"
                 ) from exc
             try:  # transformers draws a "Loading weights" bar on stderr for every load
                 from transformers.utils import logging as hf_logging
@@ -135,7 +156,9 @@ class OpenAIEmbedder(Embedder):
         retry: RetryOptions | None = None,
     ) -> None:
         self._api_key = api_key
-        self._client: Any = None
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any]
+        self._clients = weakref.WeakKeyDictionary()
+        self._clients_lock = threading.Lock()
         self.base_url = base_url
         self.model = model
         self.batch_size = batch_size
@@ -144,15 +167,21 @@ class OpenAIEmbedder(Embedder):
 
     @property
     def client(self) -> Any:
-        """The SDK client, created on first use in the running event loop."""
-        if self._client is None:
-            from .backends.openai import async_client
+        """The SDK client of the running event loop, created there on first use."""
+        from .backends.openai import async_client
 
-            self._client = async_client(base_url=self.base_url, api_key=self._api_key)
-        return self._client
+        loop = asyncio.get_running_loop()
+        with self._clients_lock:
+            client = self._clients.get(loop)
+            if client is None:
+                client = self._clients[loop] = async_client(
+                    base_url=self.base_url, api_key=self._api_key
+                )
+        return client
 
     async def release_loop_resources(self) -> None:
-        client, self._client = self._client, None
+        with self._clients_lock:
+            client = self._clients.pop(asyncio.get_running_loop(), None)
         if client is not None:
             await client.close()
 
@@ -189,7 +218,7 @@ class CategoryIndex:
         self.texts = [texts[i] for i in self.ids]
         self.version = version
         self.cache_dir = cache_dir
-        self._matrix: Any = None
+        self._matrix: AsyncOnce[Any] = AsyncOnce()
 
     def _cache_file(self) -> Path | None:
         if self.cache_dir is None:
@@ -201,22 +230,24 @@ class CategoryIndex:
         return self.cache_dir / "embeddings" / f"{safe}-{self.version}-{digest}.npy"
 
     async def matrix(self) -> Any:
-        """The (categories x dim) matrix, computed once."""
+        """The (categories x dim) matrix: from the disk cache, else embedded once, however many
+        items ask for it at the same time."""
+        return await self._matrix.get(self._load_or_embed)
+
+    async def _load_or_embed(self) -> Any:
         import numpy as np
 
-        if self._matrix is not None:
-            return self._matrix
         file = self._cache_file()
         if file is not None and file.exists():
-            self._matrix = np.load(file)
-            return self._matrix
-        self._matrix = await self.embedder.embed(self.texts)
+            return np.load(file)
+        matrix = await self.embedder.embed(self.texts)
         if file is not None:
             file.parent.mkdir(parents=True, exist_ok=True)
-            tmp = file.with_suffix(".tmp.npy")
-            np.save(tmp, self._matrix)
+            # A private temporary name: two processes embedding the same taxonomy do not collide.
+            tmp = file.with_name(f".{file.stem}.{os.getpid()}.{threading.get_ident()}.npy")
+            np.save(tmp, matrix)
             tmp.replace(file)
-        return self._matrix
+        return matrix
 
     async def nearest(self, text: str, k: int) -> list[tuple[str, float]]:
         """The ``k`` most similar category ids with their cosine similarity, best first."""

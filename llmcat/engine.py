@@ -11,7 +11,7 @@ from .backends import Backend, create_backend
 from .cache import ResponseCache
 from .calls import ModelCaller
 from .completions import Completion, CompletionRequest
-from .errors import ConfigError
+from .errors import ConfigError, LlmcatError
 from .options import field_names, validated
 from .settings import Settings
 
@@ -45,6 +45,17 @@ class Engine:
     def concurrency(self) -> int:
         """Requests a batch keeps in flight: the setting, else the backend's default."""
         return self.settings.concurrency or self.backend.max_concurrency
+
+    async def prepare(self) -> None:
+        """Let the backend settle its model and prove the setup (one probe of a server), so a
+        wrong key, URL or model is one ConfigError before a batch rather than one per item.
+        Anything else (a server still starting) is left to the items, which retry it."""
+        try:
+            await self.backend.prepare()
+        except ConfigError:
+            raise
+        except LlmcatError:
+            pass
 
     async def call(
         self, request: CompletionRequest, is_valid: Callable[[Completion], bool] | None = None

@@ -2,7 +2,9 @@
 
     LlmcatError
     ├── ConfigError            the caller's setup is wrong (unknown backend, missing model, bad option)
-    │   └── TaxonomyError      a taxonomy file or label set cannot be used
+    │   ├── TaxonomyError      a taxonomy file or label set cannot be used
+    │   └── EndpointError      the server refused the setup: 401/403 (credentials), 404 (unknown
+    │                          model or path), or it does not speak the OpenAI API; status_code
     ├── InputError             one product cannot be classified or described (empty title, ...)
     ├── BackendError           the model or its server failed; carries retryable/status_code/original
     │   ├── TransportError     connection refused, reset, timed out (retryable)
@@ -10,8 +12,10 @@
     │   └── ServerError        any other non-2xx answer (5xx retryable, 4xx not)
     └── OutputError            the model answered but not in the required shape, even after a re-ask
 
-Caller mistakes (ConfigError, TaxonomyError) are raised at once. Inside a batch, InputError,
-BackendError and OutputError become an ``ErrorRecord`` on that item's result and the batch goes on.
+Caller mistakes (ConfigError and below) are raised at once, and stop a batch at the first item
+that proves them: the same mistake would fail every item. Inside a batch, InputError,
+BackendError and OutputError become an ``ErrorRecord`` on that item's result and the batch goes
+on. Messages never carry a configured API key or URL credentials (``llmcat.redact``).
 """
 
 from __future__ import annotations
@@ -27,6 +31,16 @@ class ConfigError(LlmcatError):
 
 class TaxonomyError(ConfigError):
     """A taxonomy cannot be built or used (empty, duplicate ids, unknown category)."""
+
+
+class EndpointError(ConfigError):
+    """The server refused llmcat's setup (credentials, model, path) or is not OpenAI-compatible;
+    retrying cannot help, fixing the configuration can. ``status_code`` is the HTTP status."""
+
+    def __init__(self, message: str, *, status_code: int | None = None) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.retryable = False
 
 
 class InputError(LlmcatError):

@@ -2,8 +2,8 @@
 
 Cleaning rules (documented in the README, applied to every product before prompting):
 
-- control characters and invalid code points are removed; runs of whitespace fold to one space
-  (the description keeps its line breaks);
+- control characters, invalid code points and zero-width characters are removed; runs of
+  whitespace fold to one space (the description keeps its line breaks);
 - ``title`` is cut to 300 characters, ``description`` to 4,000, ``brand`` to 100, every attribute
   value to 300 and key to 100, and at most 60 attributes are kept; a cut text ends in "…";
 - a product whose title is empty after cleaning raises ``InputError`` (one item's error, never the
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -32,12 +33,14 @@ MAX_ATTRIBUTE_KEY = 100
 MAX_ATTRIBUTE_VALUE = 300
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufffe\uffff\ud800-\udfff]")
+# Zero-width and invisible formatting characters: a title made only of these is empty.
+_INVISIBLE = re.compile(r"[\u00ad\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]")
 _SPACES = re.compile(r"[ \t\r\f\v\u00a0]+")
 
 
 def clean_text(text: str, limit: int, *, keep_newlines: bool = False) -> str:
     """Remove control characters, fold whitespace and cut to ``limit`` characters."""
-    text = _CONTROL.sub(" ", text)
+    text = _INVISIBLE.sub("", _CONTROL.sub(" ", text))
     if keep_newlines:
         lines = [_SPACES.sub(" ", ln).strip() for ln in text.split("\n")]
         text = "\n".join(ln for ln in lines if ln)
@@ -93,7 +96,7 @@ def coerce_product(item: Product | str | Mapping[str, Any], index: int) -> Produ
 
 def _normalise_record(record: Mapping[str, Any]) -> dict[str, Any]:
     """Accept common column spellings and stringify attribute values."""
-    data = {k: v for k, v in record.items() if v is not None}
+    data = {k: v for k, v in record.items() if not _missing(v)}
     for alias in ("name", "product_name"):
         if "title" not in data and alias in data:
             data["title"] = data.pop(alias)
@@ -106,20 +109,32 @@ def _normalise_record(record: Mapping[str, Any]) -> dict[str, Any]:
         except ValueError:
             raise InputError("the attributes column is not a JSON object") from None
     if isinstance(attrs, Mapping):
-        data["attributes"] = {str(k): str(v) for k, v in attrs.items() if v is not None}
-    for key in ("description", "brand"):
+        data["attributes"] = {str(k): str(v) for k, v in attrs.items() if not _missing(v)}
+    for key in ("title", "description", "brand"):
         if key in data and not isinstance(data[key], str):
-            data[key] = str(data[key])
+            data[key] = _text(data[key])
     if isinstance(data.get("image_urls"), str):
         data["image_urls"] = [u for u in data["image_urls"].split() if u]
     known = {"id", "title", "description", "brand", "attributes", "image_urls"}
     extra = {k: v for k, v in data.items() if k not in known}
     if extra:
         merged = dict(data.get("attributes") or {})
-        merged.update({str(k): str(v) for k, v in extra.items() if str(v).strip()})
+        merged.update({str(k): _text(v) for k, v in extra.items() if _text(v).strip()})
         data = {k: v for k, v in data.items() if k in known}
         data["attributes"] = merged
     return data
+
+
+def _missing(value: Any) -> bool:
+    """None, or NaN (a missing cell of a DataFrame or a CSV read by pandas)."""
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _text(value: Any) -> str:
+    """A cell as text: whole floats without ".0" (an id or year read as a number)."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
 
 
 def _first_error(exc: ValidationError) -> str:
@@ -132,7 +147,10 @@ RawItem = dict[str, Any] | InputError
 
 
 def read_records(path: str | Path) -> Iterator[RawItem]:
-    """Stream records from a ``.jsonl`` or ``.csv`` file; an unreadable line becomes an InputError.
+    """Records from a ``.jsonl``, ``.json`` (an array of objects, or one object) or ``.csv`` /
+    ``.tsv`` file, streamed where the format allows; an unreadable record becomes an InputError
+    at its position. The file is checked here, before the first record is asked for, so a bad path
+    is a ConfigError at once. A UTF-8 byte-order mark is ignored.
 
     JSONL lines are objects with Product fields; CSV columns ``id, title, description, brand`` map
     to fields and every other non-empty column becomes an attribute.
@@ -140,37 +158,68 @@ def read_records(path: str | Path) -> Iterator[RawItem]:
     file = Path(path)
     if not file.exists():
         raise ConfigError(f"input file {file} does not exist")
+    if file.is_dir():
+        raise ConfigError(f"input {file} is a folder; give a .jsonl, .json or .csv file")
     suffix = file.suffix.lower()
-    if suffix in (".jsonl", ".ndjson", ".json"):
-        yield from _read_jsonl(file)
-    elif suffix in (".csv", ".tsv"):
-        yield from _read_csv(file, delimiter="\t" if suffix == ".tsv" else ",")
-    else:
-        raise ConfigError(f"cannot read {file}: use .jsonl or .csv")
+    if suffix not in (".jsonl", ".ndjson", ".json", ".csv", ".tsv"):
+        raise ConfigError(f"cannot read {file}: use .jsonl, .json or .csv")
+    try:
+        with file.open("rb") as handle:
+            head = handle.read(4096)
+    except OSError as exc:
+        raise ConfigError(f"cannot read input file {file}: {exc.strerror or exc}") from None
+    if b"\0" in head:
+        raise ConfigError(f"input file {file} is binary, not {suffix} text")
+    if suffix == ".json":
+        return _read_json(file)
+    if suffix in (".csv", ".tsv"):
+        return _read_csv(file, delimiter="\t" if suffix == ".tsv" else ",")
+    return _read_jsonl(file)
+
+
+def _record(value: Any, where: str) -> RawItem:
+    """A JSON value as a record: an object, or a bare string (a title)."""
+    if isinstance(value, str):
+        return {"title": value}
+    if not isinstance(value, dict):
+        return InputError(f"{where}: expected a JSON object, got {type(value).__name__}")
+    return value
 
 
 def _read_jsonl(file: Path) -> Iterator[RawItem]:
-    with file.open(encoding="utf-8", errors="replace") as handle:
+    with file.open(encoding="utf-8-sig", errors="replace") as handle:
         for n, line in enumerate(handle, 1):
             if not line.strip():
                 continue
             try:
-                record = json.loads(line)
+                value = json.loads(line)
             except json.JSONDecodeError as exc:
                 yield InputError(f"line {n}: not JSON ({exc.msg})")
                 continue
-            if isinstance(record, str):
-                record = {"title": record}
-            if not isinstance(record, dict):
-                yield InputError(f"line {n}: expected a JSON object")
-                continue
-            record.setdefault("id", str(n))
+            record = _record(value, f"line {n}")
+            if isinstance(record, dict):
+                record.setdefault("id", str(n))
             yield record
+
+
+def _read_json(file: Path) -> Iterator[RawItem]:
+    try:
+        value = json.loads(file.read_text(encoding="utf-8-sig", errors="replace"))
+    except json.JSONDecodeError as exc:
+        raise ConfigError(
+            f"{file} is not JSON (line {exc.lineno}: {exc.msg}); for one object per line use .jsonl"
+        ) from None
+    values = value if isinstance(value, list) else [value]
+    for n, item in enumerate(values, 1):
+        record = _record(item, f"item {n}")
+        if isinstance(record, dict):
+            record.setdefault("id", str(n))
+        yield record
 
 
 def _read_csv(file: Path, *, delimiter: str) -> Iterator[RawItem]:
     csv.field_size_limit(16 * 1024 * 1024)
-    with file.open(encoding="utf-8", errors="replace", newline="") as handle:
+    with file.open(encoding="utf-8-sig", errors="replace", newline="") as handle:
         reader = csv.DictReader(handle, delimiter=delimiter)
         for n, row in enumerate(reader, 2):
             record: dict[str, Any] = {k: v for k, v in row.items() if k and v not in (None, "")}

@@ -68,6 +68,8 @@ class PromptTemplate:
     """One template file, loaded and versioned."""
 
     def __init__(self, name: str, template_dir: str | Path | None = None) -> None:
+        if template_dir is not None and not Path(template_dir).is_dir():
+            raise ConfigError(f"template folder {template_dir} does not exist or is not a folder")
         dirs = [str(Path(template_dir))] if template_dir is not None else []
         dirs += [str(d) for d in builtin_template_dirs()]
         if not dirs:
@@ -78,14 +80,20 @@ class PromptTemplate:
         env = _environment(tuple(dirs))
         try:
             self._template = env.get_template(name)
-        except jinja2.TemplateNotFound:
-            raise ConfigError(f"prompt template {name!r} not found in {', '.join(dirs)}") from None
+            # Includes and extends are resolved here too: a missing or out-of-folder one ("../x",
+            # "/etc/x") fails now, as a ConfigError, not later inside a batch.
+            self.version = _version(env, name)
+        except jinja2.TemplateNotFound as exc:
+            used_by = f" (used by {name!r})" if exc.name != name else ""
+            raise ConfigError(
+                f"prompt template {exc.name!r}{used_by} not found in {', '.join(dirs)}; "
+                "templates are looked up only inside these folders"
+            ) from None
         except jinja2.TemplateSyntaxError as exc:
             raise ConfigError(f"prompt template {name!r} line {exc.lineno}: {exc.message}") from exc
-        self.version = _version(env, name)
-        missing = [b for b in ("system", "user") if b not in self._template.blocks]
-        if missing:
-            raise ConfigError(f"prompt template {name!r} lacks block(s): {', '.join(missing)}")
+        lacking = [b for b in ("system", "user") if b not in self._template.blocks]
+        if lacking:
+            raise ConfigError(f"prompt template {name!r} lacks block(s): {', '.join(lacking)}")
 
     def render(self, variables: Mapping[str, Any]) -> list[Message]:
         """The chat messages, one per non-empty role block, in role order."""
@@ -101,4 +109,6 @@ class PromptTemplate:
                     messages.append(Message.model_validate({"role": role, "content": text}))
         except jinja2.UndefinedError as exc:
             raise ConfigError(f"prompt template {self.name!r}: {exc.message}") from exc
+        except jinja2.TemplateError as exc:  # a dynamic include that is missing, a sandbox refusal
+            raise ConfigError(f"prompt template {self.name!r}: {exc}") from exc
         return messages

@@ -12,7 +12,6 @@ import asyncio
 import sys
 import threading
 import time
-from collections import deque
 from collections.abc import (
     AsyncIterator,
     Awaitable,
@@ -27,6 +26,7 @@ from typing import Any, Protocol, TextIO, TypeVar
 from .engine import Engine
 from .errors import ConfigError, InputError
 from .inputs import coerce_product
+from .redact import redact
 from .types import ErrorRecord, Product
 
 T = TypeVar("T")
@@ -52,10 +52,10 @@ class Job(Protocol[R_co]):
 
 
 def error_record(exc: BaseException) -> ErrorRecord:
-    """An ErrorRecord for any exception (llmcat's own carry retryable/status)."""
+    """An ErrorRecord for any exception (llmcat's own carry retryable/status), redacted."""
     return ErrorRecord(
         type=type(exc).__name__,
-        message=str(exc) or type(exc).__name__,
+        message=redact(str(exc)) or type(exc).__name__,
         retryable=bool(getattr(exc, "retryable", False)),
         status_code=getattr(exc, "status_code", None),
     )
@@ -70,42 +70,66 @@ def item_id(item: object, index: int) -> str:
     return str(index)
 
 
+#: Results a batch may hold back while an earlier item is still running, per concurrency slot.
+REORDER_PER_SLOT = 64
+
+
 async def map_ordered(
     func: Callable[[T, int], Awaitable[R]],
     items: Iterable[T],
     *,
     concurrency: int,
+    reorder_limit: int | None = None,
+    start: int = 0,
 ) -> AsyncIterator[R]:
-    """Yield ``func(item, index)`` for every item, in input order, with at most ``concurrency``
-    calls in flight. Reads ``items`` lazily, so a million-line file is never held in memory.
-    ``func`` must turn per-item failures into results; an exception here is a bug and propagates.
+    """Yield ``func(item, index)`` for every item, in input order, with ``concurrency`` calls in
+    flight whenever there is work: a slow item holds one slot, not the batch. Results that finish
+    before an earlier item wait in a reorder buffer of at most ``reorder_limit`` (default
+    ``REORDER_PER_SLOT`` per slot); only when it is full do new items wait for the slow one.
+    ``items`` is read lazily, so a million-line file is never held in memory; the first item has
+    index ``start`` (a resumed batch). ``func`` must turn
+    per-item failures into results; an exception here is a bug (or a ConfigError) and propagates.
     """
     if concurrency < 1:
         raise ConfigError(f"concurrency must be at least 1, got {concurrency}")
-    semaphore = asyncio.Semaphore(concurrency)
-    window: deque[asyncio.Task[R]] = deque()
+    limit = max(reorder_limit or REORDER_PER_SLOT * concurrency, concurrency)
 
-    async def run(item: T, index: int) -> R:
-        async with semaphore:
-            return await func(item, index)
+    async def run(item: T, index: int) -> tuple[int, R]:
+        return index, await func(item, index)
 
-    iterator = iter(enumerate(items))
+    iterator = iter(enumerate(items, start))
+    running: set[asyncio.Task[tuple[int, R]]] = set()
+    finished: dict[int, R] = {}
+    next_index = start
     exhausted = False
     try:
         while True:
-            # Twice the concurrency in the window, so one slow head item does not idle the rest.
-            while not exhausted and len(window) < 2 * concurrency:
+            while (
+                not exhausted
+                and len(running) < concurrency
+                and len(running) + len(finished) < limit
+            ):
                 try:
                     index, item = next(iterator)
                 except StopIteration:
                     exhausted = True
                     break
-                window.append(asyncio.create_task(run(item, index)))
-            if not window:
+                running.add(asyncio.create_task(run(item, index)))
+            while next_index in finished:
+                yield finished.pop(next_index)
+                next_index += 1
+            if not running:
                 return
-            yield await window.popleft()
+            done, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+            # Look at every finished task's exception, so none is reported "never retrieved".
+            failures = [exc for exc in (task.exception() for task in done) if exc is not None]
+            if failures:
+                raise failures[0]
+            for task in done:
+                index, result = task.result()
+                finished[index] = result
     finally:
-        for task in window:
+        for task in running:
             task.cancel()
 
 
@@ -133,10 +157,18 @@ class ItemRunner:
             return job.failed(product_id, exc)
 
     async def stream(
-        self, items: Iterable[Item], job: Job[R], *, label: str, progress: bool | None = None
+        self,
+        items: Iterable[Item],
+        job: Job[R],
+        *,
+        label: str,
+        progress: bool | None = None,
+        start: int = 0,
     ) -> AsyncIterator[R]:
         """One result per item, in input order, with bounded concurrency; ``items`` is read
-        lazily. ``progress``: a bar on stderr (default: the setting, else when it is a tty)."""
+        lazily and the first has position ``start`` (ids default to positions). ``progress``: a
+        bar on stderr (default: the setting, else when it is a tty)."""
+        await self.engine.prepare()  # a wrong setup fails here, before any item
         total = len(items) if isinstance(items, Sequence) else None
         enabled = progress if progress is not None else self.engine.settings.progress
         bar = Progress(total, label=label, enabled=enabled)
@@ -145,7 +177,8 @@ class ItemRunner:
             return await self.one(item, job, index)
 
         try:
-            async for result in map_ordered(one, items, concurrency=self.engine.concurrency):
+            results = map_ordered(one, items, concurrency=self.engine.concurrency, start=start)
+            async for result in results:
                 bar.update(
                     error=getattr(result, "error", None) is not None,
                     cached=bool(getattr(result, "cached", False)),

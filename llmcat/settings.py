@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlparse
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from .errors import ConfigError
 from .options import RetryOptions
+from .redact import redact, register_secret
 
 ENV_BASE_URL = "LLMCAT_BASE_URL"
 ENV_MODEL = "LLMCAT_MODEL"
@@ -45,7 +47,9 @@ class Settings(BaseModel):
         default="auto",
         description="How the server takes output constraints; 'auto' detects it once per URL.",
     )
-    timeout: float = Field(default=60.0, gt=0, description="Seconds allowed for one model call.")
+    timeout: float = Field(
+        default=60.0, gt=0, allow_inf_nan=False, description="Seconds allowed for one model call."
+    )
     concurrency: int | None = Field(
         default=None, ge=1, description="Requests in flight in a batch; default per backend."
     )
@@ -66,16 +70,32 @@ class Settings(BaseModel):
         """A copy with environment variables and defaults filled in."""
         env = os.environ
         base_url = self.base_url or env.get(ENV_BASE_URL) or None
+        if base_url:
+            check_base_url(base_url, "the base URL" if self.base_url else ENV_BASE_URL)
         backend = self.backend or env.get(ENV_BACKEND) or ("openai" if base_url else "local")
+        api_key = self.api_key or env.get(ENV_API_KEY) or env.get("OPENAI_API_KEY")
+        register_secret(api_key)
         return self.model_copy(
             update={
                 "backend": backend,
                 "base_url": base_url,
                 "model": self.model or env.get(ENV_MODEL) or None,
-                "api_key": self.api_key or env.get(ENV_API_KEY) or env.get("OPENAI_API_KEY"),
+                "api_key": api_key,
                 "cache_dir": self.cache_dir or default_cache_dir(),
             }
         )
+
+
+def check_base_url(url: str, what: str = "the base URL") -> str:
+    """``url`` if it is an http(s) URL with a host, else a ConfigError (not a retried transport
+    error later). The message never shows credentials that the URL carries."""
+    parsed = urlparse(url)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise ConfigError(
+            f"{what} {redact(url)!r} is not an http(s) URL with a host - "
+            "e.g. http://127.0.0.1:8000/v1"
+        )
+    return url
 
 
 def default_cache_dir() -> Path:

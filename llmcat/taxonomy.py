@@ -108,12 +108,7 @@ class Taxonomy:
         Google's ``taxonomy-with-ids``, Shopify's ``categories.txt``, or one path (or label) per line.
         """
         file = Path(path)
-        try:
-            text = file.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise TaxonomyError(f"cannot read taxonomy file {file}: {exc}") from exc
-        lines = [ln for ln in text.splitlines() if ln.strip()]
-        body = [ln for ln in lines if not ln.startswith("#")]
+        body = _read_lines(file)
         if body and body[0].startswith("gid://shopify/"):
             return cls._parse_shopify(body, name=file.stem)
         if body and re.match(r"^\d+\s+-\s+\S", body[0]):
@@ -123,16 +118,12 @@ class Taxonomy:
     @classmethod
     def from_google(cls, path: str | Path) -> Taxonomy:
         """Google's ``taxonomy-with-ids.en-US.txt``: ``<id> - A > B > C`` per line."""
-        file = Path(path)
-        lines = [ln for ln in file.read_text(encoding="utf-8").splitlines() if ln.strip()]
-        return cls._parse_google([ln for ln in lines if not ln.startswith("#")], name="google")
+        return cls._parse_google(_read_lines(Path(path)), name="google")
 
     @classmethod
     def from_shopify(cls, path: str | Path) -> Taxonomy:
         """Shopify's ``categories.txt``: ``gid://shopify/TaxonomyCategory/<id> : A > B`` per line."""
-        file = Path(path)
-        lines = [ln for ln in file.read_text(encoding="utf-8").splitlines() if ln.strip()]
-        return cls._parse_shopify([ln for ln in lines if not ln.startswith("#")], name="shopify")
+        return cls._parse_shopify(_read_lines(Path(path)), name="shopify")
 
     @classmethod
     def _parse_google(cls, lines: list[str], *, name: str) -> Taxonomy:
@@ -252,3 +243,22 @@ class Taxonomy:
         for cat in self._by_id.values():
             digest.update(f"{cat.id}\t{cat.path_text}\n".encode())
         return digest.hexdigest()[:12]
+
+
+def _read_lines(file: Path) -> list[str]:
+    """The non-empty, non-comment lines of a UTF-8 text file (a byte-order mark is dropped);
+    TaxonomyError for a file that cannot be read or is not UTF-8 text."""
+    try:
+        raw = file.read_bytes()
+    except OSError as exc:
+        raise TaxonomyError(f"cannot read taxonomy file {file}: {exc.strerror or exc}") from None
+    if b"\0" in raw[:4096]:
+        raise TaxonomyError(f"{file} is a binary file, not a taxonomy (one category per line)")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise TaxonomyError(
+            f"{file} is not UTF-8 text (byte {exc.start}: {raw[exc.start : exc.start + 1]!r}); "
+            "convert it, e.g. iconv -f latin1 -t utf-8"
+        ) from None
+    return [ln for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]

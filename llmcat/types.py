@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import math
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class Product(BaseModel):
-    """A product to classify or describe. Only ``title`` is required."""
+    """A product to classify or describe. Only ``title`` is required; ``None`` (a JSON null) or
+    NaN (a missing cell of a DataFrame) in any other field means "not given"."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -18,6 +20,17 @@ class Product(BaseModel):
     brand: str = ""
     attributes: dict[str, str] = Field(default_factory=dict)
     image_urls: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _missing_means_not_given(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            return {k: v for k, v in data.items() if k == "title" or not _missing(v)}
+        return data
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
 
 
 class Usage(BaseModel):
@@ -70,6 +83,9 @@ class Classification(BaseModel):
     strategy: str = "flat"
     model: str = ""
     prompt_version: str = ""
+    taxonomy_version: str = Field(
+        default="", description="Version of the taxonomy the category comes from."
+    )
     usage: Usage = Field(default_factory=Usage)
     cached: bool = False
     error: ErrorRecord | None = None

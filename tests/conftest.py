@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 import llmcat.backends
+from llmcat.backends.openai import _servers
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 SHARED = Path(os.environ.get("LLMCAT_SHARED_DIR", Path(__file__).resolve().parents[2] / "shared"))
@@ -34,7 +35,9 @@ def _isolated(
     monkeypatch.setenv("LLMCAT_CACHE_DIR", str(tmp_path / "cache"))
     allowed = request.node.get_closest_marker("allow_model_requests") is not None
     monkeypatch.setattr(llmcat.backends, "ALLOW_MODEL_REQUESTS", allowed)
+    _servers.clear()  # what a server is, as probed: per process, so per test here
     yield
+    _servers.clear()
 
 
 @pytest.fixture

@@ -26,6 +26,8 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
     raw: bytes | None = None
+    cut: int | None = None  # send only this many bytes of the body, then close: a torn response
+    content_type: str = "application/json"
 
 
 def chat_reply(
@@ -67,6 +69,13 @@ def chat_reply(
     )
 
 
+class _Server(ThreadingHTTPServer):
+    # The default listen backlog (5) drops connections when a batch opens 64 at once: the client
+    # would see timeouts the server never knew of.
+    request_queue_size = 1024
+    daemon_threads = True
+
+
 class FakeServer:
     """Start with ``with FakeServer("vllm") as server:``; ``server.base_url`` ends in /v1."""
 
@@ -83,6 +92,8 @@ class FakeServer:
         self.replies: deque[Reply] = deque()
         self.responder: Callable[[dict[str, Any]], Reply] | None = None
         self.requests: list[dict[str, Any]] = []
+        self.gets: list[str] = []  # paths of every GET (/v1/models, /version, ...)
+        self.models_reply: Reply | None = None  # instead of the model list
         self.in_flight = 0
         self.peak_in_flight = 0
         self._lock = threading.Lock()
@@ -96,7 +107,11 @@ class FakeServer:
                 pass
 
             def do_GET(self) -> None:
-                if self.path.rstrip("/").endswith("/models"):
+                with server._lock:
+                    server.gets.append(self.path)
+                if self.path.rstrip("/").endswith("/models") and server.models_reply is not None:
+                    server._send(self, server.models_reply)
+                elif self.path.rstrip("/").endswith("/models"):
                     server._send(
                         self,
                         Reply(
@@ -139,7 +154,7 @@ class FakeServer:
                     with server._lock:
                         server.in_flight -= 1
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd = _Server(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
 
@@ -153,13 +168,19 @@ class FakeServer:
         payload = reply.raw if reply.raw is not None else json.dumps(reply.body).encode()
         try:
             handler.send_response(reply.status)
-            handler.send_header("content-type", "application/json")
+            handler.send_header("content-type", reply.content_type)
             handler.send_header("content-length", str(len(payload)))
             for key, value in reply.headers.items():
                 handler.send_header(key, value)
             handler.end_headers()
+            if reply.cut is not None:
+                handler.wfile.write(payload[: reply.cut])
+                handler.wfile.flush()
+                handler.close_connection = True
+                handler.connection.shutdown(2)  # the client sees a body shorter than promised
+                return
             handler.wfile.write(payload)
-        except (BrokenPipeError, ConnectionResetError):
+        except (BrokenPipeError, ConnectionResetError, OSError):
             pass  # the client gave up (a timeout test)
 
     def __enter__(self) -> FakeServer:
@@ -177,7 +198,5 @@ if __name__ == "__main__":
 
     fake = FakeServer("vllm", version="0.32.0")
     fake._httpd.server_close()
-    fake._httpd = ThreadingHTTPServer(
-        ("127.0.0.1", int(sys.argv[1])), fake._httpd.RequestHandlerClass
-    )
+    fake._httpd = _Server(("127.0.0.1", int(sys.argv[1])), fake._httpd.RequestHandlerClass)
     fake._httpd.serve_forever()

@@ -12,20 +12,13 @@ import pytest
 from llmcat import Classifier, RetryOptions, Settings
 from llmcat.backends import backend_class, create_backend
 from llmcat.backends.base import Backend
-from llmcat.backends.openai import _detected_modes
+from llmcat.backends.openai import _servers
 from llmcat.embeddings import OpenAIEmbedder
 
 from .fake_server import FakeServer, Reply, chat_reply
 
 LABELS = ["Shoes", "Mobile Phones", "Toys"]
 FAST = RetryOptions(attempts=3, backoff=0)
-
-
-@pytest.fixture(autouse=True)
-def _forget_detected_modes() -> Any:
-    _detected_modes.clear()
-    yield
-    _detected_modes.clear()
 
 
 @pytest.mark.allow_model_requests
@@ -38,7 +31,7 @@ def test_two_fresh_classifiers_without_a_model_share_the_disk_cache(tmp_path: Pa
         clf = Classifier(LABELS, settings=settings)
         result = clf.classify("Nike Pegasus")
         asyncio.run(clf.aclose())
-        _detected_modes.clear()  # as in a new process
+        _servers.clear()  # as in a new process
         return result.path
 
     with FakeServer("llamacpp", model="model-a") as a, FakeServer("llamacpp", model="model-b") as b:

@@ -6,12 +6,11 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Iterator
 
 import pytest
 
 from llmcat import Classifier, Describer, RetryOptions, Settings
-from llmcat.backends.openai import OpenAIBackend, _detected_modes
+from llmcat.backends.openai import OpenAIBackend, _servers
 
 from .fake_server import FakeServer, Reply, chat_reply
 
@@ -23,13 +22,6 @@ COPY = {
     "bullets": ["Black", "Nike", "Running"],
     "body": "Black running shoes by Nike.",
 }
-
-
-@pytest.fixture(autouse=True)
-def _forget_detected_modes() -> Iterator[None]:
-    _detected_modes.clear()
-    yield
-    _detected_modes.clear()
 
 
 def classifier(server: FakeServer, **kw: object) -> Classifier:
@@ -238,7 +230,7 @@ def test_detected_mode_is_cached_per_base_url_and_overridable() -> None:
         classifier(server).classify_many(["a", "b", "c"])
         backend = OpenAIBackend(base_url=server.base_url, structured_output="none")
         assert backend.mode == "none"
-    assert _detected_modes[server.base_url] == "vllm"
+    assert _servers[server.base_url].value.mode  # type: ignore[union-attr] == "vllm"
 
 
 @pytest.mark.parametrize(
@@ -257,7 +249,7 @@ def test_vllm_version_decides_which_constraint_fields_are_sent(
         result = classifier(server).classify("wooden train set")
     assert result.path == ["Toys"]
     assert field in server.requests[0]
-    assert _detected_modes[server.base_url] == mode
+    assert _servers[server.base_url].value.mode  # type: ignore[union-attr] == mode
     if mode == "vllm-guided":
         assert server.requests[0]["guided_choice"] == LABELS
         assert "structured_outputs" not in server.requests[0]

@@ -9,20 +9,27 @@ Servers differ only in how they accept an output constraint (``StructuredMode``)
 - ``none``: no constraint on the wire; llmcat lists the choices in the prompt, parses the text and
   re-asks (see ``llmcat.classify``).
 
-``auto`` asks ``GET /models`` once per base URL: a server whose models are ``owned_by: vllm`` is
-vLLM (and ``GET /version`` tells which fields it takes), ``api.openai.com`` is OpenAI, anything
-else gets ``none``. The answer is cached per base URL for the process; ``structured_output=``
-(``--structured-output``) overrides it. Request shaping and response
-parsing are pure functions below, tested without a server.
+``auto`` asks ``GET /models`` once per base URL and process, however many requests start at
+once (the first probes, the others wait for its answer): a server whose models are ``owned_by:
+vllm`` is vLLM (and ``GET /version`` tells which fields it takes), ``api.openai.com`` is OpenAI,
+anything else gets ``none``. ``structured_output=`` (``--structured-output``) overrides it.
+Request shaping and response parsing are pure functions below, tested without a server.
+
+HTTP clients are bound to an event loop, so the backend keeps one per running loop: one backend
+serves any number of threads and loops at once.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import email.utils
 import json
+import threading
 import time
+import weakref
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlparse
 
@@ -34,13 +41,15 @@ from ..completions import (
     TokenLogprob,
 )
 from ..errors import (
-    BackendError,
     ConfigError,
+    EndpointError,
     OutputError,
     RateLimitError,
     ServerError,
     TransportError,
 )
+from ..once import AsyncOnce
+from ..redact import redact, register_secret
 from .base import Backend
 
 if TYPE_CHECKING:
@@ -51,8 +60,18 @@ StructuredMode = Literal["vllm", "vllm-guided", "openai", "none"]
 STRUCTURED_OUTPUTS_SINCE = (0, 10, 2)
 CHOICE_KEY = "label"
 
-# Detected modes per base URL, so a batch asks the server only once per process.
-_detected_modes: dict[str, StructuredMode] = {}
+
+@dataclass(frozen=True)
+class ServerInfo:
+    """What ``GET /models`` (and vLLM's ``/version``) told about a server."""
+
+    mode: StructuredMode
+    models: tuple[str, ...]  # ids it serves; empty when it lists none or has no /models
+
+
+# Per base URL, for the process: what the server is, probed once (see ``server_info``).
+_servers: dict[str, AsyncOnce[ServerInfo]] = {}
+_servers_lock = threading.Lock()
 
 
 # -- pure request shaping -----------------------------------------------------------------------
@@ -174,28 +193,44 @@ def parse_retry_after(headers: Any) -> float | None:
         return max(0.0, parsed.timestamp() - time.time()) if parsed else None
 
 
+#: HTTP statuses that say the setup is wrong (key, model, path): a ConfigError, not retried
+_SETUP_STATUSES = {401: "rejected the API key", 403: "refused access", 404: "does not know"}
+
+
 @contextlib.contextmanager
 def translate_errors(base_url: str) -> Iterator[None]:
-    """Turn the openai SDK's exceptions into llmcat's BackendError tree, in this one place."""
+    """Turn the openai SDK's exceptions into llmcat's error tree, in this one place. Messages
+    show the URL without credentials and the server's words redacted."""
     import openai
 
+    where = redact(base_url)
     try:
         yield
     except openai.APITimeoutError as exc:
-        raise TransportError(f"request to {base_url} timed out", original=exc) from exc
+        raise TransportError(f"request to {where} timed out", original=exc) from exc
     except openai.APIConnectionError as exc:
-        raise TransportError(f"cannot reach {base_url}: {exc}", original=exc) from exc
+        raise TransportError(f"cannot reach {where}: {redact(str(exc))}", original=exc) from exc
     except openai.RateLimitError as exc:
         retry_after = parse_retry_after(exc.response.headers)
         raise RateLimitError(
-            f"rate limited by {base_url}", retry_after=retry_after, original=exc
+            f"rate limited by {where}", retry_after=retry_after, original=exc
         ) from exc
     except openai.APIStatusError as exc:
         status = exc.status_code
+        detail = redact(_error_detail(exc))
+        if status in _SETUP_STATUSES:
+            hint = {
+                401: "check --api-key / LLMCAT_API_KEY",
+                403: "check the key's permissions",
+                404: "check --base-url (it usually ends in /v1) and --model",
+            }[status]
+            raise EndpointError(
+                f"{where} answered HTTP {status} ({_SETUP_STATUSES[status]}): {detail} - {hint}",
+                status_code=status,
+            ) from None
         retryable = status >= 500 or status in (408, 409)
-        detail = _error_detail(exc)
         raise ServerError(
-            f"{base_url} answered HTTP {status}: {detail}",
+            f"{where} answered HTTP {status}: {detail}",
             retryable=retryable,
             status_code=status,
             original=exc,
@@ -203,7 +238,7 @@ def translate_errors(base_url: str) -> Iterator[None]:
     except (openai.APIResponseValidationError, json.JSONDecodeError) as exc:
         # The SDK lets a body that is not JSON escape as a bare JSONDecodeError.
         raise ServerError(
-            f"{base_url} sent a malformed response body", retryable=True, original=exc
+            f"{where} sent a malformed response body", retryable=True, original=exc
         ) from exc
 
 
@@ -255,8 +290,12 @@ class OpenAIBackend(Backend):
         self._model = model or ""
         self._requested_mode = structured_output
         self._api_key = api_key or "EMPTY"
+        register_secret(api_key)
         self._timeout = timeout
-        self._client: openai.AsyncOpenAI | None = None
+        # One SDK client per running event loop: a client's connections belong to its loop.
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, openai.AsyncOpenAI]
+        self._clients = weakref.WeakKeyDictionary()
+        self._clients_lock = threading.Lock()
         if max_concurrency is not None:
             self.max_concurrency = max_concurrency
 
@@ -281,15 +320,20 @@ class OpenAIBackend(Backend):
 
     @property
     def client(self) -> Any:
-        """The SDK client, created on first use in the running event loop."""
-        if self._client is None:
-            self._client = async_client(
-                base_url=self.base_url, api_key=self._api_key, timeout=self._timeout
-            )
-        return self._client
+        """The SDK client of the running event loop, created there on first use."""
+        loop = asyncio.get_running_loop()
+        with self._clients_lock:
+            client = self._clients.get(loop)
+            if client is None:
+                client = async_client(
+                    base_url=self.base_url, api_key=self._api_key, timeout=self._timeout
+                )
+                self._clients[loop] = client
+        return client
 
     async def release_loop_resources(self) -> None:
-        client, self._client = self._client, None
+        with self._clients_lock:
+            client = self._clients.pop(asyncio.get_running_loop(), None)
         if client is not None:
             await client.close()
 
@@ -298,41 +342,76 @@ class OpenAIBackend(Backend):
         """The structured-output mode in use; None until the first request resolves ``auto``."""
         if self._requested_mode != "auto":
             return self._requested_mode
-        return _detected_modes.get(self.base_url)
+        known = _servers[self.base_url].value if self.base_url in _servers else None
+        return known.mode if known is not None else None
 
     async def prepare(self) -> None:
         await self.resolve()
 
     async def resolve(self) -> StructuredMode:
-        """Find the server kind (once per base URL) and a model id when none was given."""
-        mode = self.mode
-        if mode is not None and self._model:
-            return mode
-        served: list[Any] = []
+        """The structured-output mode, and a model id when none was given (the server's first);
+        asks the server once per base URL and process."""
+        if self._requested_mode != "auto" and self._model:
+            return self._requested_mode
+        info = await self.server_info()
+        if not self._model:
+            if not info.models:
+                raise ConfigError(
+                    f"no model given and {redact(self.base_url)}/models lists none - pass "
+                    "model=... or --model, or set LLMCAT_MODEL"
+                )
+            self._model = info.models[0]
+        elif (
+            info.mode in ("vllm", "vllm-guided") and info.models and self._model not in info.models
+        ):
+            # vLLM lists every name it serves (aliases and adapters too): this one would 404.
+            raise EndpointError(
+                f"{redact(self.base_url)} does not serve model {self._model!r}; it serves "
+                f"{', '.join(info.models)}",
+                status_code=404,
+            )
+        return self._requested_mode if self._requested_mode != "auto" else info.mode
+
+    async def server_info(self) -> ServerInfo:
+        """What the server is, probed once per base URL and process: the first caller probes,
+        callers that arrive meanwhile (any thread, any loop) wait for its answer. A failed probe
+        is not remembered, so the next request tries again."""
+        with _servers_lock:
+            once = _servers.setdefault(self.base_url, AsyncOnce())
+        return await once.get(self._probe)
+
+    async def _probe(self) -> ServerInfo:
+        """``GET /models`` (and ``/version`` of a vLLM server)."""
+        owners: list[str] = []
+        ids: list[str] = []
+        not_openai = EndpointError(
+            f"{redact(self.base_url)} is not an OpenAI-compatible API: GET /models did not answer "
+            "with a model list (does the base URL end in /v1?)"
+        )
         try:
             with translate_errors(self.base_url):
                 page = await self.client.models.list()
-            served = list(page.data)
-        except BackendError:
-            if not self._model:
+        except EndpointError as exc:
+            if exc.status_code != 404:
                 raise
-        if not self._model:
-            if not served:
-                raise ConfigError(
-                    f"no model given and {self.base_url}/models lists none - pass model=... "
-                    "or --model, or set LLMCAT_MODEL"
-                )
-            self._model = served[0].id
-        if mode is None:
-            mode = detect_mode(self.base_url, [getattr(m, "owned_by", "") for m in served])
-            if mode == "vllm":
-                mode = vllm_mode(await self._server_version())
-            _detected_modes[self.base_url] = mode
-        return mode
+            page = None  # a server without /models: it can still serve a model given by name
+        except (AttributeError, TypeError) as exc:  # the SDK choking on an HTML page
+            raise not_openai from exc
+        if page is not None:
+            data = getattr(page, "data", None)
+            if not isinstance(data, list) or not all(
+                isinstance(getattr(m, "id", None), str) for m in data
+            ):
+                raise not_openai
+            ids = [m.id for m in data]
+            owners = [str(getattr(m, "owned_by", "") or "") for m in data]
+        mode = detect_mode(self.base_url, owners)
+        if mode == "vllm":
+            mode = vllm_mode(await self._server_version())
+        return ServerInfo(mode=mode, models=tuple(ids))
 
     async def _server_version(self) -> str | None:
         """vLLM's ``GET /version`` (served beside ``/v1``), or None when it does not answer."""
-        import asyncio
         import urllib.error
         import urllib.request
 
@@ -375,6 +454,8 @@ class OpenAIBackend(Backend):
 
     async def aclose(self) -> None:
         await self.release_loop_resources()
+        with self._clients_lock:  # clients of other loops close with their loops
+            self._clients.clear()
 
 
 def detect_mode(base_url: str, owners: list[str]) -> StructuredMode:

@@ -20,7 +20,9 @@ import contextlib
 import json
 import os
 import threading
+import weakref
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -148,6 +150,16 @@ def _shutdown_engine(llm: Any) -> None:
 # -- the backend --------------------------------------------------------------------------------
 
 
+@dataclass
+class _Queue:
+    """Requests of one event loop waiting for the engine, and the task that drains them."""
+
+    pending: list[tuple[CompletionRequest, asyncio.Future[Completion]]] = field(
+        default_factory=list
+    )
+    worker: asyncio.Task[None] | None = None
+
+
 class VLLMBackend(Backend):
     """``vllm.LLM`` in process; concurrent requests are answered by one engine call."""
 
@@ -171,8 +183,12 @@ class VLLMBackend(Backend):
             defaults["kv_cache_memory_bytes"] = int(kv_gib * 2**30)
         self._engine_args = {**defaults, **engine_args_from_env(), **(engine_args or {})}
         self._max_batch = max_batch
-        self._pending: list[tuple[CompletionRequest, asyncio.Future[Completion]]] = []
-        self._worker: asyncio.Task[None] | None = None
+        # Waiting requests and the task that drains them, per event loop (futures belong to
+        # their loop); the engine itself is shared and answers one batch at a time.
+        self._queues: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Queue]
+        self._queues = weakref.WeakKeyDictionary()
+        self._queues_lock = threading.Lock()
+        self._engine_call = threading.Lock()
         # Known before the engine loads, so cache lookups and stores use the same key.
         self._served_name = served_model_name(model)
         self._engine: Any = None
@@ -212,21 +228,24 @@ class VLLMBackend(Backend):
         from . import check_allowed
 
         check_allowed(self.name)
-        future: asyncio.Future[Completion] = asyncio.get_running_loop().create_future()
-        self._pending.append((request, future))
-        if self._worker is None or self._worker.done():
-            self._worker = asyncio.create_task(self._drain())
+        loop = asyncio.get_running_loop()
+        with self._queues_lock:
+            queue = self._queues.setdefault(loop, _Queue())
+        future: asyncio.Future[Completion] = loop.create_future()
+        queue.pending.append((request, future))
+        if queue.worker is None or queue.worker.done():
+            queue.worker = asyncio.create_task(self._drain(queue))
         return await future
 
-    async def _drain(self) -> None:
+    async def _drain(self, queue: _Queue) -> None:
         """Send what is pending as one engine call, again and again until nothing is left."""
-        while self._pending:
+        while queue.pending:
             # Let the other callers of this batch reach complete() before the call goes out.
             for _ in range(3):
                 await asyncio.sleep(0)
-            batch, self._pending = (
-                self._pending[: self._max_batch],
-                self._pending[self._max_batch :],
+            batch, queue.pending = (
+                queue.pending[: self._max_batch],
+                queue.pending[self._max_batch :],
             )
             live = [(r, f) for r, f in batch if not f.done()]
             if not live:
@@ -251,6 +270,12 @@ class VLLMBackend(Backend):
     def _generate_many(self, requests: list[CompletionRequest]) -> list[Completion | BackendError]:
         """One engine call for all ``requests``; if the engine rejects the call (one prompt too
         long, say), each request is tried alone, so only the bad ones fail."""
+        with self._engine_call:  # one batch at a time, whichever loop or thread sends it
+            return self._generate_locked(requests)
+
+    def _generate_locked(
+        self, requests: list[CompletionRequest]
+    ) -> list[Completion | BackendError]:
         llm = self.engine()
         try:
             return list(self._chat(llm, requests))

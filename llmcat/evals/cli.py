@@ -21,6 +21,7 @@ from typing import Any, NoReturn
 from llmcat import Backend, strategies
 from llmcat.errors import BackendError, ConfigError, LlmcatError
 from llmcat.options import ClassifyOptions
+from llmcat.redact import redact
 
 from . import bench, calibrate
 from . import metrics as M
@@ -283,13 +284,13 @@ def main(argv: list[str] | None = None, *, backend: Backend | None = None) -> in
         code: int = args.func(args)
         return code
     except ConfigError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        print(f"{PROG}: error: {redact(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
     except BackendError as exc:  # the model or its server, not the caller: infrastructure
-        print(f"{PROG}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(f"{PROG}: {type(exc).__name__}: {redact(str(exc))}", file=sys.stderr)
         return EXIT_INFRA
     except LlmcatError as exc:
-        print(f"{PROG}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(f"{PROG}: {type(exc).__name__}: {redact(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
 
 

@@ -15,7 +15,7 @@ from typing import ClassVar, Literal
 from ..completions import ChoiceConstraint, Completion, CompletionRequest, Message, Sampling
 from ..distributions import choice_distribution, contextual_calibrate
 from ..engine import Engine
-from ..errors import OutputError
+from ..errors import ConfigError, OutputError
 from ..labels import match_label
 from ..options import ClassifyOptions
 from ..prompts import PromptTemplate
@@ -25,6 +25,21 @@ from .base import Strategy, StrategyContext
 
 #: The content-free input scored for contextual calibration.
 CONTENT_FREE = Product(id="content-free", title="N/A")
+#: One choice offers at most this many labels, and this many characters of them (about 25k
+#: tokens): more would not fit most context windows, and a model cannot choose among them.
+MAX_CHOICES = 2000
+MAX_CHOICE_CHARS = 100_000
+
+
+def check_choice_size(labels: Sequence[str], what: str, advice: str) -> None:
+    """ConfigError when one choice among ``labels`` would be too large a prompt."""
+    chars = sum(len(label) + 3 for label in labels)
+    if len(labels) > MAX_CHOICES or chars > MAX_CHOICE_CHARS:
+        raise ConfigError(
+            f"{what} offers too many categories for one prompt: {len(labels):,} ({chars:,} "
+            f"characters); one choice takes at most {MAX_CHOICES:,} ({MAX_CHOICE_CHARS:,} "
+            f"characters) - {advice}"
+        )
 
 
 @dataclass

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-from ..errors import ConfigError
 from ..options import ClassifyOptions
 from ..taxonomy import Taxonomy
 from ..types import Product
 from . import register
 from .base import Outcome, settle
-from .choice import ChoiceStrategy
-
-#: ``flat`` refuses more leaves than this: the prompt would not fit most context windows.
-FLAT_HARD_LIMIT = 2000
+from .choice import ChoiceStrategy, check_choice_size
 
 
 @register
@@ -21,12 +17,11 @@ class Flat(ChoiceStrategy):
 
     @classmethod
     def check(cls, taxonomy: Taxonomy, options: ClassifyOptions) -> None:
-        leaves = len(taxonomy.leaves())
-        if leaves > FLAT_HARD_LIMIT:
-            raise ConfigError(
-                f"{leaves} labels are too many for one prompt (flat takes up to "
-                f"{FLAT_HARD_LIMIT}); use strategy='shortlist' or 'hierarchical'"
-            )
+        check_choice_size(
+            [c.path_text for c in taxonomy.leaves()],
+            "the taxonomy",
+            "use strategy='shortlist' or 'hierarchical'",
+        )
 
     async def run(self, product: Product) -> Outcome:
         choice = await self.chooser.choose(product, self.context.leaves)

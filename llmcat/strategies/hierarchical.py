@@ -5,11 +5,12 @@ children are all below it."""
 
 from __future__ import annotations
 
-from ..taxonomy import Category
+from ..options import ClassifyOptions
+from ..taxonomy import Category, Taxonomy
 from ..types import Product, Usage
 from . import register
 from .base import Outcome
-from .choice import ChoiceStrategy
+from .choice import ChoiceStrategy, check_choice_size
 
 #: one beam entry: (node, None for the root; probability of the path; stopped early)
 Beam = tuple[Category | None, float, bool]
@@ -20,6 +21,16 @@ class Hierarchical(ChoiceStrategy):
     name = "hierarchical"
     summary = "top-down, one constrained choice per level, with a beam"
     template_option = "step_template"
+
+    @classmethod
+    def check(cls, taxonomy: Taxonomy, options: ClassifyOptions) -> None:
+        parents = [None, *(c.id for c in taxonomy if taxonomy.children(c.id))]
+        widest = max((taxonomy.children(p) for p in parents), key=len)
+        check_choice_size(
+            [c.name for c in widest],
+            "a level of the taxonomy",
+            "use strategy='shortlist' (pip install 'llmcat[embed]' for the local embedder)",
+        )
 
     async def run(self, product: Product) -> Outcome:
         taxonomy, options = self.context.taxonomy, self.context.options

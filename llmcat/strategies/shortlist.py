@@ -5,16 +5,25 @@ the model's distribution with the embedding similarity (a product of experts).""
 from __future__ import annotations
 
 from ..distributions import product_of_experts, similarity_distribution
+from ..options import ClassifyOptions
+from ..taxonomy import Taxonomy
 from ..types import Product
 from . import register
 from .base import Outcome, settle
-from .choice import ChoiceStrategy
+from .choice import ChoiceStrategy, check_choice_size
 
 
 @register
 class Shortlist(ChoiceStrategy):
     name = "shortlist"
     summary = "the k nearest leaves by embedding, then one constrained choice among them"
+
+    @classmethod
+    def check(cls, taxonomy: Taxonomy, options: ClassifyOptions) -> None:
+        longest = sorted((c.path_text for c in taxonomy.leaves()), key=len, reverse=True)
+        check_choice_size(
+            longest[: options.shortlist_k], "the shortlist", "use a smaller shortlist_k"
+        )
 
     async def run(self, product: Product) -> Outcome:
         context = self.context

@@ -1,0 +1,110 @@
+"""``ResultWriter``: a batch's results as JSONL, crash-safe and resumable.
+
+- Nothing is written until the batch starts, and the user's output file is replaced only when the
+  batch has finished: results go to ``<output>.partial`` first and are renamed over the output at
+  the end, so a failed start or a failure mid-way leaves an existing output as it was.
+- Each result is one line, written and flushed as soon as it is final (the runner hands results
+  over in input order), so a ``kill -9`` leaves complete lines plus at most one torn last line.
+- ``resume=True`` keeps the complete lines of ``<output>.partial`` (or of the output itself when
+  there is no partial file), cuts a torn last line off, and appends after them: the caller skips
+  as many inputs as there are kept records (``completed``), after checking that they match.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import IO, Any
+
+from pydantic import BaseModel
+
+from .errors import ConfigError
+
+
+class ResultWriter:
+    """See the module docstring. Use ``completed()`` (resume), ``write()``, then ``commit()``."""
+
+    def __init__(self, path: Path, *, resume: bool = False) -> None:
+        self.path = path
+        self.partial = path.with_name(path.name + ".partial")
+        self.resume = resume
+        self._handle: IO[str] | None = None
+        self._kept: list[dict[str, Any]] | None = None
+        check_writable(path)
+
+    def completed(self) -> list[dict[str, Any]]:
+        """The complete records an earlier run left (resume only; [] otherwise). A torn last
+        line is cut off the partial file here."""
+        if self._kept is not None:
+            return self._kept
+        self._kept = []
+        if not self.resume:
+            return self._kept
+        if not self.partial.exists() and self.path.exists():
+            shutil.copyfile(self.path, self.partial)
+        if not self.partial.exists():
+            return self._kept
+        good_end = 0
+        with self.partial.open("rb") as handle:
+            for n, line in enumerate(handle, 1):
+                if not line.endswith(b"\n"):
+                    break  # the torn last line of a killed run
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    if handle.read(1):  # not the last line: the file is not ours to continue
+                        raise ConfigError(
+                            f"{self.partial} line {n} is not JSON; it cannot be resumed - "
+                            "move it away or run without --resume"
+                        ) from None
+                    break
+                if not isinstance(record, dict):
+                    raise ConfigError(f"{self.partial} line {n} is not a result record")
+                self._kept.append(record)
+                good_end += len(line)
+        with self.partial.open("r+b") as handle:
+            handle.truncate(good_end)
+        return self._kept
+
+    def write(self, result: BaseModel) -> None:
+        """Append one final result and flush it to the operating system."""
+        if self._handle is None:
+            self._handle = self.partial.open("a" if self.resume else "w", encoding="utf-8")
+        self._handle.write(result.model_dump_json() + "\n")
+        self._handle.flush()
+
+    def commit(self) -> None:
+        """The batch is complete: make the output file the partial one, atomically."""
+        if self._handle is None:  # nothing new was written (an empty input, a finished resume)
+            if not self.resume or not self.partial.exists():
+                self.partial.write_text("", encoding="utf-8")
+        else:
+            self._handle.flush()
+            os.fsync(self._handle.fileno())
+            self._handle.close()
+            self._handle = None
+        os.replace(self.partial, self.path)
+
+    def close(self) -> None:
+        """Stop without committing: the partial file stays for ``--resume``."""
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
+
+def check_writable(path: Path) -> None:
+    """ConfigError unless ``path`` can be written as a file (its folder is created if needed)."""
+    if path.is_dir():
+        raise ConfigError(f"output {path} is a folder; give a file name")
+    folder = path.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot create the output folder {folder}: {exc.strerror}") from None
+    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise ConfigError(f"output {path} is not writable")
+
+
+__all__ = ["ResultWriter", "check_writable"]

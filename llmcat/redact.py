@@ -1,0 +1,47 @@
+"""One redaction step for everything llmcat writes about a failure: error messages, error
+records, logs and reports. It removes the API keys llmcat was configured with (registered when
+settings are resolved or a backend is built), ``Authorization`` values and bearer tokens, values
+of ``api_key``-like fields a server may echo, and credentials in URLs. Pure, apart from the
+process-wide set of registered keys.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+
+MASK = "***"
+_secrets: set[str] = set()
+_lock = threading.Lock()
+
+_URL_CREDENTIALS = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://)[^/\s:@]+(?::[^/\s@]*)?@")
+_AUTHORIZATION = re.compile(r"(\bauthorization\b[\"']?\s*[:=]\s*[\"']?)[^\"',}\r\n]+", re.I)
+_BEARER = re.compile(r"(\bbearer\s+)[A-Za-z0-9._~+/=-]+", re.I)
+_KEY_FIELDS = re.compile(
+    r"(\b(?:api[_-]?key|x-api-key|access[_-]?token|secret|password)\b[\"']?\s*[:=]\s*[\"']?)"
+    r"[^\"'\s,}&]+",
+    re.I,
+)
+
+
+def register_secret(value: str | None) -> None:
+    """Remember a key so that ``redact`` removes it wherever it shows up (4+ characters; the
+    placeholder ``EMPTY`` that keyless servers get is not a secret)."""
+    if value and len(value) >= 4 and value != "EMPTY":
+        with _lock:
+            _secrets.add(value)
+
+
+def redact(text: str) -> str:
+    """``text`` without registered keys, authorization values, key fields or URL credentials."""
+    with _lock:
+        secrets = sorted(_secrets, key=len, reverse=True)
+    for secret in secrets:
+        text = text.replace(secret, MASK)
+    text = _URL_CREDENTIALS.sub(rf"\1{MASK}@", text)
+    text = _AUTHORIZATION.sub(rf"\1{MASK}", text)
+    text = _BEARER.sub(rf"\1{MASK}", text)
+    return _KEY_FIELDS.sub(rf"\1{MASK}", text)
+
+
+__all__ = ["MASK", "redact", "register_secret"]

@@ -1,0 +1,181 @@
+"""The CLI's output is crash-safe and resumable: a killed batch leaves complete records, --resume
+finishes it without asking the server again for what was done, and a failed start or a failure
+mid-way leaves an existing output as it was."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from llmcat.cli import main
+
+from .fake_server import FakeServer, Reply, chat_reply
+from .fault_server import LABELS, label_for
+
+pytestmark = pytest.mark.allow_model_requests
+
+
+def write_products(path: Path, n: int) -> None:
+    with path.open("w", encoding="utf-8") as handle:
+        for i in range(n):
+            handle.write(json.dumps({"id": f"SKU-{i}", "title": f"product SKU-{i}"}) + "\n")
+
+
+def answering(server: FakeServer, delay: float = 0.0) -> Counter[str]:
+    asked: Counter[str] = Counter()
+
+    def respond(body: dict[str, Any]) -> Reply:
+        text = " ".join(str(m.get("content", "")) for m in body["messages"])
+        key = re.search(r"SKU-\d+", text).group(0)  # type: ignore[union-attr]
+        asked[key] += 1
+        reply = chat_reply(label_for(key))
+        reply.delay = delay
+        return reply
+
+    server.responder = respond
+    return asked
+
+
+def cli(server: FakeServer, src: Path, out: Path, *extra: str) -> list[str]:
+    return [
+        sys.executable, "-m", "llmcat", "classify", "--input", str(src), "--output", str(out),
+        "--labels", ",".join(LABELS), "--base-url", server.base_url, "--no-cache",
+        "--no-progress", "--concurrency", "16", *extra,
+    ]  # fmt: skip
+
+
+def test_a_killed_batch_resumes_without_redoing_finished_items(tmp_path: Path) -> None:
+    src, out = tmp_path / "products.jsonl", tmp_path / "results.jsonl"
+    write_products(src, 2000)
+    partial = out.with_name(out.name + ".partial")
+    env = {**os.environ, "LLMCAT_CACHE_DIR": str(tmp_path / "cache")}
+    with FakeServer("llamacpp") as server:
+        asked = answering(server, delay=0.004)
+        log = (tmp_path / "first.log").open("wb")
+        process = subprocess.Popen(cli(server, src, out), env=env, stderr=log)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:  # kill it in the middle
+            if partial.exists() and partial.read_bytes().count(b"\n") >= 600:
+                break
+            time.sleep(0.05)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        log.close()
+        assert not out.exists()  # the output appears only when the batch is done
+        lines = partial.read_bytes().split(b"\n")
+        finished = [json.loads(x)["product_id"] for x in lines[:-1]]
+        assert 600 <= len(finished) < 2000
+        before = Counter(asked)
+
+        done = subprocess.run(cli(server, src, out, "--resume"), env=env, capture_output=True)
+        assert done.returncode == 0, done.stderr.decode()
+        assert b"resuming after" in done.stderr
+    assert not partial.exists()
+    raw = out.read_bytes()
+    assert raw.endswith(b"\n")
+    records = [json.loads(line) for line in raw.splitlines()]  # no torn line anywhere
+    ids = [r["product_id"] for r in records]
+    assert ids == [f"SKU-{i}" for i in range(2000)]  # every id exactly once, in input order
+    assert all(r["error"] is None for r in records)
+    asked_again = [i for i in finished if asked[i] > before[i]]
+    assert len(asked_again) <= 0.01 * len(finished)
+
+
+def test_resume_refuses_records_from_another_setup(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src, out = tmp_path / "p.jsonl", tmp_path / "r.jsonl"
+    write_products(src, 5)
+    base = ["classify", "--input", str(src), "--output", str(out), "--backend", "fake"]
+    assert main([*base, "--labels", "A,B"]) == 0
+    out.rename(out.with_name(out.name + ".partial"))
+    assert main([*base, "--labels", "A,B,C", "--resume"]) == 2
+    assert "taxonomy_version" in capsys.readouterr().err
+    other = tmp_path / "other.jsonl"
+    write_products(other, 7)
+    lines = other.read_text().splitlines()
+    other.write_text("\n".join([lines[1], lines[0], *lines[2:]]) + "\n")
+    again = ["classify", "--input", str(other), "--output", str(out), "--backend", "fake"]
+    assert main([*again, "--labels", "A,B", "--resume"]) == 2
+    assert "another input" in capsys.readouterr().err
+
+
+def test_resume_drops_a_torn_line_and_finishes(tmp_path: Path) -> None:
+    src, out = tmp_path / "p.jsonl", tmp_path / "r.jsonl"
+    write_products(src, 6)
+    base = [
+        "classify",
+        "--input",
+        str(src),
+        "--output",
+        str(out),
+        "--backend",
+        "fake",
+        "--labels",
+        "A,B",
+    ]
+    assert main(base) == 0
+    full = out.read_text().splitlines()
+    partial = out.with_name(out.name + ".partial")
+    partial.write_text("\n".join(full[:3]) + "\n" + full[3][:25])  # killed mid-line
+    out.unlink()
+    assert main([*base, "--resume"]) == 0
+
+    def answers(lines: list[str]) -> list[tuple[str, str]]:
+        return [(r["product_id"], r["category_id"]) for r in map(json.loads, lines)]
+
+    assert answers(out.read_text().splitlines()) == answers(full)
+
+
+def test_a_failed_start_leaves_the_output_untouched(tmp_path: Path) -> None:
+    keep = tmp_path / "keep.jsonl"
+    keep.write_text("precious\n")
+    missing = tmp_path / "missing.jsonl"
+    assert (
+        main(["classify", "--input", str(missing), "--output", str(keep), "--labels", "A,B"]) == 2
+    )
+    assert keep.read_text() == "precious\n"
+    src = tmp_path / "p.jsonl"
+    write_products(src, 20)
+    with FakeServer("vllm") as server:  # a wrong key: known at the first answer
+        server.responder = lambda body: Reply(status=401, body={"error": {"message": "no"}})
+        argv = ["classify", "--input", str(src), "--output", str(keep), "--labels", "A,B"]
+        code = main([*argv, "--base-url", server.base_url, "--model", "served-model", "--no-cache"])
+    assert code == 2 and keep.read_text() == "precious\n"
+
+
+def test_duplicate_ids_are_reported_not_merged(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src, out = tmp_path / "p.jsonl", tmp_path / "r.jsonl"
+    src.write_text(
+        '{"id": "a", "title": "x"}\n{"id": "a", "title": "y"}\n{"id": "b", "title": "z"}\n'
+    )
+    assert (
+        main(
+            [
+                "classify",
+                "--input",
+                str(src),
+                "--output",
+                str(out),
+                "--backend",
+                "fake",
+                "--labels",
+                "A,B",
+            ]
+        )
+        == 0
+    )
+    assert [json.loads(x)["product_id"] for x in out.read_text().splitlines()] == ["a", "a", "b"]
+    assert "share an id" in capsys.readouterr().err
