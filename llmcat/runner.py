@@ -131,6 +131,14 @@ async def map_ordered(
     finally:
         for task in running:
             task.cancel()
+            # A task may still end with its own error (cancellation can lose a race with it):
+            # look at it then, so that it is not reported as "never retrieved".
+            task.add_done_callback(_observe)
+
+
+def _observe(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled():
+        task.exception()
 
 
 class ItemRunner:

@@ -46,6 +46,11 @@ def answering(server: FakeServer, delay: float = 0.0) -> Counter[str]:
     return asked
 
 
+def offline(src: Path, out: Path, *extra: str) -> list[str]:
+    """``llmcat classify`` of a file on the fake backend, as argv for ``main``."""
+    return ["classify", "--input", str(src), "--output", str(out), "--backend", "fake", *extra]
+
+
 def cli(server: FakeServer, src: Path, out: Path, *extra: str) -> list[str]:
     return [
         sys.executable, "-m", "llmcat", "classify", "--input", str(src), "--output", str(out),
@@ -96,7 +101,7 @@ def test_resume_refuses_records_from_another_setup(
 ) -> None:
     src, out = tmp_path / "p.jsonl", tmp_path / "r.jsonl"
     write_products(src, 5)
-    base = ["classify", "--input", str(src), "--output", str(out), "--backend", "fake"]
+    base = offline(src, out)
     assert main([*base, "--labels", "A,B"]) == 0
     out.rename(out.with_name(out.name + ".partial"))
     assert main([*base, "--labels", "A,B,C", "--resume"]) == 2
@@ -105,7 +110,7 @@ def test_resume_refuses_records_from_another_setup(
     write_products(other, 7)
     lines = other.read_text().splitlines()
     other.write_text("\n".join([lines[1], lines[0], *lines[2:]]) + "\n")
-    again = ["classify", "--input", str(other), "--output", str(out), "--backend", "fake"]
+    again = offline(other, out)
     assert main([*again, "--labels", "A,B", "--resume"]) == 2
     assert "another input" in capsys.readouterr().err
 
@@ -113,17 +118,7 @@ def test_resume_refuses_records_from_another_setup(
 def test_resume_drops_a_torn_line_and_finishes(tmp_path: Path) -> None:
     src, out = tmp_path / "p.jsonl", tmp_path / "r.jsonl"
     write_products(src, 6)
-    base = [
-        "classify",
-        "--input",
-        str(src),
-        "--output",
-        str(out),
-        "--backend",
-        "fake",
-        "--labels",
-        "A,B",
-    ]
+    base = offline(src, out, "--labels", "A,B")
     assert main(base) == 0
     full = out.read_text().splitlines()
     partial = out.with_name(out.name + ".partial")
@@ -161,21 +156,6 @@ def test_duplicate_ids_are_reported_not_merged(
     src.write_text(
         '{"id": "a", "title": "x"}\n{"id": "a", "title": "y"}\n{"id": "b", "title": "z"}\n'
     )
-    assert (
-        main(
-            [
-                "classify",
-                "--input",
-                str(src),
-                "--output",
-                str(out),
-                "--backend",
-                "fake",
-                "--labels",
-                "A,B",
-            ]
-        )
-        == 0
-    )
+    assert main(offline(src, out, "--labels", "A,B")) == 0
     assert [json.loads(x)["product_id"] for x in out.read_text().splitlines()] == ["a", "a", "b"]
     assert "share an id" in capsys.readouterr().err
