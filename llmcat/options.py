@@ -75,6 +75,11 @@ class ClassifyOptions(BaseModel):
         description="Embedding model on the server's /v1/embeddings, a sentence-transformers "
         "folder, or 'hashing'; default: the bundled all-MiniLM-L6-v2.",
     )
+    embedding_batch: int = Field(
+        default=64,
+        ge=1,
+        description="Product texts of concurrent items embedded in one call (1: one by one).",
+    )
     min_confidence: float | None = Field(
         default=None,
         ge=0.0,

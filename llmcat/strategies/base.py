@@ -8,7 +8,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from ..embeddings import CategoryIndex, Embedder, default_embedder, product_text
+from ..embeddings import (
+    BatchingEmbedder,
+    CategoryIndex,
+    Embedder,
+    default_embedder,
+    product_text,
+)
 from ..engine import Engine
 from ..options import ClassifyOptions
 from ..taxonomy import Category, Taxonomy
@@ -44,19 +50,29 @@ class StrategyContext:
         self.engine = engine
         self.leaves = taxonomy.leaves()
         self._embedder = embedder
+        self._batching: BatchingEmbedder | None = None
         self._index: CategoryIndex | None = None
 
     def embedder(self) -> Embedder:
         """The embedder (the caller's, else by ``options.embedding_model``), created on first use."""
         if self._embedder is None:
             s = self.engine.settings
-            self._embedder = default_embedder(
+            embedder = default_embedder(
                 base_url=s.base_url,
                 embedding_model=self.options.embedding_model,
                 api_key=s.api_key,
                 retry=s.retry,
             )
+            self._embedder = embedder
         return self._embedder
+
+    def product_embedder(self) -> Embedder:
+        """The embedder of product texts: concurrent items share calls (``embedding_batch``)."""
+        if self._batching is None:
+            self._batching = BatchingEmbedder(
+                self.embedder(), max_batch=self.options.embedding_batch
+            )
+        return self._batching
 
     def category_index(self) -> CategoryIndex:
         """Embeddings of every leaf path, cached on disk per taxonomy version and embedder."""
@@ -73,7 +89,8 @@ class StrategyContext:
 
     async def nearest_leaves(self, product: Product, k: int) -> list[tuple[str, float]]:
         """The ``k`` leaves most similar to the product, ``(id, cosine similarity)``, best first."""
-        return await self.category_index().nearest(product_text(product), k)
+        query = (await self.product_embedder().embed([product_text(product)]))[0]
+        return await self.category_index().nearest_to(query, k)
 
     async def release_loop_resources(self) -> None:
         """Close the embedder's loop-bound connections (see ``Backend``)."""

