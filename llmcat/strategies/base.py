@@ -69,9 +69,9 @@ class StrategyContext:
     def product_embedder(self) -> Embedder:
         """The embedder of product texts: concurrent items share calls (``embedding_batch``)."""
         if self._batching is None:
-            self._batching = BatchingEmbedder(
-                self.embedder(), max_batch=self.options.embedding_batch
-            )
+            # No more texts can be in flight together than items: with one, nobody waits.
+            most = min(self.options.embedding_batch, self.engine.concurrency)
+            self._batching = BatchingEmbedder(self.embedder(), max_batch=most)
         return self._batching
 
     def category_index(self) -> CategoryIndex:
