@@ -21,6 +21,7 @@ from .calibration import TemperatureScaling
 from .embeddings import Embedder, local_embedder_available
 from .engine import Engine, split_overrides
 from .errors import ConfigError
+from .examples import load_examples
 from .options import ClassifyOptions, with_overrides
 from .runner import Item, ItemRunner, ProductLike, error_record
 from .settings import Settings
@@ -34,7 +35,9 @@ __all__ = ["Classifier", "load_calibration"]
 class Classifier:
     """Classify products into a taxonomy.
 
-    ``taxonomy`` is a ``Taxonomy`` or a list of labels. ``options`` is a ``ClassifyOptions``;
+    ``taxonomy`` is a ``Taxonomy`` or a list of labels. ``examples`` are labelled products for
+    the ``knn`` strategy (see ``llmcat.examples.load_examples``). ``options`` is a
+    ``ClassifyOptions``;
     keyword arguments name its fields (``strategy="hierarchical", beam=3``) or those of
     ``Settings`` (``base_url=``, ``model=``, ``api_key=``, ``cache=``, ``concurrency=``...). The
     backend comes from ``backend`` (an instance or a name), else from the settings, else from
@@ -49,6 +52,7 @@ class Classifier:
         backend: Backend | str | None = None,
         settings: Settings | None = None,
         embedder: Embedder | None = None,
+        examples: Any = None,
         **overrides: Any,
     ) -> None:
         self.taxonomy = (
@@ -58,7 +62,10 @@ class Classifier:
         self.options = with_overrides(options or ClassifyOptions(), chosen, what="classify")
         self.scaling = load_calibration(self.options.calibration)
         self.engine = Engine(backend=backend, settings=settings, overrides=connection)
-        self.context = StrategyContext(self.taxonomy, self.options, self.engine, embedder)
+        labelled = load_examples(examples, self.taxonomy) if examples is not None else []
+        self.context = StrategyContext(
+            self.taxonomy, self.options, self.engine, embedder, examples=labelled
+        )
         has_embedder = (
             embedder is not None
             or self.options.embedding_model is not None

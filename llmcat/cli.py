@@ -111,6 +111,13 @@ def build_parser() -> argparse.ArgumentParser:
     option(classify, ClassifyOptions, "shortlist_k", type=int)
     option(classify, ClassifyOptions, "embedding_model")
     option(classify, ClassifyOptions, "calibration", metavar="contextual|FILE")
+    option(classify, ClassifyOptions, "knn_k", type=int)
+    classify.add_argument(
+        "--examples",
+        type=Path,
+        help="labelled products for --strategy knn: .jsonl/.json/.csv with a 'category' (or "
+        "'path') column, or the eval dataset format",
+    )
     _common(classify)
 
     describe = sub.add_parser("describe", help="write listing copy")
@@ -337,7 +344,7 @@ async def _run(args: argparse.Namespace) -> int:
     worker: Classifier | Describer
     if args.command == "classify":
         options = validated(ClassifyOptions, _fields(args, ClassifyOptions), what="classify")
-        worker = Classifier(_taxonomy(args), options, settings=settings)
+        worker = Classifier(_taxonomy(args), options, settings=settings, examples=args.examples)
     else:
         copy = validated(CopyOptions, _fields(args, CopyOptions), what="describe")
         worker = Describer(copy, settings=settings)

@@ -66,6 +66,9 @@ class ClassifyOptions(BaseModel):
     shortlist_k: int = Field(
         default=10, ge=1, description="Nearest leaves the shortlist strategy offers the model."
     )
+    knn_k: int = Field(
+        default=10, ge=1, description="knn: labelled examples (and leaves) that vote."
+    )
     fuse_embedding: bool = Field(
         default=True,
         description="shortlist: multiply the model's distribution with the embedding similarity.",

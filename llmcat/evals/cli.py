@@ -118,6 +118,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="skip the embedding baseline beside the LLM",
     )
     run.add_argument("--seed", type=int, default=0)
+    run.add_argument(
+        "--examples", type=Path, help="labelled products for --strategy knn (any example format)"
+    )
+    run.add_argument(
+        "--example-split",
+        type=float,
+        metavar="SHARE",
+        help="use SHARE of the suite (stratified by group, seeded by --seed) as the labelled "
+        "examples and score the rest",
+    )
     run.add_argument("--out", type=Path, required=True, help="folder for the run's files")
     run.add_argument(
         "--baseline",
@@ -185,6 +195,8 @@ def cmd_run(args: argparse.Namespace, backend: Backend | None) -> int:
         seed=args.seed,
         embedding_baseline=not args.no_embedding_baseline,
         calibration=args.calibration,
+        examples=args.examples,
+        example_split=args.example_split,
     )
     run, samples = run_blocking(suite, options, backend)
     result = gate(

@@ -12,10 +12,11 @@ import asyncio
 import importlib.metadata
 import json
 import platform
+import random
 import subprocess
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,7 @@ from llmcat.types import Description
 from . import metrics as M
 from .paths import CHECKOUT
 from .stats import mcnemar_exact, paired_bootstrap
-from .suites import DescriptionRecord, Suite
+from .suites import ClassificationRecord, DescriptionRecord, Suite
 
 EXIT_PASS, EXIT_REGRESSION, EXIT_USAGE, EXIT_INFRA, EXIT_NOT_COMPARABLE = 0, 1, 2, 3, 4
 PACKAGES = (
@@ -59,6 +60,8 @@ class RunOptions:
     seed: int = 0
     embedding_baseline: bool = True
     calibration: str | None = None
+    examples: Path | None = None  # labelled products for knn (a file in any example format)
+    example_split: float | None = None  # or: this share of the suite becomes the examples
     limits: CopyLimits = field(default_factory=CopyLimits)
 
 
@@ -108,6 +111,7 @@ async def run_classification(
     strategy: str,
     backend: Backend | None = None,
     embedder: Any = None,
+    examples: Any = None,
 ) -> tuple[list[dict[str, Any]], dict[str, Any], Classifier]:
     clf = Classifier(
         suite.taxonomy,
@@ -116,6 +120,7 @@ async def run_classification(
         strategy=strategy,
         embedder=embedder,
         calibration=options.calibration if strategy != "embedding" else None,
+        examples=examples,
     )
     results, wall = await _timed(
         lambda r: clf.aclassify(r.product), suite.classify, clf.engine.concurrency
@@ -208,9 +213,14 @@ async def run_suite(
     baselines: dict[str, Any] = {}
     templates: dict[str, str] = {}
     backend_name = ""
+    examples: Any = options.examples
+    if options.example_split is not None:
+        pool, test = split_examples(suite.classify, options.example_split, options.seed)
+        suite = replace(suite, classify=test)
+        examples = [(r.product, r.gold.path) for r in pool]
     if options.task in ("all", "classify") and suite.classify:
         cls_samples, block, clf = await run_classification(
-            suite, options, strategy=options.strategy, backend=backend
+            suite, options, strategy=options.strategy, backend=backend, examples=examples
         )
         samples += cls_samples
         metrics.update({k: v for k, v in block.items()})
@@ -255,11 +265,31 @@ async def run_suite(
             "taxonomy_version": suite.taxonomy.version,
             "taxonomy_nodes": len(suite.taxonomy),
             "seed": options.seed,
+            "examples": str(options.examples) if options.examples else None,
+            "example_split": options.example_split,
             "limit": options.limit,
             "task": options.task,
         },
     }
     return run, samples
+
+
+def split_examples(
+    records: Sequence[ClassificationRecord], share: float, seed: int
+) -> tuple[list[ClassificationRecord], list[ClassificationRecord]]:
+    """(pool, test): ``share`` of every group (stratified, seeded) becomes the labelled pool."""
+    if not 0 < share < 1:
+        raise ConfigError(f"--example-split must be between 0 and 1, got {share}")
+    groups: dict[str, list[ClassificationRecord]] = {}
+    for r in records:
+        groups.setdefault(r.group or " > ".join(r.gold.path[:1]), []).append(r)
+    rng = random.Random(seed)
+    pool_ids: set[str] = set()
+    for members in groups.values():
+        chosen = rng.sample(members, round(len(members) * share))
+        pool_ids.update(r.id for r in chosen)
+    pool = [r for r in records if r.id in pool_ids]
+    return pool, [r for r in records if r.id not in pool_ids]
 
 
 def git_state() -> dict[str, Any]:

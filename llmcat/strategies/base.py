@@ -6,7 +6,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from ..embeddings import (
     BatchingEmbedder,
@@ -16,6 +16,7 @@ from ..embeddings import (
     product_text,
 )
 from ..engine import Engine
+from ..examples import Example, ExampleIndex
 from ..options import ClassifyOptions
 from ..taxonomy import Category, Taxonomy
 from ..types import Product, Usage
@@ -44,11 +45,14 @@ class StrategyContext:
         options: ClassifyOptions,
         engine: Engine,
         embedder: Embedder | None = None,
+        examples: Sequence[Example] = (),
     ) -> None:
         self.taxonomy = taxonomy
         self.options = options
         self.engine = engine
         self.leaves = taxonomy.leaves()
+        self.examples = list(examples)
+        self._example_index: ExampleIndex | None = None
         self._embedder = embedder
         self._batching: BatchingEmbedder | None = None
         self._index: CategoryIndex | None = None
@@ -87,10 +91,22 @@ class StrategyContext:
             )
         return self._index
 
+    def example_index(self) -> ExampleIndex:
+        """The labelled examples' embeddings (computed once, cached on disk)."""
+        if self._example_index is None:
+            s = self.engine.settings
+            self._example_index = ExampleIndex(
+                self.embedder(), self.examples, cache_dir=s.cache_dir if s.cache else None
+            )
+        return self._example_index
+
+    async def embed_product(self, product: Product) -> Any:
+        """The product's vector (batched with concurrent items)."""
+        return (await self.product_embedder().embed([product_text(product)]))[0]
+
     async def nearest_leaves(self, product: Product, k: int) -> list[tuple[str, float]]:
         """The ``k`` leaves most similar to the product, ``(id, cosine similarity)``, best first."""
-        query = (await self.product_embedder().embed([product_text(product)]))[0]
-        return await self.category_index().nearest_to(query, k)
+        return await self.category_index().nearest_to(await self.embed_product(product), k)
 
     async def release_loop_resources(self) -> None:
         """Close the embedder's loop-bound connections (see ``Backend``)."""

@@ -1,0 +1,157 @@
+"""Labelled products ("examples") that the ``knn`` strategy learns from.
+
+``load_examples`` takes them as a list (``(product, path)`` pairs, or records in the eval dataset
+format ``{"product": {...}, "gold": {"path": [...]}}``, or flat ``{"title": ..., "category":
+"A > B"}`` rows), a ``.jsonl`` / ``.json`` / ``.csv`` file of such records, or a pandas DataFrame
+(one row per product, a ``category`` or ``path`` column). Every example's category must be a node
+of the taxonomy: the first that is not is a ConfigError naming its row.
+
+``ExampleIndex`` embeds the examples once (cached on disk by content and embedder) and finds the
+nearest ones to a product's vector.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .embeddings import Embedder, product_text
+from .errors import ConfigError, InputError
+from .inputs import coerce_product, read_records
+from .once import AsyncOnce
+from .taxonomy import Category, Taxonomy
+from .types import Product
+
+#: columns (or keys) that name an example's category, best first
+CATEGORY_KEYS = ("path", "category", "category_path", "category_id", "label")
+
+
+@dataclass(frozen=True)
+class Example:
+    """One labelled product."""
+
+    product: Product
+    category: Category
+
+
+def load_examples(source: Any, taxonomy: Taxonomy) -> list[Example]:
+    """Examples from a list, a file path or a DataFrame (see the module docstring)."""
+    if isinstance(source, (str, Path)):
+        rows: Iterable[Any] = read_records(source)
+        where = str(source)
+    elif hasattr(source, "to_dict") and hasattr(source, "columns"):  # a pandas DataFrame
+        rows = source.to_dict(orient="records")
+        where = "the DataFrame"
+    else:
+        rows = source
+        where = "examples"
+    examples = []
+    for n, row in enumerate(rows, 1):
+        product, category = _example(row, n, where)
+        node = _resolve(category, taxonomy)
+        if node is None:
+            shown = " > ".join(category) if isinstance(category, list) else category
+            raise ConfigError(
+                f"{where} row {n}: category {shown!r} is not a node of the taxonomy "
+                f"{taxonomy.name!r}"
+            )
+        try:
+            clean = coerce_product(product, n - 1)
+        except InputError as exc:
+            raise ConfigError(f"{where} row {n}: {exc}") from None
+        examples.append(Example(clean, node))
+    if not examples:
+        raise ConfigError(f"{where} holds no examples")
+    return examples
+
+
+def _example(row: Any, n: int, where: str) -> tuple[Any, Any]:
+    if isinstance(row, InputError):
+        raise ConfigError(f"{where} row {n}: {row}")
+    if isinstance(row, tuple) and len(row) == 2:
+        return row[0], row[1]
+    if not isinstance(row, Mapping):
+        raise ConfigError(f"{where} row {n}: expected a record or a (product, path) pair")
+    if "product" in row and "gold" in row:  # the eval dataset format
+        gold = row["gold"]
+        path = gold.get("path") if isinstance(gold, Mapping) else gold
+        return row["product"], path
+    key = next((k for k in CATEGORY_KEYS if row.get(k) not in (None, "")), None)
+    if key is None:
+        raise ConfigError(
+            f"{where} row {n}: no category - give one of the fields {', '.join(CATEGORY_KEYS)}"
+        )
+    product = {k: v for k, v in row.items() if k not in CATEGORY_KEYS and k != "gold"}
+    return product, row[key]
+
+
+def _resolve(category: Any, taxonomy: Taxonomy) -> Category | None:
+    if isinstance(category, Category):
+        category = category.id
+    if isinstance(category, (list, tuple)):
+        return taxonomy.find_path([str(c) for c in category])
+    if not isinstance(category, str):
+        return None
+    if category in taxonomy:
+        return taxonomy.get(category)
+    return taxonomy.find_path(
+        [part.strip() for part in re.split(r">|›|/", category) if part.strip()]
+    )
+
+
+class ExampleIndex:
+    """The examples' embeddings, computed once per process and cached on disk."""
+
+    def __init__(
+        self, embedder: Embedder, examples: Sequence[Example], *, cache_dir: Path | None
+    ) -> None:
+        self.embedder = embedder
+        self.examples = list(examples)
+        self.texts = [product_text(e.product) for e in self.examples]
+        self.cache_dir = cache_dir
+        self._matrix: AsyncOnce[Any] = AsyncOnce()
+
+    def _cache_file(self) -> Path | None:
+        if self.cache_dir is None:
+            return None
+        blob = "\n".join(self.texts) + "\0" + self.embedder.name
+        digest = hashlib.sha256(blob.encode()).hexdigest()[:20]
+        safe = re.sub(r"[^\w.-]", "_", self.embedder.name)
+        return self.cache_dir / "embeddings" / f"examples-{safe}-{digest}.npy"
+
+    async def matrix(self) -> Any:
+        """The (examples x dim) matrix."""
+        return await self._matrix.get(self._load_or_embed)
+
+    async def _load_or_embed(self) -> Any:
+        import numpy as np
+
+        file = self._cache_file()
+        if file is not None and file.exists():
+            return np.load(file)
+        matrix = await self.embedder.embed(self.texts)
+        if file is not None:
+            file.parent.mkdir(parents=True, exist_ok=True)
+            tmp = file.with_name(f".{file.stem}.{os.getpid()}.{threading.get_ident()}.npy")
+            np.save(tmp, matrix)
+            tmp.replace(file)
+        return matrix
+
+    async def nearest_to(self, query: Any, k: int) -> list[tuple[Example, float]]:
+        """The ``k`` examples most similar to ``query``, with their cosine similarity."""
+        import numpy as np
+
+        scores = (await self.matrix()) @ query
+        k = min(k, len(self.examples))
+        top = np.argpartition(-scores, k - 1)[:k]
+        ranked = sorted(top, key=lambda i: (-scores[i], i))
+        return [(self.examples[i], float(scores[i])) for i in ranked]
+
+
+__all__ = ["Example", "ExampleIndex", "load_examples"]
