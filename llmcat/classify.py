@@ -27,6 +27,7 @@ from .runner import Item, ItemRunner, ProductLike, error_record
 from .settings import Settings
 from .strategies import Outcome, Strategy, StrategyContext
 from .taxonomy import Taxonomy
+from .trust import TrustFit
 from .types import Alternative, Classification, Product
 
 __all__ = ["Classifier", "load_calibration"]
@@ -61,6 +62,14 @@ class Classifier:
         connection, chosen = split_overrides(overrides, ClassifyOptions)
         self.options = with_overrides(options or ClassifyOptions(), chosen, what="classify")
         self.scaling = load_calibration(self.options.calibration)
+        if isinstance(self.options.trust, (str, Path)) and self.options.trust not in (
+            "auto",
+            "neutral",
+        ):
+            # A trust file is read now: a wrong path fails here, not at the first item.
+            self.options = self.options.model_copy(
+                update={"trust": TrustFit.load(self.options.trust)}
+            )
         self.engine = Engine(backend=backend, settings=settings, overrides=connection)
         labelled = load_examples(examples, self.taxonomy) if examples is not None else []
         self.context = StrategyContext(
@@ -172,6 +181,8 @@ class Classifier:
             alternatives=alternatives,
             needs_review=confidence is not None and confidence < self.options.review_threshold,
             stopped_early=outcome.stopped_early,
+            experts=outcome.experts,
+            trust=outcome.trust,
             strategy=self.strategy,
             model=outcome.model or self.backend.model,
             prompt_version=self.prompt_version,

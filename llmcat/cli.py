@@ -112,6 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     option(classify, ClassifyOptions, "embedding_model")
     option(classify, ClassifyOptions, "calibration", metavar="contextual|FILE")
     option(classify, ClassifyOptions, "knn_k", type=int)
+    option(classify, ClassifyOptions, "trust", metavar="auto|FILE")
     classify.add_argument(
         "--examples",
         type=Path,

@@ -53,6 +53,25 @@ def product_of_experts(*distributions: Mapping[str, float]) -> dict[str, float]:
     return {k: v / total for k, v in scores.items()}
 
 
+def log_linear_pool(
+    experts: Mapping[str, Mapping[str, float]],
+    weights: Mapping[str, float],
+    floor: float = 1e-6,
+) -> dict[str, float]:
+    """``p(c) ∝ exp(Σ_e w_e · log p_e(c))`` over the candidates of the first expert; a candidate
+    an expert gives no mass gets ``floor`` from it (so no expert can veto alone). Experts without
+    a weight are left out; all weights 1 is the plain product of experts."""
+    names = [n for n in experts if weights.get(n, 0.0) > 0.0]
+    candidates = list(next(iter(experts.values())))
+    if not names:
+        return {c: 1.0 / len(candidates) for c in candidates}
+    scores = {
+        c: sum(weights[n] * math.log(max(experts[n].get(c, 0.0), floor)) for n in names)
+        for c in candidates
+    }
+    return softmax(scores)
+
+
 def contextual_calibrate(
     distribution: Mapping[str, float], prior: Mapping[str, float]
 ) -> dict[str, float]:

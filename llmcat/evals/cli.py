@@ -23,7 +23,7 @@ from llmcat.errors import BackendError, ConfigError, LlmcatError
 from llmcat.options import ClassifyOptions
 from llmcat.redact import redact
 
-from . import bench, calibrate
+from . import bench, calibrate, fit
 from . import metrics as M
 from .paths import baselines_dir
 from .report import report_html, summary_markdown
@@ -119,6 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--seed", type=int, default=0)
     run.add_argument(
+        "--trust", help="'auto', or a file from 'python -m evals fit' (fused strategies)"
+    )
+    run.add_argument(
         "--examples", type=Path, help="labelled products for --strategy knn (any example format)"
     )
     run.add_argument(
@@ -161,6 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench.add_parser(sub)
     calibrate.add_parser(sub)
+    fit.add_parser(sub)
     return parser
 
 
@@ -197,6 +201,7 @@ def cmd_run(args: argparse.Namespace, backend: Backend | None) -> int:
         calibration=args.calibration,
         examples=args.examples,
         example_split=args.example_split,
+        trust=args.trust,
     )
     run, samples = run_blocking(suite, options, backend)
     result = gate(

@@ -62,6 +62,7 @@ class RunOptions:
     calibration: str | None = None
     examples: Path | None = None  # labelled products for knn (a file in any example format)
     example_split: float | None = None  # or: this share of the suite becomes the examples
+    trust: str | None = None  # a trust file for fused strategies (None: 'auto')
     limits: CopyLimits = field(default_factory=CopyLimits)
 
 
@@ -121,6 +122,7 @@ async def run_classification(
         embedder=embedder,
         calibration=options.calibration if strategy != "embedding" else None,
         examples=examples,
+        trust=options.trust or "auto",
     )
     results, wall = await _timed(
         lambda r: clf.aclassify(r.product), suite.classify, clf.engine.concurrency
@@ -134,6 +136,7 @@ async def run_classification(
                 "id": record.id,
                 "input": record.product.model_dump(exclude_defaults=True),
                 "gold": record.gold.path,
+                "gold_id": _node_id(suite, record.gold.path),
                 "output": result.model_dump(),
                 "scores": M.score_classification(
                     record.gold.path, result, suite.taxonomy, suite.max_level
@@ -267,11 +270,17 @@ async def run_suite(
             "seed": options.seed,
             "examples": str(options.examples) if options.examples else None,
             "example_split": options.example_split,
+            "trust": options.trust,
             "limit": options.limit,
             "task": options.task,
         },
     }
     return run, samples
+
+
+def _node_id(suite: Suite, path: Sequence[str]) -> str | None:
+    node = suite.taxonomy.find_path(list(path))
+    return node.id if node is not None else None
 
 
 def split_examples(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
 from ..embeddings import (
@@ -19,6 +20,7 @@ from ..engine import Engine
 from ..examples import Example, ExampleIndex
 from ..options import ClassifyOptions
 from ..taxonomy import Category, Taxonomy
+from ..trust import NEUTRAL, TrustFit, neutral, shipped_fit
 from ..types import Product, Usage
 
 
@@ -33,6 +35,8 @@ class Outcome:
     model: str = ""
     confidence: float | None = None  # None: computed from the distribution by ``settle``
     stopped_early: bool = False
+    experts: dict[str, dict[str, float]] | None = None  # each fused expert's distribution
+    trust: str = ""  # how the experts were weighted (TrustFit.describe)
 
 
 class StrategyContext:
@@ -53,6 +57,7 @@ class StrategyContext:
         self.leaves = taxonomy.leaves()
         self.examples = list(examples)
         self._example_index: ExampleIndex | None = None
+        self._trust: dict[tuple[str, str], TrustFit] = {}
         self._embedder = embedder
         self._batching: BatchingEmbedder | None = None
         self._index: CategoryIndex | None = None
@@ -90,6 +95,24 @@ class StrategyContext:
                 cache_dir=s.cache_dir if s.cache else None,
             )
         return self._index
+
+    def trust(self, model: str, prompt_version: str, experts: Sequence[str]) -> TrustFit:
+        """The weights of the experts: the ``trust`` option, else a shipped fit for this model,
+        template and embedder, else neutral weights (known once the model is)."""
+        key = (model, prompt_version)
+        if key not in self._trust:
+            chosen = self.options.trust
+            if isinstance(chosen, TrustFit):
+                fit = chosen
+            elif chosen == NEUTRAL:
+                fit = neutral(experts)
+            elif isinstance(chosen, (str, Path)) and chosen != "auto":
+                fit = TrustFit.load(chosen)
+            else:
+                found = shipped_fit(model, prompt_version, self.embedder().name)
+                fit = found if found is not None else neutral(experts)
+            self._trust[key] = fit
+        return self._trust[key]
 
     def example_index(self) -> ExampleIndex:
         """The labelled examples' embeddings (computed once, cached on disk)."""

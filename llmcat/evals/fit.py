@@ -1,0 +1,152 @@
+"""Fit the trust of fused experts on a labelled run, and judge a fit on other runs.
+
+    python -m evals fit RUN [--out trust.json] [--apply OTHER_RUN ...]
+
+RUN is a classification run of a fusing strategy (``shortlist``): its samples hold each expert's
+distribution over the candidates and the gold category. The fit minimises the NLL of the gold
+category (``llmcat.trust.fit_weights``). ``--apply`` re-fuses the recorded experts of other runs
+with the fitted weights, without calling any model, and compares the result item by item with
+the neutral fusion the run used and with its embedding baseline (exact McNemar): fit on one set,
+judge on another.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from llmcat.calibration import expected_calibration_error
+from llmcat.errors import ConfigError
+from llmcat.trust import TrustFit, fit_weights, mean_nll, neutral
+
+from .runner import read_run
+from .stats import mcnemar_exact
+
+
+def fit_items(
+    samples: Sequence[Mapping[str, Any]],
+) -> list[tuple[dict[str, dict[str, float]], str]]:
+    """(experts, gold id) of every fused item of a run whose gold is a taxonomy node."""
+    return [
+        (s["output"]["experts"], s["gold_id"])
+        for s in samples
+        if s["task"] == "classify"
+        and not s.get("baseline")
+        and s["output"].get("experts")
+        and s.get("gold_id")
+    ]
+
+
+def _correct(distribution: Mapping[str, float], gold: str) -> bool:
+    return max(distribution, key=distribution.__getitem__) == gold
+
+
+def judge(fit: TrustFit, run: Path) -> list[str]:
+    """Lines comparing, on ``run``, the fitted fusion with the run's own and its baseline."""
+    data, samples = read_run(run)
+    items = fit_items(samples)
+    if not items:
+        raise ConfigError(f"{run} records no expert distributions (a shortlist run is needed)")
+    experts = list(items[0][0])
+    base = neutral(experts)
+    baseline = {
+        s["id"]: (s["output"]["path"] == s["gold"], s["output"].get("confidence"))
+        for s in samples
+        if s["task"] == "classify" and s.get("baseline")
+    }
+    fused_ids = [
+        s["id"]
+        for s in samples
+        if s["task"] == "classify"
+        and not s.get("baseline")
+        and s["output"].get("experts")
+        and s.get("gold_id")
+    ]
+    fitted_right = [_correct(fit.fuse(e), g) for e, g in items]
+    neutral_right = [_correct(base.fuse(e), g) for e, g in items]
+    n = len(items)
+    lines = [
+        f"{run} ({data['suite']}, {n} fused items): accuracy among the candidates "
+        f"neutral {sum(neutral_right) / n:.3f} -> fitted {sum(fitted_right) / n:.3f}; "
+        f"NLL {mean_nll(items, base.weights):.3f} -> {mean_nll(items, fit.weights):.3f}"
+    ]
+    common = [i for i, sid in enumerate(fused_ids) if sid in baseline]
+    if common:
+        fitted = [fitted_right[i] for i in common]
+        emb = [baseline[fused_ids[i]][0] for i in common]
+        only_fit = sum(a and not b for a, b in zip(fitted, emb, strict=True))
+        only_emb = sum(b and not a for a, b in zip(fitted, emb, strict=True))
+        p = mcnemar_exact(only_emb, only_fit)
+        lines.append(
+            f"  fitted fusion {sum(fitted) / len(common):.3f} vs embedding baseline "
+            f"{sum(emb) / len(common):.3f} on {len(common)} items (full path; McNemar exact "
+            f"p={p:.4f}, {only_emb} only the baseline got / {only_fit} only the fusion got)"
+        )
+        fitted_conf = [max(fit.fuse(items[i][0]).values()) for i in common]
+        emb_conf = [baseline[fused_ids[i]][1] for i in common]
+        if all(c is not None for c in emb_conf):
+            lines.append(
+                f"  expected calibration error: fitted fusion "
+                f"{expected_calibration_error(fitted_conf, fitted):.3f}, embedding baseline "
+                f"{expected_calibration_error(emb_conf, emb):.3f}"
+            )
+    return lines
+
+
+def run_fit(args: argparse.Namespace) -> int:
+    data, samples = read_run(args.run)
+    items = fit_items(samples)
+    if len(items) < 10:
+        raise ConfigError(
+            f"{args.run} has {len(items)} fused items with a gold category; a fit needs at least "
+            "10 (a shortlist run on a labelled suite)"
+        )
+    experts = list(items[0][0])
+    if len(experts) < 2:
+        raise ConfigError(
+            f"{args.run} fused only {experts}: its run used a fit that muted the other experts; "
+            "run it again with --trust neutral to fit all of them"
+        )
+    weights = fit_weights(items, experts)
+    first = next(s["output"] for s in samples if s["task"] == "classify" and not s.get("baseline"))
+    embedder = data.get("baselines", {}).get("embedding", {}).get("model", "")
+    fit = TrustFit(
+        weights=weights,
+        model=first.get("model", ""),
+        prompt_version=first.get("prompt_version", ""),
+        embedder=embedder,
+        fitted_on=f"{data['suite']} ({args.run})",
+        taxonomy=data["manifest"].get("taxonomy_version", ""),
+        items=len(items),
+        nll_neutral=mean_nll(items, dict.fromkeys(experts, 1.0)),
+        nll_fitted=mean_nll(items, weights),
+        name=args.out.stem if args.out else "",
+    )
+    print(
+        f"fitted on {len(items)} items of {args.run}: "
+        + ", ".join(f"{k} {v:.3f}" for k, v in weights.items())
+    )
+    print(
+        f"mean NLL of the gold category: neutral {fit.nll_neutral:.3f} -> fitted {fit.nll_fitted:.3f}"
+    )
+    low = [k for k, v in weights.items() if v < 0.05]
+    if low:
+        print(f"weights near zero ({', '.join(low)}): on this data those experts add nothing")
+    for other in args.apply:
+        print("\n".join(judge(fit, other)))
+    if args.out:
+        fit.save(args.out)
+        print(f"wrote {args.out}; use it with Classifier(trust=...) or --trust")
+    return 0
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("fit", help="fit the weights of fused experts on a labelled run")
+    p.add_argument("run", type=Path, help="a shortlist run on a labelled suite")
+    p.add_argument("--out", type=Path, help="write the fit here (JSON)")
+    p.add_argument(
+        "--apply", type=Path, action="append", default=[], help="judge the fit on another run"
+    )
+    p.set_defaults(func=run_fit)

@@ -1,0 +1,146 @@
+"""Fitted trust: how much each expert's distribution counts when strategies fuse them.
+
+The fused distribution over the candidates is a weighted log-linear pool,
+``p(c) ∝ exp(Σ_e w_e · log p_e(c))`` (``distributions.log_linear_pool``). With every weight 1 it is
+the plain product of experts; a weight near 0 mutes an expert; the sum of the weights acts as an
+inverse temperature. The weights are fitted on labelled data by minimising the negative
+log-likelihood of the gold category (``fit_weights``: projected gradient descent, the loss is
+convex), from the per-expert distributions an eval run records (``python -m evals fit RUN``).
+
+A ``TrustFit`` is saved as JSON with the model, template version and embedder it was fitted for
+and the data it was fitted on. ``Classifier`` uses, in this order: the ``trust`` option (a fit or
+a file), a fit shipped in ``llmcat/fits/`` for the same model, template and embedder, or neutral
+weights (all 1: a model nobody measured is not muted). Results say which (``trust``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import BaseModel, Field, ValidationError
+
+from .distributions import log_linear_pool
+from .errors import ConfigError
+
+FITS_DIR = Path(__file__).resolve().parent / "fits"
+#: the weights used when nothing was fitted for this model, template and embedder
+NEUTRAL = "neutral"
+
+#: One labelled item for a fit: each expert's distribution over the candidates, and the gold id.
+FitItem = tuple[Mapping[str, Mapping[str, float]], str]
+
+
+class TrustFit(BaseModel):
+    """Weights of the experts, and what they were fitted for and on."""
+
+    weights: dict[str, float] = Field(description="Expert name -> weight in the log-linear pool.")
+    model: str = Field(default="", description="The LLM the weights were fitted for.")
+    prompt_version: str = Field(default="", description="Its template version.")
+    embedder: str = Field(default="", description="The embedder of the embedding expert.")
+    fitted_on: str = Field(default="", description="The labelled data (suite, run).")
+    taxonomy: str = Field(default="", description="The taxonomy it was fitted on.")
+    items: int = Field(default=0, description="Labelled items used (gold among the candidates).")
+    nll_neutral: float | None = Field(default=None, description="Mean NLL with weights of 1.")
+    nll_fitted: float | None = Field(default=None, description="Mean NLL with these weights.")
+    name: str = Field(default="", description="Where the fit came from (file or shipped).")
+
+    def fuse(self, experts: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
+        """The experts' distributions pooled with these weights."""
+        return log_linear_pool(experts, self.weights)
+
+    def describe(self) -> str:
+        """One line for results: ``fitted:<name> embedding=1.31 llm=0.02``, or ``neutral ...``
+        with how to fit when nothing was."""
+        weights = " ".join(f"{k}={v:.2f}" for k, v in sorted(self.weights.items()))
+        if self.name == NEUTRAL:
+            return f"neutral {weights} (nothing fitted for this model: python -m evals fit)"
+        return f"fitted:{self.name or 'unnamed'} {weights}"
+
+    def save(self, path: str | Path) -> None:
+        """Write as JSON."""
+        Path(path).write_text(self.model_dump_json(indent=2) + "\n", encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: str | Path) -> TrustFit:
+        """Read a file written by ``save`` or ``python -m evals fit``."""
+        try:
+            fit = cls.model_validate_json(Path(path).read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError(f"cannot read trust file {path}: {exc.strerror or exc}") from None
+        except ValidationError as exc:
+            raise ConfigError(f"{path} is not a trust file: {exc.errors()[0]['msg']}") from None
+        return fit.model_copy(update={"name": fit.name or Path(path).stem})
+
+
+def neutral(experts: Sequence[str]) -> TrustFit:
+    """Weights of 1 for every expert: the plain product of experts."""
+    return TrustFit(weights=dict.fromkeys(experts, 1.0), name=NEUTRAL)
+
+
+@lru_cache(maxsize=1)
+def shipped_fits() -> tuple[TrustFit, ...]:
+    """The fits shipped with llmcat (``llmcat/fits/*.json``)."""
+    if not FITS_DIR.is_dir():
+        return ()
+    return tuple(TrustFit.load(f) for f in sorted(FITS_DIR.glob("*.json")))
+
+
+def shipped_fit(model: str, prompt_version: str, embedder: str) -> TrustFit | None:
+    """A shipped fit for exactly this model, template version and embedder, if there is one."""
+    for fit in shipped_fits():
+        if (fit.model, fit.prompt_version, fit.embedder) == (model, prompt_version, embedder):
+            return fit
+    return None
+
+
+def mean_nll(items: Sequence[FitItem], weights: Mapping[str, float]) -> float:
+    """Mean negative log-likelihood of the gold ids under the pooled distributions."""
+    total = 0.0
+    for experts, gold in items:
+        pooled = log_linear_pool(experts, weights)
+        total -= math.log(max(pooled.get(gold, 0.0), 1e-12))
+    return total / max(len(items), 1)
+
+
+def fit_weights(
+    items: Sequence[FitItem], experts: Sequence[str], *, steps: int = 400, rate: float = 0.5
+) -> dict[str, float]:
+    """The non-negative weights that minimise ``mean_nll`` (projected gradient descent from all
+    ones; the gradient of one item is E_pool[log p_e] - log p_e(gold))."""
+    usable = [(e, g) for e, g in items if all(g in e[name] for name in experts)]
+    if not usable:
+        raise ConfigError(
+            "nothing to fit on: no labelled item has its gold category among the candidates"
+        )
+    weights = dict.fromkeys(experts, 1.0)
+    features = [
+        ({c: {n: math.log(max(e[n].get(c, 0.0), 1e-6)) for n in experts} for c in e[experts[0]]}, g)
+        for e, g in usable
+    ]
+    for step in range(steps):
+        grad = dict.fromkeys(experts, 0.0)
+        for by_candidate, gold in features:
+            scores = {c: sum(weights[n] * f[n] for n in experts) for c, f in by_candidate.items()}
+            top = max(scores.values())
+            exps = {c: math.exp(s - top) for c, s in scores.items()}
+            z = sum(exps.values())
+            for n in experts:
+                expected = sum(exps[c] * by_candidate[c][n] for c in by_candidate) / z
+                grad[n] += expected - by_candidate[gold][n]
+        size = rate / (1 + step / 50)
+        weights = {n: max(0.0, weights[n] - size * grad[n] / len(features)) for n in experts}
+    return weights
+
+
+__all__ = [
+    "NEUTRAL",
+    "TrustFit",
+    "fit_weights",
+    "mean_nll",
+    "neutral",
+    "shipped_fit",
+    "shipped_fits",
+]
