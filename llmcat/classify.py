@@ -32,6 +32,9 @@ from .types import Alternative, Classification, Product
 
 __all__ = ["Classifier", "load_calibration"]
 
+#: Items in flight for strategies that make no model calls (embedding, knn), unless configured.
+EMBEDDING_CONCURRENCY = 64
+
 
 class Classifier:
     """Classify products into a taxonomy.
@@ -85,7 +88,13 @@ class Classifier:
         )
         self.strategy: str = strategy_class.name
         self._strategy: Strategy = strategy_class(self.context)
-        self.runner = ItemRunner(self.engine, release=[self.context.release_loop_resources])
+        self.runner = ItemRunner(
+            self.engine,
+            release=[self.context.release_loop_resources],
+            # Without model calls the work is embedding lookups: batch them, whatever backend.
+            concurrency=None if strategy_class.uses_model else EMBEDDING_CONCURRENCY,
+        )
+        self.context.concurrency = self.runner.concurrency
         if self.scaling is not None and self.scaling.strategy not in (None, self.strategy):
             raise ConfigError(
                 f"the calibration was fitted for the {self.scaling.strategy!r} strategy, this "

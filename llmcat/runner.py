@@ -145,10 +145,20 @@ class ItemRunner:
     """Runs a ``Job`` over items with the engine's concurrency; see the module docstring."""
 
     def __init__(
-        self, engine: Engine, *, release: Sequence[Callable[[], Awaitable[None]]] = ()
+        self,
+        engine: Engine,
+        *,
+        release: Sequence[Callable[[], Awaitable[None]]] = (),
+        concurrency: int | None = None,
     ) -> None:
         self.engine = engine
         self._release = list(release)
+        self._concurrency = concurrency
+
+    @property
+    def concurrency(self) -> int:
+        """Items in flight: the setting, else this runner's default, else the backend's."""
+        return self.engine.settings.concurrency or self._concurrency or self.engine.concurrency
 
     async def one(self, item: Item, job: Job[R], index: int = 0) -> R:
         """The job's result for one item; any failure but a ConfigError becomes ``job.failed``."""
@@ -185,7 +195,7 @@ class ItemRunner:
             return await self.one(item, job, index)
 
         try:
-            results = map_ordered(one, items, concurrency=self.engine.concurrency, start=start)
+            results = map_ordered(one, items, concurrency=self.concurrency, start=start)
             async for result in results:
                 bar.update(
                     error=getattr(result, "error", None) is not None,

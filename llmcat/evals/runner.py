@@ -125,7 +125,7 @@ async def run_classification(
         trust=options.trust or "auto",
     )
     results, wall = await _timed(
-        lambda r: clf.aclassify(r.product), suite.classify, clf.engine.concurrency
+        lambda r: clf.aclassify(r.product), suite.classify, clf.runner.concurrency
     )
     samples = []
     for record, (result, latency) in zip(suite.classify, results, strict=True):
@@ -172,7 +172,7 @@ async def run_description(
             **lim.model_dump(),
         )
 
-    results, wall = await _timed(one, suite.describe, describer.engine.concurrency)
+    results, wall = await _timed(one, suite.describe, describer.runner.concurrency)
     samples = []
     for record, (result, latency) in zip(suite.describe, results, strict=True):
         samples.append(

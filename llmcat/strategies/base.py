@@ -56,6 +56,8 @@ class StrategyContext:
         self.engine = engine
         self.leaves = taxonomy.leaves()
         self.examples = list(examples)
+        #: items in flight together (the worker sets it from its runner)
+        self.concurrency = engine.concurrency
         self._example_index: ExampleIndex | None = None
         self._trust: dict[tuple[str, str], TrustFit] = {}
         self._embedder = embedder
@@ -79,7 +81,7 @@ class StrategyContext:
         """The embedder of product texts: concurrent items share calls (``embedding_batch``)."""
         if self._batching is None:
             # No more texts can be in flight together than items: with one, nobody waits.
-            most = min(self.options.embedding_batch, self.engine.concurrency)
+            most = min(self.options.embedding_batch, self.concurrency)
             self._batching = BatchingEmbedder(self.embedder(), max_batch=most)
         return self._batching
 
@@ -145,6 +147,8 @@ class Strategy(abc.ABC):
     name: ClassVar[str]
     #: one line for ``--help``
     summary: ClassVar[str] = ""
+    #: whether it asks the LLM; one that does not is not held to the backend's concurrency
+    uses_model: ClassVar[bool] = True
 
     def __init__(self, context: StrategyContext) -> None:
         self.context = context

@@ -12,6 +12,7 @@ from .base import Outcome, Strategy, settle
 @register
 class Embedding(Strategy):
     name = "embedding"
+    uses_model = False
     summary = "the nearest leaf by embedding alone, no LLM (the baseline)"
 
     @property

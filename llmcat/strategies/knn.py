@@ -17,6 +17,7 @@ from .base import Outcome, Strategy, StrategyContext, settle
 @register
 class KNN(Strategy):
     name = "knn"
+    uses_model = False
     summary = "the nearest labelled examples vote (needs examples), no LLM"
 
     def __init__(self, context: StrategyContext) -> None:
