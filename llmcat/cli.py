@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from collections import deque
 from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,10 +20,11 @@ from . import __version__, strategies
 from .classify import Classifier
 from .describe import Describer
 from .errors import ConfigError, InputError, LlmcatError
-from .inputs import read_records
+from .inputs import coerce_product, read_records
 from .options import LANGUAGES, ClassifyOptions, CopyOptions, validated
-from .output import ResultWriter
+from .output import ResultWriter, check_writable
 from .redact import redact
+from .review import ReviewWriter
 from .runner import Item, item_id
 from .settings import Settings
 from .taxonomy import Taxonomy
@@ -117,7 +119,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--examples",
         type=Path,
         help="labelled products for --strategy knn: .jsonl/.json/.csv with a 'category' (or "
-        "'path') column, or the eval dataset format",
+        "'path') column, the eval dataset format, or a corrected --review-out file",
+    )
+    classify.add_argument(
+        "--review-out",
+        type=Path,
+        metavar="FILE",
+        help="also write the results that need review (below --review-threshold) to FILE (.csv "
+        "or .jsonl) with their alternatives and an empty 'category' to correct; the corrected "
+        "file works as --examples",
     )
     _common(classify)
 
@@ -339,8 +349,22 @@ async def _run(args: argparse.Namespace) -> int:
     ):
         raise ConfigError("--output is the --input file; write the results somewhere else")
     # Everything that can be checked is checked before anything is written.
-    items: Iterator[Item] = iter([single]) if single is not None else read_records(args.input)
+    source: Iterator[Item] = iter([single]) if single is not None else read_records(args.input)
     writer = ResultWriter(args.output, resume=args.resume) if args.output is not None else None
+    review_out: Path | None = getattr(args, "review_out", None)
+    if review_out is not None:
+        check_writable(review_out)
+    # The items the runner has taken, oldest first: results come back in the same order, so the
+    # product of each result is at the front when it arrives (for the review file).
+    taken: deque[Item] = deque()
+
+    def tracked() -> Iterator[Item]:
+        for item in source:
+            if review_out is not None:
+                taken.append(item)
+            yield item
+
+    items = tracked()
     progress = False if (args.no_progress or single is not None) else None
     worker: Classifier | Describer
     if args.command == "classify":
@@ -352,13 +376,17 @@ async def _run(args: argparse.Namespace) -> int:
     count = errors = 0
     seen: set[str] = set()
     duplicates: list[str] = []
+    reviewer: ReviewWriter | None = None
     try:
         await worker.engine.prepare()  # a wrong key, URL or model: one error, nothing written
         start = 0
         if writer is not None and args.resume:
             start = _skip_kept(items, writer.completed(), _identity(worker), writer)
+            taken.clear()
             if start:
                 print(f"llmcat: resuming after {start} complete records", file=sys.stderr)
+        if review_out is not None:
+            reviewer = ReviewWriter(review_out)
         results: AsyncIterator[Any] = (
             worker.aiter_classify(items, progress=progress, start=start)
             if isinstance(worker, Classifier)
@@ -375,6 +403,11 @@ async def _run(args: argparse.Namespace) -> int:
                 writer.write(result)
             else:
                 print(result.model_dump_json() if as_json else _human(result), flush=True)
+            if reviewer is not None:
+                item = taken.popleft()
+                ok = isinstance(result, Classification) and result.ok
+                if ok and result.needs_review and not isinstance(item, InputError):
+                    reviewer.add(coerce_product(item, start + count - 1), result)
         if writer is not None:
             writer.commit()
     except BaseException:
@@ -389,6 +422,9 @@ async def _run(args: argparse.Namespace) -> int:
         raise
     finally:
         await worker.aclose()
+        if reviewer is not None:
+            reviewer.close()
+            print(f"llmcat: {reviewer.rows} results to review -> {review_out}", file=sys.stderr)
     if single is None:
         where = f" -> {args.output}" if args.output is not None else ""
         print(f"{count} items, {errors} errors{where}", file=sys.stderr)

@@ -6,6 +6,9 @@ format ``{"product": {...}, "gold": {"path": [...]}}``, or flat ``{"title": ...,
 (one row per product, a ``category`` or ``path`` column). Every example's category must be a node
 of the taxonomy: the first that is not is a ConfigError naming its row.
 
+A review file (``llmcat.review``) is read as it is: rows with a ``category`` filled in are examples,
+the others are skipped.
+
 ``ExampleIndex`` embeds the examples once (cached on disk by content and embedder) and finds the
 nearest ones to a product's vector.
 """
@@ -21,6 +24,7 @@ from typing import Any
 from .embeddings import Embedder, TextIndex, product_text
 from .errors import ConfigError, InputError
 from .inputs import coerce_product, read_records
+from .review import REVIEW_COLUMNS, is_review_row
 from .taxonomy import Category, Taxonomy
 from .types import Product
 
@@ -49,6 +53,8 @@ def load_examples(source: Any, taxonomy: Taxonomy) -> list[Example]:
         where = "examples"
     examples = []
     for n, row in enumerate(rows, 1):
+        if is_review_row(row) and row.get("category") in (None, ""):
+            continue  # a review row nobody corrected
         product, category = _example(row, n, where)
         node = _resolve(category, taxonomy)
         if node is None:
@@ -83,8 +89,10 @@ def _example(row: Any, n: int, where: str) -> tuple[Any, Any]:
         raise ConfigError(
             f"{where} row {n}: no category - give one of the fields {', '.join(CATEGORY_KEYS)}"
         )
-    product = {k: v for k, v in row.items() if k not in CATEGORY_KEYS and k != "gold"}
-    return product, row[key]
+    if isinstance(row.get("product"), Mapping):  # a review file's JSONL row
+        return row["product"], row[key]
+    skip = {*CATEGORY_KEYS, "gold", *REVIEW_COLUMNS}
+    return {k: v for k, v in row.items() if k not in skip}, row[key]
 
 
 def _resolve(category: Any, taxonomy: Taxonomy) -> Category | None:

@@ -146,3 +146,41 @@ def test_knn_needs_examples_and_the_cli_takes_a_file(
     labels.write_text("title,category\ngala apple,Fruit > Figs\n")
     assert main(argv) == 2
     assert "row 1" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
+def test_the_review_file_round_trips_into_examples(
+    suffix: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = tmp_path / "new.jsonl"
+    rows = [
+        {"id": "a", "title": "claw hammer", "brand": "Stanley", "attributes": {"weight": "500 g"}},
+        {"id": "b", "title": "gala apple"},
+        {"id": "c", "title": "hand saw"},
+    ]
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    tax = tmp_path / "tax.txt"
+    tax.write_text("Fruit > Apples\nFruit > Pears\nTools > Hammers\nTools > Saws\n")
+    review = tmp_path / f"review{suffix}"
+    argv = ["classify", "--input", str(src), "--output", str(tmp_path / "out.jsonl")]
+    argv += ["--taxonomy", str(tax), "--backend", "fake", "--review-threshold", "1.0"]
+    argv += ["--strategy", "embedding", "--embedding-model", "hashing"]
+    assert main([*argv, "--review-out", str(review)]) == 0  # every confidence is below 1.0
+    assert "3 results to review" in capsys.readouterr().err
+    # A person corrects two rows and leaves one; the file is then used as it is.
+    if suffix == ".csv":
+        text = review.read_text().splitlines()
+        text[1] = text[1][: text[1].rfind(",")] + ",Tools > Hammers"
+        text[3] = text[3][: text[3].rfind(",")] + ",Tools > Saws"
+        review.write_text("\n".join(text) + "\n")
+    else:
+        records = [json.loads(x) for x in review.read_text().splitlines()]
+        records[0]["category"], records[2]["category"] = "Tools > Hammers", ["Tools", "Saws"]
+        review.write_text("".join(json.dumps(r) + "\n" for r in records))
+    examples = load_examples(review, Taxonomy.from_file(tax))
+    assert [(e.product.id, e.category.path) for e in examples] == [
+        ("a", ("Tools", "Hammers")),
+        ("c", ("Tools", "Saws")),
+    ]
+    first = examples[0].product
+    assert first.brand == "Stanley" and first.attributes == {"weight": "500 g"}  # no review columns
