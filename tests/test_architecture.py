@@ -70,6 +70,19 @@ def test_strategies_use_the_engine_not_a_concrete_backend() -> None:
     assert offenders("strategies", "llmcat.classify") == []
 
 
+def test_the_surfaces_never_reach_a_concrete_backend_or_strategy() -> None:
+    surfaces = {m: n for m, n in imported_modules(PACKAGE).items() if m.startswith("llmcat/evals/")}
+    surfaces["llmcat/cli.py"] = imported_modules(PACKAGE)["llmcat/cli.py"]
+    concrete = [
+        f"{module} imports {name}"
+        for module, names in surfaces.items()
+        for name in names
+        if name.startswith(("llmcat.backends.", "llmcat.strategies."))
+        and name.split(".")[2] not in ("base", "fake")
+    ]
+    assert concrete == []
+
+
 def test_the_import_reader_sees_a_real_import() -> None:
     # The rule tests above must be able to fail: the reader finds the one import this file has.
     names = imported_modules(PACKAGE / "backends")["llmcat/backends/vllm.py"]
