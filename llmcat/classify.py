@@ -84,7 +84,11 @@ class Classifier:
             or local_embedder_available()
         )
         strategy_class = strategies.resolve(
-            self.options.strategy, self.taxonomy, self.options, embedder_available=has_embedder
+            self.options.strategy,
+            self.taxonomy,
+            self.options,
+            embedder_available=has_embedder,
+            has_examples=bool(labelled),
         )
         self.strategy: str = strategy_class.name
         self._strategy: Strategy = strategy_class(self.context)

@@ -58,11 +58,11 @@ def log_linear_pool(
     weights: Mapping[str, float],
     floor: float = 1e-6,
 ) -> dict[str, float]:
-    """``p(c) ∝ exp(Σ_e w_e · log p_e(c))`` over the candidates of the first expert; a candidate
+    """``p(c) ∝ exp(Σ_e w_e · log p_e(c))`` over every candidate any expert names; a candidate
     an expert gives no mass gets ``floor`` from it (so no expert can veto alone). Experts without
     a weight are left out; all weights 1 is the plain product of experts."""
     names = [n for n in experts if weights.get(n, 0.0) > 0.0]
-    candidates = list(next(iter(experts.values())))
+    candidates = candidates_of(experts)
     if not names:
         return {c: 1.0 / len(candidates) for c in candidates}
     scores = {
@@ -70,6 +70,11 @@ def log_linear_pool(
         for c in candidates
     }
     return softmax(scores)
+
+
+def candidates_of(experts: Mapping[str, Mapping[str, float]]) -> list[str]:
+    """Every candidate any expert names, in the order they are first named."""
+    return list(dict.fromkeys(c for distribution in experts.values() for c in distribution))
 
 
 def contextual_calibrate(

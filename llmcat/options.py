@@ -59,8 +59,8 @@ class ClassifyOptions(BaseModel):
 
     strategy: str = Field(
         default="auto",
-        description="flat, hierarchical, shortlist, embedding, or auto (by taxonomy size and "
-        "whether an embedder is installed); see llmcat.strategies.",
+        description="flat, hierarchical, shortlist, embedding, knn, supervised, or auto (by "
+        "taxonomy size, examples and whether an embedder is installed); see llmcat.strategies.",
     )
     beam: int = Field(default=2, ge=1, description="Partial paths the hierarchical strategy keeps.")
     shortlist_k: int = Field(
@@ -68,6 +68,18 @@ class ClassifyOptions(BaseModel):
     )
     knn_k: int = Field(
         default=10, ge=1, description="knn: labelled examples (and leaves) that vote."
+    )
+    few_shot: int = Field(
+        default=3,
+        ge=0,
+        description="With examples: the nearest labelled examples shown in each prompt "
+        "(dynamic few-shot, after the stable system prompt; 0: none).",
+    )
+    fit_model_calls: int = Field(
+        default=100,
+        ge=0,
+        description="With examples and trust 'auto': at most this many examples are asked of "
+        "the LLM to fit its weight by cross-validation (0: keep the shipped or neutral weight).",
     )
     fuse_embedding: bool = Field(
         default=True,

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field, ValidationError
 
-from .distributions import log_linear_pool
+from .distributions import candidates_of, log_linear_pool
 from .errors import ConfigError
 
 FITS_DIR = Path(__file__).resolve().parent / "fits"
@@ -110,14 +110,22 @@ def fit_weights(
 ) -> dict[str, float]:
     """The non-negative weights that minimise ``mean_nll`` (projected gradient descent from all
     ones; the gradient of one item is E_pool[log p_e] - log p_e(gold))."""
-    usable = [(e, g) for e, g in items if all(g in e[name] for name in experts)]
+    # The candidates are every expert's (as in ``log_linear_pool``); an expert that gives one
+    # no mass (a model's vote without logprobs) contributes the floor, as when fusing.
+    usable = [(e, g) for e, g in items if g in candidates_of(e)]
     if not usable:
         raise ConfigError(
             "nothing to fit on: no labelled item has its gold category among the candidates"
         )
     weights = dict.fromkeys(experts, 1.0)
     features = [
-        ({c: {n: math.log(max(e[n].get(c, 0.0), 1e-6)) for n in experts} for c in e[experts[0]]}, g)
+        (
+            {
+                c: {n: math.log(max(e[n].get(c, 0.0), 1e-6)) for n in experts}
+                for c in candidates_of(e)
+            },
+            g,
+        )
         for e, g in usable
     ]
     for step in range(steps):

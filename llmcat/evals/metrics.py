@@ -63,6 +63,8 @@ METRICS: tuple[Metric, ...] = (
     Metric("hierarchical_precision", "hierarchical precision", "classify", summary=False),
     Metric("hierarchical_recall", "hierarchical recall", "classify", summary=False),
     Metric("hierarchical_f1", "hierarchical F1", "classify", table=True),
+    Metric("shortlist_recall", "shortlist recall (gold among the candidates)", "classify"),
+    Metric("shortlist_size", "shortlist size (mean candidates)", "classify", "number"),
     Metric("invalid_rate", "invalid answers", "classify", table=True),
     Metric("error_rate", "error records", "classify", table=True),
     Metric("ece", "expected calibration error", "classify"),
@@ -107,6 +109,8 @@ class Outcome:
     confidence: float | None = None
     error: bool = False
     invalid: bool = False
+    in_shortlist: bool | None = None  # None: the strategy offered no shortlist
+    shortlist_size: int | None = None
 
     @property
     def correct(self) -> bool:
@@ -270,9 +274,22 @@ def classification_metrics(items: Sequence[Outcome], max_level: int = 3) -> dict
         "invalid_rate": sum(o.invalid for o in items) / n,
         "error_rate": sum(o.error for o in items) / n,
         "ece": expected_calibration_error(items),
+        **shortlist_recall(items),
     }
     metrics.update({f"accuracy_{k}": v for k, v in accuracy_per_level(items, max_level).items()})
     return metrics
+
+
+def shortlist_recall(items: Sequence[Outcome]) -> dict[str, float | None]:
+    """Share of items whose gold category was among the fused candidates (recall@k: an answer
+    outside them cannot be right), and the mean number of candidates; None without shortlists."""
+    offered = [o for o in items if o.in_shortlist is not None]
+    if not offered:
+        return {"shortlist_recall": None, "shortlist_size": None}
+    return {
+        "shortlist_recall": sum(bool(o.in_shortlist) for o in offered) / len(offered),
+        "shortlist_size": sum(o.shortlist_size or 0 for o in offered) / len(offered),
+    }
 
 
 # -- per-item scoring ---------------------------------------------------------------------------
@@ -302,6 +319,11 @@ def score_classification(
     for level in range(1, max_level + 1):
         if len(gold) >= level:
             scores[f"level_{level}"] = pred is not None and pred[:level] == gold[:level]
+    if result.experts:  # a fused strategy: its candidates are the keys of every expert
+        candidates = next(iter(result.experts.values()))
+        node = taxonomy.find_path(list(gold))
+        scores["in_shortlist"] = node is not None and node.id in candidates
+        scores["shortlist_size"] = len(candidates)
     return scores
 
 

@@ -63,6 +63,7 @@ class RunOptions:
     examples: Path | None = None  # labelled products for knn (a file in any example format)
     example_split: float | None = None  # or: this share of the suite becomes the examples
     trust: str | None = None  # a trust file for fused strategies (None: 'auto')
+    embedding_model: str | None = None  # None: the bundled MiniLM ('hashing': lexical, no model)
     limits: CopyLimits = field(default_factory=CopyLimits)
 
 
@@ -75,6 +76,8 @@ def outcome_of(sample: dict[str, Any]) -> M.Outcome:
         confidence=output.get("confidence"),
         error=scores["error"],
         invalid=scores["invalid"],
+        in_shortlist=scores.get("in_shortlist"),
+        shortlist_size=scores.get("shortlist_size"),
     )
 
 
@@ -123,6 +126,7 @@ async def run_classification(
         calibration=options.calibration if strategy != "embedding" else None,
         examples=examples,
         trust=options.trust or "auto",
+        embedding_model=options.embedding_model if embedder is None else None,
     )
     results, wall = await _timed(
         lambda r: clf.aclassify(r.product), suite.classify, clf.runner.concurrency
@@ -230,7 +234,8 @@ async def run_suite(
         templates["classify"] = clf.prompt_version
         backend_name = clf.backend.name
         if options.embedding_baseline and clf.strategy != "embedding":
-            embedder = None if local_embedder_available() else HashingEmbedder()
+            usable = options.embedding_model is not None or local_embedder_available()
+            embedder = None if usable else HashingEmbedder()
             base_samples, base_block, base_clf = await run_classification(
                 suite, options, strategy="embedding", backend=backend, embedder=embedder
             )
@@ -271,6 +276,7 @@ async def run_suite(
             "examples": str(options.examples) if options.examples else None,
             "example_split": options.example_split,
             "trust": options.trust,
+            "embedding_model": options.embedding_model,
             "limit": options.limit,
             "task": options.task,
         },

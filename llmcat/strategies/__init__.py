@@ -4,8 +4,12 @@
 - ``hierarchical``: top-down, one constrained choice per level, with a beam.
 - ``shortlist``: the nearest leaves by embedding, then one constrained choice among them.
 - ``embedding``: the nearest leaf by embedding alone, no LLM: the baseline every report shows.
-- ``auto`` is not a strategy but a rule (``resolve``): ``flat`` up to ``FLAT_AUTO_LIMIT`` leaves,
-  else ``shortlist`` when an embedder is available, else ``hierarchical``.
+- ``knn``, ``supervised``: learn from labelled examples, no LLM (``experts.py`` holds the experts
+  that learn from examples, and the cross-validation that fits their trust).
+- ``auto`` is not a strategy but a rule (``resolve``): with examples and an embedder,
+  ``shortlist`` (every expert fused, the weights measured on the examples by cross-validation);
+  else ``flat`` up to ``FLAT_AUTO_LIMIT`` leaves, else ``shortlist`` when an embedder is
+  available, else ``hierarchical``.
 
 A new strategy is one module here with a ``Strategy`` subclass decorated by ``@register``: every
 module of this package is imported when the registry is first read, so the class is then a
@@ -64,12 +68,19 @@ def get(name: str) -> type[Strategy]:
 
 
 def resolve(
-    name: str, taxonomy: Taxonomy, options: ClassifyOptions, *, embedder_available: bool
+    name: str,
+    taxonomy: Taxonomy,
+    options: ClassifyOptions,
+    *,
+    embedder_available: bool,
+    has_examples: bool = False,
 ) -> type[Strategy]:
     """The strategy class for ``name`` (``auto`` decided by the rule above), checked against
     the taxonomy and options."""
     if name == "auto":
-        if len(taxonomy.leaves()) <= FLAT_AUTO_LIMIT:
+        if has_examples and embedder_available:
+            name = "shortlist"
+        elif len(taxonomy.leaves()) <= FLAT_AUTO_LIMIT:
             name = "flat"
         else:
             name = "shortlist" if embedder_available else "hierarchical"

@@ -98,6 +98,11 @@ class StrategyContext:
             )
         return self._index
 
+    def cache_folder(self, name: str) -> Path | None:
+        """``<cache_dir>/<name>`` for derived files (heads, fits), or None with caching off."""
+        s = self.engine.settings
+        return s.cache_dir / name if s.cache and s.cache_dir is not None else None
+
     def trust(self, model: str, prompt_version: str, experts: Sequence[str]) -> TrustFit:
         """The weights of the experts: the ``trust`` option, else a shipped fit for this model,
         template and embedder, else neutral weights (known once the model is)."""

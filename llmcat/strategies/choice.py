@@ -8,12 +8,13 @@ answer names none, turns logprobs into a distribution over the candidates and, w
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from ..completions import ChoiceConstraint, Completion, CompletionRequest, Message, Sampling
 from ..distributions import choice_distribution, contextual_calibrate
+from ..embeddings import product_text
 from ..engine import Engine
 from ..errors import ConfigError, OutputError
 from ..labels import match_label
@@ -22,6 +23,11 @@ from ..prompts import PromptTemplate
 from ..taxonomy import Category
 from ..types import Product, Usage
 from .base import Strategy, StrategyContext
+
+#: One labelled example as a template sees it: ``product`` and ``category`` (its path).
+Shot = dict[str, Any]
+#: Finds the examples a product's prompt shows.
+FewShot = Callable[[Product], Awaitable[list[Shot]]]
 
 #: The content-free input scored for contextual calibration.
 CONTENT_FREE = Product(id="content-free", title="N/A")
@@ -56,10 +62,18 @@ class Choice:
 class ConstrainedChoice:
     """Asks the model to pick one candidate, with one re-ask; see the module docstring."""
 
-    def __init__(self, engine: Engine, template: PromptTemplate, options: ClassifyOptions) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        template: PromptTemplate,
+        options: ClassifyOptions,
+        shots: FewShot | None = None,
+    ) -> None:
         self.engine = engine
         self.template = template
         self.options = options
+        #: the labelled examples a product's prompt shows (dynamic few-shot), if any
+        self.shots = shots
 
     async def choose(
         self,
@@ -75,7 +89,8 @@ class ConstrainedChoice:
         ``parent``), else by their full path."""
         by_label = {(c.name if by_name else c.path_text): c for c in candidates}
         labels = list(by_label)
-        request = self.request(product, labels, parent)
+        examples = await self.shots(product) if self.shots is not None else []
+        request = self.request(product, labels, parent, examples)
         completion = await self._ask(request, labels)
         usage = usage_of(completion)
         cached = completion.cached
@@ -118,13 +133,18 @@ class ConstrainedChoice:
         )
 
     def request(
-        self, product: Product, labels: list[str], parent: Category | None = None
+        self,
+        product: Product,
+        labels: list[str],
+        parent: Category | None = None,
+        examples: Sequence[Shot] = (),
     ) -> CompletionRequest:
-        """The request that offers ``labels`` for ``product``."""
+        """The request that offers ``labels`` for ``product`` (with ``examples`` shown)."""
         messages = self.template.render(
             {
                 "product": product,
                 "labels": labels,
+                "examples": list(examples),
                 "parent": parent.path_text if parent is not None else "",
                 "description_chars": self.options.description_chars,
                 "attribute_limit": self.options.attribute_limit,
@@ -185,7 +205,19 @@ class ChoiceStrategy(Strategy):
         super().__init__(context)
         options = context.options
         template = PromptTemplate(getattr(options, self.template_option), options.template_dir)
-        self.chooser = ConstrainedChoice(context.engine, template, options)
+        shots = self.few_shot if context.examples and options.few_shot > 0 else None
+        self.chooser = ConstrainedChoice(context.engine, template, options, shots)
+
+    async def few_shot(self, product: Product) -> list[Shot]:
+        """The ``few_shot`` examples nearest to the product, the nearest last (next to the
+        product); never the product itself (an example is not shown to itself when trust is
+        cross-validated on the examples)."""
+        context, wanted = self.context, self.context.options.few_shot
+        text = product_text(product)
+        query = await context.embed_product(product)
+        near = await context.example_index().nearest_to(query, wanted + 1)
+        chosen = [e for e, _ in near if product_text(e.product) != text][:wanted]
+        return [{"product": e.product, "category": e.category.path_text} for e in reversed(chosen)]
 
     @property
     def prompt_version(self) -> str:

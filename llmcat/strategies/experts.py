@@ -1,0 +1,364 @@
+"""The experts that learn from labelled examples, and the trust fitted on them.
+
+Over every leaf (and every example category that is not a leaf):
+
+- ``zero_shot``: the similarity of the product to each category path (a softmax at the
+  embedding temperature); an inner-node category is as similar as its best leaf.
+- ``knn``: the ``knn_k`` nearest examples vote for their categories, weighted by a softmax of
+  their similarities; leaves nobody labelled vote with their own path text, so they keep their
+  zero-shot mass.
+- ``supervised``: a logistic regression on the examples' embeddings (``llmcat.supervised``); the
+  zero-shot mass of the leaves without examples stays theirs, the rest is the head's.
+
+``pooled`` restricts them to the candidates one product is judged among: the ``shortlist_k``
+nearest leaves, every category the nearest examples vote for, and the head's ``shortlist_k``
+best. ``cross_validate`` computes the same for each example from the others (leave-one-out kNN,
+5-fold head) to fit the weights of the fusion without touching the products to classify.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import math
+import random
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ..distributions import EMBEDDING_TEMPERATURE
+from ..once import AsyncOnce
+from ..supervised import DEFAULT_C, SupervisedHead, data_digest
+from ..trust import FitItem, TrustFit, fit_weights, mean_nll
+from ..types import Product, Usage
+from ..errors import ConfigError
+from .base import Outcome, Strategy, StrategyContext, settle
+
+#: Examples scored when trust is fitted on them (a seeded sample beyond that).
+FIT_EXAMPLES = 2000
+#: Categories an expert's outcome keeps in its distribution (the rest is a long, thin tail).
+KEPT = 50
+#: Folds of the supervised head's cross-validation.
+FOLDS = 5
+
+#: asks the LLM to choose among candidate ids for a product -> its distribution, or None
+AskModel = Callable[[Product, list[str]], Awaitable[dict[str, float] | None]]
+
+
+@dataclass
+class ExpertRows:
+    """Each expert's distribution over ``ExampleExperts.ids``, one row per product."""
+
+    similarity: Any
+    zero_shot: Any
+    knn: Any
+    supervised: Any
+
+
+class LearnedStrategy(Strategy):
+    """A strategy that learns from the examples alone (no LLM): ``knn``, ``supervised``."""
+
+    uses_model = False
+
+    def __init__(self, context: StrategyContext) -> None:
+        super().__init__(context)
+        if not context.examples:
+            raise ConfigError(
+                f"the {self.name} strategy learns from labelled products - pass examples=... "
+                "(--examples FILE)"
+            )
+        self.experts = ExampleExperts(context)
+
+    @property
+    def prompt_version(self) -> str:
+        return f"{self.name}:{self.context.embedder().name}:{len(self.context.examples)}"
+
+
+class ExampleExperts:
+    """See the module docstring."""
+
+    def __init__(self, context: StrategyContext) -> None:
+        self.context = context
+        taxonomy, leaves = context.taxonomy, context.leaves
+        leaf_ids = [c.id for c in leaves]
+        extra = sorted({e.category.id for e in context.examples} - set(leaf_ids))
+        #: the categories every expert spreads its mass over
+        self.ids: list[str] = leaf_ids + extra
+        self.position = {cid: i for i, cid in enumerate(self.ids)}
+        # An example may be labelled with an inner node: it is as similar as its best leaf.
+        self._beneath = {
+            cid: [
+                i
+                for i, leaf in enumerate(leaves)
+                if cid in {a.id for a in taxonomy.ancestors(leaf.id)}
+            ]
+            or [0]
+            for cid in extra
+        }
+        self.labels = [e.category.id for e in context.examples]
+        self._head: AsyncOnce[SupervisedHead] = AsyncOnce()
+
+    # -- the experts, for a batch of query vectors ---------------------------------------------
+
+    async def similarities(self, queries: Any) -> Any:
+        """Cosine similarity of each query to each of ``ids``."""
+        import numpy as np
+
+        leaves = await self.context.category_index().matrix()
+        sims = np.asarray(queries) @ np.asarray(leaves).T
+        if self._beneath:
+            extra = [sims[:, rows].max(axis=1) for rows in self._beneath.values()]
+            sims = np.column_stack([sims, *extra])
+        return sims
+
+    async def rows(
+        self,
+        queries: Any,
+        *,
+        exclude: Sequence[int] | None = None,
+        head: SupervisedHead | None = None,
+    ) -> ExpertRows:
+        """Every expert for ``queries``; ``exclude[i]``: an example row query ``i`` may not see
+        (itself, in cross-validation); ``head``: another head than the one of all examples."""
+        sims = await self.similarities(queries)
+        zero_shot = softmax_rows(sims / EMBEDDING_TEMPERATURE)
+        examples = await self.context.example_index().matrix()
+        knn = self._knn(queries, examples, sims, exclude)
+        chosen = head if head is not None else await self.head()
+        return ExpertRows(sims, zero_shot, knn, self._supervised(queries, zero_shot, chosen))
+
+    async def knn(self, queries: Any) -> Any:
+        """The kNN expert alone (no head is trained)."""
+        sims = await self.similarities(queries)
+        examples = await self.context.example_index().matrix()
+        return self._knn(queries, examples, sims, None)
+
+    def outcome(self, row: Any) -> Outcome:
+        """One expert's row as the outcome of a strategy (its ``KEPT`` most likely categories)."""
+        import numpy as np
+
+        context = self.context
+        top = np.argsort(-row, kind="stable")[:KEPT]
+        distribution = {self.ids[i]: float(row[i]) for i in top if row[i] > 0}
+        outcome = Outcome(
+            category=context.taxonomy.get(self.ids[int(top[0])]),
+            distribution=distribution,
+            usage=Usage(),
+            cached=False,
+            model=context.embedder().name,
+        )
+        return settle(outcome, context.taxonomy, context.options.min_confidence)
+
+    def _knn(self, queries: Any, examples: Any, sims: Any, exclude: Sequence[int] | None) -> Any:
+        import numpy as np
+
+        k = self.context.options.knn_k
+        labelled = {self.position[c] for c in self.labels}
+        unlabelled = np.array([i not in labelled for i in range(len(self.ids))])
+        to_examples = np.asarray(queries) @ np.asarray(examples).T
+        if exclude is not None:
+            to_examples[np.arange(len(exclude)), list(exclude)] = -np.inf
+        out = np.zeros((len(to_examples), len(self.ids)))
+        for row in range(len(to_examples)):
+            near = np.argsort(-to_examples[row], kind="stable")[:k]
+            votes = [(self.position[self.labels[j]], float(to_examples[row, j])) for j in near]
+            if unlabelled.any():
+                own = np.where(unlabelled)[0]
+                best = own[np.argsort(-sims[row, own], kind="stable")[:k]]
+                votes += [(int(i), float(sims[row, i])) for i in best]
+            votes = sorted(votes, key=lambda v: -v[1])[:k]
+            top = votes[0][1]
+            for i, sim in votes:
+                out[row, i] += math.exp((sim - top) / EMBEDDING_TEMPERATURE)
+            out[row] /= out[row].sum()
+        return out
+
+    def _supervised(self, queries: Any, zero_shot: Any, head: SupervisedHead) -> Any:
+        import numpy as np
+
+        columns = [self.position[c] for c in head.classes]
+        unlabelled = np.ones(len(self.ids), dtype=bool)
+        unlabelled[columns] = False
+        kept = zero_shot * unlabelled  # the leaves without examples keep their zero-shot mass
+        out = np.array(kept)
+        out[:, columns] += head.predict(queries) * (1.0 - kept.sum(axis=1, keepdims=True))
+        return out
+
+    def pooled(self, rows: ExpertRows, row: int) -> tuple[list[str], dict[str, dict[str, float]]]:
+        """The candidates of one product (see the module docstring) and each expert's
+        distribution over them."""
+        import numpy as np
+
+        k = self.context.options.shortlist_k
+        chosen = {
+            *np.argsort(-rows.similarity[row], kind="stable")[:k].tolist(),
+            *np.nonzero(rows.knn[row])[0].tolist(),
+            *np.argsort(-rows.supervised[row], kind="stable")[:k].tolist(),
+        }
+        order = sorted(chosen, key=lambda i: (-rows.similarity[row, i], i))
+        ids = [self.ids[i] for i in order]
+        sims = rows.similarity[row, order] / EMBEDDING_TEMPERATURE
+        experts = {
+            "embedding": dict(zip(ids, softmax_rows(sims[None, :])[0].tolist(), strict=True)),
+            "knn": _normalised(ids, rows.knn[row, order]),
+            "supervised": _normalised(ids, rows.supervised[row, order]),
+        }
+        return ids, experts
+
+    # -- the supervised head ---------------------------------------------------------------
+
+    async def head(self) -> SupervisedHead:
+        """The head trained on every example: from the cache folder, else trained once."""
+        return await self._head.get(self._load_or_train)
+
+    async def _load_or_train(self) -> SupervisedHead:
+        vectors = await self.context.example_index().matrix()
+        name = self.context.embedder().name
+        folder = self.context.cache_folder("heads")
+        file = (
+            folder / f"{data_digest(vectors, self.labels, name, DEFAULT_C)}.npz" if folder else None
+        )
+        if file is not None and file.exists():
+            return SupervisedHead.load(file)
+        head = await asyncio.to_thread(SupervisedHead.train, vectors, self.labels, embedder=name)
+        if file is not None:
+            head.save(file)
+        return head
+
+    # -- trust fitted on the examples -------------------------------------------------------
+
+    async def cross_validate(
+        self, ask_model: AskModel | None = None, model_budget: int = 0
+    ) -> tuple[list[FitItem], dict[str, float]]:
+        """Each example (a seeded sample of at most ``FIT_EXAMPLES``) judged by the experts
+        that did not learn from it, as fit items; and each expert's accuracy on them. With
+        ``ask_model``, the first ``model_budget`` of them are also asked of the LLM and only those
+        are returned (every expert must judge every item of a fit)."""
+        import numpy as np
+
+        vectors = np.asarray(await self.context.example_index().matrix())
+        everyone = list(range(len(self.labels)))
+        sample = sorted(random.Random(0).sample(everyone, min(FIT_EXAMPLES, len(everyone))))
+        if ask_model is not None:
+            sample = sample[: max(model_budget, 0)]
+        folds = [sample[f::FOLDS] for f in range(FOLDS)]
+        name = self.context.embedder().name
+        rows_of: dict[int, tuple[ExpertRows, int]] = {}
+        for fold in folds:
+            if not fold:
+                continue
+            held = set(fold)
+            train = [i for i in everyone if i not in held]
+            if not train:
+                continue
+            head = await asyncio.to_thread(
+                SupervisedHead.train, vectors[train], [self.labels[i] for i in train], embedder=name
+            )
+            rows = await self.rows(vectors[fold], exclude=fold, head=head)
+            rows_of.update({i: (rows, r) for r, i in enumerate(fold)})
+        items: list[FitItem] = []
+        for i in sample:
+            if i not in rows_of:
+                continue
+            rows, r = rows_of[i]
+            ids, experts = self.pooled(rows, r)
+            if ask_model is not None:
+                asked = await ask_model(self.context.examples[i].product, ids)
+                if asked is None:
+                    continue
+                experts["llm"] = asked
+            items.append((experts, self.labels[i]))
+        return items, expert_accuracy(items)
+
+
+def fit_on_examples(
+    items: Sequence[FitItem],
+    accuracy: Mapping[str, float],
+    *,
+    base: TrustFit,
+    what: str,
+    taxonomy: str,
+) -> TrustFit:
+    """Weights fitted on cross-validated ``items``; ``base``'s weights for experts left out.
+    ``auto`` decides from the measurement: when one expert alone was more accurate than the
+    fusion, that expert alone is kept."""
+    names = sorted({n for experts, _ in items for n in experts})
+    weights = fit_weights(items, names)
+    fused = expert_accuracy(items, weights)["fused"]
+    best = max(names, key=lambda n: accuracy[n])
+    note = f"{what}; cross-validated accuracy " + ", ".join(f"{n} {accuracy[n]:.3f}" for n in names)
+    if accuracy[best] > fused:
+        weights = {n: (weights[n] if n == best else 0.0) for n in names}
+        note += f", fused {fused:.3f}: {best} alone kept"
+    else:
+        note += f", fused {fused:.3f}"
+    return TrustFit(
+        weights={**base.weights, **weights},
+        model=base.model,
+        prompt_version=base.prompt_version,
+        embedder=base.embedder,
+        fitted_on=note,
+        taxonomy=taxonomy,
+        items=len(items),
+        nll_neutral=mean_nll(items, dict.fromkeys(names, 1.0)),
+        nll_fitted=mean_nll(items, weights),
+        name="examples",
+    )
+
+
+def expert_accuracy(
+    items: Sequence[FitItem], weights: Mapping[str, float] | None = None
+) -> dict[str, float]:
+    """Top-1 accuracy of each expert over ``items`` (and of their pool with ``weights``)."""
+    from ..distributions import log_linear_pool
+
+    names = sorted({n for experts, _ in items for n in experts})
+    hits = dict.fromkeys([*names, "fused"], 0)
+    for experts, gold in items:
+        for n in names:
+            hits[n] += max(experts[n], key=experts[n].__getitem__) == gold
+        if weights is not None:
+            pooled = log_linear_pool(experts, weights)
+            hits["fused"] += max(pooled, key=pooled.__getitem__) == gold
+    total = max(len(items), 1)
+    return {n: h / total for n, h in hits.items()}
+
+
+def examples_digest(context: StrategyContext, *parts: str) -> str:
+    """What a fit on the examples is keyed by: their texts and labels, the embedder, options that
+    shape the experts, and ``parts``."""
+    from ..embeddings import product_text
+
+    blob = hashlib.sha256()
+    for e in context.examples:
+        blob.update(f"{product_text(e.product)}\t{e.category.id}\n".encode())
+    o = context.options
+    shape = [context.embedder().name, o.knn_k, o.shortlist_k, DEFAULT_C, FIT_EXAMPLES, *parts]
+    blob.update(json.dumps(shape).encode())
+    return blob.hexdigest()[:16]
+
+
+def softmax_rows(scores: Any) -> Any:
+    """Row-wise softmax."""
+    import numpy as np
+
+    shifted = scores - scores.max(axis=-1, keepdims=True)
+    exps = np.exp(shifted)
+    return exps / exps.sum(axis=-1, keepdims=True)
+
+
+def _normalised(ids: list[str], values: Any) -> dict[str, float]:
+    total = float(values.sum())
+    if total <= 0:
+        return {cid: 1.0 / len(ids) for cid in ids}
+    return {cid: float(v) / total for cid, v in zip(ids, values, strict=True)}
+
+
+__all__ = [
+    "ExampleExperts",
+    "ExpertRows",
+    "LearnedStrategy",
+    "expert_accuracy",
+    "fit_on_examples",
+]

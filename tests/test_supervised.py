@@ -1,0 +1,206 @@
+"""The supervised head and the fusion of every expert with examples: the head learns what zero-shot
+cannot, is saved with its configuration and reloaded; the fused shortlist unions its candidates,
+fits its weights on the examples by cross-validation (cached) and keeps a single expert when the
+measurement says the fusion is worse."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from llmcat import Classifier, ConfigError, FakeBackend, HashingEmbedder, Product, Taxonomy
+from llmcat.strategies.experts import expert_accuracy, fit_on_examples
+from llmcat.supervised import SupervisedHead
+from llmcat.trust import TrustFit, neutral
+
+from .test_examples import products
+
+# The opaque codes of test_examples, plus K-505 that has no examples: only its name can win it.
+CODES = Taxonomy.from_labels(["K-101", "K-202", "K-303", "K-404", "K-505"])
+
+
+def accuracy(clf: Classifier, test: list[tuple[Product, str]]) -> float:
+    results = clf.classify_many([p for p, _ in test])
+    return sum(r.path == [c] for r, (_, c) in zip(results, test, strict=True)) / len(test)
+
+
+def common(tmp_path: Path, **extra: Any) -> dict[str, Any]:
+    return {
+        "backend": FakeBackend(),
+        "embedder": HashingEmbedder(),
+        "cache_dir": tmp_path / "cache",
+        **extra,
+    }
+
+
+def test_the_supervised_head_learns_what_zero_shot_cannot(tmp_path: Path) -> None:
+    pool, test = products(80, seed=1), products(60, seed=2)
+    examples = [(p, [c]) for p, c in pool]
+    head = Classifier(CODES, strategy="supervised", examples=examples, **common(tmp_path))
+    zero = Classifier(CODES, strategy="embedding", **common(tmp_path))
+    assert accuracy(head, test) >= 0.9
+    assert accuracy(zero, test) <= 0.5
+    # A leaf without examples keeps its zero-shot mass: its own name still wins it.
+    assert head.classify("K-505").path == ["K-505"]
+
+
+def test_the_head_is_saved_with_its_configuration_and_reloaded(tmp_path: Path) -> None:
+    examples = [(p, [c]) for p, c in products(40, seed=3)]
+    first = Classifier(CODES, strategy="supervised", examples=examples, **common(tmp_path))
+    answer = first.classify("claw hammer steel")
+    files = list((tmp_path / "cache" / "heads").glob("*.npz"))
+    assert len(files) == 1
+    head = SupervisedHead.load(files[0])
+    assert head.config["embedder"] == "hashing-2048" and head.config["examples"] == 40
+    assert head.config["llmcat"] and head.config["kind"] == "logistic-regression"
+    assert set(head.classes) == {c.id for c in CODES.leaves()} - {"K-505"}
+    # The second classifier reads the file: answers are the same, nothing is retrained.
+    mtime = files[0].stat().st_mtime_ns
+    second = Classifier(CODES, strategy="supervised", examples=examples, **common(tmp_path))
+    assert second.classify("claw hammer steel").path == answer.path
+    assert files[0].stat().st_mtime_ns == mtime
+    files[0].write_bytes(b"not a head")
+    with pytest.raises(ConfigError, match="not a supervised head"):
+        SupervisedHead.load(files[0])
+
+
+def test_the_head_predicts_what_scikit_learn_does() -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(60, 8))
+    for y in (
+        [f"c{int(v)}" for v in (x[:, 0] > 0).astype(int) + (x[:, 1] > 0).astype(int)],
+        [f"c{int(v)}" for v in x[:, 0] > 0],  # two classes: scikit-learn keeps one logit
+    ):
+        head = SupervisedHead.train(x, y, embedder="test")
+        model = LogisticRegression(C=head.config["C"], max_iter=2000).fit(x, y)
+        assert head.classes == tuple(model.classes_)
+        assert np.allclose(head.predict(x), model.predict_proba(x), atol=1e-6)
+
+
+def test_supervised_needs_examples() -> None:
+    with pytest.raises(ConfigError, match="supervised strategy learns from labelled"):
+        Classifier(CODES, strategy="supervised", backend=FakeBackend(), embedder=HashingEmbedder())
+
+
+def test_auto_with_examples_fuses_every_expert_with_weights_fitted_on_them(
+    tmp_path: Path,
+) -> None:
+    pool, test = products(80, seed=1), products(60, seed=2)
+    examples = [(p, [c]) for p, c in pool]
+    muted = TrustFit(weights={"llm": 0.0, "embedding": 1.0}, name="muted")
+    options = common(tmp_path, shortlist_k=2)
+    clf = Classifier(CODES, examples=examples, **options)
+    assert clf.strategy == "shortlist"
+    result = clf.classify("claw hammer steel")
+    assert result.experts is not None and set(result.experts) == {
+        "llm",
+        "embedding",
+        "knn",
+        "supervised",
+    }
+    assert result.trust.startswith("fitted:examples")
+    assert result.path == ["K-202"]
+    # The candidates are the union of the nearest leaves, the examples' votes and the head's best.
+    assert len(next(iter(result.experts.values()))) >= 2
+    fits = list((tmp_path / "cache" / "fits").glob("*.json"))
+    assert len(fits) == 1
+    saved = TrustFit.load(fits[0])
+    assert saved.items == 80 and "cross-validated accuracy" in saved.fitted_on
+    assert saved.taxonomy == CODES.version
+    assert accuracy(clf, test) >= 0.9
+    # A fit given by the caller is used as it is: no fit on the examples.
+    given = Classifier(CODES, examples=examples, trust=muted, **common(tmp_path / "other"))
+    assert given.classify("claw hammer steel").trust.startswith("fitted:muted")
+    assert not (tmp_path / "other" / "cache" / "fits").exists()
+
+
+def test_the_fake_model_is_asked_within_the_budget_and_weighed(tmp_path: Path) -> None:
+    examples = [(p, [c]) for p, c in products(30, seed=4)]
+    backend = FakeBackend()
+    clf = Classifier(
+        CODES,
+        examples=examples,
+        backend=backend,
+        embedder=HashingEmbedder(),
+        cache_dir=tmp_path / "cache",
+        fit_model_calls=7,
+    )
+    result = clf.classify("kettle spout tea")
+    fit = TrustFit.load(next((tmp_path / "cache" / "fits").glob("*.json")))
+    assert fit.items <= 7 and "llm" in fit.weights and "7 asked of" in fit.fitted_on
+    # 7 examples plus the product itself (the fake model has no logprobs: no distribution,
+    # so the items the fit could use are only those it had one for).
+    assert len(backend.requests) >= 7
+    assert result.path  # the answer still comes back
+
+
+def synthetic_items(n: int, seed: int) -> list[tuple[dict[str, dict[str, float]], str]]:
+    """``good`` knows the gold, ``noise`` is random: the fusion cannot beat ``good`` alone."""
+    rng = random.Random(seed)
+    items = []
+    for _ in range(n):
+        candidates = [f"c{i}" for i in range(4)]
+        gold = rng.choice(candidates)
+        good = {c: (0.7 if c == gold else 0.1) for c in candidates}
+        raw = {c: rng.random() + 0.01 for c in candidates}
+        total = sum(raw.values())
+        items.append(({"good": good, "noise": {c: v / total for c, v in raw.items()}}, gold))
+    return items
+
+
+def test_auto_keeps_the_best_single_expert_when_it_measured_better() -> None:
+    items = synthetic_items(200, seed=0)
+    accuracy = expert_accuracy(items)
+    assert accuracy["good"] == 1.0 and accuracy["noise"] < 0.5
+    fit = fit_on_examples(items, accuracy, base=neutral(["llm"]), what="synthetic", taxonomy="t")
+    fused = expert_accuracy(items, fit.weights)["fused"]
+    assert fused == 1.0
+    assert fit.weights["good"] > 0 and fit.weights["llm"] == 1.0  # the base's weight stays
+
+
+def test_eval_reports_shortlist_recall(tmp_path: Path) -> None:
+    from llmcat.evals import metrics as M
+
+    items = [
+        M.Outcome(gold=("a",), pred=("a",), in_shortlist=True, shortlist_size=3),
+        M.Outcome(gold=("b",), pred=("a",), in_shortlist=False, shortlist_size=5),
+        M.Outcome(gold=("b",), pred=("b",)),
+    ]
+    metrics = M.classification_metrics(items)
+    assert metrics["shortlist_recall"] == 0.5 and metrics["shortlist_size"] == 4.0
+    assert M.classification_metrics(items[2:])["shortlist_recall"] is None
+    json.dumps(metrics)
+
+
+def test_prompts_show_the_nearest_examples_after_the_stable_system_message(
+    tmp_path: Path,
+) -> None:
+    examples = [(p, [c]) for p, c in products(30, seed=5)]
+    options = {"strategy": "flat", "embedder": HashingEmbedder(), "cache": False}
+    backend = FakeBackend()
+    Classifier(CODES, examples=examples, backend=backend, few_shot=2, **options).classify(
+        "claw hammer steel"
+    )
+    plain = FakeBackend()
+    Classifier(CODES, backend=plain, **options).classify("claw hammer steel")
+    shown, bare = backend.requests[0].messages, plain.requests[0].messages
+    assert shown[0] == bare[0]  # the system message (instructions, categories) is unchanged
+    user = shown[-1].content
+    assert "Labelled products similar to this one" not in bare[-1].content
+    assert user.count(" -> K-") == 2 and user.index(" -> K-") < user.index("Title: claw hammer")
+    assert "-> K-202" in user  # the nearest examples are hammers
+    # An example is never shown to itself (what cross-validated trust relies on).
+    itself = examples[0][0]
+    backend.requests.clear()
+    Classifier(CODES, examples=examples, backend=backend, few_shot=2, **options).classify(itself)
+    assert f"- {itself.title} ->" not in backend.requests[0].messages[-1].content
+    none = FakeBackend()
+    Classifier(CODES, examples=examples, backend=none, few_shot=0, **options).classify("x y")
+    assert "Labelled products" not in none.requests[0].messages[-1].content
