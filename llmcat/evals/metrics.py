@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from llmcat.distributions import candidates_of
 from llmcat.grounding import check_copy, input_text
 from llmcat.listing import copy_fields, count_words
 from llmcat.options import CopyLimits
@@ -319,8 +320,8 @@ def score_classification(
     for level in range(1, max_level + 1):
         if len(gold) >= level:
             scores[f"level_{level}"] = pred is not None and pred[:level] == gold[:level]
-    if result.experts:  # a fused strategy: its candidates are the keys of every expert
-        candidates = next(iter(result.experts.values()))
+    if result.experts:  # a fused strategy: its candidates are what any expert names
+        candidates = candidates_of(result.experts)
         node = taxonomy.find_path(list(gold))
         scores["in_shortlist"] = node is not None and node.id in candidates
         scores["shortlist_size"] = len(candidates)

@@ -400,6 +400,36 @@ def _sample_outcomes(items: dict[str, dict[str, Any]], ids: list[str]) -> list[M
     return out
 
 
+def _paired_accuracy(
+    a: Sequence[M.Outcome],
+    b: Sequence[M.Outcome],
+    level: int | None,
+    *,
+    max_drop: float,
+    alpha: float,
+) -> tuple[str, bool]:
+    """One McNemar line for the full path (``level`` None) or the first ``level`` names, over
+    the items whose gold is that deep; and whether it is a regression."""
+
+    def right(o: M.Outcome) -> bool:
+        if level is None:
+            return o.correct
+        return o.pred is not None and o.pred[:level] == o.gold[:level]
+
+    pairs = [(x, y) for x, y in zip(a, b, strict=True) if level is None or len(x.gold) >= level]
+    only_a = sum(right(x) and not right(y) for x, y in pairs)
+    only_b = sum(right(y) and not right(x) for x, y in pairs)
+    n = max(len(pairs), 1)
+    acc_a, acc_b = sum(right(x) for x, _ in pairs) / n, sum(right(y) for _, y in pairs) / n
+    p = mcnemar_exact(only_a, only_b)
+    worse = acc_a - acc_b > max_drop and p < alpha
+    name = "accuracy" if level is None else f"accuracy level {level}"
+    return (
+        f"{name} {acc_a:.3f} -> {acc_b:.3f} (McNemar exact p={p:.4f}, {only_a} lost / {only_b} gained){' REGRESSION' if worse else ''}",
+        worse,
+    )
+
+
 def gate(
     run: dict[str, Any],
     samples: list[dict[str, Any]],
@@ -449,15 +479,11 @@ def gate(
     if ids:
         a = _sample_outcomes(baseline["items"], ids)
         b = _sample_outcomes(current["items"], ids)
-        only_a = sum(x.correct and not y.correct for x, y in zip(a, b, strict=True))
-        only_b = sum(y.correct and not x.correct for x, y in zip(a, b, strict=True))
-        acc_a, acc_b = M.accuracy(a), M.accuracy(b)
-        p = mcnemar_exact(only_a, only_b)
-        worse = acc_a - acc_b > max_drop and p < alpha
-        regression |= worse
-        lines.append(
-            f"accuracy {acc_a:.3f} -> {acc_b:.3f} (McNemar exact p={p:.4f}, {only_a} lost / {only_b} gained){' REGRESSION' if worse else ''}"
-        )
+        deepest = max(len(o.gold) for o in a)
+        for level in [None, *range(1, min(deepest, 3) + 1)]:
+            line, worse = _paired_accuracy(a, b, level, max_drop=max_drop, alpha=alpha)
+            regression |= worse
+            lines.append(line)
         for name, fn in (
             ("macro_f1", M.macro_f1),
             ("hierarchical_f1", lambda o: M.hierarchical_prf(o)[2]),

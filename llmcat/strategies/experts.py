@@ -23,22 +23,25 @@ import hashlib
 import json
 import math
 import random
+from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from ..distributions import EMBEDDING_TEMPERATURE
+from ..errors import ConfigError
 from ..once import AsyncOnce
 from ..supervised import DEFAULT_C, SupervisedHead, data_digest
 from ..trust import FitItem, TrustFit, fit_weights, mean_nll
 from ..types import Product, Usage
-from ..errors import ConfigError
 from .base import Outcome, Strategy, StrategyContext, settle
 
 #: Examples scored when trust is fitted on them (a seeded sample beyond that).
 FIT_EXAMPLES = 2000
 #: Categories an expert's outcome keeps in its distribution (the rest is a long, thin tail).
 KEPT = 50
+#: Bumped when the cross-validation changes, so that fits cached by an older one are redone.
+FIT_VERSION = 2
 #: Folds of the supervised head's cross-validation.
 FOLDS = 5
 
@@ -154,18 +157,30 @@ class ExampleExperts:
         import numpy as np
 
         k = self.context.options.knn_k
-        labelled = {self.position[c] for c in self.labels}
-        unlabelled = np.array([i not in labelled for i in range(len(self.ids))])
+        counts = Counter(self.position[c] for c in self.labels)
+        unlabelled = np.array([counts[i] == 0 for i in range(len(self.ids))])
         to_examples = np.asarray(queries) @ np.asarray(examples).T
         if exclude is not None:
             to_examples[np.arange(len(exclude)), list(exclude)] = -np.inf
         out = np.zeros((len(to_examples), len(self.ids)))
         for row in range(len(to_examples)):
-            near = np.argsort(-to_examples[row], kind="stable")[:k]
-            votes = [(self.position[self.labels[j]], float(to_examples[row, j])) for j in near]
-            if unlabelled.any():
-                own = np.where(unlabelled)[0]
-                best = own[np.argsort(-sims[row, own], kind="stable")[:k]]
+            near = [j for j in np.argsort(-to_examples[row], kind="stable")[:k]]
+            votes = [
+                (self.position[self.labels[j]], float(to_examples[row, j]))
+                for j in near
+                if np.isfinite(to_examples[row, j])
+            ]
+            own = unlabelled
+            if exclude is not None:
+                # Held out, an example's category may have no other example: as for a product
+                # of a category nobody labelled, its path text then votes for it.
+                left_out = self.position[self.labels[exclude[row]]]
+                if counts[left_out] == 1:
+                    own = unlabelled.copy()
+                    own[left_out] = True
+            if own.any():
+                candidates = np.where(own)[0]
+                best = candidates[np.argsort(-sims[row, candidates], kind="stable")[:k]]
                 votes += [(int(i), float(sims[row, i])) for i in best]
             votes = sorted(votes, key=lambda v: -v[1])[:k]
             top = votes[0][1]
@@ -334,7 +349,8 @@ def examples_digest(context: StrategyContext, *parts: str) -> str:
     for e in context.examples:
         blob.update(f"{product_text(e.product)}\t{e.category.id}\n".encode())
     o = context.options
-    shape = [context.embedder().name, o.knn_k, o.shortlist_k, DEFAULT_C, FIT_EXAMPLES, *parts]
+    shape = [context.embedder().name, o.knn_k, o.shortlist_k, DEFAULT_C, FIT_EXAMPLES, FIT_VERSION]
+    shape += list(parts)
     blob.update(json.dumps(shape).encode())
     return blob.hexdigest()[:16]
 
