@@ -111,3 +111,18 @@ def test_a_fit_that_mutes_the_model_does_not_ask_it() -> None:
     assert results[0].trust == "fitted:muted embedding=2.00 llm=0.00"
     asked = Classifier(TAX, backend=backend, strategy="shortlist", trust="neutral", **common)
     assert asked.classify(products[0]).trust.startswith("neutral") and backend.requests
+
+
+def test_a_model_without_a_fit_is_told_once_how_to_fit_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from llmcat.strategies import base
+
+    base._said.clear()
+    common = {"embedder": HashingEmbedder(), "strategy": "shortlist", "shortlist_k": 3}
+    clf = Classifier(TAX, backend=llm_prefers_the_last(), cache=False, **common)
+    with caplog.at_level("WARNING", logger="llmcat"):
+        clf.classify_many([f"Dept {i} Aisle 1" for i in range(5)])
+        Classifier(TAX, backend=llm_prefers_the_last(), cache=False, **common).classify("x")
+    said = [r.getMessage() for r in caplog.records if "no trust fit" in r.getMessage()]
+    assert len(said) == 1 and "python -m evals fit" in said[0] and "fake-model" in said[0]

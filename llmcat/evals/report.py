@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import re
 from typing import Any
 
 from . import metrics as M
@@ -15,6 +16,15 @@ def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.3f}" if abs(value) < 1000 else f"{value:.0f}"
     return str(value)
+
+
+def trust_remark(trust: str) -> str:
+    """What a reader should know about the weights: a muted model, or nothing fitted."""
+    if trust.startswith("neutral"):
+        return " - nothing was fitted for this model; `python -m evals fit` on this run fits it"
+    if re.search(r"\bllm=0\.00\b", trust):
+        return " - the LLM's fitted weight is 0: on the data it was fitted on it added nothing, so it was not asked"
+    return ""
 
 
 def summary_markdown(run: dict[str, Any], gate_lines: list[str] | None = None) -> str:
@@ -30,6 +40,9 @@ def summary_markdown(run: dict[str, Any], gate_lines: list[str] | None = None) -
         embedding = run.get("baselines", {}).get("embedding")
         out.append("### Classification")
         out.append("")
+        if m.get("trust"):
+            out.append(f"Experts weighted: `{m['trust']}`{trust_remark(m['trust'])}")
+            out.append("")
         out.append(
             f"| metric | {m.get('strategy', 'llm')} |"
             + (" embedding baseline |" if embedding else "")

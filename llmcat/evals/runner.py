@@ -159,6 +159,8 @@ async def run_classification(
         (s["output"]["model"] for s in samples if s["output"]["model"]), clf.backend.model
     )
     block["prompt_version"] = clf.prompt_version
+    # How fused experts were weighted (the same for every item of a run), for the summary.
+    block["trust"] = next((s["output"]["trust"] for s in samples if s["output"].get("trust")), "")
     return samples, block, clf
 
 

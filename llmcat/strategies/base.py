@@ -4,6 +4,7 @@ may use (``StrategyContext``), and ``settle`` for partial-depth answers."""
 from __future__ import annotations
 
 import abc
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -118,6 +119,15 @@ class StrategyContext:
             else:
                 found = shipped_fit(model, prompt_version, self.embedder().name)
                 fit = found if found is not None else neutral(experts)
+                if found is None:
+                    _say_once(
+                        key,
+                        f"llmcat: no trust fit for model {model!r} (template {prompt_version}, "
+                        f"embedder {self.embedder().name}): its experts are weighted equally. "
+                        "Fit the weights on a couple of hundred labelled products: "
+                        "python -m evals run --strategy shortlist --trust neutral ... --out RUN; "
+                        "python -m evals fit RUN --out trust.json; then trust='trust.json'",
+                    )
             self._trust[key] = fit
         return self._trust[key]
 
@@ -142,6 +152,16 @@ class StrategyContext:
         """Close the embedder's loop-bound connections (see ``Backend``)."""
         if self._embedder is not None:
             await self._embedder.release_loop_resources()
+
+
+_said: set[tuple[str, str]] = set()
+
+
+def _say_once(key: tuple[str, str], message: str) -> None:
+    """Log ``message`` as a warning the first time this process meets ``key``."""
+    if key not in _said:
+        _said.add(key)
+        logging.getLogger("llmcat").warning(message)
 
 
 class Strategy(abc.ABC):
