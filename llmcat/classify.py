@@ -18,16 +18,18 @@ from typing import Any
 from . import strategies
 from .backends import Backend
 from .calibration import TemperatureScaling
-from .embeddings import Embedder, local_embedder_available
+from .embeddings import HASHING, Embedder, HashingEmbedder, local_embedder_available
 from .engine import Engine, split_overrides
 from .errors import ConfigError
 from .examples import load_examples
 from .options import ClassifyOptions, with_overrides
+from .prompts import PromptTemplate
 from .runner import Item, ItemRunner, ProductLike, error_record
 from .settings import Settings
 from .strategies import Outcome, Strategy, StrategyContext
+from .tables import CLASSIFICATION_COLUMNS, frame_records, with_results
 from .taxonomy import Taxonomy
-from .trust import TrustFit
+from .trust import TrustFit, shipped_fit
 from .types import Alternative, Classification, Product
 
 __all__ = ["Classifier", "load_calibration"]
@@ -75,13 +77,18 @@ class Classifier:
             )
         self.engine = Engine(backend=backend, settings=settings, overrides=connection)
         labelled = load_examples(examples, self.taxonomy) if examples is not None else []
-        self.context = StrategyContext(
-            self.taxonomy, self.options, self.engine, embedder, examples=labelled
-        )
         has_embedder = (
             embedder is not None
             or self.options.embedding_model is not None
             or local_embedder_available()
+        )
+        if not has_embedder and self.options.strategy == "auto" and self._lexical_measured():
+            # Measured for this model and template (a shipped fit): a shortlist over the lexical
+            # embedder beats its hierarchical walk (README, "What to expect").
+            self.options = self.options.model_copy(update={"embedding_model": HASHING})
+            has_embedder = True
+        self.context = StrategyContext(
+            self.taxonomy, self.options, self.engine, embedder, examples=labelled
         )
         strategy_class = strategies.resolve(
             self.options.strategy,
@@ -104,6 +111,12 @@ class Classifier:
                 f"the calibration was fitted for the {self.scaling.strategy!r} strategy, this "
                 f"classifier uses {self.strategy!r}; fit one for it with 'python -m evals calibrate'"
             )
+
+    def _lexical_measured(self) -> bool:
+        """Whether a fit ships for this model and template over the lexical embedder."""
+        template = PromptTemplate(self.options.template, self.options.template_dir)
+        model = self.engine.backend.model
+        return shipped_fit(model, template.version, HashingEmbedder().name) is not None
 
     @property
     def backend(self) -> Backend:
@@ -151,6 +164,14 @@ class Classifier:
     ) -> list[Classification]:
         """Blocking ``aclassify_many``."""
         return self.runner.blocking(self.aclassify_many(products, progress=progress))
+
+    def classify_frame(self, frame: Any, *, prefix: str = "", progress: bool | None = None) -> Any:
+        """A copy of the pandas DataFrame ``frame`` with each row's result in new columns
+        (``category_id``, ``path``, ``confidence``, ``needs_review``, ``alternatives``,
+        ``error``; each named ``prefix + name``), same index and order. Without an ``id`` column
+        the index is the product id."""
+        results = self.classify_many(frame_records(frame), progress=progress)
+        return with_results(frame, results, CLASSIFICATION_COLUMNS, prefix)
 
     async def aclose(self) -> None:
         """Close the backend's connections, the embedder's and the cache."""

@@ -74,12 +74,17 @@ def _common(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--cache-dir", type=Path, help="cache folder (env LLMCAT_CACHE_DIR)")
     option(group, ClassifyOptions, "template_dir", type=Path)
     io = parser.add_argument_group("input and output")
-    io.add_argument("--input", type=Path, help="products as .jsonl, .json (an array) or .csv")
+    io.add_argument(
+        "--input",
+        type=Path,
+        help="products as .jsonl, .json (an array), .csv or .parquet (pip install 'llmcat[data]')",
+    )
     io.add_argument(
         "--output",
         type=Path,
-        help="write results as JSONL here (default: stdout); written to OUTPUT.partial first and "
-        "renamed when the batch is done, so an existing OUTPUT survives a failed run",
+        help="write results as JSONL here, or Parquet when the name ends in .parquet (default: "
+        "stdout); written to OUTPUT.partial first and renamed when the batch is done, so an "
+        "existing OUTPUT survives a failed run",
     )
     io.add_argument(
         "--resume",

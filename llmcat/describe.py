@@ -33,6 +33,7 @@ from .options import LANGUAGES, CopyLimits, CopyOptions, with_overrides
 from .prompts import PromptTemplate
 from .runner import Item, ItemRunner, ProductLike, error_record
 from .settings import Settings
+from .tables import COPY_COLUMNS, frame_records, with_results
 from .types import Description, Finding, Product, Usage
 
 __all__ = ["Describer"]
@@ -112,6 +113,15 @@ class Describer:
     ) -> list[Description]:
         """Blocking ``adescribe_many``."""
         return self.runner.blocking(self.adescribe_many(products, progress=progress, **options))
+
+    def describe_frame(
+        self, frame: Any, *, prefix: str = "", progress: bool | None = None, **options: Any
+    ) -> Any:
+        """A copy of the pandas DataFrame ``frame`` with the copy of each row in new columns
+        (``copy_title``, ``copy_bullets``, ``copy_body``, ``copy_flagged``, ``copy_findings``,
+        ``error``; each named ``prefix + name``), same index and order."""
+        results = self.describe_many(frame_records(frame), progress=progress, **options)
+        return with_results(frame, results, COPY_COLUMNS, prefix)
 
     async def aclose(self) -> None:
         """Close the backend's connections and the cache."""

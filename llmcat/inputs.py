@@ -147,8 +147,8 @@ RawItem = dict[str, Any] | InputError
 
 
 def read_records(path: str | Path) -> Iterator[RawItem]:
-    """Records from a ``.jsonl``, ``.json`` (an array of objects, or one object) or ``.csv`` /
-    ``.tsv`` file, streamed where the format allows; an unreadable record becomes an InputError
+    """Records from a ``.jsonl``, ``.json`` (an array of objects, or one object), ``.csv`` /
+    ``.tsv`` or ``.parquet`` file (``llmcat.tables``), streamed where the format allows; an unreadable record becomes an InputError
     at its position. The file is checked here, before the first record is asked for, so a bad path
     is a ConfigError at once. A UTF-8 byte-order mark is ignored.
 
@@ -159,10 +159,14 @@ def read_records(path: str | Path) -> Iterator[RawItem]:
     if not file.exists():
         raise ConfigError(f"input file {file} does not exist")
     if file.is_dir():
-        raise ConfigError(f"input {file} is a folder; give a .jsonl, .json or .csv file")
+        raise ConfigError(f"input {file} is a folder; give a .jsonl, .json, .csv or .parquet file")
     suffix = file.suffix.lower()
+    if suffix == ".parquet":  # binary by nature; its columns map as CSV columns do
+        from .tables import read_parquet
+
+        return read_parquet(file)
     if suffix not in (".jsonl", ".ndjson", ".json", ".csv", ".tsv"):
-        raise ConfigError(f"cannot read {file}: use .jsonl, .json or .csv")
+        raise ConfigError(f"cannot read {file}: use .jsonl, .json, .csv or .parquet")
     try:
         with file.open("rb") as handle:
             head = handle.read(4096)

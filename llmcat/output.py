@@ -5,6 +5,8 @@
   the end, so a failed start or a failure mid-way leaves an existing output as it was.
 - Each result is one line, written and flushed as soon as it is final (the runner hands results
   over in input order), so a ``kill -9`` leaves complete lines plus at most one torn last line.
+- An output named ``*.parquet`` gets the same JSONL partial file; ``commit`` converts it into
+  Parquet (``llmcat.tables``) under a temporary name and renames that over the output.
 - ``resume=True`` keeps the complete lines of ``<output>.partial`` (or of the output itself when
   there is no partial file), cuts a torn last line off, and appends after them: the caller skips
   as many inputs as there are kept records (``completed``), after checking that they match.
@@ -30,6 +32,11 @@ class ResultWriter:
         self.path = path
         self.partial = path.with_name(path.name + ".partial")
         self.resume = resume
+        self.parquet = path.suffix.lower() == ".parquet"
+        if self.parquet:
+            from .tables import need
+
+            need("pyarrow")  # before the batch starts, not after it has run
         self._handle: IO[str] | None = None
         self._kept: list[dict[str, Any]] | None = None
         check_writable(path)
@@ -43,7 +50,13 @@ class ResultWriter:
         if not self.resume:
             return self._kept
         if not self.partial.exists() and self.path.exists():
-            shutil.copyfile(self.path, self.partial)
+            if self.parquet:
+                from .tables import read_parquet_results
+
+                lines = [json.dumps(r) + "\n" for r in read_parquet_results(self.path)]
+                self.partial.write_text("".join(lines), encoding="utf-8")
+            else:
+                shutil.copyfile(self.path, self.partial)
         if not self.partial.exists():
             return self._kept
         good_end = 0
@@ -85,7 +98,14 @@ class ResultWriter:
             os.fsync(self._handle.fileno())
             self._handle.close()
             self._handle = None
-        os.replace(self.partial, self.path)
+        if self.parquet:
+            from .tables import write_parquet
+
+            with self.partial.open(encoding="utf-8") as handle:
+                write_parquet([json.loads(line) for line in handle if line.strip()], self.path)
+            self.partial.unlink()
+        else:
+            os.replace(self.partial, self.path)
 
     def close(self) -> None:
         """Stop without committing: the partial file stays for ``--resume``."""

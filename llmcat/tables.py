@@ -1,0 +1,170 @@
+"""Columnar data: Parquet files and pandas DataFrames in and out (``pip install 'llmcat[data]'``;
+pandas and pyarrow are imported on first use, never by ``import llmcat``).
+
+- ``read_parquet``: a Parquet file's rows as records, streamed by row group; columns map to
+  product fields as CSV columns do (``id, title, description, brand``, an ``attributes`` map or
+  JSON object, every other non-empty column an attribute).
+- ``frame_records``: a DataFrame's rows as records, the index as ``id`` when there is no ``id``
+  column, so results can be matched back.
+- ``with_results``: the caller's DataFrame with result columns added (same index, same order).
+- ``write_parquet`` / ``read_parquet_results``: result records as a Parquet file and back; fields
+  whose keys depend on the data (each result's ``experts``) are JSON text in their column.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from .errors import ConfigError
+
+#: result fields stored as JSON text: their keys are category ids, one struct field each otherwise
+JSON_FIELDS = ("experts",)
+#: the columns a DataFrame gains, per kind of result: column -> result field
+CLASSIFICATION_COLUMNS = {
+    "category_id": "category_id",
+    "path": "path",
+    "confidence": "confidence",
+    "needs_review": "needs_review",
+    "alternatives": "alternatives",
+    "error": "error",
+}
+COPY_COLUMNS = {
+    "copy_title": "title",
+    "copy_bullets": "bullets",
+    "copy_body": "body",
+    "copy_flagged": "flagged",
+    "copy_findings": "findings",
+    "error": "error",
+}
+
+
+def need(module: str) -> Any:
+    """Import pandas or pyarrow, or say which extra brings it."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise ConfigError(
+            f"{module.split('.')[0]} is needed for Parquet and DataFrames: "
+            "pip install 'llmcat[data]'"
+        ) from None
+
+
+def read_parquet(file: Path) -> Iterator[dict[str, Any]]:
+    """The rows of a Parquet file as records, one row group at a time."""
+    pq = need("pyarrow.parquet")
+    try:
+        reader = pq.ParquetFile(file)
+    except Exception as exc:  # pyarrow raises its own ArrowInvalid and OSError subclasses
+        raise ConfigError(f"{file} is not a readable Parquet file: {exc}") from None
+
+    def rows() -> Iterator[dict[str, Any]]:
+        n = 0
+        for batch in reader.iter_batches(batch_size=4096):
+            for row in batch.to_pylist():
+                n += 1
+                record = {k: _plain(v) for k, v in row.items() if k and v not in (None, "")}
+                record.setdefault("id", str(n))
+                yield record
+
+    return rows()
+
+
+def _plain(value: Any) -> Any:
+    """A Parquet map (a list of key/value pairs) as a dict; other values as they are."""
+    if (
+        isinstance(value, list)
+        and value
+        and all(isinstance(v, tuple) and len(v) == 2 for v in value)
+    ):
+        return dict(value)
+    return value
+
+
+def frame_records(frame: Any) -> list[dict[str, Any]]:
+    """A DataFrame's rows as records; without an ``id`` column the index is the id."""
+    if not (hasattr(frame, "to_dict") and hasattr(frame, "index")):
+        raise ConfigError(f"expected a pandas DataFrame, got {type(frame).__name__}")
+    if frame.columns.has_duplicates:
+        raise ConfigError("the DataFrame has duplicate column names")
+    records = frame.to_dict(orient="records")
+    if "id" not in frame.columns:
+        for record, index in zip(records, frame.index, strict=True):
+            record["id"] = str(index)
+    return list(records)
+
+
+def with_results(
+    frame: Any, results: Sequence[BaseModel], columns: Mapping[str, str], prefix: str = ""
+) -> Any:
+    """A copy of ``frame`` with one column per entry of ``columns`` (named ``prefix + column``),
+    row for row; ConfigError when a column would overwrite one of the caller's."""
+    pd = need("pandas")
+    names = {prefix + c: field for c, field in columns.items()}
+    clash = sorted(set(names) & {str(c) for c in frame.columns})
+    if clash:
+        raise ConfigError(
+            f"the DataFrame already has column(s) {', '.join(clash)}; pass prefix='llmcat_' "
+            "(or another) to name the result columns apart"
+        )
+    out = frame.copy()
+    dumped = [r.model_dump(mode="json") for r in results]
+    for name, field in names.items():
+        values = [_cell(d, field) for d in dumped]
+        out[name] = pd.Series(values, index=frame.index, dtype=object)
+    return out
+
+
+def _cell(record: Mapping[str, Any], field: str) -> Any:
+    if field == "error":
+        error = record.get("error")
+        return (
+            None if error is None else f"{error.get('type', 'Error')}: {error.get('message', '')}"
+        )
+    return record.get(field)
+
+
+def write_parquet(records: Sequence[Mapping[str, Any]], path: Path) -> None:
+    """Result records as one Parquet file, written to a temporary name and renamed."""
+    pa = need("pyarrow")
+    pq = need("pyarrow.parquet")
+    rows = [
+        {k: (json.dumps(v) if k in JSON_FIELDS and v is not None else v) for k, v in r.items()}
+        for r in records
+    ]
+    table = pa.Table.from_pylist(rows) if rows else pa.table({})
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    pq.write_table(table, tmp)
+    os.replace(tmp, path)
+
+
+def read_parquet_results(path: Path) -> list[dict[str, Any]]:
+    """Records written by ``write_parquet``, with their JSON fields parsed back."""
+    pq = need("pyarrow.parquet")
+    try:
+        rows = pq.read_table(path).to_pylist()
+    except Exception as exc:  # pyarrow's own errors
+        raise ConfigError(f"{path} is not a readable Parquet file: {exc}") from None
+    for row in rows:
+        for key in JSON_FIELDS:
+            if isinstance(row.get(key), str):
+                row[key] = json.loads(row[key])
+    return list(rows)
+
+
+__all__ = [
+    "CLASSIFICATION_COLUMNS",
+    "COPY_COLUMNS",
+    "frame_records",
+    "read_parquet",
+    "read_parquet_results",
+    "with_results",
+    "write_parquet",
+]
