@@ -126,3 +126,21 @@ def test_a_model_without_a_fit_is_told_once_how_to_fit_it(
         Classifier(TAX, backend=llm_prefers_the_last(), cache=False, **common).classify("x")
     said = [r.getMessage() for r in caplog.records if "no trust fit" in r.getMessage()]
     assert len(said) == 1 and "python -m evals fit" in said[0] and "fake-model" in said[0]
+
+
+def test_without_a_neural_embedder_auto_uses_a_lexical_shortlist_only_where_measured(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import llmcat.classify
+
+    monkeypatch.setattr(llmcat.classify, "local_embedder_available", lambda: False)
+    big = Taxonomy.from_paths([f"Dept {d} > Aisle {a}" for d in range(8) for a in range(8)])
+    smollm2 = FakeBackend(model="SmolLM2-135M-Instruct.Q4_1.gguf")  # a hashing fit ships for it
+    measured = Classifier(big, backend=smollm2, cache=False)
+    assert measured.strategy == "shortlist" and measured.embedder().name == "hashing-2048"
+    result = measured.classify("Dept 3 Aisle 5 shelf")
+    assert result.trust.startswith("fitted:smollm2-135m-local-hashing")
+    unmeasured = Classifier(big, backend=FakeBackend(), cache=False)
+    assert unmeasured.strategy == "hierarchical"
+    small = Classifier(TAX, backend=FakeBackend(model=smollm2.model), cache=False)
+    assert small.strategy == "flat"

@@ -9,7 +9,8 @@
 - ``auto`` is not a strategy but a rule (``resolve``): with examples and an embedder,
   ``shortlist`` (every expert fused, the weights measured on the examples by cross-validation);
   else ``flat`` up to ``FLAT_AUTO_LIMIT`` leaves, else ``shortlist`` when an embedder is
-  available, else ``hierarchical``.
+  available, else ``hierarchical``. (``Classifier`` makes the lexical embedder available when a
+  fit ships for the model over it: measured better than its hierarchical walk.)
 
 A new strategy is one module here with a ``Strategy`` subclass decorated by ``@register``: every
 module of this package is imported when the registry is first read, so the class is then a
