@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections import deque
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -28,7 +29,7 @@ from .review import ReviewWriter
 from .runner import Item, item_id
 from .settings import Settings
 from .taxonomy import Taxonomy
-from .types import Classification, Description, Product
+from .types import Classification, Description, Product, Usage
 
 OFFICIAL_TAXONOMIES = {
     "google": "https://www.google.com/basepages/producttype/taxonomy-with-ids.en-US.txt",
@@ -95,6 +96,23 @@ def _common(parser: argparse.ArgumentParser) -> None:
     io.add_argument(
         "--json", action="store_true", help="print each result as one JSON object per line"
     )
+    cost = parser.add_argument_group("cost")
+    cost.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="render every prompt and count its tokens (the model's tokenizer where the backend "
+        "has one, else an estimate) without asking the model; print items, tokens and cost",
+    )
+    for side, what in (("in", "prompt"), ("out", "completion")):
+        env = f"LLMCAT_PRICE_{side.upper()}"
+        cost.add_argument(
+            f"--price-{side}",
+            type=float,
+            default=float(os.environ[env]) if os.environ.get(env) else None,
+            metavar="USD",
+            help=f"dollars per million {what} tokens, for the cost of a run or a --dry-run "
+            f"(env {env})",
+        )
     io.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
 
 
@@ -236,6 +254,7 @@ def _settings(args: argparse.Namespace) -> Settings:
             "cache": not args.no_cache,
             "cache_dir": args.cache_dir,
             "progress": False if args.no_progress else None,
+            "dry_run": args.dry_run,
         },
         what="command-line",
     )
@@ -355,6 +374,8 @@ async def _run(args: argparse.Namespace) -> int:
         raise ConfigError("--output is the --input file; write the results somewhere else")
     # Everything that can be checked is checked before anything is written.
     source: Iterator[Item] = iter([single]) if single is not None else read_records(args.input)
+    if args.dry_run and (args.output is not None or args.resume):
+        raise ConfigError("--dry-run writes nothing; drop --output and --resume")
     writer = ResultWriter(args.output, resume=args.resume) if args.output is not None else None
     review_out: Path | None = getattr(args, "review_out", None)
     if review_out is not None:
@@ -379,6 +400,7 @@ async def _run(args: argparse.Namespace) -> int:
         copy = validated(CopyOptions, _fields(args, CopyOptions), what="describe")
         worker = Describer(copy, settings=settings)
     count = errors = 0
+    spent = Usage()
     seen: set[str] = set()
     duplicates: list[str] = []
     reviewer: ReviewWriter | None = None
@@ -401,12 +423,13 @@ async def _run(args: argparse.Namespace) -> int:
         async for result in results:
             count += 1
             errors += result.error is not None
+            spent = spent + result.usage
             if result.product_id in seen:
                 duplicates.append(result.product_id)
             seen.add(result.product_id)
             if writer is not None:
                 writer.write(result)
-            else:
+            elif not args.dry_run:  # a dry run's answers are placeholders
                 print(result.model_dump_json() if as_json else _human(result), flush=True)
             if reviewer is not None:
                 item = taken.popleft()
@@ -430,9 +453,13 @@ async def _run(args: argparse.Namespace) -> int:
         if reviewer is not None:
             reviewer.close()
             print(f"llmcat: {reviewer.rows} results to review -> {review_out}", file=sys.stderr)
-    if single is None:
+    tally = worker.engine.dry_run
+    if tally is not None:
+        print("\n".join(tally.lines(count, args.price_in, args.price_out)))
+    elif single is None:
         where = f" -> {args.output}" if args.output is not None else ""
         print(f"{count} items, {errors} errors{where}", file=sys.stderr)
+        print(_spent(spent, args.price_in, args.price_out), file=sys.stderr)
     if duplicates:
         shown = ", ".join(sorted(set(duplicates))[:5])
         print(
@@ -441,6 +468,17 @@ async def _run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     return 1 if single is not None and errors else 0
+
+
+def _spent(usage: Usage, price_in: float | None, price_out: float | None) -> str:
+    """The measured figures a run ends with (the same as a dry run's)."""
+    line = (
+        f"prompt tokens: {usage.prompt_tokens:,}, completion tokens: "
+        f"{usage.completion_tokens:,}, model calls: {usage.calls:,} (cache hits cost none)"
+    )
+    if price_in is not None or price_out is not None:
+        line += f", cost: ${usage.cost(price_in, price_out):,.4f}"
+    return line
 
 
 def _show_taxonomy(path: Path) -> int:

@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from .backends import Backend, create_backend
+from .backends.dryrun import DryRunBackend, DryRunTally
 from .cache import ResponseCache
 from .calls import ModelCaller
 from .completions import Completion, CompletionRequest
@@ -35,6 +36,12 @@ class Engine:
         )
         self.settings = merged.resolved()
         self.backend = backend if isinstance(backend, Backend) else create_backend(self.settings)
+        self.dry_run: DryRunTally | None = None
+        if self.settings.dry_run:
+            # Placeholder answers are never cached, and every request is counted.
+            self.backend = DryRunBackend(self.backend)
+            self.dry_run = self.backend.tally
+            self.settings = self.settings.model_copy(update={"cache": False})
         assert self.settings.cache_dir is not None
         self.cache = ResponseCache(self.settings.cache_dir) if self.settings.cache else None
         self.caller = ModelCaller(

@@ -65,6 +65,12 @@ class Settings(BaseModel):
     progress: bool | None = Field(
         default=None, description="Show a progress bar; default: when stderr is a terminal."
     )
+    dry_run: bool = Field(
+        default=False,
+        description="Render and count every request (the model's tokenizer where the backend has "
+        "one, else an estimate) and answer it with a placeholder: nothing is sent or cached "
+        "(llmcat.backends.dryrun).",
+    )
 
     def resolved(self) -> Settings:
         """A copy with environment variables and defaults filled in."""

@@ -47,6 +47,12 @@ class Usage(BaseModel):
             calls=self.calls + other.calls,
         )
 
+    def cost(self, price_in: float | None, price_out: float | None) -> float:
+        """Dollars at per-million-token prices (prompt, completion); a missing price is 0."""
+        return (
+            self.prompt_tokens * (price_in or 0.0) + self.completion_tokens * (price_out or 0.0)
+        ) / 1_000_000
+
 
 class ErrorRecord(BaseModel):
     """Why an item has no result. ``type`` is the llmcat exception class name."""

@@ -46,6 +46,11 @@ class Backend(abc.ABC):
     async def complete(self, request: CompletionRequest) -> Completion:
         """Answer one request; raise ``BackendError`` subclasses on failure."""
 
+    async def count_prompt_tokens(self, request: CompletionRequest) -> int | None:
+        """The prompt tokens of ``request`` by the model's own tokenizer, without answering it;
+        None when the backend cannot tell (a dry run then estimates)."""
+        return None
+
     def retry_after(self, error: BaseException) -> float | None:
         """Seconds the server asked us to wait before retrying ``error``, if it said."""
         return getattr(error, "retry_after", None)

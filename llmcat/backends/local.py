@@ -178,6 +178,10 @@ class LocalBackend(Backend):
         llm.n_tokens = common
         llm.eval(tokens[common:])
 
+    async def count_prompt_tokens(self, request: CompletionRequest) -> int | None:
+        llm = await asyncio.to_thread(self.engine)  # loaded once, like for an answer
+        return len(self._prompt_tokens(llm, request))
+
     def _prompt_tokens(self, llm: Any, request: CompletionRequest) -> list[int]:
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 

@@ -427,6 +427,35 @@ class OpenAIBackend(Backend):
 
         return await asyncio.to_thread(fetch)
 
+    async def count_prompt_tokens(self, request: CompletionRequest) -> int | None:
+        """A vLLM server's ``POST /tokenize`` with the chat messages; None from other servers."""
+        import urllib.error
+        import urllib.request
+
+        if await self.resolve() not in ("vllm", "vllm-guided"):
+            return None
+        body = {
+            "model": self._model,
+            "messages": [m.model_dump() for m in request.messages],
+            "add_generation_prompt": True,
+        }
+        url = f"{self.base_url.removesuffix('/v1')}/tokenize"
+
+        def post() -> int | None:
+            data = json.dumps(body).encode()
+            headers = {"Content-Type": "application/json"}
+            if self._api_key != "EMPTY":
+                headers["Authorization"] = f"Bearer {self._api_key}"
+            ask = urllib.request.Request(url, data, headers)
+            try:
+                with urllib.request.urlopen(ask, timeout=30) as response:
+                    count = json.loads(response.read()).get("count")
+            except (urllib.error.URLError, OSError, ValueError, AttributeError):
+                return None
+            return int(count) if isinstance(count, int) else None
+
+        return await asyncio.to_thread(post)
+
     async def complete(self, request: CompletionRequest) -> Completion:
         from . import check_allowed
 
