@@ -107,6 +107,18 @@ def test_batch_of_50_labels_in_set_logprob_confidence_16_in_flight(base_url: str
     assert all(r.model == "SmolLM2-135M-Instruct" for r in results)
 
 
+def test_a_dry_run_counts_with_the_servers_tokenizer_what_a_real_run_uses(base_url: str) -> None:
+    products, labels = golden_products(10)
+    common: dict[str, Any] = {"strategy": "flat", "base_url": base_url, "progress": False}
+    dry = Classifier(labels, dry_run=True, **common)
+    dry.classify_many(products)
+    tally = dry.engine.dry_run
+    assert tally is not None and tally.prompt_estimated == 0  # /tokenize answered every request
+    real = Classifier(labels, cache=False, **common).classify_many(products)
+    used = sum(r.usage.prompt_tokens for r in real)
+    assert used > 0 and abs(tally.prompt_counted - used) <= 0.05 * used
+
+
 def test_descriptions_validate_against_their_json_schema(base_url: str) -> None:
     products, _ = golden_products(12)
     backend = RecordingBackend(base_url=base_url)
