@@ -77,9 +77,12 @@ class ModelCaller:
         cache: ResponseCache | None = None,
         timeout: float = 60.0,
         retry: RetryOptions | None = None,
+        store: bool = True,
     ) -> None:
         self.backend = backend
         self.cache = cache
+        #: False: the cache is read, never written (a batch export's placeholder answers)
+        self.store = store
         self.timeout = timeout
         self._policy = retry_policy(retry or RetryOptions(), backend.retry_after)
 
@@ -100,6 +103,7 @@ class ModelCaller:
         if (
             key is not None
             and self.cache is not None
+            and self.store
             and (is_valid is None or is_valid(completion))
         ):
             self.cache.set(key, completion)

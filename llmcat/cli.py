@@ -103,6 +103,20 @@ def _common(parser: argparse.ArgumentParser) -> None:
         help="render every prompt and count its tokens (the model's tokenizer where the backend "
         "has one, else an estimate) without asking the model; print items, tokens and cost",
     )
+    cost.add_argument(
+        "--batch-export",
+        type=Path,
+        metavar="FILE",
+        help="write the requests in the OpenAI Batch JSONL format instead of sending them (run "
+        "them with the provider's batch API or vLLM's run_batch); needs --base-url",
+    )
+    cost.add_argument(
+        "--batch-import",
+        type=Path,
+        metavar="FILE",
+        help="take the answers from a batch result file instead of asking the model; same "
+        "input and options as the export",
+    )
     for side, what in (("in", "prompt"), ("out", "completion")):
         env = f"LLMCAT_PRICE_{side.upper()}"
         cost.add_argument(
@@ -255,6 +269,8 @@ def _settings(args: argparse.Namespace) -> Settings:
             "cache_dir": args.cache_dir,
             "progress": False if args.no_progress else None,
             "dry_run": args.dry_run,
+            "batch_export": args.batch_export,
+            "batch_import": args.batch_import,
         },
         what="command-line",
     )
@@ -374,8 +390,10 @@ async def _run(args: argparse.Namespace) -> int:
         raise ConfigError("--output is the --input file; write the results somewhere else")
     # Everything that can be checked is checked before anything is written.
     source: Iterator[Item] = iter([single]) if single is not None else read_records(args.input)
-    if args.dry_run and (args.output is not None or args.resume):
-        raise ConfigError("--dry-run writes nothing; drop --output and --resume")
+    if (args.dry_run or args.batch_export) and (args.output is not None or args.resume):
+        raise ConfigError(
+            "--dry-run and --batch-export write no results; drop --output and --resume"
+        )
     writer = ResultWriter(args.output, resume=args.resume) if args.output is not None else None
     review_out: Path | None = getattr(args, "review_out", None)
     if review_out is not None:
@@ -429,7 +447,7 @@ async def _run(args: argparse.Namespace) -> int:
             seen.add(result.product_id)
             if writer is not None:
                 writer.write(result)
-            elif not args.dry_run:  # a dry run's answers are placeholders
+            elif not (args.dry_run or args.batch_export):  # placeholder answers
                 print(result.model_dump_json() if as_json else _human(result), flush=True)
             if reviewer is not None:
                 item = taken.popleft()
@@ -453,8 +471,15 @@ async def _run(args: argparse.Namespace) -> int:
         if reviewer is not None:
             reviewer.close()
             print(f"llmcat: {reviewer.rows} results to review -> {review_out}", file=sys.stderr)
-    tally = worker.engine.dry_run
-    if tally is not None:
+    tally, exporter = worker.engine.dry_run, worker.engine.exporter
+    if exporter is not None:
+        print(
+            f"{exporter.exported} requests -> {exporter.path}; run them as a batch job, then the "
+            "same command with --batch-import RESULTS (answered requests are cached: an export "
+            "after an import holds only the next round)",
+            file=sys.stderr,
+        )
+    elif tally is not None:
         print("\n".join(tally.lines(count, args.price_in, args.price_out)))
     elif single is None:
         where = f" -> {args.output}" if args.output is not None else ""

@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from .backends import Backend, create_backend
+from .backends.batchfile import BatchExportBackend, BatchImportBackend
 from .backends.dryrun import DryRunBackend, DryRunTally
 from .cache import ResponseCache
 from .calls import ModelCaller
@@ -37,6 +38,15 @@ class Engine:
         self.settings = merged.resolved()
         self.backend = backend if isinstance(backend, Backend) else create_backend(self.settings)
         self.dry_run: DryRunTally | None = None
+        self.exporter: BatchExportBackend | None = None
+        if self.settings.batch_export is not None and self.settings.batch_import is not None:
+            raise ConfigError("give --batch-export or --batch-import, not both")
+        if self.settings.batch_export is not None:
+            self.backend = self.exporter = BatchExportBackend(
+                self.backend, self.settings.batch_export
+            )
+        elif self.settings.batch_import is not None:
+            self.backend = BatchImportBackend(self.backend, self.settings.batch_import)
         if self.settings.dry_run:
             # Placeholder answers are never cached, and every request is counted.
             self.backend = DryRunBackend(self.backend)
@@ -45,7 +55,11 @@ class Engine:
         assert self.settings.cache_dir is not None
         self.cache = ResponseCache(self.settings.cache_dir) if self.settings.cache else None
         self.caller = ModelCaller(
-            self.backend, cache=self.cache, timeout=self.settings.timeout, retry=self.settings.retry
+            self.backend,
+            cache=self.cache,
+            timeout=self.settings.timeout,
+            retry=self.settings.retry,
+            store=self.exporter is None,
         )
 
     @property

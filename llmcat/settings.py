@@ -65,6 +65,16 @@ class Settings(BaseModel):
     progress: bool | None = Field(
         default=None, description="Show a progress bar; default: when stderr is a terminal."
     )
+    batch_export: Path | None = Field(
+        default=None,
+        description="Write the requests of the run to this file in the OpenAI Batch JSONL "
+        "format instead of sending them (placeholder answers, never cached); openai backend.",
+    )
+    batch_import: Path | None = Field(
+        default=None,
+        description="Answer the requests of the run from this batch result file (OpenAI Batch "
+        "API or vLLM run_batch output) instead of sending them; openai backend.",
+    )
     dry_run: bool = Field(
         default=False,
         description="Render and count every request (the model's tokenizer where the backend has "

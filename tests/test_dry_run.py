@@ -41,7 +41,7 @@ def test_a_dry_run_counts_estimates_and_writes_nothing(
     assert out[3].startswith("cost: $")
     assert not (tmp_path / "c").exists()  # placeholders are never cached
     assert main([*argv, "--dry-run", "--output", str(tmp_path / "o.jsonl")]) == 2
-    assert "writes nothing" in capsys.readouterr().err
+    assert "write no results" in capsys.readouterr().err
     # A real run ends with the measured figures, in the same terms.
     assert main([*argv, "--output", str(tmp_path / "o.jsonl"), "--price-in", "0.5"]) == 0
     err = capsys.readouterr().err

@@ -464,6 +464,12 @@ class OpenAIBackend(Backend):
         kwargs = build_chat_kwargs(request, model=self._model, mode=mode)
         with translate_errors(self.base_url):
             response = await self.client.chat.completions.create(**kwargs)
+        return self.completion_from(response, request, mode)
+
+    def completion_from(
+        self, response: Any, request: CompletionRequest, mode: StructuredMode
+    ) -> Completion:
+        """A chat completion response (the SDK's object) as a ``Completion`` for ``request``."""
         if isinstance(response, str) or not getattr(response, "choices", None):
             raise ServerError(f"{self.base_url} sent a response without choices", retryable=True)
         choice = response.choices[0]

@@ -1,0 +1,157 @@
+"""Provider batch jobs: the OpenAI Batch API's JSONL, which vLLM also runs offline
+(``python -m vllm.entrypoints.openai.run_batch``).
+
+- ``BatchExportBackend`` writes each request a run would send as one line
+  ``{"custom_id", "method": "POST", "url": "/v1/chat/completions", "body"}``: the exact body the
+  ``openai`` backend sends (constraint, logprobs, sampling), and answers with a placeholder so the
+  run goes on. Requests already in the cache are answered from it and not exported; placeholders
+  are never cached.
+- ``BatchImportBackend`` answers each request from a provider's result file, found by the same
+  ``custom_id`` (a digest of the body), through the ``openai`` backend's own response parsing: the
+  results, error records and cache entries are those of a live run.
+
+A request that depends on an earlier answer (the next level of ``hierarchical``, a re-ask) is
+exported along the placeholder's path; after an import it is missing from the results, which makes
+its item an error record that says to export again: each export then holds the next round.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from pathlib import Path
+from typing import Any
+
+from ..completions import Completion, CompletionRequest
+from ..errors import BackendError, ConfigError
+from .base import Backend
+from .fake import FakeBackend
+from .openai import OpenAIBackend, build_chat_kwargs
+
+CHAT_URL = "/v1/chat/completions"
+
+
+def batch_body(request: CompletionRequest, backend: OpenAIBackend, mode: Any) -> dict[str, Any]:
+    """The JSON body ``backend`` would POST for ``request`` (``extra_body`` merged in)."""
+    kwargs = build_chat_kwargs(request, model=backend.model, mode=mode)
+    extra = kwargs.pop("extra_body", None) or {}
+    return {**kwargs, **extra}
+
+
+def custom_id(body: dict[str, Any]) -> str:
+    """The line's id: a digest of the body, so an import finds the answer of the same request."""
+    blob = json.dumps(body, sort_keys=True, ensure_ascii=False).encode()
+    return "llmcat-" + hashlib.sha256(blob).hexdigest()[:32]
+
+
+def _openai(inner: Backend, what: str) -> OpenAIBackend:
+    if not isinstance(inner, OpenAIBackend):
+        raise ConfigError(
+            f"{what} needs the openai backend (a server's --base-url, OpenAI's API or vLLM); "
+            f"the {inner.name} backend has no batch jobs"
+        )
+    return inner
+
+
+class _AroundServer(Backend):
+    """What both batch backends share: the ``openai`` backend they stand in for, whose name
+    they take so that cache keys are those of a live run."""
+
+    def __init__(self, inner: Backend, what: str, path: Path) -> None:
+        self.inner = _openai(inner, what)
+        self.name = self.inner.name
+        self.max_concurrency = self.inner.max_concurrency
+        self.path = path
+
+    @property
+    def model(self) -> str:
+        return self.inner.model
+
+    async def prepare(self) -> None:
+        await self.inner.prepare()
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+class BatchExportBackend(_AroundServer):
+    """See the module docstring."""
+
+    def __init__(self, inner: Backend, path: Path) -> None:
+        super().__init__(inner, "--batch-export", path)
+        self.exported = 0
+        self._seen: set[str] = set()
+        self._lock = threading.Lock()
+        self._placeholder = FakeBackend()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("", encoding="utf-8")
+
+    async def complete(self, request: CompletionRequest) -> Completion:
+        body = batch_body(request, self.inner, await self.inner.resolve())
+        key = custom_id(body)
+        line = {"custom_id": key, "method": "POST", "url": CHAT_URL, "body": body}
+        with self._lock:
+            if key not in self._seen:
+                self._seen.add(key)
+                with self.path.open("a", encoding="utf-8") as handle:
+                    handle.write(json.dumps(line, ensure_ascii=False) + "\n")
+                self.exported += 1
+        answer = await self._placeholder.complete(request)
+        return answer.model_copy(update={"model": self.model})
+
+
+class BatchImportBackend(_AroundServer):
+    """See the module docstring."""
+
+    def __init__(self, inner: Backend, path: Path) -> None:
+        super().__init__(inner, "--batch-import", path)
+        self.answers = read_results(path)
+
+    async def complete(self, request: CompletionRequest) -> Completion:
+        from openai.types.chat import ChatCompletion
+
+        mode = await self.inner.resolve()
+        key = custom_id(batch_body(request, self.inner, mode))
+        entry = self.answers.get(key)
+        if entry is None:
+            raise BackendError(
+                f"this request is not in {self.path} (a later round: run --batch-export again "
+                "for the requests that are still missing)",
+                retryable=False,
+            )
+        response = entry.get("response") or {}
+        status = response.get("status_code", 200)
+        if entry.get("error") or status != 200:
+            detail = entry.get("error") or response.get("body")
+            raise BackendError(
+                f"the batch answered this request with an error (status {status}): "
+                f"{json.dumps(detail)[:300]}",
+                retryable=False,
+                status_code=status,
+            )
+        completion = ChatCompletion.model_validate(response.get("body") or {})
+        return self.inner.completion_from(completion, request, mode)
+
+
+def read_results(path: Path) -> dict[str, dict[str, Any]]:
+    """A provider's result file: one JSON object per line with ``custom_id``."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise ConfigError(f"cannot read batch results {path}: {exc.strerror or exc}") from None
+    answers: dict[str, dict[str, Any]] = {}
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            raise ConfigError(f"{path} line {n} is not JSON: not a batch result file") from None
+        if not isinstance(entry, dict) or "custom_id" not in entry:
+            raise ConfigError(f"{path} line {n} has no custom_id: not a batch result file")
+        answers[str(entry["custom_id"])] = entry
+    return answers
+
+
+__all__ = ["BatchExportBackend", "BatchImportBackend", "batch_body", "custom_id", "read_results"]
