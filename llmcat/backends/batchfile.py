@@ -71,6 +71,9 @@ class _AroundServer(Backend):
     async def prepare(self) -> None:
         await self.inner.prepare()
 
+    async def release_loop_resources(self) -> None:
+        await self.inner.release_loop_resources()
+
     async def aclose(self) -> None:
         await self.inner.aclose()
 

@@ -138,6 +138,9 @@ class DryRunBackend(Backend):
             update={"model": self.model, "prompt_tokens": counted or 0, "completion_tokens": 0}
         )
 
+    async def release_loop_resources(self) -> None:
+        await self.inner.release_loop_resources()
+
     async def aclose(self) -> None:
         await self.inner.aclose()
 
