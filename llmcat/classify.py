@@ -132,6 +132,16 @@ class Classifier:
         """The embedder of the embedding-based strategies, created on first use."""
         return self.context.embedder()
 
+    def built_indexes(self) -> dict[str, Any]:
+        """The embedding matrices this classifier has built (taxonomy, examples), for workers in
+        other processes (``llmcat.ray``) to ``adopt_indexes`` instead of embedding them again."""
+        return self.context.built_indexes()
+
+    def adopt_indexes(self, indexes: dict[str, Any]) -> None:
+        """Use matrices from ``built_indexes`` of a classifier with the same taxonomy, examples
+        and embedder."""
+        self.context.adopt_indexes(indexes)
+
     # -- one product, a stream, a list; blocking twins ----------------------------------------
 
     async def aclassify(self, product: ProductLike) -> Classification:

@@ -128,6 +128,22 @@ def _common(parser: argparse.ArgumentParser) -> None:
             f"(env {env})",
         )
     io.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    scale = parser.add_argument_group("scale-out (pip install 'llmcat[ray]')")
+    scale.add_argument(
+        "--ray",
+        nargs="?",
+        const="local",
+        metavar="ADDRESS",
+        help="run on a Ray cluster (an address such as 10.0.0.5:6379 or 'auto'; alone: a local "
+        "one, started and stopped here): --input is a .parquet, .jsonl or .csv file, --output a "
+        "new folder of Parquet files (the input's columns and the result columns)",
+    )
+    scale.add_argument(
+        "--ray-workers",
+        type=int,
+        metavar="N",
+        help="actors of --ray, each with its own worker (default: one per CPU of the cluster)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -377,6 +393,49 @@ def _skip_kept(
     return len(kept)
 
 
+def _run_on_ray(args: argparse.Namespace) -> int:
+    """``--ray``: the whole file on a Ray cluster, into a folder of Parquet files."""
+    from .ray import FileJob, WorkerRecipe
+
+    if _single(args) is not None:
+        raise ConfigError("--ray runs a whole --input file, not a single product")
+    settings = _settings(args)
+
+    unsupported = [
+        flag
+        for flag, given in (
+            ("--resume", args.resume),
+            ("--dry-run", args.dry_run),
+            ("--batch-export", args.batch_export),
+            ("--batch-import", args.batch_import),
+            ("--review-out", getattr(args, "review_out", None)),
+        )
+        if given
+    ]
+    if unsupported:
+        raise ConfigError(f"--ray runs without {', '.join(unsupported)}")
+    if args.input is None or args.output is None:
+        raise ConfigError("--ray needs --input FILE and --output FOLDER")
+    if args.ray_workers is not None and args.ray_workers < 1:
+        raise ConfigError(f"--ray-workers must be at least 1, not {args.ray_workers}")
+    recipe: WorkerRecipe
+    if args.command == "classify":
+        options = validated(ClassifyOptions, _fields(args, ClassifyOptions), what="classify")
+        recipe = WorkerRecipe(
+            "classify", options, settings, taxonomy=_taxonomy(args), examples=args.examples
+        )
+    else:
+        recipe = WorkerRecipe(
+            "describe",
+            validated(CopyOptions, _fields(args, CopyOptions), what="describe"),
+            settings,
+        )
+    address = None if args.ray == "local" else args.ray
+    count, errors = FileJob(recipe, address, args.ray_workers).run(args.input, args.output)
+    print(f"{count} items, {errors} errors -> {args.output}", file=sys.stderr)
+    return 0
+
+
 async def _run(args: argparse.Namespace) -> int:
     single = _single(args)
     settings = _settings(args)
@@ -618,6 +677,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _fetch_taxonomy(args.name, args.url, args.to)
         if args.command == "taxonomy":
             return _show_taxonomy(args.file)
+        if args.ray is not None:
+            return _run_on_ray(args)
         return asyncio.run(_run(args))
     except (ConfigError, InputError) as exc:
         print(f"llmcat: error: {redact(str(exc))}", file=sys.stderr)

@@ -331,6 +331,17 @@ class TextIndex(Generic[K]):
             tmp.replace(file)
         return matrix
 
+    @property
+    def built(self) -> Any:
+        """The matrix once embedded or loaded in this process, else None."""
+        return self._matrix.value
+
+    def adopt(self, matrix: Any) -> None:
+        """Use a matrix built elsewhere from the same texts and embedder (another process)."""
+        if len(matrix) != len(self.texts):
+            raise ValueError(f"{len(matrix)} rows for {len(self.texts)} texts")
+        self._matrix.set(matrix)
+
     async def nearest(self, text: str, k: int) -> list[tuple[K, float]]:
         """The keys of the ``k`` texts most similar to ``text``, with the cosine similarity."""
         return await self.nearest_to((await self.embedder.embed([text]))[0], k)

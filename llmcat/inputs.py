@@ -86,7 +86,11 @@ def coerce_product(item: Product | str | Mapping[str, Any], index: int) -> Produ
         try:
             product = Product.model_validate(_normalise_record(item))
         except ValidationError as exc:
-            raise InputError(f"item {index} is not a product: {_first_error(exc)}") from exc
+            # Named by its own id when it has one: a position means nothing to a caller whose
+            # items arrive in batches (Ray), and an id finds the row in any file.
+            given = item.get("id")
+            where = f"product {given}" if given not in (None, "") else f"item {index}"
+            raise InputError(f"{where} is not a product: {_first_error(exc)}") from exc
     else:
         raise InputError(f"item {index} is a {type(item).__name__}, not a product")
     if not product.id:

@@ -31,6 +31,11 @@ class AsyncOnce(Generic[T]):
         """The value once known, else None."""
         return self._value if self._done else None
 
+    def set(self, value: T) -> None:
+        """Take a value computed elsewhere (another process): nobody computes it here."""
+        with self._lock:
+            self._value, self._done = value, True
+
     async def get(self, compute: Callable[[], Awaitable[T]]) -> T:
         """The value; ``compute()`` runs only if nobody has it or is computing it."""
         with self._lock:

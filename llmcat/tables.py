@@ -68,23 +68,26 @@ def read_parquet(file: Path) -> Iterator[dict[str, Any]]:
     def rows() -> Iterator[dict[str, Any]]:
         n = 0
         for batch in reader.iter_batches(batch_size=4096):
-            for row in batch.to_pylist():
+            for row in batch.to_pylist(maps_as_pydicts="strict"):
                 n += 1
-                record = {k: _plain(v) for k, v in row.items() if k and v not in (None, "")}
+                record = row_record(row)
                 record.setdefault("id", str(n))
                 yield record
 
     return rows()
 
 
+def row_record(row: Mapping[str, Any]) -> dict[str, Any]:
+    """One Arrow row (``to_pylist(maps_as_pydicts="strict")``) as a product record, empty cells
+    dropped."""
+    return {k: _plain(v) for k, v in row.items() if k and v not in (None, "")}
+
+
 def _plain(value: Any) -> Any:
-    """A Parquet map (a list of key/value pairs) as a dict; other values as they are."""
-    if (
-        isinstance(value, list)
-        and value
-        and all(isinstance(v, tuple) and len(v) == 2 for v in value)
-    ):
-        return dict(value)
+    """A map or struct without its empty fields (Arrow gives a struct every key any row has);
+    other values as they are. Rows come from ``to_pylist(maps_as_pydicts="strict")``."""
+    if isinstance(value, dict):
+        return {k: v for k, v in value.items() if v not in (None, "")}
     return value
 
 
@@ -131,6 +134,50 @@ def _cell(record: Mapping[str, Any], field: str) -> Any:
     return record.get(field)
 
 
+def _arrow_types() -> dict[str, Any]:
+    """The Arrow type of each result column, fixed so that every block of a distributed run
+    has the same schema (an all-empty block would otherwise infer ``null``)."""
+    pa = need("pyarrow")
+    path = pa.list_(pa.string())
+    return {
+        "category_id": pa.string(),
+        "path": path,
+        "confidence": pa.float64(),
+        "needs_review": pa.bool_(),
+        "alternatives": pa.list_(
+            pa.struct([("category_id", pa.string()), ("path", path), ("probability", pa.float64())])
+        ),
+        "error": pa.string(),
+        "copy_title": pa.string(),
+        "copy_bullets": path,
+        "copy_body": pa.string(),
+        "copy_flagged": pa.bool_(),
+        "copy_findings": pa.list_(
+            pa.struct([("kind", pa.string()), ("text", pa.string()), ("field", pa.string())])
+        ),
+    }
+
+
+def with_arrow_results(
+    table: Any, results: Sequence[BaseModel], columns: Mapping[str, str], prefix: str = ""
+) -> Any:
+    """``with_results`` for a pyarrow Table: the table with one typed column per entry of
+    ``columns``, row for row."""
+    pa = need("pyarrow")
+    clash = sorted({prefix + c for c in columns} & set(table.column_names))
+    if clash:
+        raise ConfigError(
+            f"the dataset already has column(s) {', '.join(clash)}; pass prefix='llmcat_' "
+            "(or another) to name the result columns apart"
+        )
+    types = _arrow_types()
+    dumped = [r.model_dump(mode="json") for r in results]
+    for column, field in columns.items():
+        values = [_cell(d, field) for d in dumped]
+        table = table.append_column(prefix + column, pa.array(values, type=types[column]))
+    return table
+
+
 def write_parquet(records: Sequence[Mapping[str, Any]], path: Path) -> None:
     """Result records as one Parquet file, written to a temporary name and renamed."""
     pa = need("pyarrow")
@@ -165,6 +212,8 @@ __all__ = [
     "frame_records",
     "read_parquet",
     "read_parquet_results",
+    "row_record",
+    "with_arrow_results",
     "with_results",
     "write_parquet",
 ]

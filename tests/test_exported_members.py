@@ -19,8 +19,9 @@ def test_public_surface_is_what_we_meant() -> None:
 
 def test_import_stays_light() -> None:
     code = (
-        "import sys, llmcat; "
-        "heavy = [m for m in ('llama_cpp', 'vllm', 'torch', 'openai', 'numpy') if m in sys.modules]; "
+        "import sys, llmcat, llmcat.ray, llmcat.tables; "
+        "heavy = ('llama_cpp', 'vllm', 'torch', 'openai', 'numpy', 'ray', 'pandas', 'pyarrow'); "
+        "heavy = [m for m in heavy if m in sys.modules]; "
         "print(heavy)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

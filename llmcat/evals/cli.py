@@ -1,5 +1,5 @@
 """``python -m llmcat.evals`` (also ``llmcat eval`` and, in a checkout, ``python -m evals``):
-run, compare, report, baseline update, table, bench, calibrate.
+run, compare, report, baseline update, table, bench, calibrate, fit, curve, export, agree.
 
     python -m evals run --suite golden --out runs/golden [--baseline evals/baselines/golden.json]
     python -m evals compare RUN_A RUN_B
@@ -23,7 +23,7 @@ from llmcat.errors import BackendError, ConfigError, LlmcatError
 from llmcat.options import ClassifyOptions
 from llmcat.redact import redact
 
-from . import bench, calibrate, curve, fit
+from . import bench, calibrate, catalogue, curve, fit
 from . import metrics as M
 from .paths import baselines_dir
 from .report import report_html, summary_markdown
@@ -172,6 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate.add_parser(sub)
     fit.add_parser(sub)
     curve.add_parser(sub)
+    catalogue.add_parsers(sub)
     return parser
 
 

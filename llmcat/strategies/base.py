@@ -148,6 +148,23 @@ class StrategyContext:
         """The ``k`` leaves most similar to the product, ``(id, cosine similarity)``, best first."""
         return await self.category_index().nearest_to(await self.embed_product(product), k)
 
+    def built_indexes(self) -> dict[str, Any]:
+        """The embedding matrices built so far (``categories``, ``examples``), for other
+        processes to ``adopt_indexes`` instead of embedding the same texts again."""
+        built = {
+            "categories": self._index.built if self._index is not None else None,
+            "examples": self._example_index.built if self._example_index is not None else None,
+        }
+        return {name: matrix for name, matrix in built.items() if matrix is not None}
+
+    def adopt_indexes(self, indexes: dict[str, Any]) -> None:
+        """Use matrices from ``built_indexes`` of a context with the same taxonomy, examples and
+        embedder."""
+        if "categories" in indexes:
+            self.category_index().adopt(indexes["categories"])
+        if "examples" in indexes:
+            self.example_index().adopt(indexes["examples"])
+
     async def release_loop_resources(self) -> None:
         """Close the embedder's loop-bound connections (see ``Backend``)."""
         if self._embedder is not None:

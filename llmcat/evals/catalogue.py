@@ -1,0 +1,148 @@
+"""A suite as a catalogue file, and whether two runs over it agree item for item.
+
+    python -m evals export --suite flipkart --out DIR   # DIR/products.parquet, DIR/taxonomy.txt
+    python -m evals agree A B [--tolerance 1e-6]        # results: .jsonl, .parquet or a folder
+
+``export`` writes what a user would bring to ``llmcat classify`` (no gold labels); ``agree``
+checks that two ways of running the same job (one process and ``--ray``, a live run and a batch
+import) gave every product the same category, a confidence within the tolerance and the same
+error, and exits 1 naming the first products that differ.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+from llmcat.errors import ConfigError
+from llmcat.tables import need, read_parquet_results
+
+from .suites import load_suite
+
+
+def run_export(args: argparse.Namespace) -> int:
+    suite = load_suite(args.suite, data=args.data, limit=args.limit)
+    if not suite.classify:
+        raise ConfigError(f"suite {suite.name} has no classification records to export")
+    pa, pq = need("pyarrow"), need("pyarrow.parquet")
+    args.out.mkdir(parents=True, exist_ok=True)
+    rows = [
+        {
+            "id": r.product.id or r.id,
+            "title": r.product.title,
+            "description": r.product.description,
+            "brand": r.product.brand,
+            "attributes": list(r.product.attributes.items()),
+        }
+        for r in suite.classify
+    ]
+    schema = pa.schema(
+        [
+            ("id", pa.string()),
+            ("title", pa.string()),
+            ("description", pa.string()),
+            ("brand", pa.string()),
+            ("attributes", pa.map_(pa.string(), pa.string())),
+        ]
+    )
+    products = args.out / "products.parquet"
+    pq.write_table(pa.Table.from_pylist(rows, schema=schema), products)
+    taxonomy = args.out / "taxonomy.txt"
+    taxonomy.write_text(
+        "".join(f"{c.path_text}\n" for c in suite.taxonomy if not suite.taxonomy.children(c.id)),
+        encoding="utf-8",
+    )
+    print(
+        f"{len(rows)} products -> {products}; {len(suite.taxonomy.leaves())} leaves -> {taxonomy}"
+    )
+    return 0
+
+
+def read_results(path: Path) -> dict[str, dict[str, Any]]:
+    """Result records by product id, from a JSONL or Parquet results file or a folder of Parquet
+    files (``llmcat ... --ray``, whose rows carry the input's ``id``)."""
+    if not path.exists():
+        raise ConfigError(f"{path} does not exist")
+    if path.is_dir() or path.suffix.lower() == ".parquet":
+        if path.is_dir():
+            rows = need("pyarrow.parquet").read_table(path).to_pylist()
+        else:
+            rows = read_parquet_results(path)
+    else:
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except OSError as exc:
+            raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
+        rows = [json.loads(line) for line in lines if line.strip()]
+    by_id: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        key = row.get("product_id", row.get("id"))
+        if key is None:
+            raise ConfigError(f"{path}: a row without product_id or id")
+        by_id[str(key)] = row
+    if not by_id:
+        raise ConfigError(f"{path} holds no results")
+    return by_id
+
+
+def _error_text(row: dict[str, Any]) -> str | None:
+    error = row.get("error")
+    if isinstance(error, dict):
+        return f"{error.get('type', 'Error')}: {error.get('message', '')}"
+    return None if error is None else str(error)
+
+
+def differences(
+    a: dict[str, dict[str, Any]], b: dict[str, dict[str, Any]], tolerance: float
+) -> list[str]:
+    """One line per product whose results differ (or that only one side has)."""
+    out = [f"{key}: only in A" for key in a if key not in b]
+    out += [f"{key}: only in B" for key in b if key not in a]
+    for key in a.keys() & b.keys():
+        x, y = a[key], b[key]
+        if x.get("category_id") != y.get("category_id"):
+            out.append(f"{key}: category {x.get('category_id')!r} vs {y.get('category_id')!r}")
+        elif _error_text(x) != _error_text(y):
+            out.append(f"{key}: error {_error_text(x)!r} vs {_error_text(y)!r}")
+        else:
+            cx, cy = x.get("confidence"), y.get("confidence")
+            if (cx is None) != (cy is None) or (
+                cx is not None and cy is not None and not math.isclose(cx, cy, abs_tol=tolerance)
+            ):
+                out.append(f"{key}: confidence {cx} vs {cy}")
+    return sorted(out)
+
+
+def run_agree(args: argparse.Namespace) -> int:
+    a, b = read_results(args.a), read_results(args.b)
+    found = differences(a, b, args.tolerance)
+    print(
+        f"{len(a)} results in A, {len(b)} in B: "
+        + ("equal item for item" if not found else f"{len(found)} differ")
+        + f" (category, error, confidence within {args.tolerance:g})"
+    )
+    for line in found[:20]:
+        print(f"  {line}", file=sys.stderr)
+    return 1 if found else 0
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    export = sub.add_parser(
+        "export", help="a suite as products.parquet and taxonomy.txt (what llmcat classify reads)"
+    )
+    export.add_argument("--suite", default="flipkart", help="golden, flipkart or a suite folder")
+    export.add_argument("--data", type=Path, help="the suite's data file instead")
+    export.add_argument("--limit", type=int, help="at most this many products (stratified)")
+    export.add_argument("--out", type=Path, required=True, help="folder to write into")
+    export.set_defaults(func=run_export)
+    agree = sub.add_parser("agree", help="whether two result sets agree item for item")
+    agree.add_argument("a", type=Path, help="results: .jsonl, .parquet, or a folder of Parquet")
+    agree.add_argument("b", type=Path, help="the other results")
+    agree.add_argument(
+        "--tolerance", type=float, default=1e-6, help="largest confidence difference allowed"
+    )
+    agree.set_defaults(func=run_agree)
