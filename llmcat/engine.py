@@ -8,7 +8,13 @@ from typing import Any
 from pydantic import BaseModel
 
 from .backends import Backend, create_backend
-from .backends.batchfile import BatchExportBackend, BatchImportBackend
+from .backends.batchfile import (
+    RELAY_SLOT,
+    BatchExportBackend,
+    BatchImportBackend,
+    RelayBackend,
+    custom_id,
+)
 from .backends.dryrun import DryRunBackend, DryRunTally
 from .cache import ResponseCache
 from .calls import ModelCaller
@@ -62,6 +68,22 @@ class Engine:
             store=self.exporter is None,
         )
 
+    def relay(self, mode: str) -> None:
+        """Relay model calls through another transport (``RelayBackend``: ``capture`` renders
+        them, uncached; ``answer`` takes the answers, cached as a live run's)."""
+        self.backend = RelayBackend(self.backend, mode)
+        capture = mode == "capture"
+        if capture and self.cache is not None:
+            self.cache.close()
+            self.cache = None
+        self.caller = ModelCaller(
+            self.backend,
+            cache=self.cache,
+            timeout=self.settings.timeout,
+            retry=self.settings.retry,
+            store=not capture,
+        )
+
     @property
     def concurrency(self) -> int:
         """Requests a batch keeps in flight: the setting, else the backend's default."""
@@ -107,3 +129,6 @@ def split_overrides(
     connection = {k: v for k, v in overrides.items() if k in settings_names}
     chosen = {k: v for k, v in overrides.items() if k in option_names}
     return connection, chosen
+
+
+__all__ = ["RELAY_SLOT", "Engine", "custom_id", "split_overrides"]

@@ -22,12 +22,14 @@ Results equal the single-process run's item for item: the same workers, the same
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from .engine import RELAY_SLOT, custom_id
 from .errors import ConfigError
 from .options import ClassifyOptions, CopyOptions
 from .settings import Settings
@@ -238,6 +240,168 @@ def _warmed(dataset: Any, recipe: WorkerRecipe) -> WorkerRecipe:
         worker.runner.blocking(worker.aclose())
 
 
+#: the columns the HTTP path carries between its stages (JSON text), dropped at the end
+REQUEST, RESPONSE = "__llmcat_request", "__llmcat_response"
+
+
+class _Slotted:
+    """A worker as the runner's job, with the relay slot of each item set around it: results
+    come back as ``(result, slot)``, in input order."""
+
+    def __init__(self, worker: Any, answers: Sequence[dict[str, Any]]) -> None:
+        self.worker = worker
+        self.answers = answers
+
+    async def run(self, product: Any) -> tuple[Any, dict[str, Any]]:
+        slot: dict[str, Any] = {"responses": dict(self.answers[int(product.id)])}
+        token = RELAY_SLOT.set(slot)
+        try:
+            return await self.worker.run(product), slot
+        finally:
+            RELAY_SLOT.reset(token)
+
+    def failed(self, product_id: str, error: BaseException) -> tuple[Any, dict[str, Any]]:
+        return self.worker.failed(product_id, error), {}
+
+
+class RelayWorker:
+    """The two ends of the HTTP path, as a ``map_batches`` actor. ``capture``: each row gains
+    the first request its product makes (``REQUEST``; None when it makes none: an input error, a
+    product settled without the model). ``answer``: each row's ``RESPONSE`` answers that request;
+    the row gains the result columns, and any later request is sent by the worker itself."""
+
+    def __init__(self, recipe: WorkerRecipe, mode: str) -> None:
+        ray = need_ray()
+        self.recipe, self.mode = recipe, mode
+        self.worker = recipe.build()
+        self.worker.engine.relay(mode)
+        if recipe.indexes is not None:
+            self.worker.adopt_indexes(ray.get(recipe.indexes))
+
+    def __call__(self, batch: Any) -> Any:
+        import pyarrow as pa
+
+        rows = batch.to_pylist(maps_as_pydicts="strict")
+        # Positions as ids while relaying: unique within the batch, whatever the caller's ids.
+        records = [{**row_record(row), "id": str(i)} for i, row in enumerate(rows)]
+        answers: list[dict[str, Any]] = [{} for _ in rows]
+        if self.mode == "answer":
+            for i, row in enumerate(rows):
+                if row.get(REQUEST) and row.get(RESPONSE):
+                    key = custom_id(json.loads(row[REQUEST]))
+                    answers[i] = {key: json.loads(row[RESPONSE])}
+        for record in records:
+            record.pop(REQUEST, None)
+            record.pop(RESPONSE, None)
+        job = _Slotted(self.worker, answers)
+        done = self.worker.runner.blocking(
+            self.worker.runner.collect(records, job, label="relay", progress=False)
+        )
+        if self.mode == "capture":
+            first = [
+                json.dumps(slot["requests"][0]) if slot.get("requests") else None
+                for _, slot in done
+            ]
+            return batch.append_column(REQUEST, pa.array(first, type=pa.string()))
+        results = [result for result, _ in done]
+        kept = batch.drop_columns([c for c in (REQUEST, RESPONSE) if c in batch.column_names])
+        return with_arrow_results(kept, results, self.recipe.columns, self.recipe.prefix)
+
+
+def classify_dataset_http(
+    dataset: Any,
+    taxonomy: Taxonomy | Sequence[str],
+    options: ClassifyOptions | None = None,
+    *,
+    base_url: str,
+    settings: Settings | None = None,
+    workers: int = 2,
+    batch_size: int = 64,
+    qps: int | None = None,
+    prefix: str = "",
+    **overrides: Any,
+) -> Any:
+    """``classify_dataset`` with the model requests sent by ``ray.data.llm``'s HTTP request
+    processor to the OpenAI-compatible server at ``base_url``.
+
+    llmcat renders each product's request (messages, the per-row structured-output constraint,
+    the logprob request, sampling: the body the ``openai`` backend sends), the processor POSTs it
+    (``workers`` actors, ``batch_size`` rows each, at most ``qps`` requests per second), and
+    llmcat reads the answer into the same validated result. A later request of the same product
+    (a re-ask, the next level of ``hierarchical``) is sent by llmcat's worker to the same server;
+    products that ask the model nothing skip the processor. Rows come back with the answered
+    ones first: match them by your own id column. Examples (fitted trust) are not supported on
+    this path: use ``classify_dataset``."""
+    ray = need_ray()
+    import pyarrow as pa
+    from ray.data.expressions import col
+    from ray.data.llm import HttpRequestProcessorConfig, build_processor
+
+    if overrides.get("examples") is not None:
+        raise ConfigError("examples are not supported on the HTTP path: use classify_dataset")
+    chosen = taxonomy if isinstance(taxonomy, Taxonomy) else Taxonomy.from_labels(list(taxonomy))
+    base = (settings or Settings()).model_copy(update={"base_url": base_url})
+    recipe = WorkerRecipe(
+        "classify",
+        options or ClassifyOptions(),
+        base,
+        taxonomy=chosen,
+        prefix=prefix,
+        overrides=dict(overrides),
+    )
+    recipe = _warmed(dataset, recipe)
+    pool = ray.data.ActorPoolStrategy(size=workers, max_tasks_in_flight_per_actor=1)
+
+    def stage(data: Any, mode: str) -> Any:
+        return data.map_batches(
+            RelayWorker,
+            fn_constructor_args=(recipe, mode),
+            batch_size=batch_size,
+            batch_format="pyarrow",
+            compute=pool,
+            udf_modifying_row_count=False,
+        )
+
+    def unanswered(table: Any) -> Any:
+        return table.append_column(RESPONSE, pa.nulls(table.num_rows, type=pa.string()))
+
+    # Three phases, each materialized: the actors of one never wait for a CPU another holds.
+    # Filtering and the HTTP stage are I/O: a quarter of a CPU each.
+    light = {"num_cpus": 0.25}
+    rendered = stage(dataset, "capture").materialize()
+    retry = recipe.settings.retry
+    processor = build_processor(
+        HttpRequestProcessorConfig(
+            url=base_url.rstrip("/") + "/chat/completions",
+            headers=(
+                {"Authorization": f"Bearer {recipe.settings.api_key}"}
+                if recipe.settings.api_key
+                else None
+            ),
+            batch_size=batch_size,
+            concurrency=workers,
+            qps=qps,
+            max_retries=retry.attempts - 1 if retry is not None else 2,
+            http_request_stage=light,
+        ),
+        preprocess=lambda row: {"payload": json.loads(row[REQUEST])},
+        postprocess=lambda row: {
+            **{k: v for k, v in row.items() if k not in ("payload", "http_response")},
+            RESPONSE: json.dumps(row["http_response"]),
+        },
+        preprocess_map_kwargs=light,
+        postprocess_map_kwargs=light,
+    )
+    asked = rendered.filter(expr=col(REQUEST).is_not_null(), **light)
+    answered = processor(asked).materialize()
+    skipped = (
+        rendered.filter(expr=col(REQUEST).is_null(), **light)
+        .map_batches(unanswered, batch_format="pyarrow", **light)
+        .materialize()
+    )
+    return stage(answered.union(skipped), "answer")
+
+
 READERS = {
     ".parquet": "read_parquet",
     ".jsonl": "read_json",
@@ -305,4 +469,12 @@ def _tally(folder: Path, error_column: str) -> tuple[int, int]:
     return table.num_rows, table.num_rows - table.column(0).null_count
 
 
-__all__ = ["BatchWorker", "FileJob", "WorkerRecipe", "classify_dataset", "describe_dataset"]
+__all__ = [
+    "BatchWorker",
+    "FileJob",
+    "RelayWorker",
+    "WorkerRecipe",
+    "classify_dataset",
+    "classify_dataset_http",
+    "describe_dataset",
+]

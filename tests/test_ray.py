@@ -251,3 +251,46 @@ def test_without_ray_the_error_names_the_extra(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setattr(builtins, "__import__", no_ray)
     with pytest.raises(ConfigError, match=r"llmcat\[ray\]"):
         need_ray()
+
+
+@pytest.mark.allow_model_requests
+def test_the_http_processor_path_gives_the_live_results(ray_cluster: Any, tmp_path: Path) -> None:
+    from llmcat.ray import REQUEST, RESPONSE, classify_dataset_http
+
+    rows = products(10)
+    rows[4]["title"] = " "  # asks nothing: skips the processor, still gets its error record
+    with FakeServer("vllm") as server:
+        server.responder = answer
+        settings = Settings(cache_dir=tmp_path / "cache")
+        out = classify_dataset_http(
+            dataset(ray_cluster, rows),
+            LABELS,
+            base_url=server.base_url,
+            settings=settings,
+            workers=2,
+            batch_size=3,
+            strategy="flat",
+        ).take_all()
+        relayed = len(server.requests)
+        live = Classifier(
+            LABELS,
+            base_url=server.base_url,
+            strategy="flat",
+            settings=Settings(cache_dir=tmp_path / "live-cache"),
+        ).classify_many(rows, progress=False)
+        sent = server.requests[relayed:]
+    by_id = {r["id"]: r for r in out}
+    assert sorted(by_id) == sorted(r["id"] for r in rows)
+    for row, want in zip(rows, live, strict=True):
+        got = by_id[row["id"]]
+        assert got["category_id"] == want.category_id
+        assert got["confidence"] == pytest.approx(want.confidence, abs=1e-12)
+        assert (got["error"] is None) == (want.error is None)
+        assert REQUEST not in got and RESPONSE not in got
+    assert "title" in by_id["p4"]["error"]
+    # The warm-up's product, then one request per product that asks the model: the same bodies
+    # a live run sends.
+    assert relayed == 1 + 9
+    assert sorted(json.dumps(b, sort_keys=True) for b in server.requests[1:relayed]) == sorted(
+        json.dumps(b, sort_keys=True) for b in sent
+    )

@@ -255,3 +255,38 @@ def test_batch_export_then_vllm_run_batch_then_import_gives_the_live_results(
     assert all(
         abs(a["confidence"] - b["confidence"]) < 0.02 for a, b in zip(batch, live, strict=True)
     )
+
+
+def test_ray_data_llm_http_processor_gives_the_live_results(base_url: str, tmp_path: Path) -> None:
+    """llmcat renders, ray.data.llm's HTTP request processor POSTs to the server, llmcat reads
+    the answers: the live run's labels (a local 2-CPU Ray cluster)."""
+    require(importlib.util.find_spec("ray") is not None, "ray (pip install 'llmcat[ray]')")
+    import ray
+
+    from llmcat.ray import classify_dataset_http
+
+    products, labels = golden_products(8)
+    rows = [{"id": p.id, "title": p.title, "brand": p.brand} for p in products]
+    live = Classifier(
+        labels, base_url=base_url, strategy="flat", settings=Settings(cache_dir=tmp_path / "a")
+    ).classify_many(rows, progress=False)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        data = ray.data.from_items(rows).repartition(target_num_rows_per_block=4).materialize()
+        out = classify_dataset_http(
+            data,
+            labels,
+            base_url=base_url,
+            settings=Settings(cache_dir=tmp_path / "b"),
+            strategy="flat",
+            batch_size=4,
+        ).take_all()
+    finally:
+        ray.shutdown()
+    by_id = {r["id"]: r for r in out}
+    assert all(by_id[r["id"]]["error"] is None for r in rows)
+    assert [by_id[r["id"]]["path"] for r in rows] == [r.path for r in live]
+    assert all(
+        abs(by_id[r["id"]]["confidence"] - want.confidence) < 0.02
+        for r, want in zip(rows, live, strict=True)
+    )

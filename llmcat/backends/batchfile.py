@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -137,6 +138,51 @@ class BatchImportBackend(_AroundServer):
         return self.inner.completion_from(completion, request, mode)
 
 
+#: The current item's relay slot (``RelayBackend``): set by the caller around each item.
+RELAY_SLOT: ContextVar[dict[str, Any] | None] = ContextVar("llmcat_relay_slot", default=None)
+
+
+class RelayBackend(_AroundServer):
+    """Model calls relayed through somebody else's transport (``llmcat.ray``'s path through
+    ``ray.data.llm``'s HTTP processor), one item at a time; the item's slot is ``RELAY_SLOT``.
+
+    - ``capture``: each request's body is appended to the slot's ``"requests"`` and answered with
+      a placeholder (never cached), as ``BatchExportBackend`` does.
+    - ``answer``: a request whose ``custom_id`` is in the slot's ``"responses"`` (chat completion
+      bodies) is answered from it through the ``openai`` backend's parsing; any other (a re-ask,
+      the next level of ``hierarchical``) is sent to the server as usual.
+    """
+
+    def __init__(self, inner: Backend, mode: str) -> None:
+        super().__init__(inner, "the ray.data.llm HTTP path", Path("-"))
+        if mode not in ("capture", "answer"):
+            raise ValueError(f"unknown relay mode {mode!r}")
+        self.mode = mode
+        self._placeholder = FakeBackend()
+
+    async def complete(self, request: CompletionRequest) -> Completion:
+        slot = RELAY_SLOT.get()
+        if slot is None:
+            raise RuntimeError("RelayBackend needs RELAY_SLOT set around each item")
+        mode = await self.inner.resolve()
+        body = batch_body(request, self.inner, mode)
+        if self.mode == "capture":
+            slot.setdefault("requests", []).append(body)
+            answer = await self._placeholder.complete(request)
+            return answer.model_copy(update={"model": self.model})
+        response = slot.get("responses", {}).get(custom_id(body))
+        if response is None:
+            return await self.inner.complete(request)
+        if not isinstance(response, dict) or not response.get("choices"):
+            raise BackendError(
+                f"the server answered with an error: {json.dumps(response)[:300]}",
+                retryable=False,
+            )
+        from openai.types.chat import ChatCompletion
+
+        return self.inner.completion_from(ChatCompletion.model_validate(response), request, mode)
+
+
 def read_results(path: Path) -> dict[str, dict[str, Any]]:
     """A provider's result file: one JSON object per line with ``custom_id``."""
     try:
@@ -157,4 +203,12 @@ def read_results(path: Path) -> dict[str, dict[str, Any]]:
     return answers
 
 
-__all__ = ["BatchExportBackend", "BatchImportBackend", "batch_body", "custom_id", "read_results"]
+__all__ = [
+    "RELAY_SLOT",
+    "BatchExportBackend",
+    "BatchImportBackend",
+    "RelayBackend",
+    "batch_body",
+    "custom_id",
+    "read_results",
+]

@@ -2,6 +2,8 @@
 
     python -m evals bench [--n 100] [--depth 1] [--strategy auto] [--taxonomy FILE] [--base-url URL]
                       [--backend vllm] [--labels-out FILE]
+    python -m evals bench --raw --base-url URL ...    # llmcat against the raw engine (scaling.py)
+    python -m evals bench --ray-workers N ...         # one process against Ray (scaling.py)
 
 Without ``--taxonomy`` the taxonomy is the Flipkart tree cut at ``--depth``; with it, any taxonomy
 file (e.g. Google's), in which case every answer is checked to be a real node.
@@ -18,6 +20,7 @@ from pathlib import Path
 from llmcat import Classifier, Settings, Taxonomy
 from llmcat.options import ClassifyOptions
 
+from . import scaling
 from .flipkart import load_flipkart
 from .paths import flipkart_csv
 from .suites import ClassificationRecord, Gold, stratified
@@ -35,6 +38,20 @@ def run_bench(args: argparse.Namespace) -> int:
         ClassificationRecord(id=p.id, product=p, gold=Gold(path=g), group=g[0]) for p, g in rows
     ]
     products = [r.product for r in stratified(records, args.n)]
+    if args.raw or args.ray_workers:
+        settings = Settings(
+            backend=args.backend,
+            base_url=args.base_url,
+            model=args.model,
+            concurrency=args.concurrency,
+            progress=False,
+        )
+        options = ClassifyOptions(
+            strategy=args.strategy, beam=args.beam, embedding_batch=args.embedding_batch
+        )
+        if args.raw:
+            return scaling.run_raw(taxonomy, products, options, settings, args.rounds)
+        return scaling.run_ray_workers(taxonomy, products, options, settings, args.ray_workers)
     with tempfile.TemporaryDirectory() as cache_dir:
         settings = Settings(
             backend=args.backend,
@@ -111,5 +128,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--concurrency", type=int)
     p.add_argument(
         "--labels-out", type=Path, help="write the cold run's answers here (JSONL: id, path)"
+    )
+    p.add_argument(
+        "--raw",
+        action="store_true",
+        help="llmcat against its own recorded requests replayed straight to the server "
+        "(--base-url): items/s of each and the ratio",
+    )
+    p.add_argument("--rounds", type=int, default=2, help="--raw rounds (sides alternate)")
+    p.add_argument(
+        "--ray-workers",
+        type=int,
+        metavar="N",
+        help="items/s of one process, then of llmcat.ray with 1 and N actors (local cluster)",
     )
     p.set_defaults(func=run_bench)

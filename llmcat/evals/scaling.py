@@ -1,0 +1,182 @@
+"""What llmcat costs on top of the engine, and what Ray adds (``python -m evals bench``):
+
+    python -m evals bench --raw --base-url URL [--n 200] [--rounds 2] [--strategy flat]
+    python -m evals bench --ray-workers 2 [--n 1050] [--strategy embedding]
+
+``--raw``: the requests llmcat sends for the products are recorded (exported, nothing sent), then
+each round runs llmcat (``classify_many``, no cache) and replays the recorded bodies straight to
+the same server with the same concurrency, the order alternating between rounds; the server's
+prefix cache is cleared before each side when it allows it (``POST /reset_prefix_cache``: vLLM
+started with ``VLLM_SERVER_DEV_MODE=1``), and the output says when it did not. Printed: llmcat
+items/s, raw items/s (one request per item for ``flat`` and ``shortlist``) and their ratio.
+
+``--ray-workers N``: one process, then ``llmcat.ray`` on a local cluster with 1 and N actors,
+each side with a fresh cache; wall-clock items/s including the actors' start (their model load),
+and the Ray path's overhead at 1 worker against one process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from llmcat import Classifier, Settings, Taxonomy
+from llmcat.options import ClassifyOptions
+
+
+def _rate(n: int, seconds: float) -> float:
+    return n / seconds if seconds > 0 else float("inf")
+
+
+def reset_prefix_cache(base_url: str) -> bool:
+    """Clear a vLLM server's prefix cache; False when the server does not allow it."""
+    root = base_url.rstrip("/").removesuffix("/v1")
+    ask = urllib.request.Request(f"{root}/reset_prefix_cache", data=b"", method="POST")
+    try:
+        with urllib.request.urlopen(ask, timeout=30) as response:
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+async def replay(
+    base_url: str, bodies: Sequence[dict[str, Any]], concurrency: int, api_key: str | None
+) -> float:
+    """POST every body to the server's chat endpoint, ``concurrency`` at a time; seconds taken.
+    Every answer must be a completion (a raw side that fails is no baseline)."""
+    import httpx
+
+    url = base_url.rstrip("/") + "/chat/completions"
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    gate = asyncio.Semaphore(concurrency)
+    async with httpx.AsyncClient(timeout=600, headers=headers) as client:
+
+        async def one(body: dict[str, Any]) -> None:
+            async with gate:
+                response = await client.post(url, json=body)
+            if response.status_code != 200 or not response.json().get("choices"):
+                raise RuntimeError(f"the raw request failed: {response.text[:300]}")
+
+        start = time.perf_counter()
+        await asyncio.gather(*(one(b) for b in bodies))
+        return time.perf_counter() - start
+
+
+def run_raw(
+    taxonomy: Taxonomy,
+    products: Sequence[Any],
+    options: ClassifyOptions,
+    settings: Settings,
+    rounds: int,
+) -> int:
+    """``--raw``; see the module docstring."""
+    base_url = settings.base_url
+    if not base_url:
+        raise SystemExit("--raw replays to a server: give --base-url")
+    with tempfile.TemporaryDirectory() as folder:
+        requests = Path(folder) / "requests.jsonl"
+        exporter = Classifier(
+            taxonomy,
+            options,
+            settings=settings.model_copy(update={"batch_export": requests, "cache": False}),
+        )
+        exporter.classify_many(products, progress=False)
+        bodies = [json.loads(line)["body"] for line in requests.read_text().splitlines()]
+    live = Classifier(taxonomy, options, settings=settings.model_copy(update={"cache": False}))
+    concurrency = live.runner.concurrency
+    live.classify("warm-up: load the embedder and probe the server")
+    print(
+        f"raw bench: {len(products)} products, {len(bodies)} recorded requests, strategy "
+        f"{live.strategy}, concurrency {concurrency} on both sides, {base_url}"
+    )
+    ratios = []
+    for n in range(rounds):
+        sides = ("llmcat", "raw") if n % 2 == 0 else ("raw", "llmcat")
+        seconds: dict[str, float] = {}
+        for side in sides:
+            cleared = reset_prefix_cache(base_url)
+            start = time.perf_counter()
+            if side == "llmcat":
+                results = live.classify_many(products, progress=False)
+                failed = sum(r.error is not None for r in results)
+                if failed:
+                    print(f"  llmcat: {failed} error records")
+                seconds[side] = time.perf_counter() - start
+            else:
+                seconds[side] = asyncio.run(replay(base_url, bodies, concurrency, settings.api_key))
+            note = "prefix cache cleared" if cleared else "prefix cache NOT cleared"
+            print(f"  round {n + 1} {side:>6}: {seconds[side]:.1f}s ({note})")
+        ours, raw = _rate(len(products), seconds["llmcat"]), _rate(len(products), seconds["raw"])
+        ratios.append(ours / raw)
+        print(
+            f"round {n + 1}: llmcat {ours:.2f} items/s, raw {raw:.2f} items/s, "
+            f"ratio {ours / raw:.2f}"
+        )
+    print(f"ratio llmcat/raw per round: {', '.join(f'{r:.2f}' for r in ratios)}")
+    live.runner.blocking(live.aclose())
+    return 0
+
+
+def run_ray_workers(
+    taxonomy: Taxonomy,
+    products: Sequence[Any],
+    options: ClassifyOptions,
+    settings: Settings,
+    workers: int,
+) -> int:
+    """``--ray-workers N``; see the module docstring."""
+    from llmcat.ray import classify_dataset, need_ray
+
+    ray = need_ray()
+    rows = [p.model_dump(exclude_defaults=True) for p in products]
+    with tempfile.TemporaryDirectory() as folder:
+        fresh = iter(range(1_000))
+
+        def side_settings() -> Settings:
+            return settings.model_copy(update={"cache_dir": Path(folder) / str(next(fresh))})
+
+        start = time.perf_counter()
+        single = Classifier(taxonomy, options, settings=side_settings())
+        expected = single.classify_many(rows, progress=False)
+        one_process = time.perf_counter() - start
+        print(
+            f"one process: {len(rows)} items in {one_process:.1f}s = "
+            f"{_rate(len(rows), one_process):.2f} items/s (strategy {single.strategy}, "
+            "model load included)"
+        )
+        ray.init(num_cpus=max(workers, 2), include_dashboard=False, log_to_driver=False)
+        try:
+            ray.data.DataContext.get_current().execution_options.preserve_order = True
+            rates = {}
+            for n in sorted({1, workers}):
+                block = max(1, -(-len(rows) // (4 * n)))
+                data = ray.data.from_items(rows)
+                data = data.repartition(target_num_rows_per_block=block).materialize()
+                start = time.perf_counter()
+                out = classify_dataset(
+                    data, taxonomy, options, settings=side_settings(), workers=n, batch_size=block
+                ).take_all()
+                took = time.perf_counter() - start
+                rates[n] = _rate(len(rows), took)
+                same = sum(
+                    r["category_id"] == e.category_id for r, e in zip(out, expected, strict=True)
+                )
+                print(
+                    f"ray, {n} worker(s): {len(out)} items in {took:.1f}s = {rates[n]:.2f} "
+                    f"items/s (actors' start included); {same}/{len(rows)} equal to one process"
+                )
+        finally:
+            ray.shutdown()
+    overhead = _rate(len(rows), one_process) / rates[1]
+    print(f"ray overhead at 1 worker: one process is {overhead:.2f}x the Ray path's items/s")
+    return 0
+
+
+__all__ = ["replay", "reset_prefix_cache", "run_raw", "run_ray_workers"]
