@@ -267,6 +267,11 @@ class VLLMBackend(Backend):
                 else:
                     future.set_result(result)
 
+    def raw_batch(self, requests: list[CompletionRequest]) -> list[Completion | BackendError]:
+        """All ``requests`` as one engine call, without llmcat's queue or cache: the raw
+        baseline of ``python -m evals bench --raw --backend vllm``."""
+        return self._generate_many(requests)
+
     def _generate_many(self, requests: list[CompletionRequest]) -> list[Completion | BackendError]:
         """One engine call for all ``requests``; if the engine rejects the call (one prompt too
         long, say), each request is tried alone, so only the bad ones fail."""

@@ -10,6 +10,9 @@ prefix cache is cleared before each side when it allows it (``POST /reset_prefix
 started with ``VLLM_SERVER_DEV_MODE=1``), and the output says when it did not. Printed: llmcat
 items/s, raw items/s (one request per item for ``flat`` and ``shortlist``) and their ratio.
 
+``--raw --backend vllm``: the same in process: llmcat's in-process vLLM engine against the
+recorded requests handed to that engine as one call (``VLLMBackend.raw_batch``).
+
 ``--ray-workers N``: one process, then ``llmcat.ray`` on a local cluster with 1 and N actors,
 each side with a fresh cache; wall-clock items/s including the actors' start (their model load),
 and the Ray path's overhead at 1 worker against one process.
@@ -27,7 +30,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from llmcat import Classifier, Settings, Taxonomy
+from llmcat import Backend, Classifier, Settings, Taxonomy
+from llmcat.completions import Completion, CompletionRequest
 from llmcat.options import ClassifyOptions
 
 
@@ -69,6 +73,75 @@ async def replay(
         return time.perf_counter() - start
 
 
+class Recorder(Backend):
+    """Another backend, keeping every request it is asked (the in-process side of ``--raw``)."""
+
+    def __init__(self, inner: Backend) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.max_concurrency = inner.max_concurrency
+        self.requests: list[CompletionRequest] = []
+
+    @property
+    def model(self) -> str:
+        return self.inner.model
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Recorder:
+        raise NotImplementedError("a Recorder wraps a backend")
+
+    async def complete(self, request: CompletionRequest) -> Completion:
+        self.requests.append(request)
+        return await self.inner.complete(request)
+
+
+def run_raw_in_process(
+    taxonomy: Taxonomy,
+    products: Sequence[Any],
+    options: ClassifyOptions,
+    settings: Settings,
+    rounds: int,
+) -> int:
+    """``--raw --backend vllm``: llmcat's in-process engine against the same requests as one
+    engine call (``raw_batch``), in the same process and engine."""
+    live = Classifier(taxonomy, options, settings=settings.model_copy(update={"cache": False}))
+    raw_batch = getattr(live.backend, "raw_batch", None)
+    if raw_batch is None:
+        raise SystemExit(f"--raw in process needs --backend vllm, not {live.backend.name}")
+    recorder = Recorder(live.backend)
+    recorded = Classifier(
+        taxonomy, options, backend=recorder, settings=settings.model_copy(update={"cache": False})
+    )
+    recorded.classify_many(products, progress=False)  # warms the engine up, records the requests
+    requests = list(recorder.requests)
+    print(
+        f"raw bench in process: {len(products)} products, {len(requests)} requests, strategy "
+        f"{live.strategy}, engine {live.backend.model}"
+    )
+    ratios = []
+    for n in range(rounds):
+        sides = ("llmcat", "raw") if n % 2 == 0 else ("raw", "llmcat")
+        seconds: dict[str, float] = {}
+        for side in sides:
+            start = time.perf_counter()
+            if side == "llmcat":
+                live.classify_many(products, progress=False)
+            else:
+                answers = raw_batch(requests)
+                failed = [a for a in answers if isinstance(a, BaseException)]
+                if failed:
+                    raise RuntimeError(f"the raw engine call failed: {failed[0]}")
+            seconds[side] = time.perf_counter() - start
+            print(f"  round {n + 1} {side:>6}: {seconds[side]:.1f}s")
+        ours, raw = _rate(len(products), seconds["llmcat"]), _rate(len(products), seconds["raw"])
+        ratios.append(ours / raw)
+        print(
+            f"round {n + 1}: llmcat {ours:.2f} items/s, raw {raw:.2f} items/s, ratio {ours / raw:.2f}"
+        )
+    print(f"ratio llmcat/raw per round: {', '.join(f'{r:.2f}' for r in ratios)}")
+    return 0
+
+
 def run_raw(
     taxonomy: Taxonomy,
     products: Sequence[Any],
@@ -78,8 +151,10 @@ def run_raw(
 ) -> int:
     """``--raw``; see the module docstring."""
     base_url = settings.base_url
+    if settings.backend == "vllm":
+        return run_raw_in_process(taxonomy, products, options, settings, rounds)
     if not base_url:
-        raise SystemExit("--raw replays to a server: give --base-url")
+        raise SystemExit("--raw replays to a server (--base-url) or runs --backend vllm")
     with tempfile.TemporaryDirectory() as folder:
         requests = Path(folder) / "requests.jsonl"
         exporter = Classifier(
@@ -179,4 +254,11 @@ def run_ray_workers(
     return 0
 
 
-__all__ = ["replay", "reset_prefix_cache", "run_raw", "run_ray_workers"]
+__all__ = [
+    "Recorder",
+    "replay",
+    "reset_prefix_cache",
+    "run_raw",
+    "run_raw_in_process",
+    "run_ray_workers",
+]
