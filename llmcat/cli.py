@@ -135,7 +135,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
         const="local",
         metavar="ADDRESS",
         help="run on a Ray cluster (an address such as 10.0.0.5:6379 or 'auto'; alone: a local "
-        "one, started and stopped here): --input is a .parquet, .jsonl or .csv file, --output a "
+        "one, started and stopped here): --input is a .parquet or .csv file, --output a "
         "new folder of Parquet files (the input's columns and the result columns)",
     )
     scale.add_argument(

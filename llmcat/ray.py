@@ -402,12 +402,10 @@ def classify_dataset_http(
     return stage(answered.union(skipped), "answer")
 
 
-READERS = {
-    ".parquet": "read_parquet",
-    ".jsonl": "read_json",
-    ".ndjson": "read_json",
-    ".csv": "read_csv",
-}
+#: Ray's reader per input kind. Not JSONL: Arrow turns each line's attributes object into a
+#: struct, whose fields have one order for every row, and a product's first attributes are part
+#: of its text; a Parquet map (``python -m evals export``, ``tables.products_table``) keeps it.
+READERS = {".parquet": "read_parquet", ".csv": "read_csv"}
 
 
 @dataclass
@@ -428,7 +426,10 @@ class FileJob:
         source, folder = source.resolve(), folder.resolve()
         reader = READERS.get(source.suffix.lower())
         if reader is None:
-            raise ConfigError(f"--ray reads {', '.join(READERS)} files, not {source.name}")
+            raise ConfigError(
+                f"--ray reads {' and '.join(READERS)} files, not {source.name} (JSONL: convert it "
+                "to Parquet with the attributes as a map, which keeps each product's own order)"
+            )
         if not source.is_file():
             raise ConfigError(f"input file {source} does not exist")
         if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):

@@ -134,6 +134,33 @@ def _cell(record: Mapping[str, Any], field: str) -> Any:
     return record.get(field)
 
 
+def products_table(products: Sequence[Any]) -> Any:
+    """Products as a pyarrow Table (``id, title, description, brand, attributes``), the
+    attributes as a map: a map keeps each product's own order, where a struct (what Arrow makes
+    of a dict) gives every row one order, and a product's first attributes are part of its text."""
+    pa = need("pyarrow")
+    schema = pa.schema(
+        [
+            ("id", pa.string()),
+            ("title", pa.string()),
+            ("description", pa.string()),
+            ("brand", pa.string()),
+            ("attributes", pa.map_(pa.string(), pa.string())),
+        ]
+    )
+    rows = [
+        {
+            "id": p.id,
+            "title": p.title,
+            "description": p.description,
+            "brand": p.brand,
+            "attributes": list(p.attributes.items()),
+        }
+        for p in products
+    ]
+    return pa.Table.from_pylist(rows, schema=schema)
+
+
 def _arrow_types() -> dict[str, Any]:
     """The Arrow type of each result column, fixed so that every block of a distributed run
     has the same schema (an all-empty block would otherwise infer ``null``)."""
@@ -210,6 +237,7 @@ __all__ = [
     "CLASSIFICATION_COLUMNS",
     "COPY_COLUMNS",
     "frame_records",
+    "products_table",
     "read_parquet",
     "read_parquet_results",
     "row_record",

@@ -225,6 +225,7 @@ def test_the_cli_refuses_what_the_ray_path_cannot_do(
             "without --resume",
         ),
         (["classify", "a title", *base[1:]], "not a single product"),
+        ([*base, "--input", "p.jsonl", "--output", "o"], "convert it to Parquet"),
         (
             [*base, "--input", str(tmp_path / "p.parquet"), "--output", str(tmp_path / "full")],
             "not an empty folder",

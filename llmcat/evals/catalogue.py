@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from llmcat.errors import ConfigError
-from llmcat.tables import need, read_parquet_results
+from llmcat.tables import need, products_table, read_parquet_results
 
 from .suites import load_suite
 
@@ -28,36 +28,19 @@ def run_export(args: argparse.Namespace) -> int:
     suite = load_suite(args.suite, data=args.data, limit=args.limit)
     if not suite.classify:
         raise ConfigError(f"suite {suite.name} has no classification records to export")
-    pa, pq = need("pyarrow"), need("pyarrow.parquet")
     args.out.mkdir(parents=True, exist_ok=True)
-    rows = [
-        {
-            "id": r.product.id or r.id,
-            "title": r.product.title,
-            "description": r.product.description,
-            "brand": r.product.brand,
-            "attributes": list(r.product.attributes.items()),
-        }
-        for r in suite.classify
-    ]
-    schema = pa.schema(
-        [
-            ("id", pa.string()),
-            ("title", pa.string()),
-            ("description", pa.string()),
-            ("brand", pa.string()),
-            ("attributes", pa.map_(pa.string(), pa.string())),
-        ]
+    table = products_table(
+        [r.product.model_copy(update={"id": r.product.id or r.id}) for r in suite.classify]
     )
     products = args.out / "products.parquet"
-    pq.write_table(pa.Table.from_pylist(rows, schema=schema), products)
+    need("pyarrow.parquet").write_table(table, products)
     taxonomy = args.out / "taxonomy.txt"
     taxonomy.write_text(
         "".join(f"{c.path_text}\n" for c in suite.taxonomy if not suite.taxonomy.children(c.id)),
         encoding="utf-8",
     )
     print(
-        f"{len(rows)} products -> {products}; {len(suite.taxonomy.leaves())} leaves -> {taxonomy}"
+        f"{table.num_rows} products -> {products}; {len(suite.taxonomy.leaves())} leaves -> {taxonomy}"
     )
     return 0
 
