@@ -26,7 +26,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +72,43 @@ async def replay(
         start = time.perf_counter()
         await asyncio.gather(*(one(b) for b in bodies))
         return time.perf_counter() - start
+
+
+def run_llmcat(live: Classifier, products: Sequence[Any]) -> None:
+    """The llmcat side of ``--raw``: ``classify_many``, saying how many items failed."""
+    failed = sum(r.error is not None for r in live.classify_many(products, progress=False))
+    if failed:
+        print(f"  llmcat: {failed} error records")
+
+
+def alternate(
+    items: int,
+    rounds: int,
+    llmcat: Callable[[], object],
+    raw: Callable[[], object],
+    *,
+    before: Callable[[], str] | None = None,
+) -> None:
+    """Time each side once per round, the order alternating (so neither always goes first);
+    ``before`` runs ahead of each side and says what it did. Prints items/s and the ratios."""
+    ratios = []
+    for n in range(rounds):
+        sides = {"llmcat": llmcat, "raw": raw}
+        order = ("llmcat", "raw") if n % 2 == 0 else ("raw", "llmcat")
+        seconds: dict[str, float] = {}
+        for side in order:
+            note = f" ({before()})" if before is not None else ""
+            start = time.perf_counter()
+            sides[side]()
+            seconds[side] = time.perf_counter() - start
+            print(f"  round {n + 1} {side:>6}: {seconds[side]:.1f}s{note}")
+        ours, theirs = _rate(items, seconds["llmcat"]), _rate(items, seconds["raw"])
+        ratios.append(ours / theirs)
+        print(
+            f"round {n + 1}: llmcat {ours:.2f} items/s, raw {theirs:.2f} items/s, "
+            f"ratio {ours / theirs:.2f}"
+        )
+    print(f"ratio llmcat/raw per round: {', '.join(f'{r:.2f}' for r in ratios)}")
 
 
 class Recorder(Backend):
@@ -122,27 +159,13 @@ def run_raw_in_process(
         f"raw bench in process: {len(products)} products, {len(requests)} requests, strategy "
         f"{live.strategy}, engine {live.backend.model}"
     )
-    ratios = []
-    for n in range(rounds):
-        sides = ("llmcat", "raw") if n % 2 == 0 else ("raw", "llmcat")
-        seconds: dict[str, float] = {}
-        for side in sides:
-            start = time.perf_counter()
-            if side == "llmcat":
-                live.classify_many(products, progress=False)
-            else:
-                answers = raw_batch(requests)
-                failed = [a for a in answers if isinstance(a, BaseException)]
-                if failed:
-                    raise RuntimeError(f"the raw engine call failed: {failed[0]}")
-            seconds[side] = time.perf_counter() - start
-            print(f"  round {n + 1} {side:>6}: {seconds[side]:.1f}s")
-        ours, raw = _rate(len(products), seconds["llmcat"]), _rate(len(products), seconds["raw"])
-        ratios.append(ours / raw)
-        print(
-            f"round {n + 1}: llmcat {ours:.2f} items/s, raw {raw:.2f} items/s, ratio {ours / raw:.2f}"
-        )
-    print(f"ratio llmcat/raw per round: {', '.join(f'{r:.2f}' for r in ratios)}")
+
+    def raw() -> None:
+        failed = [a for a in raw_batch(requests) if isinstance(a, BaseException)]
+        if failed:
+            raise RuntimeError(f"the raw engine call failed: {failed[0]}")
+
+    alternate(len(products), rounds, lambda: run_llmcat(live, products), raw)
     return 0
 
 
@@ -175,30 +198,18 @@ def run_raw(
         f"raw bench: {len(products)} products, {len(bodies)} recorded requests, strategy "
         f"{live.strategy}, concurrency {concurrency} on both sides, {base_url}"
     )
-    ratios = []
-    for n in range(rounds):
-        sides = ("llmcat", "raw") if n % 2 == 0 else ("raw", "llmcat")
-        seconds: dict[str, float] = {}
-        for side in sides:
-            cleared = reset_prefix_cache(base_url)
-            start = time.perf_counter()
-            if side == "llmcat":
-                results = live.classify_many(products, progress=False)
-                failed = sum(r.error is not None for r in results)
-                if failed:
-                    print(f"  llmcat: {failed} error records")
-                seconds[side] = time.perf_counter() - start
-            else:
-                seconds[side] = asyncio.run(replay(base_url, bodies, concurrency, settings.api_key))
-            note = "prefix cache cleared" if cleared else "prefix cache NOT cleared"
-            print(f"  round {n + 1} {side:>6}: {seconds[side]:.1f}s ({note})")
-        ours, raw = _rate(len(products), seconds["llmcat"]), _rate(len(products), seconds["raw"])
-        ratios.append(ours / raw)
-        print(
-            f"round {n + 1}: llmcat {ours:.2f} items/s, raw {raw:.2f} items/s, "
-            f"ratio {ours / raw:.2f}"
-        )
-    print(f"ratio llmcat/raw per round: {', '.join(f'{r:.2f}' for r in ratios)}")
+
+    def cleared() -> str:
+        done = reset_prefix_cache(base_url)
+        return "prefix cache cleared" if done else "prefix cache NOT cleared"
+
+    alternate(
+        len(products),
+        rounds,
+        lambda: run_llmcat(live, products),
+        lambda: asyncio.run(replay(base_url, bodies, concurrency, settings.api_key)),
+        before=cleared,
+    )
     live.runner.blocking(live.aclose())
     return 0
 
