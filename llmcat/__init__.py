@@ -17,6 +17,7 @@ from .embeddings import Embedder, HashingEmbedder, OpenAIEmbedder, SentenceTrans
 from .errors import (
     BackendError,
     ConfigError,
+    ImagesRejected,
     InputError,
     LlmcatError,
     OutputError,
@@ -60,6 +61,7 @@ __all__ = [
     "FakeBackend",
     "Finding",
     "HashingEmbedder",
+    "ImagesRejected",
     "InputError",
     "LlmcatError",
     "OpenAIEmbedder",

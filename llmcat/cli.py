@@ -74,6 +74,25 @@ def _common(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument("--cache-dir", type=Path, help="cache folder (env LLMCAT_CACHE_DIR)")
     option(group, ClassifyOptions, "template_dir", type=Path)
+    images = parser.add_argument_group("images")
+    option(images, Settings, "images", choices=["auto", "never", "require"])
+    images.add_argument(
+        "--image",
+        action="append",
+        default=[],
+        metavar="URL_OR_FILE",
+        help="an image of the single product (http(s) URL, data URI or a local file)",
+    )
+    images.add_argument(
+        "--image-dir",
+        action="append",
+        type=Path,
+        default=[],
+        metavar="DIR",
+        help="a folder local image files may be read from (the --input file's folder and the "
+        "folders of --image files are added); a path outside these is refused",
+    )
+    option(images, Settings, "vision", type=_yes_no, metavar="yes|no")
     io = parser.add_argument_group("input and output")
     io.add_argument(
         "--input",
@@ -198,6 +217,16 @@ def build_parser() -> argparse.ArgumentParser:
     option(describe, CopyOptions, "title_words", type=int)
     option(describe, CopyOptions, "bullets", type=int)
     option(describe, CopyOptions, "bullet_words", type=int)
+    option(
+        describe,
+        CopyOptions,
+        "fallback",
+        type=lambda text: None if text == "none" else text,
+        choices=["compose", None],
+        metavar="compose|none",
+    )
+    option(describe, CopyOptions, "min_body_words", type=int)
+    option(describe, CopyOptions, "mention_attributes", type=int)
     option(describe, CopyOptions, "title_chars", type=int)
     option(describe, CopyOptions, "bullet_chars", type=int)
     option(describe, CopyOptions, "body_chars", type=int)
@@ -287,9 +316,32 @@ def _settings(args: argparse.Namespace) -> Settings:
             "dry_run": args.dry_run,
             "batch_export": args.batch_export,
             "batch_import": args.batch_import,
+            "images": args.images,
+            "vision": args.vision,
+            "image_dirs": _image_dirs(args),
         },
         what="command-line",
     )
+
+
+def _image_dirs(args: argparse.Namespace) -> list[Path]:
+    """--image-dir folders, the --input file's folder, and the folders of local --image files:
+    the paths the user gave, and nothing else."""
+    folders = list(args.image_dir)
+    if args.input is not None:
+        folders.append(Path(args.input).resolve().parent)
+    for ref in args.image:
+        if not ref.startswith(("http://", "https://", "data:")):
+            folders.append(Path(ref.removeprefix("file://")).expanduser().resolve().parent)
+    return folders
+
+
+def _yes_no(text: str) -> bool:
+    if text.lower() in ("yes", "true", "1"):
+        return True
+    if text.lower() in ("no", "false", "0"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected yes or no, got {text!r}")
 
 
 def _fields(args: argparse.Namespace, model: type[BaseModel]) -> dict[str, Any]:
@@ -332,6 +384,7 @@ def _single(args: argparse.Namespace) -> Product | None:
         brand=getattr(args, "brand", "") or attributes.get("brand", ""),
         description=getattr(args, "description", ""),
         attributes=attributes,
+        image_urls=args.image,
     )
 
 
@@ -346,10 +399,13 @@ def _human(result: BaseModel) -> str:
     assert isinstance(result, Description)
     if result.error:
         return f"{result.product_id}\terror: {result.error.type}: {result.error.message}"
-    lines = [result.title, *(f"  • {b}" for b in result.bullets), "", result.body]
-    if result.findings:
-        lines.append("")
-        lines += [f"  ! {f.kind}: {f.text}" for f in result.findings]
+    lines = [result.title, *(f"  • {b}" for b in result.bullets), "", result.body, ""]
+    if result.source == "composed":
+        why = ", ".join(sorted({f.kind for f in result.rejected_findings}))
+        lines.append(f"[source: composed from the product data; the model's copy had: {why}]")
+    else:
+        lines.append(f"[source: model {result.model}]")
+    lines += [f"  ! {f.kind}: {f.text}" for f in result.findings]
     return "\n".join(lines)
 
 

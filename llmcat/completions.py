@@ -55,10 +55,27 @@ class CompletionRequest(BaseModel):
     constraint: Constraint | None = None
     sampling: Sampling = Field(default_factory=Sampling)
     prompt_version: str = ""
+    images: list[str] = Field(
+        default_factory=list,
+        description="Images shown with the last user message: http(s) URLs or data URIs.",
+    )
+
+    def wire_messages(self) -> list[dict[str, Any]]:
+        """The messages in the OpenAI chat format; images become ``image_url`` content parts
+        after the text of the last user message."""
+        out: list[dict[str, Any]] = [m.model_dump() for m in self.messages]
+        if self.images:
+            last = max(i for i, m in enumerate(self.messages) if m.role == "user")
+            out[last]["content"] = [
+                {"type": "text", "text": self.messages[last].content},
+                *({"type": "image_url", "image_url": {"url": url}} for url in self.images),
+            ]
+        return out
 
     def cache_key(self, backend: str, model: str) -> str:
-        """A digest of exactly what changes the output (never timeouts or retry settings)."""
-        payload = {
+        """A digest of exactly what changes the output (never timeouts or retry settings); an
+        image counts by the digest of its URL or data URI (so by its content when inlined)."""
+        payload: dict[str, Any] = {
             "backend": backend,
             "model": model,
             "messages": [m.model_dump() for m in self.messages],
@@ -66,6 +83,8 @@ class CompletionRequest(BaseModel):
             "sampling": self.sampling.model_dump(),
             "prompt_version": self.prompt_version,
         }
+        if self.images:  # only then: keys of requests without images stay as they were
+            payload["images"] = [hashlib.sha256(url.encode()).hexdigest() for url in self.images]
         blob = json.dumps(payload, sort_keys=True, ensure_ascii=False).encode()
         return hashlib.sha256(blob).hexdigest()
 

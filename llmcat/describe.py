@@ -1,16 +1,19 @@
 """``Describer``: listing copy (title, bullets, body) that states only facts from the input.
 
 Flow for one product: render the style template, ask for JSON constrained by a schema built from
-the length limits, validate, run the grounding check. Invalid JSON, broken limits or grounding
-findings trigger one re-ask with the problems listed. After that, over-long fields are cut at a
-word boundary (so limits always hold) and remaining grounding findings set ``flagged``.
+the length limits, validate, run the grounding check (``grounding.py``) and the degenerate-copy
+check (``degenerate.py``). Invalid JSON, broken limits or findings trigger one regeneration with
+the problems listed, unless the model cannot fix them (copy in a language it does not write).
+After that, over-long fields are cut at a word boundary (so limits always hold); copy that still
+has findings is replaced by copy composed from the product's fields (``composed.py``;
+``source="composed"``), or returned flagged with ``fallback=None``.
 The pure pieces (schema, parsing, limits) are in ``llmcat.listing``; running items is the
 ``ItemRunner``'s.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -18,9 +21,12 @@ from typing import Any
 
 from .backends import Backend
 from .completions import Completion, CompletionRequest, JsonConstraint, Sampling
+from .composed import compose_copy
+from .degenerate import attributes_to_mention, body_floor, degenerate_findings
 from .engine import Engine, split_overrides
-from .errors import OutputError
+from .errors import InputError, OutputError
 from .grounding import check_copy, input_text, used_attributes
+from .inputs import coerce_product
 from .listing import (
     copy_fields,
     copy_schema,
@@ -29,9 +35,10 @@ from .listing import (
     parse_copy,
     style_template,
 )
+from .modelfiles import model_languages
 from .options import LANGUAGES, CopyLimits, CopyOptions, with_overrides
 from .prompts import PromptTemplate
-from .runner import Item, ItemRunner, ProductLike, error_record
+from .runner import Item, ItemRunner, ProductLike, error_record, item_id
 from .settings import Settings
 from .tables import COPY_COLUMNS, frame_records, with_results
 from .types import Description, Finding, Product, Usage
@@ -77,6 +84,22 @@ class Describer:
         options = with_overrides(self.options, overrides, what="describe")
         return CopyJob(self.engine, options, template_for(options))
 
+    def compose(self, product: ProductLike, **options: Any) -> Description:
+        """Composed copy for one product, without a model call: the copy baseline, and what
+        ``fallback="compose"`` returns (keyword options as for ``describe``)."""
+        job = self.job(**options)
+        try:
+            item = coerce_product(product, 0)
+        except InputError as exc:
+            return job.failed(item_id(product, 0), exc)
+        record = Description(
+            product_id=item.id,
+            language=job.options.language,
+            model="composed",
+            prompt_version=job.template.version,
+        )
+        return job.composed(item, record, job.checker(item), [])
+
     # -- one product, a stream, a list; blocking twins ----------------------------------------
 
     async def adescribe(self, product: ProductLike, **options: Any) -> Description:
@@ -118,7 +141,7 @@ class Describer:
         self, frame: Any, *, prefix: str = "", progress: bool | None = None, **options: Any
     ) -> Any:
         """A copy of the pandas DataFrame ``frame`` with the copy of each row in new columns
-        (``copy_title``, ``copy_bullets``, ``copy_body``, ``copy_flagged``, ``copy_findings``,
+        (``copy_title``, ``copy_bullets``, ``copy_body``, ``copy_flagged``, ``copy_findings``, ``copy_source``,
         ``error``; each named ``prefix + name``), same index and order."""
         results = self.describe_many(frame_records(frame), progress=progress, **options)
         return with_results(frame, results, COPY_COLUMNS, prefix)
@@ -157,22 +180,12 @@ class CopyJob:
         )
 
     async def run(self, product: Product) -> Description:
-        """Ask, check, re-ask once with the problems, keep the better answer, enforce limits."""
+        """Ask, check, regenerate once with the problems (unless no regeneration can fix them for
+        this model), keep the better answer, enforce limits; copy that still has findings is
+        replaced by composed copy when ``fallback="compose"``."""
         options, limits = self.options, self.options.limits()
         schema = copy_schema(limits, options.language)
-        source = input_text(
-            {"title": product.title, "brand": product.brand, "description": product.description},
-            product.attributes,
-        )
-
-        def check(candidate: dict[str, Any]) -> list[Finding]:
-            return check_copy(
-                copy_fields(candidate),
-                source,
-                must_mention=options.must_mention,
-                known_brands=options.known_brands,
-            )
-
+        check = self.checker(product)
         findings_text: list[str] = []
         usage, cached, model = Usage(), True, self.engine.backend.model
         copy: dict[str, Any] | None = None
@@ -203,24 +216,74 @@ class CopyJob:
                 copy, best_score = candidate, len(problems) + len(found)
             if not problems and not found:
                 break
-            findings_text = problems + [_explain(f) for f in found]
-        if copy is None:
-            raise last_error or OutputError("the model gave no JSON object")
-        copy = enforce_limits(copy, limits)
-        findings = check(copy)
-        return Description(
+            if self.unfixable(found, model):
+                break  # the same model would write the same kind of copy again: not worth a call
+            findings_text = problems + [_explain(f, options.language) for f in found]
+        record = Description(
             product_id=product.id,
-            title=copy["title"],
-            bullets=copy["bullets"],
-            body=copy["body"],
             language=options.language,
-            used_attributes=used_attributes(copy_fields(copy), product.attributes),
-            findings=findings,
-            flagged=bool(findings),
             model=model,
             prompt_version=self.template.version,
             usage=usage,
             cached=cached,
+        )
+        if copy is None:
+            error = last_error or OutputError("the model gave no JSON object")
+            if options.fallback != "compose":
+                raise error
+            unusable = Finding(kind="unusable_answer", text=str(error)[:200])
+            return self.composed(product, record, check, [unusable])
+        copy = enforce_limits(copy, limits)
+        findings = check(copy)
+        if findings and options.fallback == "compose":
+            replaced = self.composed(product, record, check, findings)
+            return replaced.model_copy(update={"rejected_copy": copy})
+        return self.filled(record, copy, findings, product)
+
+    def checker(self, product: Product) -> Callable[[dict[str, Any]], list[Finding]]:
+        """The grounding and degenerate-copy checks of one product's copy."""
+        return copy_checker(product, self.options)
+
+    def unfixable(self, findings: list[Finding], model: str) -> bool:
+        """True when a regeneration cannot fix ``findings`` for this model: copy in the wrong
+        language from a model that does not write the language asked for."""
+        languages = self.options.model_languages or model_languages(model)
+        return (
+            languages is not None
+            and self.options.language not in languages
+            and any(f.kind == "wrong_language" for f in findings)
+        )
+
+    def composed(
+        self,
+        product: Product,
+        record: Description,
+        check: Callable[[dict[str, Any]], list[Finding]],
+        rejected_findings: list[Finding],
+    ) -> Description:
+        """``record`` filled with copy composed from the product's fields."""
+        copy = compose_copy(
+            product, self.options.limits(), self.options.language, self.options.category
+        )
+        filled = self.filled(record, copy, check(copy), product)
+        return filled.model_copy(
+            update={"source": "composed", "rejected_findings": rejected_findings}
+        )
+
+    @staticmethod
+    def filled(
+        record: Description, copy: dict[str, Any], findings: list[Finding], product: Product
+    ) -> Description:
+        """``record`` with ``copy`` and its findings."""
+        return record.model_copy(
+            update={
+                "title": copy["title"],
+                "bullets": copy["bullets"],
+                "body": copy["body"],
+                "used_attributes": used_attributes(copy_fields(copy), product.attributes),
+                "findings": findings,
+                "flagged": bool(findings),
+            }
         )
 
     def request(
@@ -239,6 +302,7 @@ class CopyJob:
                 "findings": findings,
                 "description_chars": options.description_chars,
                 "attribute_limit": 60,
+                "demands": copy_demands(product, options),
             }
         )
         return CompletionRequest(
@@ -246,7 +310,70 @@ class CopyJob:
             constraint=JsonConstraint(name="listing_copy", json_schema=schema),
             sampling=Sampling(temperature=0.0, max_tokens=_max_copy_tokens(options.limits())),
             prompt_version=self.template.version,
+            images=list(product.image_urls),
         )
+
+
+@dataclass(frozen=True)
+class CopyDemands:
+    """What one product's copy is held to, beyond the limits: the input text it may draw facts
+    from, the values it has to name, and the shortest body worth publishing."""
+
+    source: str
+    mention: list[str]
+    body_floor: int
+
+
+def copy_demands(product: Product, options: CopyOptions) -> CopyDemands:
+    """The demands on ``product``'s copy under ``options`` (shown in the prompt, then checked)."""
+    source = input_text(
+        {
+            "title": product.title,
+            "brand": product.brand,
+            "description": product.description,
+            "category": options.category or "",
+        },
+        product.attributes,
+    )
+    named = {m.lower() for m in options.must_mention}
+    mention = [*options.must_mention] + [
+        v
+        for v in attributes_to_mention(product.attributes, options.mention_attributes)
+        if v.lower() not in named
+    ]
+    return CopyDemands(
+        source, mention, body_floor(options.min_body_words, options.body_words, source)
+    )
+
+
+def copy_checker(
+    product: Product, options: CopyOptions
+) -> Callable[[dict[str, Any]], list[Finding]]:
+    """The grounding and degenerate-copy checks of ``product``'s copy under ``options``: copy
+    (title, bullets, body) -> findings."""
+    demands = copy_demands(product, options)
+    named = {m.lower() for m in options.must_mention}
+
+    def check(candidate: dict[str, Any]) -> list[Finding]:
+        fields = copy_fields(candidate)
+        return check_copy(
+            fields,
+            demands.source,
+            must_mention=options.must_mention,
+            known_brands=options.known_brands,
+        ) + degenerate_findings(
+            fields,
+            title=product.title,
+            brand=product.brand,
+            source=demands.source,
+            language=options.language,
+            attributes=[v for v in demands.mention if v.lower() not in named],
+            given=product.attributes,
+            min_body_words=options.min_body_words,
+            body_words=options.body_words,
+        )
+
+    return check
 
 
 def _parses(completion: Completion) -> bool:
@@ -257,10 +384,19 @@ def _parses(completion: Completion) -> bool:
     return True
 
 
-def _explain(finding: Finding) -> str:
+def _explain(finding: Finding, language: str) -> str:
+    """One finding as an instruction for the regeneration."""
+    where = f" in the {finding.field}" if finding.field else ""
     if finding.kind == "missing_attribute":
         return f"mention {finding.text!r}"
-    where = f" in the {finding.field}" if finding.field else ""
+    if finding.kind == "repetition":
+        return f"do not repeat {finding.text!r}{where}"
+    if finding.kind == "restated_title":
+        return f"the {finding.field} only repeats the title: use other facts of the product data"
+    if finding.kind == "short_body":
+        return f"the body is too short ({finding.text}): use more of the product data"
+    if finding.kind == "wrong_language":
+        return f"write in {LANGUAGES[language]} ({finding.text})"
     return f"{finding.text!r}{where} is not in the product data: remove it"
 
 

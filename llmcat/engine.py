@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Mapping
+from contextvars import ContextVar
 from typing import Any
 
 from pydantic import BaseModel
@@ -19,9 +21,14 @@ from .backends.dryrun import DryRunBackend, DryRunTally
 from .cache import ResponseCache
 from .calls import ModelCaller
 from .completions import Completion, CompletionRequest
-from .errors import ConfigError, LlmcatError
+from .errors import ConfigError, ImagesRejected, InputError, LlmcatError
+from .images import image_ref
 from .options import field_names, validated
 from .settings import Settings
+from .types import Product
+
+#: Per item (set by ``ItemRunner``): one entry per model call that was sent the item's images.
+IMAGES_USED: ContextVar[list[bool] | None] = ContextVar("llmcat_images_used", default=None)
 
 
 class Engine:
@@ -43,6 +50,13 @@ class Engine:
         )
         self.settings = merged.resolved()
         self.backend = backend if isinstance(backend, Backend) else create_backend(self.settings)
+        self.model_backend = self.backend  # the model's own backend, under any wrapper below
+        self.images_refused = False
+        if self.settings.images == "require" and self.takes_images() is False:
+            raise ConfigError(
+                f"images='require' but the {self.backend.name} backend's model "
+                f"({self.backend.model}) takes no images; use a vision model or images='auto'"
+            )
         self.dry_run: DryRunTally | None = None
         self.exporter: BatchExportBackend | None = None
         if self.settings.batch_export is not None and self.settings.batch_import is not None:
@@ -100,10 +114,53 @@ class Engine:
         except LlmcatError:
             pass
 
+    def takes_images(self) -> bool | None:
+        """Whether the model takes images: configured, else detected (None: unknown)."""
+        if self.settings.vision is not None:
+            return self.settings.vision
+        return False if self.images_refused else self.model_backend.vision
+
+    def sends_images(self) -> bool:
+        """Whether product images go to the model now."""
+        return self.settings.images != "never" and self.takes_images() is not False
+
+    async def with_images(self, product: Product) -> Product:
+        """``product`` with its images as the model is sent them (URLs, data URIs), or without
+        images when none will be sent; InputError for an image that cannot be used."""
+        if self.settings.images == "require" and not product.image_urls:
+            raise InputError("images='require' but the product has no image_urls")
+        if not product.image_urls or not self.sends_images():
+            return product.model_copy(update={"image_urls": []})
+        s = self.settings
+
+        def load() -> list[str]:
+            return [
+                image_ref(ref, s.image_dirs, max_bytes=s.max_image_bytes, max_side=s.max_image_side)
+                for ref in product.image_urls
+            ]
+
+        return product.model_copy(update={"image_urls": await asyncio.to_thread(load)})
+
     async def call(
         self, request: CompletionRequest, is_valid: Callable[[Completion], bool] | None = None
     ) -> Completion:
-        """One cached, retried model call (see ``ModelCaller``)."""
+        """One cached, retried model call (see ``ModelCaller``). A request with images goes
+        without them when the model takes none; a server that refuses them gets the request
+        once more without them, and no images are sent to it again."""
+        if request.images and self.sends_images():
+            try:
+                completion = await self.caller(request, is_valid=is_valid)
+            except ImagesRejected as exc:
+                if self.settings.images == "require":
+                    raise ConfigError(f"images='require' but {exc}") from exc
+                self.images_refused = True
+            else:
+                used = IMAGES_USED.get()
+                if used is not None:
+                    used.append(True)
+                return completion
+        if request.images:
+            request = request.model_copy(update={"images": []})
         return await self.caller(request, is_valid=is_valid)
 
     async def aclose(self) -> None:
@@ -131,4 +188,4 @@ def split_overrides(
     return connection, chosen
 
 
-__all__ = ["RELAY_SLOT", "Engine", "custom_id", "split_overrides"]
+__all__ = ["IMAGES_USED", "RELAY_SLOT", "Engine", "custom_id", "split_overrides"]

@@ -10,6 +10,8 @@
     │   ├── TransportError     connection refused, reset, timed out (retryable)
     │   ├── RateLimitError     HTTP 429 (retryable; retry_after in seconds when the server said)
     │   └── ServerError        any other non-2xx answer (5xx retryable, 4xx not)
+    │       └── ImagesRejected a 4xx saying the model takes no images (the request is sent
+    │                          again without them, once)
     └── OutputError            the model answered but not in the required shape, even after a re-ask
 
 Caller mistakes (ConfigError and below) are raised at once, and stop a batch at the first item
@@ -99,3 +101,8 @@ class OutputError(LlmcatError):
     def __init__(self, message: str, *, raw: str | None = None) -> None:
         super().__init__(message)
         self.raw = raw
+
+
+class ImagesRejected(ServerError):
+    """The server refused a request because of its images (a model without vision); llmcat
+    sends it again without them and stops sending images to that backend."""

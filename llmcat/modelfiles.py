@@ -31,6 +31,19 @@ EMBEDDED_MODEL_NAME = "SmolLM2-135M-Instruct"
 
 #: SmolLM2's training length; bounds the KV cache a CPU server reserves per sequence
 DEFAULT_MAX_MODEL_LEN = 8192
+
+#: Languages a model family writes, by a lower-case part of its name, from its model card
+#: ("SmolLM2 models primarily understand and generate content in English"). Copy asked in another
+#: language that fails the language check goes to the fallback without a regeneration.
+MODEL_LANGUAGES = {"smollm2": ("en",)}
+
+
+def model_languages(model: str) -> tuple[str, ...] | None:
+    """The languages ``model`` is known to write, or None when llmcat does not know."""
+    name = model.lower()
+    return next((langs for part, langs in MODEL_LANGUAGES.items() if part in name), None)
+
+
 #: xgrammar compiles a choice or a JSON schema once and caches it; vLLM's default picks it too,
 #: but naming it keeps the server and the in-process engine on the same constraint engine.
 DEFAULT_STRUCTURED_BACKEND = "xgrammar"

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -179,6 +179,30 @@ class CopyOptions(CopyLimits):
     )
     description_chars: int = Field(
         default=1500, ge=0, description="Characters of the product description in the prompt."
+    )
+    fallback: Literal["compose"] | None = Field(
+        default="compose",
+        description="'compose': when the model's copy still has findings after the regeneration, "
+        "return copy composed from the product's own fields (source 'composed'); None: return "
+        "the model's copy, flagged.",
+    )
+    min_body_words: int = Field(
+        default=25,
+        ge=0,
+        description="A shorter body is a finding (never more than half the words of the product "
+        "data or of the body limit are asked for).",
+    )
+    mention_attributes: int = Field(
+        default=3,
+        ge=0,
+        description="The copy has to name the values of this many of the first attributes "
+        "(short values that are not yes/no).",
+    )
+    model_languages: list[str] | None = Field(
+        default=None,
+        description="Languages the model writes; copy asked in another that fails the language "
+        "check goes to the fallback without a regeneration (default: known for the embedded "
+        "SmolLM2, English; otherwise every language).",
     )
 
     @field_validator("language")

@@ -175,7 +175,7 @@ def describe_dataset(
     **overrides: Any,
 ) -> Any:
     """``dataset`` with each row's listing copy in new columns (``copy_title``, ``copy_bullets``,
-    ``copy_body``, ``copy_flagged``, ``copy_findings``, ``error``); see ``classify_dataset``."""
+    ``copy_body``, ``copy_flagged``, ``copy_findings``, ``copy_source``, ``error``); see ``classify_dataset``."""
     recipe = WorkerRecipe(
         "describe",
         options or CopyOptions(),

@@ -23,7 +23,9 @@ from collections.abc import (
 )
 from typing import Any, Protocol, TextIO, TypeVar
 
-from .engine import Engine
+from pydantic import BaseModel
+
+from .engine import IMAGES_USED, Engine
 from .errors import ConfigError, InputError
 from .inputs import coerce_product
 from .redact import redact
@@ -168,7 +170,21 @@ class ItemRunner:
                 raise item
             product = coerce_product(item, index)
             product_id = product.id
-            return await job.run(product)
+            had_images = bool(product.image_urls)
+            product = await self.engine.with_images(product)
+            used: list[bool] = []
+            token = IMAGES_USED.set(used)
+            try:
+                result = await job.run(product)
+            finally:
+                IMAGES_USED.reset(token)
+            if (
+                had_images
+                and isinstance(result, BaseModel)
+                and "images_used" in type(result).model_fields
+            ):
+                result = result.model_copy(update={"images_used": bool(used)})
+            return result
         except ConfigError:
             raise  # the caller's setup is wrong for every item: stop and say so
         except Exception as exc:  # a batch never dies because of one item, even on a bug

@@ -82,6 +82,32 @@ class Settings(BaseModel):
         "(llmcat.backends.dryrun).",
     )
 
+    images: Literal["auto", "never", "require"] = Field(
+        default="auto",
+        description="Product images (image_urls) shown to the model: 'auto' when it takes "
+        "images (a server that refuses them gets the request again without, once), 'never', "
+        "or 'require' (an error when the model or a product has none).",
+    )
+    vision: bool | None = Field(
+        default=None,
+        description="Whether the model takes images; default: detected (embedded llama.cpp "
+        "model: no; in-process vLLM: its model config; a server: tried).",
+    )
+    image_dirs: list[Path] = Field(
+        default_factory=list,
+        description="Folders local image files may be read from; a path outside them is "
+        "refused (the CLI adds the --input file's folder).",
+    )
+    max_image_bytes: int = Field(
+        default=20_000_000, ge=1, description="Largest image file or data URI accepted."
+    )
+    max_image_side: int = Field(
+        default=1024,
+        ge=64,
+        description="Local images with a longer side are scaled down to it (needs Pillow: "
+        "the 'images' extra).",
+    )
+
     def resolved(self) -> Settings:
         """A copy with environment variables and defaults filled in."""
         env = os.environ

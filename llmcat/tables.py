@@ -40,6 +40,7 @@ COPY_COLUMNS = {
     "copy_body": "body",
     "copy_flagged": "flagged",
     "copy_findings": "findings",
+    "copy_source": "source",
     "error": "error",
 }
 
@@ -182,6 +183,7 @@ def _arrow_types() -> dict[str, Any]:
         "copy_findings": pa.list_(
             pa.struct([("kind", pa.string()), ("text", pa.string()), ("field", pa.string())])
         ),
+        "copy_source": pa.string(),
     }
 
 

@@ -98,6 +98,9 @@ class Classification(BaseModel):
     )
     trust: str = Field(default="", description="How the experts were weighted, when fused.")
     usage: Usage = Field(default_factory=Usage)
+    images_used: bool = Field(
+        default=False, description="True when the model was sent the product's images."
+    )
     cached: bool = False
     error: ErrorRecord | None = None
 
@@ -107,10 +110,25 @@ class Classification(BaseModel):
         return self.error is None and self.category_id is not None
 
 
-class Finding(BaseModel):
-    """One grounding problem found in generated copy."""
+FindingKind = Literal[
+    "unsupported_number",
+    "unsupported_term",
+    "missing_attribute",
+    "repetition",
+    "restated_title",
+    "short_body",
+    "wrong_language",
+    "unusable_answer",
+]
 
-    kind: Literal["unsupported_number", "unsupported_term", "missing_attribute"]
+
+class Finding(BaseModel):
+    """One problem found in generated copy: a grounding finding (``unsupported_number``,
+    ``unsupported_term``, ``missing_attribute``), a degenerate-copy finding (``repetition``,
+    ``restated_title``, ``short_body``, ``wrong_language``; see ``llmcat.degenerate``), or
+    ``unusable_answer`` when the model gave no copy that parses."""
+
+    kind: FindingKind
     text: str
     field: str = ""
 
@@ -128,7 +146,23 @@ class Description(BaseModel):
     )
     findings: list[Finding] = Field(default_factory=list)
     flagged: bool = Field(
-        default=False, description="True when the grounding check still fails after the re-ask."
+        default=False, description="True when the returned copy still has findings."
+    )
+    source: Literal["model", "composed"] = Field(
+        default="model",
+        description="'model': the model wrote this copy; 'composed': built from the product's own "
+        "fields because the model's copy kept findings (``rejected_findings`` says which).",
+    )
+    rejected_findings: list[Finding] = Field(
+        default_factory=list,
+        description="Findings of the model's last copy when it was replaced by composed copy.",
+    )
+    images_used: bool = Field(
+        default=False, description="True when the model was sent the product's images."
+    )
+    rejected_copy: dict[str, Any] | None = Field(
+        default=None,
+        description="The model's copy (title, bullets, body) that composed copy replaced.",
     )
     model: str = ""
     prompt_version: str = ""

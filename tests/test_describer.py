@@ -25,7 +25,13 @@ def answer(
     return json.dumps(
         {
             "title": title,
-            "bullets": bullets if bullets is not None else ["Black", "By Nike", "For running"],
+            "bullets": bullets
+            if bullets is not None
+            else [
+                "Black colourway",
+                "Built by Nike for everyday running",
+                "Air Zoom cushioning in the Pegasus 40",
+            ],
             "body": body,
         }
     )
@@ -50,9 +56,18 @@ def test_invented_number_triggers_one_reask_with_the_finding() -> None:
 
 
 def test_still_invented_after_reask_is_flagged_not_passed() -> None:
-    backend = FakeBackend([answer(body="Weighs 250 g."), answer(body="Only 250 g!")])
+    backend = FakeBackend([answer(body="Weighs 250 g."), answer(body="Black shoes, only 250 g!")])
+    d = Describer(backend=backend, fallback=None).describe(PRODUCT)
+    assert d.flagged and [f.text for f in d.findings] == ["250 g"] and d.source == "model"
+
+
+def test_still_invented_after_reask_falls_back_to_composed_copy() -> None:
+    backend = FakeBackend([answer(body="Weighs 250 g."), answer(body="Black shoes, only 250 g!")])
     d = Describer(backend=backend).describe(PRODUCT)
-    assert d.flagged and [f.text for f in d.findings] == ["250 g"]
+    assert d.source == "composed" and not d.flagged and d.findings == []
+    assert [f.text for f in d.rejected_findings] == ["250 g"] and d.usage.calls == 2
+    assert d.title == PRODUCT.title and "Colour: black" in d.bullets
+    assert "250" not in d.body
 
 
 def test_limits_hold_even_when_the_model_ignores_them() -> None:
@@ -66,8 +81,10 @@ def test_limits_hold_even_when_the_model_ignores_them() -> None:
 
 
 def test_invalid_json_reasks_then_errors() -> None:
-    d = Describer(backend=FakeBackend(["not json", "still not"])).describe(PRODUCT)
+    d = Describer(backend=FakeBackend(["not json", "still not"]), fallback=None).describe(PRODUCT)
     assert d.error is not None and d.error.type == "OutputError"
+    d = Describer(backend=FakeBackend(["not json", "still not"])).describe(PRODUCT)
+    assert d.ok and d.source == "composed" and d.rejected_findings[0].kind == "unusable_answer"
     d = Describer(backend=FakeBackend(["oops", "```json\n" + answer() + "\n```"])).describe(PRODUCT)
     assert d.ok and d.title == "Nike Pegasus 40"
 
@@ -139,14 +156,16 @@ def test_category_from_a_classification_steers_the_prompt() -> None:
 
 def test_wrong_brand_and_invented_material_are_flagged_after_the_reask() -> None:
     bad = answer(body="Genuine leather shoes by Adidas.")
-    d = Describer(backend=FakeBackend([bad, bad]), known_brands=["Asics"]).describe(PRODUCT)
+    d = Describer(backend=FakeBackend([bad, bad]), known_brands=["Asics"], fallback=None).describe(
+        PRODUCT
+    )
     assert d.flagged and {f.text for f in d.findings} == {"genuine leather", "adidas"}
     assert all(f.kind == "unsupported_term" for f in d.findings)
 
 
 def test_a_reask_that_breaks_the_json_keeps_the_first_answer() -> None:
     first = answer(body="Weighs 250 g.")
-    d = Describer(backend=FakeBackend([first, "{broken"])).describe(PRODUCT)
+    d = Describer(backend=FakeBackend([first, "{broken"]), fallback=None).describe(PRODUCT)
     assert d.ok and d.body == "Weighs 250 g." and d.flagged
 
 
@@ -174,7 +193,9 @@ def test_a_looping_model_cut_by_max_tokens_still_gives_valid_copy() -> None:
         '{"title": "Brass Buddha Showpiece", "bullets": ["Brass", "Gold", "27.94 cm"], "body": "'
         + "27.94 cm, " * 200
     )
-    d = Describer(backend=FakeBackend([looping, looping])).describe(PRODUCT, max_words=50)
+    d = Describer(backend=FakeBackend([looping, looping]), fallback=None).describe(
+        PRODUCT, max_words=50
+    )
     assert d.ok and d.title == "Brass Buddha Showpiece" and count_words(d.body) <= 50
 
 

@@ -76,11 +76,12 @@ def test_describe_output_is_schema_valid_and_within_limits() -> None:
         max_words=60,
     )
     assert d.ok, d.error
-    jsonschema.validate(
-        {"title": d.title, "bullets": d.bullets, "body": d.body},
-        copy_schema(CopyLimits(body_words=60), "en"),
-    )
-    assert d.title and len(d.bullets) == 3 and d.body
+    assert d.findings == [] and d.source in ("model", "composed") and "black" in d.body.lower()
+    schema = copy_schema(CopyLimits(body_words=60), "en")
+    if d.source == "composed":  # from the product's fields: never padded to the bullet count
+        schema["properties"]["bullets"]["minItems"] = 1
+    jsonschema.validate({"title": d.title, "bullets": d.bullets, "body": d.body}, schema)
+    assert d.title and d.body
 
 
 def test_cli_classify_twice_is_served_from_the_cache(tmp_path: Path) -> None:
@@ -117,14 +118,18 @@ def test_cli_describe_prints_a_schema_valid_description(tmp_path: Path) -> None:
         "brand=Nike",
         "--attr",
         "colour=black",
-        "--json",
     ]
+    # The README's first command: copy that names the colour, repeats no phrase, says its source.
+    printed = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout
+    assert "black" in printed.lower() and "[source: " in printed
+    assert "  ! " not in printed  # no finding left
     record = json.loads(
-        subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout
+        subprocess.run([*cmd, "--json"], env=env, capture_output=True, text=True, check=True).stdout
     )
-    jsonschema.validate(
-        {k: record[k] for k in ("title", "bullets", "body")}, copy_schema(CopyLimits(), "en")
-    )
+    assert record["findings"] == [] and record["source"] in ("model", "composed")
+    schema = copy_schema(CopyLimits(), "en")
+    schema["properties"]["bullets"]["minItems"] = 1
+    jsonschema.validate({k: record[k] for k in ("title", "bullets", "body")}, schema)
 
 
 def test_choice_scores_equal_a_token_by_token_reference() -> None:

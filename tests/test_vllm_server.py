@@ -136,6 +136,31 @@ def test_descriptions_validate_against_their_json_schema(base_url: str) -> None:
     assert checked >= len(products) // 2
 
 
+def test_the_server_refuses_images_for_smollm2_and_llmcat_retries_without(
+    base_url: str, tmp_path: Path
+) -> None:
+    import base64
+
+    picture = tmp_path / "shoe.png"
+    # A 1x1 PNG: the server must refuse it for a model without vision, not fetch anything.
+    picture.write_bytes(
+        base64.b64decode(
+            "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+        )
+    )
+    backend = RecordingBackend(base_url=base_url)
+    clf = Classifier(
+        ["Shoes", "Toys"],
+        backend=backend,
+        strategy="flat",
+        settings=Settings(cache=False, progress=False, image_dirs=[tmp_path]),
+    )
+    result = clf.classify(Product(title="Nike running shoes", image_urls=[str(picture)]))
+    assert result.ok and not result.images_used
+    assert clf.engine.images_refused  # the server said so; no image goes to it again
+    assert all(not request.images for request, _ in backend.exchanges)
+
+
 def test_cli_classify_with_base_url(base_url: str, tmp_path: Path) -> None:
     env = {**os.environ, "LLMCAT_CACHE_DIR": str(tmp_path / "cache")}
     cmd = [

@@ -27,6 +27,9 @@ class Backend(abc.ABC):
     #: whether llmcat's per-call timeout applies; an in-process engine that answers a whole batch
     #: in one call (and loads its model in the first) cannot be timed per request
     honours_timeout: bool = True
+    #: whether the model takes images: True, False, or None when unknown (then images are sent
+    #: and a server that rejects them gets the request again without)
+    vision: bool | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Backend:

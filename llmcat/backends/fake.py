@@ -39,7 +39,9 @@ class FakeBackend(Backend):
         responder: Responder | None = None,
         model: str = "fake-model",
         choice_probabilities: dict[str, float] | None = None,
+        vision: bool | None = None,
     ) -> None:
+        self.vision = vision
         self._queue: deque[str | Completion | BaseException] = deque(responses or [])
         self.responder = responder
         self._model = model

@@ -69,6 +69,7 @@ class LocalBackend(Backend):
     """llama.cpp in process. One engine per model file, shared by every backend instance."""
 
     name = "local"
+    vision = False  # the embedded SmolLM2 has no vision
     # One CPU engine: requests run one at a time; more in flight would only queue.
     max_concurrency = 1
 

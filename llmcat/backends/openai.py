@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import email.utils
 import json
+import re
 import threading
 import time
 import weakref
@@ -43,6 +44,7 @@ from ..completions import (
 from ..errors import (
     ConfigError,
     EndpointError,
+    ImagesRejected,
     OutputError,
     RateLimitError,
     ServerError,
@@ -87,13 +89,18 @@ def choice_schema(choices: list[str]) -> dict[str, Any]:
     }
 
 
+# How servers say a model takes no images (vLLM: "... is not a multimodal model", "At most 0
+# image(s) may be provided"; OpenAI: "image_url is only supported by certain models").
+_IMAGE_REFUSAL = re.compile(r"image|multi-?modal|vision", re.IGNORECASE)
+
+
 def build_chat_kwargs(
     request: CompletionRequest, *, model: str, mode: StructuredMode
 ) -> dict[str, Any]:
     """Keyword arguments for ``client.chat.completions.create`` for one request."""
     kwargs: dict[str, Any] = {
         "model": model,
-        "messages": [m.model_dump() for m in request.messages],
+        "messages": request.wire_messages(),
         "temperature": request.sampling.temperature,
         "max_tokens": request.sampling.max_tokens,
     }
@@ -228,6 +235,13 @@ def translate_errors(base_url: str) -> Iterator[None]:
                 f"{where} answered HTTP {status} ({_SETUP_STATUSES[status]}): {detail} - {hint}",
                 status_code=status,
             ) from None
+        if status in (400, 415, 422) and _IMAGE_REFUSAL.search(detail):
+            raise ImagesRejected(
+                f"{where} refused the images (HTTP {status}): {detail}",
+                retryable=False,
+                status_code=status,
+                original=exc,
+            ) from exc
         retryable = status >= 500 or status in (408, 409)
         raise ServerError(
             f"{where} answered HTTP {status}: {detail}",
@@ -436,7 +450,7 @@ class OpenAIBackend(Backend):
             return None
         body = {
             "model": self._model,
-            "messages": [m.model_dump() for m in request.messages],
+            "messages": request.wire_messages(),
             "add_generation_prompt": True,
         }
         url = f"{self.base_url.removesuffix('/v1')}/tokenize"

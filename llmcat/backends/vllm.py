@@ -201,6 +201,16 @@ class VLLMBackend(Backend):
     def model(self) -> str:
         return self._served_name
 
+    @property
+    def vision(self) -> bool | None:  # type: ignore[override]
+        """Whether the loaded model takes images (vLLM's model config); None before it loads."""
+        if self._engine is None:
+            return None
+        try:
+            return bool(self._engine.llm_engine.model_config.is_multimodal_model)
+        except AttributeError:
+            return None
+
     def engine(self) -> Any:
         """The ``vllm.LLM``, loaded on first use and shared by backends with the same model."""
         if self._engine is not None:
@@ -306,7 +316,7 @@ class VLLMBackend(Backend):
             if structured is not None:
                 kwargs["structured_outputs"] = StructuredOutputsParams(**structured)
             params.append(SamplingParams(**kwargs))
-        conversations: list[Any] = [[m.model_dump() for m in r.messages] for r in requests]
+        conversations: list[Any] = [r.wire_messages() for r in requests]
         outputs = llm.chat(conversations, sampling_params=params, use_tqdm=False)
         return [
             completion_from_output(output, self.model, min(request.sampling.top_logprobs, 20))

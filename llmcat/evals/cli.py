@@ -23,7 +23,7 @@ from llmcat.errors import BackendError, ConfigError, LlmcatError
 from llmcat.options import ClassifyOptions
 from llmcat.redact import redact
 
-from . import bench, calibrate, catalogue, curve, fit
+from . import bench, calibrate, catalogue, curve, fit, recheck
 from . import metrics as M
 from .paths import baselines_dir
 from .report import report_html, summary_markdown
@@ -173,6 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_parser(sub)
     curve.add_parser(sub)
     catalogue.add_parsers(sub)
+    recheck.add_parser(sub)
     return parser
 
 

@@ -16,16 +16,19 @@ import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
+from llmcat.degenerate import language_problem
 from llmcat.distributions import candidates_of
 from llmcat.grounding import check_copy, input_text
 from llmcat.listing import copy_fields, count_words
 from llmcat.options import CopyLimits
 from llmcat.taxonomy import Taxonomy
-from llmcat.types import Classification, Description, Product
+from llmcat.types import Classification, Description, FindingKind, Product
 
 NO_PREDICTION = "<none>"
+#: Finding kinds counted per run (``llmcat.types.Finding``).
+FINDING_KINDS: tuple[str, ...] = get_args(FindingKind)
 Task = Literal["classify", "describe", "usage"]
 
 
@@ -78,6 +81,15 @@ METRICS: tuple[Metric, ...] = (
     Metric("forbidden_rate", "forbidden terms", "describe"),
     Metric("language_match", "language match", "describe"),
     Metric("flagged_rate", "flagged", "describe"),
+    Metric("findings_rate", "returned copy with findings", "describe"),
+    Metric("model_copy_rate", "model copy without findings (pass rate)", "describe"),
+    Metric("model_copy_rate_en", "  pass rate, English", "describe"),
+    Metric("model_copy_rate_zh", "  pass rate, Chinese", "describe"),
+    Metric("composed_rate", "composed copy returned", "describe"),
+    *(
+        Metric(f"model_{kind}_rate", f"model copy with {kind.replace('_', ' ')}", "describe")
+        for kind in FINDING_KINDS
+    ),
     Metric("error_rate", "error records", "describe"),
     Metric("prompt_tokens_per_item", "prompt tokens / item", "usage", "count", table=True),
     Metric("completion_tokens_per_item", "completion tokens / item", "usage", "count", False),
@@ -357,8 +369,14 @@ def score_description(
             "forbidden_hits": 0,
             "language_ok": False,
             "flagged": False,
+            "source": "",
+            "findings": {},
+            "model_findings": {},
+            "model_pass": False,
         }
     copy = {"title": result.title, "bullets": result.bullets, "body": result.body}
+    # The model's copy: the returned one, or the one the composed copy replaced.
+    of_model = result.findings if result.source == "model" else result.rejected_findings
     schema_valid = (
         bool(result.title)
         and bool(result.body)
@@ -391,16 +409,38 @@ def score_description(
         "invented_numbers": len(invented),
         "unflagged_numbers": 0 if result.flagged else len(naive),
         "forbidden_hits": sum(term.lower() in text for term in forbidden),
-        "language_ok": detect_language(" ".join(copy_fields(copy).values())) == language,
+        # The copy checker's rule: the words the copy adds to the product data are in the
+        # language (values kept as given, such as "Nike" in Chinese copy, do not count).
+        "language_ok": language_problem(" ".join(copy_fields(copy).values()), source, language)
+        is None,
         "flagged": result.flagged,
+        "source": result.source,
+        "findings": dict(Counter(f.kind for f in result.findings)),
+        "model_findings": dict(Counter(f.kind for f in of_model)),
+        "model_pass": result.source == "model" and not result.findings,
     }
 
 
-def description_metrics(scores: Sequence[Mapping[str, Any]]) -> dict[str, float]:
-    """The description block from per-item scores (``score_description``)."""
+def description_metrics(
+    scores: Sequence[Mapping[str, Any]], languages: Sequence[str] = ()
+) -> dict[str, float]:
+    """The description block from per-item scores (``score_description``); ``languages``, one
+    per score, adds the model-copy pass rate per language."""
     n = len(scores) or 1
     s = scores
+    per_language: dict[str, list[bool]] = {}
+    for score, language in zip(s, languages, strict=False):
+        per_language.setdefault(language, []).append(bool(score.get("model_pass")))
+    model_kinds = {
+        f"model_{kind}_rate": sum(bool(x.get("model_findings", {}).get(kind)) for x in s) / n
+        for kind in FINDING_KINDS
+    }
     return {
+        "findings_rate": sum(bool(x.get("findings")) for x in s) / n,
+        "model_copy_rate": sum(bool(x.get("model_pass")) for x in s) / n,
+        **{f"model_copy_rate_{lang}": sum(v) / len(v) for lang, v in sorted(per_language.items())},
+        "composed_rate": sum(x.get("source") == "composed" for x in s) / n,
+        **model_kinds,
         "items": float(len(scores)),
         "schema_valid_rate": sum(x["schema_valid"] for x in s) / n,
         "length_compliance": sum(x["length_ok"] for x in s) / n,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import html
 import re
-from typing import Any
+from typing import Any, Literal
 
 from . import metrics as M
 from .runner import outcome_of
@@ -27,6 +27,26 @@ def trust_remark(trust: str) -> str:
     return ""
 
 
+def _metric_table(
+    task: Literal["classify", "describe"],
+    run: tuple[str, dict[str, Any]],
+    baseline: tuple[str, dict[str, Any] | None],
+) -> list[str]:
+    """A Markdown table of a task's metrics: the run's column, and the baseline's beside it."""
+    (name, values), (base_name, base) = run, baseline
+    lines = [
+        f"| metric | {name} |" + (f" {base_name} |" if base else ""),
+        "| --- | ---: |" + (" ---: |" if base else ""),
+    ]
+    for metric in M.metrics_for(task):
+        if metric.name in values:
+            row = f"| {metric.label} | {metric.format(values[metric.name])} |"
+            if base:
+                row += f" {metric.format(base.get(metric.name))} |"
+            lines.append(row)
+    return [*lines, ""]
+
+
 def summary_markdown(run: dict[str, Any], gate_lines: list[str] | None = None) -> str:
     m, man = run["metrics"], run["manifest"]
     out = [f"## llmcat eval: `{run['suite']}`", ""]
@@ -43,36 +63,70 @@ def summary_markdown(run: dict[str, Any], gate_lines: list[str] | None = None) -
         if m.get("trust"):
             out.append(f"Experts weighted: `{m['trust']}`{trust_remark(m['trust'])}")
             out.append("")
-        out.append(
-            f"| metric | {m.get('strategy', 'llm')} |"
-            + (" embedding baseline |" if embedding else "")
+        out += _metric_table(
+            "classify", (m.get("strategy", "llm"), m), ("embedding baseline", embedding)
         )
-        out.append("| --- | ---: |" + (" ---: |" if embedding else ""))
-        for metric in M.metrics_for("classify"):
-            if metric.name in m:
-                row = f"| {metric.label} | {metric.format(m[metric.name])} |"
-                if embedding:
-                    row += f" {metric.format(embedding.get(metric.name))} |"
-                out.append(row)
-        out.append("")
     if "description" in m:
         d = m["description"]
+        composed = run.get("baselines", {}).get("composed")
         out.append("### Descriptions")
         out.append("")
-        out.append("| metric | value |")
-        out.append("| --- | ---: |")
-        out += [
-            f"| {metric.label} | {metric.format(d[metric.name])} |"
-            for metric in M.metrics_for("describe")
-            if metric.name in d
-        ]
+        out.append(
+            "Returned copy is the model's, or composed from the product's fields where the "
+            "model's copy kept findings; the composed baseline is composed copy for every case."
+        )
         out.append("")
+        out += _metric_table("describe", ("returned", d), ("composed baseline", composed))
     if gate_lines:
         out.append("### Against the baseline")
         out.append("")
         out += [f"- {line}" for line in gate_lines]
         out.append("")
     return "\n".join(out)
+
+
+def _copy_text(copy: dict[str, Any], findings: list[dict[str, Any]]) -> str:
+    bullets = "".join(f"\n• {b}" for b in copy["bullets"])
+    found = "".join(f"\n! {f['kind']}: {f['text']}" for f in findings)
+    return f"{copy['title']}{bullets}\n\n{copy['body']}{found}"
+
+
+def _copy_side_by_side(samples: list[dict[str, Any]], count: int = 12) -> list[str]:
+    """Model copy (its findings listed) beside composed copy for the first ``count`` cases, and
+    the findings of the model's copy per kind."""
+    model = {s["id"]: s for s in samples if s["task"] == "describe" and not s.get("baseline")}
+    composed = {s["id"]: s for s in samples if s["task"] == "describe" and s.get("baseline")}
+    if not model:
+        return []
+    kinds: dict[str, int] = {}
+    for s in model.values():
+        for kind, n in s["scores"].get("model_findings", {}).items():
+            kinds[kind] = kinds.get(kind, 0) + n
+    rows = []
+    for i in list(model)[:count]:
+        out = model[i]["output"]
+        if out.get("source", "model") == "model":
+            shown = _copy_text(out, out["findings"])
+        elif out.get("rejected_copy"):
+            shown = _copy_text(out["rejected_copy"], out["rejected_findings"])
+        else:
+            shown = "(no usable answer)"
+        rows.append(
+            [
+                f"{i} ({model[i].get('language', out.get('language', ''))})",
+                out.get("source", "model"),
+                shown,
+                _copy_text(composed[i]["output"], []) if i in composed else "",
+            ]
+        )
+    return [
+        "<h2>Copy findings of the model's copy, per kind</h2>",
+        _table(["kind", "findings"], [[k, v] for k, v in sorted(kinds.items())]),
+        f"<h2>Model vs composed copy (first {len(rows)} cases)</h2>",
+        _table(["case", "returned", "model copy", "composed copy"], rows).replace(
+            "<td>", "<td style='white-space:pre-wrap;vertical-align:top'>"
+        ),
+    ]
 
 
 def _table(headers: list[str], rows: list[list[Any]]) -> str:
@@ -154,6 +208,7 @@ def report_html(
             )
         else:
             sections.append("<p>No confidences: the backend gave no logprobs.</p>")
+    sections += _copy_side_by_side(samples)
     if flipped:
         sections.append("<h2>Items that flipped against the baseline</h2>")
         sections.append(

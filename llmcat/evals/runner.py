@@ -15,7 +15,7 @@ import platform
 import random
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -171,44 +171,79 @@ async def run_description(
     lim = options.limits
 
     async def one(record: DescriptionRecord) -> Description:
-        return await describer.adescribe(
-            record.product,
-            language=record.language,
-            must_mention=record.must_mention,
-            **lim.model_dump(),
-        )
+        return await describer.adescribe(record.product, **_copy_options(record, lim))
 
     results, wall = await _timed(one, suite.describe, describer.runner.concurrency)
-    samples = []
-    for record, (result, latency) in zip(suite.describe, results, strict=True):
-        samples.append(
-            {
-                "task": "describe",
-                "id": record.id,
-                "input": record.product.model_dump(exclude_defaults=True),
-                "must_mention": record.must_mention,
-                "output": result.model_dump(),
-                "scores": M.score_description(
-                    record.product,
-                    result,
-                    lim,
-                    must_mention=record.must_mention,
-                    forbidden=record.forbidden,
-                    language=record.language,
-                ),
-                "latency_s": latency,
-                "prompt_tokens": result.usage.prompt_tokens,
-                "completion_tokens": result.usage.completion_tokens,
-                "cached": result.cached,
-            }
-        )
-    block: dict[str, Any] = M.description_metrics([s["scores"] for s in samples])
-    block.update(M.usage_metrics(samples, wall))
+    samples = [
+        _description_sample(record, result, lim, latency)
+        for record, (result, latency) in zip(suite.describe, results, strict=True)
+    ]
+    block = _description_block(suite, samples, wall)
     block["model"] = next(
         (s["output"]["model"] for s in samples if s["output"]["model"]), describer.backend.model
     )
     block["prompt_version"] = describer.template.version
     return samples, block, describer
+
+
+def run_composed(
+    suite: Suite, options: RunOptions, describer: Describer
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The copy baseline: composed copy for every copy case, scored like the model's."""
+    lim = options.limits
+    t0 = time.perf_counter()
+    samples = []
+    for record in suite.describe:
+        start = time.perf_counter()
+        result = describer.compose(record.product, **_copy_options(record, lim))
+        samples.append(_description_sample(record, result, lim, time.perf_counter() - start))
+        samples[-1]["baseline"] = True
+    block = _description_block(suite, samples, time.perf_counter() - t0)
+    # No model wrote this copy: the model-copy rows do not apply.
+    block.update({k: None for k in block if k.startswith("model_")})
+    block["model"] = "composed"
+    return samples, block
+
+
+def _copy_options(record: DescriptionRecord, limits: CopyLimits) -> dict[str, Any]:
+    return {
+        "language": record.language,
+        "must_mention": record.must_mention,
+        **limits.model_dump(),
+    }
+
+
+def _description_sample(
+    record: DescriptionRecord, result: Description, limits: CopyLimits, latency: float
+) -> dict[str, Any]:
+    return {
+        "task": "describe",
+        "id": record.id,
+        "input": record.product.model_dump(exclude_defaults=True),
+        "must_mention": record.must_mention,
+        "language": record.language,
+        "output": result.model_dump(),
+        "scores": M.score_description(
+            record.product,
+            result,
+            limits,
+            must_mention=record.must_mention,
+            forbidden=record.forbidden,
+            language=record.language,
+        ),
+        "latency_s": latency,
+        "prompt_tokens": result.usage.prompt_tokens,
+        "completion_tokens": result.usage.completion_tokens,
+        "cached": result.cached,
+    }
+
+
+def _description_block(suite: Suite, samples: list[dict[str, Any]], wall: float) -> dict[str, Any]:
+    block: dict[str, Any] = M.description_metrics(
+        [s["scores"] for s in samples], [r.language for r in suite.describe]
+    )
+    block.update(M.usage_metrics(samples, wall))
+    return block
 
 
 async def run_suite(
@@ -251,6 +286,8 @@ async def run_suite(
         desc_samples, block, describer = await run_description(suite, options, backend=backend)
         samples += desc_samples
         metrics["description"] = block
+        composed_samples, baselines["composed"] = run_composed(suite, options, describer)
+        samples += composed_samples
         templates["describe"] = describer.template.version
         backend_name = backend_name or describer.backend.name
         await describer.aclose()
@@ -379,7 +416,11 @@ def baseline_from_run(run: dict[str, Any], samples: list[dict[str, Any]]) -> dic
             for s in samples
             if s["task"] == "classify" and not s.get("baseline")
         },
-        "description_items": {s["id"]: s["scores"] for s in samples if s["task"] == "describe"},
+        "description_items": {
+            s["id"]: s["scores"]
+            for s in samples
+            if s["task"] == "describe" and not s.get("baseline")
+        },
     }
 
 
@@ -509,17 +550,24 @@ def gate(
                 )
     d_ids = sorted(set(current["description_items"]) & set(baseline.get("description_items", {})))
     if d_ids:
-        va = [baseline["description_items"][i]["schema_valid"] for i in d_ids]
-        vb = [current["description_items"][i]["schema_valid"] for i in d_ids]
-        only_a = sum(x and not y for x, y in zip(va, vb, strict=True))
-        only_b = sum(y and not x for x, y in zip(va, vb, strict=True))
-        p = mcnemar_exact(only_a, only_b)
-        drop = (sum(va) - sum(vb)) / len(d_ids)
-        worse = drop > max_drop and p < alpha
-        regression |= worse
-        lines.append(
-            f"description schema validity {sum(va) / len(d_ids):.3f} -> {sum(vb) / len(d_ids):.3f} (McNemar p={p:.4f}){' REGRESSION' if worse else ''}"
-        )
+        theirs, mine = baseline["description_items"], current["description_items"]
+        checks: list[tuple[str, Callable[[dict[str, Any]], bool]]] = [
+            ("description schema validity", lambda s: bool(s["schema_valid"])),
+        ]
+        if all("findings" in theirs[i] for i in d_ids):  # baselines from before the copy checks
+            checks.append(("copy without findings", lambda s: not s["findings"] and not s["error"]))
+        for name, good in checks:
+            va = [good(theirs[i]) for i in d_ids]
+            vb = [good(mine[i]) for i in d_ids]
+            only_a = sum(x and not y for x, y in zip(va, vb, strict=True))
+            only_b = sum(y and not x for x, y in zip(va, vb, strict=True))
+            p = mcnemar_exact(only_a, only_b)
+            drop = (sum(va) - sum(vb)) / len(d_ids)
+            worse = drop > max_drop and p < alpha
+            regression |= worse
+            lines.append(
+                f"{name} {sum(va) / len(d_ids):.3f} -> {sum(vb) / len(d_ids):.3f} (McNemar p={p:.4f}){' REGRESSION' if worse else ''}"
+            )
     lines.insert(
         0,
         "significant regression against the baseline"

@@ -157,6 +157,7 @@ class ConstrainedChoice:
                 temperature=0.0, max_tokens=max_label_tokens(labels), top_logprobs=20
             ),
             prompt_version=self.template.version,
+            images=list(product.image_urls),
         )
 
     async def _ask(self, request: CompletionRequest, labels: list[str]) -> Completion:

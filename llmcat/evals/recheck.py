@@ -1,0 +1,70 @@
+"""Check the copy of an earlier run with today's copy checks, per language.
+
+    python -m evals recheck RUN_DIR
+
+Reads the run's samples (the copy cases and what was returned for each), runs the grounding and
+degenerate-copy checks of ``llmcat.describe.copy_checker`` on the model's copy with the run's
+limits and each case's language and must-mention values, and prints the pass rate per language
+and the findings per kind. This is how a run from before a change of the checks is compared
+with one after it (composed copy, which replaced model copy, is not counted as the model's).
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from llmcat.describe import copy_checker
+from llmcat.options import CopyOptions
+from llmcat.types import Product
+
+from .runner import read_run
+
+
+def recheck(run: dict[str, Any], samples: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per language: cases, model copies without findings, and findings per kind."""
+    limits = run.get("manifest", {}).get("limits", {})
+    per_language: dict[str, dict[str, Any]] = {}
+    for sample in samples:
+        if sample["task"] != "describe" or sample.get("baseline"):
+            continue
+        output = sample["output"]
+        language = sample.get("language") or output.get("language", "en")
+        row = per_language.setdefault(language, {"cases": 0, "passed": 0, "kinds": Counter()})
+        row["cases"] += 1
+        if output.get("error"):
+            row["kinds"]["error"] += 1
+            continue
+        copy = output if output.get("source", "model") == "model" else output.get("rejected_copy")
+        if not copy:
+            row["kinds"]["unusable_answer"] += 1
+            continue
+        options = CopyOptions(
+            language=language, must_mention=sample.get("must_mention", []), **limits
+        )
+        found = copy_checker(Product.model_validate(sample["input"]), options)(copy)
+        row["passed"] += not found
+        row["kinds"].update({f.kind for f in found})
+    return per_language
+
+
+def run_recheck(args: argparse.Namespace) -> int:
+    run, samples = read_run(args.run)
+    table = recheck(run, samples)
+    print("| language | cases | model copy without findings | findings per kind (cases) |")
+    print("| --- | ---: | ---: | --- |")
+    for language, row in sorted(table.items()):
+        kinds = ", ".join(f"{k} {n}" for k, n in row["kinds"].most_common())
+        rate = row["passed"] / row["cases"] if row["cases"] else 0.0
+        print(f"| {language} | {row['cases']} | {row['passed']} ({rate:.1%}) | {kinds} |")
+    return 0
+
+
+def add_parser(sub: Any) -> None:
+    parser = sub.add_parser(
+        "recheck", help="check a run's model copy with today's copy checks, per language"
+    )
+    parser.add_argument("run", type=Path)
+    parser.set_defaults(func=run_recheck)
