@@ -295,3 +295,47 @@ def test_curve_runs_zero_shot_then_every_learner_with_more_shots(
     assert page.count("<svg") == 2 and "polyline" in page
     assert "| all | auto (shortlist) |" in (tmp_path / "summary.md").read_text()
     assert main(["curve", "--suite", "golden", "--shots", "0,two"]) == 2
+
+
+def test_copy_runs_report_findings_the_composed_baseline_and_a_side_by_side(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    good = json.dumps(
+        {
+            "title": "Orthopedic dog bed",
+            "bullets": ["Cover: machine-washable", "Size: Large", "Material: memory foam"],
+            "body": "A large orthopedic memory foam dog bed by FurHaven in grey with a washable "
+            "cover that keeps it clean, made for dogs that need support.",
+        }
+    )
+    # d001 gets good copy; every other case gets copy that only repeats its title.
+    backend = FakeBackend(
+        responder=lambda r: good if "FurHaven" in r.messages[-1].content else _loop(r)
+    )
+    out = tmp_path / "copy"
+    assert (
+        main(["run", "--suite", "golden", "--task", "describe", "--out", str(out)], backend=backend)
+        == 0
+    )
+    data = json.loads((out / "run.json").read_text())
+    d, composed = data["metrics"]["description"], data["baselines"]["composed"]
+    assert d["findings_rate"] == 0.0  # every returned copy is clean: model or composed
+    assert 0 < d["model_copy_rate"] < 0.1 and d["model_copy_rate_zh"] == 0.0
+    assert d["model_restated_title_rate"] > 0.5 and d["composed_rate"] > 0.9
+    assert composed["findings_rate"] == 0.0 and composed["model_copy_rate"] is None
+    summary = (out / "summary.md").read_text()
+    assert "composed baseline" in summary and "pass rate, Chinese" in summary
+    report = (out / "report.html").read_text()
+    assert "Model vs composed copy" in report and "restated_title" in report
+    samples = [json.loads(x) for x in (out / "samples.jsonl").read_text().splitlines()]
+    assert sum(bool(s.get("baseline")) for s in samples) == sum(
+        not s.get("baseline") for s in samples
+    )
+    assert main(["recheck", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "| en |" in printed and "| zh |" in printed and "restated_title" in printed
+
+
+def _loop(request: CompletionRequest) -> str:
+    title = request.messages[-1].content.splitlines()[0].removeprefix("Title: ")
+    return json.dumps({"title": title, "bullets": [title] * 3, "body": title})

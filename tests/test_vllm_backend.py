@@ -169,3 +169,30 @@ def test_the_model_name_is_known_before_the_engine_loads(tmp_path: Path) -> None
     folder.mkdir()
     assert VLLMBackend(model=str(folder)).model == "my-model"
     assert VLLMBackend().model == "SmolLM2-135M-Instruct"
+
+
+class BlindBackend(RecordingBackend):
+    """A loaded engine whose model takes no images (vLLM's model config says so)."""
+
+    @property
+    def vision(self) -> bool | None:  # type: ignore[override]
+        return False
+
+
+def test_images_for_a_model_without_vision_are_refused_per_request_then_dropped() -> None:
+    from llmcat import ImagesRejected, Product
+
+    backend = BlindBackend()
+
+    async def run() -> Any:
+        with_image = request("shoe").model_copy(update={"images": ["https://example.com/a.jpg"]})
+        return await asyncio.gather(
+            backend.complete(with_image), backend.complete(request("toy")), return_exceptions=True
+        )
+
+    refused, plain = asyncio.run(run())
+    assert isinstance(refused, ImagesRejected) and plain.text == "Toys"
+    assert backend.calls == [["toy"]]  # the engine never saw the request with an image
+    clf = Classifier(LABELS, backend=BlindBackend(), settings=Settings(cache=False, progress=False))
+    result = clf.classify(Product(title="toy car", image_urls=["https://example.com/a.jpg"]))
+    assert result.ok and result.path == ["Toys"] and not result.images_used

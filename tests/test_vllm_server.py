@@ -200,6 +200,8 @@ IN_PROCESS = textwrap.dedent(
         results = clf.classify_many(products)
         errors = [r.error for r in results if r.error is not None]
         assert not errors, errors  # vLLM logs to stdout: answers go to a file
+        # vLLM's model config says SmolLM2 takes no images: none would be sent.
+        assert clf.backend.vision is False, clf.backend.vision
         open(sys.argv[2], "w").write(json.dumps([r.path for r in results]))
     """
 )

@@ -33,7 +33,7 @@ from ..completions import (
     JsonConstraint,
     TokenLogprob,
 )
-from ..errors import BackendError, ConfigError
+from ..errors import BackendError, ConfigError, ImagesRejected
 from ..modelfiles import (
     DEFAULT_MAX_MODEL_LEN,
     DEFAULT_STRUCTURED_BACKEND,
@@ -292,6 +292,13 @@ class VLLMBackend(Backend):
         self, requests: list[CompletionRequest]
     ) -> list[Completion | BackendError]:
         llm = self.engine()
+        if self.vision is False and any(r.images for r in requests):
+            # The engine would refuse the whole batch; say so per request, as a server does,
+            # and the Engine sends them again without their images.
+            refused = ImagesRejected(f"vllm: {self.model} is not a multimodal model")
+            without = [r for r in requests if not r.images]
+            plain = iter(self._generate_locked(without) if without else [])
+            return [refused if r.images else next(plain) for r in requests]
         try:
             return list(self._chat(llm, requests))
         except (ValueError, RuntimeError) as exc:
