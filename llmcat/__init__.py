@@ -7,6 +7,8 @@
 Heavy engines (llama.cpp, vLLM, torch) are imported only when a backend that needs them is used.
 """
 
+import logging
+
 from .backends.base import Backend
 from .backends.fake import FakeBackend
 from .calibration import TemperatureScaling
@@ -40,6 +42,9 @@ from .types import (
 )
 
 __version__ = "0.1.0"
+
+# A library logs and lets the application decide where it goes (the CLI's -v/-q).
+logging.getLogger("llmcat").addHandler(logging.NullHandler())
 
 __all__ = [
     "Alternative",

@@ -8,6 +8,7 @@ or an exponential backoff with jitter, and never looks at what the model said.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -18,8 +19,25 @@ from .cache import ResponseCache
 from .completions import Completion, CompletionRequest
 from .errors import BackendError, TransportError
 from .options import RetryOptions
+from .redact import redact
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+
+def _log_retry(retry_state: tenacity.RetryCallState) -> None:
+    """One INFO line per transport retry: which try failed, why, and the wait before the next."""
+    outcome = retry_state.outcome
+    error = outcome.exception() if outcome is not None else None
+    wait = retry_state.next_action.sleep if retry_state.next_action is not None else 0.0
+    log.info(
+        "retry %d/%s in %.2fs after %s: %s",
+        retry_state.attempt_number + 1,
+        getattr(retry_state.retry_object.stop, "max_attempt_number", "?"),
+        wait,
+        type(error).__name__,
+        redact(str(error)),
+    )
 
 
 class _RetryAfterOrBackoff(tenacity.wait.wait_base):
@@ -55,6 +73,7 @@ def retry_policy(
         "stop": tenacity.stop_after_attempt(options.attempts),
         "wait": _RetryAfterOrBackoff(options, retry_after),
         "retry": tenacity.retry_if_exception(_is_retryable),
+        "before_sleep": _log_retry,
         "reraise": True,
     }
 
@@ -98,6 +117,7 @@ class ModelCaller:
             key = request.cache_key(self.backend.name, self.backend.model)
             hit = self.cache.get(key)
             if hit is not None:
+                log.debug("cache hit %s (%s)", key[:12], self.backend.name)
                 return hit.model_copy(update={"cached": True})
         completion = await with_retries(self._policy, lambda: self._call_once(request))
         if (

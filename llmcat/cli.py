@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import sys
 from collections import deque
@@ -170,6 +171,17 @@ def build_parser() -> argparse.ArgumentParser:
         prog="llmcat", description="Classify products and write listing copy with LLMs."
     )
     parser.add_argument("--version", action="version", version=f"llmcat {__version__}")
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="log what llmcat does on stderr: -v retries, re-asks, fallbacks and a summary per "
+        "batch; -vv also cache hits",
+    )
+    parser.add_argument(
+        "-q", "--quiet", action="store_true", help="log only errors (and no progress bar)"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     classify = sub.add_parser("classify", help="put products into categories")
@@ -712,6 +724,36 @@ def _serve(args: argparse.Namespace, extra: list[str]) -> int:
         signal.signal(signal.SIGTERM, previous)
 
 
+class _Redacting(logging.Filter):
+    """Every log line through ``redact``: no configured key reaches the terminal."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = redact(record.getMessage()), None
+        return True
+
+
+class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
+    """A handler that writes to whatever ``sys.stderr`` is when a line is logged."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr
+        super().emit(record)
+
+
+def _configure_logging(verbose: int, quiet: bool) -> None:
+    """The ``llmcat`` logger to stderr: warnings by default, -v INFO, -vv DEBUG, -q errors."""
+    level = (
+        logging.ERROR if quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
+    )
+    logger = logging.getLogger("llmcat")
+    logger.setLevel(level)
+    handler = _Stderr()
+    handler.setFormatter(logging.Formatter("llmcat: %(levelname)s %(message)s"))
+    handler.addFilter(_Redacting())
+    logger.handlers = [h for h in logger.handlers if isinstance(h, logging.NullHandler)]
+    logger.addHandler(handler)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``llmcat`` command."""
     parser = build_parser()
@@ -726,6 +768,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return evals_main(arguments[1:])
     args = parser.parse_args(arguments)
+    _configure_logging(args.verbose, args.quiet)
+    if args.quiet and hasattr(args, "no_progress"):
+        args.no_progress = True
     try:
         if args.command == "serve":
             return _serve(args, extra)

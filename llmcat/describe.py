@@ -13,6 +13,7 @@ The pure pieces (schema, parsing, limits) are in ``llmcat.listing``; running ite
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -44,6 +45,7 @@ from .tables import COPY_COLUMNS, frame_records, with_results
 from .types import Description, Finding, Product, Usage
 
 __all__ = ["Describer"]
+log = logging.getLogger(__name__)
 
 
 class Describer:
@@ -217,7 +219,22 @@ class CopyJob:
             if not problems and not found:
                 break
             if self.unfixable(found, model):
-                break  # the same model would write the same kind of copy again: not worth a call
+                # The same model would write the same kind of copy again: not worth a call.
+                log.info(
+                    "product %s: no regeneration, %s does not write %s",
+                    product.id or "?",
+                    model,
+                    options.language,
+                )
+                break
+            if _attempt == 0:
+                log.info(
+                    "regenerating copy of product %s: %s",
+                    product.id or "?",
+                    ", ".join(
+                        sorted({f.kind for f in found} | ({"limits"} if problems else set()))
+                    ),
+                )
             findings_text = problems + [_explain(f, options.language) for f in found]
         record = Description(
             product_id=product.id,
@@ -231,11 +248,17 @@ class CopyJob:
             error = last_error or OutputError("the model gave no JSON object")
             if options.fallback != "compose":
                 raise error
+            log.info("composed copy for product %s: %s", product.id or "?", error)
             unusable = Finding(kind="unusable_answer", text=str(error)[:200])
             return self.composed(product, record, check, [unusable])
         copy = enforce_limits(copy, limits)
         findings = check(copy)
         if findings and options.fallback == "compose":
+            log.info(
+                "composed copy for product %s: the model's copy kept %s",
+                product.id or "?",
+                ", ".join(sorted({f.kind for f in findings})),
+            )
             replaced = self.composed(product, record, check, findings)
             return replaced.model_copy(update={"rejected_copy": copy})
         return self.filled(record, copy, findings, product)

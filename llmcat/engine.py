@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from typing import Any
@@ -26,6 +27,8 @@ from .images import image_ref
 from .options import field_names, validated
 from .settings import Settings
 from .types import Product
+
+log = logging.getLogger(__name__)
 
 #: Per item (set by ``ItemRunner``): one entry per model call that was sent the item's images.
 IMAGES_USED: ContextVar[list[bool] | None] = ContextVar("llmcat_images_used", default=None)
@@ -154,6 +157,7 @@ class Engine:
                 if self.settings.images == "require":
                     raise ConfigError(f"images='require' but {exc}") from exc
                 self.images_refused = True
+                log.warning("images are not sent to %s again: %s", self.backend.name, exc)
             else:
                 used = IMAGES_USED.get()
                 if used is not None:

@@ -9,6 +9,7 @@ runner does everything around it, so both workers only write their ``Job``.
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
 import threading
 import time
@@ -30,6 +31,8 @@ from .errors import ConfigError, InputError
 from .inputs import coerce_product
 from .redact import redact
 from .types import ErrorRecord, Product
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -188,6 +191,7 @@ class ItemRunner:
         except ConfigError:
             raise  # the caller's setup is wrong for every item: stop and say so
         except Exception as exc:  # a batch never dies because of one item, even on a bug
+            log.info("product %s failed: %s: %s", product_id, type(exc).__name__, redact(str(exc)))
             return job.failed(product_id, exc)
 
     async def stream(
@@ -206,6 +210,7 @@ class ItemRunner:
         total = len(items) if isinstance(items, Sequence) else None
         enabled = progress if progress is not None else self.engine.settings.progress
         bar = Progress(total, label=label, enabled=enabled)
+        started = time.monotonic()
 
         async def one(item: Item, index: int) -> R:
             return await self.one(item, job, index)
@@ -220,6 +225,16 @@ class ItemRunner:
                 yield result
         finally:
             bar.close()
+            seconds = time.monotonic() - started
+            log.info(
+                "%s: %d items in %.1fs (%.2f items/s), %d cached, %d errors",
+                label,
+                bar.done,
+                seconds,
+                bar.done / seconds if seconds > 0 else 0.0,
+                bar.cached,
+                bar.errors,
+            )
 
     async def collect(
         self, items: Iterable[Item], job: Job[R], *, label: str, progress: bool | None = None
@@ -250,7 +265,11 @@ class ItemRunner:
 
 
 class Progress:
-    """A one-line progress bar on stderr: done/total, rate and errors. Silent when disabled."""
+    """Progress on stderr through tqdm (total, share done, rate and time left when the input
+    size is known), with the cache hits and errors so far. Silent when disabled.
+
+    tqdm rather than rich: a small pure-Python package that draws in terminals and notebooks
+    alike, and is imported only when a bar is drawn."""
 
     def __init__(
         self,
@@ -267,38 +286,32 @@ class Progress:
         self.done = 0
         self.errors = 0
         self.cached = 0
-        self._start = time.monotonic()
-        self._last_draw = 0.0
+        self._bar: Any = None
+        if self.enabled:
+            from tqdm import tqdm
+
+            self._bar = tqdm(
+                total=total,
+                desc=label,
+                unit="item",
+                file=self.stream,
+                dynamic_ncols=True,
+                mininterval=0.1,
+                leave=True,
+            )
 
     def update(self, *, error: bool = False, cached: bool = False) -> None:
         self.done += 1
         self.errors += int(error)
         self.cached += int(cached)
-        now = time.monotonic()
-        if self.enabled and (now - self._last_draw > 0.1 or self.done == self.total):
-            self._last_draw = now
-            self._draw(now)
-
-    def _draw(self, now: float) -> None:
-        elapsed = max(now - self._start, 1e-9)
-        rate = self.done / elapsed
-        total = f"/{self.total}" if self.total is not None else ""
-        bar = ""
-        if self.total:
-            filled = int(24 * self.done / self.total)
-            bar = "[" + "#" * filled + "." * (24 - filled) + "] "
-        line = (
-            f"\r{self.label} {bar}{self.done}{total}  {rate:.1f} items/s  "
-            f"cached {self.cached}  errors {self.errors}"
-        )
-        self.stream.write(line)
-        self.stream.flush()
+        if self._bar is not None:
+            self._bar.set_postfix(cached=self.cached, errors=self.errors, refresh=False)
+            self._bar.update(1)
 
     def close(self) -> None:
-        if self.enabled and self.done:
-            self._draw(time.monotonic())
-            self.stream.write("\n")
-            self.stream.flush()
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
 
 
 def run_sync(coro: Coroutine[Any, Any, R]) -> R:

@@ -220,7 +220,9 @@ def translate_errors(base_url: str) -> Iterator[None]:
     except openai.RateLimitError as exc:
         retry_after = parse_retry_after(exc.response.headers)
         raise RateLimitError(
-            f"rate limited by {where}", retry_after=retry_after, original=exc
+            f"rate limited by {where}: {redact(_error_detail(exc))}",
+            retry_after=retry_after,
+            original=exc,
         ) from exc
     except openai.APIStatusError as exc:
         status = exc.status_code

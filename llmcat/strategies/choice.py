@@ -8,6 +8,7 @@ answer names none, turns logprobs into a distribution over the candidates and, w
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
@@ -35,6 +36,9 @@ CONTENT_FREE = Product(id="content-free", title="N/A")
 #: tokens): more would not fit most context windows, and a model cannot choose among them.
 MAX_CHOICES = 2000
 MAX_CHOICE_CHARS = 100_000
+
+
+log = logging.getLogger(__name__)
 
 
 def check_choice_size(labels: Sequence[str], what: str, advice: str) -> None:
@@ -96,6 +100,12 @@ class ConstrainedChoice:
         cached = completion.cached
         label = match_label(completion.text, labels)
         if label is None:
+            log.info(
+                "re-asking product %s: %r is not one of the %d choices",
+                product.id or "?",
+                completion.text[:60],
+                len(labels),
+            )
             retry = request.model_copy(
                 update={"messages": [*request.messages, *reask_messages(completion.text, labels)]}
             )
