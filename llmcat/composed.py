@@ -14,7 +14,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from .degenerate import repetitions, restates, tokens
+from .degenerate import attributes_to_mention, repetitions, restates, tokens
 from .listing import count_words, cut_to_limits, field_limits
 from .options import CopyLimits
 from .types import Product
@@ -129,8 +129,9 @@ def _key(name: str) -> str:
 
 
 def _facts(product: Product, phrasing: Phrasing | None) -> list[tuple[str, str]]:
-    """(label, value) per attribute with a value, in the merchant's order; the brand attribute
-    is left to the title."""
+    """(label, value) per attribute with a value: short values first (the specifications a
+    shopper scans, and the ones the copy checks ask for), each group in the merchant's order;
+    the brand attribute is left to the title."""
     facts = []
     for name, value in product.attributes.items():
         value = " ".join(value.split())
@@ -141,7 +142,8 @@ def _facts(product: Product, phrasing: Phrasing | None) -> list[tuple[str, str]]
             given = given[:1].upper() + given[1:]
         label = phrasing.labels.get(_key(name), given) if phrasing else ""
         facts.append((label, value))
-    return facts
+    short = set(attributes_to_mention({str(i): v for i, (_, v) in enumerate(facts)}, len(facts)))
+    return sorted(facts, key=lambda fact: fact[1] not in short)
 
 
 def _fact_text(fact: tuple[str, str], phrasing: Phrasing | None) -> str:
@@ -176,36 +178,34 @@ def compose_copy(
         words, chars = lim[kind]
         return count_words(text) <= words and (chars is None or len(text) <= chars)
 
-    known = frozenset(
-        tokens(
-            product.title
-            + " "
-            + brand
-            + " "
-            + product.description
-            + " "
-            + " ".join(f"{k} {v}" for k, v in product.attributes.items())
-            + " "
-            + (category or "")
-        )
+    given = f"{product.title} {brand} {product.description} {category or ''} " + " ".join(
+        f"{k}: {v}" for k, v in product.attributes.items()
     )
+    known = frozenset(tokens(given))
 
     def fresh(text: str) -> bool:
-        return not repetitions(text, known) and not restates(text, title_words, product.attributes)
+        return not repetitions(text, known, given) and not restates(
+            text, title_words, product.attributes
+        )
 
-    # Bullets: the attributes in order, packed into as many bullets as the limits ask for.
+    # Bullets: the attributes in order, packed into as many bullets as the limits ask for; a fact
+    # that would make its bullet repeat a phrase or restate the title is left to the body.
     bullets: list[str] = []
     per_bullet = max(1, -(-len(facts) // limits.bullets)) if limits.bullets else 0
-    pending = [_fact_text(f, phrasing) for f in facts]
-    while pending and len(bullets) < limits.bullets:
-        bullet = pending.pop(0)
-        packed = 1
-        while pending and packed < per_bullet and fits(bullet + separator + pending[0], "bullet"):
-            bullet += separator + pending.pop(0)
-            packed += 1
-        bullet = cut_to_limits(bullet, *lim["bullet"])
-        if fresh(bullet):
-            bullets.append(bullet)
+    current: list[str] = []
+    for fact in (_fact_text(f, phrasing) for f in facts):
+        if len(bullets) >= limits.bullets:
+            break
+        candidate = separator.join([*current, fact])
+        if current and (len(current) >= per_bullet or not fits(candidate, "bullet")):
+            bullets.append(separator.join(current))
+            current, candidate = [], fact
+            if len(bullets) >= limits.bullets:
+                break
+        if fits(candidate, "bullet") and fresh(candidate):
+            current.append(fact)
+    if current and len(bullets) < limits.bullets:
+        bullets.append(separator.join(current))
     extra = _sentences(product.description)
     if category:
         extra.append(_labelled(phrasing.category if phrasing else "", category, phrasing))
@@ -219,13 +219,12 @@ def compose_copy(
         if bullet and fresh(bullet) and bullet not in bullets:
             bullets.append(bullet)
 
-    # Body: the title, the description, every attribute, the category; a piece that would
-    # repeat a phrase of the body so far is left out.
+    # Body: the title, the description, every attribute, the category, as far as the limit
+    # allows; a piece that would repeat a phrase of the body so far is left out.
     end = phrasing.sentence_end if phrasing else "."
     pieces = [(phrasing.opening.format(title=title) if phrasing else title) + end]
     pieces += [s if s[-1] in ".!?。！？" else s + end for s in _sentences(product.description)]
-    if facts:
-        pieces.append(separator.join(_fact_text(f, phrasing) for f in facts) + end)
+    pieces += [_fact_text(f, phrasing) + end for f in facts]  # one by one: as many as fit
     if category:
         pieces.append(_labelled(phrasing.category if phrasing else "", category, phrasing) + end)
     body = ""
@@ -235,7 +234,7 @@ def compose_copy(
             if not body:
                 body = cut_to_limits(joined, *lim["body"])
             continue
-        if repetitions(joined, known) and body:
+        if repetitions(joined, known, given) and body:
             continue
         body = joined
     return {"title": title, "bullets": bullets, "body": body}

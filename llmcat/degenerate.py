@@ -94,6 +94,7 @@ STOP_WORDS = frozenset(
         "you",
     ]
 )
+_CLAUSE = re.compile(r"[.,;:!?·|/()\[\]，。；：！？、]+")
 _YES_NO = frozenset(["yes", "no", "true", "false", "y", "n", "none", "na", "n/a"])
 
 
@@ -106,16 +107,21 @@ def _content(words: Iterable[str]) -> set[str]:
     return {w for w in words if w not in STOP_WORDS and not w.isdigit()}
 
 
-def repetitions(text: str, known: frozenset[str] = frozenset()) -> list[str]:
+def repetitions(text: str, known: frozenset[str] = frozenset(), given: str = "") -> list[str]:
     """Phrases said twice within ``text``: a word twice in a row, or a three-word phrase (four
     CJK characters) with a content word in it said twice anywhere. A phrase made only of the
     product data's words (``known``) may be said twice (the name in an opening sentence and a
-    specification list), not three times."""
+    specification list), not three times. A word twice in a row that ``given`` (the product
+    data) has twice in a row is the merchant's, kept as given."""
+    given_pairs = " " + " ".join(tokens(given)) + " "
     found: list[str] = []
     words = [t for t in tokens(text) if not _CJK_CHAR.fullmatch(t)]
-    for a, b in itertools.pairwise(words):
-        if a == b and not a.isdigit() and len(a) > 1:
-            found.append(f"{a} {b}")
+    # A word twice in a row within one clause ("Nike Nike"); "Damaged Hair; Hair Type" is two.
+    for clause in _CLAUSE.split(text):
+        clause_words = [t for t in tokens(clause) if not _CJK_CHAR.fullmatch(t)]
+        for a, b in itertools.pairwise(clause_words):
+            if a == b and not a.isdigit() and len(a) > 1 and f" {a} {b} " not in given_pairs:
+                found.append(f"{a} {b}")
 
     def allowed(gram: Sequence[str]) -> int:
         return 2 if all(part in known for part in gram) else 1
@@ -245,7 +251,7 @@ def degenerate_findings(
     findings: list[Finding] = []
     known = frozenset(tokens(source))
     for name, text in fields.items():
-        for phrase in repetitions(text, known):
+        for phrase in repetitions(text, known, source):
             findings.append(Finding(kind="repetition", text=phrase, field=name))
     bullets = [(name, text) for name, text in fields.items() if name.startswith("bullet")]
     seen: dict[str, str] = {}

@@ -81,7 +81,8 @@ _UNIT_ALTERNATION = "|".join(sorted((re.escape(u) for u in _UNITS), key=len, rev
 _QUANTITY = re.compile(
     # ASCII-only boundaries: a CJK character counts as \w in Python, and Chinese copy writes
     # numbers right after words ("重200克").
-    r"(?<![A-Za-z0-9_.])(\d+(?:[.,]\d+)*)\s*(?:-\s*)?("
+    # A unit on the same line only: "10/100\nIn The Box" is no 100 inches.
+    r"(?<![A-Za-z0-9_.])(\d+(?:[.,]\d+)*)[ \t\u00a0]*(?:-[ \t]*)?("
     + _UNIT_ALTERNATION
     + r")?(?![A-Za-z0-9])(?!-[A-Za-z0-9])",
     re.IGNORECASE,

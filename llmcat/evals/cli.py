@@ -26,7 +26,7 @@ from llmcat.redact import redact
 from . import bench, calibrate, catalogue, curve, fit, recheck
 from . import metrics as M
 from .paths import baselines_dir
-from .report import report_html, summary_markdown
+from .report import compare_html, report_html, summary_markdown
 from .runner import (
     EXIT_INFRA,
     EXIT_USAGE,
@@ -148,6 +148,9 @@ def build_parser() -> argparse.ArgumentParser:
     compare = sub.add_parser("compare", help="compare two runs on their common items (B against A)")
     compare.add_argument("run_a", type=Path)
     compare.add_argument("run_b", type=Path)
+    compare.add_argument(
+        "--out", type=Path, help="the side-by-side page (default: RUN_B/compare.html)"
+    )
     _gate_options(compare)
 
     report = sub.add_parser(
@@ -256,6 +259,17 @@ def cmd_compare(args: argparse.Namespace) -> int:
             print(f"| {k} | {a:.3f} | {b:.3f} | {b - a:+.3f} |")
     print()
     print("\n".join(f"- {line}" for line in result.lines))
+    page = args.out or args.run_b / "compare.html"
+    page.write_text(
+        compare_html(
+            (str(args.run_a), run_a, samples_a),
+            (str(args.run_b), run_b, samples_b),
+            result.flipped,
+            result.lines,
+        ),
+        encoding="utf-8",
+    )
+    print(f"\nwrote {page}")
     return result.exit_code
 
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import html
 import json
 import random
 from pathlib import Path
@@ -27,6 +26,8 @@ from llmcat import Classifier, Settings
 from llmcat.errors import ConfigError
 
 from . import metrics as M
+from . import plots
+from .report import Section, render
 from .runner import outcome_of, split_examples
 from .suites import ClassificationRecord, load_suite
 
@@ -136,66 +137,31 @@ def curve_table(
     return "\n".join(lines) + "\n"
 
 
-def curve_svg(rows: list[dict[str, Any]], metric: str = "accuracy_level_3") -> str:
-    """Accuracy against shots per category, one line per strategy (zero-shot rows start each
-    line that learns from examples at 0 shots)."""
-    shots = list(dict.fromkeys(str(r["shots"]) for r in rows))
-    lines: dict[str, list[tuple[int, float]]] = {}
-    zero = [r for r in rows if str(r["shots"]) == "0"]
-    for r in rows:
-        if str(r["shots"]) == "0" or r.get(metric) is None:
-            continue
-        name = r["strategy"].split(" ")[0]
-        if not lines.get(name) and zero:  # each learner starts from the zero-shot default
-            base = next((z for z in zero if z["strategy"].startswith(name)), zero[-1])
-            lines[name] = [(0, float(base[metric]))]
-        lines.setdefault(name, []).append((shots.index(str(r["shots"])), float(r[metric])))
-    lines["embedding (zero-shot)"] = [
-        (i, float(z[metric])) for i, z in enumerate(zero[:1]) if z.get(metric) is not None
-    ]
-    width, height, pad = 460, 260, 40
-    values = [v for points in lines.values() for _, v in points] or [0.0, 1.0]
-    low, high = max(0.0, min(values) - 0.05), min(1.0, max(values) + 0.05)
-
-    def xy(i: int, v: float) -> tuple[float, float]:
-        x = pad + i * (width - 2 * pad) / max(len(shots) - 1, 1)
-        y = height - pad - (v - low) / max(high - low, 1e-9) * (height - 2 * pad)
-        return x, y
-
-    colours = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e"]
-    parts = [f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}'>"]
-    parts.append(
-        f"<text x='{pad}' y='16' font-size='12'>{html.escape(metric)} against shots per category</text>"
-    )
-    for i, label in enumerate(shots):
-        x, _ = xy(i, low)
-        parts.append(
-            f"<text x='{x:.0f}' y='{height - 15}' font-size='11' text-anchor='middle'>{html.escape(label)}</text>"
-        )
-    for v in (low, (low + high) / 2, high):
-        _, y = xy(0, v)
-        parts.append(f"<text x='4' y='{y:.0f}' font-size='10'>{v:.2f}</text>")
-        parts.append(
-            f"<line x1='{pad}' x2='{width - pad}' y1='{y:.0f}' y2='{y:.0f}' stroke='#ddd'/>"
-        )
-    for n, (name, points) in enumerate(lines.items()):
-        colour = colours[n % len(colours)]
-        path = " ".join(f"{x:.1f},{y:.1f}" for x, y in (xy(i, v) for i, v in points))
-        parts.append(f"<polyline fill='none' stroke='{colour}' stroke-width='2' points='{path}'/>")
-        parts.append(
-            f"<text x='{width - pad - 110}' y='{30 + 14 * n}' font-size='11' fill='{colour}'>{html.escape(name)}</text>"
-        )
-    parts.append("</svg>")
-    return "".join(parts)
-
-
 def curve_html(table: str, rows: list[dict[str, Any]]) -> str:
-    """A self-contained page: the plot (level 1 and level 3) and the table."""
-    plots = curve_svg(rows, "accuracy_level_1") + curve_svg(rows, "accuracy_level_3")
-    return (
-        "<!doctype html><html><head><meta charset='utf-8'><title>llmcat learning curve</title>"
-        "</head><body><h1>Accuracy against labelled examples</h1>"
-        f"{plots}<pre>{html.escape(table)}</pre></body></html>\n"
+    """A self-contained page: the learning curves at levels 1 and 3, and the table."""
+    figures = []
+    if plots.available():
+        figures = [
+            {
+                "name": f"curve-{metric}",
+                "svg": plots.learning_curve(rows, metric),
+                "caption": f"{metric.replace('_', ' ')} of each strategy against examples per category.",
+            }
+            for metric in ("accuracy_level_1", "accuracy_level_3")
+        ]
+    lines = [line for line in table.splitlines() if line.startswith("|")]
+    headers = [c.strip() for c in lines[0].strip("|").split("|")] if lines else []
+    body = [[c.strip() for c in line.strip("|").split("|")] for line in lines[2:]]
+    view = {
+        "heading": "learning curve",
+        "identity": table.splitlines()[0] if table else "",
+        "summary": [Section("Learning curve", headers, body)],
+        "plots": figures,
+        "plots_missing": "" if figures else "No plots: pip install 'llmcat[report]' (matplotlib).",
+        "tables": [],
+    }
+    return render(
+        "report.html.j2", title="llmcat learning curve", runs=[view], gate_lines=[], flipped=[]
     )
 
 

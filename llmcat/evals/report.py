@@ -1,21 +1,38 @@
-"""summary.md (fit for a CI job summary) and a self-contained report.html for one run."""
+"""summary.md (fit for a CI job summary) and a self-contained report.html for one run, or for two
+runs side by side (``python -m evals compare A B``).
+
+Both are built from the same sections (``summary_sections``): Markdown for the summary, the
+Jinja2 template ``templates/report.html.j2`` for the page, with plots drawn by matplotlib as
+inline SVG (``plots.py``; extra ``report``). The page loads nothing from the network.
+"""
 
 from __future__ import annotations
 
-import html
 import re
+from collections import Counter
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
 from typing import Any, Literal
 
+import jinja2
+
 from . import metrics as M
+from . import plots
 from .runner import outcome_of
 
+TEMPLATES = Path(__file__).parent / "templates"
 
-def _fmt(value: Any) -> str:
-    if value is None:
-        return "n/a"
-    if isinstance(value, float):
-        return f"{value:.3f}" if abs(value) < 1000 else f"{value:.0f}"
-    return str(value)
+
+@dataclass
+class Section:
+    """One table of the summary: a title, notes above it, a header row and rows of text."""
+
+    title: str
+    headers: list[str]
+    rows: list[list[str]]
+    notes: list[str] = field(default_factory=list)
+    copy: bool = False  # cells hold listing copy: keep line breaks
 
 
 def trust_remark(trust: str) -> str:
@@ -27,62 +44,204 @@ def trust_remark(trust: str) -> str:
     return ""
 
 
-def _metric_table(
+def _metric_rows(
     task: Literal["classify", "describe"],
-    run: tuple[str, dict[str, Any]],
-    baseline: tuple[str, dict[str, Any] | None],
-) -> list[str]:
-    """A Markdown table of a task's metrics: the run's column, and the baseline's beside it."""
-    (name, values), (base_name, base) = run, baseline
-    lines = [
-        f"| metric | {name} |" + (f" {base_name} |" if base else ""),
-        "| --- | ---: |" + (" ---: |" if base else ""),
-    ]
+    values: dict[str, Any],
+    base: dict[str, Any] | None,
+) -> list[list[str]]:
+    rows = []
     for metric in M.metrics_for(task):
         if metric.name in values:
-            row = f"| {metric.label} | {metric.format(values[metric.name])} |"
+            row = [metric.label, metric.format(values[metric.name])]
             if base:
-                row += f" {metric.format(base.get(metric.name))} |"
-            lines.append(row)
-    return [*lines, ""]
+                row.append(metric.format(base.get(metric.name)))
+            rows.append(row)
+    return rows
 
 
-def summary_markdown(run: dict[str, Any], gate_lines: list[str] | None = None) -> str:
-    m, man = run["metrics"], run["manifest"]
-    out = [f"## llmcat eval: `{run['suite']}`", ""]
-    out.append(
-        f"backend `{man['backend']}`, model `{man['model']}`, strategy `{man.get('strategy', '')}`, "
-        f"commit `{(man['git'].get('commit') or '?')[:10]}`{' (dirty)' if man['git'].get('dirty') else ''}, "
-        f"{man['duration_s']:.0f} s"
+def identity(run: dict[str, Any]) -> str:
+    """Backend, model, strategy, commit and duration of a run, in one line."""
+    man = run["manifest"]
+    commit = (man["git"].get("commit") or "?")[:10]
+    dirty = " (dirty)" if man["git"].get("dirty") else ""
+    return (
+        f"backend {man['backend']}, model {man['model']}, strategy {man.get('strategy', '')}, "
+        f"commit {commit}{dirty}, {man['duration_s']:.0f} s"
     )
-    out.append("")
+
+
+def summary_sections(run: dict[str, Any]) -> list[Section]:
+    """The metric tables of a run, each with its baseline's column (embedding, composed)."""
+    m, baselines = run["metrics"], run.get("baselines", {})
+    sections = []
     if "accuracy" in m:
-        embedding = run.get("baselines", {}).get("embedding")
-        out.append("### Classification")
-        out.append("")
-        if m.get("trust"):
-            out.append(f"Experts weighted: `{m['trust']}`{trust_remark(m['trust'])}")
-            out.append("")
-        out += _metric_table(
-            "classify", (m.get("strategy", "llm"), m), ("embedding baseline", embedding)
+        embedding = baselines.get("embedding")
+        notes = (
+            [f"Experts weighted: {m['trust']}{trust_remark(m['trust'])}"] if m.get("trust") else []
+        )
+        headers = ["metric", m.get("strategy", "llm")] + (
+            ["embedding baseline"] if embedding else []
+        )
+        sections.append(
+            Section("Classification", headers, _metric_rows("classify", m, embedding), notes)
         )
     if "description" in m:
-        d = m["description"]
-        composed = run.get("baselines", {}).get("composed")
-        out.append("### Descriptions")
-        out.append("")
-        out.append(
+        composed = baselines.get("composed")
+        headers = ["metric", "returned"] + (["composed baseline"] if composed else [])
+        note = (
             "Returned copy is the model's, or composed from the product's fields where the "
             "model's copy kept findings; the composed baseline is composed copy for every case."
         )
+        rows = _metric_rows("describe", m["description"], composed)
+        sections.append(Section("Descriptions", headers, rows, [note]))
+    return sections
+
+
+def summary_markdown(run: dict[str, Any], gate_lines: list[str] | None = None) -> str:
+    out = [f"## llmcat eval: `{run['suite']}`", "", identity(run), ""]
+    for section in summary_sections(run):
+        out += [f"### {section.title}", ""]
+        for note in section.notes:
+            out += [note, ""]
+        out.append("| " + " | ".join(section.headers) + " |")
+        out.append("| --- |" + " ---: |" * (len(section.headers) - 1))
+        out += ["| " + " | ".join(row) + " |" for row in section.rows]
         out.append("")
-        out += _metric_table("describe", ("returned", d), ("composed baseline", composed))
     if gate_lines:
-        out.append("### Against the baseline")
-        out.append("")
+        out += ["### Against the baseline", ""]
         out += [f"- {line}" for line in gate_lines]
         out.append("")
     return "\n".join(out)
+
+
+# -- the page -----------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=1)
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def render(template: str, **context: Any) -> str:
+    """A template of ``templates/`` rendered with ``context`` (autoescaped)."""
+    return _environment().get_template(template).render(**context)
+
+
+def run_view(run: dict[str, Any], samples: list[dict[str, Any]], heading: str) -> dict[str, Any]:
+    """What the page shows of one run: summary tables, plots and detail tables."""
+    view: dict[str, Any] = {
+        "heading": heading,
+        "identity": identity(run),
+        "summary": summary_sections(run),
+        "plots": [],
+        "plots_missing": "",
+        "tables": [],
+    }
+    cls = [s for s in samples if s["task"] == "classify" and not s.get("baseline")]
+    base = [s for s in samples if s["task"] == "classify" and s.get("baseline")]
+    copy = [s for s in samples if s["task"] == "describe" and not s.get("baseline")]
+    outcomes = [outcome_of(s) for s in cls]
+    if cls:
+        rows = sorted(M.per_class(outcomes).items(), key=lambda kv: -kv[1]["support"])[:60]
+        view["tables"].append(
+            Section(
+                "Per class (top 60 by support)",
+                ["class", "support", "precision", "recall", "F1"],
+                [
+                    [
+                        k,
+                        f"{v['support']:.0f}",
+                        f"{v['precision']:.3f}",
+                        f"{v['recall']:.3f}",
+                        f"{v['f1']:.3f}",
+                    ]
+                    for k, v in rows
+                ],
+            )
+        )
+        view["tables"].append(
+            Section(
+                "Top confusions",
+                ["gold", "predicted", "count"],
+                [[g, p, str(c)] for g, p, c in M.top_confusions(outcomes)],
+            )
+        )
+    if copy:
+        view["tables"].append(_side_by_side(samples))
+    if not plots.available():
+        view["plots_missing"] = "No plots: pip install 'llmcat[report]' (matplotlib) to draw them."
+        return view
+    if cls:
+        levels = M.accuracy_per_level(outcomes)
+        baseline_levels = M.accuracy_per_level([outcome_of(s) for s in base]) if base else None
+        strategy = run["metrics"].get("strategy", "run")
+        view["plots"].append(
+            _plot(
+                "accuracy-per-level",
+                plots.accuracy_per_level(levels, baseline_levels, strategy, "embedding baseline"),
+                "Accuracy of the first N names of the path, the embedding baseline beside it.",
+            )
+        )
+        bins = M.reliability(outcomes)
+        if bins:
+            view["plots"].append(
+                _plot(
+                    "reliability",
+                    plots.reliability(bins),
+                    "Bars: accuracy per confidence bin (n: items).",
+                )
+            )
+            threshold = float(run["manifest"].get("review_threshold", 0.5))
+            view["plots"].append(
+                _plot(
+                    "coverage",
+                    plots.coverage(M.accuracy_vs_coverage(outcomes), threshold),
+                    "Keeping the most confident share: the red line is the review threshold.",
+                )
+            )
+        labels, matrix = _confusion(outcomes)
+        view["plots"].append(
+            _plot(
+                "confusion",
+                plots.confusion(labels, matrix),
+                "Level 1: gold rows, predicted columns.",
+            )
+        )
+    if copy:
+        kinds: Counter[str] = Counter()
+        for s in copy:
+            kinds.update({k: 1 for k in s["scores"].get("model_findings", {})})
+        if kinds:
+            view["plots"].append(
+                _plot(
+                    "copy-findings",
+                    plots.findings(dict(kinds)),
+                    "Copies of the model whose check found each kind.",
+                )
+            )
+    return view
+
+
+def _plot(name: str, svg: str, caption: str) -> dict[str, str]:
+    return {"name": name, "svg": svg, "caption": caption}
+
+
+def _confusion(outcomes: list[M.Outcome]) -> tuple[list[str], list[list[int]]]:
+    pairs = Counter(
+        (o.gold[0], o.pred[0] if o.pred else M.NO_PREDICTION) for o in outcomes if o.gold
+    )
+    labels = sorted({g for g, _ in pairs} | {p for _, p in pairs})
+    index = {label: i for i, label in enumerate(labels)}
+    matrix = [[0] * len(labels) for _ in labels]
+    for (g, p), count in pairs.items():
+        matrix[index[g]][index[p]] += count
+    return labels, matrix
 
 
 def _copy_text(copy: dict[str, Any], findings: list[dict[str, Any]]) -> str:
@@ -91,17 +250,10 @@ def _copy_text(copy: dict[str, Any], findings: list[dict[str, Any]]) -> str:
     return f"{copy['title']}{bullets}\n\n{copy['body']}{found}"
 
 
-def _copy_side_by_side(samples: list[dict[str, Any]], count: int = 12) -> list[str]:
-    """Model copy (its findings listed) beside composed copy for the first ``count`` cases, and
-    the findings of the model's copy per kind."""
+def _side_by_side(samples: list[dict[str, Any]], count: int = 12) -> Section:
+    """Model copy (with its findings) beside composed copy for the first ``count`` cases."""
     model = {s["id"]: s for s in samples if s["task"] == "describe" and not s.get("baseline")}
     composed = {s["id"]: s for s in samples if s["task"] == "describe" and s.get("baseline")}
-    if not model:
-        return []
-    kinds: dict[str, int] = {}
-    for s in model.values():
-        for kind, n in s["scores"].get("model_findings", {}).items():
-            kinds[kind] = kinds.get(kind, 0) + n
     rows = []
     for i in list(model)[:count]:
         out = model[i]["output"]
@@ -119,48 +271,12 @@ def _copy_side_by_side(samples: list[dict[str, Any]], count: int = 12) -> list[s
                 _copy_text(composed[i]["output"], []) if i in composed else "",
             ]
         )
-    return [
-        "<h2>Copy findings of the model's copy, per kind</h2>",
-        _table(["kind", "findings"], [[k, v] for k, v in sorted(kinds.items())]),
-        f"<h2>Model vs composed copy (first {len(rows)} cases)</h2>",
-        _table(["case", "returned", "model copy", "composed copy"], rows).replace(
-            "<td>", "<td style='white-space:pre-wrap;vertical-align:top'>"
-        ),
-    ]
-
-
-def _table(headers: list[str], rows: list[list[Any]]) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(_fmt(c))}</td>" for c in row) + "</tr>" for row in rows
+    return Section(
+        f"Model vs composed copy (first {len(rows)} cases)",
+        ["case", "returned", "model copy (its findings)", "composed copy"],
+        rows,
+        copy=True,
     )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
-def calibration_svg(bins: list[dict[str, float]], size: int = 260) -> str:
-    """A reliability diagram: accuracy per confidence bin against the diagonal."""
-    pad = 30
-    inner = size - 2 * pad
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{size}" height="{size}" role="img" aria-label="calibration plot">',
-        f'<rect x="{pad}" y="{pad}" width="{inner}" height="{inner}" fill="none" stroke="#999"/>',
-        f'<line x1="{pad}" y1="{pad + inner}" x2="{pad + inner}" y2="{pad}" stroke="#bbb" stroke-dasharray="4"/>',
-    ]
-    for b in bins:
-        x = pad + b["low"] * inner
-        w = (b["high"] - b["low"]) * inner
-        h = b["accuracy"] * inner
-        parts.append(
-            f'<rect x="{x + 1:.1f}" y="{pad + inner - h:.1f}" width="{w - 2:.1f}" height="{h:.1f}" fill="#4a7bd0" opacity="0.8"><title>conf {b["confidence"]:.2f}, acc {b["accuracy"]:.2f}, n={b["count"]:.0f}</title></rect>'
-        )
-    parts.append(
-        f'<text x="{size / 2}" y="{size - 6}" font-size="11" text-anchor="middle">confidence</text>'
-    )
-    parts.append(
-        f'<text x="10" y="{size / 2}" font-size="11" transform="rotate(-90 10 {size / 2})" text-anchor="middle">accuracy</text>'
-    )
-    parts.append("</svg>")
-    return "".join(parts)
 
 
 def report_html(
@@ -169,65 +285,30 @@ def report_html(
     flipped: list[dict[str, Any]] | None = None,
     gate_lines: list[str] | None = None,
 ) -> str:
-    sections = [f"<h1>llmcat eval: {html.escape(run['suite'])}</h1>"]
-    sections.append("<pre>" + html.escape(summary_markdown(run, gate_lines)) + "</pre>")
-    cls = [s for s in samples if s["task"] == "classify" and not s.get("baseline")]
-    if cls:
-        outcomes = [outcome_of(s) for s in cls]
-        table = M.per_class(outcomes)
-        rows = sorted(table.items(), key=lambda kv: -kv[1]["support"])[:60]
-        sections.append("<h2>Per class (top 60 by support)</h2>")
-        sections.append(
-            _table(
-                ["class", "support", "precision", "recall", "F1"],
-                [[k, v["support"], v["precision"], v["recall"], v["f1"]] for k, v in rows],
-            )
-        )
-        sections.append("<h2>Top confusions</h2>")
-        sections.append(
-            _table(["gold", "predicted", "count"], [list(c) for c in M.top_confusions(outcomes)])
-        )
-        sections.append("<h2>Accuracy per level</h2>")
-        sections.append(
-            _table(
-                ["level", "accuracy"], [[k, v] for k, v in M.accuracy_per_level(outcomes).items()]
-            )
-        )
-        bins = M.reliability(outcomes)
-        sections.append("<h2>Calibration</h2>")
-        if bins:
-            sections.append(calibration_svg(bins))
-            sections.append(
-                _table(
-                    ["coverage", "accuracy", "threshold"],
-                    [
-                        [r["coverage"], r["accuracy"], r["threshold"]]
-                        for r in M.accuracy_vs_coverage(outcomes)
-                    ],
-                )
-            )
-        else:
-            sections.append("<p>No confidences: the backend gave no logprobs.</p>")
-    sections += _copy_side_by_side(samples)
-    if flipped:
-        sections.append("<h2>Items that flipped against the baseline</h2>")
-        sections.append(
-            _table(
-                ["id", "gold", "baseline", "run", "now correct"],
-                [
-                    [
-                        f["id"],
-                        " > ".join(f["gold"]),
-                        " > ".join(f["baseline"]),
-                        " > ".join(f["run"]),
-                        f["now_correct"],
-                    ]
-                    for f in flipped
-                ],
-            )
-        )
-    style = (
-        "body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px}table{border-collapse:collapse;margin:1em 0}"
-        "td,th{border:1px solid #ddd;padding:4px 8px;font-size:13px;text-align:left}th{background:#f4f4f4}pre{background:#f8f8f8;padding:1em}"
+    """The page of one run."""
+    return render(
+        "report.html.j2",
+        title=f"llmcat eval: {run['suite']}",
+        runs=[run_view(run, samples, run["suite"])],
+        gate_lines=gate_lines or [],
+        flipped=flipped or [],
     )
-    return f"<!doctype html><html><head><meta charset='utf-8'><title>llmcat eval</title><style>{style}</style></head><body>{''.join(sections)}</body></html>\n"
+
+
+def compare_html(
+    a: tuple[str, dict[str, Any], list[dict[str, Any]]],
+    b: tuple[str, dict[str, Any], list[dict[str, Any]]],
+    flipped: list[dict[str, Any]],
+    gate_lines: list[str],
+) -> str:
+    """The page of two runs side by side (B against A), with the gate's lines and flips."""
+    return render(
+        "report.html.j2",
+        title=f"llmcat eval: {a[0]} (A) vs {b[0]} (B)",
+        runs=[
+            run_view(run, samples, f"{label}: {name}")
+            for label, (name, run, samples) in (("A", a), ("B", b))
+        ],
+        gate_lines=gate_lines,
+        flipped=flipped,
+    )
