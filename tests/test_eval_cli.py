@@ -292,7 +292,7 @@ def test_curve_runs_zero_shot_then_every_learner_with_more_shots(
     assert all(r["shortlist_recall"] is not None for r in fused)
     assert "| all | supervised |" in capsys.readouterr().out
     page = (tmp_path / "report.html").read_text()
-    assert page.count("<svg") == 2 and "polyline" in page
+    assert page.count("<svg") == 2 and 'data-plot="curve-accuracy_level_3"' in page
     assert "| all | auto (shortlist) |" in (tmp_path / "summary.md").read_text()
     assert main(["curve", "--suite", "golden", "--shots", "0,two"]) == 2
 
