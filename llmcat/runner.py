@@ -124,7 +124,11 @@ async def map_ordered(
                 yield finished.pop(next_index)
                 next_index += 1
             if not running:
-                return
+                # Nothing in flight: either every item is done, or a full reorder buffer kept the
+                # loop above from starting more and has just drained. Only the first may end it.
+                if exhausted:
+                    return
+                continue
             done, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
             # Look at every finished task's exception, so none is reported "never retrieved".
             failures = [exc for exc in (task.exception() for task in done) if exc is not None]
