@@ -30,7 +30,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from llmcat import Backend, Classifier, Settings, Taxonomy
+from llmcat import Backend, Classifier, ConfigError, Settings, Taxonomy
 from llmcat.completions import Completion, CompletionRequest
 from llmcat.options import ClassifyOptions
 from llmcat.tables import products_table
@@ -56,7 +56,12 @@ async def replay(
 ) -> float:
     """POST every body to the server's chat endpoint, ``concurrency`` at a time; seconds taken.
     Every answer must be a completion (a raw side that fails is no baseline)."""
-    import httpx
+    try:
+        import httpx
+    except ImportError:
+        raise ConfigError(
+            "bench --raw replays requests with httpx: pip install 'llmcat[bench]'"
+        ) from None
 
     url = base_url.rstrip("/") + "/chat/completions"
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
