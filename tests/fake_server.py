@@ -94,6 +94,7 @@ class FakeServer:
         self.requests: list[dict[str, Any]] = []
         self.gets: list[str] = []  # paths of every GET (/v1/models, /version, ...)
         self.models_reply: Reply | None = None  # instead of the model list
+        self.get_routes: dict[str, Callable[[], Reply]] = {}  # extra GET paths a test serves
         self.in_flight = 0
         self.peak_in_flight = 0
         self._lock = threading.Lock()
@@ -128,6 +129,8 @@ class FakeServer:
                             }
                         ),
                     )
+                elif self.path in server.get_routes:
+                    server._send(self, server.get_routes[self.path]())
                 elif self.path == "/version" and server.version is not None:
                     server._send(self, Reply(body={"version": server.version}))
                 elif self.path == "/health":

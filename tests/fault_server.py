@@ -22,7 +22,7 @@ import subprocess
 import sys
 import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,7 @@ TRANSPORT = ("429", "500", "503", "hang", "malformed", "truncated")
 OUTPUT = ("outside", "empty")
 FAULTS = TRANSPORT + OUTPUT
 _KEY = re.compile(r"SKU-\d+")
+_TAG = re.compile(r"\[attempt (\d+)\]")
 
 
 def uniform(seed: int, key: str, attempt: int) -> float:
@@ -62,26 +63,38 @@ def simulate(
     seed: int, key: str, rate: float, attempts: int, kinds: tuple[str, ...] = FAULTS
 ) -> str:
     """What llmcat must return for ``key``: the label, 'OutputError' or 'BackendError'."""
+    return replay(lambda n: fault_for(seed, key, n, rate, kinds), attempts, label_for(key))[0]
+
+
+def replay(
+    fault_at: Callable[[int], str | None],
+    attempts: int,
+    label: str,
+    transport: tuple[str, ...] = TRANSPORT,
+) -> tuple[str, int]:
+    """llmcat's documented policy applied to a schedule (``fault_at(n)``: what attempt number
+    ``n`` for one product meets; faults in ``transport`` are retried): the outcome, and how many
+    attempts the policy makes."""
     counter = 0
 
     def one_call() -> str | None:  # one model call: transport retries, then an answer
         nonlocal counter
         for _ in range(attempts):
-            fault = fault_for(seed, key, counter, rate, kinds)
+            fault = fault_at(counter)
             counter += 1
-            if fault not in TRANSPORT:
+            if fault not in transport:
                 return fault or "ok"
         return None
 
     first = one_call()
     if first is None:
-        return "BackendError"
+        return "BackendError", counter
     if first == "ok":
-        return label_for(key)
+        return label, counter
     second = one_call()  # the re-ask
     if second is None:
-        return "BackendError"
-    return label_for(key) if second == "ok" else "OutputError"
+        return "BackendError", counter
+    return (label if second == "ok" else "OutputError"), counter
 
 
 @dataclass
@@ -95,10 +108,14 @@ class FaultServer:
     delay: float = 0.0  # seconds every answer takes
     attempts: Counter[str] = field(default_factory=Counter)
     faults: Counter[str] = field(default_factory=Counter)
+    #: what each product's requests met, in the order they arrived: [tag, "ok" or the fault],
+    #: where tag is the "[attempt N]" a test may put into a request ("" without one)
+    served: dict[str, list[list[str]]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.server = FakeServer("llamacpp", model="fault-model", keep_alive=True)
         self.server.responder = self.respond
+        self.server.get_routes["/served"] = lambda: Reply(body=self.served)
         self._lock = threading.Lock()
 
     def __enter__(self) -> FaultServer:
@@ -120,8 +137,10 @@ class FaultServer:
             attempt = self.attempts[key]
             self.attempts[key] += 1
         fault = fault_for(self.seed, key, attempt, self.rate, self.kinds)
-        if fault is not None:
-            with self._lock:
+        tag = _TAG.search(text)
+        with self._lock:
+            self.served.setdefault(key, []).append([tag.group(1) if tag else "", fault or "ok"])
+            if fault is not None:
                 self.faults[fault] += 1
         good = chat_reply(label_for(key), model="fault-model")
         good.delay = self.delay

@@ -269,6 +269,7 @@ def test_fit_learns_weights_from_a_run_and_judges_them_on_another(
     assert "fitted fusion" in text and "McNemar" in text
 
 
+@pytest.mark.slow
 @pytest.mark.allow_model_requests
 def test_curve_runs_zero_shot_then_every_learner_with_more_shots(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
@@ -297,6 +298,7 @@ def test_curve_runs_zero_shot_then_every_learner_with_more_shots(
     assert main(["curve", "--suite", "golden", "--shots", "0,two"]) == 2
 
 
+@pytest.mark.slow
 def test_copy_runs_report_findings_the_composed_baseline_and_a_side_by_side(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

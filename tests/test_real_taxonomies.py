@@ -36,6 +36,7 @@ def _needs_models() -> None:
         )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("strategy", ["shortlist", "hierarchical"])
 def test_flipkart_products_into_the_full_google_taxonomy(
     strategy: str, shared_dir: Path, cache_dir: Path

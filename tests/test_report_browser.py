@@ -15,6 +15,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from llmcat.evals.cli import main
 
 from .conftest import require
@@ -82,6 +84,7 @@ def run_chromium(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 def test_the_report_renders_in_chromium_without_errors_and_with_every_plot(tmp_path: Path) -> None:
     page = report(tmp_path)
     html = page.read_text(encoding="utf-8")
