@@ -128,6 +128,12 @@ class Classifier:
         """The version of the template(s) this strategy renders (or its embedder)."""
         return self._strategy.prompt_version
 
+    @property
+    def result_model(self) -> str:
+        """The model results name: the backend's, or the embedder's for a strategy that never
+        asks the model."""
+        return self.backend.model if type(self._strategy).uses_model else self.embedder().name
+
     def embedder(self) -> Embedder:
         """The embedder of the embedding-based strategies, created on first use."""
         return self.context.embedder()

@@ -12,7 +12,7 @@ import logging
 import os
 import sys
 from collections import deque
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ from . import __version__, strategies
 from .classify import Classifier
 from .describe import Describer
 from .errors import ConfigError, InputError, LlmcatError
-from .inputs import coerce_product, read_records
+from .inputs import coerce_product, read_records, unreadable_csv_rows
 from .options import LANGUAGES, ClassifyOptions, CopyOptions, validated
 from .output import ResultWriter, check_writable
 from .redact import redact
@@ -115,6 +115,20 @@ def _common(parser: argparse.ArgumentParser) -> None:
     )
     io.add_argument(
         "--json", action="store_true", help="print each result as one JSON object per line"
+    )
+    io.add_argument(
+        "--skip-bad-rows",
+        action="store_true",
+        help="run a CSV with rows the CSV parser cannot read (an unterminated quote, say): each "
+        "becomes an error record naming its row, and they are counted (default: exit 2, nothing "
+        "written)",
+    )
+    io.add_argument(
+        "--max-error-rate",
+        type=float,
+        metavar="SHARE",
+        help="exit 3 when more than this share of the items failed (0 to 1; default: only when "
+        "every item failed); the results are written either way",
     )
     cost = parser.add_argument_group("cost")
     cost.add_argument(
@@ -426,7 +440,11 @@ def _identity(worker: Classifier | Describer) -> dict[str, str]:
     and taxonomy for classification)."""
     identity = {"model": worker.backend.model, "prompt_version": worker.prompt_version}
     if isinstance(worker, Classifier):
-        identity.update(strategy=worker.strategy, taxonomy_version=worker.taxonomy.version)
+        identity.update(
+            model=worker.result_model,
+            strategy=worker.strategy,
+            taxonomy_version=worker.taxonomy.version,
+        )
     return identity
 
 
@@ -435,9 +453,11 @@ def _skip_kept(
     kept: list[dict[str, Any]],
     identity: dict[str, str],
     writer: ResultWriter,
+    on_kept: Callable[[Item, dict[str, Any], int], None] = lambda item, record, index: None,
 ) -> int:
     """Consume the inputs that ``kept`` records answer, checking that they are the same inputs
-    and that the records come from the same setup; the number skipped."""
+    and that the records come from the same setup (``on_kept`` sees each pair); the number
+    skipped."""
     for index, record in enumerate(kept):
         for key, value in identity.items():
             if record.get(key, value) != value:
@@ -458,7 +478,67 @@ def _skip_kept(
                 f"record {index + 1} of {writer.partial} is for id {record.get('product_id')!r}, "
                 f"input item {index + 1} has id {expected!r}: it was made from another input"
             )
+        on_kept(item, record, index)
     return len(kept)
+
+
+def _review_kept(reviewer: ReviewWriter | None) -> Callable[[Item, dict[str, Any], int], None]:
+    """Writes the review row of a kept record again (a resumed batch rebuilds its review file,
+    so that it matches the output whatever the killed run had written)."""
+
+    def add(item: Item, record: dict[str, Any], index: int) -> None:
+        if reviewer is None or isinstance(item, InputError) or record.get("error"):
+            return
+        result = Classification.model_validate(record)
+        if result.needs_review:
+            reviewer.add(coerce_product(item, index), result)
+
+    return add
+
+
+#: per-item error lines printed on stderr before the rest are only counted
+ERROR_LINES_SHOWN = 20
+
+
+def _distinct_paths(args: argparse.Namespace) -> None:
+    """--input, --output and --review-out name three different files (and none of them is
+    another's partial file): checked before anything is opened for writing."""
+    named = {
+        "--input": args.input,
+        "--output": args.output,
+        "--review-out": getattr(args, "review_out", None),
+    }
+    seen: dict[Path, str] = {}
+    for flag, path in named.items():
+        if path is None:
+            continue
+        resolved = path.resolve()
+        for own in (resolved, resolved.with_name(resolved.name + ".partial")):
+            if own in seen:
+                raise ConfigError(
+                    f"{flag} and {seen[own]} name the same file ({path}); give each its own"
+                )
+            seen[own] = flag
+
+
+def _check_csv(path: Path, *, skip_bad_rows: bool) -> None:
+    """A CSV/TSV input is read whole once before anything is written: rows the parser cannot
+    read stop the run here (exit 2), unless --skip-bad-rows lets them become error records."""
+    if not path.is_file():
+        return  # read_records says what is wrong with it
+    rows, bad = unreadable_csv_rows(path)
+    if bad and not skip_bad_rows:
+        shown = "; ".join(bad[:3]) + (f"; and {len(bad) - 3} more" if len(bad) > 3 else "")
+        raise ConfigError(
+            f"{path}: {len(bad)} of {rows} rows cannot be read ({shown}). Fix the file, or pass "
+            "--skip-bad-rows to run the others (each bad row becomes an error record)"
+        )
+    if bad:
+        print(
+            f"llmcat: {len(bad)} of {rows} rows of {path} cannot be read; they become error "
+            "records (--skip-bad-rows)",
+            file=sys.stderr,
+        )
 
 
 def _run_on_ray(args: argparse.Namespace) -> int:
@@ -509,12 +589,11 @@ async def _run(args: argparse.Namespace) -> int:
     settings = _settings(args)
     if args.resume and args.output is None:
         raise ConfigError("--resume continues an --output file; give --output")
-    if (
-        args.output is not None
-        and args.input is not None
-        and args.output.resolve() == args.input.resolve()
-    ):
-        raise ConfigError("--output is the --input file; write the results somewhere else")
+    _distinct_paths(args)
+    if args.max_error_rate is not None and not 0 <= args.max_error_rate <= 1:
+        raise ConfigError(f"--max-error-rate takes a share from 0 to 1, not {args.max_error_rate}")
+    if args.input is not None and args.input.suffix.lower() in (".csv", ".tsv"):
+        _check_csv(args.input, skip_bad_rows=args.skip_bad_rows)
     # Everything that can be checked is checked before anything is written.
     source: Iterator[Item] = iter([single]) if single is not None else read_records(args.input)
     if (args.dry_run or args.batch_export) and (args.output is not None or args.resume):
@@ -552,13 +631,14 @@ async def _run(args: argparse.Namespace) -> int:
     try:
         await worker.engine.prepare()  # a wrong key, URL or model: one error, nothing written
         start = 0
+        if review_out is not None:
+            reviewer = ReviewWriter(review_out)
         if writer is not None and args.resume:
-            start = _skip_kept(items, writer.completed(), _identity(worker), writer)
+            kept = writer.completed()
+            start = _skip_kept(items, kept, _identity(worker), writer, _review_kept(reviewer))
             taken.clear()
             if start:
                 print(f"llmcat: resuming after {start} complete records", file=sys.stderr)
-        if review_out is not None:
-            reviewer = ReviewWriter(review_out)
         results: AsyncIterator[Any] = (
             worker.aiter_classify(items, progress=progress, start=start)
             if isinstance(worker, Classifier)
@@ -567,15 +647,22 @@ async def _run(args: argparse.Namespace) -> int:
         as_json = args.json or args.input is not None
         async for result in results:
             count += 1
-            errors += result.error is not None
+            failed = result.error is not None
+            errors += failed
             spent = spent + result.usage
             if result.product_id in seen:
                 duplicates.append(result.product_id)
             seen.add(result.product_id)
+            if failed and errors <= ERROR_LINES_SHOWN:  # the record itself goes with the rest
+                print(f"llmcat: {_human(result)}", file=sys.stderr)
             if writer is not None:
                 writer.write(result)
-            elif not (args.dry_run or args.batch_export):  # placeholder answers
-                print(result.model_dump_json() if as_json else _human(result), flush=True)
+            elif args.dry_run or args.batch_export:
+                pass  # placeholder answers
+            elif as_json:
+                print(result.model_dump_json(), flush=True)
+            elif not failed:
+                print(_human(result), flush=True)
             if reviewer is not None:
                 item = taken.popleft()
                 ok = isinstance(result, Classification) and result.ok
@@ -583,6 +670,8 @@ async def _run(args: argparse.Namespace) -> int:
                     reviewer.add(coerce_product(item, start + count - 1), result)
         if writer is not None:
             writer.commit()
+        if reviewer is not None:
+            reviewer.commit()
     except BaseException:
         if writer is not None:
             writer.close()
@@ -610,7 +699,9 @@ async def _run(args: argparse.Namespace) -> int:
         print("\n".join(tally.lines(count, args.price_in, args.price_out)))
     elif single is None:
         where = f" -> {args.output}" if args.output is not None else ""
-        print(f"{count} items, {errors} errors{where}", file=sys.stderr)
+        more = errors - ERROR_LINES_SHOWN
+        shown = f" ({more} error lines not shown)" if more > 0 else ""
+        print(f"{count} items, {errors} errors{shown}{where}", file=sys.stderr)
         print(_spent(spent, args.price_in, args.price_out), file=sys.stderr)
     if duplicates:
         shown = ", ".join(sorted(set(duplicates))[:5])
@@ -619,7 +710,23 @@ async def _run(args: argparse.Namespace) -> int:
             f"{', ...' if len(set(duplicates)) > 5 else ''}); each input kept its own result",
             file=sys.stderr,
         )
-    return 1 if single is not None and errors else 0
+    if single is not None:
+        return 1 if errors else 0
+    if count and errors == count:
+        print(f"llmcat: every item of this run failed ({errors} of {count})", file=sys.stderr)
+        return EXIT_FAILED_ITEMS
+    if args.max_error_rate is not None and count and errors / count > args.max_error_rate:
+        print(
+            f"llmcat: {errors} of {count} items failed ({errors / count:.1%}), more than "
+            f"--max-error-rate {args.max_error_rate:g}",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED_ITEMS
+    return 0
+
+
+#: the batch ran and wrote every record, but every item (or more than --max-error-rate) failed
+EXIT_FAILED_ITEMS = 3
 
 
 def _spent(usage: Usage, price_in: float | None, price_out: float | None) -> str:

@@ -36,6 +36,7 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufffe\uffff\ud800-\
 # Zero-width and invisible formatting characters: a title made only of these is empty.
 _INVISIBLE = re.compile(r"[\u00ad\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]")
 _SPACES = re.compile(r"[ \t\r\f\v\u00a0]+")
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
 def clean_text(text: str, limit: int, *, keep_newlines: bool = False) -> str:
@@ -201,13 +202,37 @@ def _read_jsonl(file: Path) -> Iterator[RawItem]:
                 continue
             try:
                 value = json.loads(line)
+                surrogate = _lone_surrogate(value)
             except json.JSONDecodeError as exc:
                 yield InputError(f"line {n}: not JSON ({exc.msg})")
+                continue
+            except (ValueError, RecursionError) as exc:  # a 5,000-digit number, deep nesting
+                yield InputError(f"line {n}: not readable JSON ({type(exc).__name__}: {exc})")
+                continue
+            if surrogate:
+                yield InputError(f"line {n}: {surrogate} holds a lone surrogate (\\ud800-\\udfff)")
                 continue
             record = _record(value, f"line {n}")
             if isinstance(record, dict):
                 record.setdefault("id", str(n))
             yield record
+
+
+def _lone_surrogate(value: Any, where: str = "the record") -> str:
+    """Where a JSON value holds a lone surrogate (valid JSON, not valid text: no file or stream
+    can hold it), or ""."""
+    if isinstance(value, str):
+        return where if _SURROGATE.search(value) else ""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found = _lone_surrogate(key, f"a key of {where}") or _lone_surrogate(item, str(key))
+            if found:
+                return found
+    if isinstance(value, list):
+        for item in value:
+            if found := _lone_surrogate(item, where):
+                return found
+    return ""
 
 
 def _read_json(file: Path) -> Iterator[RawItem]:
@@ -217,19 +242,112 @@ def _read_json(file: Path) -> Iterator[RawItem]:
         raise ConfigError(
             f"{file} is not JSON (line {exc.lineno}: {exc.msg}); for one object per line use .jsonl"
         ) from None
+    except (ValueError, RecursionError) as exc:
+        raise ConfigError(f"{file} is not readable JSON ({type(exc).__name__}: {exc})") from None
     values = value if isinstance(value, list) else [value]
     for n, item in enumerate(values, 1):
+        try:
+            surrogate = _lone_surrogate(item)
+        except RecursionError:
+            surrogate = "a value nested too deep"
+        if surrogate:
+            yield InputError(f"item {n}: {surrogate} holds a lone surrogate or cannot be read")
+            continue
         record = _record(item, f"item {n}")
         if isinstance(record, dict):
             record.setdefault("id", str(n))
         yield record
 
 
+#: Columns that hold a product's title, in the order they are looked for.
+TITLE_COLUMNS = ("title", "name", "product_name")
+
+
 def _read_csv(file: Path, *, delimiter: str) -> Iterator[RawItem]:
+    """The rows of a CSV file as records; the header is checked at once, the rows are read when
+    asked for. A row the CSV parser cannot read (an unterminated quote swallows the rest of the
+    file) becomes an InputError naming its row and line, and reading goes on with the line after
+    its first."""
     csv.field_size_limit(16 * 1024 * 1024)
     with file.open(encoding="utf-8-sig", errors="replace", newline="") as handle:
-        reader = csv.DictReader(handle, delimiter=delimiter)
-        for n, row in enumerate(reader, 2):
-            record: dict[str, Any] = {k: v for k, v in row.items() if k and v not in (None, "")}
-            record.setdefault("id", str(n - 1))
+        try:
+            header = next(csv.reader(_Lines(handle), delimiter=delimiter, strict=True), None)
+        except csv.Error as exc:
+            raise ConfigError(f"{file}: the header line cannot be read as CSV ({exc})") from None
+    if header is None or not any(h.strip() for h in header):
+        raise ConfigError(f"{file} has no header line; the first line must name the columns")
+    columns = [h.strip() for h in header]
+    if not any(c in columns for c in TITLE_COLUMNS):
+        raise ConfigError(
+            f"{file} has no title column: a product's title is read from a column named "
+            f"{', '.join(TITLE_COLUMNS)} (columns here: {', '.join(c for c in columns if c)})"
+        )
+    return _csv_rows(file, columns, delimiter)
+
+
+class _Lines:
+    """The lines of a file for ``csv.reader``, numbered, with the lines of the record being read
+    kept so that a record the parser gives up on can be read again from its second line."""
+
+    def __init__(self, handle: Iterator[str]) -> None:
+        self.handle = handle
+        self.number = 0  # lines handed out so far
+        self.record: list[str] = []  # the lines of the record being read
+        self.again: list[str] = []  # lines to hand out again, last first
+
+    def __iter__(self) -> _Lines:
+        return self
+
+    def __next__(self) -> str:
+        line = self.again.pop() if self.again else next(self.handle)
+        self.number += 1
+        self.record.append(line)
+        return line
+
+    def replay_after_first(self, first: int) -> None:
+        """Hand out again the lines of the current record after its first one (line ``first``)."""
+        self.again.extend(reversed(self.record[1:]))
+        self.number = first
+        self.record = []
+
+
+def _csv_rows(file: Path, columns: list[str], delimiter: str) -> Iterator[RawItem]:
+    with file.open(encoding="utf-8-sig", errors="replace", newline="") as handle:
+        lines = _Lines(handle)
+        reader = csv.reader(lines, delimiter=delimiter, strict=True)
+        next(reader, None)  # the header, checked by _read_csv
+        row = 0
+        while True:
+            lines.record = []
+            first = lines.number + 1
+            try:
+                values = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                row += 1
+                yield InputError(f"row {row} (line {first}) cannot be read as CSV: {exc}")
+                lines.replay_after_first(first)
+                reader = csv.reader(lines, delimiter=delimiter, strict=True)
+                continue
+            if not values:
+                continue  # a blank line
+            row += 1
+            record: dict[str, Any] = {
+                k: v for k, v in zip(columns, values, strict=False) if k and v not in (None, "")
+            }
+            record.setdefault("id", str(row))
             yield record
+
+
+def unreadable_csv_rows(path: str | Path) -> tuple[int, list[str]]:
+    """Rows of a CSV/TSV file and the messages of those the parser cannot read: a file is
+    checked whole before a batch writes anything (``--skip-bad-rows`` lets it run anyway)."""
+    file = Path(path)
+    delimiter = "\t" if file.suffix.lower() == ".tsv" else ","
+    rows, bad = 0, []
+    for record in _read_csv(file, delimiter=delimiter):
+        rows += 1
+        if isinstance(record, InputError):
+            bad.append(str(record))
+    return rows, bad

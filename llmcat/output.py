@@ -82,10 +82,16 @@ class ResultWriter:
         return self._kept
 
     def write(self, result: BaseModel) -> None:
-        """Append one final result and flush it to the operating system."""
+        """Append one final result and flush it to the operating system. Never fails on what a
+        record holds: text no file can hold as UTF-8 (a lone surrogate in a caller's id) is
+        written as a JSON escape."""
         if self._handle is None:
             self._handle = self.partial.open("a" if self.resume else "w", encoding="utf-8")
-        self._handle.write(result.model_dump_json() + "\n")
+        try:
+            line = result.model_dump_json()
+        except ValueError:  # pydantic refuses lone surrogates; json escapes them
+            line = json.dumps(result.model_dump(mode="python"), ensure_ascii=True, default=str)
+        self._handle.write(line + "\n")
         self._handle.flush()
 
     def commit(self) -> None:
@@ -114,6 +120,18 @@ class ResultWriter:
             self._handle = None
 
 
+#: First characters that make a spreadsheet read a cell as a formula (OWASP "CSV injection").
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value: object) -> object:
+    """A CSV cell that a spreadsheet shows as text: a string that starts like a formula gets a
+    leading apostrophe (OWASP's neutralisation); other values are kept."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def check_writable(path: Path) -> None:
     """ConfigError unless ``path`` can be written as a file (its folder is created if needed)."""
     if path.is_dir():
@@ -127,4 +145,4 @@ def check_writable(path: Path) -> None:
         raise ConfigError(f"output {path} is not writable")
 
 
-__all__ = ["ResultWriter", "check_writable"]
+__all__ = ["FORMULA_STARTS", "ResultWriter", "check_writable", "spreadsheet_safe"]

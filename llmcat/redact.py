@@ -1,7 +1,8 @@
 """One redaction step for everything llmcat writes about a failure: error messages, error
 records, logs and reports. It removes the API keys llmcat was configured with (registered when
-settings are resolved or a backend is built), ``Authorization`` values and bearer tokens, values
-of ``api_key``-like fields a server may echo, and credentials in URLs. Pure, apart from the
+settings are resolved or a backend is built), ``Authorization`` values, bearer and basic
+credentials, values of ``api_key``-like fields a server may echo, credentials in URLs (the
+userinfo, and query parameters such as ``?key=`` and ``&token=``). Pure, apart from the
 process-wide set of registered keys.
 """
 
@@ -14,7 +15,17 @@ MASK = "***"
 _secrets: set[str] = set()
 _lock = threading.Lock()
 
-_URL_CREDENTIALS = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://)[^/\s:@]+(?::[^/\s@]*)?@")
+# userinfo up to the last "@" before the host: a password may hold an "@" of its own
+_URL_CREDENTIALS = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://)[^\s/?#]*@")
+# query parameters that carry credentials (?key=, &token=, ?api_key=, ?sig=, ...)
+_QUERY_SECRETS = re.compile(
+    r"([?&;](?:key|token|api[_-]?key|apikey|access[_-]?token|auth|code|sig|signature|secret|"
+    r"password|pass|pwd)=)[^&\s#\"'<>]+",
+    re.I,
+)
+# HTTP Basic credentials: base64, so a multiple of 4 characters with a digit or an inner capital
+# ("Basic dXNlcjpwYXNz"), never product words such as "Basic Cotton"
+_BASIC = re.compile(r"\b(Basic\s+)([A-Za-z0-9+/]{8,}={0,2})(?![A-Za-z0-9+/=])")
 _AUTHORIZATION = re.compile(r"(\bauthorization\b[\"']?\s*[:=]\s*[\"']?)[^\"',}\r\n]+", re.I)
 _BEARER = re.compile(r"(\bbearer\s+)[A-Za-z0-9._~+/=-]+", re.I)
 _KEY_FIELDS = re.compile(
@@ -39,9 +50,17 @@ def redact(text: str) -> str:
     for secret in secrets:
         text = text.replace(secret, MASK)
     text = _URL_CREDENTIALS.sub(rf"\1{MASK}@", text)
+    text = _QUERY_SECRETS.sub(rf"\1{MASK}", text)
     text = _AUTHORIZATION.sub(rf"\1{MASK}", text)
     text = _BEARER.sub(rf"\1{MASK}", text)
+    text = _BASIC.sub(_mask_basic, text)
     return _KEY_FIELDS.sub(rf"\1{MASK}", text)
+
+
+def _mask_basic(match: re.Match[str]) -> str:
+    token = match.group(2)
+    looks_encoded = len(token) % 4 == 0 and bool(re.search(r"[0-9+/=]|.[A-Z]", token))
+    return match.group(1) + MASK if looks_encoded else match.group(0)
 
 
 __all__ = ["MASK", "redact", "register_secret"]

@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from pathlib import Path
 from typing import IO, Any
 
-from .output import check_writable
+from .output import check_writable, spreadsheet_safe
 from .types import Classification, Product
 
 #: columns a review file adds to the product's fields
@@ -32,13 +33,18 @@ def is_review_row(row: Any) -> bool:
 
 
 class ReviewWriter:
-    """Writes rows to review, one per ``add``; ``close`` when done."""
+    """Writes rows to review, one per ``add``, crash-safe like the results: rows go to
+    ``<path>.partial``, flushed one by one, and ``commit`` renames it over ``path``; ``close``
+    without ``commit`` keeps the partial file and leaves an existing review file as it was. A
+    resumed batch writes the rows of the results it keeps again (``add`` for each), so the review
+    file always matches the output."""
 
     def __init__(self, path: Path) -> None:
         check_writable(path)
         self.path = path
+        self.partial = path.with_name(path.name + ".partial")
         self.rows = 0
-        self._handle: IO[str] = path.open("w", encoding="utf-8", newline="")
+        self._handle: IO[str] = self.partial.open("w", encoding="utf-8", newline="")
         self._csv = (
             csv.DictWriter(self._handle, fieldnames=CSV_COLUMNS)
             if path.suffix.lower() == ".csv"
@@ -62,19 +68,22 @@ class ReviewWriter:
         if self._csv is not None:
             self._csv.writerow(
                 {
-                    "id": product.id,
-                    "title": product.title,
-                    "brand": product.brand,
-                    "description": product.description,
-                    "attributes": json.dumps(product.attributes, ensure_ascii=False)
-                    if product.attributes
-                    else "",
-                    "predicted": review["predicted"],
-                    "confidence": review["confidence"],
-                    "alternatives": " | ".join(
-                        f"{a['path']} ({a['probability']})" for a in alternatives
-                    ),
-                    "category": "",
+                    key: spreadsheet_safe(value)
+                    for key, value in {
+                        "id": product.id,
+                        "title": product.title,
+                        "brand": product.brand,
+                        "description": product.description,
+                        "attributes": json.dumps(product.attributes, ensure_ascii=False)
+                        if product.attributes
+                        else "",
+                        "predicted": review["predicted"],
+                        "confidence": review["confidence"],
+                        "alternatives": " | ".join(
+                            f"{a['path']} ({a['probability']})" for a in alternatives
+                        ),
+                        "category": "",
+                    }.items()
                 }
             )
         else:
@@ -84,9 +93,17 @@ class ReviewWriter:
         self._handle.flush()
         self.rows += 1
 
-    def close(self) -> None:
-        """Flush and close the file."""
+    def commit(self) -> None:
+        """The batch is complete: the review file becomes the partial one, atomically."""
+        self._handle.flush()
+        os.fsync(self._handle.fileno())
         self._handle.close()
+        os.replace(self.partial, self.path)
+
+    def close(self) -> None:
+        """Stop without committing (the partial file stays); after ``commit``, nothing."""
+        if not self._handle.closed:
+            self._handle.close()
 
 
 __all__ = ["CSV_COLUMNS", "REVIEW_COLUMNS", "ReviewWriter", "is_review_row"]

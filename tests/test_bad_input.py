@@ -77,7 +77,7 @@ CONFIG_CASES: dict[str, tuple[list[str], dict[str, bytes], str]] = {
     "output is the input": (
         ["classify", "--input", "{tmp}/p.jsonl", "--output", "{tmp}/p.jsonl", "--labels", "A,B"],
         {"p.jsonl": b'{"title":"x"}\n'},
-        "--input file",
+        "name the same file",
     ),
     "resume without output": (
         ["classify", "--input", "{tmp}/p.jsonl", "--resume", "--labels", "A,B"],
@@ -312,7 +312,6 @@ ITEM_CASES: dict[str, tuple[str, bytes, list[str]]] = {
         b"\xef\xbb\xbfid,title\n1,Nike shoes\n2,Toy car\n",
         ["ok", "ok"],
     ),
-    "csv no title column": ("p.csv", b"id,name_of_thing\n1,x\n", ["InputError"]),
     "csv empty title cell": ("p.csv", b"id,title\n1,\n2,Toy car\n", ["InputError", "ok"]),
     "csv quoted newline": ("p.csv", b'id,title\n1,"Nike\nshoes"\n', ["ok"]),
     "tsv": ("p.tsv", b"id\ttitle\n1\tNike shoes\n", ["ok"]),
@@ -335,7 +334,8 @@ def test_bad_items_become_records_at_their_position(name: str, tmp_path: Path) -
         "--backend",
         "fake",
     ]
-    assert main(argv) == 0
+    every_item_failed = "ok" not in expected
+    assert main(argv) == (3 if every_item_failed else 0)  # the records are written either way
     records = [json.loads(line) for line in out.read_text().splitlines()]
     got = ["ok" if r["error"] is None else r["error"]["type"] for r in records]
     assert got == expected
