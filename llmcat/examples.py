@@ -24,6 +24,7 @@ from typing import Any
 from .embeddings import Embedder, TextIndex, product_text
 from .errors import ConfigError, InputError
 from .inputs import coerce_product, read_records
+from .output import formula_text
 from .review import REVIEW_COLUMNS, is_review_row
 from .taxonomy import Category, Taxonomy
 from .types import Product
@@ -53,8 +54,10 @@ def load_examples(source: Any, taxonomy: Taxonomy) -> list[Example]:
         where = "examples"
     examples = []
     for n, row in enumerate(rows, 1):
-        if is_review_row(row) and row.get("category") in (None, ""):
-            continue  # a review row nobody corrected
+        if is_review_row(row):
+            if row.get("category") in (None, ""):
+                continue  # a review row nobody corrected
+            row = {key: formula_text(value) for key, value in row.items()}
         product, category = _example(row, n, where)
         node = _resolve(category, taxonomy)
         if node is None:

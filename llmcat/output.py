@@ -132,6 +132,14 @@ def spreadsheet_safe(value: object) -> object:
     return value
 
 
+def formula_text(value: object) -> object:
+    """The text ``spreadsheet_safe`` neutralised, as it was: a review file read back as examples
+    gives the product's own title."""
+    if isinstance(value, str) and value[:1] == "'" and value[1:].startswith(FORMULA_STARTS):
+        return value[1:]
+    return value
+
+
 def check_writable(path: Path) -> None:
     """ConfigError unless ``path`` can be written as a file (its folder is created if needed)."""
     if path.is_dir():
@@ -145,4 +153,10 @@ def check_writable(path: Path) -> None:
         raise ConfigError(f"output {path} is not writable")
 
 
-__all__ = ["FORMULA_STARTS", "ResultWriter", "check_writable", "spreadsheet_safe"]
+__all__ = [
+    "FORMULA_STARTS",
+    "ResultWriter",
+    "check_writable",
+    "formula_text",
+    "spreadsheet_safe",
+]

@@ -14,8 +14,9 @@ from typing import Any
 
 import pytest
 
-from llmcat import Classification, Classifier, Product, RetryOptions, Settings
+from llmcat import Classification, Classifier, Product, RetryOptions, Settings, Taxonomy
 from llmcat.cli import main
+from llmcat.examples import load_examples
 from llmcat.output import FORMULA_STARTS, ResultWriter
 from llmcat.redact import redact
 from llmcat.review import ReviewWriter
@@ -317,6 +318,13 @@ def test_review_csv_cells_are_never_live_formulas(tmp_path: Path) -> None:
     assert row["id"] == "'=1+1" and row["title"].startswith("'=HYPERLINK")
     assert row["brand"] == "'+brand" and row["predicted"] == "'@SUM(A1)"
     assert not any(value.startswith(FORMULA_STARTS) for value in row.values())
+    # read back as examples (a person filled in the category), the text is the product's own
+    tax = tmp_path / "tax.txt"
+    tax.write_text("Tools\nFruit\n")
+    path.write_text(path.read_text(encoding="utf-8").rstrip("\r\n") + "Tools\n", encoding="utf-8")
+    (example,) = load_examples(path, Taxonomy.from_file(tax))
+    assert example.product.title == '=HYPERLINK("http://x","click")'
+    assert example.product.id == "=1+1" and example.product.brand == "+brand"
 
 
 @pytest.mark.parametrize(
