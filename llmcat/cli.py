@@ -200,7 +200,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     classify = sub.add_parser("classify", help="put products into categories")
     classify.add_argument("text", nargs="?", help="a product title (or use --input)")
-    classify.add_argument("--labels", help="comma-separated labels, e.g. 'Shoes,Toys'")
+    classify.add_argument(
+        "--labels",
+        help="comma-separated labels, e.g. 'Shoes,Toys'; a label with a comma of its own "
+        "('Food, Beverages & Tobacco') goes in --label or --labels-file",
+    )
+    classify.add_argument(
+        "--label",
+        action="append",
+        default=[],
+        metavar="LABEL",
+        help="one label, as written (repeat it: --label 'Food, Beverages & Tobacco' --label Toys)",
+    )
+    classify.add_argument(
+        "--labels-file", type=Path, metavar="FILE", help="labels, one per line (UTF-8)"
+    )
     classify.add_argument(
         "--taxonomy", type=Path, help="taxonomy file: Google, Shopify, or one 'A > B' path per line"
     )
@@ -377,10 +391,15 @@ def _fields(args: argparse.Namespace, model: type[BaseModel]) -> dict[str, Any]:
 
 
 def _taxonomy(args: argparse.Namespace) -> Taxonomy:
-    if args.labels is not None and args.taxonomy:
-        raise ConfigError("give --labels or --taxonomy, not both")
-    if args.labels is not None:
-        labels = [x for x in args.labels.split(",") if x.strip()]
+    """The categories from --labels, --label (repeated), --labels-file or --taxonomy."""
+    given_labels = args.labels is not None or bool(args.label) or args.labels_file is not None
+    if given_labels and args.taxonomy:
+        raise ConfigError("give labels (--labels, --label, --labels-file) or --taxonomy, not both")
+    if given_labels:
+        labels = [x for x in (args.labels or "").split(",") if x.strip()]
+        labels += [x for x in args.label if x.strip()]
+        if args.labels_file is not None:
+            labels += _labels_file(args.labels_file)
         if not labels:
             raise ConfigError(
                 f"--labels {args.labels!r} holds no label; e.g. --labels 'Shoes,Toys'"
@@ -389,6 +408,16 @@ def _taxonomy(args: argparse.Namespace) -> Taxonomy:
     if args.taxonomy:
         return Taxonomy.from_file(args.taxonomy)
     raise ConfigError("no categories given - pass --labels 'A,B,C' or --taxonomy FILE")
+
+
+def _labels_file(path: Path) -> list[str]:
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except OSError as exc:
+        raise ConfigError(f"cannot read --labels-file {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"--labels-file {path} is not UTF-8 (byte {exc.start})") from None
+    return [line.strip() for line in text.splitlines() if line.strip()]
 
 
 def _single(args: argparse.Namespace) -> Product | None:

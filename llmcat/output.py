@@ -7,6 +7,7 @@
   over in input order), so a ``kill -9`` leaves complete lines plus at most one torn last line.
 - An output named ``*.parquet`` gets the same JSONL partial file; ``commit`` converts it into
   Parquet (``llmcat.tables``) under a temporary name and renames that over the output.
+- One writer per output: ``<output>.lock`` is locked for the whole batch (``OutputLock``).
 - ``resume=True`` keeps the complete lines of ``<output>.partial`` (or of the output itself when
   there is no partial file), cuts a torn last line off, and appends after them: the caller skips
   as many inputs as there are kept records (``completed``), after checking that they match.
@@ -14,6 +15,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -40,6 +42,7 @@ class ResultWriter:
         self._handle: IO[str] | None = None
         self._kept: list[dict[str, Any]] | None = None
         check_writable(path)
+        self._lock = OutputLock(path)
 
     def completed(self) -> list[dict[str, Any]]:
         """The complete records an earlier run left (resume only; [] otherwise). A torn last
@@ -112,11 +115,45 @@ class ResultWriter:
             self.partial.unlink()
         else:
             os.replace(self.partial, self.path)
+        self._lock.release()
 
     def close(self) -> None:
         """Stop without committing: the partial file stays for ``--resume``."""
         if self._handle is not None:
             self._handle.close()
+            self._handle = None
+        self._lock.release()
+
+
+class OutputLock:
+    """One writer per output: an exclusive lock on ``<output>.lock``, taken before anything is
+    written and released when the batch commits or stops. A second writer fails at once with a
+    ConfigError instead of interleaving its results with the first one's. (On a platform without
+    ``fcntl`` there is no lock.)"""
+
+    def __init__(self, output: Path) -> None:
+        self.path = output.with_name(output.name + ".lock")
+        self._handle: IO[str] | None = None
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - Windows
+            return
+        handle = self.path.open("a", encoding="utf-8")
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            raise ConfigError(
+                f"another llmcat is writing {output} (it holds {self.path}); wait for it to "
+                "finish, or write somewhere else"
+            ) from None
+        self._handle = handle
+
+    def release(self) -> None:
+        if self._handle is not None:
+            with contextlib.suppress(OSError):
+                self.path.unlink()
+            self._handle.close()  # closing the file releases the lock
             self._handle = None
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
@@ -63,11 +64,10 @@ class Taxonomy:
 
     @classmethod
     def from_labels(cls, labels: Sequence[str], *, name: str = "labels") -> Taxonomy:
-        """A flat taxonomy: every label is a top-level category whose id is the label itself."""
+        """A flat taxonomy: every label is a top-level category whose id is the label itself.
+        Labels that differ only in case, spacing or Unicode form are refused, naming both."""
         cleaned = [label.strip() for label in labels if label and label.strip()]
-        if len(cleaned) != len(set(cleaned)):
-            dupes = sorted({x for x in cleaned if cleaned.count(x) > 1})
-            raise TaxonomyError(f"duplicate labels: {', '.join(dupes)}")
+        refuse_near_duplicates([(label,) for label in cleaned], what="labels")
         return cls((Category(id=label, name=label, path=(label,)) for label in cleaned), name=name)
 
     @classmethod
@@ -77,19 +77,32 @@ class Taxonomy:
         *,
         ids: Sequence[str] | None = None,
         name: str = "paths",
+        lines: Sequence[int] | None = None,
     ) -> Taxonomy:
         """A tree from ``"A > B > C"`` paths; missing ancestors are added with their path as id.
 
-        ``ids``, when given, holds one id per path (as in Google's and Shopify's files).
+        ``ids``, when given, holds one id per path (as in Google's and Shopify's files);
+        ``lines``, the line each path came from, for error messages. One path under two ids is a
+        TaxonomyError. (Paths that differ only in case are kept apart: catalogues' own trees
+        have them, e.g. Flipkart's "LUBA Wrist Watches" and "Luba Wrist Watches".)
         """
         path_list = [split_path(p) if isinstance(p, str) else tuple(p) for p in paths]
         if ids is not None and len(ids) != len(path_list):
             raise TaxonomyError("ids and paths differ in length")
+        where = list(lines) if lines is not None else list(range(1, len(path_list) + 1))
         explicit: dict[tuple[str, ...], str] = {}
+        first_line: dict[tuple[str, ...], int] = {}
         for i, path in enumerate(path_list):
             if not path:
                 continue
-            explicit[path] = ids[i] if ids is not None else PATH_SEPARATOR.join(path)
+            node_id = ids[i] if ids is not None else PATH_SEPARATOR.join(path)
+            if path in explicit and explicit[path] != node_id:
+                raise TaxonomyError(
+                    f"line {where[i]}: {PATH_SEPARATOR.join(path)!r} is already category "
+                    f"{explicit[path]!r} (line {first_line[path]}); one path, one id"
+                )
+            explicit[path] = node_id
+            first_line.setdefault(path, where[i])
         nodes: dict[tuple[str, ...], Category] = {}
         for path in explicit:
             for depth in range(1, len(path) + 1):
@@ -109,11 +122,12 @@ class Taxonomy:
         """
         file = Path(path)
         body = _read_lines(file)
-        if body and body[0].startswith("gid://shopify/"):
+        if body and body[0][1].startswith("gid://shopify/"):
             return cls._parse_shopify(body, name=file.stem)
-        if body and re.match(r"^\d+\s+-\s+\S", body[0]):
+        if body and re.match(r"^\d+\s+-\s+\S", body[0][1]):
             return cls._parse_google(body, name=file.stem)
-        return cls.from_paths(body, name=file.stem)
+        _refuse_prose(file, body)
+        return cls.from_paths([t for _, t in body], name=file.stem, lines=[n for n, _ in body])
 
     @classmethod
     def from_google(cls, path: str | Path) -> Taxonomy:
@@ -126,26 +140,26 @@ class Taxonomy:
         return cls._parse_shopify(_read_lines(Path(path)), name="shopify")
 
     @classmethod
-    def _parse_google(cls, lines: list[str], *, name: str) -> Taxonomy:
+    def _parse_google(cls, lines: list[tuple[int, str]], *, name: str) -> Taxonomy:
         ids, paths = [], []
-        for n, line in enumerate(lines, 1):
+        for n, line in lines:
             m = re.match(r"^(\d+)\s+-\s+(.+)$", line.strip())
             if not m:
                 raise TaxonomyError(f"line {n} is not '<id> - A > B': {line[:80]!r}")
             ids.append(m.group(1))
             paths.append(m.group(2))
-        return cls.from_paths(paths, ids=ids, name=name)
+        return cls.from_paths(paths, ids=ids, name=name, lines=[n for n, _ in lines])
 
     @classmethod
-    def _parse_shopify(cls, lines: list[str], *, name: str) -> Taxonomy:
+    def _parse_shopify(cls, lines: list[tuple[int, str]], *, name: str) -> Taxonomy:
         ids, paths = [], []
-        for n, line in enumerate(lines, 1):
+        for n, line in lines:
             m = re.match(r"^gid://shopify/TaxonomyCategory/(\S+)\s+:\s+(.+)$", line.strip())
             if not m:
                 raise TaxonomyError(f"line {n} is not 'gid://shopify/... : A > B': {line[:80]!r}")
             ids.append(m.group(1))
             paths.append(m.group(2))
-        return cls.from_paths(paths, ids=ids, name=name)
+        return cls.from_paths(paths, ids=ids, name=name, lines=[n for n, _ in lines])
 
     # -- queries ------------------------------------------------------------------------------
 
@@ -245,9 +259,49 @@ class Taxonomy:
         return digest.hexdigest()[:12]
 
 
-def _read_lines(file: Path) -> list[str]:
-    """The non-empty, non-comment lines of a UTF-8 text file (a byte-order mark is dropped);
-    TaxonomyError for a file that cannot be read or is not UTF-8 text."""
+def fold(name: str) -> str:
+    """A name as a person reads it: Unicode NFKC (a no-break space is a space), case folded,
+    inner whitespace collapsed. Two names that fold alike are one category to a reader."""
+    return " ".join(unicodedata.normalize("NFKC", name).casefold().split())
+
+
+def refuse_near_duplicates(paths: Sequence[tuple[str, ...]], *, what: str) -> None:
+    """TaxonomyError naming both when two paths differ only in case, spacing or Unicode form."""
+    seen: dict[tuple[str, ...], tuple[str, ...]] = {}
+    for path in paths:
+        key = tuple(fold(part) for part in path)
+        if key not in seen:
+            seen[key] = path
+            continue
+        other = seen[key]
+        if other == path:
+            raise TaxonomyError(f"duplicate {what}: {PATH_SEPARATOR.join(path)}")
+        raise TaxonomyError(
+            f"{what} {PATH_SEPARATOR.join(other)!r} and {PATH_SEPARATOR.join(path)!r} differ "
+            "only in case, spacing or Unicode form; keep one"
+        )
+
+
+#: a line of prose, not a category: ends like a sentence, or is longer than any category name
+_PROSE = re.compile(r"[.,;:!?]\s*$")
+
+
+def _refuse_prose(file: Path, body: list[tuple[int, str]]) -> None:
+    """A plain file of labels or paths must hold categories: a licence or a README does not
+    (its lines are sentences), and is refused at its first such line."""
+    if any(PATH_SEPARATOR.strip() in text for _, text in body):
+        return  # paths: the tree's own structure says what it is
+    for n, text in body:
+        if _PROSE.search(text) or len(text) > 120 or len(text.split()) > 12:
+            raise TaxonomyError(
+                f"{file} line {n} is not a category ({text[:60]!r} reads as a sentence): give "
+                "one label or 'A > B' path per line, or Google's or Shopify's taxonomy file"
+            )
+
+
+def _read_lines(file: Path) -> list[tuple[int, str]]:
+    """The non-empty, non-comment lines of a UTF-8 text file with their line numbers (a
+    byte-order mark is dropped); TaxonomyError for a file that cannot be read or is not UTF-8."""
     try:
         raw = file.read_bytes()
     except OSError as exc:
@@ -261,4 +315,8 @@ def _read_lines(file: Path) -> list[str]:
             f"{file} is not UTF-8 text (byte {exc.start}: {raw[exc.start : exc.start + 1]!r}); "
             "convert it, e.g. iconv -f latin1 -t utf-8"
         ) from None
-    return [ln for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
+    return [
+        (n, ln)
+        for n, ln in enumerate(text.splitlines(), 1)
+        if ln.strip() and not ln.startswith("#")
+    ]
