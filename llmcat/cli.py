@@ -117,6 +117,12 @@ def _common(parser: argparse.ArgumentParser) -> None:
         "--json", action="store_true", help="print each result as one JSON object per line"
     )
     io.add_argument(
+        "--encoding",
+        default="utf-8",
+        help="the text encoding of --input (default utf-8; e.g. latin-1, cp1252); a file that "
+        "does not decode is exit 2 with the byte offset, never read with replacement characters",
+    )
+    io.add_argument(
         "--skip-bad-rows",
         action="store_true",
         help="run a CSV with rows the CSV parser cannot read (an unterminated quote, say): each "
@@ -550,12 +556,12 @@ def _distinct_paths(args: argparse.Namespace) -> None:
             seen[own] = flag
 
 
-def _check_csv(path: Path, *, skip_bad_rows: bool) -> None:
+def _check_csv(path: Path, *, skip_bad_rows: bool, encoding: str) -> None:
     """A CSV/TSV input is read whole once before anything is written: rows the parser cannot
     read stop the run here (exit 2), unless --skip-bad-rows lets them become error records."""
     if not path.is_file():
         return  # read_records says what is wrong with it
-    rows, bad = unreadable_csv_rows(path)
+    rows, bad = unreadable_csv_rows(path, encoding=encoding)
     if bad and not skip_bad_rows:
         shown = "; ".join(bad[:3]) + (f"; and {len(bad) - 3} more" if len(bad) > 3 else "")
         raise ConfigError(
@@ -622,9 +628,11 @@ async def _run(args: argparse.Namespace) -> int:
     if args.max_error_rate is not None and not 0 <= args.max_error_rate <= 1:
         raise ConfigError(f"--max-error-rate takes a share from 0 to 1, not {args.max_error_rate}")
     if args.input is not None and args.input.suffix.lower() in (".csv", ".tsv"):
-        _check_csv(args.input, skip_bad_rows=args.skip_bad_rows)
+        _check_csv(args.input, skip_bad_rows=args.skip_bad_rows, encoding=args.encoding)
     # Everything that can be checked is checked before anything is written.
-    source: Iterator[Item] = iter([single]) if single is not None else read_records(args.input)
+    source: Iterator[Item] = (
+        iter([single]) if single is not None else read_records(args.input, encoding=args.encoding)
+    )
     if (args.dry_run or args.batch_export) and (args.output is not None or args.resume):
         raise ConfigError(
             "--dry-run and --batch-export write no results; drop --output and --resume"

@@ -151,7 +151,7 @@ def _first_error(exc: ValidationError) -> str:
 RawItem = dict[str, Any] | InputError
 
 
-def read_records(path: str | Path) -> Iterator[RawItem]:
+def read_records(path: str | Path, *, encoding: str = "utf-8") -> Iterator[RawItem]:
     """Records from a ``.jsonl``, ``.json`` (an array of objects, or one object), ``.csv`` /
     ``.tsv`` or ``.parquet`` file (``llmcat.tables``), streamed where the format allows; an unreadable record becomes an InputError
     at its position. The file is checked here, before the first record is asked for, so a bad path
@@ -179,11 +179,44 @@ def read_records(path: str | Path) -> Iterator[RawItem]:
         raise ConfigError(f"cannot read input file {file}: {exc.strerror or exc}") from None
     if b"\0" in head:
         raise ConfigError(f"input file {file} is binary, not {suffix} text")
+    text_encoding = check_encoding(file, encoding)
     if suffix == ".json":
-        return _read_json(file)
+        return _read_json(file, text_encoding)
     if suffix in (".csv", ".tsv"):
-        return _read_csv(file, delimiter="\t" if suffix == ".tsv" else ",")
-    return _read_jsonl(file)
+        return _read_csv(file, delimiter="\t" if suffix == ".tsv" else ",", encoding=text_encoding)
+    return _read_jsonl(file, text_encoding)
+
+
+def check_encoding(file: Path, encoding: str) -> str:
+    """The codec to read ``file`` with, after checking that the whole file decodes with it:
+    text is never decoded silently into replacement characters. UTF-8 drops a byte-order
+    mark."""
+    import codecs
+
+    try:
+        codec = "utf-8-sig" if codecs.lookup(encoding).name == "utf-8" else encoding
+    except LookupError:
+        raise ConfigError(f"unknown encoding {encoding!r} (e.g. utf-8, latin-1, cp1252)") from None
+    decoder = codecs.getincrementaldecoder(codec)("strict")
+    offset = 0  # bytes of the file before the current buffer
+    with file.open("rb") as handle:
+        while True:
+            chunk = handle.read(1 << 20)
+            pending = decoder.getstate()[0]  # the start of a character cut by the last chunk
+            try:
+                decoder.decode(chunk, final=not chunk)
+            except UnicodeDecodeError as exc:
+                buffer = pending + chunk
+                at = offset - len(pending) + exc.start
+                raise ConfigError(
+                    f"{file} is not valid {encoding} text: byte {at} "
+                    f"(0x{buffer[exc.start]:02x}) cannot be decoded; give its encoding with "
+                    "--encoding (e.g. latin-1, cp1252) or convert it to UTF-8"
+                ) from None
+            if not chunk:
+                break
+            offset += len(chunk)
+    return codec
 
 
 def _record(value: Any, where: str) -> RawItem:
@@ -195,8 +228,8 @@ def _record(value: Any, where: str) -> RawItem:
     return value
 
 
-def _read_jsonl(file: Path) -> Iterator[RawItem]:
-    with file.open(encoding="utf-8-sig", errors="replace") as handle:
+def _read_jsonl(file: Path, encoding: str = "utf-8-sig") -> Iterator[RawItem]:
+    with file.open(encoding=encoding) as handle:
         for n, line in enumerate(handle, 1):
             if not line.strip():
                 continue
@@ -235,9 +268,9 @@ def _lone_surrogate(value: Any, where: str = "the record") -> str:
     return ""
 
 
-def _read_json(file: Path) -> Iterator[RawItem]:
+def _read_json(file: Path, encoding: str = "utf-8-sig") -> Iterator[RawItem]:
     try:
-        value = json.loads(file.read_text(encoding="utf-8-sig", errors="replace"))
+        value = json.loads(file.read_text(encoding=encoding))
     except json.JSONDecodeError as exc:
         raise ConfigError(
             f"{file} is not JSON (line {exc.lineno}: {exc.msg}); for one object per line use .jsonl"
@@ -263,13 +296,13 @@ def _read_json(file: Path) -> Iterator[RawItem]:
 TITLE_COLUMNS = ("title", "name", "product_name")
 
 
-def _read_csv(file: Path, *, delimiter: str) -> Iterator[RawItem]:
+def _read_csv(file: Path, *, delimiter: str, encoding: str = "utf-8-sig") -> Iterator[RawItem]:
     """The rows of a CSV file as records; the header is checked at once, the rows are read when
     asked for. A row the CSV parser cannot read (an unterminated quote swallows the rest of the
     file) becomes an InputError naming its row and line, and reading goes on with the line after
     its first."""
     csv.field_size_limit(16 * 1024 * 1024)
-    with file.open(encoding="utf-8-sig", errors="replace", newline="") as handle:
+    with file.open(encoding=encoding, newline="") as handle:
         try:
             header = next(csv.reader(_Lines(handle), delimiter=delimiter, strict=True), None)
         except csv.Error as exc:
@@ -282,7 +315,7 @@ def _read_csv(file: Path, *, delimiter: str) -> Iterator[RawItem]:
             f"{file} has no title column: a product's title is read from a column named "
             f"{', '.join(TITLE_COLUMNS)} (columns here: {', '.join(c for c in columns if c)})"
         )
-    return _csv_rows(file, columns, delimiter)
+    return _csv_rows(file, columns, delimiter, encoding)
 
 
 class _Lines:
@@ -311,8 +344,8 @@ class _Lines:
         self.record = []
 
 
-def _csv_rows(file: Path, columns: list[str], delimiter: str) -> Iterator[RawItem]:
-    with file.open(encoding="utf-8-sig", errors="replace", newline="") as handle:
+def _csv_rows(file: Path, columns: list[str], delimiter: str, encoding: str) -> Iterator[RawItem]:
+    with file.open(encoding=encoding, newline="") as handle:
         lines = _Lines(handle)
         reader = csv.reader(lines, delimiter=delimiter, strict=True)
         next(reader, None)  # the header, checked by _read_csv
@@ -340,13 +373,14 @@ def _csv_rows(file: Path, columns: list[str], delimiter: str) -> Iterator[RawIte
             yield record
 
 
-def unreadable_csv_rows(path: str | Path) -> tuple[int, list[str]]:
+def unreadable_csv_rows(path: str | Path, *, encoding: str = "utf-8") -> tuple[int, list[str]]:
     """Rows of a CSV/TSV file and the messages of those the parser cannot read: a file is
     checked whole before a batch writes anything (``--skip-bad-rows`` lets it run anyway)."""
     file = Path(path)
     delimiter = "\t" if file.suffix.lower() == ".tsv" else ","
     rows, bad = 0, []
-    for record in _read_csv(file, delimiter=delimiter):
+    codec = check_encoding(file, encoding)
+    for record in _read_csv(file, delimiter=delimiter, encoding=codec):
         rows += 1
         if isinstance(record, InputError):
             bad.append(str(record))

@@ -56,6 +56,21 @@ CONFIG_CASES: dict[str, tuple[list[str], dict[str, bytes], str]] = {
         {"p.json": b"{oops"},
         "not JSON",
     ),
+    "latin-1 bytes in jsonl": (
+        ["classify", "--input", "{tmp}/p.jsonl", "--labels", "A,B"],
+        {"p.jsonl": b'{"title": "caf\xe9"}\n'},
+        "byte 14 (0xe9)",
+    ),
+    "latin-1 bytes in csv": (
+        ["classify", "--input", "{tmp}/p.csv", "--labels", "A,B"],
+        {"p.csv": b"id,title\n1,caf\xe9\n"},
+        "--encoding",
+    ),
+    "unknown encoding": (
+        ["classify", "--input", "{tmp}/p.jsonl", "--labels", "A,B", "--encoding", "nope"],
+        {"p.jsonl": b'{"title": "x"}\n'},
+        "unknown encoding",
+    ),
     "output is a folder": (
         ["classify", "--input", "{tmp}/p.jsonl", "--output", "{tmp}", "--labels", "A,B"],
         {"p.jsonl": b'{"title":"x"}\n'},
@@ -297,7 +312,7 @@ ITEM_CASES: dict[str, tuple[str, bytes, list[str]]] = {
     "control characters": ("p.jsonl", b'{"title": "Nike\\u0000 \\u0007shoes"}\n', ["ok"]),
     "very long title": ("p.jsonl", json.dumps({"title": "word " * 5000}).encode() + b"\n", ["ok"]),
     "emoji and rtl": ("p.jsonl", '{"title": "👟 حذاء רץ"}\n'.encode(), ["ok"]),
-    "latin-1 bytes in jsonl": ("p.jsonl", b'{"title": "caf\xe9"}\n', ["ok"]),
+    "latin-1 bytes read as latin-1": ("p.jsonl", b'{"title": "caf\xe9"}\n', ["ok"]),
     "json array": ("p.json", b'[{"title": "a"}, {"title": "b"}]', ["ok", "ok"]),
     "json array with a bad item": (
         "p.json",
@@ -323,6 +338,7 @@ def test_bad_items_become_records_at_their_position(name: str, tmp_path: Path) -
     filename, content, expected = ITEM_CASES[name]
     src, out = tmp_path / filename, tmp_path / "out.jsonl"
     src.write_bytes(content)
+    encoding = ["--encoding", "latin-1"] if "latin-1" in name else []
     argv = [
         "classify",
         "--input",
@@ -333,6 +349,7 @@ def test_bad_items_become_records_at_their_position(name: str, tmp_path: Path) -
         "A,B",
         "--backend",
         "fake",
+        *encoding,
     ]
     every_item_failed = "ok" not in expected
     assert main(argv) == (3 if every_item_failed else 0)  # the records are written either way

@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from llmcat import ConfigError
 from llmcat.cli import _taxonomy, build_parser, main
+from llmcat.inputs import read_records
 
 from .fake_server import FakeServer
 from .test_resume import answering, cli, write_products
@@ -105,3 +107,26 @@ def test_a_licence_file_is_not_a_taxonomy(
     plain = tmp_path / "labels.txt"
     plain.write_text("Shoes\nMobile Phones\nToys & Games\n", encoding="utf-8")
     assert main(["taxonomy", "show", str(plain)]) == 0  # a plain list of labels is one
+
+
+# -- encodings -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".csv", ".json"])
+def test_text_is_decoded_as_said_never_into_replacement_characters(
+    suffix: str, tmp_path: Path
+) -> None:
+    src = tmp_path / f"p{suffix}"
+    body = {
+        ".jsonl": '{"title": "café crème"}\n',
+        ".csv": "id,title\n1,café crème\n",
+        ".json": '[{"title": "café crème"}]',
+    }[suffix]
+    src.write_bytes(body.encode("latin-1"))
+    with pytest.raises(ConfigError, match=r"byte \d+ \(0xe9\)"):
+        read_records(src)
+    (record,) = list(read_records(src, encoding="latin-1"))
+    assert isinstance(record, dict) and record["title"] == "café crème"
+    src.write_bytes(b"\xef\xbb\xbf" + body.encode("utf-8"))  # UTF-8 with a byte-order mark
+    (record,) = list(read_records(src))
+    assert isinstance(record, dict) and record["title"] == "café crème"
