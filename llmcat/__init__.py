@@ -13,6 +13,7 @@ from .backends.base import Backend
 from .backends.fake import FakeBackend
 from .calibration import TemperatureScaling
 from .classify import Classifier
+from .columns import Columns
 from .completions import Completion, CompletionRequest
 from .describe import Describer
 from .embeddings import Embedder, HashingEmbedder, OpenAIEmbedder, SentenceTransformerEmbedder
@@ -54,6 +55,7 @@ __all__ = [
     "Classification",
     "Classifier",
     "ClassifyOptions",
+    "Columns",
     "Completion",
     "CompletionRequest",
     "ConfigError",

@@ -18,6 +18,7 @@ from typing import Any
 from . import strategies
 from .backends import Backend
 from .calibration import TemperatureScaling
+from .columns import Columns
 from .embeddings import HASHING, Embedder, HashingEmbedder, local_embedder_available
 from .engine import Engine, split_overrides
 from .errors import ConfigError
@@ -181,12 +182,20 @@ class Classifier:
         """Blocking ``aclassify_many``."""
         return self.runner.blocking(self.aclassify_many(products, progress=progress))
 
-    def classify_frame(self, frame: Any, *, prefix: str = "", progress: bool | None = None) -> Any:
+    def classify_frame(
+        self,
+        frame: Any,
+        *,
+        prefix: str = "",
+        progress: bool | None = None,
+        columns: Columns | None = None,
+    ) -> Any:
         """A copy of the pandas DataFrame ``frame`` with each row's result in new columns
         (``category_id``, ``path``, ``confidence``, ``needs_review``, ``alternatives``,
         ``error``; each named ``prefix + name``), same index and order. Without an ``id`` column
-        the index is the product id."""
-        results = self.classify_many(frame_records(frame), progress=progress)
+        the index is the product id. ``columns`` chooses which columns are which fields and
+        which reach the prompt as attributes (default: every column, as given)."""
+        results = self.classify_many(frame_records(frame, columns), progress=progress)
         return with_results(frame, results, CLASSIFICATION_COLUMNS, prefix)
 
     async def aclose(self) -> None:

@@ -20,6 +20,8 @@ from pydantic import BaseModel
 
 from . import __version__, strategies
 from .classify import Classifier
+from .columns import FIELDS as COLUMN_FIELDS
+from .columns import Columns
 from .describe import Describer
 from .errors import ConfigError, InputError, LlmcatError
 from .inputs import coerce_product, read_records, unreadable_csv_rows
@@ -115,6 +117,19 @@ def _common(parser: argparse.ArgumentParser) -> None:
     )
     io.add_argument(
         "--json", action="store_true", help="print each result as one JSON object per line"
+    )
+    io.add_argument(
+        "--columns",
+        metavar="FIELD=COLUMN,...",
+        help="which input columns are which product fields, e.g. 'title=product_name,id=pid' "
+        f"(fields: {', '.join(COLUMN_FIELDS)}); a field under its own name needs no mapping",
+    )
+    io.add_argument(
+        "--attributes",
+        metavar="COLUMNS",
+        help="the other columns that reach the prompt as attributes, e.g. 'colour,size', or '*' "
+        "for all (default: none, so a gold category column never leaks into the prompt); an "
+        "'attributes' object or column always does",
     )
     io.add_argument(
         "--encoding",
@@ -556,12 +571,12 @@ def _distinct_paths(args: argparse.Namespace) -> None:
             seen[own] = flag
 
 
-def _check_csv(path: Path, *, skip_bad_rows: bool, encoding: str) -> None:
+def _check_csv(path: Path, *, skip_bad_rows: bool, encoding: str, title: str | None) -> None:
     """A CSV/TSV input is read whole once before anything is written: rows the parser cannot
     read stop the run here (exit 2), unless --skip-bad-rows lets them become error records."""
     if not path.is_file():
         return  # read_records says what is wrong with it
-    rows, bad = unreadable_csv_rows(path, encoding=encoding)
+    rows, bad = unreadable_csv_rows(path, encoding=encoding, title_column=title)
     if bad and not skip_bad_rows:
         shown = "; ".join(bad[:3]) + (f"; and {len(bad) - 3} more" if len(bad) > 3 else "")
         raise ConfigError(
@@ -628,10 +643,20 @@ async def _run(args: argparse.Namespace) -> int:
     if args.max_error_rate is not None and not 0 <= args.max_error_rate <= 1:
         raise ConfigError(f"--max-error-rate takes a share from 0 to 1, not {args.max_error_rate}")
     if args.input is not None and args.input.suffix.lower() in (".csv", ".tsv"):
-        _check_csv(args.input, skip_bad_rows=args.skip_bad_rows, encoding=args.encoding)
+        title = Columns.parse(args.columns, args.attributes).fields.get("title")
+        _check_csv(
+            args.input, skip_bad_rows=args.skip_bad_rows, encoding=args.encoding, title=title
+        )
     # Everything that can be checked is checked before anything is written.
     source: Iterator[Item] = (
-        iter([single]) if single is not None else read_records(args.input, encoding=args.encoding)
+        iter([single])
+        if single is not None
+        else read_records(
+            args.input,
+            encoding=args.encoding,
+            columns=Columns.parse(args.columns, args.attributes),
+            report=lambda line: print(f"llmcat: {line}", file=sys.stderr),
+        )
     )
     if (args.dry_run or args.batch_export) and (args.output is not None or args.resume):
         raise ConfigError(

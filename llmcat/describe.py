@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .backends import Backend
+from .columns import Columns
 from .completions import Completion, CompletionRequest, JsonConstraint, Sampling
 from .composed import compose_copy
 from .degenerate import attributes_to_mention, body_floor, degenerate_findings
@@ -140,12 +141,20 @@ class Describer:
         return self.runner.blocking(self.adescribe_many(products, progress=progress, **options))
 
     def describe_frame(
-        self, frame: Any, *, prefix: str = "", progress: bool | None = None, **options: Any
+        self,
+        frame: Any,
+        *,
+        prefix: str = "",
+        progress: bool | None = None,
+        columns: Columns | None = None,
+        **options: Any,
     ) -> Any:
         """A copy of the pandas DataFrame ``frame`` with the copy of each row in new columns
         (``copy_title``, ``copy_bullets``, ``copy_body``, ``copy_flagged``, ``copy_findings``, ``copy_source``,
-        ``error``; each named ``prefix + name``), same index and order."""
-        results = self.describe_many(frame_records(frame), progress=progress, **options)
+        ``error``; each named ``prefix + name``), same index and order. ``columns``: as in
+        ``Classifier.classify_frame``."""
+        records = frame_records(frame, columns)
+        results = self.describe_many(records, progress=progress, **options)
         return with_results(frame, results, COPY_COLUMNS, prefix)
 
     async def aclose(self) -> None:

@@ -46,7 +46,12 @@ class EndpointError(ConfigError):
 
 
 class InputError(LlmcatError):
-    """One product is unusable, e.g. its title is empty after cleaning."""
+    """One product is unusable, e.g. its title is empty after cleaning. ``product_id`` names it
+    when its record had an id (a duplicate id, say), for its error record."""
+
+    def __init__(self, message: str = "", *, product_id: str | None = None) -> None:
+        super().__init__(message)
+        self.product_id = product_id
 
 
 class BackendError(LlmcatError):

@@ -16,12 +16,13 @@ import csv
 import json
 import math
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
+from .columns import Columns
 from .errors import ConfigError, InputError
 from .types import Product
 
@@ -151,7 +152,13 @@ def _first_error(exc: ValidationError) -> str:
 RawItem = dict[str, Any] | InputError
 
 
-def read_records(path: str | Path, *, encoding: str = "utf-8") -> Iterator[RawItem]:
+def read_records(
+    path: str | Path,
+    *,
+    encoding: str = "utf-8",
+    columns: Columns | None = None,
+    report: Callable[[str], None] | None = None,
+) -> Iterator[RawItem]:
     """Records from a ``.jsonl``, ``.json`` (an array of objects, or one object), ``.csv`` /
     ``.tsv`` or ``.parquet`` file (``llmcat.tables``), streamed where the format allows; an unreadable record becomes an InputError
     at its position. The file is checked here, before the first record is asked for, so a bad path
@@ -169,7 +176,8 @@ def read_records(path: str | Path, *, encoding: str = "utf-8") -> Iterator[RawIt
     if suffix == ".parquet":  # binary by nature; its columns map as CSV columns do
         from .tables import read_parquet
 
-        return read_parquet(file)
+        rows = ((f"row {n}", str(n), r) for n, r in enumerate(read_parquet(file), 1))
+        return _finished(rows, columns, report)
     if suffix not in (".jsonl", ".ndjson", ".json", ".csv", ".tsv"):
         raise ConfigError(f"cannot read {file}: use .jsonl, .json, .csv or .parquet")
     try:
@@ -181,10 +189,47 @@ def read_records(path: str | Path, *, encoding: str = "utf-8") -> Iterator[RawIt
         raise ConfigError(f"input file {file} is binary, not {suffix} text")
     text_encoding = check_encoding(file, encoding)
     if suffix == ".json":
-        return _read_json(file, text_encoding)
+        return _finished(_read_json(file, text_encoding), columns, report)
     if suffix in (".csv", ".tsv"):
-        return _read_csv(file, delimiter="\t" if suffix == ".tsv" else ",", encoding=text_encoding)
-    return _read_jsonl(file, text_encoding)
+        delimiter = "\t" if suffix == ".tsv" else ","
+        title = columns.fields.get("title") if columns is not None else None
+        located = _read_csv(file, delimiter=delimiter, encoding=text_encoding, title_column=title)
+        return _finished(located, columns, report)
+    return _finished(_read_jsonl(file, text_encoding), columns, report)
+
+
+#: what a reader yields: where the record is ("line 5"), its default id, the record or an error
+Located = tuple[str, str, "RawItem"]
+
+
+def _finished(
+    items: Iterator[Located], columns: Columns | None, report: Callable[[str], None] | None
+) -> Iterator[RawItem]:
+    """Records with their columns chosen (``columns``; None keeps every column) and their ids
+    checked: a record without an id gets its position; an empty id, or one an earlier record of
+    the file already has, is an error record naming the line. ``report`` is told once which
+    columns the first record's are used for what."""
+    ids: dict[str, str] = {}
+    for where, default_id, item in items:
+        if isinstance(item, InputError):
+            yield item
+            continue
+        if report is not None:
+            report((columns or Columns(attributes="*")).describe(item))
+            report = None
+        record = columns.select(item) if columns is not None else item
+        given = record.get("id")
+        if given is None or (isinstance(given, float) and math.isnan(given)):
+            record["id"] = default_id
+        elif not str(given).strip():
+            yield InputError(f"{where}: the id is empty")
+            continue
+        key = _text(record["id"])
+        if key in ids:
+            yield InputError(f"{where}: id {key!r} is already {ids[key]}'s", product_id=key)
+            continue
+        ids[key] = where
+        yield record
 
 
 def check_encoding(file: Path, encoding: str) -> str:
@@ -228,7 +273,7 @@ def _record(value: Any, where: str) -> RawItem:
     return value
 
 
-def _read_jsonl(file: Path, encoding: str = "utf-8-sig") -> Iterator[RawItem]:
+def _read_jsonl(file: Path, encoding: str = "utf-8-sig") -> Iterator[Located]:
     with file.open(encoding=encoding) as handle:
         for n, line in enumerate(handle, 1):
             if not line.strip():
@@ -237,18 +282,19 @@ def _read_jsonl(file: Path, encoding: str = "utf-8-sig") -> Iterator[RawItem]:
                 value = json.loads(line)
                 surrogate = _lone_surrogate(value)
             except json.JSONDecodeError as exc:
-                yield InputError(f"line {n}: not JSON ({exc.msg})")
+                yield f"line {n}", str(n), InputError(f"line {n}: not JSON ({exc.msg})")
                 continue
             except (ValueError, RecursionError) as exc:  # a 5,000-digit number, deep nesting
-                yield InputError(f"line {n}: not readable JSON ({type(exc).__name__}: {exc})")
+                error = InputError(f"line {n}: not readable JSON ({type(exc).__name__}: {exc})")
+                yield f"line {n}", str(n), error
                 continue
             if surrogate:
-                yield InputError(f"line {n}: {surrogate} holds a lone surrogate (\\ud800-\\udfff)")
+                error = InputError(
+                    f"line {n}: {surrogate} holds a lone surrogate (\\ud800-\\udfff)"
+                )
+                yield f"line {n}", str(n), error
                 continue
-            record = _record(value, f"line {n}")
-            if isinstance(record, dict):
-                record.setdefault("id", str(n))
-            yield record
+            yield f"line {n}", str(n), _record(value, f"line {n}")
 
 
 def _lone_surrogate(value: Any, where: str = "the record") -> str:
@@ -268,7 +314,7 @@ def _lone_surrogate(value: Any, where: str = "the record") -> str:
     return ""
 
 
-def _read_json(file: Path, encoding: str = "utf-8-sig") -> Iterator[RawItem]:
+def _read_json(file: Path, encoding: str = "utf-8-sig") -> Iterator[Located]:
     try:
         value = json.loads(file.read_text(encoding=encoding))
     except json.JSONDecodeError as exc:
@@ -284,19 +330,19 @@ def _read_json(file: Path, encoding: str = "utf-8-sig") -> Iterator[RawItem]:
         except RecursionError:
             surrogate = "a value nested too deep"
         if surrogate:
-            yield InputError(f"item {n}: {surrogate} holds a lone surrogate or cannot be read")
+            error = InputError(f"item {n}: {surrogate} holds a lone surrogate or cannot be read")
+            yield f"item {n}", str(n), error
             continue
-        record = _record(item, f"item {n}")
-        if isinstance(record, dict):
-            record.setdefault("id", str(n))
-        yield record
+        yield f"item {n}", str(n), _record(item, f"item {n}")
 
 
 #: Columns that hold a product's title, in the order they are looked for.
 TITLE_COLUMNS = ("title", "name", "product_name")
 
 
-def _read_csv(file: Path, *, delimiter: str, encoding: str = "utf-8-sig") -> Iterator[RawItem]:
+def _read_csv(
+    file: Path, *, delimiter: str, encoding: str = "utf-8-sig", title_column: str | None = None
+) -> Iterator[Located]:
     """The rows of a CSV file as records; the header is checked at once, the rows are read when
     asked for. A row the CSV parser cannot read (an unterminated quote swallows the rest of the
     file) becomes an InputError naming its row and line, and reading goes on with the line after
@@ -310,10 +356,12 @@ def _read_csv(file: Path, *, delimiter: str, encoding: str = "utf-8-sig") -> Ite
     if header is None or not any(h.strip() for h in header):
         raise ConfigError(f"{file} has no header line; the first line must name the columns")
     columns = [h.strip() for h in header]
-    if not any(c in columns for c in TITLE_COLUMNS):
+    titles = (title_column,) if title_column else TITLE_COLUMNS
+    if not any(c in columns for c in titles):
         raise ConfigError(
             f"{file} has no title column: a product's title is read from a column named "
-            f"{', '.join(TITLE_COLUMNS)} (columns here: {', '.join(c for c in columns if c)})"
+            f"{', '.join(titles)} (columns here: {', '.join(c for c in columns if c)}); "
+            "say which with --columns title=COLUMN"
         )
     return _csv_rows(file, columns, delimiter, encoding)
 
@@ -344,7 +392,7 @@ class _Lines:
         self.record = []
 
 
-def _csv_rows(file: Path, columns: list[str], delimiter: str, encoding: str) -> Iterator[RawItem]:
+def _csv_rows(file: Path, columns: list[str], delimiter: str, encoding: str) -> Iterator[Located]:
     with file.open(encoding=encoding, newline="") as handle:
         lines = _Lines(handle)
         reader = csv.reader(lines, delimiter=delimiter, strict=True)
@@ -359,7 +407,8 @@ def _csv_rows(file: Path, columns: list[str], delimiter: str, encoding: str) -> 
                 return
             except csv.Error as exc:
                 row += 1
-                yield InputError(f"row {row} (line {first}) cannot be read as CSV: {exc}")
+                error = InputError(f"row {row} (line {first}) cannot be read as CSV: {exc}")
+                yield f"row {row} (line {first})", str(row), error
                 lines.replay_after_first(first)
                 reader = csv.reader(lines, delimiter=delimiter, strict=True)
                 continue
@@ -369,18 +418,20 @@ def _csv_rows(file: Path, columns: list[str], delimiter: str, encoding: str) -> 
             record: dict[str, Any] = {
                 k: v for k, v in zip(columns, values, strict=False) if k and v not in (None, "")
             }
-            record.setdefault("id", str(row))
-            yield record
+            yield f"row {row} (line {first})", str(row), record
 
 
-def unreadable_csv_rows(path: str | Path, *, encoding: str = "utf-8") -> tuple[int, list[str]]:
+def unreadable_csv_rows(
+    path: str | Path, *, encoding: str = "utf-8", title_column: str | None = None
+) -> tuple[int, list[str]]:
     """Rows of a CSV/TSV file and the messages of those the parser cannot read: a file is
     checked whole before a batch writes anything (``--skip-bad-rows`` lets it run anyway)."""
     file = Path(path)
     delimiter = "\t" if file.suffix.lower() == ".tsv" else ","
     rows, bad = 0, []
     codec = check_encoding(file, encoding)
-    for record in _read_csv(file, delimiter=delimiter, encoding=codec):
+    located = _read_csv(file, delimiter=delimiter, encoding=codec, title_column=title_column)
+    for _, _, record in located:
         rows += 1
         if isinstance(record, InputError):
             bad.append(str(record))

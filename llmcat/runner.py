@@ -70,6 +70,8 @@ def item_id(item: object, index: int) -> str:
     """The caller's id of an item when it has one, else its position."""
     if isinstance(item, Product) and item.id:
         return item.id
+    if isinstance(item, InputError) and item.product_id:
+        return item.product_id
     if isinstance(item, Mapping) and item.get("id") not in (None, ""):
         return str(item["id"])
     return str(index)

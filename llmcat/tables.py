@@ -21,6 +21,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from .columns import Columns
 from .errors import ConfigError
 
 #: result fields stored as JSON text: their keys are category ids, one struct field each otherwise
@@ -92,15 +93,18 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def frame_records(frame: Any) -> list[dict[str, Any]]:
-    """A DataFrame's rows as records; without an ``id`` column the index is the id."""
+def frame_records(frame: Any, columns: Columns | None = None) -> list[dict[str, Any]]:
+    """A DataFrame's rows as records (``columns`` chooses them; None keeps every column);
+    without an ``id`` column the index is the id."""
     if not (hasattr(frame, "to_dict") and hasattr(frame, "index")):
         raise ConfigError(f"expected a pandas DataFrame, got {type(frame).__name__}")
     if frame.columns.has_duplicates:
         raise ConfigError("the DataFrame has duplicate column names")
     records = frame.to_dict(orient="records")
-    if "id" not in frame.columns:
-        for record, index in zip(records, frame.index, strict=True):
+    if columns is not None:
+        records = [columns.select(record) for record in records]
+    for record, index in zip(records, frame.index, strict=True):
+        if "id" not in record:
             record["id"] = str(index)
     return list(records)
 

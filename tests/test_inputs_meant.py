@@ -3,6 +3,7 @@ are said rather than guessed."""
 
 from __future__ import annotations
 
+import csv
 import json
 import subprocess
 import time
@@ -10,11 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from llmcat import ConfigError
+from llmcat import Classifier, ConfigError, FakeBackend
 from llmcat.cli import _taxonomy, build_parser, main
+from llmcat.columns import Columns
 from llmcat.inputs import read_records
 
-from .fake_server import FakeServer
+from .conftest import SHARED, require
+from .fake_server import FakeServer, chat_reply
 from .test_resume import answering, cli, write_products
 
 
@@ -130,3 +133,105 @@ def test_text_is_decoded_as_said_never_into_replacement_characters(
     src.write_bytes(b"\xef\xbb\xbf" + body.encode("utf-8"))  # UTF-8 with a byte-order mark
     (record,) = list(read_records(src))
     assert isinstance(record, dict) and record["title"] == "café crème"
+
+
+# -- columns are chosen ----------------------------------------------------------------------------
+
+
+@pytest.mark.allow_model_requests
+def test_the_raw_flipkart_csv_sends_only_the_chosen_columns_to_the_model(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = SHARED / "datasets" / "flipkart_1050.csv"
+    require(source.is_file(), f"the Flipkart data in {source}")
+    with source.open(encoding="utf-8", newline="") as handle:
+        reader = csv.DictReader(handle)
+        header = list(reader.fieldnames or [])
+        rows = [row for _, row in zip(range(20), reader, strict=False)]
+    raw = tmp_path / "flipkart_raw.csv"
+    with raw.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=header)
+        writer.writeheader()
+        writer.writerows(rows)
+    out = tmp_path / "out.jsonl"
+    with FakeServer("llamacpp") as server:
+        server.responder = lambda body: chat_reply("Clothing")
+        argv = ["classify", "--input", str(raw), "--output", str(out), "--no-progress"]
+        argv += ["--columns", "title=product_name,id=pid", "--labels", "Clothing,Watches,Home"]
+        argv += ["--base-url", server.base_url, "--no-cache", "--strategy", "flat"]
+        assert main(argv) == 0
+        prompts = [" ".join(m["content"] for m in body["messages"]) for body in server.requests]
+    assert len(prompts) == 20
+    for row in rows:
+        sent = next(p for p in prompts if row["product_name"].split()[0] in p)
+        assert row["product_category_tree"] not in sent  # the gold label never leaks
+        assert row["product_url"] not in sent and row["uniq_id"] not in sent
+        for field in ("Description", "Brand", "retail_price", "product_specifications", "image"):
+            assert field not in sent, field  # no other field or attribute line was rendered
+    results = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["product_id"] for r in results] == [row["pid"] for row in rows]
+    err = capsys.readouterr().err
+    assert "columns: id <- pid, title <- product_name; attributes: none" in err
+    assert "not used: uniq_id" in err and "product_category_tree" in err
+
+
+def test_columns_and_attributes_choose_what_a_record_holds() -> None:
+    record = {"sku": "7", "name": "oak table", "colour": "brown", "category": "Furniture"}
+    chosen = Columns.parse("id=sku,title=name", "colour")
+    assert chosen.select(record) == {"id": "7", "title": "oak table", "colour": "brown"}
+    assert Columns.parse("id=sku").select(record) == {"id": "7"}  # a mapping names every field
+    assert Columns().select(record) == {"title": "oak table"}  # fields by their own names
+    everything = Columns.parse("id=sku,title=name", "*").select(record)
+    assert everything == {
+        "id": "7",
+        "title": "oak table",
+        "colour": "brown",
+        "category": "Furniture",
+    }
+    for bad in ("title", "colour=x", "title=a,title=b"):
+        with pytest.raises(ConfigError):
+            Columns.parse(bad)
+
+
+@pytest.mark.parametrize(
+    ("lines", "expected"),
+    [
+        (
+            ['{"id": "a", "title": "x"}', '{"id": "", "title": "y"}'],
+            ["ok", "line 2: the id is empty"],
+        ),
+        (
+            ['{"id": "a", "title": "x"}', '{"id": "a", "title": "y"}'],
+            ["ok", "line 2: id 'a' is already line 1's"],
+        ),
+        (
+            ['{"title": "x"}', '{"id": "1", "title": "y"}'],
+            ["ok", "line 2: id '1' is already line 1's"],
+        ),
+    ],
+)
+def test_empty_or_duplicate_ids_are_error_records_naming_the_line(
+    lines: list[str], expected: list[str], tmp_path: Path
+) -> None:
+    src, out = tmp_path / "p.jsonl", tmp_path / "out.jsonl"
+    src.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    argv = ["classify", "--input", str(src), "--output", str(out), "--labels", "A,B"]
+    assert main([*argv, "--backend", "fake", "--no-progress"]) == 0
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    got = ["ok" if r["error"] is None else r["error"]["message"] for r in records]
+    assert got == expected
+
+
+def test_classify_frame_takes_the_same_column_choice() -> None:
+    import pandas as pd
+
+    frame = pd.DataFrame(
+        {"pid": ["X1", "X2"], "product_name": ["oak table", "red shoe"], "gold": ["F", "S"]}
+    )
+    backend = FakeBackend()
+    clf = Classifier(["Furniture", "Shoes"], backend=backend)
+    out = clf.classify_frame(frame, columns=Columns.parse("title=product_name,id=pid"))
+    assert list(out.index) == [0, 1] and list(out["category_id"]) == ["Furniture", "Furniture"]
+    prompts = [" ".join(m.content for m in r.messages) for r in backend.requests]
+    assert len(prompts) == 2 and not any("gold" in p for p in prompts)
+    assert any("oak table" in p for p in prompts)

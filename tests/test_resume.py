@@ -157,5 +157,9 @@ def test_duplicate_ids_are_reported_not_merged(
         '{"id": "a", "title": "x"}\n{"id": "a", "title": "y"}\n{"id": "b", "title": "z"}\n'
     )
     assert main(offline(src, out, "--labels", "A,B")) == 0
-    assert [json.loads(x)["product_id"] for x in out.read_text().splitlines()] == ["a", "a", "b"]
+    records = [json.loads(x) for x in out.read_text().splitlines()]
+    assert [r["product_id"] for r in records] == ["a", "a", "b"]
+    # the second "a" is an error record naming its line: one record per input, none merged
+    assert records[1]["error"]["message"] == "line 2: id 'a' is already line 1's"
+    assert records[0]["error"] is None and records[2]["error"] is None
     assert "share an id" in capsys.readouterr().err

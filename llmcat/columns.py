@@ -1,0 +1,105 @@
+"""Which columns of an input are which product fields, and which become attributes (pure).
+
+A raw catalogue export has columns the model must never see (a gold ``category`` column leaks
+the answer) and fields under other names (``product_name``, ``pid``). ``Columns`` says it once:
+``Columns.parse("title=product_name,id=pid", "brand_name,colour")``, the CLI's ``--columns`` and
+``--attributes``. With a mapping, only the columns it names are product fields; without one, the
+fields under their own names are (``title`` also as ``name`` or ``product_name``). Other columns
+reach a product only as the attributes named; ``attributes="*"`` makes every other column an
+attribute, as files were read before.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from .errors import ConfigError
+
+#: product fields a column can be mapped to
+FIELDS = ("id", "title", "description", "brand", "attributes", "image_urls")
+#: other names a title is found under when no column is mapped to it
+TITLE_ALIASES = ("name", "product_name")
+
+
+@dataclass(frozen=True)
+class Columns:
+    """Product field -> column name, and the columns that become attributes (``"*"``: all the
+    others)."""
+
+    fields: Mapping[str, str] = field(default_factory=dict)
+    attributes: tuple[str, ...] | Literal["*"] = ()
+
+    @classmethod
+    def parse(cls, columns: str | None = None, attributes: str | None = None) -> Columns:
+        """From ``"title=product_name,id=pid"`` and ``"colour,size"`` (or ``"*"``)."""
+        mapping: dict[str, str] = {}
+        for pair in (columns or "").split(","):
+            if not pair.strip():
+                continue
+            name, sep, column = (part.strip() for part in pair.partition("="))
+            if not sep or not column:
+                raise ConfigError(f"--columns takes FIELD=COLUMN pairs, got {pair.strip()!r}")
+            if name not in FIELDS:
+                raise ConfigError(
+                    f"--columns: {name!r} is not a product field; use {', '.join(FIELDS)}"
+                )
+            if name in mapping:
+                raise ConfigError(f"--columns maps {name!r} twice")
+            mapping[name] = column
+        chosen: tuple[str, ...] | Literal["*"]
+        if attributes is not None and attributes.strip() == "*":
+            chosen = "*"
+        else:
+            chosen = tuple(a.strip() for a in (attributes or "").split(",") if a.strip())
+        return cls(mapping, chosen)
+
+    def column_of(self, name: str, record: Mapping[str, Any]) -> str | None:
+        """The column that holds field ``name`` in ``record``, if any: with a mapping, only the
+        columns it names; without, the fields under their own names (and a title's aliases)."""
+        if self.fields:
+            column = self.fields.get(name)
+            return column if column is not None and column in record else None
+        if name in record:
+            return name
+        if name == "title":
+            return next((alias for alias in TITLE_ALIASES if alias in record), None)
+        return None
+
+    def select(self, record: Mapping[str, Any]) -> dict[str, Any]:
+        """The record with mapped columns under their field names, and only the chosen other
+        columns (``inputs`` makes them attributes)."""
+        out: dict[str, Any] = {}
+        used: set[str] = set()
+        for name in FIELDS:
+            column = self.column_of(name, record)
+            if column is not None:
+                out[name] = record[column]
+                used.add(column)
+        for key in self._chosen(record, used):
+            out[key] = record[key]
+        return out
+
+    def _chosen(self, record: Mapping[str, Any], used: set[str]) -> list[str]:
+        others = [key for key in record if key not in used and key not in FIELDS]
+        return others if self.attributes == "*" else [k for k in others if k in self.attributes]
+
+    def describe(self, record: Mapping[str, Any]) -> str:
+        """One line saying which columns of ``record`` are used for what, and which are not."""
+        parts = []
+        used: set[str] = set()
+        for name in FIELDS:
+            column = self.column_of(name, record)
+            if column is not None:
+                used.add(column)
+                parts.append(name if column == name else f"{name} <- {column}")
+        chosen = self._chosen(record, used)
+        ignored = [k for k in record if k not in used and k not in FIELDS and k not in chosen]
+        line = f"columns: {', '.join(parts) or 'none'}; attributes: {', '.join(chosen) or 'none'}"
+        if ignored:
+            line += f"; not used: {', '.join(ignored)} (--attributes NAMES, or '*' for all)"
+        return line
+
+
+__all__ = ["FIELDS", "TITLE_ALIASES", "Columns"]
