@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import logging
 import os
 import sys
@@ -26,7 +27,7 @@ from .describe import Describer
 from .errors import ConfigError, InputError, LlmcatError
 from .inputs import coerce_product, read_records, unreadable_csv_rows
 from .options import LANGUAGES, ClassifyOptions, CopyOptions, validated
-from .output import ResultWriter, check_writable
+from .output import ResultWriter, check_writable, digest_of
 from .redact import redact
 from .review import ReviewWriter
 from .runner import Item, item_id
@@ -532,6 +533,41 @@ def _skip_kept(
     return len(kept)
 
 
+def _run_identity(args: argparse.Namespace, worker: Classifier | Describer) -> dict[str, Any]:
+    """Everything a kept record's answer depends on, beside its input: the options, the model
+    and prompt (and strategy and taxonomy), the settings that change an answer, the examples."""
+    identity: dict[str, Any] = {"command": args.command, **_identity(worker)}
+    identity.update(worker.options.model_dump(mode="json"))
+    identity["structured_output"] = worker.engine.settings.structured_output
+    identity["columns"] = args.columns
+    identity["attributes"] = args.attributes
+    examples = getattr(args, "examples", None)
+    if examples is not None:
+        path = Path(examples)
+        identity["examples"] = (
+            hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else str(examples)
+        )
+    return identity
+
+
+def _checked_inputs(
+    digests: list[str], writer: ResultWriter, then: Callable[[Item, dict[str, Any], int], None]
+) -> Callable[[Item, dict[str, Any], int], None]:
+    """A kept record's input must be the one it was made from (its digest), not just share its
+    position or id: another file of the same length, or changed titles, is refused."""
+
+    def check(item: Item, record: dict[str, Any], index: int) -> None:
+        if index < len(digests) and digest_of(item) != digests[index]:
+            raise ConfigError(
+                f"input item {index + 1} (id {item_id(item, index)!r}) is not the one record "
+                f"{index + 1} of {writer.partial} was made from: the input changed; run without "
+                "--resume"
+            )
+        then(item, record, index)
+
+    return check
+
+
 def _review_kept(reviewer: ReviewWriter | None) -> Callable[[Item, dict[str, Any], int], None]:
     """Writes the review row of a kept record again (a resumed batch rebuilds its review file,
     so that it matches the output whatever the killed run had written)."""
@@ -672,7 +708,7 @@ async def _run(args: argparse.Namespace) -> int:
 
     def tracked() -> Iterator[Item]:
         for item in source:
-            if review_out is not None:
+            if review_out is not None or writer is not None:
                 taken.append(item)
             yield item
 
@@ -695,10 +731,16 @@ async def _run(args: argparse.Namespace) -> int:
         start = 0
         if review_out is not None:
             reviewer = ReviewWriter(review_out)
+        run_identity = _run_identity(args, worker)
+        if writer is not None:
+            writer.check_run(run_identity)
         if writer is not None and args.resume:
             kept = writer.completed()
-            start = _skip_kept(items, kept, _identity(worker), writer, _review_kept(reviewer))
+            check = _checked_inputs(writer.kept_inputs(), writer, _review_kept(reviewer))
+            start = _skip_kept(items, kept, _identity(worker), writer, check)
             taken.clear()
+        if writer is not None:
+            writer.record_run(run_identity)
             if start:
                 print(f"llmcat: resuming after {start} complete records", file=sys.stderr)
         results: AsyncIterator[Any] = (
@@ -717,8 +759,9 @@ async def _run(args: argparse.Namespace) -> int:
             seen.add(result.product_id)
             if failed and errors <= ERROR_LINES_SHOWN:  # the record itself goes with the rest
                 print(f"llmcat: {_human(result)}", file=sys.stderr)
+            item = taken.popleft() if taken else None
             if writer is not None:
-                writer.write(result)
+                writer.write(result, digest_of(item))
             elif args.dry_run or args.batch_export:
                 pass  # placeholder answers
             elif as_json:
@@ -726,9 +769,13 @@ async def _run(args: argparse.Namespace) -> int:
             elif not failed:
                 print(_human(result), flush=True)
             if reviewer is not None:
-                item = taken.popleft()
                 ok = isinstance(result, Classification) and result.ok
-                if ok and result.needs_review and not isinstance(item, InputError):
+                if (
+                    ok
+                    and result.needs_review
+                    and item is not None
+                    and not isinstance(item, InputError)
+                ):
                     reviewer.add(coerce_product(item, start + count - 1), result)
         if writer is not None:
             writer.commit()

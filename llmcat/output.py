@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -43,6 +44,12 @@ class ResultWriter:
         self._kept: list[dict[str, Any]] | None = None
         check_writable(path)
         self._lock = OutputLock(path)
+        #: what the answers depend on (options, model, prompt, input), kept beside the partial
+        #: file while the batch runs, so that --resume can check it (``start``)
+        self.run_file = self.partial.with_name(self.partial.name + ".run.json")
+        #: a digest of each input item, one line per result written, in the same order
+        self.inputs_file = self.partial.with_name(self.partial.name + ".inputs")
+        self._inputs: IO[str] | None = None
 
     def completed(self) -> list[dict[str, Any]]:
         """The complete records an earlier run left (resume only; [] otherwise). A torn last
@@ -84,10 +91,47 @@ class ResultWriter:
             handle.truncate(good_end)
         return self._kept
 
-    def write(self, result: BaseModel) -> None:
+    def check_run(self, identity: dict[str, Any]) -> None:
+        """On resume, check what this run's answers depend on against what the kept records
+        were made with (ConfigError naming what changed). A partial file without a run file (an
+        older version's, or a finished output resumed) is resumed on the caller's own checks."""
+        if self.resume and self.run_file.exists():
+            before = json.loads(self.run_file.read_text(encoding="utf-8"))
+            now = json.loads(json.dumps(identity, default=str))
+            changed = sorted(k for k in before.keys() | now.keys() if before.get(k) != now.get(k))
+            if changed:
+                shown = "; ".join(f"{k}: {before.get(k)!r} -> {now.get(k)!r}" for k in changed[:4])
+                raise ConfigError(
+                    f"{self.partial} was made with other settings ({shown}); resume with the same "
+                    "settings, or run without --resume"
+                )
+
+    def record_run(self, identity: dict[str, Any]) -> None:
+        """Keep what this run's answers depend on beside the partial file (after the checks of a
+        resume have passed, so a refused resume changes nothing)."""
+        self.run_file.write_text(json.dumps(identity, default=str), encoding="utf-8")
+
+    def kept_inputs(self) -> list[str]:
+        """The input digests of the kept records (resume; [] when none were recorded)."""
+        if not self.resume or not self.inputs_file.exists():
+            return []
+        digests = self.inputs_file.read_text(encoding="utf-8").split()
+        kept = len(self.completed())
+        if len(digests) < kept:
+            return []  # recorded by a run that did not keep them all: nothing to check against
+        with self.inputs_file.open("r+", encoding="utf-8") as handle:
+            handle.truncate(sum(len(d) + 1 for d in digests[:kept]))
+        return digests[:kept]
+
+    def write(self, result: BaseModel, input_digest: str | None = None) -> None:
         """Append one final result and flush it to the operating system. Never fails on what a
         record holds: text no file can hold as UTF-8 (a lone surrogate in a caller's id) is
-        written as a JSON escape."""
+        written as a JSON escape. ``input_digest`` (``digest_of``) is recorded beside it."""
+        if input_digest is not None:
+            if self._inputs is None:
+                self._inputs = self.inputs_file.open("a" if self.resume else "w", encoding="utf-8")
+            self._inputs.write(input_digest + "\n")
+            self._inputs.flush()
         if self._handle is None:
             self._handle = self.partial.open("a" if self.resume else "w", encoding="utf-8")
         try:
@@ -115,6 +159,10 @@ class ResultWriter:
             self.partial.unlink()
         else:
             os.replace(self.partial, self.path)
+        self._close_inputs()
+        for sidecar in (self.run_file, self.inputs_file):
+            with contextlib.suppress(OSError):
+                sidecar.unlink()
         self._lock.release()
 
     def close(self) -> None:
@@ -122,7 +170,25 @@ class ResultWriter:
         if self._handle is not None:
             self._handle.close()
             self._handle = None
+        self._close_inputs()
         self._lock.release()
+
+    def _close_inputs(self) -> None:
+        if self._inputs is not None:
+            self._inputs.close()
+            self._inputs = None
+
+
+def digest_of(item: object) -> str:
+    """A short digest of an input item as read (a record, a Product, a title or an error), so
+    that a resumed batch knows its kept records were made from the same inputs."""
+    if isinstance(item, BaseModel):
+        text = item.model_dump_json()
+    elif isinstance(item, BaseException):
+        text = f"{type(item).__name__}: {item}"
+    else:
+        text = json.dumps(item, sort_keys=True, default=str, ensure_ascii=True)
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
 
 class OutputLock:
@@ -194,6 +260,7 @@ __all__ = [
     "FORMULA_STARTS",
     "ResultWriter",
     "check_writable",
+    "digest_of",
     "formula_text",
     "spreadsheet_safe",
 ]

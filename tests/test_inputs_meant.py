@@ -15,6 +15,7 @@ from llmcat import Classifier, ConfigError, FakeBackend
 from llmcat.cli import _taxonomy, build_parser, main
 from llmcat.columns import Columns
 from llmcat.inputs import read_records
+from llmcat.output import ResultWriter
 
 from .conftest import SHARED, require
 from .fake_server import FakeServer, chat_reply
@@ -235,3 +236,74 @@ def test_classify_frame_takes_the_same_column_choice() -> None:
     prompts = [" ".join(m.content for m in r.messages) for r in backend.requests]
     assert len(prompts) == 2 and not any("gold" in p for p in prompts)
     assert any("oak table" in p for p in prompts)
+
+
+# -- resume checks identity ------------------------------------------------------------------------
+
+
+def _interrupted(monkeypatch: pytest.MonkeyPatch, argv: list[str]) -> None:
+    """Run a batch that is stopped just before it commits: every record is in the partial file."""
+
+    def stop(self: ResultWriter) -> None:
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(ResultWriter, "commit", stop)
+        assert main(argv) == 130
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        ("another file of the same length without ids", "the input changed"),
+        ("changed titles with the same ids", "the input changed"),
+        ("--min-confidence", "min_confidence: None -> 0.4"),
+        ("--strategy", "strategy"),
+        ("--attributes", "attributes: None -> 'colour'"),
+    ],
+)
+def test_resume_refuses_what_would_mix_two_runs_in_one_file(
+    change: str,
+    named: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    src, out = tmp_path / "p.jsonl", tmp_path / "out.jsonl"
+    with_ids = "without ids" not in change
+    rows = [{"title": f"hammer {i}", "colour": "red"} for i in range(10)]
+    for i, row in enumerate(rows):
+        if with_ids:
+            row["id"] = f"p{i}"
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    argv = ["classify", "--input", str(src), "--output", str(out), "--labels", "Tools,Fruit"]
+    argv += ["--backend", "fake", "--no-progress"]
+    _interrupted(monkeypatch, argv)
+    again = list(argv)
+    if "input" in named:
+        other = [{**r, "title": f"apple {i}"} for i, r in enumerate(rows)]
+        src.write_text("".join(json.dumps(r) + "\n" for r in other), encoding="utf-8")
+    elif change == "--min-confidence":
+        again += ["--min-confidence", "0.4"]
+    elif change == "--strategy":
+        again += ["--strategy", "embedding", "--embedding-model", "hashing"]
+    else:
+        again += ["--attributes", "colour"]
+    capsys.readouterr()
+    assert main([*again, "--resume"]) == 2
+    assert named in capsys.readouterr().err
+    assert main([*argv, "--resume"]) == (0 if "input" not in named else 2)
+
+
+def test_resume_with_the_same_input_and_options_finishes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src, out = tmp_path / "p.jsonl", tmp_path / "out.jsonl"
+    write_products(src, 12)
+    argv = ["classify", "--input", str(src), "--output", str(out), "--labels", "Tools,Fruit"]
+    argv += ["--backend", "fake", "--no-progress", "--min-confidence", "0.2"]
+    _interrupted(monkeypatch, argv)
+    assert main([*argv, "--resume"]) == 0
+    assert len(out.read_text().splitlines()) == 12
+    leftovers = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("out.jsonl."))
+    assert leftovers == []  # no partial, lock or run files are left behind
