@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import csv
 import json
+import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
 from llmcat import Classifier, ConfigError, FakeBackend
+from llmcat.backends.openai import fetch_json
 from llmcat.cli import _taxonomy, build_parser, main
 from llmcat.columns import Columns
 from llmcat.inputs import read_records
@@ -307,3 +310,65 @@ def test_resume_with_the_same_input_and_options_finishes(
     assert len(out.read_text().splitlines()) == 12
     leftovers = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("out.jsonl."))
     assert leftovers == []  # no partial, lock or run files are left behind
+
+
+# -- deadlines on every probe ----------------------------------------------------------------------
+
+
+class TricklingServer:
+    """Answers every request with headers at once, then one byte of body every 0.5 s (for at
+    most 60 s): a server that never times out a per-read timeout."""
+
+    def __init__(self) -> None:
+        self.socket = socket.create_server(("127.0.0.1", 0))
+        self.port = self.socket.getsockname()[1]
+        self.stop = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self.stop.is_set():
+            try:
+                connection, _ = self.socket.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._trickle, args=(connection,), daemon=True).start()
+
+    def _trickle(self, connection: socket.socket) -> None:
+        with connection:
+            try:
+                connection.recv(65536)
+                connection.sendall(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                    b"Content-Length: 100000\r\n\r\n{"
+                )
+                for _ in range(120):
+                    if self.stop.wait(0.5):
+                        return
+                    connection.sendall(b" ")
+            except OSError:
+                return
+
+    def close(self) -> None:
+        self.stop.set()
+        self.socket.close()
+
+
+@pytest.mark.allow_model_requests
+def test_probes_have_a_deadline_against_a_trickling_server(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    server = TricklingServer()
+    try:
+        base = f"http://127.0.0.1:{server.port}"
+        started = time.monotonic()
+        assert fetch_json(f"{base}/version", deadline=1.5) is None
+        assert fetch_json(f"{base}/tokenize", data=b"{}", deadline=1.5) is None
+        assert time.monotonic() - started < 10  # each gave up at its deadline, not the server's
+        argv = ["classify", "x", "--labels", "A,B", "--base-url", f"{base}/v1", "--timeout", "2"]
+        started = time.monotonic()
+        assert main([*argv, "--no-cache"]) != 0
+        # five tries of GET /models, each cut at 2 s, and the waits between them (it was >150 s)
+        assert time.monotonic() - started < 45
+        assert "did not finish within 2s" in capsys.readouterr().err
+    finally:
+        server.close()

@@ -268,6 +268,34 @@ def _error_detail(exc: Any) -> str:
     return str(exc)[:300]
 
 
+def fetch_json(
+    url: str,
+    *,
+    data: bytes | None = None,
+    headers: dict[str, str] | None = None,
+    deadline: float = 10.0,
+) -> Any:
+    """GET (or POST ``data``) ``url`` and parse its JSON, within ``deadline`` seconds in all:
+    the socket timeout bounds each read, and the body is read piece by piece against the
+    deadline, so a server that trickles bytes cannot hold the caller. None on any failure."""
+    import time
+    import urllib.error
+    import urllib.request
+
+    ends = time.monotonic() + deadline
+    ask = urllib.request.Request(url, data, headers or {})
+    try:
+        with urllib.request.urlopen(ask, timeout=deadline) as response:
+            body = bytearray()
+            while chunk := response.read1(65536):
+                body += chunk
+                if time.monotonic() > ends or len(body) > 16 * 1024 * 1024:
+                    return None
+            return json.loads(bytes(body))
+    except (urllib.error.URLError, OSError, ValueError):
+        return None
+
+
 def async_client(*, base_url: str, api_key: str | None, timeout: float | None = None) -> Any:
     """The one way llmcat builds an ``openai.AsyncOpenAI``: the SDK's own retries are off, because
     transport retries are llmcat's (``llmcat.calls``: tenacity, honours Retry-After)."""
@@ -406,7 +434,13 @@ class OpenAIBackend(Backend):
         )
         try:
             with translate_errors(self.base_url):
-                page = await self.client.models.list()
+                # A deadline on the whole call: the SDK's timeout is per read, and a server that
+                # trickles a byte at a time would hold the run for minutes.
+                page = await asyncio.wait_for(self.client.models.list(), self._timeout)
+        except asyncio.TimeoutError:
+            raise TransportError(
+                f"{redact(self.base_url)}: GET /models did not finish within {self._timeout:g}s"
+            ) from None
         except EndpointError as exc:
             if exc.status_code != 404:
                 raise
@@ -428,25 +462,14 @@ class OpenAIBackend(Backend):
 
     async def _server_version(self) -> str | None:
         """vLLM's ``GET /version`` (served beside ``/v1``), or None when it does not answer."""
-        import urllib.error
-        import urllib.request
 
         url = f"{self.base_url.removesuffix('/v1')}/version"
-
-        def fetch() -> str | None:
-            try:
-                with urllib.request.urlopen(url, timeout=10) as response:
-                    version = json.loads(response.read()).get("version")
-            except (urllib.error.URLError, OSError, ValueError, AttributeError):
-                return None
-            return str(version) if version else None
-
-        return await asyncio.to_thread(fetch)
+        answer = await asyncio.to_thread(fetch_json, url, deadline=min(self._timeout, 10.0))
+        version = answer.get("version") if isinstance(answer, dict) else None
+        return str(version) if version else None
 
     async def count_prompt_tokens(self, request: CompletionRequest) -> int | None:
         """A vLLM server's ``POST /tokenize`` with the chat messages; None from other servers."""
-        import urllib.error
-        import urllib.request
 
         if await self.resolve() not in ("vllm", "vllm-guided"):
             return None
@@ -457,20 +480,18 @@ class OpenAIBackend(Backend):
         }
         url = f"{self.base_url.removesuffix('/v1')}/tokenize"
 
-        def post() -> int | None:
-            data = json.dumps(body).encode()
-            headers = {"Content-Type": "application/json"}
-            if self._api_key != "EMPTY":
-                headers["Authorization"] = f"Bearer {self._api_key}"
-            ask = urllib.request.Request(url, data, headers)
-            try:
-                with urllib.request.urlopen(ask, timeout=30) as response:
-                    count = json.loads(response.read()).get("count")
-            except (urllib.error.URLError, OSError, ValueError, AttributeError):
-                return None
-            return int(count) if isinstance(count, int) else None
-
-        return await asyncio.to_thread(post)
+        headers = {"Content-Type": "application/json"}
+        if self._api_key != "EMPTY":
+            headers["Authorization"] = f"Bearer {self._api_key}"
+        answer = await asyncio.to_thread(
+            fetch_json,
+            url,
+            data=json.dumps(body).encode(),
+            headers=headers,
+            deadline=min(self._timeout, 30.0),
+        )
+        count = answer.get("count") if isinstance(answer, dict) else None
+        return int(count) if isinstance(count, int) else None
 
     async def complete(self, request: CompletionRequest) -> Completion:
         from . import check_allowed
