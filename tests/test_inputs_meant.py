@@ -19,6 +19,7 @@ from llmcat.cli import _taxonomy, build_parser, main
 from llmcat.columns import Columns
 from llmcat.inputs import read_records
 from llmcat.output import ResultWriter
+from llmcat.serve.server import VLLMServer
 
 from .conftest import SHARED, require
 from .fake_server import FakeServer, chat_reply
@@ -319,7 +320,8 @@ class TricklingServer:
     """Answers every request with headers at once, then one byte of body every 0.5 s (for at
     most 60 s): a server that never times out a per-read timeout."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, in_headers: bool = False) -> None:
+        self.in_headers = in_headers  # trickle a header line instead of the body
         self.socket = socket.create_server(("127.0.0.1", 0))
         self.port = self.socket.getsockname()[1]
         self.stop = threading.Event()
@@ -337,10 +339,13 @@ class TricklingServer:
         with connection:
             try:
                 connection.recv(65536)
-                connection.sendall(
-                    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                    b"Content-Length: 100000\r\n\r\n{"
-                )
+                if self.in_headers:
+                    connection.sendall(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+                else:
+                    connection.sendall(
+                        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                        b"Content-Length: 100000\r\n\r\n{"
+                    )
                 for _ in range(120):
                     if self.stop.wait(0.5):
                         return
@@ -372,3 +377,10 @@ def test_probes_have_a_deadline_against_a_trickling_server(
         assert "did not finish within 2s" in capsys.readouterr().err
     finally:
         server.close()
+    slow_headers = TricklingServer(in_headers=True)
+    try:
+        started = time.monotonic()
+        assert VLLMServer(port=slow_headers.port).healthy(deadline=1.5) is False
+        assert time.monotonic() - started < 5
+    finally:
+        slow_headers.close()

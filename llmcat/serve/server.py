@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -166,14 +167,24 @@ class VLLMServer:
         )
         log.close()
 
-    def healthy(self) -> bool:
-        """Whether the server answers ``GET /health`` with 200."""
+    def healthy(self, deadline: float = 2.0) -> bool:
+        """Whether the server answers ``GET /health`` with 200 within ``deadline`` seconds in
+        all (a server that trickles its headers cannot hold the wait: the check runs in a
+        daemon thread that is abandoned at the deadline)."""
         url = f"http://{self.host}:{self.port}/health"
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                return bool(response.status == 200)
-        except (urllib.error.URLError, OSError):
-            return False
+        answer: list[bool] = []
+
+        def check() -> None:
+            try:
+                with urllib.request.urlopen(url, timeout=deadline) as response:
+                    answer.append(response.status == 200)
+            except (urllib.error.URLError, OSError):
+                answer.append(False)
+
+        thread = threading.Thread(target=check, name="llmcat-health", daemon=True)
+        thread.start()
+        thread.join(deadline)
+        return bool(answer and answer[0])
 
     def wait_healthy(
         self, timeout: float = 900.0, on_wait: Callable[[float], None] | None = None
