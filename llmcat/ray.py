@@ -144,8 +144,8 @@ def classify_dataset(
     each actor a GPU (the ``vllm`` backend then runs one engine per GPU).
 
     Ray Data hands each actor whole blocks: split the dataset into blocks of about
-    ``batch_size`` rows (``repartition(n_rows // batch_size, shuffle=False)``, which keeps the
-    rows in order) so that every actor gets work. When the actors take every CPU, ``materialize()`` the dataset first: a read or
+    ``batch_size`` rows (``repartition(target_num_rows_per_block=...)``) so that every actor gets
+    work. When the actors take every CPU, ``materialize()`` the dataset first: a read or
     repartition task still waiting for a CPU would wait for ever."""
     chosen = taxonomy if isinstance(taxonomy, Taxonomy) else Taxonomy.from_labels(list(taxonomy))
     recipe = WorkerRecipe(
@@ -443,7 +443,9 @@ class FileJob:
         elif started:
             ray.init(address=self.address, log_to_driver=False)
         try:
-            # Output files in input order, so that part-0 holds the first products.
+            # Output files roughly in input order (part-0 holds the first products). Rows are not
+            # guaranteed to keep their input order: Ray 2.60 sometimes joins the pieces of a
+            # block out of order (p0-p6, p14, p7-p13); match results to products by id.
             ray.data.DataContext.get_current().execution_options.preserve_order = True
             workers = self.workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
             # The products are read before the actors start and written with no CPU of their
@@ -453,11 +455,7 @@ class FileJob:
             # Blocks of one batch each, and at least one per actor, so that every actor gets
             # work (a file with one row group is one block, which one actor would take alone).
             batch = max(1, min(DEFAULT_BATCH_SIZE, -(-dataset.count() // workers)))
-            # By a number of blocks: Ray's split repartition keeps the rows in order, where
-            # target_num_rows_per_block may join the pieces of a block out of order (seen on
-            # Ray 2.60: p0-p6, p14, p7-p13).
-            blocks = max(1, -(-dataset.count() // batch))
-            dataset = dataset.repartition(blocks, shuffle=False).materialize()
+            dataset = dataset.repartition(target_num_rows_per_block=batch).materialize()
             results = _map(dataset, self.recipe, workers, batch, 1, 0)
             results.write_parquet(str(folder), ray_remote_args={"num_cpus": 0})
         finally:
