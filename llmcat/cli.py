@@ -537,7 +537,7 @@ def _run_identity(args: argparse.Namespace, worker: Classifier | Describer) -> d
     """Everything a kept record's answer depends on, beside its input: the options, the model
     and prompt (and strategy and taxonomy), the settings that change an answer, the examples."""
     identity: dict[str, Any] = {"command": args.command, **_identity(worker)}
-    identity.update(worker.options.model_dump(mode="json"))
+    identity.update(worker.options.model_dump(mode="json", fallback=lambda v: type(v).__name__))
     identity["structured_output"] = worker.engine.settings.structured_output
     identity["columns"] = args.columns
     identity["attributes"] = args.attributes
