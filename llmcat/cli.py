@@ -781,10 +781,11 @@ async def _run(args: argparse.Namespace) -> int:
             writer.commit()
         if reviewer is not None:
             reviewer.commit()
-    except BaseException:
+    except BaseException as exc:
         if writer is not None:
             writer.close()
-            if writer.partial.exists():
+            # A setup error (a refused resume, say) wrote nothing: no advice to resume it.
+            if writer.partial.exists() and not (isinstance(exc, ConfigError) and count == 0):
                 print(
                     f"llmcat: {count} new results kept in {writer.partial}; run the same command "
                     "with --resume to finish",
