@@ -160,12 +160,15 @@ def read_records(
     report: Callable[[str], None] | None = None,
 ) -> Iterator[RawItem]:
     """Records from a ``.jsonl``, ``.json`` (an array of objects, or one object), ``.csv`` /
-    ``.tsv`` or ``.parquet`` file (``llmcat.tables``), streamed where the format allows; an unreadable record becomes an InputError
-    at its position. The file is checked here, before the first record is asked for, so a bad path
-    is a ConfigError at once. A UTF-8 byte-order mark is ignored.
+    ``.tsv`` or ``.parquet`` file (``llmcat.tables``), streamed where the format allows: exactly
+    one per input record, an unreadable one (or one with an empty or repeated id) as an
+    InputError naming its line. The file is checked here, before the first record is asked for
+    (it exists, is text in ``encoding``, a CSV has a title column), so a bad file is a
+    ConfigError at once. A UTF-8 byte-order mark is ignored.
 
-    JSONL lines are objects with Product fields; CSV columns ``id, title, description, brand`` map
-    to fields and every other non-empty column becomes an attribute.
+    Records hold Product fields; ``columns`` chooses which column is which field and which other
+    columns become attributes (None: fields by their own names, every other column an
+    attribute). ``report`` is told once which columns are used for what.
     """
     file = Path(path)
     if not file.exists():
@@ -207,8 +210,8 @@ def _finished(
 ) -> Iterator[RawItem]:
     """Records with their columns chosen (``columns``; None keeps every column) and their ids
     checked: a record without an id gets its position; an empty id, or one an earlier record of
-    the file already has, is an error record naming the line. ``report`` is told once which
-    columns the first record's are used for what."""
+    the file already has, is an error record naming the line. ``report`` is told once, from the
+    first record, which columns are used for what."""
     ids: dict[str, str] = {}
     for where, default_id, item in items:
         if isinstance(item, InputError):
