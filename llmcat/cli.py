@@ -19,14 +19,15 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from . import __version__, strategies
+from . import __version__
 from .classify import Classifier
 from .columns import FIELDS as COLUMN_FIELDS
 from .columns import Columns
 from .describe import Describer
 from .errors import ConfigError, InputError, LlmcatError
+from .flags import add_flags, given
 from .inputs import coerce_product, read_records, unreadable_csv_rows
-from .options import LANGUAGES, ClassifyOptions, CopyOptions, validated
+from .options import ClassifyOptions, CopyOptions, validated
 from .output import ResultWriter, check_writable, digest_of
 from .redact import redact
 from .review import ReviewWriter
@@ -41,45 +42,25 @@ OFFICIAL_TAXONOMIES = {
 }
 
 
-def option(group: Any, model: type[BaseModel], field: str, *flags: str, **kwargs: Any) -> None:
-    """An argument whose default and help come from ``model``'s field, so a default is stated
-    once (in ``llmcat.options`` / ``llmcat.settings``)."""
-    info = model.model_fields[field]
-    default = info.get_default(call_default_factory=True)
-    help_text = info.description or ""
-    if default not in (None, [], False) and "action" not in kwargs:
-        help_text += f" (default: {default})"
-    kwargs.setdefault("default", default)
-    kwargs.setdefault("dest", field)
-    group.add_argument(*(flags or (f"--{field.replace('_', '-')}",)), help=help_text, **kwargs)
+#: the Settings flags of the "model" group (the others sit with images, cost and output)
+MODEL_SETTINGS = (
+    "backend",
+    "base_url",
+    "model",
+    "api_key",
+    "structured_output",
+    "timeout",
+    "concurrency",
+    "cache",
+    "cache_dir",
+)
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("model")
-    group.add_argument(
-        "--backend",
-        help="openai, local, vllm (in process) or fake (default: openai with a base URL, else local)",
-    )
-    group.add_argument("--base-url", help="OpenAI-compatible endpoint (env LLMCAT_BASE_URL)")
-    group.add_argument(
-        "--model", help="model id, or a .gguf path for --backend local (env LLMCAT_MODEL)"
-    )
-    group.add_argument("--api-key", help="API key (env LLMCAT_API_KEY or OPENAI_API_KEY)")
-    option(
-        group,
-        Settings,
-        "structured_output",
-        choices=["auto", "vllm", "vllm-guided", "openai", "none"],
-    )
-    option(group, Settings, "timeout", type=float)
-    option(group, Settings, "concurrency", type=int)
-    group.add_argument(
-        "--no-cache", action="store_true", help="do not read or write the response cache"
-    )
-    group.add_argument("--cache-dir", type=Path, help="cache folder (env LLMCAT_CACHE_DIR)")
-    option(group, ClassifyOptions, "template_dir", type=Path)
+    add_flags(group, Settings, "cli", only=MODEL_SETTINGS)
     images = parser.add_argument_group("images")
-    option(images, Settings, "images", choices=["auto", "never", "require"])
+    add_flags(images, Settings, "cli", only=("images",))
     images.add_argument(
         "--image",
         action="append",
@@ -96,7 +77,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
         help="a folder local image files may be read from (the --input file's folder and the "
         "folders of --image files are added); a path outside these is refused",
     )
-    option(images, Settings, "vision", type=_yes_no, metavar="yes|no")
+    add_flags(images, Settings, "cli", only=("vision", "max_image_bytes", "max_image_side"))
     io = parser.add_argument_group("input and output")
     io.add_argument(
         "--input",
@@ -153,26 +134,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
         "every item failed); the results are written either way",
     )
     cost = parser.add_argument_group("cost")
-    cost.add_argument(
-        "--dry-run",
-        action="store_true",
-        help="render every prompt and count its tokens (the model's tokenizer where the backend "
-        "has one, else an estimate) without asking the model; print items, tokens and cost",
-    )
-    cost.add_argument(
-        "--batch-export",
-        type=Path,
-        metavar="FILE",
-        help="write the requests in the OpenAI Batch JSONL format instead of sending them (run "
-        "them with the provider's batch API or vLLM's run_batch); needs --base-url",
-    )
-    cost.add_argument(
-        "--batch-import",
-        type=Path,
-        metavar="FILE",
-        help="take the answers from a batch result file instead of asking the model; same "
-        "input and options as the export",
-    )
+    add_flags(cost, Settings, "cli", only=("dry_run", "batch_export", "batch_import"))
     for side, what in (("in", "prompt"), ("out", "completion")):
         env = f"LLMCAT_PRICE_{side.upper()}"
         cost.add_argument(
@@ -183,7 +145,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
             help=f"dollars per million {what} tokens, for the cost of a run or a --dry-run "
             f"(env {env})",
         )
-    io.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    add_flags(io, Settings, "cli", only=("progress",))
     scale = parser.add_argument_group("scale-out (pip install 'llmcat[ray]')")
     scale.add_argument(
         "--ray",
@@ -240,20 +202,13 @@ def build_parser() -> argparse.ArgumentParser:
     classify.add_argument(
         "--taxonomy", type=Path, help="taxonomy file: Google, Shopify, or one 'A > B' path per line"
     )
-    option(classify, ClassifyOptions, "strategy", choices=["auto", *strategies.names()])
-    option(classify, ClassifyOptions, "review_threshold", type=float)
-    option(classify, ClassifyOptions, "min_confidence", type=float)
-    option(classify, ClassifyOptions, "beam", type=int)
-    option(classify, ClassifyOptions, "shortlist_k", type=int)
-    option(classify, ClassifyOptions, "embedding_model")
-    option(classify, ClassifyOptions, "calibration", metavar="contextual|FILE")
-    option(classify, ClassifyOptions, "knn_k", type=int)
-    option(classify, ClassifyOptions, "trust", metavar="auto|FILE")
+    add_flags(classify.add_argument_group("classification"), ClassifyOptions, "cli")
     classify.add_argument(
         "--examples",
         type=Path,
-        help="labelled products for --strategy knn: .jsonl/.json/.csv with a 'category' (or "
-        "'path') column, the eval dataset format, or a corrected --review-out file",
+        help="labelled products (.jsonl/.json/.csv with a 'category' or 'path' column, the eval "
+        "dataset format, or a corrected --review-out file): auto then fuses every expert with "
+        "weights fitted on them; knn and supervised learn from them alone",
     )
     classify.add_argument(
         "--review-out",
@@ -262,6 +217,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="also write the results that need review (below --review-threshold) to FILE (.csv "
         "or .jsonl) with their alternatives and an empty 'category' to correct; the corrected "
         "file works as --examples",
+    )
+    classify.add_argument(
+        "--explain",
+        action="store_true",
+        help="print the plan (strategy, embedder, trust source, calibration, whether the LLM "
+        "is asked, and why) and classify nothing",
     )
     _common(classify)
 
@@ -272,31 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     describe.add_argument("--brand", default="", help="the product's brand")
     describe.add_argument("--description", default="", help="the product's own description")
-    option(describe, CopyOptions, "language", choices=sorted(LANGUAGES))
-    option(describe, CopyOptions, "tone")
-    option(describe, CopyOptions, "style")
-    option(describe, CopyOptions, "body_words", "--max-words", "--body-words", type=int)
-    option(describe, CopyOptions, "title_words", type=int)
-    option(describe, CopyOptions, "bullets", type=int)
-    option(describe, CopyOptions, "bullet_words", type=int)
-    option(
-        describe,
-        CopyOptions,
-        "fallback",
-        type=lambda text: None if text == "none" else text,
-        choices=["compose", None],
-        metavar="compose|none",
-    )
-    option(describe, CopyOptions, "min_body_words", type=int)
-    option(describe, CopyOptions, "mention_attributes", type=int)
-    option(describe, CopyOptions, "title_chars", type=int)
-    option(describe, CopyOptions, "bullet_chars", type=int)
-    option(describe, CopyOptions, "body_chars", type=int)
-    option(describe, CopyOptions, "category")
-    option(describe, CopyOptions, "keywords", "--keyword", action="append", metavar="KEYWORD")
-    option(
-        describe, CopyOptions, "must_mention", "--must-mention", action="append", metavar="VALUE"
-    )
+    add_flags(describe.add_argument_group("copy"), CopyOptions, "cli")
     _common(describe)
 
     sub.add_parser(
@@ -363,26 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _settings(args: argparse.Namespace) -> Settings:
     return validated(
-        Settings,
-        {
-            "backend": args.backend,
-            "base_url": args.base_url,
-            "model": args.model,
-            "api_key": args.api_key,
-            "structured_output": args.structured_output,
-            "timeout": args.timeout,
-            "concurrency": args.concurrency,
-            "cache": not args.no_cache,
-            "cache_dir": args.cache_dir,
-            "progress": False if args.no_progress else None,
-            "dry_run": args.dry_run,
-            "batch_export": args.batch_export,
-            "batch_import": args.batch_import,
-            "images": args.images,
-            "vision": args.vision,
-            "image_dirs": _image_dirs(args),
-        },
-        what="command-line",
+        Settings, {**given(args, Settings), "image_dirs": _image_dirs(args)}, what="command-line"
     )
 
 
@@ -396,20 +314,6 @@ def _image_dirs(args: argparse.Namespace) -> list[Path]:
         if not ref.startswith(("http://", "https://", "data:")):
             folders.append(Path(ref.removeprefix("file://")).expanduser().resolve().parent)
     return folders
-
-
-def _yes_no(text: str) -> bool:
-    if text.lower() in ("yes", "true", "1"):
-        return True
-    if text.lower() in ("no", "false", "0"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected yes or no, got {text!r}")
-
-
-def _fields(args: argparse.Namespace, model: type[BaseModel]) -> dict[str, Any]:
-    """The parsed arguments that are fields of ``model``."""
-    given = vars(args)
-    return {name: given[name] for name in model.model_fields if name in given}
 
 
 def _taxonomy(args: argparse.Namespace) -> Taxonomy:
@@ -654,14 +558,14 @@ def _run_on_ray(args: argparse.Namespace) -> int:
         raise ConfigError(f"--ray-workers must be at least 1, not {args.ray_workers}")
     recipe: WorkerRecipe
     if args.command == "classify":
-        options = validated(ClassifyOptions, _fields(args, ClassifyOptions), what="classify")
+        options = validated(ClassifyOptions, given(args, ClassifyOptions), what="classify")
         recipe = WorkerRecipe(
             "classify", options, settings, taxonomy=_taxonomy(args), examples=args.examples
         )
     else:
         recipe = WorkerRecipe(
             "describe",
-            validated(CopyOptions, _fields(args, CopyOptions), what="describe"),
+            validated(CopyOptions, given(args, CopyOptions), what="describe"),
             settings,
         )
     address = None if args.ray == "local" else args.ray
@@ -671,6 +575,8 @@ def _run_on_ray(args: argparse.Namespace) -> int:
 
 
 async def _run(args: argparse.Namespace) -> int:
+    if args.command == "classify" and args.explain:
+        return await _explain(args)
     single = _single(args)
     settings = _settings(args)
     if args.resume and args.output is None:
@@ -713,13 +619,13 @@ async def _run(args: argparse.Namespace) -> int:
             yield item
 
     items = tracked()
-    progress = False if (args.no_progress or single is not None) else None
+    progress = False if (args.progress is False or single is not None) else None
     worker: Classifier | Describer
     if args.command == "classify":
-        options = validated(ClassifyOptions, _fields(args, ClassifyOptions), what="classify")
+        options = validated(ClassifyOptions, given(args, ClassifyOptions), what="classify")
         worker = Classifier(_taxonomy(args), options, settings=settings, examples=args.examples)
     else:
-        copy = validated(CopyOptions, _fields(args, CopyOptions), what="describe")
+        copy = validated(CopyOptions, given(args, CopyOptions), what="describe")
         worker = Describer(copy, settings=settings)
     count = errors = 0
     spent = Usage()
@@ -837,6 +743,18 @@ async def _run(args: argparse.Namespace) -> int:
 
 #: the batch ran and wrote every record, but every item (or more than --max-error-rate) failed
 EXIT_FAILED_ITEMS = 3
+
+
+async def _explain(args: argparse.Namespace) -> int:
+    """Print the plan (strategy, embedder, trust, calibration, LLM) and classify nothing."""
+    options = validated(ClassifyOptions, given(args, ClassifyOptions), what="classify")
+    worker = Classifier(_taxonomy(args), options, settings=_settings(args), examples=args.examples)
+    try:
+        plan = await worker.aplan()
+    finally:
+        await worker.aclose()
+    print(plan.explain())
+    return 0
 
 
 def _spent(usage: Usage, price_in: float | None, price_out: float | None) -> str:
@@ -987,7 +905,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(arguments)
     _configure_logging(args.verbose, args.quiet)
     if args.quiet and hasattr(args, "no_progress"):
-        args.no_progress = True
+        args.progress = False
     try:
         if args.command == "serve":
             return _serve(args, extra)

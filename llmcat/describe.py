@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .backends import Backend
 from .columns import Columns
@@ -39,11 +39,15 @@ from .listing import (
 )
 from .modelfiles import model_languages
 from .options import LANGUAGES, CopyLimits, CopyOptions, with_overrides
+from .overrides import CopyOverrides, DescriberOverrides
 from .prompts import PromptTemplate
 from .runner import Item, ItemRunner, ProductLike, error_record, item_id
 from .settings import Settings
-from .tables import COPY_COLUMNS, frame_records, with_results
+from .tables import COPY_COLUMNS, FrameT, frame_records, with_results
 from .types import Description, Finding, Product, Usage
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 __all__ = ["Describer"]
 log = logging.getLogger(__name__)
@@ -64,7 +68,7 @@ class Describer:
         *,
         backend: Backend | str | None = None,
         settings: Settings | None = None,
-        **overrides: Any,
+        **overrides: Unpack[DescriberOverrides],
     ) -> None:
         connection, chosen = split_overrides(overrides, CopyOptions)
         self.options = with_overrides(options or CopyOptions(), chosen, what="describe")
@@ -82,12 +86,12 @@ class Describer:
         """The version of the style template with the describer's own options."""
         return self.template.version
 
-    def job(self, **overrides: Any) -> CopyJob:
+    def job(self, **overrides: Unpack[CopyOverrides]) -> CopyJob:
         """The per-product work with these option overrides (ConfigError for bad ones)."""
         options = with_overrides(self.options, overrides, what="describe")
         return CopyJob(self.engine, options, template_for(options))
 
-    def compose(self, product: ProductLike, **options: Any) -> Description:
+    def compose(self, product: ProductLike, **options: Unpack[CopyOverrides]) -> Description:
         """Composed copy for one product, without a model call: the copy baseline, and what
         ``fallback="compose"`` returns (keyword options as for ``describe``)."""
         job = self.job(**options)
@@ -105,12 +109,14 @@ class Describer:
 
     # -- one product, a stream, a list; blocking twins ----------------------------------------
 
-    async def adescribe(self, product: ProductLike, **options: Any) -> Description:
+    async def adescribe(
+        self, product: ProductLike, **options: Unpack[CopyOverrides]
+    ) -> Description:
         """Copy for one product; failures come back as a Description with ``error`` set.
         Keyword arguments override fields of ``CopyOptions`` for this call."""
         return await self.runner.one(product, self.job(**options))
 
-    def describe(self, product: ProductLike, **options: Any) -> Description:
+    def describe(self, product: ProductLike, **options: Unpack[CopyOverrides]) -> Description:
         """Blocking ``adescribe``; takes the same keyword options."""
         return self.runner.blocking(self.adescribe(product, **options))
 
@@ -120,7 +126,7 @@ class Describer:
         *,
         progress: bool | None = None,
         start: int = 0,
-        **options: Any,
+        **options: Unpack[CopyOverrides],
     ) -> AsyncIterator[Description]:
         """One Description per input, in order, with bounded concurrency (``start`` as for
         ``Classifier.aiter_classify``)."""
@@ -128,27 +134,35 @@ class Describer:
         return self.runner.stream(products, job, label="describe", progress=progress, start=start)
 
     async def adescribe_many(
-        self, products: Iterable[Item], *, progress: bool | None = None, **options: Any
+        self,
+        products: Iterable[Item],
+        *,
+        progress: bool | None = None,
+        **options: Unpack[CopyOverrides],
     ) -> list[Description]:
         """Copy for every product; one result (or error record) per input, in order."""
         job = self.job(**options)
         return await self.runner.collect(products, job, label="describe", progress=progress)
 
     def describe_many(
-        self, products: Iterable[Item], *, progress: bool | None = None, **options: Any
+        self,
+        products: Iterable[Item],
+        *,
+        progress: bool | None = None,
+        **options: Unpack[CopyOverrides],
     ) -> list[Description]:
         """Blocking ``adescribe_many``."""
         return self.runner.blocking(self.adescribe_many(products, progress=progress, **options))
 
     def describe_frame(
         self,
-        frame: Any,
+        frame: FrameT,
         *,
         prefix: str = "",
         progress: bool | None = None,
         columns: Columns | None = None,
-        **options: Any,
-    ) -> Any:
+        **options: Unpack[CopyOverrides],
+    ) -> FrameT:
         """A copy of the pandas DataFrame ``frame`` with the copy of each row in new columns
         (``copy_title``, ``copy_bullets``, ``copy_body``, ``copy_flagged``, ``copy_findings``, ``copy_source``,
         ``error``; each named ``prefix + name``), same index and order. ``columns``: as in

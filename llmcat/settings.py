@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 from urllib.parse import urlparse
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from .errors import ConfigError
-from .options import RetryOptions
+from .options import CLI_FLAG, RUN_FLAG, Flag, RetryOptions, yes_no
 from .redact import redact, register_secret
 
 ENV_BASE_URL = "LLMCAT_BASE_URL"
@@ -25,36 +25,40 @@ class Settings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    backend: str | None = Field(
+    backend: Annotated[str | None, Flag()] = Field(
         default=None,
         description="Backend name: 'openai', 'local', 'vllm' (in process) or 'fake'. Default: 'openai' when a base URL "
         "is configured, else 'local'. Env: LLMCAT_BACKEND.",
     )
-    base_url: str | None = Field(
+    base_url: Annotated[str | None, Flag()] = Field(
         default=None,
         description="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1. Env: LLMCAT_BASE_URL.",
     )
-    model: str | None = Field(
+    model: Annotated[str | None, Flag()] = Field(
         default=None,
         description="Model id on the server, a .gguf path for 'local', a Hugging Face folder or id "
         "for 'vllm'. Env: LLMCAT_MODEL. "
         "For a server that serves one model (vLLM) it may be left out.",
     )
-    api_key: str | None = Field(
+    api_key: Annotated[str | None, RUN_FLAG] = Field(
         default=None, description="API key. Env: LLMCAT_API_KEY, then OPENAI_API_KEY."
     )
-    structured_output: Literal["auto", "vllm", "vllm-guided", "openai", "none"] = Field(
+    structured_output: Annotated[
+        Literal["auto", "vllm", "vllm-guided", "openai", "none"], RUN_FLAG
+    ] = Field(
         default="auto",
         description="How the server takes output constraints; 'auto' detects it once per URL.",
     )
-    timeout: float = Field(
+    timeout: Annotated[float, RUN_FLAG] = Field(
         default=60.0, gt=0, allow_inf_nan=False, description="Seconds allowed for one model call."
     )
-    concurrency: int | None = Field(
+    concurrency: Annotated[int | None, RUN_FLAG] = Field(
         default=None, ge=1, description="Requests in flight in a batch; default per backend."
     )
-    cache: bool = Field(default=True, description="Cache successful model calls on disk.")
-    cache_dir: Path | None = Field(
+    cache: Annotated[bool, Flag()] = Field(
+        default=True, description="Cache successful model calls on disk."
+    )
+    cache_dir: Annotated[Path | None, RUN_FLAG] = Field(
         default=None,
         description="Cache folder. Env: LLMCAT_CACHE_DIR; default: the platform cache dir.",
     )
@@ -62,33 +66,35 @@ class Settings(BaseModel):
         default_factory=RetryOptions,
         description="The transport retry policy (attempts, backoff); see RetryOptions.",
     )
-    progress: bool | None = Field(
+    progress: Annotated[bool | None, CLI_FLAG] = Field(
         default=None, description="Show a progress bar; default: when stderr is a terminal."
     )
-    batch_export: Path | None = Field(
+    batch_export: Annotated[Path | None, Flag(frozenset({"cli"}), metavar="FILE")] = Field(
         default=None,
         description="Write the requests of the run to this file in the OpenAI Batch JSONL "
         "format instead of sending them (placeholder answers, never cached); openai backend.",
     )
-    batch_import: Path | None = Field(
+    batch_import: Annotated[Path | None, Flag(frozenset({"cli"}), metavar="FILE")] = Field(
         default=None,
         description="Answer the requests of the run from this batch result file (OpenAI Batch "
         "API or vLLM run_batch output) instead of sending them; openai backend.",
     )
-    dry_run: bool = Field(
+    dry_run: Annotated[bool, CLI_FLAG] = Field(
         default=False,
         description="Render and count every request (the model's tokenizer where the backend has "
         "one, else an estimate) and answer it with a placeholder: nothing is sent or cached "
         "(llmcat.backends.dryrun).",
     )
 
-    images: Literal["auto", "never", "require"] = Field(
+    images: Annotated[Literal["auto", "never", "require"], RUN_FLAG] = Field(
         default="auto",
         description="Product images (image_urls) shown to the model: 'auto' when it takes "
         "images (a server that refuses them gets the request again without, once), 'never', "
         "or 'require' (an error when the model or a product has none).",
     )
-    vision: bool | None = Field(
+    vision: Annotated[
+        bool | None, Flag(frozenset({"cli", "evals"}), metavar="yes|no", parse=yes_no)
+    ] = Field(
         default=None,
         description="Whether the model takes images; default: detected (embedded llama.cpp "
         "model: no; in-process vLLM: its model config; a server: tried).",
@@ -98,10 +104,10 @@ class Settings(BaseModel):
         description="Folders local image files may be read from; a path outside them is "
         "refused (the CLI adds the --input file's folder).",
     )
-    max_image_bytes: int = Field(
+    max_image_bytes: Annotated[int, RUN_FLAG] = Field(
         default=20_000_000, ge=1, description="Largest image file or data URI accepted."
     )
-    max_image_side: int = Field(
+    max_image_side: Annotated[int, RUN_FLAG] = Field(
         default=1024,
         ge=64,
         description="Local images with a longer side are scaled down to it (needs Pillow: "

@@ -15,15 +15,20 @@ examples (the examples learners and fitted trust use them) and, without ``labels
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import BaseModel
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d
 
 from .classify import Classifier
+from .flags import flagged
+from .options import ClassifyOptions
 from .settings import Settings
 from .taxonomy import Taxonomy
 from .types import Product
@@ -35,43 +40,40 @@ class LLMCategoryClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[mis
     """llmcat's ``Classifier`` as a scikit-learn classifier.
 
     ``labels`` (a list) or ``taxonomy`` (a ``Taxonomy`` or file path) fix the categories; without
-    them the categories are the classes of y. The other parameters are llmcat's own options
-    (``ClassifyOptions``: ``strategy``, ``knn_k``, ``few_shot``, ``review_threshold``, ...) and
-    the model's settings (``backend``, ``base_url``, ``model``, ``embedding_model``, ``cache``),
-    so ``GridSearchCV`` can search them. ``use_examples=False`` ignores y apart from the classes
-    (zero-shot).
+    them the categories are the classes of y. The other parameters are llmcat's own options,
+    with their defaults: every ``ClassifyOptions`` field (``strategy``, ``knn_k``, ``few_shot``,
+    ``review_threshold``, ...) and the model's settings (``backend``, ``base_url``, ``model``,
+    ``cache``), so ``GridSearchCV`` can search them; they are read from the fields marked for the
+    estimator (``llmcat.options.Flag``), never restated here. ``use_examples=False`` ignores y
+    apart from the classes (zero-shot).
     """
 
     def __init__(
         self,
         labels: Sequence[str] | None = None,
-        taxonomy: Any = None,
+        taxonomy: Taxonomy | str | Path | None = None,
         *,
-        strategy: str = "auto",
-        knn_k: int = 10,
-        few_shot: int = 3,
-        fit_model_calls: int = 100,
-        review_threshold: float = 0.5,
-        embedding_model: str | None = None,
-        backend: str | None = None,
-        base_url: str | None = None,
-        model: str | None = None,
-        cache: bool = True,
         use_examples: bool = True,
+        **options: Any,
     ) -> None:
+        known = _option_defaults()
+        unknown = sorted(set(options) - set(known))
+        if unknown:
+            raise TypeError(
+                f"{type(self).__name__} got unexpected parameter(s) {', '.join(unknown)}; "
+                f"known: {', '.join(sorted(known))}"
+            )
         self.labels = labels
         self.taxonomy = taxonomy
-        self.strategy = strategy
-        self.knn_k = knn_k
-        self.few_shot = few_shot
-        self.fit_model_calls = fit_model_calls
-        self.review_threshold = review_threshold
-        self.embedding_model = embedding_model
-        self.backend = backend
-        self.base_url = base_url
-        self.model = model
-        self.cache = cache
         self.use_examples = use_examples
+        for name, default in known.items():
+            setattr(self, name, options.get(name, default))
+
+    @classmethod
+    def _get_param_names(cls) -> list[str]:
+        """scikit-learn's parameters: ``labels``, ``taxonomy``, ``use_examples`` and every
+        option field marked for the estimator (read now, so a new field is a new parameter)."""
+        return sorted(["labels", "taxonomy", "use_examples", *_option_defaults()])
 
     # -- scikit-learn API ------------------------------------------------------------------------
 
@@ -154,24 +156,13 @@ class LLMCategoryClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[mis
             if self.use_examples
             else None
         )
-        settings = Settings(
-            backend=self.backend,
-            base_url=self.base_url,
-            model=self.model,
-            cache=self.cache,
-            progress=False,
-        )
-        return Classifier(
-            tree,
-            settings=settings,
-            examples=examples,
-            strategy=self.strategy,
-            knn_k=self.knn_k,
-            few_shot=self.few_shot,
-            fit_model_calls=self.fit_model_calls,
-            review_threshold=self.review_threshold,
-            embedding_model=self.embedding_model,
-        )
+        settings = Settings(**self._values(Settings), progress=False)
+        options = ClassifyOptions(**self._values(ClassifyOptions))
+        return Classifier(tree, options, settings=settings, examples=examples)
+
+    def _values(self, model: type[BaseModel]) -> dict[str, Any]:
+        """This estimator's parameters that are fields of ``model``."""
+        return {name: getattr(self, name) for name, _, _ in flagged(model, "estimator")}
 
     # -- helpers ---------------------------------------------------------------------------------
 
@@ -194,6 +185,31 @@ class LLMCategoryClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[mis
         tags.input_tags.dict = True
         tags.non_deterministic = False
         return tags
+
+
+def _option_defaults() -> dict[str, Any]:
+    """Every option field marked for the estimator -> its default."""
+    return {
+        name: info.get_default(call_default_factory=True)
+        for model in (ClassifyOptions, Settings)
+        for name, info, _ in flagged(model, "estimator")
+    }
+
+
+def _signature() -> inspect.Signature:
+    """``__init__``'s signature with every parameter spelled out, for ``help()`` and IDEs."""
+    kw = inspect.Parameter.KEYWORD_ONLY
+    params = [
+        inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD),
+        inspect.Parameter("labels", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None),
+        inspect.Parameter("taxonomy", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None),
+        inspect.Parameter("use_examples", kw, default=True),
+        *(inspect.Parameter(n, kw, default=d) for n, d in _option_defaults().items()),
+    ]
+    return inspect.Signature(params)
+
+
+LLMCategoryClassifier.__init__.__signature__ = _signature()  # type: ignore[attr-defined]
 
 
 def _is_frame(values: Any) -> bool:

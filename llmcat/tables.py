@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, Protocol, TypeVar
 
 from pydantic import BaseModel
 
@@ -93,41 +93,61 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def frame_records(frame: Any, columns: Columns | None = None) -> list[dict[str, Any]]:
+class Frame(Protocol):
+    """What llmcat uses of a pandas DataFrame (pandas is an optional install)."""
+
+    @property
+    def index(self) -> Iterable[Hashable]: ...
+
+    @property
+    def columns(self) -> Iterable[Hashable]: ...
+
+    def to_dict(self, orient: Literal["records"]) -> list[dict[str, object]]: ...
+
+    def copy(self: FrameT) -> FrameT: ...
+
+
+FrameT = TypeVar("FrameT", bound=Frame)
+
+
+def frame_records(frame: Frame, columns: Columns | None = None) -> list[dict[str, Any]]:
     """A DataFrame's rows as records (``columns`` chooses them; None keeps every column);
     without an ``id`` column the index is the id."""
+    df: Any = frame  # a pandas DataFrame: pandas is not typed
     if not (hasattr(frame, "to_dict") and hasattr(frame, "index")):
-        raise ConfigError(f"expected a pandas DataFrame, got {type(frame).__name__}")
-    if frame.columns.has_duplicates:
+        raise ConfigError(f"expected a pandas DataFrame, got {type(df).__name__}")
+    if df.columns.has_duplicates:
         raise ConfigError("the DataFrame has duplicate column names")
-    records = frame.to_dict(orient="records")
+    records = df.to_dict(orient="records")
     if columns is not None:
         records = [columns.select(record) for record in records]
-    for record, index in zip(records, frame.index, strict=True):
+    for record, index in zip(records, df.index, strict=True):
         if "id" not in record:
             record["id"] = str(index)
     return list(records)
 
 
 def with_results(
-    frame: Any, results: Sequence[BaseModel], columns: Mapping[str, str], prefix: str = ""
-) -> Any:
+    frame: FrameT, results: Sequence[BaseModel], columns: Mapping[str, str], prefix: str = ""
+) -> FrameT:
     """A copy of ``frame`` with one column per entry of ``columns`` (named ``prefix + column``),
     row for row; ConfigError when a column would overwrite one of the caller's."""
+    df: Any = frame  # a pandas DataFrame: pandas is not typed
     pd = need("pandas")
     names = {prefix + c: field for c, field in columns.items()}
-    clash = sorted(set(names) & {str(c) for c in frame.columns})
+    clash = sorted(set(names) & {str(c) for c in df.columns})
     if clash:
         raise ConfigError(
             f"the DataFrame already has column(s) {', '.join(clash)}; pass prefix='llmcat_' "
             "(or another) to name the result columns apart"
         )
-    out = frame.copy()
+    out = df.copy()
     dumped = [r.model_dump(mode="json") for r in results]
     for name, field in names.items():
         values = [_cell(d, field) for d in dumped]
-        out[name] = pd.Series(values, index=frame.index, dtype=object)
-    return out
+        out[name] = pd.Series(values, index=df.index, dtype=object)
+    copied: FrameT = out
+    return copied
 
 
 def _cell(record: Mapping[str, Any], field: str) -> Any:

@@ -97,6 +97,11 @@ class Classification(BaseModel):
         description="Fused strategies: each expert's distribution over the candidates (ids).",
     )
     trust: str = Field(default="", description="How the experts were weighted, when fused.")
+    plan: str = Field(
+        default="",
+        description="The classifier's plan in one line: strategy, embedder, trust source, "
+        "whether the LLM was asked (Classifier.plan explains it).",
+    )
     usage: Usage = Field(default_factory=Usage)
     images_used: bool = Field(
         default=False, description="True when the model was sent the product's images."

@@ -18,12 +18,16 @@ import time
 from pathlib import Path
 
 from llmcat import Classifier, Settings, Taxonomy
+from llmcat.flags import add_flags, given
 from llmcat.options import ClassifyOptions
 
 from . import scaling
 from .flipkart import load_flipkart
 from .paths import flipkart_csv
 from .suites import ClassificationRecord, Gold, stratified
+
+#: the classifier's options bench takes
+BENCH_OPTIONS = ("strategy", "beam", "embedding_batch")
 
 
 def run_bench(args: argparse.Namespace) -> int:
@@ -39,34 +43,15 @@ def run_bench(args: argparse.Namespace) -> int:
     ]
     products = [r.product for r in stratified(records, args.n)]
     if args.raw or args.ray_workers:
-        settings = Settings(
-            backend=args.backend,
-            base_url=args.base_url,
-            model=args.model,
-            concurrency=args.concurrency,
-            progress=False,
-        )
-        options = ClassifyOptions(
-            strategy=args.strategy, beam=args.beam, embedding_batch=args.embedding_batch
-        )
+        settings = Settings(**given(args, Settings), progress=False)
+        options = ClassifyOptions(**given(args, ClassifyOptions))
         if args.raw:
             return scaling.run_raw(taxonomy, products, options, settings, args.rounds)
         return scaling.run_ray_workers(taxonomy, products, options, settings, args.ray_workers)
     with tempfile.TemporaryDirectory() as cache_dir:
-        settings = Settings(
-            backend=args.backend,
-            base_url=args.base_url,
-            model=args.model,
-            cache_dir=Path(cache_dir),
-            concurrency=args.concurrency,
-            progress=False,
-        )
+        settings = Settings(**given(args, Settings), cache_dir=Path(cache_dir), progress=False)
         clf = Classifier(
-            taxonomy,
-            settings=settings,
-            strategy=args.strategy,
-            beam=args.beam,
-            embedding_batch=args.embedding_batch,
+            taxonomy, ClassifyOptions(**given(args, ClassifyOptions)), settings=settings
         )
         clf.classify("warm-up: load the model and embed the taxonomy")
         for label in ("cold", "cached"):
@@ -109,23 +94,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         "--depth", type=int, default=1, help="depth of the Flipkart tree used as taxonomy"
     )
     p.add_argument("--taxonomy", type=Path, help="a taxonomy file instead (Google, Shopify, paths)")
-    from .cli import strategy_option
-
-    strategy_option(p)
-    p.add_argument("--beam", type=int, default=ClassifyOptions.model_fields["beam"].default)
+    add_flags(p, ClassifyOptions, "evals", only=BENCH_OPTIONS)
+    add_flags(p, Settings, "evals", only=("backend", "base_url", "model", "concurrency"))
     p.add_argument(
         "--data", help="Flipkart-format CSV (default ../shared/datasets/flipkart_1050.csv)"
     )
-    p.add_argument(
-        "--embedding-batch",
-        type=int,
-        default=ClassifyOptions.model_fields["embedding_batch"].default,
-        help="product texts embedded per call (1: one by one)",
-    )
-    p.add_argument("--backend")
-    p.add_argument("--base-url")
-    p.add_argument("--model")
-    p.add_argument("--concurrency", type=int)
     p.add_argument(
         "--labels-out", type=Path, help="write the cold run's answers here (JSONL: id, path)"
     )

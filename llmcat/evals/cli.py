@@ -18,10 +18,12 @@ import sys
 from pathlib import Path
 from typing import Any, NoReturn
 
-from llmcat import Backend, strategies
+from llmcat import Backend
 from llmcat.errors import BackendError, ConfigError, LlmcatError
-from llmcat.options import ClassifyOptions
+from llmcat.flags import add_flags, given
+from llmcat.options import ClassifyOptions, validated
 from llmcat.redact import redact
+from llmcat.settings import Settings
 
 from . import bench, calibrate, catalogue, curve, fit, recheck
 from . import metrics as M
@@ -71,17 +73,6 @@ def _gate_options(p: argparse.ArgumentParser) -> None:
     )
 
 
-def strategy_option(p: argparse.ArgumentParser) -> None:
-    """``--strategy`` with the registered strategies and the library's default."""
-    field = ClassifyOptions.model_fields["strategy"]
-    p.add_argument(
-        "--strategy",
-        default=field.default,
-        choices=["auto", *strategies.names()],
-        help=f"{field.description} (default: {field.default})",
-    )
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description="llmcat's regression harness")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -98,20 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="a JSONL classification file or a Flipkart-format CSV instead of a suite",
     )
     run.add_argument("--task", choices=["all", "classify", "describe"], default="all")
-    run.add_argument("--backend")
-    run.add_argument("--base-url")
-    run.add_argument("--model")
-    strategy_option(run)
     run.add_argument(
         "--limit", type=int, help="first N records (Flipkart: N records stratified by top level)"
     )
-    run.add_argument(
-        "--calibration",
-        metavar="contextual|FILE",
-        help="'contextual', or a temperature file from 'python -m evals calibrate'",
-    )
-    run.add_argument("--concurrency", type=int)
-    run.add_argument("--no-cache", action="store_true")
     run.add_argument(
         "--no-embedding-baseline",
         action="store_true",
@@ -119,16 +99,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--seed", type=int, default=0)
     run.add_argument(
-        "--trust", help="'auto', or a file from 'python -m evals fit' (fused strategies)"
-    )
-    run.add_argument(
-        "--embedding-model",
-        help="the embedder of embedding strategies and the baseline: 'hashing' (lexical, no "
-        "model), a sentence-transformers name or folder, or a server's model with --base-url "
-        "(default: the bundled MiniLM)",
-    )
-    run.add_argument(
-        "--examples", type=Path, help="labelled products for --strategy knn (any example format)"
+        "--examples",
+        type=Path,
+        help="labelled products (any example format): auto fuses every expert with weights "
+        "fitted on them; knn and supervised learn from them alone",
     )
     run.add_argument(
         "--example-split",
@@ -144,6 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="fail (exit 1) on a significant regression against this baseline",
     )
     _gate_options(run)
+    add_flags(run.add_argument_group("classification"), ClassifyOptions, "evals")
+    add_flags(run.add_argument_group("model"), Settings, "evals")
 
     compare = sub.add_parser("compare", help="compare two runs on their common items (B against A)")
     compare.add_argument("run_a", type=Path)
@@ -201,20 +177,13 @@ def cmd_run(args: argparse.Namespace, backend: Backend | None) -> int:
     options = RunOptions(
         suite=args.suite,
         task=args.task,
-        backend=args.backend,
-        base_url=args.base_url,
-        model=args.model,
-        strategy=args.strategy,
         limit=args.limit,
-        concurrency=args.concurrency,
-        cache=not args.no_cache,
         seed=args.seed,
         embedding_baseline=not args.no_embedding_baseline,
-        calibration=args.calibration,
         examples=args.examples,
         example_split=args.example_split,
-        trust=args.trust,
-        embedding_model=args.embedding_model,
+        classify=validated(ClassifyOptions, given(args, ClassifyOptions), what="run"),
+        settings=validated(Settings, {**given(args, Settings), "progress": False}, what="run"),
     )
     run, samples = run_blocking(suite, options, backend)
     result = gate(

@@ -48,22 +48,18 @@ PACKAGES = (
 
 @dataclass
 class RunOptions:
+    """What a run is: the suite and how it is cut, and the library's own options as they are
+    (``classify``: ``ClassifyOptions``; ``settings``: ``Settings``), never restated here."""
+
     suite: str = "golden"
     task: str = "all"  # all | classify | describe
-    backend: str | None = None
-    base_url: str | None = None
-    model: str | None = None
-    strategy: str = ClassifyOptions.model_fields["strategy"].default
     limit: int | None = None
-    concurrency: int | None = None
-    cache: bool = True
     seed: int = 0
     embedding_baseline: bool = True
-    calibration: str | None = None
-    examples: Path | None = None  # labelled products for knn (a file in any example format)
+    examples: Path | None = None  # labelled products (a file in any example format)
     example_split: float | None = None  # or: this share of the suite becomes the examples
-    trust: str | None = None  # a trust file for fused strategies (None: 'auto')
-    embedding_model: str | None = None  # None: the bundled MiniLM ('hashing': lexical, no model)
+    classify: ClassifyOptions = field(default_factory=ClassifyOptions)
+    settings: Settings = field(default_factory=lambda: Settings(progress=False))
     limits: CopyLimits = field(default_factory=CopyLimits)
 
 
@@ -97,17 +93,6 @@ async def _timed(
     return out, time.perf_counter() - start
 
 
-def _settings(options: RunOptions) -> Settings:
-    return Settings(
-        backend=options.backend,
-        base_url=options.base_url,
-        model=options.model,
-        concurrency=options.concurrency,
-        cache=options.cache,
-        progress=False,
-    )
-
-
 async def run_classification(
     suite: Suite,
     options: RunOptions,
@@ -117,16 +102,17 @@ async def run_classification(
     embedder: Any = None,
     examples: Any = None,
 ) -> tuple[list[dict[str, Any]], dict[str, Any], Classifier]:
+    chosen = options.classify
     clf = Classifier(
         suite.taxonomy,
+        chosen,
         backend=backend,
-        settings=_settings(options),
+        settings=options.settings,
         strategy=strategy,
         embedder=embedder,
-        calibration=options.calibration if strategy != "embedding" else None,
+        calibration=chosen.calibration if strategy != "embedding" else None,
         examples=examples,
-        trust=options.trust or "auto",
-        embedding_model=options.embedding_model if embedder is None else None,
+        embedding_model=chosen.embedding_model if embedder is None else None,
     )
     results, wall = await _timed(
         lambda r: clf.aclassify(r.product), suite.classify, clf.runner.concurrency
@@ -159,6 +145,7 @@ async def run_classification(
         (s["output"]["model"] for s in samples if s["output"]["model"]), clf.backend.model
     )
     block["prompt_version"] = clf.prompt_version
+    block["plan"] = (await clf.aplan()).as_dict()
     # How fused experts were weighted (the same for every item of a run), for the summary.
     block["trust"] = next((s["output"]["trust"] for s in samples if s["output"].get("trust")), "")
     return samples, block, clf
@@ -167,7 +154,7 @@ async def run_classification(
 async def run_description(
     suite: Suite, options: RunOptions, *, backend: Backend | None = None
 ) -> tuple[list[dict[str, Any]], dict[str, Any], Describer]:
-    describer = Describer(backend=backend, settings=_settings(options))
+    describer = Describer(backend=backend, settings=options.settings)
     lim = options.limits
 
     async def one(record: DescriptionRecord) -> Description:
@@ -264,14 +251,14 @@ async def run_suite(
         examples = [(r.product, r.gold.path) for r in pool]
     if options.task in ("all", "classify") and suite.classify:
         cls_samples, block, clf = await run_classification(
-            suite, options, strategy=options.strategy, backend=backend, examples=examples
+            suite, options, strategy=options.classify.strategy, backend=backend, examples=examples
         )
         samples += cls_samples
         metrics.update({k: v for k, v in block.items()})
         templates["classify"] = clf.prompt_version
         backend_name = clf.backend.name
         if options.embedding_baseline and clf.strategy != "embedding":
-            usable = options.embedding_model is not None or local_embedder_available()
+            usable = options.classify.embedding_model is not None or local_embedder_available()
             embedder = None if usable else HashingEmbedder()
             base_samples, base_block, base_clf = await run_classification(
                 suite, options, strategy="embedding", backend=backend, embedder=embedder
@@ -306,7 +293,7 @@ async def run_suite(
             "backend": backend_name,
             "model": metrics.get("model") or metrics.get("description", {}).get("model", ""),
             "strategy": metrics.get("strategy", ""),
-            "calibration": options.calibration,
+            "calibration": _named(options.classify.calibration),
             "templates": templates,
             "dataset_sha256": suite.dataset_sha256,
             "taxonomy_version": suite.taxonomy.version,
@@ -314,13 +301,20 @@ async def run_suite(
             "seed": options.seed,
             "examples": str(options.examples) if options.examples else None,
             "example_split": options.example_split,
-            "trust": options.trust,
-            "embedding_model": options.embedding_model,
+            "trust": None if options.classify.trust == "auto" else _named(options.classify.trust),
+            "embedding_model": options.classify.embedding_model,
             "limit": options.limit,
             "task": options.task,
         },
     }
     return run, samples
+
+
+def _named(choice: object) -> str | None:
+    """An option that may be a path or a fitted object, as the manifest records it."""
+    if choice is None or isinstance(choice, (str, Path)):
+        return None if choice is None else str(choice)
+    return type(choice).__name__
 
 
 def _node_id(suite: Suite, path: Sequence[str]) -> str | None:

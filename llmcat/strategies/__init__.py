@@ -6,11 +6,9 @@
 - ``embedding``: the nearest leaf by embedding alone, no LLM: the baseline every report shows.
 - ``knn``, ``supervised``: learn from labelled examples, no LLM (``experts.py`` holds the experts
   that learn from examples, and the cross-validation that fits their trust).
-- ``auto`` is not a strategy but a rule (``resolve``): with examples and an embedder,
-  ``shortlist`` (every expert fused, the weights measured on the examples by cross-validation);
-  else ``flat`` up to ``FLAT_AUTO_LIMIT`` leaves, else ``shortlist`` when an embedder is
-  available, else ``hierarchical``. (``Classifier`` makes the lexical embedder available when a
-  fit ships for the model over it: measured better than its hierarchical walk.)
+- ``auto`` is not a strategy but a rule, decided with every other choice in one place:
+  ``plan.decide`` (the strategy, the embedder, the trust of fused experts, the calibration,
+  whether the LLM is asked; ``Classifier.plan`` shows it, with the reasons).
 
 A new strategy is one module here with a ``Strategy`` subclass decorated by ``@register``: every
 module of this package is imported when the registry is first read, so the class is then a
@@ -19,18 +17,14 @@ module of this package is imported when the registry is first read, so the class
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import pkgutil
 from typing import TypeVar
 
 from ..errors import ConfigError
-from ..options import ClassifyOptions
-from ..taxonomy import Taxonomy
 
 S = TypeVar("S", bound="type[Strategy]")
-
-#: ``auto`` uses ``flat`` up to this many leaves.
-FLAT_AUTO_LIMIT = 50
 
 _REGISTRY: dict[str, type[Strategy]] = {}
 _discovered = False
@@ -63,47 +57,30 @@ def get(name: str) -> type[Strategy]:
     try:
         return _REGISTRY[name]
     except KeyError:
+        close = difflib.get_close_matches(name, ["auto", *names()], n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
         raise ConfigError(
-            f"unknown strategy {name!r}; use auto or one of {', '.join(names())}"
+            f"unknown strategy {name!r}; {hint}use auto or one of {', '.join(names())}"
         ) from None
-
-
-def resolve(
-    name: str,
-    taxonomy: Taxonomy,
-    options: ClassifyOptions,
-    *,
-    embedder_available: bool,
-    has_examples: bool = False,
-) -> type[Strategy]:
-    """The strategy class for ``name`` (``auto`` decided by the rule above), checked against
-    the taxonomy and options."""
-    if name == "auto":
-        if has_examples and embedder_available:
-            name = "shortlist"
-        elif len(taxonomy.leaves()) <= FLAT_AUTO_LIMIT:
-            name = "flat"
-        else:
-            name = "shortlist" if embedder_available else "hierarchical"
-    cls = get(name)
-    cls.check(taxonomy, options)
-    return cls
 
 
 from .base import Outcome, Strategy, StrategyContext, settle  # noqa: E402 - after register
 from .choice import Choice, ChoiceStrategy, ConstrainedChoice  # noqa: E402
+from .plan import FLAT_AUTO_LIMIT, Facts, Plan, decide  # noqa: E402
 
 __all__ = [
     "FLAT_AUTO_LIMIT",
     "Choice",
     "ChoiceStrategy",
     "ConstrainedChoice",
+    "Facts",
     "Outcome",
+    "Plan",
     "Strategy",
     "StrategyContext",
+    "decide",
     "get",
     "names",
     "register",
-    "resolve",
     "settle",
 ]

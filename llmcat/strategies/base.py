@@ -6,7 +6,7 @@ from __future__ import annotations
 import abc
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -19,10 +19,12 @@ from ..embeddings import (
 )
 from ..engine import Engine
 from ..examples import Example, ExampleIndex
+from ..once import AsyncOnce
 from ..options import ClassifyOptions
 from ..taxonomy import Category, Taxonomy
-from ..trust import NEUTRAL, TrustFit, neutral, shipped_fit
+from ..trust import shipped_fit
 from ..types import Product, Usage
+from .plan import Facts, Plan, complete
 
 
 @dataclass
@@ -51,8 +53,15 @@ class StrategyContext:
         engine: Engine,
         embedder: Embedder | None = None,
         examples: Sequence[Example] = (),
+        *,
+        plan: Plan,
+        facts: Facts,
     ) -> None:
         self.taxonomy = taxonomy
+        #: decided by the Classifier; final once ``final_plan`` has run
+        self.plan = plan
+        self.facts = facts
+        self._final: AsyncOnce[Plan] = AsyncOnce()
         self.options = options
         self.engine = engine
         self.leaves = taxonomy.leaves()
@@ -60,7 +69,6 @@ class StrategyContext:
         #: items in flight together (the worker sets it from its runner)
         self.concurrency = engine.concurrency
         self._example_index: ExampleIndex | None = None
-        self._trust: dict[tuple[str, str], TrustFit] = {}
         self._embedder = embedder
         self._batching: BatchingEmbedder | None = None
         self._index: CategoryIndex | None = None
@@ -71,7 +79,7 @@ class StrategyContext:
             s = self.engine.settings
             embedder = default_embedder(
                 base_url=s.base_url,
-                embedding_model=self.options.embedding_model,
+                embedding_model=self.plan.embedding_model,
                 api_key=s.api_key,
                 retry=s.retry,
             )
@@ -104,32 +112,29 @@ class StrategyContext:
         s = self.engine.settings
         return s.cache_dir / name if s.cache and s.cache_dir is not None else None
 
-    def trust(self, model: str, prompt_version: str, experts: Sequence[str]) -> TrustFit:
-        """The weights of the experts: the ``trust`` option, else a shipped fit for this model,
-        template and embedder, else neutral weights (known once the model is)."""
-        key = (model, prompt_version)
-        if key not in self._trust:
-            chosen = self.options.trust
-            if isinstance(chosen, TrustFit):
-                fit = chosen
-            elif chosen == NEUTRAL:
-                fit = neutral(experts)
-            elif isinstance(chosen, (str, Path)) and chosen != "auto":
-                fit = TrustFit.load(chosen)
-            else:
-                found = shipped_fit(model, prompt_version, self.embedder().name)
-                fit = found if found is not None else neutral(experts)
-                if found is None:
-                    _say_once(
-                        key,
-                        f"llmcat: no trust fit for model {model!r} (template {prompt_version}, "
-                        f"embedder {self.embedder().name}): its experts are weighted equally. "
-                        "Fit the weights on a couple of hundred labelled products: "
-                        "python -m evals run --strategy shortlist --trust neutral ... --out RUN; "
-                        "python -m evals fit RUN --out trust.json; then trust='trust.json'",
-                    )
-            self._trust[key] = fit
-        return self._trust[key]
+    async def final_plan(self) -> Plan:
+        """The plan with the model known: a server that names its model is asked once (its
+        ``prepare``), then the trust is decided for that model. Every strategy reads its
+        weights here."""
+        return await self._final.get(self._complete)
+
+    async def _complete(self) -> Plan:
+        if self.plan.provisional:
+            await self.engine.backend.prepare()
+            facts = replace(self.facts, model=self.engine.backend.model)
+            self.plan = complete(self.plan, self.options, facts, shipped_fit)
+        trust = self.plan.trust
+        if self.plan.trust_source == "neutral" and self.options.trust == "auto":
+            _say_once(
+                (self.plan.model, self.facts.prompt_version),
+                f"llmcat: no trust fit for model {self.plan.model!r} (template "
+                f"{self.facts.prompt_version}, embedder {self.plan.embedder}): its experts are "
+                "weighted equally. Fit the weights on a couple of hundred labelled products: "
+                "python -m evals run --strategy shortlist --trust neutral ... --out RUN; "
+                "python -m evals fit RUN --out trust.json; then trust='trust.json'",
+            )
+        assert trust is not None or not self.plan.fused
+        return self.plan
 
     def example_index(self) -> ExampleIndex:
         """The labelled examples' embeddings (computed once, cached on disk)."""
@@ -157,7 +162,7 @@ class StrategyContext:
         }
         return {name: matrix for name, matrix in built.items() if matrix is not None}
 
-    def adopt_indexes(self, indexes: dict[str, Any]) -> None:
+    def adopt_indexes(self, indexes: Mapping[str, Any]) -> None:
         """Use matrices from ``built_indexes`` of a context with the same taxonomy, examples and
         embedder."""
         if "categories" in indexes:
@@ -191,6 +196,8 @@ class Strategy(abc.ABC):
     summary: ClassVar[str] = ""
     #: whether it asks the LLM; one that does not is not held to the backend's concurrency
     uses_model: ClassVar[bool] = True
+    #: whether it embeds products (the plan names its embedder)
+    uses_embedder: ClassVar[bool] = False
 
     def __init__(self, context: StrategyContext) -> None:
         self.context = context
@@ -198,6 +205,11 @@ class Strategy(abc.ABC):
     @classmethod  # noqa: B027 - an optional hook, empty on purpose
     def check(cls, taxonomy: Taxonomy, options: ClassifyOptions) -> None:
         """Raise ConfigError when this strategy cannot serve ``taxonomy`` with ``options``."""
+
+    @classmethod
+    def for_plan(cls, plan: Plan) -> type[Strategy]:
+        """The class that carries out ``plan`` (a variant of this one, e.g. fused)."""
+        return cls
 
     @property
     @abc.abstractmethod

@@ -6,13 +6,14 @@ from __future__ import annotations
 from ..distributions import similarity_distribution
 from ..types import Product, Usage
 from . import register
-from .base import Outcome, Strategy, settle
+from .base import Outcome, Strategy
 
 
 @register
 class Embedding(Strategy):
     name = "embedding"
     uses_model = False
+    uses_embedder = True
     summary = "the nearest leaf by embedding alone, no LLM (the baseline)"
 
     @property
@@ -22,11 +23,10 @@ class Embedding(Strategy):
     async def run(self, product: Product) -> Outcome:
         context = self.context
         nearest = await context.nearest_leaves(product, context.options.shortlist_k)
-        outcome = Outcome(
+        return Outcome(
             category=context.taxonomy.get(nearest[0][0]),
             distribution=similarity_distribution(nearest),
             usage=Usage(),
             cached=False,
             model=context.embedder().name,
         )
-        return settle(outcome, context.taxonomy, context.options.min_confidence)

@@ -34,7 +34,7 @@ from ..once import AsyncOnce
 from ..supervised import DEFAULT_C, SupervisedHead, data_digest
 from ..trust import FitItem, TrustFit, fit_weights, mean_nll
 from ..types import Product, Usage
-from .base import Outcome, Strategy, StrategyContext, settle
+from .base import Outcome, Strategy, StrategyContext
 
 #: Examples scored when trust is fitted on them (a seeded sample beyond that).
 FIT_EXAMPLES = 2000
@@ -63,6 +63,7 @@ class LearnedStrategy(Strategy):
     """A strategy that learns from the examples alone (no LLM): ``knn``, ``supervised``."""
 
     uses_model = False
+    uses_embedder = True
 
     def __init__(self, context: StrategyContext) -> None:
         super().__init__(context)
@@ -144,14 +145,13 @@ class ExampleExperts:
         context = self.context
         top = np.argsort(-row, kind="stable")[:KEPT]
         distribution = {self.ids[i]: float(row[i]) for i in top if row[i] > 0}
-        outcome = Outcome(
+        return Outcome(
             category=context.taxonomy.get(self.ids[int(top[0])]),
             distribution=distribution,
             usage=Usage(),
             cached=False,
             model=context.embedder().name,
         )
-        return settle(outcome, context.taxonomy, context.options.min_confidence)
 
     def _knn(self, queries: Any, examples: Any, sims: Any, exclude: Sequence[int] | None) -> Any:
         import numpy as np

@@ -6,7 +6,7 @@ from ..options import ClassifyOptions
 from ..taxonomy import Taxonomy
 from ..types import Product
 from . import register
-from .base import Outcome, settle
+from .base import Outcome
 from .choice import ChoiceStrategy, check_choice_size
 
 
@@ -25,7 +25,6 @@ class Flat(ChoiceStrategy):
 
     async def run(self, product: Product) -> Outcome:
         choice = await self.chooser.choose(product, self.context.leaves)
-        outcome = Outcome(
+        return Outcome(
             choice.category, choice.distribution, choice.usage, choice.cached, choice.model
         )
-        return settle(outcome, self.context.taxonomy, self.context.options.min_confidence)

@@ -1,12 +1,15 @@
 """``shortlist``: embed the product and every leaf path (cached on disk), offer the
-``shortlist_k`` nearest leaves in one constrained choice, and with ``fuse_embedding`` pool the
-model's distribution with the embedding similarity, each weighted by its fitted trust
-(``llmcat.trust``; all weights 1, the plain product of experts, when nothing was fitted).
+``shortlist_k`` nearest leaves in one constrained choice.
+
+``FusedShortlist`` (``shortlist`` with ``fuse_embedding``, the default) also pools the model's
+distribution with the embedding similarity, each weighted by the trust the plan names
+(``llmcat.trust``; all weights 1, the plain product of experts, when nothing was fitted). A
+weight of 0 for the model means it is not asked at all.
 
 With examples the shortlist is the union of the nearest leaves, the categories the nearest
 examples vote for and the supervised head's best (``experts.ExampleExperts.pooled``), and the
-kNN and supervised experts join the pool. Unless ``trust`` says otherwise, the weights are then
-fitted on the examples by cross-validation (at most ``fit_model_calls`` of them asked of the
+kNN and supervised experts join the pool. With the plan's trust source ``examples`` the weights
+are fitted on the examples by cross-validation (at most ``fit_model_calls`` of them asked of the
 LLM), once per set of examples, model and template (cached).
 """
 
@@ -18,17 +21,13 @@ from ..distributions import similarity_distribution
 from ..once import AsyncOnce
 from ..options import ClassifyOptions
 from ..taxonomy import Taxonomy
-from ..trust import NEUTRAL, TrustFit, neutral
+from ..trust import TrustFit, neutral
 from ..types import Product, Usage
 from . import register
-from .base import Outcome, StrategyContext, settle
+from .base import Outcome, Strategy, StrategyContext
 from .choice import Choice, ChoiceStrategy, check_choice_size
 from .experts import ExampleExperts, examples_digest, fit_on_examples
-
-#: the experts this strategy fuses
-EXPERTS = ("llm", "embedding")
-#: and with examples
-EXAMPLE_EXPERTS = ("llm", "embedding", "knn", "supervised")
+from .plan import EXAMPLE_EXPERTS, Plan
 
 log = logging.getLogger("llmcat")
 
@@ -44,11 +43,11 @@ def answer_distribution(choice: Choice) -> dict[str, float]:
 class Shortlist(ChoiceStrategy):
     name = "shortlist"
     summary = "the k nearest leaves by embedding, then one constrained choice among them"
+    uses_embedder = True
 
-    def __init__(self, context: StrategyContext) -> None:
-        super().__init__(context)
-        self.experts = ExampleExperts(context) if context.examples else None
-        self._example_trust: AsyncOnce[TrustFit] = AsyncOnce()
+    @classmethod
+    def for_plan(cls, plan: Plan) -> type[Strategy]:
+        return FusedShortlist if plan.fused else cls
 
     @classmethod
     def check(cls, taxonomy: Taxonomy, options: ClassifyOptions) -> None:
@@ -59,29 +58,36 @@ class Shortlist(ChoiceStrategy):
 
     async def run(self, product: Product) -> Outcome:
         context = self.context
-        if self.experts is not None and context.options.fuse_embedding:
-            return await self._with_examples(product, self.experts)
         nearest = await context.nearest_leaves(product, context.options.shortlist_k)
-        if context.options.fuse_embedding:
-            # A fit that gives the model no weight: its answer could not change anything, so it
-            # is not asked (the embedded SmolLM2's shipped fit does this).
-            await context.engine.backend.prepare()
-            trust = context.trust(context.engine.backend.model, self.prompt_version, EXPERTS)
-            if trust.weights.get("llm", 1.0) == 0.0:
-                return self._fused({"embedding": similarity_distribution(nearest)}, trust)
-        candidates = [context.taxonomy.get(cid) for cid, _ in nearest]
-        choice = await self.chooser.choose(product, candidates)
+        choice = await self.chooser.choose(product, [context.taxonomy.get(c) for c, _ in nearest])
+        return Outcome(
+            choice.category, choice.distribution, choice.usage, choice.cached, choice.model
+        )
+
+
+class FusedShortlist(Shortlist):
+    """``shortlist`` with ``fuse_embedding``: the model's answer is one expert among others."""
+
+    def __init__(self, context: StrategyContext) -> None:
+        super().__init__(context)
+        self.experts = ExampleExperts(context) if context.examples else None
+        self._example_trust: AsyncOnce[TrustFit] = AsyncOnce()
+
+    async def run(self, product: Product) -> Outcome:
+        context = self.context
+        plan = await context.final_plan()
+        if self.experts is not None:
+            return await self._with_examples(product, self.experts)
+        assert plan.trust is not None
+        nearest = await context.nearest_leaves(product, context.options.shortlist_k)
+        experts = {"embedding": similarity_distribution(nearest)}
+        if not plan.asks_llm:
+            return self._fused(experts, plan.trust)
+        choice = await self.chooser.choose(product, [context.taxonomy.get(c) for c, _ in nearest])
         outcome = Outcome(
             choice.category, choice.distribution, choice.usage, choice.cached, choice.model
         )
-        if context.options.fuse_embedding:
-            experts = {
-                "llm": answer_distribution(choice),
-                "embedding": similarity_distribution(nearest),
-            }
-            trust = context.trust(choice.model, self.prompt_version, EXPERTS)
-            return self._fused(experts, trust, outcome)
-        return settle(outcome, context.taxonomy, context.options.min_confidence)
+        return self._fused({"llm": answer_distribution(choice), **experts}, plan.trust, outcome)
 
     async def _with_examples(self, product: Product, experts: ExampleExperts) -> Outcome:
         query = await self.context.embed_product(product)
@@ -109,23 +115,22 @@ class Shortlist(ChoiceStrategy):
             )
         outcome.distribution, outcome.experts, outcome.trust = fused, experts, trust.describe()
         outcome.category = context.taxonomy.get(max(fused, key=fused.__getitem__))
-        return settle(outcome, context.taxonomy, context.options.min_confidence)
+        return outcome
 
     async def _fit_example_trust(self) -> TrustFit:
-        """The weights with examples: the ``trust`` option as given, else fitted on them."""
+        """The weights with examples: the plan's, or with its source ``examples`` fitted on
+        them starting from the plan's (a shipped fit, or neutral)."""
         context, experts = self.context, self.experts
         assert experts is not None
-        await context.engine.backend.prepare()
-        model = context.engine.backend.model
-        chosen = context.options.trust
-        if chosen == NEUTRAL:
-            return neutral(EXAMPLE_EXPERTS)
-        base = context.trust(model, self.prompt_version, EXPERTS)
-        if chosen != "auto":
-            return base  # the caller's fit (a file or a TrustFit), as given
+        plan = await context.final_plan()
+        base = plan.trust
+        assert base is not None
+        if plan.trust_source != "examples":
+            return base  # the caller's fit, or neutral weights, as given
+        model = plan.model
         # A model already measured at weight 0 for this template is not asked again.
-        ask = base.weights.get("llm", 1.0) > 0.0 and context.options.fit_model_calls > 0
-        budget = context.options.fit_model_calls if ask else 0
+        ask = plan.fit_model_calls > 0
+        budget = plan.fit_model_calls
         digest = examples_digest(context, model, self.prompt_version, str(budget))
         folder = context.cache_folder("fits")
         file = folder / f"{digest}.json" if folder is not None else None

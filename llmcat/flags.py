@@ -1,0 +1,97 @@
+"""Command-line flags and estimator parameters generated from option fields, so adding an
+option is one field (``options.py`` or ``settings.py``) marked with ``Flag``.
+
+- ``add_flags(parser, model, "cli")``: one argparse flag per field marked for that surface, its
+  type, choices, default and help read from the field;
+- ``given(args, model)``: the parsed values of those fields, for ``model(**...)``;
+- ``flagged(model, surface)``: the marked fields (the scikit-learn estimator's parameters).
+"""
+
+from __future__ import annotations
+
+import argparse
+import types
+import typing
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Literal, get_args, get_origin
+
+from pydantic import BaseModel
+from pydantic.fields import FieldInfo
+
+from .options import Flag, Surface
+
+
+def flagged(model: type[BaseModel], surface: Surface) -> Iterator[tuple[str, FieldInfo, Flag]]:
+    """Every field of ``model`` marked with a ``Flag`` for ``surface``, in field order."""
+    for name, info in model.model_fields.items():
+        for mark in info.metadata:
+            if isinstance(mark, Flag) and surface in mark.surfaces:
+                yield name, info, mark
+
+
+def add_flags(
+    parser: argparse.ArgumentParser | argparse._ArgumentGroup,
+    model: type[BaseModel],
+    surface: Surface,
+    *,
+    only: tuple[str, ...] | None = None,
+    skip: tuple[str, ...] = (),
+) -> None:
+    """One flag per field of ``model`` marked for ``surface`` (of ``only``, except ``skip``)."""
+    for name, info, mark in flagged(model, surface):
+        if name not in skip and (only is None or name in only):
+            parser.add_argument(*_names(name, mark), **_argparse_kwargs(name, info, mark))
+
+
+def given(args: argparse.Namespace, model: type[BaseModel]) -> dict[str, Any]:
+    """The parsed arguments that are fields of ``model``."""
+    values = vars(args)
+    return {
+        name: values[name]
+        for name, info in model.model_fields.items()
+        # None from a flag that was not given (a list flag) leaves the field's own default.
+        if name in values
+        and not (values[name] is None and info.get_default(call_default_factory=True) is not None)
+    }
+
+
+def _names(name: str, mark: Flag) -> tuple[str, ...]:
+    return mark.names or (f"--{name.replace('_', '-')}",)
+
+
+def _argparse_kwargs(name: str, info: FieldInfo, mark: Flag) -> dict[str, Any]:
+    default = info.get_default(call_default_factory=True)
+    kwargs: dict[str, Any] = {"dest": name, "default": default}
+    help_text = info.description or ""
+    base = _unwrapped(info.annotation)
+    if base is bool and mark.parse is None:
+        # Off by default: the flag turns it on; on by default: --no-NAME turns it off.
+        kwargs["action"] = "store_true" if default is False else argparse.BooleanOptionalAction
+    elif get_origin(base) is list:
+        kwargs.update(action="append", default=None)  # None: nothing given, the field's default
+        kwargs["type"] = mark.parse or str
+    else:
+        kwargs["type"] = mark.parse or (base if base in (int, float, Path) else str)
+        if get_origin(base) is Literal and mark.parse is None:
+            kwargs["choices"] = [c for c in get_args(base) if c is not None]
+    if mark.metavar:
+        kwargs["metavar"] = mark.metavar
+    if default not in (None, [], False) and kwargs.get("action") is None:
+        help_text += f" (default: {default})"
+    elif default is True:
+        help_text += " (default: yes)"
+    kwargs["help"] = help_text.replace("%", "%%")
+    return kwargs
+
+
+def _unwrapped(annotation: Any) -> Any:
+    """``X`` from ``X | None``; other annotations as they are. A union of several types
+    (``trust``, ``calibration``) is taken as text: the model converts it."""
+    if get_origin(annotation) in (typing.Union, types.UnionType):
+        members = [a for a in get_args(annotation) if a is not type(None)]
+        return members[0] if len(members) == 1 else str
+    return annotation
+
+
+__all__ = ["add_flags", "flagged", "given"]

@@ -1,0 +1,294 @@
+"""The plan of a ``Classifier``: every decision ``auto`` makes, made once, in one place, with
+the reason for each.
+
+- the **strategy** (``auto``: with examples and an embedder ``shortlist``, else ``flat`` up to
+  ``FLAT_AUTO_LIMIT`` leaves, else ``shortlist`` with an embedder, else ``hierarchical``);
+- the **embedder** (the caller's, ``embedding_model``, the bundled MiniLM, or the lexical one
+  when no neural embedder is installed and a fit ships for the model over it);
+- where the **trust** of fused experts comes from (``given``, ``neutral``, ``shipped``, or
+  fitted on the ``examples`` at first use) and its weights;
+- the **calibration**;
+- whether the **LLM** is asked, and the budget of model calls spent fitting on examples.
+
+``decide`` is pure: it takes ``Facts`` (what the install, taxonomy, examples and model are) and a
+lookup of shipped fits. ``Classifier.plan`` and ``llmcat classify --explain`` show the result;
+results carry its one-line ``summary``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+from ..calibration import TemperatureScaling
+from ..options import ClassifyOptions
+from ..trust import NEUTRAL, TrustFit, neutral
+
+#: ``auto`` uses ``flat`` up to this many leaves.
+FLAT_AUTO_LIMIT = 50
+#: the experts the fused shortlist pools, and with examples
+EXPERTS = ("llm", "embedding")
+EXAMPLE_EXPERTS = ("llm", "embedding", "knn", "supervised")
+
+TrustSource = Literal["given", "neutral", "shipped", "examples", "none"]
+#: (model, template version, embedder) -> a fit shipped for exactly them, or None
+ShippedFits = Callable[[str, str, str], TrustFit | None]
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What the plan is decided from."""
+
+    leaves: int
+    examples: int
+    #: the embedder strategies would use (its ``name``), None when none is installed or named
+    embedder: str | None
+    #: where that embedder comes from, for people (the caller's, a named model, the bundled one)
+    embedder_origin: str
+    #: the lexical embedder's name, used when a fit ships for the model over it
+    lexical: str
+    #: the backend's model; "" until a server names it (then the plan is provisional)
+    model: str
+    #: the version of the choice template (what shipped fits are keyed by)
+    prompt_version: str
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a ``Classifier`` does, and why (``reasons``: one line per decision)."""
+
+    strategy: str
+    fused: bool
+    #: the embedder's name; None when the strategy uses none
+    embedder: str | None
+    #: the ``embedding_model`` the context creates its embedder from
+    embedding_model: str | None
+    trust_source: TrustSource
+    #: the weights in force; with ``examples`` the base the fit on examples starts from
+    trust: TrustFit | None
+    calibration: str
+    #: whether the LLM is asked per product
+    asks_llm: bool
+    #: model calls at most spent fitting trust on the examples (0: none)
+    fit_model_calls: int
+    model: str
+    reasons: dict[str, str] = field(default_factory=dict)
+    #: True until the model is known (a server that names it at the first call)
+    provisional: bool = False
+
+    def summary(self) -> str:
+        """One line: what results carry in ``plan``."""
+        parts = [self.strategy + (" (fused)" if self.fused else "")]
+        if self.embedder:
+            parts.append(f"embedder {self.embedder}")
+        if self.trust_source != "none":
+            name = f" {self.trust.name}" if self.trust is not None and self.trust.name else ""
+            parts.append(
+                f"trust {self.trust_source}{name if self.trust_source != 'neutral' else ''}"
+            )
+        if self.calibration != "none":
+            parts.append(f"calibration {self.calibration}")
+        parts.append("LLM asked" if self.asks_llm else "LLM not asked")
+        return " · ".join(parts)
+
+    def explain(self) -> str:
+        """Several lines for people: each decision with its reason."""
+        weights = (
+            " ".join(f"{k}={v:.2f}" for k, v in sorted(self.trust.weights.items()))
+            if self.trust is not None
+            else ""
+        )
+        rows = [
+            ("strategy", self.strategy + (" (fused experts)" if self.fused else "")),
+            ("embedder", self.embedder or "none"),
+            ("trust", self._trust_line(weights)),
+            ("calibration", self.calibration),
+            ("model", self.model or "(named by the server at the first call)"),
+            ("llm", "asked" if self.asks_llm else "not asked"),
+        ]
+        if self.fit_model_calls:
+            rows.append(("budget", f"at most {self.fit_model_calls} model calls to fit trust"))
+        lines = []
+        for key, value in rows:
+            lines.append(f"{key + ':':13}{value}")
+            if key in self.reasons:
+                lines.append(f"{'':13}why: {self.reasons[key]}")
+        return "\n".join(lines)
+
+    def _trust_line(self, weights: str) -> str:
+        if self.trust_source == "none":
+            return "none (no experts are fused)"
+        name = self.trust.name if self.trust is not None else ""
+        named = f" {name}" if name and name != NEUTRAL else ""
+        return f"{self.trust_source}{named}: {weights}"
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready: for eval manifests and ``--explain --output``."""
+        return {
+            "strategy": self.strategy,
+            "fused": self.fused,
+            "embedder": self.embedder,
+            "trust_source": self.trust_source,
+            "trust": self.trust.describe() if self.trust is not None else None,
+            "calibration": self.calibration,
+            "asks_llm": self.asks_llm,
+            "fit_model_calls": self.fit_model_calls,
+            "model": self.model,
+            "reasons": dict(self.reasons),
+            "summary": self.summary(),
+        }
+
+
+def decide(
+    name: str,
+    options: ClassifyOptions,
+    facts: Facts,
+    shipped: ShippedFits,
+    *,
+    uses_model: Callable[[str], bool],
+    uses_embedder: Callable[[str], bool],
+) -> Plan:
+    """The plan for ``strategy=name`` with these options and facts (see the module docstring)."""
+    reasons: dict[str, str] = {}
+    embedder, embedding_model = facts.embedder, options.embedding_model
+    if (
+        embedder is None
+        and name == "auto"
+        and facts.model
+        and shipped(facts.model, facts.prompt_version, facts.lexical) is not None
+    ):
+        embedder, embedding_model = facts.lexical, "hashing"
+        reasons["embedder"] = (
+            "no neural embedder is installed, and a fit ships for this model over the lexical "
+            "one: measured better than the hierarchical walk"
+        )
+    strategy = _strategy(name, facts, embedder is not None, reasons)
+    if not uses_embedder(strategy):
+        embedder = None
+        reasons.setdefault("embedder", f"{strategy} does not embed")
+    elif "embedder" not in reasons:
+        reasons["embedder"] = facts.embedder_origin
+    fused = strategy == "shortlist" and options.fuse_embedding
+    plan = Plan(
+        strategy=strategy,
+        fused=fused,
+        embedder=embedder,
+        embedding_model=embedding_model,
+        trust_source="none",
+        trust=None,
+        calibration=_calibration(options.calibration),
+        asks_llm=uses_model(strategy),
+        fit_model_calls=0,
+        model=facts.model,
+        reasons=reasons,
+        provisional=not facts.model,
+    )
+    if not plan.asks_llm:
+        reasons["llm"] = f"{strategy} never asks the model"
+    if fused:
+        plan = _trust(plan, options, facts, shipped)
+    return plan
+
+
+def complete(plan: Plan, options: ClassifyOptions, facts: Facts, shipped: ShippedFits) -> Plan:
+    """A provisional plan once the server has named the model: only the trust (and whether
+    that mutes the LLM) can change; the strategy and embedder stay as decided."""
+    done = replace(plan, model=facts.model, provisional=False)
+    return _trust(done, options, facts, shipped) if plan.fused else done
+
+
+def _strategy(name: str, facts: Facts, has_embedder: bool, reasons: dict[str, str]) -> str:
+    if name != "auto":
+        reasons["strategy"] = "chosen by the caller"
+        return name
+    if facts.examples and has_embedder:
+        reasons["strategy"] = f"auto: {facts.examples} examples and an embedder"
+        return "shortlist"
+    if facts.leaves <= FLAT_AUTO_LIMIT:
+        reasons["strategy"] = f"auto: {facts.leaves} leaves, at most {FLAT_AUTO_LIMIT}"
+        return "flat"
+    if has_embedder:
+        reasons["strategy"] = f"auto: {facts.leaves} leaves and an embedder"
+        return "shortlist"
+    reasons["strategy"] = (
+        f"auto: {facts.leaves} leaves and no embedder (pip install 'llmcat[embed]')"
+    )
+    return "hierarchical"
+
+
+def _calibration(calibration: object) -> str:
+    if calibration is None:
+        return "none"
+    if calibration == "contextual":
+        return "contextual (the label prior of a content-free input divided out)"
+    if isinstance(calibration, TemperatureScaling):
+        return f"temperature {calibration.temperature:.3g}"
+    return str(calibration)
+
+
+def _trust(plan: Plan, options: ClassifyOptions, facts: Facts, shipped: ShippedFits) -> Plan:
+    """Where the fused experts' weights come from, and whether that mutes the LLM."""
+    reasons = dict(plan.reasons)
+    chosen = options.trust
+    experts = EXAMPLE_EXPERTS if facts.examples else EXPERTS
+    found = shipped(facts.model, facts.prompt_version, plan.embedder or "") if facts.model else None
+    source: TrustSource
+    if isinstance(chosen, TrustFit):
+        source, fit = "given", chosen
+        reasons["trust"] = f"given: {chosen.name or 'a TrustFit'}"
+    elif chosen == NEUTRAL:
+        source, fit = "neutral", neutral(experts)
+        reasons["trust"] = "trust='neutral': every expert weighs 1"
+    elif facts.examples:
+        source = "examples"
+        fit = found if found is not None else neutral(EXPERTS)
+        reasons["trust"] = (
+            f"fitted on the {facts.examples} examples by cross-validation at first use, from "
+            + (f"the shipped fit {found.name}" if found is not None else "neutral weights")
+        )
+    elif found is not None:
+        source, fit = "shipped", found
+        reasons["trust"] = (
+            f"a fit ships for model {facts.model}, template {facts.prompt_version}, "
+            f"embedder {plan.embedder}"
+        )
+    else:
+        source, fit = "neutral", neutral(experts)
+        reasons["trust"] = (
+            f"no fit ships for model {facts.model or '(not known yet)'}, template "
+            f"{facts.prompt_version}, embedder {plan.embedder}: experts weigh 1 "
+            "(python -m evals fit)"
+        )
+    muted = fit.weights.get("llm", 1.0) == 0.0
+    budget = 0
+    if source == "examples" and not muted:
+        budget = options.fit_model_calls
+    asks = not muted
+    if muted:
+        reasons["llm"] = "the trust fit gives the model weight 0: its answer could not count"
+    elif source == "examples":
+        reasons["llm"] = "asked per product unless the fit on the examples gives it weight 0" + (
+            f"; at most {budget} examples asked while fitting" if budget else ""
+        )
+    return replace(
+        plan,
+        trust_source=source,
+        trust=fit,
+        asks_llm=asks,
+        fit_model_calls=budget,
+        reasons=reasons,
+    )
+
+
+__all__ = [
+    "EXAMPLE_EXPERTS",
+    "EXPERTS",
+    "FLAT_AUTO_LIMIT",
+    "Facts",
+    "Plan",
+    "ShippedFits",
+    "TrustSource",
+    "complete",
+    "decide",
+]
