@@ -26,7 +26,7 @@ from .examples import ExampleSource, load_examples
 from .options import CalibrationChoice, ClassifyOptions, with_overrides
 from .overrides import ClassifierOverrides
 from .prompts import PromptTemplate
-from .runner import Item, ItemRunner, ProductLike, error_record
+from .runner import Item, ItemRunner, ProductLike, Worker, error_record
 from .settings import Settings
 from .strategies import Outcome, Strategy, StrategyContext, settle
 from .tables import CLASSIFICATION_COLUMNS, FrameT, frame_records, with_results
@@ -45,16 +45,17 @@ __all__ = ["Classifier", "load_calibration"]
 EMBEDDING_CONCURRENCY = 64
 
 
-class Classifier:
+class Classifier(Worker):
     """Classify products into a taxonomy.
 
-    ``taxonomy`` is a ``Taxonomy`` or a list of labels. ``examples`` are labelled products for
-    the ``knn`` strategy (see ``llmcat.examples.load_examples``). ``options`` is a
-    ``ClassifyOptions``;
+    ``taxonomy`` is a ``Taxonomy`` or a list of labels. ``examples`` are labelled products
+    (``llmcat.examples.load_examples``): ``auto`` then fuses every expert with weights fitted on
+    them, ``knn`` and ``supervised`` learn from them alone. ``options`` is a ``ClassifyOptions``;
     keyword arguments name its fields (``strategy="hierarchical", beam=3``) or those of
     ``Settings`` (``base_url=``, ``model=``, ``api_key=``, ``cache=``, ``concurrency=``...). The
     backend comes from ``backend`` (an instance or a name), else from the settings, else from
-    ``LLMCAT_*`` environment variables, else the embedded local model.
+    ``LLMCAT_*`` environment variables, else the embedded local model. What it decided, and why,
+    is ``plan``.
     """
 
     def __init__(
@@ -82,7 +83,7 @@ class Classifier:
             self.options = self.options.model_copy(
                 update={"trust": TrustFit.load(self.options.trust)}
             )
-        self.engine = Engine(backend=backend, settings=settings, overrides=connection)
+        self._engine = Engine(backend=backend, settings=settings, overrides=connection)
         labelled = load_examples(examples, self.taxonomy) if examples is not None else []
         self.facts = self._facts(embedder, len(labelled))
         self._plan = strategies.decide(
@@ -99,7 +100,7 @@ class Classifier:
         self.context = StrategyContext(
             self.taxonomy,
             self.options,
-            self.engine,
+            self._engine,
             embedder,
             examples=labelled,
             plan=self._plan,
@@ -107,13 +108,13 @@ class Classifier:
         )
         self.strategy: str = strategy_class.name
         self._strategy: Strategy = strategy_class(self.context)
-        self.runner = ItemRunner(
-            self.engine,
+        self._runner = ItemRunner(
+            self._engine,
             release=[self.context.release_loop_resources],
             # Without model calls the work is embedding lookups: batch them, whatever backend.
             concurrency=None if strategy_class.uses_model else EMBEDDING_CONCURRENCY,
         )
-        self.context.concurrency = self.runner.concurrency
+        self.context.concurrency = self._runner.concurrency
         if self.scaling is not None and self.scaling.strategy not in (None, self.strategy):
             raise ConfigError(
                 f"the calibration was fitted for the {self.scaling.strategy!r} strategy, this "
@@ -128,7 +129,7 @@ class Classifier:
             or self.options.embedding_model is not None
             or local_embedder_available()
         )
-        s = self.engine.settings
+        s = self._engine.settings
         name = (
             embedder
             or default_embedder(
@@ -153,7 +154,7 @@ class Classifier:
             embedder=name if available else None,
             embedder_origin=origin,
             lexical=HashingEmbedder().name,
-            model=self.engine.backend.model,
+            model=self._engine.backend.model,
             prompt_version=template.version,
         )
 
@@ -162,16 +163,11 @@ class Classifier:
         """What this classifier does and why: strategy, embedder, trust, calibration, whether
         the LLM is asked (``Plan.explain()`` for people). With a server that names its model at
         the first call, asking for the plan asks the server (see ``aplan``)."""
-        return self.runner.blocking(self.aplan())
+        return self._runner.blocking(self.aplan())
 
     async def aplan(self) -> strategies.Plan:
         """The final plan (the model known)."""
         return await self.context.final_plan()
-
-    @property
-    def backend(self) -> Backend:
-        """The backend that answers this classifier's model calls."""
-        return self.engine.backend
 
     @property
     def prompt_version(self) -> str:
@@ -202,18 +198,18 @@ class Classifier:
 
     async def aclassify(self, product: ProductLike) -> Classification:
         """Classify one product; failures come back as a result with ``error`` set."""
-        return await self.runner.one(product, self)
+        return await self._runner.one(product, self)
 
     def classify(self, product: ProductLike) -> Classification:
         """Blocking ``aclassify``."""
-        return self.runner.blocking(self.aclassify(product))
+        return self._runner.blocking(self.aclassify(product))
 
     def aiter_classify(
         self, products: Iterable[Item], *, progress: bool | None = None, start: int = 0
     ) -> AsyncIterator[Classification]:
         """One Classification per input, in input order, with bounded concurrency. ``start``:
         the position of the first product (ids default to positions), for a resumed batch."""
-        return self.runner.stream(
+        return self._runner.stream(
             products, self, label=f"classify ({self.strategy})", progress=progress, start=start
         )
 
@@ -221,7 +217,7 @@ class Classifier:
         self, products: Iterable[Item], *, progress: bool | None = None
     ) -> list[Classification]:
         """Classify every product; one result (or error record) per input, in order."""
-        return await self.runner.collect(
+        return await self._runner.collect(
             products, self, label=f"classify ({self.strategy})", progress=progress
         )
 
@@ -229,7 +225,7 @@ class Classifier:
         self, products: Iterable[Item], *, progress: bool | None = None
     ) -> list[Classification]:
         """Blocking ``aclassify_many``."""
-        return self.runner.blocking(self.aclassify_many(products, progress=progress))
+        return self._runner.blocking(self.aclassify_many(products, progress=progress))
 
     def classify_frame(
         self,
@@ -246,10 +242,6 @@ class Classifier:
         which reach the prompt as attributes (default: every column, as given)."""
         results = self.classify_many(frame_records(frame, columns), progress=progress)
         return with_results(frame, results, CLASSIFICATION_COLUMNS, prefix)
-
-    async def aclose(self) -> None:
-        """Close the backend's connections, the embedder's and the cache."""
-        await self.runner.aclose()
 
     # -- the Job the runner calls ---------------------------------------------------------------
 

@@ -442,7 +442,7 @@ def _run_identity(args: argparse.Namespace, worker: Classifier | Describer) -> d
     and prompt (and strategy and taxonomy), the settings that change an answer, the examples."""
     identity: dict[str, Any] = {"command": args.command, **_identity(worker)}
     identity.update(worker.options.model_dump(mode="json", fallback=lambda v: type(v).__name__))
-    identity["structured_output"] = worker.engine.settings.structured_output
+    identity["structured_output"] = worker.settings.structured_output
     identity["columns"] = args.columns
     identity["attributes"] = args.attributes
     examples = getattr(args, "examples", None)
@@ -633,7 +633,7 @@ async def _run(args: argparse.Namespace) -> int:
     duplicates: list[str] = []
     reviewer: ReviewWriter | None = None
     try:
-        await worker.engine.prepare()  # a wrong key, URL or model: one error, nothing written
+        await worker.prepare()  # a wrong key, URL or model: one error, nothing written
         start = 0
         if review_out is not None:
             reviewer = ReviewWriter(review_out)
@@ -703,16 +703,10 @@ async def _run(args: argparse.Namespace) -> int:
         if reviewer is not None:
             reviewer.close()
             print(f"llmcat: {reviewer.rows} results to review -> {review_out}", file=sys.stderr)
-    tally, exporter = worker.engine.dry_run, worker.engine.exporter
-    if exporter is not None:
-        print(
-            f"{exporter.exported} requests -> {exporter.path}; run them as a batch job, then the "
-            "same command with --batch-import RESULTS (answered requests are cached: an export "
-            "after an import holds only the next round)",
-            file=sys.stderr,
-        )
-    elif tally is not None:
-        print("\n".join(tally.lines(count, args.price_in, args.price_out)))
+    report = worker.dry_run_report(count, args.price_in, args.price_out)
+    if report is not None:
+        # The export's note is a message; a dry run's counts are the command's output.
+        print(report, file=sys.stderr if args.batch_export else sys.stdout)
     elif single is None:
         where = f" -> {args.output}" if args.output is not None else ""
         more = errors - ERROR_LINES_SHOWN

@@ -11,6 +11,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .types import Usage
+
 
 class Message(BaseModel):
     """One chat message."""
@@ -108,6 +110,10 @@ class Completion(BaseModel):
     text: str
     model: str = ""
     finish_reason: str | None = None
+    images_sent: bool = Field(
+        default=False,
+        description="Whether the product's images went with the request (set by the Engine).",
+    )
     prompt_tokens: int = 0
     completion_tokens: int = 0
     logprobs: list[TokenLogprob] | None = None
@@ -119,3 +125,13 @@ class Completion(BaseModel):
         ),
     )
     cached: bool = False
+
+
+def usage_of(completion: Completion) -> Usage:
+    """The tokens of one completion; a cache hit costs no call."""
+    return Usage(
+        prompt_tokens=completion.prompt_tokens,
+        completion_tokens=completion.completion_tokens,
+        calls=0 if completion.cached else 1,
+        with_images=int(completion.images_sent),
+    )

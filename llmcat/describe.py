@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from .backends import Backend
 from .columns import Columns
-from .completions import Completion, CompletionRequest, JsonConstraint, Sampling
+from .completions import Completion, CompletionRequest, JsonConstraint, Sampling, usage_of
 from .composed import compose_copy
 from .degenerate import attributes_to_mention, body_floor, degenerate_findings
 from .engine import Engine, split_overrides
@@ -41,7 +41,7 @@ from .modelfiles import model_languages
 from .options import LANGUAGES, CopyLimits, CopyOptions, with_overrides
 from .overrides import CopyOverrides, DescriberOverrides
 from .prompts import PromptTemplate
-from .runner import Item, ItemRunner, ProductLike, error_record, item_id
+from .runner import Item, ItemRunner, ProductLike, Worker, error_record, item_id
 from .settings import Settings
 from .tables import COPY_COLUMNS, FrameT, frame_records, with_results
 from .types import Description, Finding, Product, Usage
@@ -53,7 +53,7 @@ __all__ = ["Describer"]
 log = logging.getLogger(__name__)
 
 
-class Describer:
+class Describer(Worker):
     """Write listing copy for products.
 
     ``options`` is a ``CopyOptions``; keyword arguments name its fields (``style="seo"``,
@@ -72,14 +72,9 @@ class Describer:
     ) -> None:
         connection, chosen = split_overrides(overrides, CopyOptions)
         self.options = with_overrides(options or CopyOptions(), chosen, what="describe")
-        self.engine = Engine(backend=backend, settings=settings, overrides=connection)
-        self.runner = ItemRunner(self.engine)
+        self._engine = Engine(backend=backend, settings=settings, overrides=connection)
+        self._runner = ItemRunner(self._engine)
         self.template = template_for(self.options)  # a missing style fails here, not per item
-
-    @property
-    def backend(self) -> Backend:
-        """The backend that answers this describer's model calls."""
-        return self.engine.backend
 
     @property
     def prompt_version(self) -> str:
@@ -89,7 +84,7 @@ class Describer:
     def job(self, **overrides: Unpack[CopyOverrides]) -> CopyJob:
         """The per-product work with these option overrides (ConfigError for bad ones)."""
         options = with_overrides(self.options, overrides, what="describe")
-        return CopyJob(self.engine, options, template_for(options))
+        return CopyJob(self._engine, options, template_for(options))
 
     def compose(self, product: ProductLike, **options: Unpack[CopyOverrides]) -> Description:
         """Composed copy for one product, without a model call: the copy baseline, and what
@@ -114,11 +109,11 @@ class Describer:
     ) -> Description:
         """Copy for one product; failures come back as a Description with ``error`` set.
         Keyword arguments override fields of ``CopyOptions`` for this call."""
-        return await self.runner.one(product, self.job(**options))
+        return await self._runner.one(product, self.job(**options))
 
     def describe(self, product: ProductLike, **options: Unpack[CopyOverrides]) -> Description:
         """Blocking ``adescribe``; takes the same keyword options."""
-        return self.runner.blocking(self.adescribe(product, **options))
+        return self._runner.blocking(self.adescribe(product, **options))
 
     def aiter_describe(
         self,
@@ -131,7 +126,7 @@ class Describer:
         """One Description per input, in order, with bounded concurrency (``start`` as for
         ``Classifier.aiter_classify``)."""
         job = self.job(**options)
-        return self.runner.stream(products, job, label="describe", progress=progress, start=start)
+        return self._runner.stream(products, job, label="describe", progress=progress, start=start)
 
     async def adescribe_many(
         self,
@@ -142,7 +137,7 @@ class Describer:
     ) -> list[Description]:
         """Copy for every product; one result (or error record) per input, in order."""
         job = self.job(**options)
-        return await self.runner.collect(products, job, label="describe", progress=progress)
+        return await self._runner.collect(products, job, label="describe", progress=progress)
 
     def describe_many(
         self,
@@ -152,7 +147,7 @@ class Describer:
         **options: Unpack[CopyOverrides],
     ) -> list[Description]:
         """Blocking ``adescribe_many``."""
-        return self.runner.blocking(self.adescribe_many(products, progress=progress, **options))
+        return self._runner.blocking(self.adescribe_many(products, progress=progress, **options))
 
     def describe_frame(
         self,
@@ -170,10 +165,6 @@ class Describer:
         records = frame_records(frame, columns)
         results = self.describe_many(records, progress=progress, **options)
         return with_results(frame, results, COPY_COLUMNS, prefix)
-
-    async def aclose(self) -> None:
-        """Close the backend's connections and the cache."""
-        await self.runner.aclose()
 
 
 @lru_cache(maxsize=32)
@@ -221,11 +212,7 @@ class CopyJob:
                 self.request(product, schema, findings_text), _parses
             )
             model = completion.model or model
-            usage = usage + Usage(
-                prompt_tokens=completion.prompt_tokens,
-                completion_tokens=completion.completion_tokens,
-                calls=0 if completion.cached else 1,
-            )
+            usage = usage + usage_of(completion)
             cached = cached and completion.cached
             try:
                 candidate = parse_copy(completion.text)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Mapping
-from contextvars import ContextVar
 from typing import Any
 
 from pydantic import BaseModel
@@ -29,9 +28,6 @@ from .settings import Settings
 from .types import Product
 
 log = logging.getLogger(__name__)
-
-#: Per item (set by ``ItemRunner``): one entry per model call that was sent the item's images.
-IMAGES_USED: ContextVar[list[bool] | None] = ContextVar("llmcat_images_used", default=None)
 
 
 class Engine:
@@ -60,29 +56,21 @@ class Engine:
                 f"images='require' but the {self.backend.name} backend's model "
                 f"({self.backend.model}) takes no images; use a vision model or images='auto'"
             )
-        self.dry_run: DryRunTally | None = None
-        self.exporter: BatchExportBackend | None = None
-        if self.settings.batch_export is not None and self.settings.batch_import is not None:
-            raise ConfigError("give --batch-export or --batch-import, not both")
-        if self.settings.batch_export is not None:
-            self.backend = self.exporter = BatchExportBackend(
-                self.backend, self.settings.batch_export
-            )
-        elif self.settings.batch_import is not None:
-            self.backend = BatchImportBackend(self.backend, self.settings.batch_import)
-        if self.settings.dry_run:
-            # Placeholder answers are never cached, and every request is counted.
-            self.backend = DryRunBackend(self.backend)
-            self.dry_run = self.backend.tally
+        self.backend, self.exporter, self.dry_run = wrapped(self.backend, self.settings)
+        if self.dry_run is not None:  # placeholder answers are never cached
             self.settings = self.settings.model_copy(update={"cache": False})
         assert self.settings.cache_dir is not None
         self.cache = ResponseCache(self.settings.cache_dir) if self.settings.cache else None
-        self.caller = ModelCaller(
+        self.caller = self._caller(store=self.exporter is None)
+
+    def _caller(self, *, store: bool) -> ModelCaller:
+        """Cache, timeout and transport retries around the outermost backend."""
+        return ModelCaller(
             self.backend,
             cache=self.cache,
             timeout=self.settings.timeout,
             retry=self.settings.retry,
-            store=self.exporter is None,
+            store=store,
         )
 
     def relay(self, mode: str) -> None:
@@ -93,13 +81,7 @@ class Engine:
         if capture and self.cache is not None:
             self.cache.close()
             self.cache = None
-        self.caller = ModelCaller(
-            self.backend,
-            cache=self.cache,
-            timeout=self.settings.timeout,
-            retry=self.settings.retry,
-            store=not capture,
-        )
+        self.caller = self._caller(store=not capture)
 
     @property
     def concurrency(self) -> int:
@@ -159,10 +141,7 @@ class Engine:
                 self.images_refused = True
                 log.warning("images are not sent to %s again: %s", self.backend.name, exc)
             else:
-                used = IMAGES_USED.get()
-                if used is not None:
-                    used.append(True)
-                return completion
+                return completion.model_copy(update={"images_sent": True})
         if request.images:
             request = request.model_copy(update={"images": []})
         return await self.caller(request, is_valid=is_valid)
@@ -172,6 +151,26 @@ class Engine:
         await self.backend.aclose()
         if self.cache is not None:
             self.cache.close()
+
+
+def wrapped(
+    backend: Backend, settings: Settings
+) -> tuple[Backend, BatchExportBackend | None, DryRunTally | None]:
+    """The model's backend in the wrappers the settings ask for, innermost first: batch export
+    or import (they replace sending), then a dry run (it counts whatever would be sent). Also
+    the exporter and the dry run's tally, for their reports."""
+    if settings.batch_export is not None and settings.batch_import is not None:
+        raise ConfigError("give --batch-export or --batch-import, not both")
+    exporter = None
+    if settings.batch_export is not None:
+        backend = exporter = BatchExportBackend(backend, settings.batch_export)
+    elif settings.batch_import is not None:
+        backend = BatchImportBackend(backend, settings.batch_import)
+    tally = None
+    if settings.dry_run:
+        backend = dry = DryRunBackend(backend)
+        tally = dry.tally
+    return backend, exporter, tally
 
 
 def split_overrides(
@@ -192,4 +191,4 @@ def split_overrides(
     return connection, chosen
 
 
-__all__ = ["IMAGES_USED", "RELAY_SLOT", "Engine", "custom_id", "split_overrides"]
+__all__ = ["RELAY_SLOT", "Engine", "custom_id", "split_overrides", "wrapped"]

@@ -237,7 +237,7 @@ def _warmed(dataset: Any, recipe: WorkerRecipe) -> WorkerRecipe:
         built = worker.built_indexes()
         return replace(recipe, indexes=ray.put(built)) if built else recipe
     finally:
-        worker.runner.blocking(worker.aclose())
+        worker.close()
 
 
 #: the columns the HTTP path carries between its stages (JSON text), dropped at the end
@@ -274,7 +274,7 @@ class RelayWorker:
         ray = need_ray()
         self.recipe, self.mode = recipe, mode
         self.worker = recipe.build()
-        self.worker.engine.relay(mode)
+        self.worker.relay(mode)
         if recipe.indexes is not None:
             self.worker.adopt_indexes(ray.get(recipe.indexes))
 
@@ -294,9 +294,7 @@ class RelayWorker:
             record.pop(REQUEST, None)
             record.pop(RESPONSE, None)
         job = _Slotted(self.worker, answers)
-        done = self.worker.runner.blocking(
-            self.worker.runner.collect(records, job, label="relay", progress=False)
-        )
+        done = self.worker.run_all(records, job, label="relay")
         if self.mode == "capture":
             first = [
                 json.dumps(slot["requests"][0]) if slot.get("requests") else None

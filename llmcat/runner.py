@@ -26,11 +26,13 @@ from typing import Any, Protocol, TextIO, TypeVar
 
 from pydantic import BaseModel
 
-from .engine import IMAGES_USED, Engine
+from .backends import Backend
+from .engine import Engine
 from .errors import ConfigError, InputError
 from .inputs import coerce_product
 from .redact import redact
-from .types import ErrorRecord, Product
+from .settings import Settings
+from .types import ErrorRecord, Product, Usage
 
 log = logging.getLogger(__name__)
 
@@ -181,18 +183,16 @@ class ItemRunner:
             product_id = product.id
             had_images = bool(product.image_urls)
             product = await self.engine.with_images(product)
-            used: list[bool] = []
-            token = IMAGES_USED.set(used)
-            try:
-                result = await job.run(product)
-            finally:
-                IMAGES_USED.reset(token)
+            result = await job.run(product)
+            usage = getattr(result, "usage", None)
             if (
                 had_images
                 and isinstance(result, BaseModel)
+                and isinstance(usage, Usage)
                 and "images_used" in type(result).model_fields
             ):
-                result = result.model_copy(update={"images_used": bool(used)})
+                # The answers say whether images went with them (``Usage.with_images``).
+                result = result.model_copy(update={"images_used": usage.with_images > 0})
             return result
         except ConfigError:
             raise  # the caller's setup is wrong for every item: stop and say so
@@ -341,3 +341,64 @@ def run_sync(coro: Coroutine[Any, Any, R]) -> R:
     if failure:
         raise failure[0]
     return result[0]
+
+
+class Worker:
+    """What ``Classifier`` and ``Describer`` share: the engine (backend, cache, caller) and the
+    item runner behind them, kept private, and the few things surfaces need of them."""
+
+    _engine: Engine
+    _runner: ItemRunner
+
+    @property
+    def backend(self) -> Backend:
+        """The backend that answers this worker's model calls."""
+        return self._engine.backend
+
+    @property
+    def settings(self) -> Settings:
+        """The settings in force (environment and defaults filled in)."""
+        return self._engine.settings
+
+    @property
+    def concurrency(self) -> int:
+        """Items in flight together in a batch."""
+        return self._runner.concurrency
+
+    async def prepare(self) -> None:
+        """Prove the setup before a batch: a wrong key, URL or model is one ConfigError here
+        rather than one error record per item."""
+        await self._engine.prepare()
+
+    def relay(self, mode: str) -> None:
+        """Send model calls through another transport (``llmcat.ray``'s HTTP path:
+        ``capture`` renders them, ``answer`` takes the answers)."""
+        self._engine.relay(mode)
+
+    def dry_run_report(
+        self, items: int, price_in: float | None = None, price_out: float | None = None
+    ) -> str | None:
+        """After a ``dry_run`` or ``batch_export`` run: what it counted or wrote (None for a
+        live run)."""
+        exporter, tally = self._engine.exporter, self._engine.dry_run
+        if exporter is not None:
+            return (
+                f"{exporter.exported} requests -> {exporter.path}; run them as a batch job, then "
+                "the same command with --batch-import RESULTS (answered requests are cached: an "
+                "export after an import holds only the next round)"
+            )
+        if tally is not None:
+            return "\n".join(tally.lines(items, price_in, price_out))
+        return None
+
+    def run_all(self, items: Iterable[Item], job: Job[R], *, label: str) -> list[R]:
+        """Blocking: ``job`` over every item, one result each, in order, no progress bar."""
+        return self._runner.blocking(self._runner.collect(items, job, label=label, progress=False))
+
+    def close(self) -> None:
+        """Blocking ``aclose``."""
+        self._runner.blocking(self.aclose())
+
+    async def aclose(self) -> None:
+        """Close the backend's connections, the embedder's and the cache."""
+        await self._runner.aclose()

@@ -39,12 +39,19 @@ class Usage(BaseModel):
     prompt_tokens: int = 0
     completion_tokens: int = 0
     calls: int = 0
+    with_images: int = Field(
+        default=0,
+        exclude=True,
+        description="Answers given with the product's images (cache hits too); results say it "
+        "as images_used, so it is not written out.",
+    )
 
     def __add__(self, other: Usage) -> Usage:
         return Usage(
             prompt_tokens=self.prompt_tokens + other.prompt_tokens,
             completion_tokens=self.completion_tokens + other.completion_tokens,
             calls=self.calls + other.calls,
+            with_images=self.with_images + other.with_images,
         )
 
     def cost(self, price_in: float | None, price_out: float | None) -> float:

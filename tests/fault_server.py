@@ -243,7 +243,7 @@ def _bench(argv: list[str]) -> int:
         clf.classify({"id": "warm", "title": "warm-up SKU-warm"})
         held: list[float] = []  # seconds each item holds its slot: all its attempts and waits
         attempts: list[float] = []
-        original_item, original_call = clf.run, clf.engine.caller._call_once
+        original_item, original_call = clf.run, clf._engine.caller._call_once
 
         async def timed_item(product: Any) -> Any:
             start = time.perf_counter()
@@ -260,7 +260,7 @@ def _bench(argv: list[str]) -> int:
                 attempts.append(time.perf_counter() - start)
 
         clf.run = timed_item  # type: ignore[method-assign]
-        clf.engine.caller._call_once = timed_call  # type: ignore[method-assign]
+        clf._engine.caller._call_once = timed_call  # type: ignore[method-assign]
         start = time.perf_counter()
         results = clf.classify_many(products)
         wall = time.perf_counter() - start

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+import llmcat
 import llmcat.strategies as strategies
 from llmcat import Classifier, ConfigError, FakeBackend, Taxonomy
 from llmcat.cli import build_parser
@@ -53,34 +54,109 @@ def test_backends_and_serve_never_import_each_other() -> None:
     assert offenders("serve", "llmcat.backends") == []
 
 
-def test_the_core_does_not_import_backends_strategies_or_the_workers() -> None:
-    core = ["completions", "prompts", "cache", "distributions", "options", "types", "taxonomy"]
-    for name in core:
-        names = imported_modules(PACKAGE)[f"llmcat/{name}.py"]
-        upward = [
-            n
-            for n in names
-            if n.split(".")[1] in ("backends", "strategies", "classify", "describe")
-        ]
+#: the core of ARCHITECTURE.md
+CORE = (
+    "completions", "options", "settings", "overrides", "types", "flags", "errors", "taxonomy",
+    "labels", "distributions", "calibration", "trust", "prompts", "listing", "columns",
+    "grounding", "degenerate", "composed", "redact", "once",
+)  # fmt: skip
+#: everything above the core and the effects
+UPPER = (
+    "backends", "strategies", "classify", "describe", "runner", "engine", "calls", "cache",
+    "ray", "sklearn", "cli", "evals", "examples", "supervised", "serve", "embeddings",
+)  # fmt: skip
+WORKERS = ("llmcat.classify", "llmcat.describe", "llmcat.ray", "llmcat.sklearn")
+SURFACES = ("llmcat.cli", "llmcat.evals")
+#: what cli.py and llmcat/evals/ may import besides the package itself (ARCHITECTURE.md)
+SURFACE_MAY_IMPORT = {
+    *CORE,
+    "classify", "describe", "ray", "sklearn", "strategies", "runner",
+    "inputs", "output", "review", "tables", "embeddings", "serve", "examples", "evals",
+}  # fmt: skip
+
+
+def test_the_core_does_not_import_upward() -> None:
+    modules = imported_modules(PACKAGE)
+    for name in CORE:
+        names = modules[f"llmcat/{name}.py"]
+        upward = [n for n in names if n.count(".") >= 1 and n.split(".")[1] in UPPER]
         assert upward == [], f"llmcat/{name}.py imports {upward}"
 
 
-def test_strategies_use_the_engine_not_a_concrete_backend() -> None:
+def test_strategies_use_the_engine_never_a_backend_worker_or_surface() -> None:
     assert offenders("strategies", "llmcat.backends") == []
-    assert offenders("strategies", "llmcat.classify") == []
+    for upper in (*WORKERS, *SURFACES):
+        assert offenders("strategies", upper) == [], upper
+
+
+def _surface_modules() -> dict[str, set[str]]:
+    modules = imported_modules(PACKAGE)
+    return {
+        m: n for m, n in modules.items() if m.startswith("llmcat/evals/") or m == "llmcat/cli.py"
+    }
 
 
 def test_the_surfaces_never_reach_a_concrete_backend_or_strategy() -> None:
-    surfaces = {m: n for m, n in imported_modules(PACKAGE).items() if m.startswith("llmcat/evals/")}
-    surfaces["llmcat/cli.py"] = imported_modules(PACKAGE)["llmcat/cli.py"]
     concrete = [
         f"{module} imports {name}"
-        for module, names in surfaces.items()
+        for module, names in _surface_modules().items()
         for name in names
-        if name.startswith(("llmcat.backends.", "llmcat.strategies."))
-        and name.split(".")[2] not in ("base", "fake")
+        if name.startswith(("llmcat.backends", "llmcat.strategies."))
     ]
     assert concrete == []
+
+
+PUBLIC = {*llmcat.__all__, "__version__"}
+
+
+def test_the_surfaces_import_only_what_the_architecture_lists() -> None:
+    beyond = sorted(
+        f"{module} imports {name}"
+        for module, names in _surface_modules().items()
+        for name in names
+        if name != "llmcat"
+        and name.split(".")[1] not in SURFACE_MAY_IMPORT
+        # ``from llmcat import X`` names X as llmcat.X: the public API, not a module
+        and not (name.count(".") == 1 and name.split(".")[1] in PUBLIC)
+    )
+    assert beyond == []
+
+
+def test_no_any_in_the_public_signatures_of_the_workers_and_eval_records() -> None:
+    """``Any`` in no annotation of Classifier's or Describer's methods, of the eval record
+    models' fields, or of the aliases they use."""
+    targets = {
+        "llmcat/classify.py": {"Classifier"},
+        "llmcat/describe.py": {"Describer"},
+        "llmcat/runner.py": {"Worker"},
+        "llmcat/evals/records.py": None,  # every model of the module
+    }
+    found = []
+    for path, classes in targets.items():
+        tree = ast.parse((PACKAGE.parent / path).read_text())
+        for cls in (n for n in tree.body if isinstance(n, ast.ClassDef)):
+            if classes is not None and cls.name not in classes:
+                continue
+            for node in ast.walk(cls):
+                annotations = []
+                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    args = node.args
+                    every = [*args.posonlyargs, *args.args, *args.kwonlyargs]
+                    every += [a for a in (args.vararg, args.kwarg) if a is not None]
+                    annotations = [a.annotation for a in every if a.annotation is not None]
+                    annotations += [node.returns] if node.returns is not None else []
+                elif isinstance(node, ast.AnnAssign):
+                    annotations = [node.annotation]
+                for annotation in annotations:
+                    if "Any" in ast.unparse(annotation):
+                        found.append(f"{path} {cls.name}: {ast.unparse(annotation)}")
+    aliases = {"llmcat/runner.py": "ProductLike", "llmcat/examples.py": "ExampleSource"}
+    for path, alias in aliases.items():
+        tree = ast.parse((PACKAGE.parent / path).read_text())
+        for node in tree.body:
+            if isinstance(node, ast.Assign) and ast.unparse(node.targets[0]) == alias:
+                assert "Any" not in ast.unparse(node.value), alias
+    assert found == []
 
 
 def test_the_import_reader_sees_a_real_import() -> None:

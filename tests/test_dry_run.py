@@ -50,10 +50,10 @@ def test_a_dry_run_counts_estimates_and_writes_nothing(
 
 def test_the_dry_run_backend_answers_every_request_with_a_placeholder() -> None:
     clf = Classifier(["Shoes", "Phones"], backend=FakeBackend(), dry_run=True, cache=True)
-    assert clf.engine.cache is None and clf.engine.dry_run is not None
+    assert clf._engine.cache is None and clf._engine.dry_run is not None
     result = clf.classify("running shoes")
     assert result.ok and result.path == ["Shoes"]
-    assert clf.engine.dry_run.requests == 1 and clf.engine.dry_run.prompt_estimated > 0
+    assert clf._engine.dry_run.requests == 1 and clf._engine.dry_run.prompt_estimated > 0
 
 
 @pytest.mark.allow_model_requests

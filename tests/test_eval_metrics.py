@@ -73,8 +73,8 @@ def test_expected_calibration_error_by_hand() -> None:
         Out(("A",), ("A",), 0.55),
     ]
     # bin (0.9,1]: acc 0.5 conf 0.95 -> 0.45 * 2/4; bin (0.5,0.6]: acc 1 conf 0.55 -> 0.45 * 2/4
-    assert M.expected_calibration_error(items) == pytest.approx(0.45)
-    assert M.expected_calibration_error([Out(("A",), ("A",))]) is None
+    assert M.ece_of(items) == pytest.approx(0.45)
+    assert M.ece_of([Out(("A",), ("A",))]) is None
 
 
 def test_accuracy_vs_coverage() -> None:

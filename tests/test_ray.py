@@ -144,7 +144,7 @@ def test_each_actor_takes_the_next_server(ray_cluster: Any) -> None:
         taxonomy=Taxonomy.from_labels(LABELS),
         base_urls=("http://one/v1", "http://two/v1"),
     )
-    urls = [recipe.build(n).engine.settings.base_url for n in numbers]
+    urls = [recipe.build(n).settings.base_url for n in numbers]
     assert urls == ["http://one/v1", "http://two/v1", "http://one/v1"]
 
 

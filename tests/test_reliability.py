@@ -79,7 +79,7 @@ def soak(
     options = {"seed": seed, "rate": rate, "hang": 2.5, "kinds": ",".join(kinds)}
     with fault_server_process(**options) as url:
         clf = Classifier(LABELS, settings=fast_settings(url, concurrency=concurrency, timeout=1.0))
-        call_once = clf.engine.caller._call_once
+        call_once = clf._engine.caller._call_once
 
         async def tagged(request: Any) -> Any:
             key = _key({"messages": [m.model_dump() for m in request.messages]})
@@ -97,7 +97,7 @@ def soak(
             met.setdefault(key, []).append((tag, "answer"))
             return answer
 
-        clf.engine.caller._call_once = tagged  # type: ignore[method-assign]
+        clf._engine.caller._call_once = tagged  # type: ignore[method-assign]
         started = time.monotonic()
         results = clf.classify_many(products(n))
         elapsed = time.monotonic() - started
@@ -292,7 +292,7 @@ def test_a_wrong_api_key_is_one_config_error_not_an_error_per_item() -> None:
         with pytest.raises(EndpointError, match="401"):
             clf.classify_many(products(20))
         asyncio.run(clf.aclose())
-        assert len(server.requests) <= clf.engine.concurrency  # stopped at the first answers
+        assert len(server.requests) <= clf._engine.concurrency  # stopped at the first answers
     with FakeServer("vllm") as server:
         server.models_reply = Reply(status=401, body={"error": {"message": "bad key"}})
         clf = Classifier(LABELS, settings=fast_settings(server.base_url))

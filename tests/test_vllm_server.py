@@ -112,7 +112,7 @@ def test_a_dry_run_counts_with_the_servers_tokenizer_what_a_real_run_uses(base_u
     common: dict[str, Any] = {"strategy": "flat", "base_url": base_url, "progress": False}
     dry = Classifier(labels, dry_run=True, **common)
     dry.classify_many(products)
-    tally = dry.engine.dry_run
+    tally = dry._engine.dry_run
     assert tally is not None and tally.prompt_estimated == 0  # /tokenize answered every request
     real = Classifier(labels, cache=False, **common).classify_many(products)
     used = sum(r.usage.prompt_tokens for r in real)
@@ -157,7 +157,7 @@ def test_the_server_refuses_images_for_smollm2_and_llmcat_retries_without(
     )
     result = clf.classify(Product(title="Nike running shoes", image_urls=[str(picture)]))
     assert result.ok and not result.images_used
-    assert clf.engine.images_refused  # the server said so; no image goes to it again
+    assert clf._engine.images_refused  # the server said so; no image goes to it again
     assert all(not request.images for request, _ in backend.exchanges)
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from llmcat.calibration import TemperatureScaling, expected_calibration_error, scale_confidence
 from llmcat.errors import ConfigError
 
-from .runner import read_run
+from .records import classification_samples, read_run
 
 
 def cross_validated_ece(
@@ -44,26 +44,23 @@ def run_calibrate(args: argparse.Namespace) -> int:
     _, samples = read_run(args.run)
     items = [
         s
-        for s in samples
-        if s["task"] == "classify"
-        and not s.get("baseline")
-        and s["output"].get("confidence") is not None
-        and not s["scores"]["error"]
+        for s in classification_samples(samples)
+        if s.output.confidence is not None and not s.scores.get("error")
     ]
     if len(items) < 10:
         raise ConfigError(
             f"{args.run} has {len(items)} classified items with a confidence; calibration needs "
             "at least 10 (a run with an LLM strategy on a labelled suite)"
         )
-    confidences = [float(s["output"]["confidence"]) for s in items]
-    correct = [bool(s["scores"]["correct"]) for s in items]
-    first = items[0]["output"]
+    confidences = [float(s.output.confidence or 0.0) for s in items]
+    correct = [bool(s.scores.get("correct")) for s in items]
+    first = items[0].output
     fitted = TemperatureScaling.fit(
         confidences,
         correct,
-        strategy=first.get("strategy"),
-        model=first.get("model"),
-        prompt_version=first.get("prompt_version"),
+        strategy=first.strategy,
+        model=first.model,
+        prompt_version=first.prompt_version,
     )
     raw_cv, scaled_cv = cross_validated_ece(confidences, correct, args.seed)
     accuracy = sum(correct) / len(correct)

@@ -13,10 +13,9 @@ errors above --max-error-rate; 4 baseline not comparable (dataset hash, taxonomy
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import NoReturn
 
 from llmcat import Backend
 from llmcat.errors import BackendError, ConfigError, LlmcatError
@@ -27,19 +26,19 @@ from llmcat.settings import Settings
 
 from . import bench, calibrate, catalogue, curve, fit, recheck
 from . import metrics as M
+from .gate import EXIT_INFRA, EXIT_USAGE, Flip, gate
 from .paths import baselines_dir
-from .report import compare_html, report_html, summary_markdown
-from .runner import (
-    EXIT_INFRA,
-    EXIT_USAGE,
-    RunOptions,
-    baseline_from_run,
-    gate,
+from .records import (
+    Baseline,
+    GateRecord,
+    RunSummary,
+    Samples,
     load_baseline,
     read_run,
-    run_blocking,
     write_run,
 )
+from .report import compare_html, report_html, summary_markdown
+from .runner import RunOptions, run_blocking
 from .suites import load_suite
 
 PROG = "python -m evals"
@@ -157,11 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _write_reports(
-    out: Path,
-    run: dict[str, Any],
-    samples: list[dict[str, Any]],
-    gate_lines: list[str],
-    flipped: list[dict[str, Any]],
+    out: Path, run: RunSummary, samples: Samples, gate_lines: list[str], flipped: list[Flip]
 ) -> str:
     summary = summary_markdown(run, gate_lines)
     (out / "summary.md").write_text(summary + "\n")
@@ -195,11 +190,11 @@ def cmd_run(args: argparse.Namespace, backend: Backend | None) -> int:
         max_error_rate=args.max_error_rate,
         allow_template_change=args.allow_template_change,
     )
-    run["gate"] = {
-        "exit_code": result.exit_code,
-        "lines": result.lines,
-        "baseline": str(args.baseline) if args.baseline else None,
-    }
+    run.gate = GateRecord(
+        exit_code=result.exit_code,
+        lines=result.lines,
+        baseline=str(args.baseline) if args.baseline else None,
+    )
     write_run(args.out, run, samples)
     print(_write_reports(args.out, run, samples, result.lines, result.flipped))
     print(f"wrote {args.out}/run.json, samples.jsonl, summary.md, report.html", file=sys.stderr)
@@ -212,19 +207,19 @@ def cmd_compare(args: argparse.Namespace) -> int:
     result = gate(
         run_b,
         samples_b,
-        baseline_from_run(run_a, samples_a),
+        Baseline.of_run(run_a, samples_a),
         max_drop=args.max_drop,
         alpha=args.alpha,
         max_error_rate=args.max_error_rate,
         allow_template_change=args.allow_template_change,
     )
     keys = sorted(
-        k for k, v in run_a["metrics"].items() if isinstance(v, float) and k in run_b["metrics"]
+        k for k, v in run_a.metrics.items() if isinstance(v, float) and k in run_b.metrics
     )
     print(f"| metric | A ({args.run_a}) | B ({args.run_b}) | B - A |\n| --- | ---: | ---: | ---: |")
     for k in keys:
-        a, b = run_a["metrics"][k], run_b["metrics"][k]
-        if isinstance(b, float):
+        a, b = run_a.metrics[k], run_b.metrics[k]
+        if isinstance(a, float) and isinstance(b, float):
             print(f"| {k} | {a:.3f} | {b:.3f} | {b - a:+.3f} |")
     print()
     print("\n".join(f"- {line}" for line in result.lines))
@@ -244,8 +239,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     run, samples = read_run(args.run)
-    gate_info = run.get("gate", {})
-    print(_write_reports(args.run, run, samples, gate_info.get("lines", []), []))
+    lines = run.gate.lines if run.gate is not None else []
+    print(_write_reports(args.run, run, samples, lines, []))
     return 0
 
 
@@ -255,9 +250,9 @@ def cmd_table(args: argparse.Namespace) -> int:
     print("|" + " --- |" * 4 + " ---: |" * len(columns))
     for folder in args.runs:
         run, _ = read_run(folder)
-        rows = [(run["metrics"], run["metrics"].get("strategy", ""))]
-        if "embedding" in run.get("baselines", {}):
-            rows.append((run["baselines"]["embedding"], "embedding"))
+        rows = [(run.metrics, run.metrics.get("strategy", ""))]
+        if "embedding" in run.baselines:
+            rows.append((run.baselines["embedding"], "embedding"))
         for m, strategy in rows:
             cells = " | ".join(c.format(m.get(c.name)) for c in columns)
             items = M.format_metric("classify", "items", m.get("items", 0))
@@ -267,13 +262,9 @@ def cmd_table(args: argparse.Namespace) -> int:
 
 def cmd_baseline_update(args: argparse.Namespace) -> int:
     run, samples = read_run(args.run)
-    target = args.to or baselines_dir() / f"{run['suite']}.json"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(
-        json.dumps(baseline_from_run(run, samples), indent=1, ensure_ascii=False, sort_keys=True)
-        + "\n"
-    )
-    print(f"baseline for suite {run['suite']!r} written to {target}")
+    target = args.to or baselines_dir() / f"{run.suite}.json"
+    Baseline.of_run(run, samples).save(target)
+    print(f"baseline for suite {run.suite!r} written to {target}")
     return 0
 
 

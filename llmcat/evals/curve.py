@@ -22,14 +22,15 @@ import random
 from pathlib import Path
 from typing import Any
 
-from llmcat import Classifier, Settings
+from llmcat import Classification, Classifier, Settings
 from llmcat.errors import ConfigError
 
 from . import metrics as M
 from . import plots
+from .records import ClassificationSample
 from .report import Section, render
-from .runner import outcome_of, split_examples
-from .suites import ClassificationRecord, load_suite
+from .runner import split_examples
+from .suites import ClassificationRecord, Suite, load_suite
 
 
 def pick_shots(
@@ -78,10 +79,7 @@ def run_curve(args: argparse.Namespace) -> int:
             results = clf.classify_many([r.product for r in test])
             asyncio.run(clf.aclose())
             block = M.classification_metrics(
-                [
-                    outcome_of(sample_of(r, res, suite))
-                    for r, res in zip(test, results, strict=True)
-                ],
+                [sample_of(r, res, suite).outcome() for r, res in zip(test, results, strict=True)],
                 suite.max_level,
             )
             name = f"{strategy} ({clf.strategy})" if strategy == "auto" else strategy
@@ -107,13 +105,18 @@ def run_curve(args: argparse.Namespace) -> int:
     return 0
 
 
-def sample_of(record: ClassificationRecord, result: Any, suite: Any) -> dict[str, Any]:
+def sample_of(
+    record: ClassificationRecord, result: Classification, suite: Suite
+) -> ClassificationSample:
     """The scored sample of one test product, as ``run`` writes it."""
-    return {
-        "gold": record.gold.path,
-        "output": result.model_dump(),
-        "scores": M.score_classification(record.gold.path, result, suite.taxonomy, suite.max_level),
-    }
+    return ClassificationSample(
+        strategy=result.strategy,
+        id=record.id,
+        input=record.product.model_dump(mode="json", exclude_defaults=True),
+        gold=list(record.gold.path),
+        output=result,
+        scores=M.score_classification(record.gold.path, result, suite.taxonomy, suite.max_level),
+    )
 
 
 COLUMNS = ("accuracy_level_1", "accuracy_level_2", "accuracy_level_3", "ece", "error_rate")

@@ -15,28 +15,27 @@ from __future__ import annotations
 import argparse
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 from llmcat.calibration import expected_calibration_error
 from llmcat.errors import ConfigError
 from llmcat.trust import TrustFit, fit_weights, mean_nll, neutral
 
-from .runner import read_run
+from .records import ClassificationSample, DescriptionSample, classification_samples, read_run
 from .stats import mcnemar_exact
 
 
 def fit_items(
-    samples: Sequence[Mapping[str, Any]],
+    samples: Sequence[ClassificationSample | DescriptionSample],
 ) -> list[tuple[dict[str, dict[str, float]], str]]:
     """(experts, gold id) of every fused item of a run whose gold is a taxonomy node."""
-    return [
-        (s["output"]["experts"], s["gold_id"])
-        for s in samples
-        if s["task"] == "classify"
-        and not s.get("baseline")
-        and s["output"].get("experts")
-        and s.get("gold_id")
-    ]
+    return [(s.output.experts, s.gold_id) for s in _fused(samples)]  # type: ignore[misc]
+
+
+def _fused(
+    samples: Sequence[ClassificationSample | DescriptionSample],
+) -> list[ClassificationSample]:
+    """The run's items with each expert's distribution and a gold node."""
+    return [s for s in classification_samples(list(samples)) if s.output.experts and s.gold_id]
 
 
 def _correct(distribution: Mapping[str, float], gold: str) -> bool:
@@ -52,23 +51,15 @@ def judge(fit: TrustFit, run: Path) -> list[str]:
     experts = list(items[0][0])
     base = neutral(experts)
     baseline = {
-        s["id"]: (s["output"]["path"] == s["gold"], s["output"].get("confidence"))
-        for s in samples
-        if s["task"] == "classify" and s.get("baseline")
+        s.id: (s.output.path == s.gold, s.output.confidence)
+        for s in classification_samples(samples, baseline=True)
     }
-    fused_ids = [
-        s["id"]
-        for s in samples
-        if s["task"] == "classify"
-        and not s.get("baseline")
-        and s["output"].get("experts")
-        and s.get("gold_id")
-    ]
+    fused_ids = [s.id for s in _fused(samples)]
     fitted_right = [_correct(fit.fuse(e), g) for e, g in items]
     neutral_right = [_correct(base.fuse(e), g) for e, g in items]
     n = len(items)
     lines = [
-        f"{run} ({data['suite']}, {n} fused items): accuracy among the candidates "
+        f"{run} ({data.suite}, {n} fused items): accuracy among the candidates "
         f"neutral {sum(neutral_right) / n:.3f} -> fitted {sum(fitted_right) / n:.3f}; "
         f"NLL {mean_nll(items, base.weights):.3f} -> {mean_nll(items, fit.weights):.3f}"
     ]
@@ -85,8 +76,8 @@ def judge(fit: TrustFit, run: Path) -> list[str]:
             f"p={p:.4f}, {only_emb} only the baseline got / {only_fit} only the fusion got)"
         )
         fitted_conf = [max(fit.fuse(items[i][0]).values()) for i in common]
-        emb_conf = [baseline[fused_ids[i]][1] for i in common]
-        if all(c is not None for c in emb_conf):
+        emb_conf = [c for i in common if (c := baseline[fused_ids[i]][1]) is not None]
+        if len(emb_conf) == len(common):
             lines.append(
                 f"  expected calibration error: fitted fusion "
                 f"{expected_calibration_error(fitted_conf, fitted):.3f}, embedding baseline "
@@ -110,15 +101,15 @@ def run_fit(args: argparse.Namespace) -> int:
             "run it again with --trust neutral to fit all of them"
         )
     weights = fit_weights(items, experts)
-    first = next(s["output"] for s in samples if s["task"] == "classify" and not s.get("baseline"))
-    embedder = data.get("baselines", {}).get("embedding", {}).get("model", "")
+    first = classification_samples(samples)[0].output
+    embedder = data.baselines.get("embedding", {}).get("model", "")
     fit = TrustFit(
         weights=weights,
-        model=first.get("model", ""),
-        prompt_version=first.get("prompt_version", ""),
-        embedder=embedder,
-        fitted_on=f"{data['suite']} ({args.run})",
-        taxonomy=data["manifest"].get("taxonomy_version", ""),
+        model=first.model,
+        prompt_version=first.prompt_version,
+        embedder=embedder if isinstance(embedder, str) else "",
+        fitted_on=f"{data.suite} ({args.run})",
+        taxonomy=data.manifest.taxonomy_version,
         items=len(items),
         nll_neutral=mean_nll(items, dict.fromkeys(experts, 1.0)),
         nll_fitted=mean_nll(items, weights),

@@ -16,8 +16,9 @@ import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, get_args
+from typing import Any, Literal, Protocol, get_args
 
+from llmcat.calibration import expected_calibration_error
 from llmcat.degenerate import language_problem
 from llmcat.distributions import candidates_of
 from llmcat.grounding import check_copy, input_text
@@ -208,20 +209,13 @@ def accuracy_per_level(items: Sequence[Outcome], max_level: int = 3) -> dict[str
     return out
 
 
-def expected_calibration_error(items: Sequence[Outcome], bins: int = 10) -> float | None:
-    """ECE over items with a confidence: equal-width bins, |accuracy - confidence| weighted."""
-    scored = [o for o in items if o.confidence is not None]
+def ece_of(items: Sequence[Outcome], bins: int = 10) -> float | None:
+    """ECE (``llmcat.calibration.expected_calibration_error``) over the items with a
+    confidence; None when none has one."""
+    scored = [(o.confidence, o.correct) for o in items if o.confidence is not None]
     if not scored:
         return None
-    total = 0.0
-    for b in range(bins):
-        lo, hi = b / bins, (b + 1) / bins
-        in_bin = [o for o in scored if lo < o.confidence <= hi or (b == 0 and o.confidence == 0.0)]  # type: ignore[operator]
-        if in_bin:
-            acc = sum(o.correct for o in in_bin) / len(in_bin)
-            conf = sum(o.confidence for o in in_bin) / len(in_bin)  # type: ignore[misc]
-            total += len(in_bin) / len(scored) * abs(acc - conf)
-    return total
+    return expected_calibration_error([c for c, _ in scored], [r for _, r in scored], bins)
 
 
 def reliability(items: Sequence[Outcome], bins: int = 10) -> list[dict[str, float]]:
@@ -286,7 +280,7 @@ def classification_metrics(items: Sequence[Outcome], max_level: int = 3) -> dict
         "hierarchical_f1": hf,
         "invalid_rate": sum(o.invalid for o in items) / n,
         "error_rate": sum(o.error for o in items) / n,
-        "ece": expected_calibration_error(items),
+        "ece": ece_of(items),
         **shortlist_recall(items),
     }
     metrics.update({f"accuracy_{k}": v for k, v in accuracy_per_level(items, max_level).items()})
@@ -454,15 +448,24 @@ def description_metrics(
     }
 
 
-def usage_metrics(samples: Sequence[Mapping[str, Any]], wall_seconds: float) -> dict[str, float]:
+class Timed(Protocol):
+    """A sample as the usage metrics see it (``records.ClassificationSample`` and friends)."""
+
+    latency_s: float
+    prompt_tokens: int
+    completion_tokens: int
+    cached: bool
+
+
+def usage_metrics(samples: Sequence[Timed], wall_seconds: float) -> dict[str, float]:
     """Tokens, latency, speed and cache hits of a block of samples."""
     n = len(samples) or 1
-    latencies = sorted(x["latency_s"] for x in samples) or [0.0]
+    latencies = sorted(x.latency_s for x in samples) or [0.0]
     return {
-        "prompt_tokens_per_item": sum(x["prompt_tokens"] for x in samples) / n,
-        "completion_tokens_per_item": sum(x["completion_tokens"] for x in samples) / n,
+        "prompt_tokens_per_item": sum(x.prompt_tokens for x in samples) / n,
+        "completion_tokens_per_item": sum(x.completion_tokens for x in samples) / n,
         "latency_mean_s": sum(latencies) / len(latencies),
         "latency_p95_s": latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))],
         "items_per_s": len(samples) / wall_seconds if wall_seconds > 0 else 0.0,
-        "cache_hit_rate": sum(x["cached"] for x in samples) / n,
+        "cache_hit_rate": sum(x.cached for x in samples) / n,
     }

@@ -20,18 +20,17 @@ from llmcat.describe import copy_checker
 from llmcat.options import CopyOptions
 from llmcat.types import Product
 
-from .runner import read_run
+from .records import RunSummary, Samples, description_samples, read_run
 
 
-def recheck(run: dict[str, Any], samples: list[dict[str, Any]]) -> dict[str, Any]:
+def recheck(run: RunSummary, samples: Samples) -> dict[str, Any]:
     """Per language: cases, model copies without findings, and findings per kind."""
-    limits = run.get("manifest", {}).get("limits", {})
+    extra = run.manifest.model_extra or {}
+    limits = extra.get("limits") or {}
     per_language: dict[str, dict[str, Any]] = {}
-    for sample in samples:
-        if sample["task"] != "describe" or sample.get("baseline"):
-            continue
-        output = sample["output"]
-        language = sample.get("language") or output.get("language", "en")
+    for sample in description_samples(samples):
+        output = sample.output.model_dump(mode="json")
+        language = sample.language or output.get("language", "en")
         row = per_language.setdefault(language, {"cases": 0, "passed": 0, "kinds": Counter()})
         row["cases"] += 1
         if output.get("error"):
@@ -41,10 +40,8 @@ def recheck(run: dict[str, Any], samples: list[dict[str, Any]]) -> dict[str, Any
         if not copy:
             row["kinds"]["unusable_answer"] += 1
             continue
-        options = CopyOptions(
-            language=language, must_mention=sample.get("must_mention", []), **limits
-        )
-        found = copy_checker(Product.model_validate(sample["input"]), options)(copy)
+        options = CopyOptions(language=language, must_mention=sample.must_mention, **limits)
+        found = copy_checker(Product.model_validate(sample.input), options)(copy)
         row["passed"] += not found
         row["kinds"].update({f.kind for f in found})
     return per_language

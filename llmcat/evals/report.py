@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -19,7 +20,14 @@ import jinja2
 
 from . import metrics as M
 from . import plots
-from .runner import outcome_of
+from .gate import Flip
+from .records import (
+    DescriptionSample,
+    RunSummary,
+    Samples,
+    classification_samples,
+    description_samples,
+)
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -59,46 +67,46 @@ def _metric_rows(
     return rows
 
 
-def identity(run: dict[str, Any]) -> str:
+def identity(run: RunSummary) -> str:
     """Backend, model, strategy, commit and duration of a run, in one line."""
-    man = run["manifest"]
-    commit = (man["git"].get("commit") or "?")[:10]
-    dirty = " (dirty)" if man["git"].get("dirty") else ""
+    man = run.manifest
+    commit = (man.git.commit or "?")[:10]
+    dirty = " (dirty)" if man.git.dirty else ""
     return (
-        f"backend {man['backend']}, model {man['model']}, strategy {man.get('strategy', '')}, "
-        f"commit {commit}{dirty}, {man['duration_s']:.0f} s"
+        f"backend {man.backend}, model {man.model}, strategy {man.strategy}, "
+        f"commit {commit}{dirty}, {man.duration_s:.0f} s"
     )
 
 
-def summary_sections(run: dict[str, Any]) -> list[Section]:
+def summary_sections(run: RunSummary) -> list[Section]:
     """The metric tables of a run, each with its baseline's column (embedding, composed)."""
-    m, baselines = run["metrics"], run.get("baselines", {})
+    m, baselines = run.metrics, run.baselines
     sections = []
     if "accuracy" in m:
         embedding = baselines.get("embedding")
-        notes = (
-            [f"Experts weighted: {m['trust']}{trust_remark(m['trust'])}"] if m.get("trust") else []
-        )
-        headers = ["metric", m.get("strategy", "llm")] + (
+        trust = str(m.get("trust") or "")
+        notes = [f"Experts weighted: {trust}{trust_remark(trust)}"] if trust else []
+        headers = ["metric", str(m.get("strategy", "llm"))] + (
             ["embedding baseline"] if embedding else []
         )
         sections.append(
             Section("Classification", headers, _metric_rows("classify", m, embedding), notes)
         )
-    if "description" in m:
+    description = m.get("description")
+    if isinstance(description, dict):
         composed = baselines.get("composed")
         headers = ["metric", "returned"] + (["composed baseline"] if composed else [])
         note = (
             "Returned copy is the model's, or composed from the product's fields where the "
             "model's copy kept findings; the composed baseline is composed copy for every case."
         )
-        rows = _metric_rows("describe", m["description"], composed)
+        rows = _metric_rows("describe", description, composed)
         sections.append(Section("Descriptions", headers, rows, [note]))
     return sections
 
 
-def summary_markdown(run: dict[str, Any], gate_lines: list[str] | None = None) -> str:
-    out = [f"## llmcat eval: `{run['suite']}`", "", identity(run), ""]
+def summary_markdown(run: RunSummary, gate_lines: list[str] | None = None) -> str:
+    out = [f"## llmcat eval: `{run.suite}`", "", identity(run), ""]
     for section in summary_sections(run):
         out += [f"### {section.title}", ""]
         for note in section.notes:
@@ -133,7 +141,7 @@ def render(template: str, **context: Any) -> str:
     return _environment().get_template(template).render(**context)
 
 
-def run_view(run: dict[str, Any], samples: list[dict[str, Any]], heading: str) -> dict[str, Any]:
+def run_view(run: RunSummary, samples: Samples, heading: str) -> dict[str, Any]:
     """What the page shows of one run: summary tables, plots and detail tables."""
     view: dict[str, Any] = {
         "heading": heading,
@@ -143,10 +151,10 @@ def run_view(run: dict[str, Any], samples: list[dict[str, Any]], heading: str) -
         "plots_missing": "",
         "tables": [],
     }
-    cls = [s for s in samples if s["task"] == "classify" and not s.get("baseline")]
-    base = [s for s in samples if s["task"] == "classify" and s.get("baseline")]
-    copy = [s for s in samples if s["task"] == "describe" and not s.get("baseline")]
-    outcomes = [outcome_of(s) for s in cls]
+    cls = classification_samples(samples)
+    base = classification_samples(samples, baseline=True)
+    copy = description_samples(samples)
+    outcomes = [s.outcome() for s in cls]
     if cls:
         rows = sorted(M.per_class(outcomes).items(), key=lambda kv: -kv[1]["support"])[:60]
         view["tables"].append(
@@ -179,8 +187,8 @@ def run_view(run: dict[str, Any], samples: list[dict[str, Any]], heading: str) -
         return view
     if cls:
         levels = M.accuracy_per_level(outcomes)
-        baseline_levels = M.accuracy_per_level([outcome_of(s) for s in base]) if base else None
-        strategy = run["metrics"].get("strategy", "run")
+        baseline_levels = M.accuracy_per_level([s.outcome() for s in base]) if base else None
+        strategy = str(run.metrics.get("strategy", "run"))
         view["plots"].append(
             _plot(
                 "accuracy-per-level",
@@ -197,7 +205,7 @@ def run_view(run: dict[str, Any], samples: list[dict[str, Any]], heading: str) -
                     "Bars: accuracy per confidence bin (n: items).",
                 )
             )
-            threshold = float(run["manifest"].get("review_threshold", 0.5))
+            threshold = float((run.manifest.model_extra or {}).get("review_threshold", 0.5))
             view["plots"].append(
                 _plot(
                     "coverage",
@@ -216,7 +224,8 @@ def run_view(run: dict[str, Any], samples: list[dict[str, Any]], heading: str) -
     if copy:
         kinds: Counter[str] = Counter()
         for s in copy:
-            kinds.update({k: 1 for k in s["scores"].get("model_findings", {})})
+            found = s.scores.get("model_findings")
+            kinds.update({k: 1 for k in found} if isinstance(found, dict) else {})
         if kinds:
             view["plots"].append(
                 _plot(
@@ -244,19 +253,19 @@ def _confusion(outcomes: list[M.Outcome]) -> tuple[list[str], list[list[int]]]:
     return labels, matrix
 
 
-def _copy_text(copy: dict[str, Any], findings: list[dict[str, Any]]) -> str:
+def _copy_text(copy: Mapping[str, Any], findings: list[dict[str, Any]]) -> str:
     bullets = "".join(f"\n• {b}" for b in copy["bullets"])
     found = "".join(f"\n! {f['kind']}: {f['text']}" for f in findings)
     return f"{copy['title']}{bullets}\n\n{copy['body']}{found}"
 
 
-def _side_by_side(samples: list[dict[str, Any]], count: int = 12) -> Section:
+def _side_by_side(samples: Samples, count: int = 12) -> Section:
     """Model copy (with its findings) beside composed copy for the first ``count`` cases."""
-    model = {s["id"]: s for s in samples if s["task"] == "describe" and not s.get("baseline")}
-    composed = {s["id"]: s for s in samples if s["task"] == "describe" and s.get("baseline")}
+    model: dict[str, DescriptionSample] = {s.id: s for s in description_samples(samples)}
+    composed = {s.id: s for s in description_samples(samples, baseline=True)}
     rows = []
     for i in list(model)[:count]:
-        out = model[i]["output"]
+        out = model[i].output.model_dump(mode="json")
         if out.get("source", "model") == "model":
             shown = _copy_text(out, out["findings"])
         elif out.get("rejected_copy"):
@@ -265,10 +274,10 @@ def _side_by_side(samples: list[dict[str, Any]], count: int = 12) -> Section:
             shown = "(no usable answer)"
         rows.append(
             [
-                f"{i} ({model[i].get('language', out.get('language', ''))})",
+                f"{i} ({model[i].language or out.get('language', '')})",
                 out.get("source", "model"),
                 shown,
-                _copy_text(composed[i]["output"], []) if i in composed else "",
+                _copy_text(composed[i].output.model_dump(mode="json"), []) if i in composed else "",
             ]
         )
     return Section(
@@ -280,25 +289,25 @@ def _side_by_side(samples: list[dict[str, Any]], count: int = 12) -> Section:
 
 
 def report_html(
-    run: dict[str, Any],
-    samples: list[dict[str, Any]],
-    flipped: list[dict[str, Any]] | None = None,
+    run: RunSummary,
+    samples: Samples,
+    flipped: list[Flip] | None = None,
     gate_lines: list[str] | None = None,
 ) -> str:
     """The page of one run."""
     return render(
         "report.html.j2",
-        title=f"llmcat eval: {run['suite']}",
-        runs=[run_view(run, samples, run["suite"])],
+        title=f"llmcat eval: {run.suite}",
+        runs=[run_view(run, samples, run.suite)],
         gate_lines=gate_lines or [],
         flipped=flipped or [],
     )
 
 
 def compare_html(
-    a: tuple[str, dict[str, Any], list[dict[str, Any]]],
-    b: tuple[str, dict[str, Any], list[dict[str, Any]]],
-    flipped: list[dict[str, Any]],
+    a: tuple[str, RunSummary, Samples],
+    b: tuple[str, RunSummary, Samples],
+    flipped: list[Flip],
     gate_lines: list[str],
 ) -> str:
     """The page of two runs side by side (B against A), with the gate's lines and flips."""

@@ -1,39 +1,42 @@
-"""Run a suite, score every item, write run.json / samples.jsonl / summary.md / report.html, and
-gate the run against a stored baseline.
-
-Exit codes (``GateResult.exit_code``): 0 pass; 1 significant regression; 2 usage or configuration
-error; 3 infrastructure errors above ``max_error_rate``; 4 baseline not comparable (dataset hash,
-taxonomy or template differ).
-"""
+"""Run a suite: classify and describe every item, score it, and return the run's summary and
+samples (``records``: their types and files; ``gate``: the verdict against a baseline)."""
 
 from __future__ import annotations
 
 import asyncio
 import importlib.metadata
-import json
 import platform
 import random
 import subprocess
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from llmcat import Backend, Classifier, Describer, Settings
+from llmcat import Backend, Classifier, Describer, Embedder, Settings
 from llmcat.embeddings import HashingEmbedder, local_embedder_available
 from llmcat.errors import ConfigError
+from llmcat.examples import ExampleSource
 from llmcat.options import ClassifyOptions, CopyLimits
+from llmcat.overrides import CopyOverrides
 from llmcat.runner import map_ordered
 from llmcat.types import Description
 
 from . import metrics as M
 from .paths import CHECKOUT
-from .stats import mcnemar_exact, paired_bootstrap
+from .records import (
+    ClassificationSample,
+    DescriptionSample,
+    GitState,
+    Manifest,
+    Metrics,
+    RunSummary,
+    Samples,
+)
 from .suites import ClassificationRecord, DescriptionRecord, Suite
 
-EXIT_PASS, EXIT_REGRESSION, EXIT_USAGE, EXIT_INFRA, EXIT_NOT_COMPARABLE = 0, 1, 2, 3, 4
 PACKAGES = (
     "llmcat",
     "openai",
@@ -63,20 +66,6 @@ class RunOptions:
     limits: CopyLimits = field(default_factory=CopyLimits)
 
 
-def outcome_of(sample: dict[str, Any]) -> M.Outcome:
-    output, scores = sample["output"], sample["scores"]
-    pred = None if scores["invalid"] or scores["error"] else tuple(output["path"])
-    return M.Outcome(
-        gold=tuple(sample["gold"]),
-        pred=pred,
-        confidence=output.get("confidence"),
-        error=scores["error"],
-        invalid=scores["invalid"],
-        in_shortlist=scores.get("in_shortlist"),
-        shortlist_size=scores.get("shortlist_size"),
-    )
-
-
 # -- running ------------------------------------------------------------------------------------
 
 
@@ -99,9 +88,9 @@ async def run_classification(
     *,
     strategy: str,
     backend: Backend | None = None,
-    embedder: Any = None,
-    examples: Any = None,
-) -> tuple[list[dict[str, Any]], dict[str, Any], Classifier]:
+    embedder: Embedder | None = None,
+    examples: ExampleSource | None = None,
+) -> tuple[list[ClassificationSample], Metrics, Classifier]:
     chosen = options.classify
     clf = Classifier(
         suite.taxonomy,
@@ -115,59 +104,53 @@ async def run_classification(
         embedding_model=chosen.embedding_model if embedder is None else None,
     )
     results, wall = await _timed(
-        lambda r: clf.aclassify(r.product), suite.classify, clf.runner.concurrency
+        lambda r: clf.aclassify(r.product), suite.classify, clf.concurrency
     )
-    samples = []
-    for record, (result, latency) in zip(suite.classify, results, strict=True):
-        samples.append(
-            {
-                "task": "classify",
-                "strategy": clf.strategy,
-                "id": record.id,
-                "input": record.product.model_dump(exclude_defaults=True),
-                "gold": record.gold.path,
-                "gold_id": _node_id(suite, record.gold.path),
-                "output": result.model_dump(),
-                "scores": M.score_classification(
-                    record.gold.path, result, suite.taxonomy, suite.max_level
-                ),
-                "latency_s": latency,
-                "prompt_tokens": result.usage.prompt_tokens,
-                "completion_tokens": result.usage.completion_tokens,
-                "cached": result.cached,
-            }
+    samples = [
+        ClassificationSample(
+            strategy=clf.strategy,
+            id=record.id,
+            input=record.product.model_dump(mode="json", exclude_defaults=True),
+            gold=list(record.gold.path),
+            gold_id=_node_id(suite, record.gold.path),
+            output=result,
+            scores=M.score_classification(
+                record.gold.path, result, suite.taxonomy, suite.max_level
+            ),
+            latency_s=latency,
+            prompt_tokens=result.usage.prompt_tokens,
+            completion_tokens=result.usage.completion_tokens,
+            cached=result.cached,
         )
-    outcomes = [outcome_of(s) for s in samples]
-    block: dict[str, Any] = dict(M.classification_metrics(outcomes, suite.max_level))
+        for record, (result, latency) in zip(suite.classify, results, strict=True)
+    ]
+    block: Metrics = dict(M.classification_metrics([s.outcome() for s in samples], suite.max_level))
     block.update(M.usage_metrics(samples, wall))
     block["strategy"] = clf.strategy
-    block["model"] = next(
-        (s["output"]["model"] for s in samples if s["output"]["model"]), clf.backend.model
-    )
+    block["model"] = next((s.output.model for s in samples if s.output.model), clf.backend.model)
     block["prompt_version"] = clf.prompt_version
-    block["plan"] = (await clf.aplan()).as_dict()
     # How fused experts were weighted (the same for every item of a run), for the summary.
-    block["trust"] = next((s["output"]["trust"] for s in samples if s["output"].get("trust")), "")
+    block["trust"] = next((s.output.trust for s in samples if s.output.trust), "")
     return samples, block, clf
 
 
 async def run_description(
     suite: Suite, options: RunOptions, *, backend: Backend | None = None
-) -> tuple[list[dict[str, Any]], dict[str, Any], Describer]:
+) -> tuple[list[DescriptionSample], Metrics, Describer]:
     describer = Describer(backend=backend, settings=options.settings)
     lim = options.limits
 
     async def one(record: DescriptionRecord) -> Description:
         return await describer.adescribe(record.product, **_copy_options(record, lim))
 
-    results, wall = await _timed(one, suite.describe, describer.runner.concurrency)
+    results, wall = await _timed(one, suite.describe, describer.concurrency)
     samples = [
         _description_sample(record, result, lim, latency)
         for record, (result, latency) in zip(suite.describe, results, strict=True)
     ]
     block = _description_block(suite, samples, wall)
     block["model"] = next(
-        (s["output"]["model"] for s in samples if s["output"]["model"]), describer.backend.model
+        (s.output.model for s in samples if s.output.model), describer.backend.model
     )
     block["prompt_version"] = describer.template.version
     return samples, block, describer
@@ -175,7 +158,7 @@ async def run_description(
 
 def run_composed(
     suite: Suite, options: RunOptions, describer: Describer
-) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+) -> tuple[list[DescriptionSample], Metrics]:
     """The copy baseline: composed copy for every copy case, scored like the model's."""
     lim = options.limits
     t0 = time.perf_counter()
@@ -183,8 +166,8 @@ def run_composed(
     for record in suite.describe:
         start = time.perf_counter()
         result = describer.compose(record.product, **_copy_options(record, lim))
-        samples.append(_description_sample(record, result, lim, time.perf_counter() - start))
-        samples[-1]["baseline"] = True
+        sample = _description_sample(record, result, lim, time.perf_counter() - start)
+        samples.append(sample.model_copy(update={"baseline": True}))
     block = _description_block(suite, samples, time.perf_counter() - t0)
     # No model wrote this copy: the model-copy rows do not apply.
     block.update({k: None for k in block if k.startswith("model_")})
@@ -192,25 +175,21 @@ def run_composed(
     return samples, block
 
 
-def _copy_options(record: DescriptionRecord, limits: CopyLimits) -> dict[str, Any]:
-    return {
-        "language": record.language,
-        "must_mention": record.must_mention,
-        **limits.model_dump(),
-    }
+def _copy_options(record: DescriptionRecord, limits: CopyLimits) -> CopyOverrides:
+    options = {"language": record.language, "must_mention": record.must_mention}
+    return cast(CopyOverrides, {**options, **limits.model_dump()})
 
 
 def _description_sample(
     record: DescriptionRecord, result: Description, limits: CopyLimits, latency: float
-) -> dict[str, Any]:
-    return {
-        "task": "describe",
-        "id": record.id,
-        "input": record.product.model_dump(exclude_defaults=True),
-        "must_mention": record.must_mention,
-        "language": record.language,
-        "output": result.model_dump(),
-        "scores": M.score_description(
+) -> DescriptionSample:
+    return DescriptionSample(
+        id=record.id,
+        input=record.product.model_dump(mode="json", exclude_defaults=True),
+        must_mention=list(record.must_mention),
+        language=record.language,
+        output=result,
+        scores=M.score_description(
             record.product,
             result,
             limits,
@@ -218,16 +197,17 @@ def _description_sample(
             forbidden=record.forbidden,
             language=record.language,
         ),
-        "latency_s": latency,
-        "prompt_tokens": result.usage.prompt_tokens,
-        "completion_tokens": result.usage.completion_tokens,
-        "cached": result.cached,
-    }
+        latency_s=latency,
+        prompt_tokens=result.usage.prompt_tokens,
+        completion_tokens=result.usage.completion_tokens,
+        cached=result.cached,
+    )
 
 
-def _description_block(suite: Suite, samples: list[dict[str, Any]], wall: float) -> dict[str, Any]:
-    block: dict[str, Any] = M.description_metrics(
-        [s["scores"] for s in samples], [r.language for r in suite.describe]
+def _description_block(suite: Suite, samples: list[DescriptionSample], wall: float) -> Metrics:
+    block: Metrics = {}
+    block.update(
+        M.description_metrics([s.scores for s in samples], [r.language for r in suite.describe])
     )
     block.update(M.usage_metrics(samples, wall))
     return block
@@ -235,16 +215,17 @@ def _description_block(suite: Suite, samples: list[dict[str, Any]], wall: float)
 
 async def run_suite(
     suite: Suite, options: RunOptions, *, backend: Backend | None = None
-) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+) -> tuple[RunSummary, Samples]:
     """Everything for run.json (metrics + manifest) and the samples."""
     started = datetime.now(timezone.utc)
     t0 = time.perf_counter()
-    samples: list[dict[str, Any]] = []
-    metrics: dict[str, Any] = {}
-    baselines: dict[str, Any] = {}
+    samples: Samples = []
+    metrics: Metrics = {}
+    baselines: dict[str, Metrics] = {}
     templates: dict[str, str] = {}
     backend_name = ""
-    examples: Any = options.examples
+    plan = None
+    examples: ExampleSource | None = options.examples
     if options.example_split is not None:
         pool, test = split_examples(suite.classify, options.example_split, options.seed)
         suite = replace(suite, classify=test)
@@ -254,7 +235,8 @@ async def run_suite(
             suite, options, strategy=options.classify.strategy, backend=backend, examples=examples
         )
         samples += cls_samples
-        metrics.update({k: v for k, v in block.items()})
+        metrics.update(block)
+        plan = (await clf.aplan()).as_dict()
         templates["classify"] = clf.prompt_version
         backend_name = clf.backend.name
         if options.embedding_baseline and clf.strategy != "embedding":
@@ -264,9 +246,7 @@ async def run_suite(
                 suite, options, strategy="embedding", backend=backend, embedder=embedder
             )
             await base_clf.aclose()
-            for s in base_samples:
-                s["baseline"] = True
-            samples += base_samples
+            samples += [s.model_copy(update={"baseline": True}) for s in base_samples]
             baselines["embedding"] = base_block
         await clf.aclose()
     if options.task in ("all", "describe") and suite.describe:
@@ -280,33 +260,33 @@ async def run_suite(
         await describer.aclose()
     if not samples:
         raise ConfigError(f"suite {suite.name!r} has nothing to run for task {options.task!r}")
-    run = {
-        "suite": suite.name,
-        "metrics": metrics,
-        "baselines": baselines,
-        "manifest": {
-            "started": started.isoformat(timespec="seconds"),
-            "duration_s": round(time.perf_counter() - t0, 3),
-            "git": git_state(),
-            "packages": package_versions(),
-            "python": platform.python_version(),
-            "backend": backend_name,
-            "model": metrics.get("model") or metrics.get("description", {}).get("model", ""),
-            "strategy": metrics.get("strategy", ""),
-            "calibration": _named(options.classify.calibration),
-            "templates": templates,
-            "dataset_sha256": suite.dataset_sha256,
-            "taxonomy_version": suite.taxonomy.version,
-            "taxonomy_nodes": len(suite.taxonomy),
-            "seed": options.seed,
-            "examples": str(options.examples) if options.examples else None,
-            "example_split": options.example_split,
-            "trust": None if options.classify.trust == "auto" else _named(options.classify.trust),
-            "embedding_model": options.classify.embedding_model,
-            "limit": options.limit,
-            "task": options.task,
-        },
-    }
+    description = metrics.get("description")
+    copy_model = description.get("model", "") if isinstance(description, dict) else ""
+    model = metrics.get("model") or copy_model
+    manifest = Manifest(
+        started=started.isoformat(timespec="seconds"),
+        duration_s=round(time.perf_counter() - t0, 3),
+        git=git_state(),
+        packages=package_versions(),
+        python=platform.python_version(),
+        backend=backend_name,
+        model=model if isinstance(model, str) else "",
+        strategy=str(metrics.get("strategy", "")),
+        calibration=_named(options.classify.calibration),
+        templates=templates,
+        dataset_sha256=suite.dataset_sha256,
+        taxonomy_version=suite.taxonomy.version,
+        taxonomy_nodes=len(suite.taxonomy),
+        seed=options.seed,
+        examples=str(options.examples) if options.examples else None,
+        example_split=options.example_split,
+        trust=None if options.classify.trust == "auto" else _named(options.classify.trust),
+        embedding_model=options.classify.embedding_model,
+        limit=options.limit,
+        task=options.task,
+        plan=plan,
+    )
+    run = RunSummary(suite=suite.name, metrics=metrics, baselines=baselines, manifest=manifest)
     return run, samples
 
 
@@ -340,10 +320,10 @@ def split_examples(
     return pool, [r for r in records if r.id not in pool_ids]
 
 
-def git_state() -> dict[str, Any]:
+def git_state() -> GitState:
     """The checkout's commit and whether it has uncommitted changes (None outside a checkout)."""
     if CHECKOUT is None:
-        return {"commit": None, "dirty": False}
+        return GitState()
 
     def git(*args: str) -> str:
         try:
@@ -355,10 +335,9 @@ def git_state() -> dict[str, Any]:
         return done.stdout.strip()
 
     commit = git("rev-parse", "HEAD")
-    return {
-        "commit": commit or None,
-        "dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
-    }
+    return GitState(
+        commit=commit or None, dirty=bool(git("status", "--porcelain", "--untracked-files=no"))
+    )
 
 
 def package_versions() -> dict[str, str]:
@@ -371,216 +350,7 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
-def write_run(out: Path, run: dict[str, Any], samples: list[dict[str, Any]]) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "run.json").write_text(json.dumps(run, indent=2, ensure_ascii=False) + "\n")
-    with (out / "samples.jsonl").open("w", encoding="utf-8") as handle:
-        for sample in samples:
-            handle.write(json.dumps(sample, ensure_ascii=False) + "\n")
-
-
-def read_run(folder: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    if not (folder / "run.json").exists():
-        raise ConfigError(f"{folder} holds no run.json - give the --out folder of a run")
-    run = json.loads((folder / "run.json").read_text())
-    samples = [
-        json.loads(line)
-        for line in (folder / "samples.jsonl").read_text().splitlines()
-        if line.strip()
-    ]
-    return run, samples
-
-
-# -- baselines and the gate ---------------------------------------------------------------------
-
-
-def baseline_from_run(run: dict[str, Any], samples: list[dict[str, Any]]) -> dict[str, Any]:
-    """What a baseline stores: identity, metrics and the per-item outcomes."""
-    return {
-        "suite": run["suite"],
-        "manifest": run["manifest"],
-        "metrics": run["metrics"],
-        "items": {
-            s["id"]: {
-                "gold": s["gold"],
-                "pred": s["output"]["path"],
-                "confidence": s["output"]["confidence"],
-                "scores": s["scores"],
-            }
-            for s in samples
-            if s["task"] == "classify" and not s.get("baseline")
-        },
-        "description_items": {
-            s["id"]: s["scores"]
-            for s in samples
-            if s["task"] == "describe" and not s.get("baseline")
-        },
-    }
-
-
-@dataclass
-class GateResult:
-    exit_code: int
-    lines: list[str]
-    flipped: list[dict[str, Any]] = field(default_factory=list)
-
-
-def _sample_outcomes(items: dict[str, dict[str, Any]], ids: list[str]) -> list[M.Outcome]:
-    out = []
-    for i in ids:
-        item = items[i]
-        s = item["scores"]
-        pred = None if s["invalid"] or s["error"] else tuple(item["pred"])
-        out.append(
-            M.Outcome(tuple(item["gold"]), pred, item.get("confidence"), s["error"], s["invalid"])
-        )
-    return out
-
-
-def _paired_accuracy(
-    a: Sequence[M.Outcome],
-    b: Sequence[M.Outcome],
-    level: int | None,
-    *,
-    max_drop: float,
-    alpha: float,
-) -> tuple[str, bool]:
-    """One McNemar line for the full path (``level`` None) or the first ``level`` names, over
-    the items whose gold is that deep; and whether it is a regression."""
-
-    def right(o: M.Outcome) -> bool:
-        if level is None:
-            return o.correct
-        return o.pred is not None and o.pred[:level] == o.gold[:level]
-
-    pairs = [(x, y) for x, y in zip(a, b, strict=True) if level is None or len(x.gold) >= level]
-    only_a = sum(right(x) and not right(y) for x, y in pairs)
-    only_b = sum(right(y) and not right(x) for x, y in pairs)
-    n = max(len(pairs), 1)
-    acc_a, acc_b = sum(right(x) for x, _ in pairs) / n, sum(right(y) for _, y in pairs) / n
-    p = mcnemar_exact(only_a, only_b)
-    worse = acc_a - acc_b > max_drop and p < alpha
-    name = "accuracy" if level is None else f"accuracy level {level}"
-    return (
-        f"{name} {acc_a:.3f} -> {acc_b:.3f} (McNemar exact p={p:.4f}, {only_a} lost / {only_b} gained){' REGRESSION' if worse else ''}",
-        worse,
-    )
-
-
-def gate(
-    run: dict[str, Any],
-    samples: list[dict[str, Any]],
-    baseline: dict[str, Any] | None,
-    *,
-    max_drop: float = 0.01,
-    alpha: float = 0.05,
-    max_error_rate: float = 0.05,
-    allow_template_change: bool = False,
-) -> GateResult:
-    """Decide the exit code of a run, against a baseline when one is given."""
-    lines: list[str] = []
-    errors = [
-        run["metrics"].get("error_rate", 0.0),
-        run["metrics"].get("description", {}).get("error_rate", 0.0),
-    ]
-    if baseline is not None:
-        mine, theirs = run["manifest"], baseline["manifest"]
-        problems = []
-        if mine["dataset_sha256"] != theirs["dataset_sha256"]:
-            problems.append("the dataset differs (sha256)")
-        if mine["taxonomy_version"] != theirs["taxonomy_version"]:
-            problems.append("the taxonomy differs")
-        if not allow_template_change:
-            for task, version in mine["templates"].items():
-                if task in theirs["templates"] and theirs["templates"][task] != version:
-                    problems.append(
-                        f"the {task} template differs ({theirs['templates'][task]} -> {version}; pass --allow-template-change to compare anyway)"
-                    )
-        if problems:
-            return GateResult(
-                EXIT_NOT_COMPARABLE, [f"baseline not comparable: {p}" for p in problems]
-            )
-    if max(errors) > max_error_rate:
-        return GateResult(
-            EXIT_INFRA,
-            [
-                f"error rate {max(errors):.1%} is above --max-error-rate {max_error_rate:.1%}: infrastructure problem, not a quality verdict"
-            ],
-        )
-    if baseline is None:
-        return GateResult(EXIT_PASS, ["no baseline given: nothing to compare"])
-    current = baseline_from_run(run, samples)
-    ids = sorted(set(current["items"]) & set(baseline["items"]))
-    regression = False
-    flipped = []
-    if ids:
-        a = _sample_outcomes(baseline["items"], ids)
-        b = _sample_outcomes(current["items"], ids)
-        deepest = max(len(o.gold) for o in a)
-        for level in [None, *range(1, min(deepest, 3) + 1)]:
-            line, worse = _paired_accuracy(a, b, level, max_drop=max_drop, alpha=alpha)
-            regression |= worse
-            lines.append(line)
-        for name, fn in (
-            ("macro_f1", M.macro_f1),
-            ("hierarchical_f1", lambda o: M.hierarchical_prf(o)[2]),
-        ):
-            boot = paired_bootstrap(fn, a, b, alpha=alpha, seed=0)
-            worse = -boot.difference > max_drop and boot.p_drop < alpha
-            regression |= worse
-            lines.append(
-                f"{name} {fn(a):.3f} -> {fn(b):.3f} (paired bootstrap 95% CI of change [{boot.low:+.3f}, {boot.high:+.3f}], p={boot.p_drop:.4f}){' REGRESSION' if worse else ''}"
-            )
-        for i, x, y in zip(ids, a, b, strict=True):
-            if x.correct != y.correct:
-                flipped.append(
-                    {
-                        "id": i,
-                        "gold": list(x.gold),
-                        "baseline": list(x.pred or ()),
-                        "run": list(y.pred or ()),
-                        "now_correct": y.correct,
-                    }
-                )
-    d_ids = sorted(set(current["description_items"]) & set(baseline.get("description_items", {})))
-    if d_ids:
-        theirs, mine = baseline["description_items"], current["description_items"]
-        checks: list[tuple[str, Callable[[dict[str, Any]], bool]]] = [
-            ("description schema validity", lambda s: bool(s["schema_valid"])),
-        ]
-        if all("findings" in theirs[i] for i in d_ids):  # baselines from before the copy checks
-            checks.append(("copy without findings", lambda s: not s["findings"] and not s["error"]))
-        for name, good in checks:
-            va = [good(theirs[i]) for i in d_ids]
-            vb = [good(mine[i]) for i in d_ids]
-            only_a = sum(x and not y for x, y in zip(va, vb, strict=True))
-            only_b = sum(y and not x for x, y in zip(va, vb, strict=True))
-            p = mcnemar_exact(only_a, only_b)
-            drop = (sum(va) - sum(vb)) / len(d_ids)
-            worse = drop > max_drop and p < alpha
-            regression |= worse
-            lines.append(
-                f"{name} {sum(va) / len(d_ids):.3f} -> {sum(vb) / len(d_ids):.3f} (McNemar p={p:.4f}){' REGRESSION' if worse else ''}"
-            )
-    lines.insert(
-        0,
-        "significant regression against the baseline"
-        if regression
-        else "no significant regression against the baseline",
-    )
-    return GateResult(EXIT_REGRESSION if regression else EXIT_PASS, lines, flipped)
-
-
-def load_baseline(path: Path) -> dict[str, Any]:
-    if not path.exists():
-        raise ConfigError(
-            f"baseline {path} does not exist - create one with 'python -m evals baseline update RUN'"
-        )
-    data: dict[str, Any] = json.loads(path.read_text())
-    return data
-
-
 def run_blocking(
     suite: Suite, options: RunOptions, backend: Backend | None = None
-) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+) -> tuple[RunSummary, Samples]:
     return asyncio.run(run_suite(suite, options, backend=backend))

@@ -153,7 +153,7 @@ def run_raw_in_process(
     live = Classifier(taxonomy, options, settings=settings.model_copy(update={"cache": False}))
     raw_batch = getattr(live.backend, "raw_batch", None)
     if raw_batch is None:
-        raise SystemExit(f"--raw in process needs --backend vllm, not {live.backend.name}")
+        raise ConfigError(f"--raw in process needs --backend vllm, not {live.backend.name}")
     recorder = Recorder(live.backend)
     recorded = Classifier(
         taxonomy, options, backend=recorder, settings=settings.model_copy(update={"cache": False})
@@ -186,7 +186,7 @@ def run_raw(
     if settings.backend == "vllm":
         return run_raw_in_process(taxonomy, products, options, settings, rounds)
     if not base_url:
-        raise SystemExit("--raw replays to a server (--base-url) or runs --backend vllm")
+        raise ConfigError("--raw replays to a server (--base-url) or runs --backend vllm")
     with tempfile.TemporaryDirectory() as folder:
         requests = Path(folder) / "requests.jsonl"
         exporter = Classifier(
@@ -197,7 +197,7 @@ def run_raw(
         exporter.classify_many(products, progress=False)
         bodies = [json.loads(line)["body"] for line in requests.read_text().splitlines()]
     live = Classifier(taxonomy, options, settings=settings.model_copy(update={"cache": False}))
-    concurrency = live.runner.concurrency
+    concurrency = live.concurrency
     live.classify("warm-up: load the embedder and probe the server")
     print(
         f"raw bench: {len(products)} products, {len(bodies)} recorded requests, strategy "
@@ -215,7 +215,7 @@ def run_raw(
         lambda: asyncio.run(replay(base_url, bodies, concurrency, settings.api_key)),
         before=cleared,
     )
-    live.runner.blocking(live.aclose())
+    live.close()
     return 0
 
 

@@ -13,7 +13,14 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
-from ..completions import ChoiceConstraint, Completion, CompletionRequest, Message, Sampling
+from ..completions import (
+    ChoiceConstraint,
+    Completion,
+    CompletionRequest,
+    Message,
+    Sampling,
+    usage_of,
+)
 from ..distributions import choice_distribution, contextual_calibrate
 from ..embeddings import product_text
 from ..engine import Engine
@@ -175,15 +182,6 @@ class ConstrainedChoice:
             return match_label(c.text, labels) is not None
 
         return await self.engine.call(request, valid)
-
-
-def usage_of(completion: Completion) -> Usage:
-    """The tokens of one completion; a cache hit costs no call."""
-    return Usage(
-        prompt_tokens=completion.prompt_tokens,
-        completion_tokens=completion.completion_tokens,
-        calls=0 if completion.cached else 1,
-    )
 
 
 def max_label_tokens(labels: Sequence[str]) -> int:
