@@ -121,6 +121,8 @@ class Plan:
             return "none (no experts are fused)"
         name = self.trust.name if self.trust is not None else ""
         named = f" {name}" if name and name != NEUTRAL else ""
+        if self.trust_source == "examples":
+            return f"examples (fitted at first use; starting from{named or ' neutral'}: {weights})"
         return f"{self.trust_source}{named}: {weights}"
 
     def as_dict(self) -> dict[str, Any]:
@@ -184,7 +186,9 @@ def decide(
         reasons=reasons,
         provisional=not facts.model,
     )
-    if not plan.asks_llm:
+    if plan.asks_llm:
+        reasons["llm"] = f"{strategy} asks the model for every product"
+    else:
         reasons["llm"] = f"{strategy} never asks the model"
     if fused:
         plan = _trust(plan, options, facts, shipped)
@@ -267,6 +271,10 @@ def _trust(plan: Plan, options: ClassifyOptions, facts: Facts, shipped: ShippedF
     asks = not muted
     if muted:
         reasons["llm"] = "the trust fit gives the model weight 0: its answer could not count"
+    elif source != "examples":
+        reasons["llm"] = (
+            f"asked for every product; its answer weighs {fit.weights.get('llm', 1.0):.2f}"
+        )
     elif source == "examples":
         reasons["llm"] = "asked per product unless the fit on the examples gives it weight 0" + (
             f"; at most {budget} examples asked while fitting" if budget else ""
