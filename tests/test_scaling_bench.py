@@ -39,3 +39,14 @@ def test_raw_bench_replays_exactly_what_llmcat_sends(
     llmcat_side, raw_side = rounds[:n], rounds[n : 2 * n]
     key = lambda b: json.dumps(b, sort_keys=True)  # noqa: E731
     assert sorted(map(key, raw_side)) == sorted(map(key, llmcat_side))
+
+
+@pytest.mark.allow_model_requests
+def test_raw_embedding_bench_times_the_strategy_against_one_batch_of_the_same_embedder(
+    shared_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["bench", "--raw", "--strategy", "embedding", "--embedding-model", "hashing"]
+    assert evals_main([*argv, "--n", "12", "--rounds", "2", "--backend", "fake"]) == 0
+    out = capsys.readouterr().out
+    assert "raw embedding bench: 12 products, embedder hashing-2048" in out
+    assert out.count("items/s, raw ") == 2 and "ratio llmcat/raw per round: " in out

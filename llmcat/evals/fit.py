@@ -17,8 +17,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from llmcat.calibration import expected_calibration_error
+from llmcat.distributions import log_linear_pool
 from llmcat.errors import ConfigError
-from llmcat.trust import TrustFit, fit_weights, mean_nll, neutral
+from llmcat.trust import FitItem, TrustFit, fit_weights, mean_nll, neutral
 
 from .records import ClassificationSample, DescriptionSample, classification_samples, read_run
 from .stats import mcnemar_exact
@@ -86,6 +87,27 @@ def judge(fit: TrustFit, run: Path) -> list[str]:
     return lines
 
 
+def _accuracy(items: Sequence[FitItem], weights: Mapping[str, float]) -> float:
+    return sum(_correct(log_linear_pool(e, weights), g) for e, g in items) / len(items)
+
+
+def _model_pays_its_way(
+    items: Sequence[FitItem], experts: list[str], weights: dict[str, float]
+) -> dict[str, float]:
+    """The weights of least NLL, or, when the fused answers are no less often right without the
+    LLM (fitted again without it), those with the LLM at 0: asking it costs a model call per
+    product, so it has to pay for itself in right answers (``auto`` then never asks it)."""
+    rest = [e for e in experts if e != "llm"]
+    without = [({k: v for k, v in e.items() if k != "llm"}, g) for e, g in items]
+    muted = {**fit_weights(without, rest), "llm": 0.0}
+    asked, silent = _accuracy(items, weights), _accuracy(items, muted)
+    print(
+        f"right answers with the LLM at its fitted weight {asked:.3f}, without it {silent:.3f}: "
+        + ("the LLM is muted (weight 0)" if silent >= asked else "the LLM keeps its weight")
+    )
+    return muted if silent >= asked else weights
+
+
 def run_fit(args: argparse.Namespace) -> int:
     data, samples = read_run(args.run)
     items = fit_items(samples)
@@ -101,6 +123,8 @@ def run_fit(args: argparse.Namespace) -> int:
             "run it again with --trust neutral to fit all of them"
         )
     weights = fit_weights(items, experts)
+    if "llm" in experts:
+        weights = _model_pays_its_way(items, experts, weights)
     first = classification_samples(samples)[0].output
     embedder = data.baselines.get("embedding", {}).get("model", "")
     fit = TrustFit(

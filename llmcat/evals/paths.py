@@ -50,6 +50,11 @@ def flipkart_csv() -> Path:
     return shared_dir() / "datasets" / "flipkart_1050.csv"
 
 
+def cdiscount_jsonl() -> Path:
+    """The French Cdiscount products (3-level French category paths) in the shared folder."""
+    return shared_dir() / "datasets" / "cdiscount_fr_2000.jsonl"
+
+
 def google_taxonomy() -> Path:
     """Google's product taxonomy in the shared folder."""
     return shared_dir() / "taxonomies" / "google_product_taxonomy_2021-09-21.txt"

@@ -32,6 +32,8 @@ from typing import Any
 
 from llmcat import Backend, Classifier, ConfigError, Settings, Taxonomy
 from llmcat.completions import Completion, CompletionRequest
+from llmcat.embeddings import product_text
+from llmcat.inputs import coerce_product
 from llmcat.options import ClassifyOptions
 from llmcat.tables import products_table
 
@@ -174,6 +176,33 @@ def run_raw_in_process(
     return 0
 
 
+def run_raw_embedding(
+    taxonomy: Taxonomy,
+    products: Sequence[Any],
+    options: ClassifyOptions,
+    settings: Settings,
+    rounds: int,
+) -> int:
+    """``--raw --strategy embedding``: llmcat's ``embedding`` strategy against one batch call of
+    the same embedder over the same product texts (the taxonomy's vectors built beforehand)."""
+    live = Classifier(taxonomy, options, settings=settings)
+    live.classify("warm-up: load the embedder and embed the taxonomy")
+    embedder = live.embedder()
+    texts = [product_text(coerce_product(p, i)) for i, p in enumerate(products)]
+    print(
+        f"raw embedding bench: {len(products)} products, embedder {embedder.name}, "
+        f"{len(taxonomy.leaves())} leaves; raw: one embed() call of all {len(texts)} texts"
+    )
+    alternate(
+        len(products),
+        rounds,
+        lambda: run_llmcat(live, products),
+        lambda: asyncio.run(embedder.embed(texts)),
+    )
+    live.close()
+    return 0
+
+
 def run_raw(
     taxonomy: Taxonomy,
     products: Sequence[Any],
@@ -183,6 +212,8 @@ def run_raw(
 ) -> int:
     """``--raw``; see the module docstring."""
     base_url = settings.base_url
+    if options.strategy == "embedding":
+        return run_raw_embedding(taxonomy, products, options, settings, rounds)
     if settings.backend == "vllm":
         return run_raw_in_process(taxonomy, products, options, settings, rounds)
     if not base_url:

@@ -27,7 +27,7 @@ from llmcat import Product, Taxonomy
 from llmcat.errors import ConfigError
 
 from .flipkart import load_flipkart
-from .paths import flipkart_csv, suites_dir
+from .paths import cdiscount_jsonl, flipkart_csv, suites_dir
 
 RecordT = TypeVar("RecordT", bound=BaseModel)
 
@@ -95,12 +95,14 @@ def load_suite(name: str, *, data: Path | None = None, limit: int | None = None)
         return _load_file(data, limit)
     if name == "flipkart":
         return load_flipkart_suite(flipkart_csv(), limit=limit)
+    if name == "cdiscount":
+        return load_flat_suite(cdiscount_jsonl(), limit=limit)
     folder = suites_dir() / name
     if not (folder / "manifest.json").exists():
         folder = Path(name)
     if not (folder / "manifest.json").exists():
         raise ConfigError(
-            f"unknown suite {name!r}: use golden, flipkart, a suite folder, or --data FILE"
+            f"unknown suite {name!r}: use golden, flipkart, cdiscount, a suite folder, or --data FILE"
         )
     return _load_folder(folder, limit)
 
@@ -148,6 +150,32 @@ def _load_file(path: Path, limit: int | None) -> Suite:
     if path.suffix.lower() == ".csv":
         return load_flipkart_suite(path, limit=limit)
     records = read_jsonl(path, ClassificationRecord)[:limit]
+    taxonomy = taxonomy_from_gold([r.gold.path for r in records])
+    return Suite(path.stem, taxonomy, records, [], sha256_file(path))
+
+
+def load_flat_suite(path: Path, *, limit: int | None = None) -> Suite:
+    """Flat product records with their gold ``path`` (``title``, ``brand``, ``description``,
+    ``path``: the Cdiscount file's format) as a classification suite over their own tree."""
+    if not path.exists():
+        raise ConfigError(
+            f"{path} not found: set LLMCAT_SHARED_DIR to the folder holding "
+            f"datasets/{path.name}, or pass --data FILE"
+        )
+    records = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        row = json.loads(line)
+        gold = [str(name) for name in row.pop("path")]
+        product = Product.model_validate({"id": row.get("id") or str(n), **row})
+        records.append(
+            ClassificationRecord(
+                id=product.id, product=product, gold=Gold(path=gold), group=gold[0]
+            )
+        )
+    if limit is not None:
+        records = stratified(records, limit)
     taxonomy = taxonomy_from_gold([r.gold.path for r in records])
     return Suite(path.stem, taxonomy, records, [], sha256_file(path))
 

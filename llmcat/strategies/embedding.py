@@ -25,7 +25,7 @@ class Embedding(Strategy):
         nearest = await context.nearest_leaves(product, context.options.shortlist_k)
         return Outcome(
             category=context.taxonomy.get(nearest[0][0]),
-            distribution=similarity_distribution(nearest),
+            distribution=similarity_distribution(nearest, context.embedder().temperature),
             usage=Usage(),
             cached=False,
             model=context.embedder().name,

@@ -28,7 +28,6 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..distributions import EMBEDDING_TEMPERATURE
 from ..errors import ConfigError
 from ..once import AsyncOnce
 from ..supervised import DEFAULT_C, SupervisedHead, data_digest
@@ -90,6 +89,8 @@ class ExampleExperts:
         #: the categories every expert spreads its mass over
         self.ids: list[str] = leaf_ids + extra
         self.position = {cid: i for i, cid in enumerate(self.ids)}
+        #: the embedder's softmax temperature (its similarities as a distribution)
+        self.temperature = context.embedder().temperature
         # An example may be labelled with an inner node: it is as similar as its best leaf.
         self._beneath = {
             cid: [
@@ -126,7 +127,7 @@ class ExampleExperts:
         """Every expert for ``queries``; ``exclude[i]``: an example row query ``i`` may not see
         (itself, in cross-validation); ``head``: another head than the one of all examples."""
         sims = await self.similarities(queries)
-        zero_shot = softmax_rows(sims / EMBEDDING_TEMPERATURE)
+        zero_shot = softmax_rows(sims / self.temperature)
         examples = await self.context.example_index().matrix()
         knn = self._knn(queries, examples, sims, exclude)
         chosen = head if head is not None else await self.head()
@@ -185,7 +186,7 @@ class ExampleExperts:
             votes = sorted(votes, key=lambda v: -v[1])[:k]
             top = votes[0][1]
             for i, sim in votes:
-                out[row, i] += math.exp((sim - top) / EMBEDDING_TEMPERATURE)
+                out[row, i] += math.exp((sim - top) / self.temperature)
             out[row] /= out[row].sum()
         return out
 
@@ -213,7 +214,7 @@ class ExampleExperts:
         }
         order = sorted(chosen, key=lambda i: (-rows.similarity[row, i], i))
         ids = [self.ids[i] for i in order]
-        sims = rows.similarity[row, order] / EMBEDDING_TEMPERATURE
+        sims = rows.similarity[row, order] / self.temperature
         experts = {
             "embedding": dict(zip(ids, softmax_rows(sims[None, :])[0].tolist(), strict=True)),
             "knn": _normalised(ids, rows.knn[row, order]),

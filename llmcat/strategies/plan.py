@@ -1,7 +1,8 @@
 """The plan of a ``Classifier``: every decision ``auto`` makes, made once, in one place, with
 the reason for each.
 
-- the **strategy** (``auto``: with examples and an embedder ``shortlist``, else ``flat`` up to
+- the **strategy** (``auto``: with examples and an embedder ``shortlist``; ``shortlist`` too when
+  a fit measured for the model and embedder gives the model weight 0; else ``flat`` up to
   ``FLAT_AUTO_LIMIT`` leaves, else ``shortlist`` with an embedder, else ``hierarchical``);
 - the **embedder** (the caller's, ``embedding_model``, the bundled MiniLM, or the lexical one
   when no neural embedder is installed and a fit ships for the model over it);
@@ -165,10 +166,16 @@ def decide(
             "no neural embedder is installed, and a fit ships for this model over the lexical "
             "one: measured better than the hierarchical walk"
         )
-    strategy = _strategy(name, facts, embedder is not None, reasons)
+    measured = (
+        shipped(facts.model, facts.prompt_version, embedder)
+        if embedder is not None and facts.model
+        else None
+    )
+    muted = measured is not None and measured.weights.get("llm", 1.0) == 0.0
+    strategy = _strategy(name, facts, embedder is not None, muted, reasons)
     if not uses_embedder(strategy):
         embedder = None
-        reasons.setdefault("embedder", f"{strategy} does not embed")
+        reasons["embedder"] = f"{strategy} does not embed"
     elif "embedder" not in reasons:
         reasons["embedder"] = facts.embedder_origin
     fused = strategy == "shortlist" and options.fuse_embedding
@@ -202,12 +209,22 @@ def complete(plan: Plan, options: ClassifyOptions, facts: Facts, shipped: Shippe
     return _trust(done, options, facts, shipped) if plan.fused else done
 
 
-def _strategy(name: str, facts: Facts, has_embedder: bool, reasons: dict[str, str]) -> str:
+def _strategy(
+    name: str, facts: Facts, has_embedder: bool, muted: bool, reasons: dict[str, str]
+) -> str:
     if name != "auto":
         reasons["strategy"] = "chosen by the caller"
         return name
     if facts.examples and has_embedder:
         reasons["strategy"] = f"auto: {facts.examples} examples and an embedder"
+        return "shortlist"
+    if muted:
+        # Measured: this model's answer adds nothing to the embedding (its fit gives it weight
+        # 0); asked to pick among few labels it did worse than chance (README, "What to expect").
+        reasons["strategy"] = (
+            f"auto: {facts.leaves} leaves, and the fit measured for this model and embedder gives "
+            "the model weight 0: the embedding decides"
+        )
         return "shortlist"
     if facts.leaves <= FLAT_AUTO_LIMIT:
         reasons["strategy"] = f"auto: {facts.leaves} leaves, at most {FLAT_AUTO_LIMIT}"

@@ -80,7 +80,7 @@ class FusedShortlist(Shortlist):
             return await self._with_examples(product, self.experts)
         assert plan.trust is not None
         nearest = await context.nearest_leaves(product, context.options.shortlist_k)
-        experts = {"embedding": similarity_distribution(nearest)}
+        experts = {"embedding": similarity_distribution(nearest, context.embedder().temperature)}
         if not plan.asks_llm:
             return self._fused(experts, plan.trust)
         choice = await self.chooser.choose(product, [context.taxonomy.get(c) for c, _ in nearest])
