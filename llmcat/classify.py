@@ -92,26 +92,26 @@ class Classifier(Worker):
             )
         self._engine = Engine(backend=backend, settings=settings, overrides=connection)
         labelled = load_examples(examples, self.taxonomy) if examples is not None else []
-        self.facts = self._facts(embedder, len(labelled))
-        self._plan = strategies.decide(
+        facts = self._facts(embedder, len(labelled))
+        plan = strategies.decide(
             self.options.strategy,
             self.options,
-            self.facts,
+            facts,
             shipped_fit,
             uses_model=lambda name: strategies.get(name).uses_model,
             uses_embedder=lambda name: strategies.get(name).uses_embedder,
         )
-        strategy_class = strategies.get(self._plan.strategy)
+        strategy_class = strategies.get(plan.strategy)
         strategy_class.check(self.taxonomy, self.options)
-        strategy_class = strategy_class.for_plan(self._plan)
+        strategy_class = strategy_class.for_plan(plan)
         self.context = StrategyContext(
             self.taxonomy,
             self.options,
             self._engine,
             embedder,
             examples=labelled,
-            plan=self._plan,
-            facts=self.facts,
+            plan=plan,  # the context keeps it, final after the first call (``aplan``)
+            facts=facts,
         )
         self.strategy: str = strategy_class.name
         self._strategy: Strategy = strategy_class(self.context)
