@@ -94,6 +94,36 @@ def expected_calibration_error(
     return total
 
 
+#: The share of right answers the items above the default review threshold should reach.
+REVIEW_TARGET = 0.9
+
+
+def review_threshold(
+    confidences: Sequence[float], correct: Sequence[bool], target: float = REVIEW_TARGET
+) -> float | None:
+    """The lowest confidence ``t`` such that the items at or above ``t`` are right at least
+    ``target`` of the time (None when no such ``t`` keeps an item)."""
+    pairs = sorted(zip(confidences, correct, strict=True), reverse=True)
+    best: float | None = None
+    right = 0
+    for n, (confidence, ok) in enumerate(pairs, 1):
+        right += ok
+        last_of_tie = n == len(pairs) or pairs[n][0] < confidence
+        if last_of_tie and right / n >= target:
+            best = confidence
+    return best
+
+
+def coverage(
+    confidences: Sequence[float], correct: Sequence[bool], threshold: float
+) -> tuple[float, float | None]:
+    """At a review threshold: the share of items flagged (below it), and the accuracy of the
+    rest (None when every item is flagged)."""
+    kept = [ok for c, ok in zip(confidences, correct, strict=True) if c >= threshold]
+    flagged = 1.0 - len(kept) / len(confidences) if confidences else 0.0
+    return flagged, (sum(kept) / len(kept) if kept else None)
+
+
 class TemperatureScaling(BaseModel):
     """A fitted temperature and what it was fitted for; pass it as ``Classifier(calibration=)``."""
 
@@ -146,9 +176,12 @@ class TemperatureScaling(BaseModel):
 
 
 __all__ = [
+    "REVIEW_TARGET",
     "TemperatureScaling",
+    "coverage",
     "expected_calibration_error",
     "fit_temperature",
+    "review_threshold",
     "scale_confidence",
     "scale_distribution",
 ]

@@ -11,7 +11,9 @@ outside the taxonomy is never returned.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from itertools import chain, islice
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -30,6 +32,7 @@ from .embeddings import (
 from .engine import Engine, split_overrides
 from .errors import ConfigError
 from .examples import ExampleSource, load_examples
+from .inputs import coerce_product
 from .options import CalibrationChoice, ClassifyOptions, with_overrides
 from .overrides import ClassifierOverrides
 from .prompts import PromptTemplate
@@ -50,6 +53,10 @@ __all__ = ["Classifier", "load_calibration"]
 
 #: Items in flight for strategies that make no model calls (embedding, knn), unless configured.
 EMBEDDING_CONCURRENCY = 64
+#: Products a run's embedding spread is estimated from (``observe_catalogue``).
+SPREAD_SAMPLE = 256
+
+log = logging.getLogger("llmcat")
 
 
 class Classifier(Worker):
@@ -217,22 +224,68 @@ class Classifier(Worker):
         """Blocking ``aclassify``."""
         return self._runner.blocking(self.aclassify(product))
 
-    def aiter_classify(
+    async def aiter_classify(
         self, products: Iterable[Item], *, progress: bool | None = None, start: int = 0
     ) -> AsyncIterator[Classification]:
         """One Classification per input, in input order, with bounded concurrency. ``start``:
         the position of the first product (ids default to positions), for a resumed batch."""
-        return self._runner.stream(
+        products = await self._observed(products)
+        async for result in self._runner.stream(
             products, self, label=f"classify ({self.strategy})", progress=progress, start=start
-        )
+        ):
+            yield result
 
     async def aclassify_many(
         self, products: Iterable[Item], *, progress: bool | None = None
     ) -> list[Classification]:
         """Classify every product; one result (or error record) per input, in order."""
+        products = await self._observed(products)
         return await self._runner.collect(
             products, self, label=f"classify ({self.strategy})", progress=progress
         )
+
+    async def aobserve_catalogue(self, products: Iterable[Item]) -> None:
+        """Fit the confidence to this catalogue: estimate its embedding spread from up to
+        ``SPREAD_SAMPLE`` of ``products`` (evenly spaced in a list), once per classifier. The
+        batch methods do it with their own products; call it before ``aclassify`` calls that
+        belong to one catalogue. A no-op unless the plan scales trust by spread."""
+        await self._observed(products if isinstance(products, Sequence) else list(products))
+
+    def observe_catalogue(self, products: Iterable[Item]) -> None:
+        """Blocking ``aobserve_catalogue``."""
+        self._runner.blocking(self.aobserve_catalogue(products))
+
+    async def _observed(self, products: Iterable[Item]) -> Iterable[Item]:
+        """``products`` as they came (an iterator re-chained after the sample is taken), once
+        the run's spread is estimated from a sample of them, when the plan needs it."""
+        context = self.context
+        if context.run_spread is not None:
+            return products
+        try:
+            plan = await context.final_plan()
+        except Exception:
+            return products
+        if not plan.scales_by_spread:
+            return products
+        rest: Iterable[Item]
+        if isinstance(products, Sequence):
+            step = max(1, len(products) // SPREAD_SAMPLE)
+            sample, rest = list(products[::step][:SPREAD_SAMPLE]), products
+        else:
+            iterator = iter(products)
+            sample = list(islice(iterator, SPREAD_SAMPLE))
+            rest = chain(sample, iterator)
+        clean = []
+        for n, item in enumerate(sample):
+            try:
+                clean.append(coerce_product(item, n))
+            except Exception:
+                continue
+        try:
+            await context.observe(clean)
+        except Exception as exc:
+            log.warning("could not estimate the catalogue's spread: %s", exc)
+        return rest
 
     def classify_many(
         self, products: Iterable[Item], *, progress: bool | None = None
@@ -297,7 +350,7 @@ class Classifier(Worker):
             path=list(outcome.category.path),
             confidence=None if confidence is None else min(1.0, max(0.0, confidence)),
             alternatives=alternatives,
-            needs_review=confidence is not None and confidence < self.options.review_threshold,
+            needs_review=confidence is not None and confidence < self.context.plan.review_threshold,
             stopped_early=outcome.stopped_early,
             experts=outcome.experts,
             trust=outcome.trust,

@@ -10,6 +10,8 @@ them. Pure functions.
      alternatives that begin them. Only candidates are counted, then everything is renormalised,
      so tokens that a constrained decoder would never emit drop out.
 - From embedding similarities: ``similarity_distribution`` (a softmax at a temperature).
+- How sure the embedding is: ``spread`` (how far apart the nearest categories' log-probabilities
+  lie; a catalogue the embedder reads badly has them bunched together).
 - Combining and correcting: ``product_of_experts``, ``contextual_calibrate``; temperature scaling
   fitted on labelled data lives in ``llmcat.calibration``.
 """
@@ -23,6 +25,8 @@ from .completions import Completion, TokenLogprob
 
 #: Temperature that turns cosine similarities into a distribution (embedding and shortlist).
 EMBEDDING_TEMPERATURE = 0.05
+#: The likeliest candidates ``spread`` is measured over (the shortlist's default size).
+SPREAD_K = 10
 
 
 def softmax(logprobs: Mapping[str, float]) -> dict[str, float]:
@@ -41,6 +45,18 @@ def similarity_distribution(
     """Cosine similarities ``[(id, similarity), ...]`` as a distribution: softmax at
     ``temperature``."""
     return softmax({cid: sim / temperature for cid, sim in nearest})
+
+
+def spread(distribution: Mapping[str, float], k: int = SPREAD_K) -> float | None:
+    """The standard deviation of the log-probabilities of the ``k`` likeliest candidates: for an
+    embedding's distribution, its similarities' spread over its temperature. None with fewer
+    than ``k`` candidates (a spread over 3 labels says nothing about one over 10)."""
+    top = sorted(distribution.values(), reverse=True)[:k]
+    if len(top) < k:
+        return None
+    logs = [math.log(max(p, 1e-300)) for p in top]
+    mean = sum(logs) / k
+    return math.sqrt(sum((x - mean) ** 2 for x in logs) / k)
 
 
 def product_of_experts(*distributions: Mapping[str, float]) -> dict[str, float]:

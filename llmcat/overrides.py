@@ -54,7 +54,7 @@ class ClassifyOverrides(TypedDict, total=False):
     embedding_model: str | None
     embedding_batch: int
     min_confidence: float | None
-    review_threshold: float
+    review_threshold: float | None
     calibration: Literal["contextual"] | TemperatureScaling | str | Path | None
     template: str
     step_template: str

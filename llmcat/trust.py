@@ -46,22 +46,57 @@ class TrustFit(BaseModel):
     nll_neutral: float | None = Field(default=None, description="Mean NLL with weights of 1.")
     nll_fitted: float | None = Field(default=None, description="Mean NLL with these weights.")
     name: str = Field(default="", description="Where the fit came from (file or shipped).")
+    spread: float | None = Field(
+        default=None,
+        gt=0,
+        description="Mean spread (``distributions.spread``) of the embedding expert on the items "
+        "it was fitted on. A run's embedding weight is scaled by the run's spread over this one.",
+    )
+    review_threshold: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="The lowest confidence at which the items it was fitted on were right at "
+        "least ``calibration.REVIEW_TARGET`` of the time: the default review threshold with this fit.",
+    )
+    run_spread: float | None = Field(
+        default=None, description="The run's spread the weights were scaled to (None: as fitted)."
+    )
 
     def fuse(self, experts: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
         """The experts' distributions pooled with these weights."""
         return log_linear_pool(experts, self.weights)
 
+    def at_spread(self, run_spread: float | None) -> TrustFit:
+        """These weights for a run whose embedding spread is ``run_spread``: the embedding's
+        weight times ``run_spread / spread``. A catalogue the embedder reads worse than the fit's
+        bunches its nearest categories together; a fixed weight would then be overconfident
+        there (README, "Confidence"). Unchanged without a fitted spread or a run's."""
+        if self.spread is None or run_spread is None or "embedding" not in self.weights:
+            return self
+        weights = {
+            **self.weights,
+            "embedding": self.weights["embedding"] * run_spread / self.spread,
+        }
+        return self.model_copy(update={"weights": weights, "run_spread": run_spread})
+
     def describe(self) -> str:
         """One line for results: ``fitted:<name> embedding=1.31 llm=0.02``, or ``neutral ...``
-        with how to fit when nothing was."""
+        with how to fit when nothing was; ``at spread 0.52x`` when scaled to a run."""
         weights = " ".join(f"{k}={v:.2f}" for k, v in sorted(self.weights.items()))
         if self.name == NEUTRAL:
             return f"neutral {weights} (nothing fitted for this model: python -m evals fit)"
-        return f"fitted:{self.name or 'unnamed'} {weights}"
+        scaled = (
+            f" (at the run's spread, {self.run_spread / self.spread:.2f}x the fit's)"
+            if self.run_spread is not None and self.spread is not None
+            else ""
+        )
+        return f"fitted:{self.name or 'unnamed'} {weights}{scaled}"
 
     def save(self, path: str | Path) -> None:
         """Write as JSON."""
-        Path(path).write_text(self.model_dump_json(indent=2) + "\n", encoding="utf-8")
+        text = self.model_dump_json(indent=2, exclude={"run_spread"})
+        Path(path).write_text(text + "\n", encoding="utf-8")
 
     @classmethod
     def load(cls, path: str | Path) -> TrustFit:

@@ -1,13 +1,16 @@
 """Fit the trust of fused experts on a labelled run, and judge a fit on other runs.
 
-    python -m evals fit RUN [--out trust.json] [--apply OTHER_RUN ...]
+    python -m evals fit RUN [--out trust.json] [--apply OTHER_RUN ...] [--keep-weights FIT]
 
 RUN is a classification run of a fusing strategy (``shortlist``): its samples hold each expert's
 distribution over the candidates and the gold category. The fit minimises the NLL of the gold
 category (``llmcat.trust.fit_weights``). ``--apply`` re-fuses the recorded experts of other runs
 with the fitted weights, without calling any model, and compares the result item by item with
 the neutral fusion the run used and with its embedding baseline (exact McNemar): fit on one set,
-judge on another.
+judge on another. A fit also records what transfers to other catalogues: the embedding
+expert's mean ``spread`` on RUN (a run's embedding weight is scaled by its own spread over it)
+and the ``review_threshold`` at which RUN's fused answers were right ``REVIEW_TARGET`` of the
+time. ``--keep-weights FIT`` measures those two for an existing fit's weights without refitting.
 """
 
 from __future__ import annotations
@@ -16,12 +19,18 @@ import argparse
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from llmcat.calibration import expected_calibration_error
-from llmcat.distributions import log_linear_pool
+from llmcat.calibration import REVIEW_TARGET, coverage, expected_calibration_error, review_threshold
+from llmcat.distributions import log_linear_pool, spread
 from llmcat.errors import ConfigError
 from llmcat.trust import FitItem, TrustFit, fit_weights, mean_nll, neutral
 
-from .records import ClassificationSample, DescriptionSample, classification_samples, read_run
+from .records import (
+    ClassificationSample,
+    DescriptionSample,
+    RunSummary,
+    classification_samples,
+    read_run,
+)
 from .stats import mcnemar_exact
 
 
@@ -41,6 +50,18 @@ def _fused(
 
 def _correct(distribution: Mapping[str, float], gold: str) -> bool:
     return max(distribution, key=distribution.__getitem__) == gold
+
+
+def mean_spread(items: Sequence[FitItem]) -> float | None:
+    """The embedding expert's mean spread over the items that have one."""
+    found = [s for e, _ in items if "embedding" in e and (s := spread(e["embedding"])) is not None]
+    return sum(found) / len(found) if found else None
+
+
+def confidences(fit: TrustFit, items: Sequence[FitItem]) -> tuple[list[float], list[bool]]:
+    """The fused answers' confidence and whether each was right."""
+    fused = [(fit.fuse(e), g) for e, g in items]
+    return [max(d.values()) for d, _ in fused], [_correct(d, g) for d, g in fused]
 
 
 def judge(fit: TrustFit, run: Path) -> list[str]:
@@ -76,13 +97,21 @@ def judge(fit: TrustFit, run: Path) -> list[str]:
             f"{sum(emb) / len(common):.3f} on {len(common)} items (full path; McNemar exact "
             f"p={p:.4f}, {only_emb} only the baseline got / {only_fit} only the fusion got)"
         )
-        fitted_conf = [max(fit.fuse(items[i][0]).values()) for i in common]
+        at_run = fit.at_spread(mean_spread(items))
+        fitted_conf, fitted = confidences(at_run, [items[i] for i in common])
         emb_conf = [c for i in common if (c := baseline[fused_ids[i]][1]) is not None]
         if len(emb_conf) == len(common):
             lines.append(
                 f"  expected calibration error: fitted fusion "
-                f"{expected_calibration_error(fitted_conf, fitted):.3f}, embedding baseline "
-                f"{expected_calibration_error(emb_conf, emb):.3f}"
+                f"{expected_calibration_error(fitted_conf, fitted):.3f} ({at_run.describe()}), "
+                f"embedding baseline {expected_calibration_error(emb_conf, emb):.3f}"
+            )
+        if fit.review_threshold is not None:
+            flagged, kept = coverage(fitted_conf, fitted, fit.review_threshold)
+            lines.append(
+                f"  at the fit's review threshold {fit.review_threshold:.2f}: {flagged:.1%} "
+                "flagged, the rest right "
+                + ("(none left)" if kept is None else f"{kept:.1%} of the time")
             )
     return lines
 
@@ -117,15 +146,42 @@ def run_fit(args: argparse.Namespace) -> int:
             "10 (a shortlist run on a labelled suite)"
         )
     experts = list(items[0][0])
-    if len(experts) < 2:
-        raise ConfigError(
-            f"{args.run} fused only {experts}: its run used a fit that muted the other experts; "
-            "run it again with --trust neutral to fit all of them"
-        )
+    if args.keep_weights is not None:
+        fit = TrustFit.load(args.keep_weights)
+        print(f"the weights of {args.keep_weights}, measured on {len(items)} items of {args.run}")
+    else:
+        fit = _fitted(args, data, samples, items, experts)
+    threshold = review_threshold(*confidences(fit, items))
+    fit = fit.model_copy(update={"spread": mean_spread(items), "review_threshold": threshold})
+    print(
+        f"embedding spread {fit.spread or float('nan'):.3f}; review threshold "
+        + ("none" if threshold is None else f"{threshold:.3f}")
+        + f" (the items at or above it right {REVIEW_TARGET:.0%} of the time)"
+    )
+    for other in args.apply:
+        print("\n".join(judge(fit, other)))
+    if args.out:
+        fit.save(args.out)
+        print(f"wrote {args.out}; use it with Classifier(trust=...) or --trust")
+    return 0
+
+
+def _fitted(
+    args: argparse.Namespace,
+    data: RunSummary,
+    samples: Sequence[ClassificationSample | DescriptionSample],
+    items: Sequence[FitItem],
+    experts: list[str],
+) -> TrustFit:
+    """The weights of least NLL on ``items`` (an embedding-only run fits the embedding's weight
+    alone, with the model muted as in that run)."""
     weights = fit_weights(items, experts)
     if "llm" in experts:
         weights = _model_pays_its_way(items, experts, weights)
-    first = classification_samples(samples)[0].output
+    elif experts == ["embedding"]:
+        print("only the embedding was recorded (the run muted the model): fitting its weight")
+        weights["llm"] = 0.0
+    first = classification_samples(list(samples))[0].output
     embedder = data.baselines.get("embedding", {}).get("model", "")
     fit = TrustFit(
         weights=weights,
@@ -149,12 +205,7 @@ def run_fit(args: argparse.Namespace) -> int:
     low = [k for k, v in weights.items() if v < 0.05]
     if low:
         print(f"weights near zero ({', '.join(low)}): on this data those experts add nothing")
-    for other in args.apply:
-        print("\n".join(judge(fit, other)))
-    if args.out:
-        fit.save(args.out)
-        print(f"wrote {args.out}; use it with Classifier(trust=...) or --trust")
-    return 0
+    return fit
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -163,5 +214,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--out", type=Path, help="write the fit here (JSON)")
     p.add_argument(
         "--apply", type=Path, action="append", default=[], help="judge the fit on another run"
+    )
+    p.add_argument(
+        "--keep-weights",
+        type=Path,
+        metavar="FIT",
+        help="measure the spread and review threshold of this fit's weights on RUN, no refit",
     )
     p.set_defaults(func=run_fit)

@@ -73,6 +73,8 @@ METRICS: tuple[Metric, ...] = (
     Metric("invalid_rate", "invalid answers", "classify", table=True),
     Metric("error_rate", "error records", "classify", table=True),
     Metric("ece", "expected calibration error", "classify"),
+    Metric("review_rate", "flagged for review (needs_review)", "classify"),
+    Metric("unflagged_accuracy", "accuracy of the items not flagged", "classify"),
     Metric("items", "items", "describe", "count", summary=False),
     Metric("schema_valid_rate", "schema valid", "describe"),
     Metric("length_compliance", "within length limits", "describe"),
@@ -125,6 +127,7 @@ class Outcome:
     invalid: bool = False
     in_shortlist: bool | None = None  # None: the strategy offered no shortlist
     shortlist_size: int | None = None
+    needs_review: bool | None = None  # None: not recorded (older baselines)
 
     @property
     def correct(self) -> bool:
@@ -282,9 +285,23 @@ def classification_metrics(items: Sequence[Outcome], max_level: int = 3) -> dict
         "error_rate": sum(o.error for o in items) / n,
         "ece": ece_of(items),
         **shortlist_recall(items),
+        **review_coverage(items),
     }
     metrics.update({f"accuracy_{k}": v for k, v in accuracy_per_level(items, max_level).items()})
     return metrics
+
+
+def review_coverage(items: Sequence[Outcome]) -> dict[str, float | None]:
+    """The share of items flagged ``needs_review``, and the accuracy of the rest (None when
+    nothing recorded the flag, or every item was flagged)."""
+    known = [o for o in items if o.needs_review is not None]
+    if not known:
+        return {"review_rate": None, "unflagged_accuracy": None}
+    kept = [o for o in known if not o.needs_review]
+    return {
+        "review_rate": 1.0 - len(kept) / len(known),
+        "unflagged_accuracy": accuracy(kept) if kept else None,
+    }
 
 
 def shortlist_recall(items: Sequence[Outcome]) -> dict[str, float | None]:

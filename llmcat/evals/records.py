@@ -68,6 +68,7 @@ class ClassificationSample(_SampleBase):
             invalid=invalid,
             in_shortlist=in_shortlist if isinstance(in_shortlist, bool) else None,
             shortlist_size=size if isinstance(size, int) else None,
+            needs_review=None if error else self.output.needs_review,
         )
 
 

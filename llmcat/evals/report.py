@@ -205,7 +205,7 @@ def run_view(run: RunSummary, samples: Samples, heading: str) -> dict[str, Any]:
                     "Bars: accuracy per confidence bin (n: items).",
                 )
             )
-            threshold = float((run.manifest.model_extra or {}).get("review_threshold", 0.5))
+            threshold = review_threshold_of(run)
             view["plots"].append(
                 _plot(
                     "coverage",
@@ -235,6 +235,13 @@ def run_view(run: RunSummary, samples: Samples, heading: str) -> dict[str, Any]:
                 )
             )
     return view
+
+
+def review_threshold_of(run: RunSummary) -> float:
+    """The run's review threshold: its plan's (older runs: 0.5, the default then)."""
+    plan = run.manifest.plan or {}
+    value = plan.get("review_threshold")
+    return float(value) if isinstance(value, (int, float)) else 0.5
 
 
 def _plot(name: str, svg: str, caption: str) -> dict[str, str]:

@@ -103,9 +103,14 @@ async def run_classification(
         examples=examples,
         embedding_model=chosen.embedding_model if embedder is None else None,
     )
+    observing = time.perf_counter()
+    # One catalogue: its confidence follows the suite's spread, as a batch's would.
+    await clf.aobserve_catalogue([r.product for r in suite.classify])
+    observing = time.perf_counter() - observing
     results, wall = await _timed(
         lambda r: clf.aclassify(r.product), suite.classify, clf.concurrency
     )
+    wall += observing
     samples = [
         ClassificationSample(
             strategy=clf.strategy,

@@ -4,12 +4,14 @@ may use (``StrategyContext``), and ``settle`` for partial-depth answers."""
 from __future__ import annotations
 
 import abc
+import asyncio
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
+from ..distributions import SPREAD_K, similarity_distribution, spread
 from ..embeddings import (
     BatchingEmbedder,
     CategoryIndex,
@@ -22,7 +24,7 @@ from ..examples import Example, ExampleIndex
 from ..once import AsyncOnce
 from ..options import ClassifyOptions
 from ..taxonomy import Category, Taxonomy
-from ..trust import shipped_fit
+from ..trust import TrustFit, shipped_fit
 from ..types import Product, Usage
 from .plan import Facts, Plan, complete
 
@@ -72,6 +74,8 @@ class StrategyContext:
         self._embedder = embedder
         self._batching: BatchingEmbedder | None = None
         self._index: CategoryIndex | None = None
+        #: the mean embedding spread of the run's products (``observe``); None until observed
+        self.run_spread: float | None = None
 
     def embedder(self) -> Embedder:
         """The embedder (the caller's, else by ``options.embedding_model``), created on first use."""
@@ -152,6 +156,25 @@ class StrategyContext:
     async def nearest_leaves(self, product: Product, k: int) -> list[tuple[str, float]]:
         """The ``k`` leaves most similar to the product, ``(id, cosine similarity)``, best first."""
         return await self.category_index().nearest_to(await self.embed_product(product), k)
+
+    async def spread_of(self, product: Product) -> float | None:
+        """How far apart the product's nearest categories lie (``distributions.spread``)."""
+        nearest = await self.nearest_leaves(product, SPREAD_K)
+        return spread(similarity_distribution(nearest, self.embedder().temperature))
+
+    async def observe(self, products: Sequence[Product]) -> None:
+        """Estimate the run's spread from a sample of its products, once: later samples change
+        nothing, so every item of a run, and every call after it, is scaled alike."""
+        if self.run_spread is not None or not products:
+            return
+        found = [s for s in await asyncio.gather(*map(self.spread_of, products)) if s is not None]
+        if found and self.run_spread is None:
+            self.run_spread = sum(found) / len(found)
+
+    def trust_for_run(self, fit: TrustFit, own: Mapping[str, float]) -> TrustFit:
+        """``fit`` at the run's spread; a product classified before any run was observed uses
+        the spread of its own embedding distribution ``own``."""
+        return fit.at_spread(self.run_spread if self.run_spread is not None else spread(own))
 
     def built_indexes(self) -> dict[str, Any]:
         """The embedding matrices built so far (``categories``, ``examples``), for other

@@ -4,11 +4,12 @@ the reason for each.
 - the **strategy** (``auto``: with examples and an embedder ``shortlist``; ``shortlist`` too when
   a fit measured for the model and embedder gives the model weight 0; else ``flat`` up to
   ``FLAT_AUTO_LIMIT`` leaves, else ``shortlist`` with an embedder, else ``hierarchical``);
-- the **embedder** (the caller's, ``embedding_model``, the bundled MiniLM, or the lexical one
+- the **embedder** (the caller's, ``embedding_model``, the installed default, or the lexical one
   when no neural embedder is installed and a fit ships for the model over it);
 - where the **trust** of fused experts comes from (``given``, ``neutral``, ``shipped``, or
   fitted on the ``examples`` at first use) and its weights;
-- the **calibration**;
+- the **calibration**, and the **review threshold** (the caller's, the one measured with the
+  trust fit in force, else ``DEFAULT_REVIEW_THRESHOLD``);
 - whether the **LLM** is asked, and the budget of model calls spent fitting on examples.
 
 ``decide`` is pure: it takes ``Facts`` (what the install, taxonomy, examples and model are) and a
@@ -22,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from ..calibration import TemperatureScaling
+from ..calibration import REVIEW_TARGET, TemperatureScaling
 from ..options import ClassifyOptions
 from ..trust import NEUTRAL, TrustFit, neutral
 
@@ -30,6 +31,8 @@ from ..trust import NEUTRAL, TrustFit, neutral
 FLAT_AUTO_LIMIT = 50
 #: the experts the fused shortlist pools, and with examples
 EXPERTS = ("llm", "embedding")
+#: needs_review below this confidence when no threshold was measured for the plan
+DEFAULT_REVIEW_THRESHOLD = 0.5
 EXAMPLE_EXPERTS = ("llm", "embedding", "knn", "supervised")
 
 TrustSource = Literal["given", "neutral", "shipped", "examples", "none"]
@@ -75,8 +78,20 @@ class Plan:
     fit_model_calls: int
     model: str
     reasons: dict[str, str] = field(default_factory=dict)
+    #: needs_review below this confidence
+    review_threshold: float = DEFAULT_REVIEW_THRESHOLD
     #: True until the model is known (a server that names it at the first call)
     provisional: bool = False
+
+    @property
+    def scales_by_spread(self) -> bool:
+        """Whether the embedding's weight follows the run's spread (a fit that measured one)."""
+        return (
+            self.fused
+            and self.trust_source in ("shipped", "given")
+            and self.trust is not None
+            and self.trust.spread is not None
+        )
 
     def summary(self) -> str:
         """One line: what results carry in ``plan``."""
@@ -105,6 +120,7 @@ class Plan:
             ("embedder", self.embedder or "none"),
             ("trust", self._trust_line(weights)),
             ("calibration", self.calibration),
+            ("review", f"needs_review below confidence {self.review_threshold:.2f}"),
             ("model", self.model or "(named by the server at the first call)"),
             ("llm", "asked" if self.asks_llm else "not asked"),
         ]
@@ -135,6 +151,7 @@ class Plan:
             "trust_source": self.trust_source,
             "trust": self.trust.describe() if self.trust is not None else None,
             "calibration": self.calibration,
+            "review_threshold": self.review_threshold,
             "asks_llm": self.asks_llm,
             "fit_model_calls": self.fit_model_calls,
             "model": self.model,
@@ -193,6 +210,11 @@ def decide(
         reasons=reasons,
         provisional=not facts.model,
     )
+    if options.review_threshold is not None:
+        plan = replace(plan, review_threshold=options.review_threshold)
+        reasons["review"] = "chosen by the caller"
+    else:
+        reasons["review"] = "the default: no threshold was measured for this plan"
     if plan.asks_llm:
         reasons["llm"] = f"{strategy} asks the model for every product"
     else:
@@ -296,8 +318,21 @@ def _trust(plan: Plan, options: ClassifyOptions, facts: Facts, shipped: ShippedF
         reasons["llm"] = "asked per product unless the fit on the examples gives it weight 0" + (
             f"; at most {budget} examples asked while fitting" if budget else ""
         )
+    threshold = plan.review_threshold
+    measured = fit.review_threshold if source in ("shipped", "given") else None
+    if options.review_threshold is None and measured is not None:
+        threshold = measured
+        reasons["review"] = (
+            f"measured with the fit on {fit.fitted_on or 'its data'}: the items at or above "
+            f"it were right {REVIEW_TARGET:.0%} of the time"
+        )
+    if source in ("shipped", "given") and fit.spread is not None:
+        reasons["trust"] += (
+            f"; the embedding's weight follows each run's spread (fitted at {fit.spread:.2f})"
+        )
     return replace(
         plan,
+        review_threshold=threshold,
         trust_source=source,
         trust=fit,
         asks_llm=asks,
@@ -307,6 +342,7 @@ def _trust(plan: Plan, options: ClassifyOptions, facts: Facts, shipped: ShippedF
 
 
 __all__ = [
+    "DEFAULT_REVIEW_THRESHOLD",
     "EXAMPLE_EXPERTS",
     "EXPERTS",
     "FLAT_AUTO_LIMIT",

@@ -81,13 +81,14 @@ class FusedShortlist(Shortlist):
         assert plan.trust is not None
         nearest = await context.nearest_leaves(product, context.options.shortlist_k)
         experts = {"embedding": similarity_distribution(nearest, context.embedder().temperature)}
+        trust = context.trust_for_run(plan.trust, experts["embedding"])
         if not plan.asks_llm:
-            return self._fused(experts, plan.trust)
+            return self._fused(experts, trust)
         choice = await self.chooser.choose(product, [context.taxonomy.get(c) for c, _ in nearest])
         outcome = Outcome(
             choice.category, choice.distribution, choice.usage, choice.cached, choice.model
         )
-        return self._fused({"llm": answer_distribution(choice), **experts}, plan.trust, outcome)
+        return self._fused({"llm": answer_distribution(choice), **experts}, trust, outcome)
 
     async def _with_examples(self, product: Product, experts: ExampleExperts) -> Outcome:
         query = await self.context.embed_product(product)
