@@ -15,7 +15,7 @@ import pytest
 
 from llmcat import Classifier, ConfigError, FakeBackend, HashingEmbedder, Product, Taxonomy
 from llmcat.strategies.experts import expert_accuracy, fit_on_examples
-from llmcat.supervised import SupervisedHead
+from llmcat.supervised import C_GRID, DEFAULT_C, SupervisedHead, choose_c
 from llmcat.trust import TrustFit, neutral
 
 from .test_examples import products
@@ -79,9 +79,24 @@ def test_the_head_predicts_what_scikit_learn_does() -> None:
         [f"c{int(v)}" for v in x[:, 0] > 0],  # two classes: scikit-learn keeps one logit
     ):
         head = SupervisedHead.train(x, y, embedder="test")
-        model = LogisticRegression(C=head.config["C"], max_iter=2000).fit(x, y)
+        # The head sees unit vectors around the examples' mean.
+        moved = x - x.mean(axis=0)
+        centred = moved / np.linalg.norm(moved, axis=1, keepdims=True)
+        model = LogisticRegression(C=head.config["C"], max_iter=2000).fit(centred, y)
         assert head.classes == tuple(model.classes_)
-        assert np.allclose(head.predict(x), model.predict_proba(x), atol=1e-6)
+        assert np.allclose(head.predict(x), model.predict_proba(centred), atol=1e-6)
+
+
+def test_c_is_chosen_on_held_out_examples_and_only_with_enough_of_them() -> None:
+    rng = np.random.default_rng(1)
+    centres = rng.normal(size=(4, 16))
+    labels = [f"c{i % 4}" for i in range(200)]
+    x = np.array([centres[i % 4] + rng.normal(scale=2.0, size=16) for i in range(200)])
+    c, scores = choose_c(x, labels)
+    assert set(scores) == set(C_GRID) and c in C_GRID
+    assert scores[c] == max(scores.values())
+    assert all(scores[k] < scores[c] for k in C_GRID if k < c)  # the most regularised of ties
+    assert choose_c(x[:20], labels[:20]) == (DEFAULT_C, {})
 
 
 def test_supervised_needs_examples() -> None:

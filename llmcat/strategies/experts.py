@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 import math
 import random
 from collections import Counter
@@ -30,17 +31,19 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..once import AsyncOnce
-from ..supervised import DEFAULT_C, SupervisedHead, data_digest
+from ..supervised import SupervisedHead, choose_c, data_digest
 from ..trust import FitItem, TrustFit, fit_weights, mean_nll
 from ..types import Product, Usage
 from .base import Outcome, Strategy, StrategyContext
+
+log = logging.getLogger("llmcat")
 
 #: Examples scored when trust is fitted on them (a seeded sample beyond that).
 FIT_EXAMPLES = 2000
 #: Categories an expert's outcome keeps in its distribution (the rest is a long, thin tail).
 KEPT = 50
 #: Bumped when the cross-validation changes, so that fits cached by an older one are redone.
-FIT_VERSION = 2
+FIT_VERSION = 3
 #: Folds of the supervised head's cross-validation.
 FOLDS = 5
 
@@ -103,6 +106,7 @@ class ExampleExperts:
         }
         self.labels = [e.category.id for e in context.examples]
         self._head: AsyncOnce[SupervisedHead] = AsyncOnce()
+        self._c: AsyncOnce[float] = AsyncOnce()
 
     # -- the experts, for a batch of query vectors ---------------------------------------------
 
@@ -228,16 +232,35 @@ class ExampleExperts:
         """The head trained on every example: from the cache folder, else trained once."""
         return await self._head.get(self._load_or_train)
 
+    async def regularisation(self) -> float:
+        """The head's ``C``, chosen once on a held-out fifth of the examples
+        (``supervised.choose_c``)."""
+        return await self._c.get(self._choose_c)
+
+    async def _choose_c(self) -> float:
+        vectors = await self.context.example_index().matrix()
+        c, scores = await asyncio.to_thread(choose_c, vectors, self.labels)
+        if scores:
+            log.info(
+                "supervised head: C=%g (held-out accuracy %s)",
+                c,
+                ", ".join(f"C={k:g} {v:.3f}" for k, v in scores.items()),
+            )
+        return c
+
     async def _load_or_train(self) -> SupervisedHead:
         vectors = await self.context.example_index().matrix()
         name = self.context.embedder().name
         folder = self.context.cache_folder("heads")
-        file = (
-            folder / f"{data_digest(vectors, self.labels, name, DEFAULT_C)}.npz" if folder else None
-        )
+        # The choice of C is keyed by the data alone, so a cached head skips it.
+        key = data_digest(vectors, self.labels, name, 0.0)
+        file = folder / f"{key}.npz" if folder else None
         if file is not None and file.exists():
             return SupervisedHead.load(file)
-        head = await asyncio.to_thread(SupervisedHead.train, vectors, self.labels, embedder=name)
+        c = await self.regularisation()
+        head = await asyncio.to_thread(
+            SupervisedHead.train, vectors, self.labels, embedder=name, c=c
+        )
         if file is not None:
             head.save(file)
         return head
@@ -269,7 +292,11 @@ class ExampleExperts:
             if not train:
                 continue
             head = await asyncio.to_thread(
-                SupervisedHead.train, vectors[train], [self.labels[i] for i in train], embedder=name
+                SupervisedHead.train,
+                vectors[train],
+                [self.labels[i] for i in train],
+                embedder=name,
+                c=await self.regularisation(),
             )
             rows = await self.rows(vectors[fold], exclude=fold, head=head)
             rows_of.update({i: (rows, r) for r, i in enumerate(fold)})
@@ -350,7 +377,7 @@ def examples_digest(context: StrategyContext, *parts: str) -> str:
     for e in context.examples:
         blob.update(f"{product_text(e.product)}\t{e.category.id}\n".encode())
     o = context.options
-    shape = [context.embedder().name, o.knn_k, o.shortlist_k, DEFAULT_C, FIT_EXAMPLES, FIT_VERSION]
+    shape = [context.embedder().name, o.knn_k, o.shortlist_k, FIT_EXAMPLES, FIT_VERSION]
     shape += list(parts)
     blob.update(json.dumps(shape).encode())
     return blob.hexdigest()[:16]
