@@ -129,6 +129,11 @@ def test_auto_with_examples_fuses_every_expert_with_weights_fitted_on_them(
     saved = TrustFit.load(fits[0])
     assert saved.items == 80 and "cross-validated accuracy" in saved.fitted_on
     assert saved.taxonomy == CODES.version
+    # needs_review follows the threshold measured on the same cross-validated examples.
+    assert saved.review_threshold is not None
+    for r in clf.classify_many([p for p, _ in test]):
+        assert r.confidence is not None
+        assert r.needs_review == (r.confidence < saved.review_threshold)
     assert accuracy(clf, test) >= 0.9
     # A fit given by the caller is used as it is: no fit on the examples.
     given = Classifier(CODES, examples=examples, trust=muted, **common(tmp_path / "other"))

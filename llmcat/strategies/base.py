@@ -42,6 +42,8 @@ class Outcome:
     stopped_early: bool = False
     experts: dict[str, dict[str, float]] | None = None  # each fused expert's distribution
     trust: str = ""  # how the experts were weighted (TrustFit.describe)
+    #: the review threshold measured with the weights in force (None: the plan's)
+    review_threshold: float | None = None
 
 
 class StrategyContext:

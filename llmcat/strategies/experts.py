@@ -29,6 +29,8 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..calibration import review_threshold
+from ..distributions import log_linear_pool
 from ..errors import ConfigError
 from ..once import AsyncOnce
 from ..supervised import SupervisedHead, choose_c, data_digest
@@ -43,7 +45,7 @@ FIT_EXAMPLES = 2000
 #: Categories an expert's outcome keeps in its distribution (the rest is a long, thin tail).
 KEPT = 50
 #: Bumped when the cross-validation changes, so that fits cached by an older one are redone.
-FIT_VERSION = 3
+FIT_VERSION = 4
 #: Folds of the supervised head's cross-validation.
 FOLDS = 5
 
@@ -325,7 +327,7 @@ def fit_on_examples(
 ) -> TrustFit:
     """Weights fitted on cross-validated ``items``; ``base``'s weights for experts left out.
     ``auto`` decides from the measurement: when one expert alone was more accurate than the
-    fusion, that expert alone is kept."""
+    fusion, that expert alone is kept. The review threshold is measured on the same items."""
     names = sorted({n for experts, _ in items for n in experts})
     weights = fit_weights(items, names)
     fused = expert_accuracy(items, weights)["fused"]
@@ -336,8 +338,14 @@ def fit_on_examples(
         note += f", fused {fused:.3f}: {best} alone kept"
     else:
         note += f", fused {fused:.3f}"
+    pooled = [log_linear_pool(experts, weights) for experts, _ in items]
+    threshold = review_threshold(
+        [max(p.values()) for p in pooled],
+        [max(p, key=p.__getitem__) == gold for p, (_, gold) in zip(pooled, items, strict=True)],
+    )
     return TrustFit(
         weights={**base.weights, **weights},
+        review_threshold=threshold,
         model=base.model,
         prompt_version=base.prompt_version,
         embedder=base.embedder,
@@ -354,8 +362,6 @@ def expert_accuracy(
     items: Sequence[FitItem], weights: Mapping[str, float] | None = None
 ) -> dict[str, float]:
     """Top-1 accuracy of each expert over ``items`` (and of their pool with ``weights``)."""
-    from ..distributions import log_linear_pool
-
     names = sorted({n for experts, _ in items for n in experts})
     hits = dict.fromkeys([*names, "fused"], 0)
     for experts, gold in items:

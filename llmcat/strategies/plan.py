@@ -286,6 +286,11 @@ def _trust(plan: Plan, options: ClassifyOptions, facts: Facts, shipped: ShippedF
     elif facts.examples:
         source = "examples"
         fit = found if found is not None else neutral(EXPERTS)
+        if options.review_threshold is None:
+            reasons["review"] = (
+                "measured with the weights when they are fitted on the examples (cross-validated:"
+                f" right {REVIEW_TARGET:.0%} of the time above it); the value above until then"
+            )
         reasons["trust"] = (
             f"fitted on the {facts.examples} examples by cross-validation at first use, from "
             + (f"the shipped fit {found.name}" if found is not None else "neutral weights")

@@ -115,6 +115,7 @@ class FusedShortlist(Shortlist):
                 model=context.engine.backend.model,
             )
         outcome.distribution, outcome.experts, outcome.trust = fused, experts, trust.describe()
+        outcome.review_threshold = trust.review_threshold
         outcome.category = context.taxonomy.get(max(fused, key=fused.__getitem__))
         return outcome
 
