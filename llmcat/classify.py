@@ -225,13 +225,24 @@ class Classifier(Worker):
         return self._runner.blocking(self.aclassify(product))
 
     async def aiter_classify(
-        self, products: Iterable[Item], *, progress: bool | None = None, start: int = 0
+        self,
+        products: Iterable[Item],
+        *,
+        progress: bool | None = None,
+        start: int = 0,
+        total: int | None = None,
     ) -> AsyncIterator[Classification]:
         """One Classification per input, in input order, with bounded concurrency. ``start``:
-        the position of the first product (ids default to positions), for a resumed batch."""
+        the position of the first product (ids default to positions), for a resumed batch;
+        ``total``: how many products a stream holds, for the progress bar."""
         products = await self._observed(products)
         async for result in self._runner.stream(
-            products, self, label=f"classify ({self.strategy})", progress=progress, start=start
+            products,
+            self,
+            label=f"classify ({self.strategy})",
+            progress=progress,
+            start=start,
+            total=total,
         ):
             yield result
 
@@ -327,6 +338,13 @@ class Classifier(Worker):
             error=error_record(error),
         )
 
+    def _threshold(self, outcome: Outcome) -> float:
+        """needs_review below this: the caller's, else the one measured with the weights the
+        outcome used (a fit on the examples measures its own), else the plan's."""
+        if self.options.review_threshold is None and outcome.review_threshold is not None:
+            return outcome.review_threshold
+        return self.context.plan.review_threshold
+
     def result(self, product: Product, outcome: Outcome) -> Classification:
         """A strategy's outcome as a Classification: the confidence settled (with
         ``min_confidence``, stopped at a confident ancestor) unless the strategy stated it,
@@ -350,7 +368,7 @@ class Classifier(Worker):
             path=list(outcome.category.path),
             confidence=None if confidence is None else min(1.0, max(0.0, confidence)),
             alternatives=alternatives,
-            needs_review=confidence is not None and confidence < self.context.plan.review_threshold,
+            needs_review=confidence is not None and confidence < self._threshold(outcome),
             stopped_early=outcome.stopped_early,
             experts=outcome.experts,
             trust=outcome.trust,

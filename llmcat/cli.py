@@ -25,8 +25,8 @@ from .columns import FIELDS as COLUMN_FIELDS
 from .columns import Columns
 from .describe import Describer
 from .errors import ConfigError, InputError, LlmcatError
-from .flags import add_flags, given
-from .inputs import coerce_product, read_records, unreadable_csv_rows
+from .flags import SuggestingParser, add_flags, given
+from .inputs import STDIO, coerce_product, count_records, read_records, unreadable_csv_rows
 from .options import ClassifyOptions, CopyOptions, validated
 from .output import ResultWriter, check_writable, digest_of
 from .redact import redact
@@ -82,14 +82,15 @@ def _common(parser: argparse.ArgumentParser) -> None:
     io.add_argument(
         "--input",
         type=Path,
-        help="products as .jsonl, .json (an array), .csv or .parquet (pip install 'llmcat[data]')",
+        help="products as .jsonl, .json (an array), .csv or .parquet (pip install "
+        "'llmcat[data]'); - reads JSONL from stdin",
     )
     io.add_argument(
         "--output",
         type=Path,
-        help="write results as JSONL here, or Parquet when the name ends in .parquet (default: "
-        "stdout); written to OUTPUT.partial first and renamed when the batch is done, so an "
-        "existing OUTPUT survives a failed run",
+        help="write results here: JSONL, or CSV / Parquet when the name ends in .csv / .parquet; "
+        "- is stdout (JSONL, the default with --input). A file is written to OUTPUT.partial "
+        "first and renamed when the batch is done, so an existing OUTPUT survives a failed run",
     )
     io.add_argument(
         "--resume",
@@ -165,7 +166,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = SuggestingParser(
         prog="llmcat", description="Classify products and write listing copy with LLMs."
     )
     parser.add_argument("--version", action="version", version=f"llmcat {__version__}")
@@ -308,7 +309,7 @@ def _image_dirs(args: argparse.Namespace) -> list[Path]:
     """--image-dir folders, the --input file's folder, and the folders of local --image files:
     the paths the user gave, and nothing else."""
     folders = list(args.image_dir)
-    if args.input is not None:
+    if args.input is not None and str(args.input) != STDIO:
         folders.append(Path(args.input).resolve().parent)
     for ref in args.image:
         if not ref.startswith(("http://", "https://", "data:")):
@@ -500,7 +501,7 @@ def _distinct_paths(args: argparse.Namespace) -> None:
     }
     seen: dict[Path, str] = {}
     for flag, path in named.items():
-        if path is None:
+        if path is None or str(path) == STDIO:
             continue
         resolved = path.resolve()
         for own in (resolved, resolved.with_name(resolved.name + ".partial")):
@@ -552,8 +553,8 @@ def _run_on_ray(args: argparse.Namespace) -> int:
     ]
     if unsupported:
         raise ConfigError(f"--ray runs without {', '.join(unsupported)}")
-    if args.input is None or args.output is None:
-        raise ConfigError("--ray needs --input FILE and --output FOLDER")
+    if args.input is None or args.output is None or STDIO in (str(args.input), str(args.output)):
+        raise ConfigError("--ray needs --input FILE and --output FOLDER (not -)")
     if args.ray_workers is not None and args.ray_workers < 1:
         raise ConfigError(f"--ray-workers must be at least 1, not {args.ray_workers}")
     recipe: WorkerRecipe
@@ -579,8 +580,9 @@ async def _run(args: argparse.Namespace) -> int:
         return await _explain(args)
     single = _single(args)
     settings = _settings(args)
-    if args.resume and args.output is None:
-        raise ConfigError("--resume continues an --output file; give --output")
+    to_stdout = args.output is not None and str(args.output) == STDIO
+    if args.resume and (args.output is None or to_stdout):
+        raise ConfigError("--resume continues an --output file; give --output FILE")
     _distinct_paths(args)
     if args.max_error_rate is not None and not 0 <= args.max_error_rate <= 1:
         raise ConfigError(f"--max-error-rate takes a share from 0 to 1, not {args.max_error_rate}")
@@ -604,7 +606,11 @@ async def _run(args: argparse.Namespace) -> int:
         raise ConfigError(
             "--dry-run and --batch-export write no results; drop --output and --resume"
         )
-    writer = ResultWriter(args.output, resume=args.resume) if args.output is not None else None
+    writer = (
+        ResultWriter(args.output, resume=args.resume)
+        if args.output is not None and not to_stdout
+        else None
+    )
     review_out: Path | None = getattr(args, "review_out", None)
     if review_out is not None:
         check_writable(review_out)
@@ -649,12 +655,14 @@ async def _run(args: argparse.Namespace) -> int:
             writer.record_run(run_identity)
             if start:
                 print(f"llmcat: resuming after {start} complete records", file=sys.stderr)
+        counted = count_records(args.input, encoding=args.encoding) if args.input else None
+        total = None if counted is None else max(counted - start, 0)
         results: AsyncIterator[Any] = (
-            worker.aiter_classify(items, progress=progress, start=start)
+            worker.aiter_classify(items, progress=progress, start=start, total=total)
             if isinstance(worker, Classifier)
-            else worker.aiter_describe(items, progress=progress, start=start)
+            else worker.aiter_describe(items, progress=progress, start=start, total=total)
         )
-        as_json = args.json or args.input is not None
+        as_json = args.json or args.input is not None or to_stdout
         async for result in results:
             count += 1
             failed = result.error is not None
@@ -708,7 +716,7 @@ async def _run(args: argparse.Namespace) -> int:
         # The export's note is a message; a dry run's counts are the command's output.
         print(report, file=sys.stderr if args.batch_export else sys.stdout)
     elif single is None:
-        where = f" -> {args.output}" if args.output is not None else ""
+        where = f" -> {'stdout' if to_stdout else args.output}" if args.output is not None else ""
         more = errors - ERROR_LINES_SHOWN
         shown = f" ({more} error lines not shown)" if more > 0 else ""
         print(f"{count} items, {errors} errors{shown}{where}", file=sys.stderr)
@@ -895,7 +903,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if arguments[:1] == ["eval"]:
         from .evals.cli import main as evals_main
 
-        return evals_main(arguments[1:])
+        return evals_main(arguments[1:], prog="llmcat eval")
     args = parser.parse_args(arguments)
     _configure_logging(args.verbose, args.quiet)
     if args.quiet and hasattr(args, "no_progress"):

@@ -121,12 +121,15 @@ class Describer(Worker):
         *,
         progress: bool | None = None,
         start: int = 0,
+        total: int | None = None,
         **options: Unpack[CopyOverrides],
     ) -> AsyncIterator[Description]:
-        """One Description per input, in order, with bounded concurrency (``start`` as for
-        ``Classifier.aiter_classify``)."""
+        """One Description per input, in order, with bounded concurrency (``start`` and
+        ``total`` as for ``Classifier.aiter_classify``)."""
         job = self.job(**options)
-        return self._runner.stream(products, job, label="describe", progress=progress, start=start)
+        return self._runner.stream(
+            products, job, label="describe", progress=progress, start=start, total=total
+        )
 
     async def adescribe_many(
         self,

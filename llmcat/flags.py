@@ -4,12 +4,16 @@ option is one field (``options.py`` or ``settings.py``) marked with ``Flag``.
 - ``add_flags(parser, model, "cli")``: one argparse flag per field marked for that surface, its
   type, choices, default and help read from the field;
 - ``given(args, model)``: the parsed values of those fields, for ``model(**...)``;
-- ``flagged(model, surface)``: the marked fields (the scikit-learn estimator's parameters).
+- ``flagged(model, surface)``: the marked fields (the scikit-learn estimator's parameters);
+- ``SuggestingParser``: argparse that answers a typo with "did you mean" and one line of usage.
 """
 
 from __future__ import annotations
 
 import argparse
+import difflib
+import re
+import sys
 import types
 import typing
 from collections.abc import Iterator
@@ -56,6 +60,37 @@ def given(args: argparse.Namespace, model: type[BaseModel]) -> dict[str, Any]:
     }
 
 
+class SuggestingParser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose errors name the nearest valid choice or flag and point to
+    ``--help`` instead of printing the whole usage."""
+
+    #: the exit status of a usage error
+    usage_status = 2
+
+    def error(self, message: str) -> typing.NoReturn:
+        hint = self.suggestion(message)
+        print(f"{self.prog}: error: {message}{hint}", file=sys.stderr)
+        print(f"(see {self.prog} --help)", file=sys.stderr)
+        raise SystemExit(self.usage_status)
+
+    def suggestion(self, message: str) -> str:
+        """``; did you mean 'X'?`` for a mistyped choice or flag, else empty."""
+        choice = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+        if choice:
+            word, options = choice.group(1), re.findall(r"'([^']*)'", choice.group(2))
+        else:
+            unknown = re.search(r"unrecognized arguments: (\S+)", message)
+            if not unknown:
+                return ""
+            word, options = unknown.group(1).split("=")[0], list(self._option_string_actions)
+            for action in self._actions:  # the chosen subcommand's flags too
+                if isinstance(action, argparse._SubParsersAction):
+                    for sub in action.choices.values():
+                        options += list(sub._option_string_actions)
+        close = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
+        return f"; did you mean '{close[0]}'?" if close else ""
+
+
 def _names(name: str, mark: Flag) -> tuple[str, ...]:
     return mark.names or (f"--{name.replace('_', '-')}",)
 
@@ -81,7 +116,7 @@ def _argparse_kwargs(name: str, info: FieldInfo, mark: Flag) -> dict[str, Any]:
         help_text += f" (default: {default})"
     elif default is True:
         help_text += " (default: yes)"
-    kwargs["help"] = help_text.replace("%", "%%")
+    kwargs["help"] = (mark.help or help_text).replace("%", "%%")
     return kwargs
 
 
@@ -94,4 +129,4 @@ def _unwrapped(annotation: Any) -> Any:
     return annotation
 
 
-__all__ = ["add_flags", "flagged", "given"]
+__all__ = ["SuggestingParser", "add_flags", "flagged", "given"]

@@ -16,7 +16,8 @@ import csv
 import json
 import math
 import re
-from collections.abc import Callable, Iterator, Mapping
+import sys
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,9 @@ from pydantic import ValidationError
 from .columns import Columns
 from .errors import ConfigError, InputError
 from .types import Product
+
+#: the path that means standard input (``--input -``) or output (``--output -``)
+STDIO = "-"
 
 MAX_TITLE = 300
 MAX_DESCRIPTION = 4000
@@ -79,7 +83,8 @@ def clean_product(product: Product) -> Product:
 
 
 def coerce_product(item: Product | str | Mapping[str, Any], index: int) -> Product:
-    """A Product from a Product, a title string or a mapping; the id defaults to the index."""
+    """A Product from a Product, a title string or a mapping; the id defaults to the position
+    counted from 1 (``index + 1``), as the CLI numbers lines and rows."""
     if isinstance(item, Product):
         product = item
     elif isinstance(item, str):
@@ -91,12 +96,12 @@ def coerce_product(item: Product | str | Mapping[str, Any], index: int) -> Produ
             # Named by its own id when it has one: a position means nothing to a caller whose
             # items arrive in batches (Ray), and an id finds the row in any file.
             given = item.get("id")
-            where = f"product {given}" if given not in (None, "") else f"item {index}"
+            where = f"product {given}" if given not in (None, "") else f"item {index + 1}"
             raise InputError(f"{where} is not a product: {_first_error(exc)}") from exc
     else:
-        raise InputError(f"item {index} is a {type(item).__name__}, not a product")
+        raise InputError(f"item {index + 1} is a {type(item).__name__}, not a product")
     if not product.id:
-        product = product.model_copy(update={"id": str(index)})
+        product = product.model_copy(update={"id": str(index + 1)})
     return clean_product(product)
 
 
@@ -170,6 +175,8 @@ def read_records(
     columns become attributes (None: fields by their own names, every other column an
     attribute). ``report`` is told once which columns are used for what.
     """
+    if str(path) == STDIO:  # JSONL lines from standard input
+        return _finished(_jsonl_records(sys.stdin), columns, report)
     file = Path(path)
     if not file.exists():
         raise ConfigError(f"input file {file} does not exist")
@@ -199,6 +206,30 @@ def read_records(
         located = _read_csv(file, delimiter=delimiter, encoding=text_encoding, title_column=title)
         return _finished(located, columns, report)
     return _finished(_read_jsonl(file, text_encoding), columns, report)
+
+
+def count_records(path: str | Path, *, encoding: str = "utf-8") -> int | None:
+    """How many records ``read_records`` will yield, for a progress bar: non-blank lines of a
+    JSONL file, rows of a CSV (quoted newlines counted once), a Parquet file's metadata; None
+    when that is not cheap (``.json``) or the file cannot be counted (the reader will say why)."""
+    file = Path(path)
+    suffix = file.suffix.lower()
+    try:
+        if suffix == ".parquet":
+            from .tables import need
+
+            return int(need("pyarrow.parquet").ParquetFile(file).metadata.num_rows)
+        if suffix in (".jsonl", ".ndjson"):
+            with file.open("rb") as handle:
+                return sum(1 for line in handle if line.strip())
+        if suffix in (".csv", ".tsv"):
+            csv.field_size_limit(16 * 1024 * 1024)
+            with file.open(encoding=encoding, newline="", errors="replace") as handle:
+                rows = csv.reader(handle, delimiter="\t" if suffix == ".tsv" else ",")
+                return max(sum(1 for row in rows if row) - 1, 0)
+    except Exception:
+        return None
+    return None
 
 
 #: what a reader yields: where the record is ("line 5"), its default id, the record or an error
@@ -278,26 +309,29 @@ def _record(value: Any, where: str) -> RawItem:
 
 def _read_jsonl(file: Path, encoding: str = "utf-8-sig") -> Iterator[Located]:
     with file.open(encoding=encoding) as handle:
-        for n, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                value = json.loads(line)
-                surrogate = _lone_surrogate(value)
-            except json.JSONDecodeError as exc:
-                yield f"line {n}", str(n), InputError(f"line {n}: not JSON ({exc.msg})")
-                continue
-            except (ValueError, RecursionError) as exc:  # a 5,000-digit number, deep nesting
-                error = InputError(f"line {n}: not readable JSON ({type(exc).__name__}: {exc})")
-                yield f"line {n}", str(n), error
-                continue
-            if surrogate:
-                error = InputError(
-                    f"line {n}: {surrogate} holds a lone surrogate (\\ud800-\\udfff)"
-                )
-                yield f"line {n}", str(n), error
-                continue
-            yield f"line {n}", str(n), _record(value, f"line {n}")
+        yield from _jsonl_records(handle)
+
+
+def _jsonl_records(handle: Iterable[str]) -> Iterator[Located]:
+    """Each non-blank line of ``handle`` as a record (or an InputError naming its line)."""
+    for n, line in enumerate(handle, 1):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+            surrogate = _lone_surrogate(value)
+        except json.JSONDecodeError as exc:
+            yield f"line {n}", str(n), InputError(f"line {n}: not JSON ({exc.msg})")
+            continue
+        except (ValueError, RecursionError) as exc:  # a 5,000-digit number, deep nesting
+            error = InputError(f"line {n}: not readable JSON ({type(exc).__name__}: {exc})")
+            yield f"line {n}", str(n), error
+            continue
+        if surrogate:
+            error = InputError(f"line {n}: {surrogate} holds a lone surrogate (\\ud800-\\udfff)")
+            yield f"line {n}", str(n), error
+            continue
+        yield f"line {n}", str(n), _record(value, f"line {n}")
 
 
 def _lone_surrogate(value: Any, where: str = "the record") -> str:

@@ -50,12 +50,14 @@ class Flag:
     """Marks an option field that the surfaces expose (``Annotated[int, Flag()]``): each gets a
     flag (or estimator parameter) whose type, default and help come from the field
     (``llmcat.flags``). ``names``: the flags, default ``--field-name``; ``parse``: how a flag's
-    text becomes a value, default by the field's type."""
+    text becomes a value, default by the field's type; ``help``: the flag's help when the
+    field's description speaks of Python values a command line cannot give."""
 
     surfaces: frozenset[Surface] = EVERYWHERE
     names: tuple[str, ...] = ()
     metavar: str | None = None
     parse: Callable[[str], Any] | None = None
+    help: str | None = None
 
 
 #: a field of the CLI and the evals only, and of the CLI only
@@ -161,7 +163,7 @@ class ClassifyOptions(BaseModel):
         ge=0.0,
         le=1.0,
         description="needs_review when confidence is below this. Default: the threshold measured "
-        "with the trust fit in force (the items above it were right 90%% of the time on the "
+        "with the trust fit in force (the items above it were right 90% of the time on the "
         "fit's data), else 0.5.",
     )
     calibration: Annotated[CalibrationChoice, Flag(metavar="contextual|FILE")] = Field(
@@ -247,9 +249,14 @@ class CopyOptions(CopyLimits):
     must_mention: Annotated[list[str], Flag(frozenset({"cli"}), ("--must-mention",), "VALUE")] = (
         Field(default_factory=list, description="Values the copy has to contain.")
     )
-    category: Annotated[str | None, CLI_FLAG] = Field(
-        default=None, description="Category path that steers the copy (or a Classification)."
-    )
+    category: Annotated[
+        str | None,
+        Flag(
+            frozenset({"cli"}),
+            metavar="PATH",
+            help="The category path that steers the copy, as 'A > B > C'.",
+        ),
+    ] = Field(default=None, description="Category path that steers the copy (or a Classification).")
     known_brands: Annotated[list[str], Flag(frozenset({"cli"}), ("--known-brand",), "BRAND")] = (
         Field(
             default_factory=list,
@@ -261,7 +268,14 @@ class CopyOptions(CopyLimits):
     )
     fallback: Annotated[
         Literal["compose"] | None,
-        Flag(frozenset({"cli"}), metavar="compose|none", parse=none_or),
+        Flag(
+            frozenset({"cli"}),
+            metavar="compose|none",
+            parse=none_or,
+            help="compose: when the model's copy still has findings after the regeneration, "
+            "write copy composed from the product's own fields (source 'composed'); none: keep "
+            "the model's copy, flagged (default: compose)",
+        ),
     ] = Field(
         default="compose",
         description="'compose': when the model's copy still has findings after the regeneration, "

@@ -5,8 +5,9 @@
   the end, so a failed start or a failure mid-way leaves an existing output as it was.
 - Each result is one line, written and flushed as soon as it is final (the runner hands results
   over in input order), so a ``kill -9`` leaves complete lines plus at most one torn last line.
-- An output named ``*.parquet`` gets the same JSONL partial file; ``commit`` converts it into
-  Parquet (``llmcat.tables``) under a temporary name and renames that over the output.
+- An output named ``*.parquet`` or ``*.csv`` gets the same JSONL partial file; ``commit``
+  converts it into Parquet or CSV (``llmcat.tables``) under a temporary name and renames that over
+  the output.
 - One writer per output: ``<output>.lock`` is locked for the whole batch (``OutputLock``).
 - ``resume=True`` keeps the complete lines of ``<output>.partial`` (or of the output itself when
   there is no partial file), cuts a torn last line off, and appends after them: the caller skips
@@ -36,6 +37,7 @@ class ResultWriter:
         self.partial = path.with_name(path.name + ".partial")
         self.resume = resume
         self.parquet = path.suffix.lower() == ".parquet"
+        self.csv = path.suffix.lower() == ".csv"
         if self.parquet:
             from .tables import need
 
@@ -60,10 +62,11 @@ class ResultWriter:
         if not self.resume:
             return self._kept
         if not self.partial.exists() and self.path.exists():
-            if self.parquet:
-                from .tables import read_parquet_results
+            if self.parquet or self.csv:
+                from .tables import read_csv_results, read_parquet_results
 
-                lines = [json.dumps(r) + "\n" for r in read_parquet_results(self.path)]
+                read = read_parquet_results if self.parquet else read_csv_results
+                lines = [json.dumps(r) + "\n" for r in read(self.path)]
                 self.partial.write_text("".join(lines), encoding="utf-8")
             else:
                 shutil.copyfile(self.path, self.partial)
@@ -151,11 +154,12 @@ class ResultWriter:
             os.fsync(self._handle.fileno())
             self._handle.close()
             self._handle = None
-        if self.parquet:
-            from .tables import write_parquet
+        if self.parquet or self.csv:
+            from .tables import write_csv_results, write_parquet
 
+            write = write_parquet if self.parquet else write_csv_results
             with self.partial.open(encoding="utf-8") as handle:
-                write_parquet([json.loads(line) for line in handle if line.strip()], self.path)
+                write([json.loads(line) for line in handle if line.strip()], self.path)
             self.partial.unlink()
         else:
             os.replace(self.partial, self.path)

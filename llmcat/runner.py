@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
 import threading
 import time
@@ -69,14 +70,14 @@ def error_record(exc: BaseException) -> ErrorRecord:
 
 
 def item_id(item: object, index: int) -> str:
-    """The caller's id of an item when it has one, else its position."""
+    """The caller's id of an item when it has one, else its position counted from 1."""
     if isinstance(item, Product) and item.id:
         return item.id
     if isinstance(item, InputError) and item.product_id:
         return item.product_id
     if isinstance(item, Mapping) and item.get("id") not in (None, ""):
         return str(item["id"])
-    return str(index)
+    return str(index + 1)
 
 
 #: Results a batch may hold back while an earlier item is still running, per concurrency slot.
@@ -208,12 +209,15 @@ class ItemRunner:
         label: str,
         progress: bool | None = None,
         start: int = 0,
+        total: int | None = None,
     ) -> AsyncIterator[R]:
         """One result per item, in input order, with bounded concurrency; ``items`` is read
         lazily and the first has position ``start`` (ids default to positions). ``progress``: a
-        bar on stderr (default: the setting, else when it is a tty)."""
+        bar on stderr (default: the setting, else when it is a tty); ``total``: the items to
+        come, for the bar, when ``items`` is a stream (a list's length is known)."""
         await self.engine.prepare()  # a wrong setup fails here, before any item
-        total = len(items) if isinstance(items, Sequence) else None
+        if isinstance(items, Sequence):
+            total = len(items)
         enabled = progress if progress is not None else self.engine.settings.progress
         bar = Progress(total, label=label, enabled=enabled)
         started = time.monotonic()
@@ -296,12 +300,17 @@ class Progress:
         if self.enabled:
             from tqdm import tqdm
 
+            # A terminal that reports no size (a bare pty, `script`) makes tqdm hide the bar:
+            # draw it 100 columns wide then.
+            sized = _terminal_sized(self.stream)
             self._bar = tqdm(
                 total=total,
                 desc=label,
                 unit="item",
                 file=self.stream,
-                dynamic_ncols=True,
+                dynamic_ncols=sized,
+                ncols=None if sized else 100,
+                nrows=None if sized else 24,
                 mininterval=0.1,
                 leave=True,
             )
@@ -318,6 +327,15 @@ class Progress:
         if self._bar is not None:
             self._bar.close()
             self._bar = None
+
+
+def _terminal_sized(stream: TextIO) -> bool:
+    """Whether ``stream`` is a terminal that reports a width and a height."""
+    try:
+        size = os.get_terminal_size(stream.fileno())
+    except (OSError, ValueError, AttributeError):
+        return False
+    return size.columns > 0 and size.lines > 0
 
 
 def run_sync(coro: Coroutine[Any, Any, R]) -> R:

@@ -6,13 +6,17 @@ pandas and pyarrow are imported on first use, never by ``import llmcat``).
   JSON object, every other non-empty column an attribute).
 - ``frame_records``: a DataFrame's rows as records, the index as ``id`` when there is no ``id``
   column, so results can be matched back.
-- ``with_results``: the caller's DataFrame with result columns added (same index, same order).
+- ``with_results``: the caller's DataFrame with result columns added (same index, same order),
+  typed (``FRAME_DTYPES``: float64 confidence, boolean flags, string paths ``A > B``).
 - ``write_parquet`` / ``read_parquet_results``: result records as a Parquet file and back; fields
   whose keys depend on the data (each result's ``experts``) are JSON text in their column.
+- ``write_csv_results`` / ``read_csv_results``: result records as a CSV file and back (no
+  pandas needed): nested fields as JSON text, a missing value as an empty cell.
 """
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
@@ -43,6 +47,20 @@ COPY_COLUMNS = {
     "copy_findings": "findings",
     "copy_source": "source",
     "error": "error",
+}
+
+#: DataFrame dtypes of result fields (lists and objects stay Python objects): ``.describe()``
+#: and filters work on them; a failed item has NaN confidence, False flags, missing strings.
+FRAME_DTYPES: dict[str, Any] = {
+    "confidence": "float64",
+    "needs_review": bool,
+    "flagged": bool,
+    "category_id": "string",
+    "path": "string",
+    "error": "string",
+    "title": "string",
+    "body": "string",
+    "source": "string",
 }
 
 
@@ -145,7 +163,12 @@ def with_results(
     dumped = [r.model_dump(mode="json") for r in results]
     for name, field in names.items():
         values = [_cell(d, field) for d in dumped]
-        out[name] = pd.Series(values, index=df.index, dtype=object)
+        kind = FRAME_DTYPES.get(field, object)
+        if field == "path":  # "A > B > C", as in taxonomy files
+            values = [None if v is None else " > ".join(v) for v in values]
+        if kind is bool:
+            values = [bool(v) for v in values]
+        out[name] = pd.Series(values, index=df.index, dtype=kind)
     copied: FrameT = out
     return copied
 
@@ -243,6 +266,48 @@ def write_parquet(records: Sequence[Mapping[str, Any]], path: Path) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     pq.write_table(table, tmp)
     os.replace(tmp, path)
+
+
+def write_csv_results(records: Sequence[Mapping[str, Any]], path: Path) -> None:
+    """Result records as one CSV file (header: every field, in the order first seen), written to
+    a temporary name and renamed. Lists and objects are JSON text; None is an empty cell."""
+    columns: dict[str, None] = {}
+    for record in records:
+        columns.update(dict.fromkeys(record))
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with tmp.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(columns))
+        writer.writeheader()
+        for record in records:
+            writer.writerow({k: _csv_cell(v) for k, v in record.items()})
+    os.replace(tmp, path)
+
+
+def _csv_cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, (list, dict)):
+        return json.dumps(value, ensure_ascii=False)
+    return value
+
+
+def read_csv_results(path: Path) -> list[dict[str, Any]]:
+    """Records written by ``write_csv_results``: JSON cells parsed back, empty cells as None
+    (scalars stay text: the records are read back for resuming, not for their values)."""
+    with path.open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    return [{k: _parsed_cell(v) for k, v in row.items()} for row in rows]
+
+
+def _parsed_cell(value: str | None) -> Any:
+    if not value:
+        return None
+    if value[0] in "[{":
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            return value
+    return value
 
 
 def read_parquet_results(path: Path) -> list[dict[str, Any]]:

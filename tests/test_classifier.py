@@ -30,7 +30,8 @@ def test_string_product_and_constraint_shape() -> None:
     backend = FakeBackend(["Shoes"])
     result = make(backend).classify("Nike Air Zoom Pegasus 40 running shoes")
     assert result.ok and result.path == ["Shoes"] and result.category_id == "Shoes"
-    assert result.product_id == "0" and result.model == "fake-model"
+    # Ids default to positions from 1, as the CLI numbers lines.
+    assert result.product_id == "1" and result.model == "fake-model"
     request = backend.requests[0]
     assert request.constraint == ChoiceConstraint(choices=LABELS)
     assert request.sampling.temperature == 0 and request.sampling.top_logprobs > 0
@@ -95,7 +96,7 @@ def test_batch_keeps_order_and_survives_bad_items() -> None:
         "toy train",
     ]
     results = clf.classify_many(items)  # type: ignore[arg-type]
-    assert [r.product_id for r in results] == ["0", "1", "2", "p9", "4", "5"]
+    assert [r.product_id for r in results] == ["1", "2", "3", "p9", "5", "6"]
     assert [r.path for r in results] == [["Toys"], [], [], ["Shoes"], [], ["Toys"]]
     assert [r.error.type if r.error else None for r in results] == [
         None,

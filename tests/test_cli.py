@@ -75,7 +75,7 @@ def test_batch_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
         "fake",
     )
     rows = [json.loads(line) for line in out_file.read_text().splitlines()]
-    assert code == 0 and [r["product_id"] for r in rows] == ["a", "1", "c"]
+    assert code == 0 and [r["product_id"] for r in rows] == ["a", "2", "c"]
     assert [r["error"] is None for r in rows] == [True, False, False]
     assert "3 items, 2 errors" in err
 

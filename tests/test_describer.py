@@ -93,7 +93,7 @@ def test_batch_order_and_bad_items() -> None:
     results = Describer(backend=FakeBackend(responder=lambda r: answer())).describe_many(
         ["Mug", "", PRODUCT]
     )
-    assert [r.product_id for r in results] == ["0", "1", "p1"]
+    assert [r.product_id for r in results] == ["1", "2", "p1"]
     assert [r.error.type if r.error else None for r in results] == [None, "InputError", None]
 
 
@@ -203,7 +203,7 @@ def test_an_input_error_keeps_the_callers_id() -> None:
     results = Describer(backend=FakeBackend()).describe_many(
         [{"id": "sku-1", "title": "  "}, {"title": "  "}]
     )
-    assert [r.product_id for r in results] == ["sku-1", "1"]
+    assert [r.product_id for r in results] == ["sku-1", "2"]
     assert all(r.error is not None and r.error.type == "InputError" for r in results)
 
 

@@ -8,7 +8,7 @@ from llmcat.inputs import MAX_DESCRIPTION, MAX_TITLE, clean_product, coerce_prod
 
 def test_string_becomes_title_and_index_becomes_id() -> None:
     p = coerce_product("  Red   shoe ", 7)
-    assert p.title == "Red shoe" and p.id == "7"
+    assert p.title == "Red shoe" and p.id == "8"
 
 
 def test_empty_and_binary_titles_are_input_errors() -> None:
@@ -30,7 +30,7 @@ def test_mapping_aliases_and_extra_columns_become_attributes() -> None:
 
 
 def test_not_a_product() -> None:
-    with pytest.raises(InputError, match="item 3"):
+    with pytest.raises(InputError, match="item 4"):
         coerce_product(42, 3)  # type: ignore[arg-type]
     with pytest.raises(InputError, match="title"):
         coerce_product({"description": "no title"}, 0)

@@ -81,7 +81,7 @@ def test_a_batch_whose_first_item_is_slow_returns_every_item(
         asyncio.run(clf.aclose())
     assert time.monotonic() - started >= 3.0  # the slow item was waited for
     assert len(results) == 400
-    assert [r.product_id for r in results] == [str(i) for i in range(400)]
+    assert [r.product_id for r in results] == [str(i + 1) for i in range(400)]
     assert [r for r in results if r.error is not None] == []
 
 

@@ -38,11 +38,16 @@ def test_a_dataframe_comes_back_with_result_columns_index_and_order_kept() -> No
     assert list(out.columns[:3]) == ["title", "brand", "sku"]
     assert out[["title", "brand", "sku"]].equals(df)  # the caller's columns, untouched
     assert list(df.columns) == ["title", "brand", "sku"]  # and the caller's frame too
-    assert out.loc[40, "path"] == ["Shoes"] and out.loc[40, "confidence"] == pytest.approx(0.6)
+    assert out.loc[40, "path"] == "Shoes" and out.loc[40, "confidence"] == pytest.approx(0.6)
     assert out.loc[40, "alternatives"][0]["path"] == ["Shoes"]
-    assert out.loc[40, "error"] is None and not out.loc[40, "needs_review"]
+    assert pd.isna(out.loc[40, "error"]) and not out.loc[40, "needs_review"]
+    # Typed columns: describe() and filters work on them.
+    assert str(out["confidence"].dtype) == "float64" and out["needs_review"].dtype == bool
+    assert str(out["path"].dtype) == "string" and str(out["category_id"].dtype) == "string"
+    assert out["confidence"].describe()["count"] == 3
     # The row with an empty title is an error record in its own place, not a lost row.
-    assert out.loc[10, "category_id"] is None and "empty title" in out.loc[10, "error"]
+    assert pd.isna(out.loc[10, "category_id"]) and "empty title" in out.loc[10, "error"]
+    assert pd.isna(out.loc[10, "confidence"]) and not out.loc[10, "needs_review"]
     with pytest.raises(ConfigError, match="already has column"):
         clf.classify_frame(out)
     again = clf.classify_frame(out, prefix="llmcat_")

@@ -15,11 +15,10 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import NoReturn
 
 from llmcat import Backend
 from llmcat.errors import BackendError, ConfigError, LlmcatError
-from llmcat.flags import add_flags, given
+from llmcat.flags import SuggestingParser, add_flags, given
 from llmcat.options import ClassifyOptions, validated
 from llmcat.redact import redact
 from llmcat.settings import Settings
@@ -44,11 +43,8 @@ from .suites import load_suite
 PROG = "python -m evals"
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:  # argparse exits 2 too; say so in our words
-        self.print_usage(sys.stderr)
-        print(f"{PROG}: error: {message}", file=sys.stderr)
-        raise SystemExit(EXIT_USAGE)
+class _Parser(SuggestingParser):
+    usage_status = EXIT_USAGE
 
 
 def _gate_options(p: argparse.ArgumentParser) -> None:
@@ -72,8 +68,8 @@ def _gate_options(p: argparse.ArgumentParser) -> None:
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog=PROG, description="llmcat's regression harness")
+def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
+    parser = _Parser(prog=prog, description="llmcat's regression harness")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     run = sub.add_parser(
@@ -270,9 +266,10 @@ def cmd_baseline_update(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None, *, backend: Backend | None = None) -> int:
-    """Entry point; ``backend`` lets tests and scripts inject a backend instance."""
-    args = build_parser().parse_args(argv)
+def main(argv: list[str] | None = None, *, backend: Backend | None = None, prog: str = PROG) -> int:
+    """Entry point; ``backend`` lets tests and scripts inject a backend instance; ``prog``: how
+    the command was called (``llmcat eval`` or ``python -m evals``)."""
+    args = build_parser(prog).parse_args(argv)
     try:
         if args.command == "run":
             return cmd_run(args, backend)
