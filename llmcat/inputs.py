@@ -1,6 +1,6 @@
 """Turning what users hand us into clean ``Product`` objects, and reading product files.
 
-Cleaning rules (documented in the README, applied to every product before prompting):
+Cleaning rules (documented in docs/behaviour.md, applied to every product before prompting):
 
 - control characters, invalid code points and zero-width characters are removed; runs of
   whitespace fold to one space (the description keeps its line breaks);

