@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import hashlib
 import logging
 import os
+import signal
 import sys
+import threading
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
@@ -886,6 +889,38 @@ class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
         super().emit(record)
 
 
+#: seconds from Ctrl-C to the exit, whatever a model call in a thread is still doing
+INTERRUPT_GRACE = 1.0
+
+
+@contextlib.contextmanager
+def _prompt_interrupt() -> Iterator[None]:
+    """Ctrl-C stops the batch (the partial file keeps every finished result) and the process
+    exits within ``INTERRUPT_GRACE`` seconds: a model call running in a thread (llama.cpp) cannot
+    be cancelled, and waiting for it could take many seconds."""
+
+    def interrupted(signum: int, frame: Any) -> None:
+        def leave() -> None:
+            sys.stdout.flush()
+            print("llmcat: interrupted (--resume continues an --output file)", file=sys.stderr)
+            sys.stderr.flush()
+            os._exit(130)
+
+        timer = threading.Timer(INTERRUPT_GRACE, leave)
+        timer.daemon = True
+        timer.start()
+        signal.default_int_handler(signum, frame)  # raises KeyboardInterrupt
+
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signals reach the main thread only (a test calling main() from a thread)
+        return
+    previous = signal.signal(signal.SIGINT, interrupted)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def _configure_logging(verbose: int, quiet: bool) -> None:
     """The ``llmcat`` logger to stderr: warnings by default, -v INFO, -vv DEBUG, -q errors."""
     level = (
@@ -926,7 +961,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _show_taxonomy(args.file)
         if args.ray is not None:
             return _run_on_ray(args)
-        return asyncio.run(_run(args))
+        with _prompt_interrupt():
+            return asyncio.run(_run(args))
     except (ConfigError, InputError) as exc:
         print(f"llmcat: error: {redact(str(exc))}", file=sys.stderr)
         return 2

@@ -436,10 +436,16 @@ class FileJob:
                 "files; name a new one"
             )
         started = not ray.is_initialized()  # else: the caller's connection, left open
+        # Ray's own logs at llmcat's level (-q: errors only, -v: its INFO lines too).
+        ours = logging.getLogger("llmcat").getEffectiveLevel()
+        level = logging.INFO if ours <= logging.INFO else max(ours, logging.WARNING)
+        for name in ("ray", "ray.data"):
+            logging.getLogger(name).setLevel(level)
         if started and self.address is None:
-            ray.init(include_dashboard=False, log_to_driver=False)
+            ray.init(include_dashboard=False, log_to_driver=False, logging_level=level)
         elif started:
-            ray.init(address=self.address, log_to_driver=False)
+            ray.init(address=self.address, log_to_driver=False, logging_level=level)
+        ray.data.DataContext.get_current().enable_progress_bars = level < logging.ERROR
         try:
             # Output files roughly in input order (part-0 holds the first products). Rows are not
             # guaranteed to keep their input order: Ray 2.60 sometimes joins the pieces of a

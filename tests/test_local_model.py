@@ -161,3 +161,33 @@ def test_choice_scores_equal_a_token_by_token_reference() -> None:
             logits = np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(llm.n_vocab(),))
             reference += float(_log_softmax(logits)[token])
         assert fast is not None and fast[choice] == pytest.approx(reference, abs=1e-3)
+
+
+@pytest.mark.slow
+def test_ctrl_c_exits_within_two_seconds_and_resume_finishes(tmp_path: Path) -> None:
+    """A llama.cpp call in a thread cannot be cancelled; Ctrl-C must not wait for it."""
+    import signal
+    import time
+
+    source = tmp_path / "p.jsonl"
+    titles = [f"Running shoes model {i}, breathable mesh, size {40 + i}" for i in range(12)]
+    source.write_text("".join(json.dumps({"title": t}) + "\n" for t in titles), encoding="utf-8")
+    out = tmp_path / "copy.jsonl"
+    command = [sys.executable, "-m", "llmcat", "describe", "--input", str(source)]
+    command += ["--output", str(out), "--cache-dir", str(tmp_path / "cache")]
+    batch = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    partial = out.with_name(out.name + ".partial")
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and not (partial.exists() and partial.read_text()):
+        time.sleep(0.5)  # until the first result is written: a model call is surely running
+    assert partial.exists(), "no result within 5 minutes"
+    started = time.monotonic()
+    batch.send_signal(signal.SIGINT)
+    _, err = batch.communicate(timeout=30)
+    assert time.monotonic() - started < 2.0, err
+    assert batch.returncode == 130 and "--resume" in err
+    kept = [json.loads(line) for line in partial.read_text().splitlines() if line.strip()]
+    assert 1 <= len(kept) < len(titles)
+    done = subprocess.run([*command, "--resume"], capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr
+    assert len(out.read_text().splitlines()) == len(titles)

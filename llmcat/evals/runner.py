@@ -21,7 +21,7 @@ from llmcat.errors import ConfigError
 from llmcat.examples import ExampleSource
 from llmcat.options import ClassifyOptions, CopyLimits
 from llmcat.overrides import CopyOverrides
-from llmcat.runner import map_ordered
+from llmcat.runner import Progress, map_ordered
 from llmcat.types import Description
 
 from . import metrics as M
@@ -70,15 +70,24 @@ class RunOptions:
 
 
 async def _timed(
-    worker: Any, items: Sequence[Any], concurrency: int
+    worker: Any, items: Sequence[Any], concurrency: int, *, label: str
 ) -> tuple[list[tuple[Any, float]], float]:
+    """Each item's result and latency, and the wall time; a progress bar on a terminal."""
+
     async def one(item: Any, _: int) -> tuple[Any, float]:
         start = time.perf_counter()
         result = await worker(item)
         return result, time.perf_counter() - start
 
+    bar = Progress(len(items), label=label)
     start = time.perf_counter()
-    out = [r async for r in map_ordered(one, items, concurrency=concurrency)]
+    out = []
+    try:
+        async for result in map_ordered(one, items, concurrency=concurrency):
+            out.append(result)
+            bar.update(error=getattr(result[0], "error", None) is not None)
+    finally:
+        bar.close()
     return out, time.perf_counter() - start
 
 
@@ -108,7 +117,10 @@ async def run_classification(
     await clf.aobserve_catalogue([r.product for r in suite.classify])
     observing = time.perf_counter() - observing
     results, wall = await _timed(
-        lambda r: clf.aclassify(r.product), suite.classify, clf.concurrency
+        lambda r: clf.aclassify(r.product),
+        suite.classify,
+        clf.concurrency,
+        label=f"{suite.name}: classify ({clf.strategy})",
     )
     wall += observing
     samples = [
@@ -148,7 +160,9 @@ async def run_description(
     async def one(record: DescriptionRecord) -> Description:
         return await describer.adescribe(record.product, **_copy_options(record, lim))
 
-    results, wall = await _timed(one, suite.describe, describer.concurrency)
+    results, wall = await _timed(
+        one, suite.describe, describer.concurrency, label=f"{suite.name}: describe"
+    )
     samples = [
         _description_sample(record, result, lim, latency)
         for record, (result, latency) in zip(suite.describe, results, strict=True)
