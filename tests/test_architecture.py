@@ -63,14 +63,14 @@ CORE = (
 #: everything above the core and the effects
 UPPER = (
     "backends", "strategies", "classify", "describe", "runner", "engine", "calls", "cache",
-    "ray", "sklearn", "cli", "evals", "examples", "supervised", "serve", "embeddings",
+    "ray", "sklearn", "cli", "evals", "examples", "supervised", "serve", "embeddings", "mapping",
 )  # fmt: skip
-WORKERS = ("llmcat.classify", "llmcat.describe", "llmcat.ray", "llmcat.sklearn")
+WORKERS = ("llmcat.classify", "llmcat.describe", "llmcat.mapping", "llmcat.ray", "llmcat.sklearn")
 SURFACES = ("llmcat.cli", "llmcat.evals")
 #: what cli.py and llmcat/evals/ may import besides the package itself (ARCHITECTURE.md)
 SURFACE_MAY_IMPORT = {
     *CORE,
-    "classify", "describe", "ray", "sklearn", "strategies", "runner",
+    "classify", "describe", "mapping", "ray", "sklearn", "strategies", "runner",
     "inputs", "output", "review", "tables", "embeddings", "serve", "examples", "evals",
 }  # fmt: skip
 

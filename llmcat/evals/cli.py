@@ -23,7 +23,7 @@ from llmcat.options import ClassifyOptions, validated
 from llmcat.redact import redact
 from llmcat.settings import Settings
 
-from . import bench, calibrate, catalogue, curve, fit, recheck
+from . import bench, calibrate, catalogue, curve, fit, mapeval, recheck
 from . import metrics as M
 from .gate import EXIT_INFRA, EXIT_USAGE, Flip, gate
 from .paths import baselines_dir
@@ -147,6 +147,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     bench.add_parser(sub)
     calibrate.add_parser(sub)
     fit.add_parser(sub)
+    mapeval.add_parser(sub)
     curve.add_parser(sub)
     catalogue.add_parsers(sub)
     recheck.add_parser(sub)

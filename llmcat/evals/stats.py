@@ -17,7 +17,8 @@ def mcnemar_exact(only_a_right: int, only_b_right: int) -> float:
     if n == 0:
         return 1.0
     k = min(only_a_right, only_b_right)
-    tail = sum(math.comb(n, i) for i in range(k + 1)) / math.pow(2, n)
+    # Integer arithmetic: 2**n overflows a float beyond 1,023 discordant pairs.
+    tail: float = sum(math.comb(n, i) for i in range(k + 1)) / 2**n
     return min(1.0, 2 * tail)
 
 

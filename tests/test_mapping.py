@@ -1,0 +1,156 @@
+"""llmcat map: one taxonomy onto another, with structure, known pairs and an unmapped outcome."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from llmcat import ConfigError, HashingEmbedder, Taxonomy
+from llmcat.cli import main
+from llmcat.mapping import MapOptions, TaxonomyMapper, read_pairs
+
+SOURCE = Taxonomy.from_paths(
+    [
+        "Apparel > Shoes > Running Shoes",
+        "Apparel > Shoes > Running Shoes > Trail Running Shoes with Carbon Plates",
+        "Apparel > Shirts",
+        "Electronics > Phones",
+        "Services > Car Repair Appointments",
+    ]
+)
+TARGET = Taxonomy.from_paths(
+    [
+        "Apparel > Shoes > Running Shoes",
+        "Apparel > Shoes > Boots",
+        "Apparel > Shirts",
+        "Electronics > Phones",
+        "Electronics > Laptops",
+    ]
+)
+# Lexical similarities are not e5's: say where "nothing matches" starts for them.
+OPTIONS = MapOptions(unmapped_below=0.3)
+
+
+def mapped() -> dict[str, tuple[str | None, str]]:
+    mapper = TaxonomyMapper(SOURCE, TARGET, embedder=HashingEmbedder(), options=OPTIONS)
+    return {r.source_path: (r.target_path, r.method) for r in mapper.map()}
+
+
+def test_every_source_category_gets_one_row_parents_before_children() -> None:
+    results = TaxonomyMapper(SOURCE, TARGET, embedder=HashingEmbedder(), options=OPTIONS).map()
+    assert [r.source_id for r in results] == [c.id for c in SOURCE]
+    by_path = {r.source_path: r for r in results}
+    same = by_path["Apparel > Shoes > Running Shoes"]
+    assert same.target_path == "Apparel > Shoes > Running Shoes" and same.method == "embedding"
+    assert same.confidence is not None and 0 < same.confidence <= 1
+    assert same.alternatives[0].target_id == same.target_id
+    assert sum(a.probability for a in same.alternatives) <= 1.0 + 1e-9
+
+
+def test_a_finer_category_maps_at_or_below_its_parents_target() -> None:
+    result = mapped()["Apparel > Shoes > Running Shoes > Trail Running Shoes with Carbon Plates"]
+    assert result == ("Apparel > Shoes > Running Shoes", "structure")
+
+
+def test_a_category_without_counterpart_is_unmapped_with_its_children() -> None:
+    result = mapped()
+    assert result["Services"] == (None, "unmapped")
+    assert result["Services > Car Repair Appointments"] == (None, "unmapped")
+    # Without a floor (an embedder nothing was measured for), everything is mapped.
+    plain = TaxonomyMapper(SOURCE, TARGET, embedder=HashingEmbedder()).map()
+    assert all(r.target_id is not None for r in plain)
+
+
+def test_known_pairs_are_answers_and_votes() -> None:
+    known = [("Services", None), ("Electronics > Phones", "Electronics > Laptops")]
+    voting = OPTIONS.model_copy(update={"known_weight": 0.5})
+    mapper = TaxonomyMapper(SOURCE, TARGET, known=known, embedder=HashingEmbedder(), options=voting)
+    result = {r.source_path: r for r in mapper.map()}
+    assert result["Electronics > Phones"].target_path == "Electronics > Laptops"
+    assert result["Electronics > Phones"].method == "known"
+    assert result["Services"].target_id is None
+    assert result["Apparel > Shirts"].method == "examples"  # the known pairs voted (opt-in)
+    quiet = TaxonomyMapper(SOURCE, TARGET, known=known, embedder=HashingEmbedder(), options=OPTIONS)
+    assert all(r.method != "examples" for r in quiet.map())  # off by default
+    with pytest.raises(ConfigError, match="not a category"):
+        TaxonomyMapper(SOURCE, TARGET, known=[("Nope", None)], embedder=HashingEmbedder())
+
+
+def test_leaving_the_parents_subtree_needs_review() -> None:
+    known = [("Apparel", "Electronics")]  # a parent mapped far away
+    mapper = TaxonomyMapper(
+        SOURCE, TARGET, known=known, embedder=HashingEmbedder(), options=OPTIONS
+    )
+    shirts = next(r for r in mapper.map() if r.source_path == "Apparel > Shirts")
+    assert shirts.target_path == "Apparel > Shirts"  # the evidence of the words wins...
+    assert shirts.needs_review  # ...but it leaves the parent's subtree: someone should look
+
+
+def test_pairs_files_in_every_format(tmp_path: Path) -> None:
+    shopify = tmp_path / "map.txt"
+    shopify.write_text(
+        "# header\n\n→ Apparel > Shirts\n⇒ Apparel > Shirts\n\n→ Services\n⇒ \n", encoding="utf-8"
+    )
+    assert read_pairs(shopify) == [("Apparel > Shirts", "Apparel > Shirts"), ("Services", None)]
+    table = tmp_path / "pairs.csv"
+    table.write_text("source_path,target_path\nApparel>Shirts,Apparel > Shirts\nServices,\n")
+    assert read_pairs(table) == [("Apparel > Shirts", "Apparel > Shirts"), ("Services", None)]
+    lines = tmp_path / "pairs.jsonl"
+    lines.write_text(json.dumps({"source_path": "Services", "target_path": None}) + "\n")
+    assert read_pairs(lines) == [("Services", None)]
+    with pytest.raises(ConfigError, match="no pairs"):
+        empty = tmp_path / "empty.txt"
+        empty.write_text("nothing here\n")
+        read_pairs(empty)
+
+
+def test_the_cli_writes_one_row_per_source_category(tmp_path: Path) -> None:
+    source, target = tmp_path / "source.txt", tmp_path / "target.txt"
+    source.write_text("\n".join(c.path_text for c in SOURCE.leaves()) + "\n", encoding="utf-8")
+    target.write_text("\n".join(c.path_text for c in TARGET.leaves()) + "\n", encoding="utf-8")
+    out, review = tmp_path / "map.jsonl", tmp_path / "review.csv"
+    common = ["--from", str(source), "--to", str(target), "--embedding-model", "hashing"]
+    assert main(["map", *common, "--output", str(out), "--review-out", str(review)]) == 0
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(rows) == len(Taxonomy.from_file(source))
+    fields = {"source_id", "source_path", "target_id", "target_path", "confidence"}
+    assert fields | {"alternatives", "needs_review", "method"} <= set(rows[0])
+    paths = {c.path_text for c in Taxonomy.from_file(source)}
+    assert {r["source_path"] for r in rows} == paths  # strings as in taxonomy files
+    assert review.exists()
+    as_csv = tmp_path / "map.csv"
+    assert main(["map", *common, "--output", str(as_csv)]) == 0
+    assert as_csv.read_text().splitlines()[0].startswith("source_id,source_path,target_id")
+
+
+def test_a_parent_unlike_any_target_maps_where_its_children_agree() -> None:
+    source = Taxonomy.from_paths(["Footwear > Running Shoes", "Footwear > Boots"])
+    mapper = TaxonomyMapper(source, TARGET, embedder=HashingEmbedder(), options=OPTIONS)
+    result = {r.source_path: r for r in mapper.map()}
+    assert result["Footwear > Running Shoes"].target_path == "Apparel > Shoes > Running Shoes"
+    assert result["Footwear > Boots"].target_path == "Apparel > Shoes > Boots"
+    parent = result["Footwear"]
+    assert parent.target_path == "Apparel > Shoes" and parent.method == "structure"
+    assert parent.needs_review  # inferred from its children, never compared itself
+
+
+def test_the_harness_scores_a_mapping_against_published_pairs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from llmcat.evals.cli import main as evals_main
+
+    source, target = tmp_path / "source.txt", tmp_path / "target.txt"
+    source.write_text("\n".join(c.path_text for c in SOURCE.leaves()) + "\n", encoding="utf-8")
+    target.write_text("\n".join(c.path_text for c in TARGET.leaves()) + "\n", encoding="utf-8")
+    gold = tmp_path / "gold.txt"
+    pairs = [(c.path_text, c.path_text) for c in SOURCE if TARGET.find_path(c.path)]
+    gold.write_text("".join(f"→ {a}\n⇒ {b}\n\n" for a, b in pairs), encoding="utf-8")
+    argv = ["map", "--from", str(source), "--to", str(target), "--pairs", str(gold)]
+    argv += ["--embedding-model", "hashing", "--known-share", "0.5", "--out", str(tmp_path / "r")]
+    assert evals_main(argv) == 0
+    out = capsys.readouterr().out
+    assert "zero-shot: categories" in out and "with known pairs" in out and "McNemar" in out
+    scores = json.loads((tmp_path / "r" / "scores.json").read_text())
+    assert 0.0 <= scores["zero-shot"]["accuracy"] <= 1.0
