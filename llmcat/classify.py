@@ -274,7 +274,7 @@ class Classifier(Worker):
             return products
         try:
             plan = await context.final_plan()
-        except Exception:
+        except Exception:  # a server that is down: the runner reports it, item by item
             return products
         if not plan.scales_by_spread:
             return products
@@ -290,11 +290,11 @@ class Classifier(Worker):
         for n, item in enumerate(sample):
             try:
                 clean.append(coerce_product(item, n))
-            except Exception:
+            except Exception:  # a bad row is the runner's to report, in its place
                 continue
         try:
             await context.observe(clean)
-        except Exception as exc:
+        except Exception as exc:  # the items then fall back on their own spread
             log.warning("could not estimate the catalogue's spread: %s", exc)
         return rest
 

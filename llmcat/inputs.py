@@ -227,7 +227,7 @@ def count_records(path: str | Path, *, encoding: str = "utf-8") -> int | None:
             with file.open(encoding=encoding, newline="", errors="replace") as handle:
                 rows = csv.reader(handle, delimiter="\t" if suffix == ".tsv" else ",")
                 return max(sum(1 for row in rows if row) - 1, 0)
-    except Exception:
+    except Exception:  # a count is a nicety: reading the file reports the real problem
         return None
     return None
 
