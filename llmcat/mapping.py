@@ -193,6 +193,7 @@ def map_categories(
 
     sources, targets = list(source), list(target)
     row = {c.id: i for i, c in enumerate(sources)}
+    column = {c.id: i for i, c in enumerate(targets)}
     below = _descendants(target)
     known_rows = [row[s] for s in known]
     known_targets = list(known.values())
@@ -209,19 +210,13 @@ def map_categories(
         scores = {targets[i].id: float(sims[i]) for i in top}
         floor = options.unmapped_below
         if parent is None and floor is not None and float(sims[top[0]]) < floor:
-            done[category.id] = _unmapped(category, "no target is similar enough")
+            done[category.id] = _unmapped(category)  # no target is similar enough
             continue
         inside: set[str] = set()
         if parent is not None and parent.target_id is not None:
             inside = below[parent.target_id]
             # The parent's target is always a candidate: finer categories map there.
-            scores.setdefault(
-                parent.target_id,
-                float(
-                    target_matrix[_index(target, parent.target_id)]
-                    @ source_matrix[row[category.id]]
-                ),
-            )
+            scores.setdefault(parent.target_id, float(sims[column[parent.target_id]]))
             for cid in scores:
                 if cid in inside:
                     scores[cid] += structure
@@ -236,9 +231,7 @@ def map_categories(
                 temperature,
             )
             for cid, vote in votes.items():
-                scores[cid] = (
-                    scores.get(cid, float(sims[_index(target, cid)])) + known_weight * vote
-                )
+                scores[cid] = scores.get(cid, float(sims[column[cid]])) + known_weight * vote
             method = "examples" if votes else method
         distribution = _softmax(scores, temperature)
         best = max(distribution, key=distribution.__getitem__)
@@ -296,20 +289,6 @@ def _from_children(
         )
 
 
-def _index(taxonomy: Taxonomy, category_id: str) -> int:
-    return _positions(taxonomy)[category_id]
-
-
-_POSITIONS: dict[str, dict[str, int]] = {}
-
-
-def _positions(taxonomy: Taxonomy) -> dict[str, int]:
-    key = f"{taxonomy.name}:{taxonomy.version}"
-    if key not in _POSITIONS:
-        _POSITIONS[key] = {c.id: i for i, c in enumerate(taxonomy)}
-    return _POSITIONS[key]
-
-
 def _descendants(taxonomy: Taxonomy) -> dict[str, set[str]]:
     """Each node's subtree, itself included."""
     out: dict[str, set[str]] = {c.id: {c.id} for c in taxonomy}
@@ -359,8 +338,7 @@ def _known(category: Category, target_id: str | None, target: Taxonomy) -> Categ
     )
 
 
-def _unmapped(category: Category, why: str) -> CategoryMapping:
-    del why  # the method says it; the reason is the module docstring's
+def _unmapped(category: Category) -> CategoryMapping:
     return CategoryMapping(
         source_id=category.id, source_path=category.path_text, method="unmapped", confidence=None
     )
