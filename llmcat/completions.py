@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -135,3 +138,27 @@ def usage_of(completion: Completion) -> Usage:
         calls=0 if completion.cached else 1,
         with_images=int(completion.images_sent),
     )
+
+
+# The requests made in the current context, when someone asked to see them (the eval harness
+# keeps each item's prompts so that its report can show them). A ContextVar: concurrent items
+# run in their own tasks, and each sees only its own list.
+_SEEN: ContextVar[list[CompletionRequest] | None] = ContextVar("llmcat_requests_seen", default=None)
+
+
+@contextmanager
+def requests_seen() -> Iterator[list[CompletionRequest]]:
+    """Collect every request made inside the block (cached answers included), in order."""
+    seen: list[CompletionRequest] = []
+    token = _SEEN.set(seen)
+    try:
+        yield seen
+    finally:
+        _SEEN.reset(token)
+
+
+def note_request(request: CompletionRequest) -> None:
+    """Record ``request`` for ``requests_seen``; nothing when no one is looking."""
+    seen = _SEEN.get()
+    if seen is not None:
+        seen.append(request)

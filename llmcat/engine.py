@@ -20,7 +20,7 @@ from .backends.batchfile import (
 from .backends.dryrun import DryRunBackend, DryRunTally
 from .cache import ResponseCache
 from .calls import ModelCaller
-from .completions import Completion, CompletionRequest
+from .completions import Completion, CompletionRequest, note_request
 from .errors import ConfigError, ImagesRejected, InputError, LlmcatError
 from .images import image_ref
 from .options import field_names, validated
@@ -132,6 +132,7 @@ class Engine:
         """One cached, retried model call (see ``ModelCaller``). A request with images goes
         without them when the model takes none; a server that refuses them gets the request
         once more without them, and no images are sent to it again."""
+        note_request(request)
         if request.images and self.sends_images():
             try:
                 completion = await self.caller(request, is_valid=is_valid)

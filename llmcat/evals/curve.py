@@ -28,7 +28,7 @@ from llmcat.errors import ConfigError
 from . import metrics as M
 from . import plots
 from .records import ClassificationSample
-from .report import Section, render
+from .report import Section, figure, page_html
 from .runner import split_examples
 from .suites import ClassificationRecord, Suite, load_suite
 
@@ -145,11 +145,11 @@ def curve_html(table: str, rows: list[dict[str, Any]]) -> str:
     figures = []
     if plots.available():
         figures = [
-            {
-                "name": f"curve-{metric}",
-                "svg": plots.learning_curve(rows, metric),
-                "caption": f"{metric.replace('_', ' ')} of each strategy against examples per category.",
-            }
+            figure(
+                f"curve-{metric}",
+                plots.learning_curve(rows, metric),
+                f"{metric.replace('_', ' ')} of each strategy against examples per category.",
+            )
             for metric in ("accuracy_level_1", "accuracy_level_3")
         ]
     lines = [line for line in table.splitlines() if line.startswith("|")]
@@ -161,11 +161,8 @@ def curve_html(table: str, rows: list[dict[str, Any]]) -> str:
         "summary": [Section("Learning curve", headers, body)],
         "plots": figures,
         "plots_missing": "" if figures else "No plots: pip install 'llmcat[report]' (matplotlib).",
-        "tables": [],
     }
-    return render(
-        "report.html.j2", title="llmcat learning curve", runs=[view], gate_lines=[], flipped=[]
-    )
+    return page_html("llmcat learning curve", view)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

@@ -37,6 +37,10 @@ class GateResult:
     flipped: list[Flip] = field(default_factory=list)
 
 
+#: the gate's one line when a run had no baseline (the report leaves it out)
+NO_BASELINE = "no baseline given: nothing to compare"
+
+
 @dataclass(frozen=True)
 class Thresholds:
     """What counts as a regression: a drop above ``max_drop`` with p below ``alpha``."""
@@ -181,7 +185,7 @@ def gate(
             ],
         )
     if baseline is None:
-        return GateResult(EXIT_PASS, ["no baseline given: nothing to compare"])
+        return GateResult(EXIT_PASS, [NO_BASELINE])
     limits = Thresholds(max_drop, alpha)
     current = Baseline.of_run(run, samples)
     ids = sorted(set(current.items) & set(baseline.items))
@@ -217,6 +221,7 @@ __all__ = [
     "EXIT_PASS",
     "EXIT_REGRESSION",
     "EXIT_USAGE",
+    "NO_BASELINE",
     "Flip",
     "GateResult",
     "Thresholds",

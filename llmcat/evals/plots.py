@@ -68,21 +68,24 @@ def accuracy_per_level(
         )
         ax.bar_label(base, fmt="%.2f", fontsize=8)
     ax.set_xticks(list(xs), [k.replace("_", " ") for k in keys])
-    ax.set_ylim(0, 1.08)
+    # The band above 1.0 holds the legend, clear of the bars and their labels.
+    ax.set_ylim(0, 1.3)
+    ax.set_yticks([0, 0.2, 0.4, 0.6, 0.8, 1.0])
     ax.set_ylabel("accuracy")
     ax.set_title("Accuracy per level")
-    ax.legend(loc="lower left", fontsize=8)
+    ax.legend(loc="upper center", ncols=2, fontsize=8, frameon=False)
     return _svg(fig)
 
 
 def reliability(bins: Sequence[Mapping[str, float]]) -> str:
-    """Accuracy per confidence bin against the diagonal, with each bin's count on its bar."""
+    """Accuracy per confidence bin against the diagonal; below it, the items per bin (the counts
+    get their own axes so that they never sit on the bars or the diagonal)."""
     fig = _figure()
-    ax = fig.add_subplot()
-    ax.plot([0, 1], [0, 1], linestyle="--", color=GREY, label="perfect calibration")
+    top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=[3, 1])
+    top.plot([0, 1], [0, 1], linestyle="--", color=GREY, label="perfect calibration")
     lefts = [b["low"] for b in bins]
     widths = [b["high"] - b["low"] for b in bins]
-    bars = ax.bar(
+    top.bar(
         lefts,
         [b["accuracy"] for b in bins],
         widths,
@@ -92,18 +95,24 @@ def reliability(bins: Sequence[Mapping[str, float]]) -> str:
         edgecolor="white",
         label="accuracy",
     )
-    ax.bar_label(bars, labels=[f"n={int(b['count'])}" for b in bins], fontsize=7)
-    ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1.1)
-    ax.set_xlabel("confidence")
-    ax.set_ylabel("accuracy")
-    ax.set_title("Reliability diagram")
-    ax.legend(loc="upper left", fontsize=8)
+    top.set_xlim(0, 1)
+    top.set_ylim(0, 1.05)
+    top.set_ylabel("accuracy")
+    top.set_title("Reliability diagram")
+    top.legend(loc="upper left", fontsize=8)
+    counts = [b["count"] for b in bins]
+    bars = bottom.bar(lefts, counts, widths, align="edge", color=GREY, edgecolor="white")
+    bottom.bar_label(bars, labels=[f"{int(c)}" for c in counts], fontsize=7)
+    bottom.set_ylim(0, max(counts, default=1) * 1.45)
+    bottom.set_yticks([])
+    bottom.set_ylabel("items", fontsize=8)
+    bottom.set_xlabel("confidence")
     return _svg(fig)
 
 
 def coverage(rows: Sequence[Mapping[str, float]], threshold: float) -> str:
-    """Accuracy against coverage (most confident first), the review threshold marked."""
+    """Accuracy against coverage (most confident first), the review threshold marked; the
+    threshold's note sits inside the axes, so the figure is the size of the others."""
     fig = _figure()
     ax = fig.add_subplot()
     xs = [r["coverage"] for r in rows]
@@ -112,11 +121,12 @@ def coverage(rows: Sequence[Mapping[str, float]], threshold: float) -> str:
     if kept:
         at = max(kept, key=lambda r: r["coverage"])
         ax.axvline(at["coverage"], color=RED, linestyle=":")
-        ax.annotate(
-            f"review threshold {threshold:g}\ncoverage {at['coverage']:.2f}, accuracy {at['accuracy']:.2f}",
-            (at["coverage"], at["accuracy"]),
-            textcoords="offset points",
-            xytext=(6, -28),
+        ax.text(
+            0.03,
+            0.05,
+            f"review threshold {threshold:.2f}: coverage {at['coverage']:.2f}, "
+            f"accuracy {at['accuracy']:.2f}",
+            transform=ax.transAxes,
             fontsize=8,
             color=RED,
         )
@@ -130,14 +140,15 @@ def coverage(rows: Sequence[Mapping[str, float]], threshold: float) -> str:
 
 def confusion(labels: Sequence[str], matrix: Sequence[Sequence[int]]) -> str:
     """The level-1 confusion matrix: gold rows, predicted columns, counts in the cells."""
-    size = max(4.0, 0.55 * len(labels) + 2.5)
-    fig = _figure(size, size * 0.85)
+    # Wide enough for the labels at full size, never wider than the page shows it (11.5 in).
+    size = min(11.5, max(5.0, 0.42 * len(labels) + 3.0))
+    fig = _figure(size, size * 0.8)
     ax = fig.add_subplot()
     ax.imshow(matrix, cmap="Blues")
     ticks = range(len(labels))
     short = [_short(label) for label in labels]
-    ax.set_xticks(list(ticks), short, rotation=45, ha="right", fontsize=8)
-    ax.set_yticks(list(ticks), short, fontsize=8)
+    ax.set_xticks(list(ticks), short, rotation=45, ha="right", fontsize=9)
+    ax.set_yticks(list(ticks), short, fontsize=9)
     peak = max((max(row) for row in matrix), default=0) or 1
     for i, row in enumerate(matrix):
         for j, count in enumerate(row):
@@ -148,7 +159,7 @@ def confusion(labels: Sequence[str], matrix: Sequence[Sequence[int]]) -> str:
                     str(count),
                     ha="center",
                     va="center",
-                    fontsize=7,
+                    fontsize=8,
                     color="white" if count > peak / 2 else "black",
                 )
     ax.set_xlabel("predicted")

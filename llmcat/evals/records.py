@@ -43,6 +43,8 @@ class _SampleBase(_Record):
     cached: bool = False
     #: True for the samples of the baseline run beside the model (embedding, composed)
     baseline: bool = False
+    #: the messages of each model request made for the item (its rendered prompts), in order
+    prompts: list[list[dict[str, str]]] = Field(default_factory=list)
 
 
 class ClassificationSample(_SampleBase):

@@ -20,16 +20,50 @@ import jinja2
 
 from . import metrics as M
 from . import plots
-from .gate import Flip
+from .explorer import (
+    Column,
+    Explorer,
+    Filter,
+    classification_explorer,
+    description_explorer,
+    path_text,
+)
+from .gate import NO_BASELINE, Flip
 from .records import (
+    ClassificationSample,
     DescriptionSample,
     RunSummary,
     Samples,
     classification_samples,
     description_samples,
 )
+from .stats import Interval, bootstrap_intervals, paired_bootstrap_deltas
 
 TEMPLATES = Path(__file__).parent / "templates"
+#: a cell the page right-aligns: a number, a signed change, an interval, n/a
+NUMERIC_CELL = re.compile(r"(n/a|[-+]?[\d,.]+(%| to [-+]?[\d,.]+%?)?)")
+#: classes with less gold support than this share one row of the per-class table
+FOLD_BELOW = 3
+#: the metrics the page opens with, each with its 95% bootstrap interval
+HEADLINE_CLASSIFY = (
+    "accuracy",
+    "accuracy_level_1",
+    "accuracy_level_2",
+    "accuracy_level_3",
+    "hierarchical_f1",
+    "macro_f1",
+    "ece",
+    "review_rate",
+    "unflagged_accuracy",
+)
+HEADLINE_DESCRIBE = (
+    "model_copy_rate",
+    "schema_valid_rate",
+    "length_compliance",
+    "attribute_coverage",
+    "invented_number_rate",
+    "language_match",
+)
 
 
 @dataclass
@@ -127,13 +161,15 @@ def summary_markdown(run: RunSummary, gate_lines: list[str] | None = None) -> st
 
 @lru_cache(maxsize=1)
 def _environment() -> jinja2.Environment:
-    return jinja2.Environment(
+    env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    env.tests["numeric"] = lambda cell: bool(NUMERIC_CELL.fullmatch(str(cell)))
+    return env
 
 
 def render(template: str, **context: Any) -> str:
@@ -141,38 +177,104 @@ def render(template: str, **context: Any) -> str:
     return _environment().get_template(template).render(**context)
 
 
+def headline(run: RunSummary, samples: Samples) -> Section | None:
+    """The numbers the page opens with, each with its 95% bootstrap interval over items."""
+    cls = classification_samples(samples)
+    copy = description_samples(samples)
+    rows: list[list[str]] = []
+    if cls:
+        level = max(len(s.gold) for s in cls)
+        found = bootstrap_intervals(
+            lambda items: M.classification_metrics(items, min(level, 3)),
+            [s.outcome() for s in cls],
+        )
+        rows += _interval_rows("classify", found, HEADLINE_CLASSIFY)
+    if copy:
+        found = bootstrap_intervals(
+            lambda items: M.description_metrics(items), [s.scores for s in copy]
+        )
+        rows += _interval_rows("describe", found, HEADLINE_DESCRIBE)
+    if not rows:
+        return None
+    items = f"{len(cls)} classified items" if cls else ""
+    cases = f"{len(copy)} copy cases" if copy else ""
+    note = (
+        f"{' and '.join(x for x in (items, cases) if x)}; the interval is the 2.5th to 97.5th "
+        "percentile over 1,000 bootstrap resamples of the items."
+    )
+    return Section("Headline", ["metric", "value", "95% interval"], rows, [note])
+
+
+def _interval_rows(
+    task: Literal["classify", "describe"], found: Mapping[str, Interval], names: tuple[str, ...]
+) -> list[list[str]]:
+    rows = []
+    for name in names:
+        if name in found:
+            v = found[name]
+            fmt = M.format_metric
+            rows.append(
+                [
+                    _label(task, name),
+                    fmt(task, name, v.value),
+                    f"{fmt(task, name, v.low)} to {fmt(task, name, v.high)}",
+                ]
+            )
+    return rows
+
+
+def _label(task: Literal["classify", "describe"], name: str) -> str:
+    return next((m.label for m in M.metrics_for(task) if m.name == name), name)
+
+
+def per_class_section(outcomes: list[M.Outcome]) -> Section:
+    """Precision, recall and F1 per class by support; classes below ``FOLD_BELOW`` share a row."""
+    table = M.per_class(outcomes)
+    ranked = sorted(table.items(), key=lambda kv: (-kv[1]["support"], kv[0]))
+    kept = [(k, v) for k, v in ranked if v["support"] >= FOLD_BELOW]
+    folded = [v for _, v in ranked if v["support"] < FOLD_BELOW]
+    rows = [
+        [k, f"{v['support']:.0f}", f"{v['precision']:.3f}", f"{v['recall']:.3f}", f"{v['f1']:.3f}"]
+        for k, v in kept
+    ]
+    if folded:
+        n = len(folded)
+        rows.append(
+            [
+                f"{n} classes with support below {FOLD_BELOW} (their mean)",
+                f"{sum(v['support'] for v in folded):.0f}",
+                *(
+                    f"{sum(v[key] for v in folded) / n:.3f}"
+                    for key in ("precision", "recall", "f1")
+                ),
+            ]
+        )
+    return Section(
+        f"Per class ({len(kept)} with support {FOLD_BELOW} or more)",
+        ["class", "support", "precision", "recall", "F1"],
+        rows,
+    )
+
+
 def run_view(run: RunSummary, samples: Samples, heading: str) -> dict[str, Any]:
-    """What the page shows of one run: summary tables, plots and detail tables."""
+    """What the page shows of one run: headline, summary tables, plots, detail tables and the
+    sample explorers."""
+    top = headline(run, samples)
     view: dict[str, Any] = {
         "heading": heading,
         "identity": identity(run),
-        "summary": summary_sections(run),
+        "summary": ([top] if top else []) + summary_sections(run),
         "plots": [],
         "plots_missing": "",
         "tables": [],
+        "explorers": [],
     }
     cls = classification_samples(samples)
     base = classification_samples(samples, baseline=True)
     copy = description_samples(samples)
     outcomes = [s.outcome() for s in cls]
     if cls:
-        rows = sorted(M.per_class(outcomes).items(), key=lambda kv: -kv[1]["support"])[:60]
-        view["tables"].append(
-            Section(
-                "Per class (top 60 by support)",
-                ["class", "support", "precision", "recall", "F1"],
-                [
-                    [
-                        k,
-                        f"{v['support']:.0f}",
-                        f"{v['precision']:.3f}",
-                        f"{v['recall']:.3f}",
-                        f"{v['f1']:.3f}",
-                    ]
-                    for k, v in rows
-                ],
-            )
-        )
+        view["tables"].append(per_class_section(outcomes))
         view["tables"].append(
             Section(
                 "Top confusions",
@@ -180,8 +282,11 @@ def run_view(run: RunSummary, samples: Samples, heading: str) -> dict[str, Any]:
                 [[g, p, str(c)] for g, p, c in M.top_confusions(outcomes)],
             )
         )
+        view["explorers"].append(classification_explorer(cls))
     if copy:
         view["tables"].append(_side_by_side(samples))
+        composed = {s.id: s for s in description_samples(samples, baseline=True)}
+        view["explorers"].append(description_explorer(copy, composed))
     if not plots.available():
         view["plots_missing"] = "No plots: pip install 'llmcat[report]' (matplotlib) to draw them."
         return view
@@ -190,7 +295,7 @@ def run_view(run: RunSummary, samples: Samples, heading: str) -> dict[str, Any]:
         baseline_levels = M.accuracy_per_level([s.outcome() for s in base]) if base else None
         strategy = str(run.metrics.get("strategy", "run"))
         view["plots"].append(
-            _plot(
+            figure(
                 "accuracy-per-level",
                 plots.accuracy_per_level(levels, baseline_levels, strategy, "embedding baseline"),
                 "Accuracy of the first N names of the path, the embedding baseline beside it.",
@@ -199,15 +304,15 @@ def run_view(run: RunSummary, samples: Samples, heading: str) -> dict[str, Any]:
         bins = M.reliability(outcomes)
         if bins:
             view["plots"].append(
-                _plot(
+                figure(
                     "reliability",
                     plots.reliability(bins),
-                    "Bars: accuracy per confidence bin (n: items).",
+                    "Top: accuracy per confidence bin. Bottom: items per bin.",
                 )
             )
             threshold = review_threshold_of(run)
             view["plots"].append(
-                _plot(
+                figure(
                     "coverage",
                     plots.coverage(M.accuracy_vs_coverage(outcomes), threshold),
                     "Keeping the most confident share: the red line is the review threshold.",
@@ -215,10 +320,11 @@ def run_view(run: RunSummary, samples: Samples, heading: str) -> dict[str, Any]:
             )
         labels, matrix = _confusion(outcomes)
         view["plots"].append(
-            _plot(
+            figure(
                 "confusion",
                 plots.confusion(labels, matrix),
                 "Level 1: gold rows, predicted columns.",
+                wide=True,
             )
         )
     if copy:
@@ -228,7 +334,7 @@ def run_view(run: RunSummary, samples: Samples, heading: str) -> dict[str, Any]:
             kinds.update({k: 1 for k in found} if isinstance(found, dict) else {})
         if kinds:
             view["plots"].append(
-                _plot(
+                figure(
                     "copy-findings",
                     plots.findings(dict(kinds)),
                     "Copies of the model whose check found each kind.",
@@ -244,8 +350,22 @@ def review_threshold_of(run: RunSummary) -> float:
     return float(value) if isinstance(value, (int, float)) else 0.5
 
 
-def _plot(name: str, svg: str, caption: str) -> dict[str, str]:
-    return {"name": name, "svg": svg, "caption": caption}
+def figure(name: str, svg: str, caption: str, *, wide: bool = False) -> dict[str, Any]:
+    """One plot of a page (``wide``: a row of its own, drawn at its own size)."""
+    return {"name": name, "svg": svg, "caption": caption, "wide": wide}
+
+
+def page_html(title: str, view: Mapping[str, Any]) -> str:
+    """A page of one view (``run_view``'s keys) with no gate and no flips."""
+    full = {"summary": [], "plots": [], "plots_missing": "", "tables": [], "explorers": []}
+    return render(
+        "report.html.j2",
+        title=title,
+        runs=[{**full, **view}],
+        gate_lines=[],
+        flips=[],
+        explorer_js=_explorer_js(),
+    )
 
 
 def _confusion(outcomes: list[M.Outcome]) -> tuple[list[str], list[list[int]]]:
@@ -302,12 +422,14 @@ def report_html(
     gate_lines: list[str] | None = None,
 ) -> str:
     """The page of one run."""
+    lines = [line for line in gate_lines or [] if line != NO_BASELINE]
     return render(
         "report.html.j2",
         title=f"llmcat eval: {run.suite}",
         runs=[run_view(run, samples, run.suite)],
-        gate_lines=gate_lines or [],
-        flipped=flipped or [],
+        gate_lines=lines,
+        flips=flip_sections(flipped or [], samples, "baseline", "this run"),
+        explorer_js=_explorer_js(),
     )
 
 
@@ -317,14 +439,163 @@ def compare_html(
     flipped: list[Flip],
     gate_lines: list[str],
 ) -> str:
-    """The page of two runs side by side (B against A), with the gate's lines and flips."""
+    """The diff of two runs (B against A) on their shared items: each metric's change with its
+    paired interval, the items that flipped both ways with their titles, accuracy per level of
+    both, and an explorer of the shared items with both answers."""
+    (name_a, run_a, samples_a), (name_b, run_b, samples_b) = a, b
+    view: dict[str, Any] = {
+        "identities": [f"A: {name_a}: {identity(run_a)}", f"B: {name_b}: {identity(run_b)}"]
+    }
+    view["deltas"] = delta_sections(samples_a, samples_b)
+    view["flips"] = flip_sections(flipped, samples_b, "A", "B")
+    shared = _shared(samples_a, samples_b)
+    view["plots"] = []
+    if shared and plots.available():
+        before = M.accuracy_per_level([x.outcome() for x, _ in shared])
+        after = M.accuracy_per_level([y.outcome() for _, y in shared])
+        view["plots"].append(
+            figure(
+                "accuracy-per-level",
+                plots.accuracy_per_level(after, before, "B", "A"),
+                f"Accuracy of the first N names of the path on the {len(shared)} shared items.",
+            )
+        )
+    view["explorers"] = [compare_explorer(shared)] if shared else []
     return render(
-        "report.html.j2",
-        title=f"llmcat eval: {a[0]} (A) vs {b[0]} (B)",
-        runs=[
-            run_view(run, samples, f"{label}: {name}")
-            for label, (name, run, samples) in (("A", a), ("B", b))
-        ],
-        gate_lines=gate_lines,
-        flipped=flipped,
+        "compare.html.j2",
+        title=f"llmcat eval: {name_b} (B) against {name_a} (A)",
+        view=view,
+        gate_lines=[line for line in gate_lines if line != NO_BASELINE],
+        explorer_js=_explorer_js(),
     )
+
+
+def _shared(
+    samples_a: Samples, samples_b: Samples
+) -> list[tuple[ClassificationSample, ClassificationSample]]:
+    by_id = {s.id: s for s in classification_samples(samples_a)}
+    return [(by_id[s.id], s) for s in classification_samples(samples_b) if s.id in by_id]
+
+
+def delta_sections(samples_a: Samples, samples_b: Samples) -> list[Section]:
+    """Per metric: A, B, B - A and the paired bootstrap 95% interval of the change."""
+    sections = []
+    shared = _shared(samples_a, samples_b)
+    if shared:
+        level = min(max(len(x.gold) for x, _ in shared), 3)
+        found = paired_bootstrap_deltas(
+            lambda items: M.classification_metrics(items, level),
+            [x.outcome() for x, _ in shared],
+            [y.outcome() for _, y in shared],
+        )
+        a_values = M.classification_metrics([x.outcome() for x, _ in shared], level)
+        sections.append(
+            _delta_section(
+                "Classification", "classify", found, a_values, HEADLINE_CLASSIFY, len(shared)
+            )
+        )
+    copy_a = {s.id: s for s in description_samples(samples_a)}
+    pairs = [(copy_a[s.id], s) for s in description_samples(samples_b) if s.id in copy_a]
+    if pairs:
+        found = paired_bootstrap_deltas(
+            lambda items: M.description_metrics(items),
+            [x.scores for x, _ in pairs],
+            [y.scores for _, y in pairs],
+        )
+        copy_values: Mapping[str, float | None] = M.description_metrics(
+            [x.scores for x, _ in pairs]
+        )
+        sections.append(
+            _delta_section("Copy", "describe", found, copy_values, HEADLINE_DESCRIBE, len(pairs))
+        )
+    return sections
+
+
+def _delta_section(
+    title: str,
+    task: Literal["classify", "describe"],
+    found: Mapping[str, Interval],
+    a_values: Mapping[str, float | None],
+    names: tuple[str, ...],
+    shared: int,
+) -> Section:
+    rows = []
+    for name in names:
+        before = a_values.get(name)
+        if name not in found or before is None:
+            continue
+        d = found[name]
+        rows.append(
+            [
+                _label(task, name),
+                M.format_metric(task, name, before),
+                M.format_metric(task, name, before + d.value),
+                f"{d.value:+.3f}",
+                f"{d.low:+.3f} to {d.high:+.3f}",
+            ]
+        )
+    note = (
+        f"On the {shared} items both runs answered; the interval resamples those items "
+        "(the same ones for A and B) 1,000 times. An interval that excludes 0 is a change "
+        "beyond the noise of this set."
+    )
+    return Section(title, ["metric", "A", "B", "B - A", "95% interval of B - A"], rows, [note])
+
+
+def flip_sections(flipped: list[Flip], samples: Samples, before: str, after: str) -> list[Section]:
+    """The items one run got right and the other wrong, both ways, with their titles."""
+    titles = {s.id: str(s.input.get("title") or "") for s in classification_samples(samples)}
+    out = []
+    for now_correct, title in (
+        (False, f"Right in {before}, wrong in {after}"),
+        (True, f"Wrong in {before}, right in {after}"),
+    ):
+        rows = [
+            [f.id, titles.get(f.id, ""), path_text(f.gold), path_text(f.baseline), path_text(f.run)]
+            for f in flipped
+            if f.now_correct == now_correct
+        ]
+        out.append(
+            Section(f"{title} ({len(rows)})", ["id", "product", "gold", before, after], rows)
+        )
+    return out if any(section.rows for section in out) else []
+
+
+def compare_explorer(shared: list[tuple[ClassificationSample, ClassificationSample]]) -> Explorer:
+    """The shared items with both answers; a row opens B's detail with A's answer on top."""
+    explorer = classification_explorer([b for _, b in shared], name="shared")
+    explorer.columns.insert(3, Column("answer_a", "A's answer", wide=True))
+    explorer.columns[4].label = "B's answer"
+    explorer.columns.insert(6, Column("result_a", "A"))
+    explorer.columns[7].label = "B"
+    explorer.filters = [
+        Filter("result_a", "A", ["right", "wrong"]),
+        Filter("result", "B", ["right", "wrong"]),
+        Filter("change", "change", ["fixed", "broken", "same"]),
+        *explorer.filters[1:],
+    ]
+    for row, (a, b) in zip(explorer.rows, shared, strict=True):
+        right_a, right_b = a.outcome().correct, b.outcome().correct
+        row["cells"]["answer_a"] = path_text(a.output.path)
+        row["cells"]["result_a"] = "right" if right_a else "wrong"
+        row["cells"]["change"] = (
+            "same" if right_a == right_b else ("fixed" if right_b else "broken")
+        )
+        row["detail"].insert(
+            0,
+            {
+                "title": "A's answer",
+                "kind": "pairs",
+                "rows": [
+                    ["answer", path_text(a.output.path)],
+                    ["confidence", M.format_metric("classify", "ece", a.output.confidence)],
+                ],
+            },
+        )
+    explorer.title = "Shared items, B's detail (click a row to open it)"
+    return explorer
+
+
+@lru_cache(maxsize=1)
+def _explorer_js() -> str:
+    return (TEMPLATES / "explorer.js").read_text(encoding="utf-8")

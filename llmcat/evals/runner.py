@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from llmcat import Backend, Classifier, Describer, Embedder, Settings
+from llmcat.completions import CompletionRequest, requests_seen
 from llmcat.embeddings import HashingEmbedder, local_embedder_available
 from llmcat.errors import ConfigError
 from llmcat.examples import ExampleSource
@@ -71,13 +72,15 @@ class RunOptions:
 
 async def _timed(
     worker: Any, items: Sequence[Any], concurrency: int, *, label: str
-) -> tuple[list[tuple[Any, float]], float]:
-    """Each item's result and latency, and the wall time; a progress bar on a terminal."""
+) -> tuple[list[tuple[Any, float, list[CompletionRequest]]], float]:
+    """Each item's result, latency and requests, and the wall time; a progress bar on a
+    terminal."""
 
-    async def one(item: Any, _: int) -> tuple[Any, float]:
+    async def one(item: Any, _: int) -> tuple[Any, float, list[CompletionRequest]]:
         start = time.perf_counter()
-        result = await worker(item)
-        return result, time.perf_counter() - start
+        with requests_seen() as seen:  # the item's prompts, for the report
+            result = await worker(item)
+        return result, time.perf_counter() - start, seen
 
     bar = Progress(len(items), label=label)
     start = time.perf_counter()
@@ -138,8 +141,9 @@ async def run_classification(
             prompt_tokens=result.usage.prompt_tokens,
             completion_tokens=result.usage.completion_tokens,
             cached=result.cached,
+            prompts=prompt_messages(seen),
         )
-        for record, (result, latency) in zip(suite.classify, results, strict=True)
+        for record, (result, latency, seen) in zip(suite.classify, results, strict=True)
     ]
     block: Metrics = dict(M.classification_metrics([s.outcome() for s in samples], suite.max_level))
     block.update(M.usage_metrics(samples, wall))
@@ -164,8 +168,8 @@ async def run_description(
         one, suite.describe, describer.concurrency, label=f"{suite.name}: describe"
     )
     samples = [
-        _description_sample(record, result, lim, latency)
-        for record, (result, latency) in zip(suite.describe, results, strict=True)
+        _description_sample(record, result, lim, latency, seen)
+        for record, (result, latency, seen) in zip(suite.describe, results, strict=True)
     ]
     block = _description_block(suite, samples, wall)
     block["model"] = next(
@@ -199,8 +203,17 @@ def _copy_options(record: DescriptionRecord, limits: CopyLimits) -> CopyOverride
     return cast(CopyOverrides, {**options, **limits.model_dump()})
 
 
+def prompt_messages(requests: Sequence[CompletionRequest]) -> list[list[dict[str, str]]]:
+    """The messages of each request, as a sample keeps them."""
+    return [[m.model_dump() for m in r.messages] for r in requests]
+
+
 def _description_sample(
-    record: DescriptionRecord, result: Description, limits: CopyLimits, latency: float
+    record: DescriptionRecord,
+    result: Description,
+    limits: CopyLimits,
+    latency: float,
+    requests: Sequence[CompletionRequest] = (),
 ) -> DescriptionSample:
     return DescriptionSample(
         id=record.id,
@@ -220,6 +233,7 @@ def _description_sample(
         prompt_tokens=result.usage.prompt_tokens,
         completion_tokens=result.usage.completion_tokens,
         cached=result.cached,
+        prompts=prompt_messages(requests),
     )
 
 
