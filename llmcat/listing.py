@@ -10,6 +10,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+import pydantic_core
+
 from .errors import ConfigError, OutputError
 from .options import CopyLimits
 
@@ -65,43 +67,13 @@ def copy_schema(limits: CopyLimits, language: str) -> dict[str, Any]:
 
 
 def close_truncated_json(text: str) -> Any:
-    """The object in ``text`` when generation stopped mid-way (``max_tokens``): an open string and
-    the open containers are closed, or the text is cut back to its last complete value. None when
-    nothing parses."""
-    stack: list[str] = []
-    in_string = escaped = False
-    last_complete: tuple[int, list[str]] | None = None
-    for i, ch in enumerate(text):
-        if in_string:
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == '"':
-                in_string = False
-                last_complete = (i + 1, list(stack))
-            continue
-        if ch == '"':
-            in_string = True
-        elif ch in "{[":
-            stack.append("}" if ch == "{" else "]")
-        elif ch in "}]" and stack:
-            stack.pop()
-            last_complete = (i + 1, list(stack))
-    attempts = []
-    if in_string and not escaped:
-        attempts.append(text + '"' + "".join(reversed(stack)))
-    elif not in_string:
-        attempts.append(text.rstrip().rstrip(",") + "".join(reversed(stack)))
-    if last_complete is not None:
-        end, open_at = last_complete
-        attempts.append(text[:end] + "".join(reversed(open_at)))
-    for attempt in attempts:
-        try:
-            return json.loads(attempt)
-        except ValueError:
-            continue
-    return None
+    """The object in ``text`` when generation stopped mid-way (``max_tokens``): pydantic-core's
+    partial JSON keeps every complete value and the open string at the end. None when nothing
+    parses."""
+    try:
+        return pydantic_core.from_json(text, allow_partial="trailing-strings")
+    except ValueError:
+        return None
 
 
 def parse_copy(text: str) -> dict[str, Any]:

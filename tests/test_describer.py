@@ -179,6 +179,9 @@ def test_a_reask_that_breaks_the_json_keeps_the_first_answer() -> None:
         ('{"title": "T", "bullets": ["a", "b', {"title": "T", "bullets": ["a", "b"]}),
         ('{"title": "T", "bullets": ["a"], ', {"title": "T", "bullets": ["a"]}),
         ('{"title": "T", "bul', {"title": "T"}),
+        # A key without its value, a cut escape (the hand-written repair gave up on both).
+        ('{"title": "T", "body":', {"title": "T"}),
+        ('{"title": "T", "body": "caf\\u00', {"title": "T", "body": "caf"}),
         ("no json at all", None),
     ],
 )
