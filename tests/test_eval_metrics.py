@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import random
+import sys
+from pathlib import Path
 
 import pytest
 from scipy import stats as sps
@@ -124,3 +126,19 @@ def test_flipkart_parsers() -> None:
         '["Home Furnishing >> Curtains >> Curtains >> Elegance Polyester Do..."]'
     ) == ["Home Furnishing", "Curtains", "Curtains"]
     assert category_path('["Watches >> Wrist Watches"]') == ["Watches", "Wrist Watches"]
+
+
+def test_a_run_without_scikit_learn_stops_before_it_starts(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from llmcat.backends.fake import FakeBackend
+    from llmcat.evals.cli import main
+
+    monkeypatch.setitem(sys.modules, "sklearn", None)  # import sklearn now raises ImportError
+    monkeypatch.setitem(sys.modules, "sklearn.metrics", None)
+    backend = FakeBackend()
+    code = main(
+        ["run", "--suite", "golden", "--limit", "3", "--out", str(tmp_path)], backend=backend
+    )
+    assert code == 2 and backend.requests == [] and not (tmp_path / "run.json").exists()
+    assert "pip install 'llmcat[evals]'" in capsys.readouterr().err

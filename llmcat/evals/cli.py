@@ -166,6 +166,7 @@ def _write_reports(
 def cmd_run(args: argparse.Namespace, backend: Backend | None) -> int:
     if args.limit is not None and args.limit < 1:
         raise ConfigError("--limit must be at least 1")
+    M.require_sklearn()  # before the run, not after it: the metrics need it
     baseline = load_baseline(args.baseline) if args.baseline else None
     suite = load_suite(args.suite, data=args.data, limit=args.limit)
     options = RunOptions(

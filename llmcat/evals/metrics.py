@@ -21,6 +21,7 @@ from typing import Any, Literal, Protocol, get_args
 from llmcat.calibration import expected_calibration_error
 from llmcat.degenerate import language_problem
 from llmcat.distributions import candidates_of
+from llmcat.errors import ConfigError
 from llmcat.grounding import check_copy, input_text
 from llmcat.listing import copy_fields, count_words
 from llmcat.options import CopyLimits
@@ -144,40 +145,59 @@ def accuracy(items: Sequence[Outcome]) -> float:
 
 
 def per_class(items: Sequence[Outcome]) -> dict[str, dict[str, float]]:
-    """Precision, recall, F1 and support per class (full path), over gold and predicted classes."""
-    tp: Counter[str] = Counter()
-    fp: Counter[str] = Counter()
-    fn: Counter[str] = Counter()
-    for o in items:
-        g, p = _key(o.gold), _key(o.pred)
-        if g == p:
-            tp[g] += 1
-        else:
-            fp[p] += 1
-            fn[g] += 1
-    table = {}
-    for label in set(tp) | set(fp) | set(fn):
-        precision = tp[label] / (tp[label] + fp[label]) if tp[label] + fp[label] else 0.0
-        recall = tp[label] / (tp[label] + fn[label]) if tp[label] + fn[label] else 0.0
-        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        table[label] = {
-            "precision": precision,
-            "recall": recall,
-            "f1": f1,
-            "support": float(tp[label] + fn[label]),
+    """Precision, recall, F1 and support per class (full path), over gold and predicted classes
+    (scikit-learn's ``precision_recall_fscore_support``; a class never predicted or never gold
+    scores 0, not a warning)."""
+    if not items:
+        return {}
+    metrics = _sklearn_metrics()
+    gold = [_key(o.gold) for o in items]
+    pred = [_key(o.pred) for o in items]
+    labels = sorted(set(gold) | set(pred))
+    precision, recall, f1, support = metrics.precision_recall_fscore_support(
+        gold, pred, labels=labels, zero_division=0.0
+    )
+    return {
+        label: {
+            "precision": float(precision[i]),
+            "recall": float(recall[i]),
+            "f1": float(f1[i]),
+            "support": float(support[i]),
         }
-    return table
+        for i, label in enumerate(labels)
+    }
+
+
+def require_sklearn() -> None:
+    """ConfigError naming the extra when scikit-learn is missing: a run checks before its work."""
+    _sklearn_metrics()
+
+
+def _sklearn_metrics() -> Any:
+    try:
+        import sklearn.metrics
+    except ImportError:
+        raise ConfigError(
+            "the eval harness's per-class metrics need scikit-learn: pip install 'llmcat[evals]'"
+        ) from None
+    return sklearn.metrics
 
 
 def macro_f1(items: Sequence[Outcome]) -> float:
     """Unweighted mean F1 over every class seen in gold or predictions (as scikit-learn)."""
-    table = per_class(items)
-    return sum(row["f1"] for row in table.values()) / len(table) if table else 0.0
+    return _macro(per_class(items))
 
 
 def weighted_f1(items: Sequence[Outcome]) -> float:
     """F1 per class weighted by gold support."""
-    table = per_class(items)
+    return _weighted(per_class(items))
+
+
+def _macro(table: Mapping[str, Mapping[str, float]]) -> float:
+    return sum(row["f1"] for row in table.values()) / len(table) if table else 0.0
+
+
+def _weighted(table: Mapping[str, Mapping[str, float]]) -> float:
     total = sum(row["support"] for row in table.values())
     return sum(row["f1"] * row["support"] for row in table.values()) / total if total else 0.0
 
@@ -273,11 +293,12 @@ def classification_metrics(items: Sequence[Outcome], max_level: int = 3) -> dict
     """Every headline classification metric in one flat dict."""
     hp, hr, hf = hierarchical_prf(items)
     n = len(items) or 1
+    table = per_class(items)
     metrics: dict[str, float | None] = {
         "items": float(len(items)),
         "accuracy": accuracy(items),
-        "macro_f1": macro_f1(items),
-        "weighted_f1": weighted_f1(items),
+        "macro_f1": _macro(table),
+        "weighted_f1": _weighted(table),
         "hierarchical_precision": hp,
         "hierarchical_recall": hr,
         "hierarchical_f1": hf,
