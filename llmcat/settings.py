@@ -1,29 +1,47 @@
-"""Settings: explicit arguments first, then environment variables, then defaults."""
+"""Settings: explicit arguments first, then environment variables, then defaults.
+
+pydantic-settings reads the environment: every field from ``LLMCAT_<FIELD>`` (``LLMCAT_TIMEOUT``,
+``LLMCAT_CONCURRENCY``, ``LLMCAT_RETRY`` as JSON ...), the base URL also from ``OPENAI_BASE_URL``
+and the key also from ``OPENAI_API_KEY`` (the ``LLMCAT_`` name wins). A bad value is a
+ConfigError naming the variable.
+"""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlparse
 
-from pydantic import BaseModel, ConfigDict, Field
+import platformdirs
+from pydantic import AliasChoices, Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .errors import ConfigError
 from .options import CLI_FLAG, RUN_FLAG, Flag, RetryOptions, yes_no
 from .redact import redact, register_secret
 
-ENV_BASE_URL = "LLMCAT_BASE_URL"
-ENV_MODEL = "LLMCAT_MODEL"
-ENV_API_KEY = "LLMCAT_API_KEY"
-ENV_BACKEND = "LLMCAT_BACKEND"
 ENV_CACHE_DIR = "LLMCAT_CACHE_DIR"
 
 
-class Settings(BaseModel):
-    """How llmcat reaches a model. Every field may also come from the environment."""
+def _env(name: str, *more: str) -> AliasChoices:
+    """The variables a field is read from, in this order (arguments use the field's name; the
+    bare name is no alias, so that an unrelated BASE_URL in the environment is never read)."""
+    return AliasChoices(f"LLMCAT_{name.upper()}", *more)
 
-    model_config = ConfigDict(extra="forbid")
+
+class Settings(BaseSettings):
+    """How llmcat reaches a model. Every field may also come from the environment
+    (``LLMCAT_<FIELD>``)."""
+
+    model_config = SettingsConfigDict(extra="forbid", env_prefix="LLMCAT_", validate_by_name=True)
+
+    def __init__(self, **values: Any) -> None:
+        try:
+            super().__init__(**values)
+        except ValidationError as exc:
+            raise ConfigError(_problem(exc, values)) from None
 
     backend: Annotated[str | None, Flag()] = Field(
         default=None,
@@ -32,7 +50,9 @@ class Settings(BaseModel):
     )
     base_url: Annotated[str | None, Flag()] = Field(
         default=None,
-        description="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1. Env: LLMCAT_BASE_URL.",
+        validation_alias=_env("base_url", "OPENAI_BASE_URL"),
+        description="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1. "
+        "Env: LLMCAT_BASE_URL, then OPENAI_BASE_URL.",
     )
     model: Annotated[str | None, Flag()] = Field(
         default=None,
@@ -41,7 +61,9 @@ class Settings(BaseModel):
         "For a server that serves one model (vLLM) it may be left out.",
     )
     api_key: Annotated[str | None, RUN_FLAG] = Field(
-        default=None, description="API key. Env: LLMCAT_API_KEY, then OPENAI_API_KEY."
+        default=None,
+        validation_alias=_env("api_key", "OPENAI_API_KEY"),
+        description="API key. Env: LLMCAT_API_KEY, then OPENAI_API_KEY.",
     )
     structured_output: Annotated[
         Literal["auto", "vllm", "vllm-guided", "openai", "none"], RUN_FLAG
@@ -115,23 +137,39 @@ class Settings(BaseModel):
     )
 
     def resolved(self) -> Settings:
-        """A copy with environment variables and defaults filled in."""
-        env = os.environ
-        base_url = self.base_url or env.get(ENV_BASE_URL) or None
-        if base_url:
-            check_base_url(base_url, "the base URL" if self.base_url else ENV_BASE_URL)
-        backend = self.backend or env.get(ENV_BACKEND) or ("openai" if base_url else "local")
-        api_key = self.api_key or env.get(ENV_API_KEY) or env.get("OPENAI_API_KEY")
-        register_secret(api_key)
+        """A copy with the defaults that depend on other fields filled in: the backend (openai
+        when a base URL is configured, else local) and the cache folder."""
+        if self.base_url:
+            check_base_url(self.base_url)
+        register_secret(self.api_key)
         return self.model_copy(
             update={
-                "backend": backend,
-                "base_url": base_url,
-                "model": self.model or env.get(ENV_MODEL) or None,
-                "api_key": api_key,
+                "backend": self.backend or ("openai" if self.base_url else "local"),
+                "base_url": self.base_url or None,
+                "model": self.model or None,
+                "api_key": self.api_key or None,
                 "cache_dir": self.cache_dir or default_cache_dir(),
             }
         )
+
+
+def _problem(exc: ValidationError, given: Mapping[str, Any]) -> str:
+    """The first error of ``exc``, naming the environment variable when the value came from one."""
+    first = exc.errors()[0]
+    loc = [str(p) for p in first.get("loc", ())]
+    message = str(first.get("msg", "invalid")).removeprefix("Value error, ")
+    field = loc[0] if loc else ""
+    if field and field not in given:
+        info = Settings.model_fields.get(field)
+        names = (
+            info.validation_alias.choices
+            if info is not None and isinstance(info.validation_alias, AliasChoices)
+            else [f"LLMCAT_{field.upper()}"]
+        )
+        for name in names:
+            if isinstance(name, str) and name in os.environ:
+                return f"environment variable {name}={redact(os.environ[name])!r}: {message}"
+    return f"invalid settings option {'.'.join(loc) or 'settings'}: {message}"
 
 
 def check_base_url(url: str, what: str = "the base URL") -> str:
@@ -147,19 +185,10 @@ def check_base_url(url: str, what: str = "the base URL") -> str:
 
 
 def default_cache_dir() -> Path:
-    """LLMCAT_CACHE_DIR, else $XDG_CACHE_HOME/llmcat, else ~/.cache/llmcat."""
+    """LLMCAT_CACHE_DIR, else the platform's user cache folder (platformdirs): on Linux
+    $XDG_CACHE_HOME/llmcat or ~/.cache/llmcat, on macOS ~/Library/Caches/llmcat, on Windows
+    %LOCALAPPDATA%\\llmcat\\Cache."""
     explicit = os.environ.get(ENV_CACHE_DIR)
     if explicit:
         return Path(explicit)
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg) if xdg else Path.home() / ".cache"
-    return base / "llmcat"
-
-
-def require(value: str | None, what: str, flag: str, env_var: str) -> str:
-    """``value`` or a ConfigError that names both the flag and the environment variable."""
-    if not value:
-        raise ConfigError(
-            f"no {what} given - pass {flag} or set the {env_var} environment variable"
-        )
-    return value
+    return Path(platformdirs.user_cache_dir("llmcat", appauthor=False))

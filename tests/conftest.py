@@ -25,12 +25,16 @@ def require(condition: bool, why: str) -> None:
     pytest.skip(why)
 
 
+#: read by Settings as well as LLMCAT_*: a developer's own values must not leak into tests
+OPENAI_VARIABLES = ("OPENAI_API_KEY", "OPENAI_BASE_URL")
+
+
 @pytest.fixture(autouse=True)
 def _isolated(
     request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> Iterator[None]:
     for name in list(os.environ):
-        if (name.startswith("LLMCAT_") and name != "LLMCAT_SHARED_DIR") or name == "OPENAI_API_KEY":
+        if (name.startswith("LLMCAT_") and name != "LLMCAT_SHARED_DIR") or name in OPENAI_VARIABLES:
             monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("LLMCAT_CACHE_DIR", str(tmp_path / "cache"))
     allowed = request.node.get_closest_marker("allow_model_requests") is not None
