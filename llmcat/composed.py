@@ -14,6 +14,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+import sentencex
+
 from .degenerate import attributes_to_mention, repetitions, restates, tokens
 from .listing import count_words, cut_to_limits, field_limits
 from .options import CopyLimits
@@ -151,9 +153,15 @@ def _fact_text(fact: tuple[str, str], phrasing: Phrasing | None) -> str:
     return phrasing.label.format(label=label, value=value) if phrasing else value
 
 
-def _sentences(text: str) -> list[str]:
-    parts = re.split(r"(?<=[.!?。！？])\s+|\n+", text)
-    return [" ".join(p.split()) for p in parts if p.strip()]
+def _sentences(text: str, language: str) -> list[str]:
+    """The sentences of ``text``, by sentencex (abbreviations such as "Rs." or "z.B." and
+    decimals do not end a sentence; some 300 languages); a line break always ends one."""
+    return [
+        " ".join(sentence.split())
+        for line in text.splitlines()
+        for sentence in sentencex.segment(language, line)
+        if sentence.strip()
+    ]
 
 
 def compose_copy(
@@ -206,7 +214,7 @@ def compose_copy(
             current.append(fact)
     if current and len(bullets) < limits.bullets:
         bullets.append(separator.join(current))
-    extra = _sentences(product.description)
+    extra = _sentences(product.description, language)
     if category:
         extra.append(_labelled(phrasing.category if phrasing else "", category, phrasing))
     if brand and not any(brand in b for b in bullets):
@@ -223,7 +231,9 @@ def compose_copy(
     # allows; a piece that would repeat a phrase of the body so far is left out.
     end = phrasing.sentence_end if phrasing else "."
     pieces = [(phrasing.opening.format(title=title) if phrasing else title) + end]
-    pieces += [s if s[-1] in ".!?。！？" else s + end for s in _sentences(product.description)]
+    pieces += [
+        s if s[-1] in ".!?。！？" else s + end for s in _sentences(product.description, language)
+    ]
     pieces += [_fact_text(f, phrasing) + end for f in facts]  # one by one: as many as fit
     if category:
         pieces.append(_labelled(phrasing.category if phrasing else "", category, phrasing) + end)

@@ -308,3 +308,33 @@ def test_other_languages_get_values_without_english_labels() -> None:
     copy = compose_copy(SHOE, CopyLimits(), "de")
     assert copy["bullets"] == ["black", "UK 9", "lace-up"]
     assert "Colour" not in copy["body"]  # type: ignore[operator]
+
+
+@pytest.mark.parametrize(
+    ("language", "product", "bullets"),
+    [
+        (
+            "en",
+            Product(
+                title="Steel water bottle 1 L",
+                brand="Milton",
+                description="Price: Rs. 499 only. Keeps water cold for 24 hours. Made of steel.",
+            ),
+            ["Price: Rs. 499 only.", "Keeps water cold for 24 hours.", "Made of steel."],
+        ),
+        (
+            "de",
+            Product(
+                title="Trinkflasche aus Stahl",
+                brand="Emsa",
+                description="Hält Getränke z.B. Wasser bis zu 24 Std. kalt. Aus Edelstahl.",
+            ),
+            ["Hält Getränke z.B. Wasser bis zu 24 Std. kalt.", "Aus Edelstahl."],
+        ),
+    ],
+)
+def test_composed_bullets_never_end_at_an_abbreviation(
+    language: str, product: Product, bullets: list[str]
+) -> None:
+    # The regex splitter this replaced made "Price: Rs." and "499 only." two bullets.
+    assert compose_copy(product, CopyLimits(), language)["bullets"] == bullets
