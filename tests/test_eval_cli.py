@@ -341,3 +341,28 @@ def test_copy_runs_report_findings_the_composed_baseline_and_a_side_by_side(
 def _loop(request: CompletionRequest) -> str:
     title = request.messages[-1].content.splitlines()[0].removeprefix("Title: ")
     return json.dumps({"title": title, "bullets": [title] * 3, "body": title})
+
+
+def test_agree_compares_two_runs_item_for_item_copy_included(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name in ("a", "b"):
+        out = tmp_path / name
+        assert (
+            main(
+                ["run", "--suite", "golden", "--limit", "6", "--out", str(out)],
+                backend=FakeBackend(),
+            )
+            == 0
+        )
+    assert main(["agree", str(tmp_path / "a"), str(tmp_path / "b")]) == 0
+    assert "equal item for item" in capsys.readouterr().out
+    samples = tmp_path / "b" / "samples.jsonl"
+    lines = samples.read_text().splitlines()
+    changed = next(i for i, line in enumerate(lines) if '"task": "describe"' in line)
+    record = json.loads(lines[changed])
+    record["output"]["body"] += " One more sentence."
+    lines[changed] = json.dumps(record)
+    samples.write_text("\n".join(lines) + "\n")
+    assert main(["agree", str(tmp_path / "a"), str(tmp_path / "b")]) == 1
+    assert f"describe {record['id']}: body" in capsys.readouterr().err

@@ -5,8 +5,10 @@
 
 ``export`` writes what a user would bring to ``llmcat classify`` (no gold labels); ``agree``
 checks that two ways of running the same job (one process and ``--ray``, a live run and a batch
-import) gave every product the same category, a confidence within the tolerance and the same
-error, and exits 1 naming the first products that differ.
+import, the code before and after a change) gave every product the same category, a confidence
+within the tolerance, the same error and the same copy (returned and replaced, with findings), and exits
+1 naming the first products that differ. Two eval run folders compare every item of the runs,
+classified and copy, the model's and the baselines'.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any
 from llmcat.errors import ConfigError
 from llmcat.tables import need, products_table, read_parquet_results
 
+from .records import read_run
 from .suites import load_suite
 
 
@@ -50,6 +53,8 @@ def read_results(path: Path) -> dict[str, dict[str, Any]]:
     files (``llmcat ... --ray``, whose rows carry the input's ``id``)."""
     if not path.exists():
         raise ConfigError(f"{path} does not exist")
+    if (path / "samples.jsonl").is_file():
+        return run_results(path)
     if path.is_dir() or path.suffix.lower() == ".parquet":
         if path.is_dir():
             rows = need("pyarrow.parquet").read_table(path).to_pylist()
@@ -70,6 +75,27 @@ def read_results(path: Path) -> dict[str, dict[str, Any]]:
     if not by_id:
         raise ConfigError(f"{path} holds no results")
     return by_id
+
+
+def run_results(folder: Path) -> dict[str, dict[str, Any]]:
+    """An eval run's answers by item, keyed by task, id and whether a baseline gave it."""
+    _, samples = read_run(folder)
+    return {
+        f"{s.task}{' (baseline)' if s.baseline else ''} {s.id}": s.output.model_dump(mode="json")
+        for s in samples
+    }
+
+
+#: what copy results must share to agree (the model's replaced copy and its findings too)
+COPY_FIELDS = (
+    "title",
+    "bullets",
+    "body",
+    "source",
+    "findings",
+    "rejected_copy",
+    "rejected_findings",
+)
 
 
 def _error_text(row: dict[str, Any]) -> str | None:
@@ -97,6 +123,11 @@ def differences(
                 cx is not None and cy is not None and not math.isclose(cx, cy, abs_tol=tolerance)
             ):
                 out.append(f"{key}: confidence {cx} vs {cy}")
+        out += [
+            f"{key}: {name} {str(x.get(name))[:60]!r} vs {str(y.get(name))[:60]!r}"
+            for name in COPY_FIELDS
+            if x.get(name) != y.get(name)
+        ]
     return sorted(out)
 
 
@@ -106,7 +137,7 @@ def run_agree(args: argparse.Namespace) -> int:
     print(
         f"{len(a)} results in A, {len(b)} in B: "
         + ("equal item for item" if not found else f"{len(found)} differ")
-        + f" (category, error, confidence within {args.tolerance:g})"
+        + f" (category, error, confidence within {args.tolerance:g}, copy)"
     )
     for line in found[:20]:
         print(f"  {line}", file=sys.stderr)

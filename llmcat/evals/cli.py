@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from llmcat import Backend
 from llmcat.errors import BackendError, ConfigError, LlmcatError
@@ -213,14 +215,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
         max_error_rate=args.max_error_rate,
         allow_template_change=args.allow_template_change,
     )
-    keys = sorted(
-        k for k, v in run_a.metrics.items() if isinstance(v, float) and k in run_b.metrics
-    )
+    flat_a, flat_b = _numbers(run_a.metrics), _numbers(run_b.metrics)
     print(f"| metric | A ({args.run_a}) | B ({args.run_b}) | B - A |\n| --- | ---: | ---: | ---: |")
-    for k in keys:
-        a, b = run_a.metrics[k], run_b.metrics[k]
-        if isinstance(a, float) and isinstance(b, float):
-            print(f"| {k} | {a:.3f} | {b:.3f} | {b - a:+.3f} |")
+    for k in sorted(flat_a.keys() & flat_b.keys()):
+        a, b = flat_a[k], flat_b[k]
+        print(f"| {k} | {a:.3f} | {b:.3f} | {b - a:+.3f} |")
     print()
     print("\n".join(f"- {line}" for line in result.lines))
     page = args.out or args.run_b / "compare.html"
@@ -235,6 +234,17 @@ def cmd_compare(args: argparse.Namespace) -> int:
     )
     print(f"\nwrote {page}")
     return result.exit_code
+
+
+def _numbers(metrics: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
+    """Every number of a metrics block, nested blocks as ``description.<name>``."""
+    out: dict[str, float] = {}
+    for key, value in metrics.items():
+        if isinstance(value, Mapping):
+            out.update(_numbers(value, f"{prefix}{key}."))
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            out[f"{prefix}{key}"] = float(value)
+    return out
 
 
 def cmd_report(args: argparse.Namespace) -> int:
