@@ -73,16 +73,15 @@ def product_block(product: Mapping[str, Any]) -> Block:
     return {"title": "Product", "kind": "pairs", "rows": rows}
 
 
-def prompt_blocks(prompts: Sequence[Sequence[Mapping[str, str]]]) -> list[Block]:
+def prompt_blocks(prompts: Sequence[Sequence[Mapping[str, str]]], plan: str = "") -> list[Block]:
+    """One block per model request; without any, why there was none."""
     if not prompts:
-        return [
-            {
-                "title": "Prompt",
-                "kind": "text",
-                "text": "No model request was made for this item (an embedding or cached answer, "
-                "or a run from before prompts were kept).",
-            }
-        ]
+        why = (
+            "the plan did not ask the LLM (its fitted weight is 0: the embedding decides)"
+            if "LLM not asked" in plan
+            else "an embedding-only answer, or a run from before prompts were kept"
+        )
+        return [{"title": "Prompt", "kind": "text", "text": f"No model request: {why}."}]
     return [
         {
             "title": f"Prompt (request {i} of {len(prompts)})",
@@ -106,7 +105,7 @@ def classification_detail(sample: ClassificationSample) -> list[Block]:
     ]
     if out.error is not None:
         answer.append(["error", f"{out.error.type}: {out.error.message}"])
-    blocks = [product_block(sample.input), *prompt_blocks(sample.prompts)]
+    blocks = [product_block(sample.input), *prompt_blocks(sample.prompts, out.plan)]
     blocks.append({"title": "Answer", "kind": "pairs", "rows": [r for r in answer if r[1]]})
     alternatives = out.alternatives[:ALTERNATIVES_SHOWN]
     if alternatives:

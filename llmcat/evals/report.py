@@ -102,13 +102,16 @@ def _metric_rows(
 
 
 def identity(run: RunSummary) -> str:
-    """Backend, model, strategy, commit and duration of a run, in one line."""
+    """Backend, model, strategy, embedder, commit and duration of a run, in one line."""
     man = run.manifest
     commit = (man.git.commit or "?")[:10]
     dirty = " (dirty)" if man.git.dirty else ""
+    planned = (man.plan or {}).get("embedder")
+    embedder = man.embedding_model or (planned if isinstance(planned, str) else None)
     return (
         f"backend {man.backend}, model {man.model}, strategy {man.strategy}, "
-        f"commit {commit}{dirty}, {man.duration_s:.0f} s"
+        + (f"embedder {embedder}, " if embedder else "")
+        + f"commit {commit}{dirty}, {man.duration_s:.0f} s"
     )
 
 
