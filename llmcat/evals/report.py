@@ -1,9 +1,11 @@
-"""summary.md (fit for a CI job summary) and a self-contained report.html for one run, or for two
-runs side by side (``python -m evals compare A B``).
+"""summary.md (fit for a CI job summary) and a self-contained report.html for one run, or the
+diff of two runs (``python -m evals compare A B``: compare.html).
 
-Both are built from the same sections (``summary_sections``): Markdown for the summary, the
-Jinja2 template ``templates/report.html.j2`` for the page, with plots drawn by matplotlib as
-inline SVG (``plots.py``; extra ``report``). The page loads nothing from the network.
+The summary and the page share their tables (``Section``). The page opens on headline numbers
+with bootstrap intervals; its templates (``templates/``: the page frame, the table and plot
+macros, ``report.html.j2``, ``compare.html.j2``) draw the plots (matplotlib as inline SVG,
+``plots.py``; extra ``report``) and the sample explorers (``explorer.py``, ``explorer.js``).
+The page loads nothing from the network.
 """
 
 from __future__ import annotations
@@ -591,12 +593,16 @@ def compare_explorer(shared: list[tuple[ClassificationSample, ClassificationSamp
                 "kind": "pairs",
                 "rows": [
                     ["answer", path_text(a.output.path)],
-                    ["confidence", M.format_metric("classify", "ece", a.output.confidence)],
+                    ["confidence", _confidence(a.output.confidence)],
                 ],
             },
         )
     explorer.title = "Shared items, B's detail (click a row to open it)"
     return explorer
+
+
+def _confidence(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
 
 
 @lru_cache(maxsize=1)
