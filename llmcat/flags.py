@@ -3,7 +3,8 @@ option is one field (``options.py`` or ``settings.py``) marked with ``Flag``.
 
 - ``add_flags(parser, model, "cli")``: one argparse flag per field marked for that surface, its
   type, choices, default and help read from the field;
-- ``given(args, model)``: the parsed values of those fields, for ``model(**...)``;
+- ``given(args, model)``: the values of the flags typed on the command line, for
+  ``model(**...)`` (a flag left out leaves the field to the environment or its default);
 - ``flagged(model, surface)``: the marked fields (the scikit-learn estimator's parameters);
 - ``SuggestingParser``: argparse that answers a typo with "did you mean" and one line of usage.
 """
@@ -42,20 +43,52 @@ def add_flags(
     only: tuple[str, ...] | None = None,
     skip: tuple[str, ...] = (),
 ) -> None:
-    """One flag per field of ``model`` marked for ``surface`` (of ``only``, except ``skip``)."""
+    """One flag per field of ``model`` marked for ``surface`` (of ``only``, except ``skip``).
+    Each flag notes in the namespace that it was typed (``given`` reads it)."""
+    parser.set_defaults(**{TYPED: frozenset()})
     for name, info, mark in flagged(model, surface):
         if name not in skip and (only is None or name in only):
-            parser.add_argument(*_names(name, mark), **_argparse_kwargs(name, info, mark))
+            action = parser.add_argument(*_names(name, mark), **_argparse_kwargs(name, info, mark))
+            action.__class__ = _noting(type(action))
+
+
+#: the namespace attribute naming the flags typed on the command line: a flag's default is not
+#: an argument, so that LLMCAT_TIMEOUT still applies when --timeout was left out
+TYPED = "_llmcat_flags_typed"
+_NOTING: dict[type[argparse.Action], type[argparse.Action]] = {}
+
+
+def _noting(base: type[argparse.Action]) -> type[argparse.Action]:
+    """``base`` that also adds its destination to the namespace's ``TYPED`` set."""
+    if base not in _NOTING:
+
+        class Noting(base):  # type: ignore[valid-type,misc]
+            def __call__(
+                self,
+                parser: argparse.ArgumentParser,
+                namespace: argparse.Namespace,
+                values: Any,
+                option_string: str | None = None,
+            ) -> None:
+                super().__call__(parser, namespace, values, option_string)
+                typed: frozenset[str] = getattr(namespace, TYPED, frozenset())
+                setattr(namespace, TYPED, typed | {self.dest})
+
+        _NOTING[base] = Noting
+    return _NOTING[base]
 
 
 def given(args: argparse.Namespace, model: type[BaseModel]) -> dict[str, Any]:
-    """The parsed arguments that are fields of ``model``."""
+    """The parsed arguments that are fields of ``model``: only the flags typed, when the parser
+    noted them (``add_flags``); otherwise every value present."""
     values = vars(args)
+    typed = values.get(TYPED)
     return {
         name: values[name]
         for name, info in model.model_fields.items()
-        # None from a flag that was not given (a list flag) leaves the field's own default.
         if name in values
+        and (typed is None or name in typed)
+        # None from a flag that was not given (a list flag) leaves the field's own default.
         and not (values[name] is None and info.get_default(call_default_factory=True) is not None)
     }
 
@@ -129,4 +162,4 @@ def _unwrapped(annotation: Any) -> Any:
     return annotation
 
 
-__all__ = ["SuggestingParser", "add_flags", "flagged", "given"]
+__all__ = ["TYPED", "SuggestingParser", "add_flags", "flagged", "given"]

@@ -9,6 +9,7 @@ ConfigError naming the variable.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -16,7 +17,7 @@ from urllib.parse import urlparse
 
 import platformdirs
 from pydantic import AliasChoices, Field, ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from .errors import ConfigError
 from .options import CLI_FLAG, RUN_FLAG, Flag, RetryOptions, yes_no
@@ -42,6 +43,10 @@ class Settings(BaseSettings):
             super().__init__(**values)
         except ValidationError as exc:
             raise ConfigError(_problem(exc, values)) from None
+        except SettingsError as exc:  # a variable that is not JSON where a field needs it
+            field = re.search(r'field "(\w+)"', str(exc))
+            name = f"LLMCAT_{field.group(1).upper()}" if field else "an LLMCAT_ variable"
+            raise ConfigError(f"environment variable {name} is not valid JSON: {exc}") from None
 
     backend: Annotated[str | None, Flag()] = Field(
         default=None,

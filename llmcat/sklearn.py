@@ -156,13 +156,23 @@ class LLMCategoryClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[mis
             if self.use_examples
             else None
         )
-        settings = Settings(**self._values(Settings), progress=False)
+        settings = Settings(**self._changed(Settings), progress=False)
         options = ClassifyOptions(**self._values(ClassifyOptions))
         return Classifier(tree, options, settings=settings, examples=examples)
 
     def _values(self, model: type[BaseModel]) -> dict[str, Any]:
         """This estimator's parameters that are fields of ``model``."""
         return {name: getattr(self, name) for name, _, _ in flagged(model, "estimator")}
+
+    def _changed(self, model: type[BaseModel]) -> dict[str, Any]:
+        """The parameters set away from their defaults: a default one leaves the field to the
+        environment (``LLMCAT_BASE_URL`` ...), as a flag left out does on the command line."""
+        fields = model.model_fields
+        return {
+            name: value
+            for name, value in self._values(model).items()
+            if value != fields[name].get_default(call_default_factory=True)
+        }
 
     # -- helpers ---------------------------------------------------------------------------------
 

@@ -63,3 +63,44 @@ def test_the_cache_folder_is_the_variable_else_the_platforms(
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert default_cache_dir() == tmp_path / "xdg" / "llmcat"  # Linux: XDG, via platformdirs
     assert Settings().resolved().cache_dir == tmp_path / "xdg" / "llmcat"
+
+
+def test_a_flag_left_out_leaves_the_setting_to_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from llmcat.cli import _settings, build_parser
+
+    monkeypatch.setenv("LLMCAT_BASE_URL", "http://vllm:8000/v1")
+    monkeypatch.setenv("LLMCAT_TIMEOUT", "5")
+    parse = build_parser().parse_args
+    s = _settings(parse(["classify", "shoe", "--labels", "a,b"])).resolved()
+    assert (s.base_url, s.timeout, s.backend) == ("http://vllm:8000/v1", 5.0, "openai")
+    # Typed flags win, also one typed at its default value.
+    typed = parse(
+        ["classify", "shoe", "--labels", "a,b", "--timeout", "60", "--base-url", "http://x:1/v1"]
+    )
+    s = _settings(typed).resolved()
+    assert (s.base_url, s.timeout) == ("http://x:1/v1", 60.0)
+
+
+def test_the_eval_harness_reads_the_environment_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    from llmcat.evals.cli import build_parser as evals_parser
+    from llmcat.flags import given
+
+    monkeypatch.setenv("LLMCAT_TIMEOUT", "7")
+    args = evals_parser("evals").parse_args(["run", "--out", "o"])
+    assert Settings(**given(args, Settings)).timeout == 7.0
+    args = evals_parser("evals").parse_args(["run", "--out", "o", "--timeout", "9"])
+    assert Settings(**given(args, Settings)).timeout == 9.0
+
+
+def test_the_estimator_leaves_default_parameters_to_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from llmcat.sklearn import LLMCategoryClassifier
+
+    monkeypatch.setenv("LLMCAT_BASE_URL", "http://vllm:8000/v1")
+    default = LLMCategoryClassifier(labels=["a", "b"])
+    assert Settings(**default._changed(Settings)).resolved().base_url == "http://vllm:8000/v1"
+    given = LLMCategoryClassifier(labels=["a", "b"], base_url="http://x:1/v1")
+    assert Settings(**given._changed(Settings)).resolved().base_url == "http://x:1/v1"
