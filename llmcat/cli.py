@@ -28,7 +28,7 @@ from .columns import FIELDS as COLUMN_FIELDS
 from .columns import Columns
 from .describe import Describer
 from .errors import ConfigError, InputError, LlmcatError
-from .flags import SuggestingParser, add_flags, given
+from .flags import SuggestingParser, add_flags, given, set_flag
 from .inputs import STDIO, coerce_product, count_records, read_records, unreadable_csv_rows
 from .options import ClassifyOptions, CopyOptions, validated
 from .output import ResultWriter, check_writable, digest_of
@@ -998,6 +998,12 @@ def _prompt_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
 
 
+def _quiet_means_no_progress(args: argparse.Namespace) -> None:
+    """--quiet: no progress bar either, unless --progress or --no-progress was typed."""
+    if args.quiet and hasattr(args, "progress") and args.progress is None:
+        set_flag(args, "progress", False)
+
+
 def _configure_logging(verbose: int, quiet: bool) -> None:
     """The ``llmcat`` logger to stderr: warnings by default, -v INFO, -vv DEBUG, -q errors."""
     level = (
@@ -1027,8 +1033,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return evals_main(arguments[1:], prog="llmcat eval")
     args = parser.parse_args(arguments)
     _configure_logging(args.verbose, args.quiet)
-    if args.quiet and hasattr(args, "no_progress"):
-        args.progress = False
+    _quiet_means_no_progress(args)
     try:
         if args.command == "serve":
             return _serve(args, extra)

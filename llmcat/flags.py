@@ -78,6 +78,12 @@ def _noting(base: type[argparse.Action]) -> type[argparse.Action]:
     return _NOTING[base]
 
 
+def set_flag(args: argparse.Namespace, name: str, value: Any) -> None:
+    """Set a flag's value after parsing, as if it had been typed (``given`` passes it on)."""
+    setattr(args, name, value)
+    setattr(args, TYPED, getattr(args, TYPED, frozenset()) | {name})
+
+
 def given(args: argparse.Namespace, model: type[BaseModel]) -> dict[str, Any]:
     """The parsed arguments that are fields of ``model``: only the flags typed, when the parser
     noted them (``add_flags``); otherwise every value present."""
@@ -162,4 +168,4 @@ def _unwrapped(annotation: Any) -> Any:
     return annotation
 
 
-__all__ = ["TYPED", "SuggestingParser", "add_flags", "flagged", "given"]
+__all__ = ["TYPED", "SuggestingParser", "add_flags", "flagged", "given", "set_flag"]

@@ -104,3 +104,16 @@ def test_the_estimator_leaves_default_parameters_to_the_environment(
     assert Settings(**default._changed(Settings)).resolved().base_url == "http://vllm:8000/v1"
     given = LLMCategoryClassifier(labels=["a", "b"], base_url="http://x:1/v1")
     assert Settings(**given._changed(Settings)).resolved().base_url == "http://x:1/v1"
+
+
+def test_quiet_turns_the_progress_bar_off_unless_progress_is_typed() -> None:
+    from llmcat.cli import _quiet_means_no_progress, _settings, build_parser
+
+    for top, sub, expected in (
+        (["-q"], [], False),
+        (["-q"], ["--progress"], True),
+        ([], [], None),
+    ):
+        args = build_parser().parse_args([*top, "classify", "shoe", "--labels", "a,b", *sub])
+        _quiet_means_no_progress(args)
+        assert _settings(args).progress is expected, (top, sub)
