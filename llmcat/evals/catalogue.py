@@ -123,11 +123,13 @@ def differences(
                 cx is not None and cy is not None and not math.isclose(cx, cy, abs_tol=tolerance)
             ):
                 out.append(f"{key}: confidence {cx} vs {cy}")
-        out += [
-            f"{key}: {name} {str(x.get(name))[:60]!r} vs {str(y.get(name))[:60]!r}"
-            for name in COPY_FIELDS
-            if x.get(name) != y.get(name)
-        ]
+        if "bullets" in x and "bullets" in y:  # copy on both sides (a --ray folder of
+            # classifications keeps the input's columns, its title among them)
+            out += [
+                f"{key}: {name} {str(x.get(name))[:60]!r} vs {str(y.get(name))[:60]!r}"
+                for name in COPY_FIELDS
+                if x.get(name) != y.get(name)
+            ]
     return sorted(out)
 
 
