@@ -94,18 +94,6 @@ def test_the_eval_harness_reads_the_environment_too(monkeypatch: pytest.MonkeyPa
     assert Settings(**given(args, Settings)).timeout == 9.0
 
 
-def test_the_estimator_leaves_default_parameters_to_the_environment(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    from llmcat.sklearn import LLMCategoryClassifier
-
-    monkeypatch.setenv("LLMCAT_BASE_URL", "http://vllm:8000/v1")
-    default = LLMCategoryClassifier(labels=["a", "b"])
-    assert Settings(**default._changed(Settings)).resolved().base_url == "http://vllm:8000/v1"
-    given = LLMCategoryClassifier(labels=["a", "b"], base_url="http://x:1/v1")
-    assert Settings(**given._changed(Settings)).resolved().base_url == "http://x:1/v1"
-
-
 def test_quiet_turns_the_progress_bar_off_unless_progress_is_typed() -> None:
     from llmcat.cli import _quiet_means_no_progress, _settings, build_parser
 

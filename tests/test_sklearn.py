@@ -8,10 +8,12 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import pytest
 from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.pipeline import FunctionTransformer, Pipeline
 from sklearn.utils.estimator_checks import check_estimator
 
+from llmcat import Settings
 from llmcat.embeddings import local_embedder_available
 from llmcat.sklearn import LLMCategoryClassifier
 
@@ -89,3 +91,13 @@ def test_cross_val_score_on_100_flipkart_products(shared_dir: Path) -> None:
     assert (
         len(scores) == 3 and min(scores) > 0.5
     )  # kNN over the default embedder on top-level categories
+
+
+def test_the_estimator_leaves_default_parameters_to_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("LLMCAT_BASE_URL", "http://vllm:8000/v1")
+    default = LLMCategoryClassifier(labels=["a", "b"])
+    assert Settings(**default._changed(Settings)).resolved().base_url == "http://vllm:8000/v1"
+    given = LLMCategoryClassifier(labels=["a", "b"], base_url="http://x:1/v1")
+    assert Settings(**given._changed(Settings)).resolved().base_url == "http://x:1/v1"
