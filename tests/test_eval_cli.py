@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ import pytest
 from llmcat import BackendError, FakeBackend
 from llmcat.backends.fake import _default_answer
 from llmcat.completions import ChoiceConstraint, Completion, CompletionRequest
+from llmcat.errors import ConfigError
 from llmcat.evals.cli import main
 from llmcat.evals.suites import load_suite
 
@@ -195,6 +197,67 @@ def test_flipkart_suite_from_shared(shared_dir: Path) -> None:
     assert all(1 <= len(r.gold.path) <= 3 for r in suite.classify)
     first = suite.classify[0].product
     assert first.title and first.attributes and "Brand" not in first.attributes
+
+
+def test_cdiscount_google_suite_joins_hand_labels_onto_the_shared_products(
+    shared_dir: Path,
+) -> None:
+    suite = load_suite("cdiscount-google")
+    assert suite.name == "cdiscount-google" and len(suite.classify) >= 100
+    assert len(suite.taxonomy) == 5595  # all of Google's nodes are candidates, not the gold ones
+    first = suite.classify[0]
+    assert first.product.title.startswith("Stickers") and first.product.description
+    assert first.gold.path == ["Home & Garden", "Decor", "Home Decor Decals"]
+    assert all(suite.taxonomy.find_path(r.gold.path) is not None for r in suite.classify)
+
+
+def _labelled_suite(tmp_path: Path, label: dict[str, str]) -> Path:
+    shared = tmp_path / "shared"
+    (shared / "datasets").mkdir(parents=True)
+    (shared / "taxonomies").mkdir()
+    (shared / "taxonomies" / "tax.txt").write_text("1 - Shoes\n2 - Shoes > Boots\n3 - Bags\n")
+    product = {"id": "p1", "title": "Bottes en cuir", "path": ["CHAUSSURES"]}
+    (shared / "datasets" / "products.jsonl").write_text(json.dumps(product) + "\n")
+    folder = tmp_path / "suite"
+    folder.mkdir()
+    (folder / "labels.jsonl").write_text(json.dumps(label) + "\n")
+    manifest = {
+        "name": "tiny",
+        "taxonomy": {"kind": "shared", "path": "taxonomies/tax.txt"},
+        "products": {"shared": "datasets/products.jsonl"},
+        "labels": "labels.jsonl",
+    }
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    return folder
+
+
+def test_a_labelled_suite_takes_the_node_not_the_products_own_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = _labelled_suite(
+        tmp_path, {"id": "p1", "google_id": "2", "google_path": "Shoes > Boots"}
+    )
+    monkeypatch.setenv("LLMCAT_SHARED_DIR", str(tmp_path / "shared"))
+    suite = load_suite(str(folder))
+    assert [r.gold.path for r in suite.classify] == [["Shoes", "Boots"]]
+    assert suite.classify[0].product.title == "Bottes en cuir" and len(suite.taxonomy) == 3
+
+
+@pytest.mark.parametrize(
+    ("label", "says"),
+    [
+        ({"id": "p1", "google_id": "2", "google_path": "Bags"}, "node 2 is 'Shoes > Boots'"),
+        ({"id": "p1", "google_id": "9", "google_path": "Bags"}, "no node 9"),
+        ({"id": "p9", "google_id": "3", "google_path": "Bags"}, "no product 'p9'"),
+    ],
+)
+def test_a_labelled_suite_refuses_a_label_that_does_not_hold(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, label: dict[str, str], says: str
+) -> None:
+    folder = _labelled_suite(tmp_path, label)
+    monkeypatch.setenv("LLMCAT_SHARED_DIR", str(tmp_path / "shared"))
+    with pytest.raises(ConfigError, match=re.escape(says)):
+        load_suite(str(folder))
 
 
 def test_table_lists_the_run_and_its_embedding_baseline(

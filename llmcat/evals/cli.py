@@ -80,7 +80,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     run.add_argument(
         "--suite",
         default="golden",
-        help="golden, flipkart, cdiscount (French), or a suite folder (default golden)",
+        help="golden, flipkart, cdiscount (French), cdiscount-google (French into Google), or a suite folder (default golden)",
     )
     run.add_argument(
         "--data",

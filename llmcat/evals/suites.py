@@ -9,8 +9,19 @@ A suite is a folder with ``manifest.json``::
     {"name": "golden", "taxonomy": {"kind": "gold-paths"} | {"kind": "file", "path": "..."},
      "classify": "classify.jsonl", "describe": "describe.jsonl", "sha256": {"classify.jsonl": "..."}}
 
-Built-in suites: ``golden`` (``evals/datasets/golden``, written by the project, shipped in the wheel) and ``flipkart``
-(``$LLMCAT_SHARED_DIR/datasets/flipkart_1050.csv``, levels 1-3 of its own category tree).
+or, for gold labels on products kept in the shared folder (which is never copied into the
+repository)::
+
+    {"name": "cdiscount-google", "taxonomy": {"kind": "shared", "path": "taxonomies/..."},
+     "products": {"shared": "datasets/....jsonl"}, "labels": "labels.jsonl", "sha256": {...}}
+
+where each label line is ``{"id", "google_id", "google_path"}``: the product with that id gets
+the taxonomy's node ``google_id`` as gold, and ``google_path`` must be that node's path.
+
+Built-in suites: ``golden`` (``evals/datasets/golden``, written by the project, shipped in the wheel), ``flipkart``
+(``$LLMCAT_SHARED_DIR/datasets/flipkart_1050.csv``, levels 1-3 of its own category tree), ``cdiscount``
+(the French products into their own French tree) and ``cdiscount-google`` (243 of them, checked by
+hand, into Google's English taxonomy).
 """
 
 from __future__ import annotations
@@ -19,7 +30,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, Field, ValidationError
 
@@ -27,7 +38,7 @@ from llmcat import Product, Taxonomy
 from llmcat.errors import ConfigError
 
 from .flipkart import load_flipkart
-from .paths import cdiscount_jsonl, flipkart_csv, suites_dir
+from .paths import cdiscount_jsonl, flipkart_csv, shared_dir, suites_dir
 
 RecordT = TypeVar("RecordT", bound=BaseModel)
 
@@ -41,6 +52,14 @@ class ClassificationRecord(BaseModel):
     product: Product
     gold: Gold
     group: str | None = None
+
+
+class Label(BaseModel):
+    """A hand-given gold node for a product kept elsewhere (a ``labels`` suite's line)."""
+
+    id: str
+    google_id: str
+    google_path: str
 
 
 class DescriptionRecord(BaseModel):
@@ -102,27 +121,23 @@ def load_suite(name: str, *, data: Path | None = None, limit: int | None = None)
         folder = Path(name)
     if not (folder / "manifest.json").exists():
         raise ConfigError(
-            f"unknown suite {name!r}: use golden, flipkart, cdiscount, a suite folder, or --data FILE"
+            f"unknown suite {name!r}: use golden, flipkart, cdiscount, cdiscount-google, a suite "
+            "folder, or --data FILE"
         )
     return _load_folder(folder, limit)
 
 
 def _load_folder(folder: Path, limit: int | None) -> Suite:
     manifest = json.loads((folder / "manifest.json").read_text())
+    if "labels" in manifest:
+        return _load_labelled(folder, manifest, limit)
     digest = hashlib.sha256()
 
     def records(key: str, model: type[RecordT]) -> list[RecordT]:
         if key not in manifest:
             return []
         file = folder / manifest[key]
-        actual = sha256_file(file)
-        expected = manifest.get("sha256", {}).get(manifest[key])
-        if expected and expected != actual:
-            raise ConfigError(
-                f"{file} changed since its manifest was written (sha256 {actual[:12]} != "
-                f"{expected[:12]}); update {folder / 'manifest.json'}"
-            )
-        digest.update(actual.encode())
+        digest.update(_verified(file, manifest).encode())
         return read_jsonl(file, model)[:limit]
 
     classify = records("classify", ClassificationRecord)
@@ -139,6 +154,72 @@ def _load_folder(folder: Path, limit: int | None) -> Suite:
         taxonomy,
         classify,
         describe,
+        digest.hexdigest(),
+        manifest.get("max_level", 3),
+    )
+
+
+def _verified(file: Path, manifest: dict[str, object]) -> str:
+    """The file's sha256, checked against the manifest's record of it."""
+    actual = sha256_file(file)
+    recorded = manifest.get("sha256")
+    expected = recorded.get(file.name) if isinstance(recorded, dict) else None
+    if expected and expected != actual:
+        raise ConfigError(
+            f"{file} changed since its manifest was written (sha256 {actual[:12]} != "
+            f"{expected[:12]}); update {file.parent / 'manifest.json'}"
+        )
+    return actual
+
+
+def _shared_file(relative: str) -> Path:
+    file = shared_dir() / relative
+    if not file.exists():
+        raise ConfigError(
+            f"{file} not found: set LLMCAT_SHARED_DIR to the folder holding {relative}"
+        )
+    return file
+
+
+def _load_labelled(folder: Path, manifest: dict[str, Any], limit: int | None) -> Suite:
+    """Hand-given gold nodes of a shared taxonomy for products in a shared file, joined by id."""
+    labels_file = folder / manifest["labels"]
+    digest = hashlib.sha256(_verified(labels_file, manifest).encode())
+    taxonomy_file = _shared_file(manifest["taxonomy"]["path"])
+    products_file = _shared_file(manifest["products"]["shared"])
+    digest.update(sha256_file(products_file).encode())
+    taxonomy = Taxonomy.from_file(taxonomy_file)
+    products = {}
+    for line in products_file.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            row = json.loads(line)
+            row.pop("path", None)
+            products[str(row["id"])] = row
+    records = []
+    for n, label in enumerate(read_jsonl(labels_file, Label), 1):
+        if label.id not in products:
+            raise ConfigError(f"{labels_file}:{n}: no product {label.id!r} in {products_file}")
+        if label.google_id not in taxonomy:
+            raise ConfigError(f"{labels_file}:{n}: no node {label.google_id} in {taxonomy_file}")
+        node = taxonomy.get(label.google_id)
+        if node.path_text != label.google_path:
+            raise ConfigError(
+                f"{labels_file}:{n}: node {label.google_id} is {node.path_text!r} in "
+                f"{taxonomy_file.name}, not {label.google_path!r}"
+            )
+        product = Product.model_validate(products[label.id])
+        records.append(
+            ClassificationRecord(
+                id=label.id, product=product, gold=Gold(path=list(node.path)), group=node.path[0]
+            )
+        )
+    if limit is not None:
+        records = stratified(records, limit)
+    return Suite(
+        manifest.get("name", folder.name),
+        taxonomy,
+        records,
+        [],
         digest.hexdigest(),
         manifest.get("max_level", 3),
     )
