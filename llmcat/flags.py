@@ -126,7 +126,8 @@ class SuggestingParser(argparse.ArgumentParser):
                 if isinstance(action, argparse._SubParsersAction):
                     for sub in action.choices.values():
                         options += list(sub._option_string_actions)
-        close = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
+        # a flag that exists but was given in the wrong place is not a typo of itself
+        close = difflib.get_close_matches(word, [o for o in options if o != word], n=1, cutoff=0.6)
         return f"; did you mean '{close[0]}'?" if close else ""
 
 

@@ -100,3 +100,21 @@ def test_a_batch_in_a_terminal_ends_with_done_over_total(tmp_path: Path) -> None
     )
     assert shown.returncode == 0, shown.stdout
     assert "30/30" in shown.stdout.replace("\r", "\n")
+
+
+def test_verbose_and_quiet_work_after_the_command_too() -> None:
+    from llmcat.cli import build_parser
+
+    parse = build_parser().parse_args
+    assert parse(["classify", "shoe", "--labels", "a,b", "-q"]).quiet is True
+    assert parse(["-q", "classify", "shoe", "--labels", "a,b"]).quiet is True
+    assert parse(["classify", "shoe", "--labels", "a,b"]).quiet is False
+    assert parse(["map", "--from", "a", "--to", "b", "--output", "o", "-vv"]).verbose == 2
+    assert parse(["-v", "describe", "shoe"]).verbose == 1  # not reset by the command's default
+
+
+def test_a_misplaced_flag_is_not_offered_as_its_own_correction() -> None:
+    from llmcat.cli import build_parser
+
+    hint = build_parser().suggestion("unrecognized arguments: --labels a")
+    assert "'--labels'" not in hint  # it exists (in classify): the flag is misplaced, not mistyped
