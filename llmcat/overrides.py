@@ -52,6 +52,7 @@ class ClassifyOverrides(TypedDict, total=False):
     fuse_embedding: bool
     trust: Literal["auto", "neutral"] | TrustFit | str | Path
     embedding_model: str | None
+    lexical_weight: float | None
     embedding_batch: int
     min_confidence: float | None
     review_threshold: float | None

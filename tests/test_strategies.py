@@ -8,7 +8,7 @@ import math
 import pytest
 
 import llmcat.classify
-from llmcat import Classifier, ConfigError, FakeBackend, HashingEmbedder, Taxonomy
+from llmcat import Classifier, ConfigError, Embedder, FakeBackend, HashingEmbedder, Taxonomy
 from llmcat.completions import ChoiceConstraint, Completion, CompletionRequest
 from llmcat.distributions import contextual_calibrate
 
@@ -214,3 +214,45 @@ def test_shortlist_fuses_the_llm_with_the_embedding_ranking() -> None:
     )  # type: ignore[arg-type]
     assert fused.path == ["Electronics", "Phones", "Smartphones"]
     assert alone.path == ["Apparel", "Shirts"]
+
+
+class _Constant(Embedder):
+    """A 'dense' embedder that finds every text alike: only the lexical share can tell them apart."""
+
+    name = "constant"
+
+    async def embed(self, texts):  # type: ignore[no-untyped-def]
+        import numpy as np
+
+        return np.ones((len(texts), 4), dtype=np.float32) / 2.0
+
+
+def test_a_lexical_blend_mixes_the_two_similarities_at_its_weight() -> None:
+    import asyncio
+
+    import numpy as np
+
+    from llmcat import LexicalBlend
+
+    blend = LexicalBlend(_Constant(), 0.2)
+    texts = ["red running shoes", "running shoes", "laptop"]
+    got = asyncio.run(blend.embed(texts))
+    lexical = asyncio.run(HashingEmbedder().embed(texts))
+    expected = 0.8 * 1.0 + 0.2 * (lexical @ lexical.T)
+    assert np.allclose(got @ got.T, expected, atol=1e-5)
+    assert blend.name == "constant+lexical:0.2" and blend.temperature == _Constant.temperature
+    with pytest.raises(ConfigError, match="between 0 and 1"):
+        LexicalBlend(_Constant(), 1.0)
+
+
+def test_lexical_weight_reaches_the_embedder_the_plan_and_the_answers() -> None:
+    plain = Classifier(TAX, backend=FakeBackend(), strategy="embedding", embedder=_Constant())
+    blended = Classifier(
+        TAX, backend=FakeBackend(), strategy="embedding", embedder=_Constant(), lexical_weight=0.1
+    )
+    assert plain.embedder().name == "constant"
+    assert blended.embedder().name == "constant+lexical:0.1"
+    assert blended.plan.embedder == "constant+lexical:0.1"
+    # The dense embedder ties every leaf; the lexical share picks the one that shares words.
+    assert blended.classify("a jigsaw puzzles box").path == ["Toys", "Puzzles"]
+    assert blended.classify("smartphones with phones").path[-1] == "Smartphones"

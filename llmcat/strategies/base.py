@@ -18,6 +18,7 @@ from ..embeddings import (
     Embedder,
     default_embedder,
     product_text,
+    with_lexical,
 )
 from ..engine import Engine
 from ..examples import Example, ExampleIndex
@@ -73,7 +74,7 @@ class StrategyContext:
         #: items in flight together (the worker sets it from its runner)
         self.concurrency = engine.concurrency
         self._example_index: ExampleIndex | None = None
-        self._embedder = embedder
+        self._embedder = with_lexical(embedder, options.lexical_weight) if embedder else None
         self._batching: BatchingEmbedder | None = None
         self._index: CategoryIndex | None = None
         #: the mean embedding spread of the run's products (``observe``); None until observed
@@ -89,7 +90,7 @@ class StrategyContext:
                 api_key=s.api_key,
                 retry=s.retry,
             )
-            self._embedder = embedder
+            self._embedder = with_lexical(embedder, self.options.lexical_weight)
         return self._embedder
 
     def product_embedder(self) -> Embedder:
