@@ -71,6 +71,17 @@ class Embedder(abc.ABC):
         """Close connections bound to the running event loop (see ``Backend``)."""
 
 
+def cosine(rows: Any, queries: Any) -> Any:
+    """``rows @ queries.T`` (or ``@ query``) in float64. In float32, BLAS sums a wide product in
+    an order that depends on its thread count: the same vectors gave scores apart by 5e-5 in a
+    Ray actor (one thread) and in the driver (two), and the softmax at e5's temperature turns
+    that into confidences apart by 1e-5. In float64 the thread count does not show."""
+    import numpy as np
+
+    wide = np.asarray(queries, dtype=np.float64)
+    return np.asarray(rows, dtype=np.float64) @ (wide.T if wide.ndim == 2 else wide)
+
+
 def _normalise(matrix: Any) -> Any:
     import numpy as np
 
@@ -484,7 +495,7 @@ class TextIndex(Generic[K]):
         """``nearest`` for a vector already embedded (by the same embedder); ties keep order."""
         import numpy as np
 
-        scores = (await self.matrix()) @ query
+        scores = cosine(await self.matrix(), query)
         k = min(k, len(self.keys))
         top = np.argpartition(-scores, k - 1)[:k]
         ranked = sorted(top, key=lambda i: (-scores[i], i))

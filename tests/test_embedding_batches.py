@@ -86,3 +86,31 @@ def test_batched_and_unbatched_minilm_give_the_same_answers_on_the_golden_suite(
         )  # fmt: skip
         answers.append([r.path for r in clf.classify_many([r.product for r in suite.classify])])
     assert answers[0] == answers[1]
+
+
+def test_similarities_do_not_depend_on_the_blas_thread_count() -> None:
+    """A Ray actor runs BLAS on one thread, the driver on several: a wide float32 product summed
+    in another order moved confidences by 1e-5 (CI's Ray check caught it)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    script = (
+        "import json, numpy as np; from llmcat.embeddings import cosine; "
+        "r = np.random.default_rng(0); m = r.standard_normal((242, 2432)).astype(np.float32); "
+        "q = r.standard_normal(2432).astype(np.float32); print(json.dumps(cosine(m, q).tolist()))"
+    )
+    outputs = {
+        threads: subprocess.run(
+            [sys.executable, "-c", script],
+            env={**os.environ, "OPENBLAS_NUM_THREADS": threads, "OMP_NUM_THREADS": threads},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for threads in ("1", "2")
+    }
+    one, two = (json.loads(outputs[t]) for t in ("1", "2"))
+    # float32 differs by ~5e-5 here; float64 only in its last bits
+    assert len(one) == 242 and max(abs(a - b) for a, b in zip(one, two, strict=True)) < 1e-10

@@ -31,6 +31,7 @@ from typing import Any
 
 from ..calibration import review_threshold
 from ..distributions import log_linear_pool
+from ..embeddings import cosine
 from ..errors import ConfigError
 from ..once import AsyncOnce
 from ..supervised import SupervisedHead, choose_c, data_digest
@@ -117,7 +118,7 @@ class ExampleExperts:
         import numpy as np
 
         leaves = await self.context.category_index().matrix()
-        sims = np.asarray(queries) @ np.asarray(leaves).T
+        sims = cosine(queries, leaves)
         if self._beneath:
             extra = [sims[:, rows].max(axis=1) for rows in self._beneath.values()]
             sims = np.column_stack([sims, *extra])
@@ -166,7 +167,7 @@ class ExampleExperts:
         k = self.context.options.knn_k
         counts = Counter(self.position[c] for c in self.labels)
         unlabelled = np.array([counts[i] == 0 for i in range(len(self.ids))])
-        to_examples = np.asarray(queries) @ np.asarray(examples).T
+        to_examples = cosine(queries, examples)
         if exclude is not None:
             to_examples[np.arange(len(exclude)), list(exclude)] = -np.inf
         out = np.zeros((len(to_examples), len(self.ids)))
