@@ -437,6 +437,7 @@ class TextIndex(Generic[K]):
         self.label = label
         self.cache_dir = cache_dir
         self._matrix: AsyncOnce[Any] = AsyncOnce()
+        self._wide: Any = None  # the matrix in float64, made once (``wide``)
 
     def _cache_file(self) -> Path | None:
         if self.cache_dir is None:
@@ -486,6 +487,15 @@ class TextIndex(Generic[K]):
         if len(matrix) != len(self.texts):
             raise ValueError(f"{len(matrix)} rows for {len(self.texts)} texts")
         self._matrix.set(matrix)
+        self._wide = None
+
+    async def wide(self) -> Any:
+        """The matrix in float64, converted once, for ``cosine``."""
+        import numpy as np
+
+        if self._wide is None:
+            self._wide = np.asarray(await self.matrix(), dtype=np.float64)
+        return self._wide
 
     async def nearest(self, text: str, k: int) -> list[tuple[K, float]]:
         """The keys of the ``k`` texts most similar to ``text``, with the cosine similarity."""
@@ -495,7 +505,7 @@ class TextIndex(Generic[K]):
         """``nearest`` for a vector already embedded (by the same embedder); ties keep order."""
         import numpy as np
 
-        scores = cosine(await self.matrix(), query)
+        scores = cosine(await self.wide(), query)
         k = min(k, len(self.keys))
         top = np.argpartition(-scores, k - 1)[:k]
         ranked = sorted(top, key=lambda i: (-scores[i], i))

@@ -212,6 +212,9 @@ def map_categories(
     import numpy as np
 
     temperature, structure = options.temperature or 0.01, options.structure or 0.0
+    # float64 once, not per category (``cosine``)
+    source_matrix = np.asarray(source_matrix, dtype=np.float64)
+    target_matrix = np.asarray(target_matrix, dtype=np.float64)
     known_weight = options.known_weight
 
     sources, targets = list(source), list(target)

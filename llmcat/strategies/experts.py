@@ -117,7 +117,7 @@ class ExampleExperts:
         """Cosine similarity of each query to each of ``ids``."""
         import numpy as np
 
-        leaves = await self.context.category_index().matrix()
+        leaves = await self.context.category_index().wide()
         sims = cosine(queries, leaves)
         if self._beneath:
             extra = [sims[:, rows].max(axis=1) for rows in self._beneath.values()]
@@ -135,7 +135,7 @@ class ExampleExperts:
         (itself, in cross-validation); ``head``: another head than the one of all examples."""
         sims = await self.similarities(queries)
         zero_shot = softmax_rows(sims / self.temperature)
-        examples = await self.context.example_index().matrix()
+        examples = await self.context.example_index().wide()
         knn = self._knn(queries, examples, sims, exclude)
         chosen = head if head is not None else await self.head()
         return ExpertRows(sims, zero_shot, knn, self._supervised(queries, zero_shot, chosen))
@@ -143,7 +143,7 @@ class ExampleExperts:
     async def knn(self, queries: Any) -> Any:
         """The kNN expert alone (no head is trained)."""
         sims = await self.similarities(queries)
-        examples = await self.context.example_index().matrix()
+        examples = await self.context.example_index().wide()
         return self._knn(queries, examples, sims, None)
 
     def outcome(self, row: Any) -> Outcome:
