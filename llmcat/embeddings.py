@@ -21,6 +21,7 @@ import hashlib
 import importlib.util
 import os
 import re
+import shutil
 import threading
 import weakref
 from collections.abc import Callable, Sequence
@@ -460,21 +461,29 @@ class TextIndex(Generic[K]):
         if file is not None and file.exists():
             return np.load(file)
         embed = self.embedder.embed_categories if self.categories else self.embedder.embed
+        # With progress, the texts are embedded a chunk at a time and, with a cache, each chunk
+        # is kept as it is done: a killed run (a whole taxonomy to map, a catalogue to index)
+        # embeds only the chunks it had not finished when run again.
+        parts_dir = file.with_name(f"{file.stem}.parts") if file is not None else None
         if progress is None:
             matrix = await embed(self.texts)
         else:
             parts = []
             for start in range(0, len(self.texts), PROGRESS_CHUNK):
                 chunk = self.texts[start : start + PROGRESS_CHUNK]
-                parts.append(np.asarray(await embed(chunk)))
+                part = parts_dir / f"{start}.npy" if parts_dir is not None else None
+                if part is not None and part.exists():
+                    parts.append(np.load(part))
+                else:
+                    parts.append(np.asarray(await embed(chunk)))
+                    if part is not None:
+                        _save_npy(part, parts[-1])
                 progress(len(chunk))
             matrix = np.vstack(parts) if parts else np.zeros((0, 0), dtype=np.float32)
         if file is not None:
-            file.parent.mkdir(parents=True, exist_ok=True)
-            # A private temporary name: two processes embedding the same texts do not collide.
-            tmp = file.with_name(f".{file.stem}.{os.getpid()}.{threading.get_ident()}.npy")
-            np.save(tmp, matrix)
-            tmp.replace(file)
+            _save_npy(file, matrix)
+            if parts_dir is not None:
+                shutil.rmtree(parts_dir, ignore_errors=True)
         return matrix
 
     @property
@@ -510,6 +519,17 @@ class TextIndex(Generic[K]):
         top = np.argpartition(-scores, k - 1)[:k]
         ranked = sorted(top, key=lambda i: (-scores[i], i))
         return [(self.keys[i], float(scores[i])) for i in ranked]
+
+
+def _save_npy(file: Path, matrix: Any) -> None:
+    """``np.save`` under a private temporary name, renamed over ``file``: two processes
+    embedding the same texts do not collide, and a kill leaves no torn file."""
+    import numpy as np
+
+    file.parent.mkdir(parents=True, exist_ok=True)
+    tmp = file.with_name(f".{file.stem}.{os.getpid()}.{threading.get_ident()}.npy")
+    np.save(tmp, matrix)
+    tmp.replace(file)
 
 
 class CategoryIndex(TextIndex[str]):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -114,3 +115,35 @@ def test_similarities_do_not_depend_on_the_blas_thread_count() -> None:
     one, two = (json.loads(outputs[t]) for t in ("1", "2"))
     # float32 differs by ~5e-5 here; float64 only in its last bits
     assert len(one) == 242 and max(abs(a - b) for a, b in zip(one, two, strict=True)) < 1e-10
+
+
+def test_an_index_stopped_mid_way_embeds_only_the_chunks_it_had_not_finished(
+    tmp_path: Path,
+) -> None:
+    import asyncio
+
+    from llmcat import embeddings
+
+    texts = [f"category number {n}" for n in range(embeddings.PROGRESS_CHUNK * 3)]
+    seen: list[int] = []
+
+    class Stopping(HashingEmbedder):
+        async def embed(self, batch: list[str]) -> object:
+            if len(seen) == 2:
+                raise KeyboardInterrupt  # the third chunk is never finished
+            seen.append(len(batch))
+            return await super().embed(batch)
+
+    def index(embedder: HashingEmbedder) -> embeddings.TextIndex[int]:
+        keys = list(range(len(texts)))
+        return embeddings.TextIndex(embedder, keys, texts, label="t", cache_dir=tmp_path)
+
+    with pytest.raises(KeyboardInterrupt):
+        asyncio.run(index(Stopping()).matrix(lambda n: None))
+    seen.clear()
+    seen.append(-1)  # one more chunk may be embedded before it stops again: only the third
+    matrix = asyncio.run(index(Stopping()).matrix(lambda n: None))
+    assert seen == [-1, embeddings.PROGRESS_CHUNK]
+    expected = asyncio.run(HashingEmbedder().embed(texts))
+    assert (matrix == expected).all()
+    assert not list(tmp_path.rglob("*.parts"))  # the chunks are gone once the whole is kept
