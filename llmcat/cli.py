@@ -284,6 +284,12 @@ def build_parser() -> argparse.ArgumentParser:
     mapper.add_argument(
         "--no-cache", dest="cache", action="store_false", help="embed everything again"
     )
+    mapper.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue an --output file a stopped run left: its complete rows are kept (and "
+        "followed by their children); embeddings finished before the stop come from the cache",
+    )
 
     taxonomy = sub.add_parser("taxonomy", parents=[anywhere], help="inspect taxonomy files")
     tax_sub = taxonomy.add_subparsers(dest="taxonomy_command", required=True)
@@ -825,20 +831,50 @@ def _spent(usage: Usage, price_in: float | None, price_out: float | None) -> str
 def _map(args: argparse.Namespace) -> int:
     """``llmcat map``: every source category, written as classify writes its results."""
     from .embeddings import default_embedder
-    from .mapping import TaxonomyMapper, read_pairs
+    from .mapping import CategoryMapping, TaxonomyMapper, read_pairs
     from .settings import default_cache_dir
 
     source, target = Taxonomy.from_file(args.source), Taxonomy.from_file(args.target)
     known = read_pairs(args.known) if args.known is not None else []
     to_stdout = str(args.output) == STDIO
-    writer = None if to_stdout else ResultWriter(args.output)
+    if args.resume and to_stdout:
+        raise ConfigError("--resume continues an --output file; give --output FILE")
+    writer = None if to_stdout else ResultWriter(args.output, resume=args.resume)
     embedder = default_embedder(base_url=None, embedding_model=args.embedding_model, api_key=None)
     cache = (args.cache_dir or default_cache_dir()) if args.cache else None
     mapper = TaxonomyMapper(source, target, known=known, embedder=embedder, cache_dir=cache)
-    results = mapper.map()
-    review = [r for r in results if r.needs_review]
+    fixed: dict[str, CategoryMapping] = {}
     try:
-        for result in results:
+        if writer is not None:
+            # What the rows depend on: a resumed file made otherwise is refused, naming the change.
+            identity = {
+                "source": _file_digest(args.source),
+                "target": _file_digest(args.target),
+                "known": _file_digest(args.known) if args.known is not None else None,
+                "embedder": mapper.embedder.name,
+                "options": mapper.options.model_dump(mode="json"),
+            }
+            writer.check_run(identity)
+            order = [c.id for c in source]
+            for n, record in enumerate(writer.completed()):
+                try:
+                    row = CategoryMapping.model_validate(record)
+                except ValueError as exc:  # pydantic's ValidationError is a ValueError
+                    raise ConfigError(
+                        f"{writer.partial} row {n + 1} is not a mapping row ({exc.__class__.__name__}); "
+                        "run without --resume"
+                    ) from None
+                if n >= len(order) or row.source_id != order[n]:
+                    raise ConfigError(
+                        f"{writer.partial} row {n + 1} is {row.source_id!r}, not the source's "
+                        f"category {n + 1}; it was made from another taxonomy - run without --resume"
+                    )
+                fixed[row.source_id] = row
+            writer.record_run(identity)
+            if fixed:
+                print(f"llmcat: resuming after {len(fixed)} complete rows", file=sys.stderr)
+        results = mapper.map(fixed)
+        for result in results[len(fixed) :]:
             if writer is None:
                 print(result.model_dump_json(), flush=True)
             else:
@@ -849,6 +885,7 @@ def _map(args: argparse.Namespace) -> int:
         if writer is not None:
             writer.close()
         raise
+    review = [r for r in results if r.needs_review]
     if args.review_out is not None:
         review_writer = ResultWriter(args.review_out)
         for result in review:
@@ -864,6 +901,12 @@ def _map(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return 0
+
+
+def _file_digest(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _show_taxonomy(path: Path) -> int:
@@ -1064,5 +1107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"llmcat: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("llmcat: interrupted", file=sys.stderr)
+        resumable = args.command == "map" and str(args.output) != STDIO
+        hint = " (--resume continues the --output file)" if resumable else ""
+        print(f"llmcat: interrupted{hint}", file=sys.stderr)
         return 130

@@ -165,8 +165,12 @@ class TaxonomyMapper:
         self.options = chosen.resolved(self.embedder)
         self.cache_dir = cache_dir
 
-    async def amap(self) -> list[CategoryMapping]:
-        """Every source category, parents first (file order within a depth)."""
+    async def amap(
+        self, fixed: Mapping[str, CategoryMapping] | None = None
+    ) -> list[CategoryMapping]:
+        """Every source category, parents first (file order within a depth). ``fixed``: rows
+        already made (a resumed run's, by source id), kept as they are and followed by their
+        children as any mapped parent is."""
         import numpy as np
 
         matrices = []
@@ -191,12 +195,18 @@ class TaxonomyMapper:
                 bar.close()
         source_matrix, target_matrix = matrices
         return map_categories(
-            self.source, self.target, source_matrix, target_matrix, self.known, self.options
+            self.source,
+            self.target,
+            source_matrix,
+            target_matrix,
+            self.known,
+            self.options,
+            fixed=fixed,
         )
 
-    def map(self) -> list[CategoryMapping]:
+    def map(self, fixed: Mapping[str, CategoryMapping] | None = None) -> list[CategoryMapping]:
         """Blocking ``amap``."""
-        return asyncio.run(self.amap())
+        return asyncio.run(self.amap(fixed))
 
 
 def map_categories(
@@ -206,9 +216,11 @@ def map_categories(
     target_matrix: Any,
     known: Mapping[str, str | None],
     options: MapOptions,
+    *,
+    fixed: Mapping[str, CategoryMapping] | None = None,
 ) -> list[CategoryMapping]:
     """The mappings from the embeddings (rows in the taxonomies' iteration order), with
-    ``options`` resolved (``MapOptions.resolved``). Pure."""
+    ``options`` resolved (``MapOptions.resolved``); ``fixed`` rows are kept as given. Pure."""
     import numpy as np
 
     temperature, structure = options.temperature or 0.01, options.structure or 0.0
@@ -223,8 +235,10 @@ def map_categories(
     below = _descendants(target)
     known_rows = [row[s] for s in known]
     known_targets = list(known.values())
-    done: dict[str, CategoryMapping] = {}
+    done: dict[str, CategoryMapping] = dict(fixed or {})
     for category in sorted(sources, key=lambda c: c.depth):
+        if category.id in done:
+            continue
         if category.id in known:
             done[category.id] = _known(category, known[category.id], target)
             continue
@@ -278,7 +292,7 @@ def map_categories(
             needs_review=confidence < options.review_threshold or breaks,
             method=method,
         )
-    _from_children(source, target, done, known)
+    _from_children(source, target, done, {**known, **dict.fromkeys(fixed or {})})
     return [done[c.id] for c in sources]
 
 

