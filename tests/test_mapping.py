@@ -266,3 +266,103 @@ def test_a_resume_with_other_known_pairs_is_refused(
     assert "other settings" in capsys.readouterr().err and not out.exists()
     assert main(["map", *common, "--output", str(out), "--resume"]) == 0  # the same: resumed
     assert len(out.read_text(encoding="utf-8").splitlines()) == len(SOURCE)
+
+
+def _map_suite(tmp_path: Path) -> Path:
+    """A mapping suite whose files live in a shared folder: SOURCE onto TARGET, gold = the
+    identical path where TARGET has one, Services unmapped."""
+    import hashlib
+
+    shared = tmp_path / "shared" / "taxonomies"
+    shared.mkdir(parents=True)
+    files = {
+        "source.txt": "".join(c.path_text + "\n" for c in SOURCE.leaves()),
+        "target.txt": "".join(c.path_text + "\n" for c in TARGET.leaves()),
+        "pairs.txt": "".join(
+            f"→ {c.path_text}\n⇒ {c.path_text if TARGET.find_path(c.path) else ''}\n\n"
+            for c in SOURCE
+            if c.path[0] != "Services" or len(c.path) == 1
+        ),
+    }
+    for name, text in files.items():
+        (shared / name).write_text(text, encoding="utf-8")
+    folder = tmp_path / "suite"
+    folder.mkdir()
+    manifest = {
+        "name": "tiny-map",
+        "task": "map",
+        "source": "taxonomies/source.txt",
+        "target": "taxonomies/target.txt",
+        "pairs": "taxonomies/pairs.txt",
+        "split": {"seed": 0, "test_share": 0.5},
+        "sha256": {n: hashlib.sha256(t.encode()).hexdigest() for n, t in files.items()},
+    }
+    (folder / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    return folder
+
+
+def test_a_mapping_suite_splits_its_categories_once_and_for_all(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from llmcat.evals.suites import is_map_suite, load_map_suite
+
+    folder = _map_suite(tmp_path)
+    monkeypatch.setenv("LLMCAT_SHARED_DIR", str(tmp_path / "shared"))
+    suite = load_map_suite(str(folder))
+    assert is_map_suite(str(folder)) and not is_map_suite("golden")
+    assert sorted(suite.pool + suite.test) == sorted(c.id for c in SOURCE)
+    assert len(suite.pool) == len(SOURCE) // 2 and not set(suite.pool) & set(suite.test)
+    assert load_map_suite(str(folder)).test == suite.test  # seeded: the same every time
+    services = SOURCE.find_path(["Services"])
+    assert services is not None and suite.gold[services.id] is None
+    (tmp_path / "shared" / "taxonomies" / "pairs.txt").write_text("→ Apparel\n⇒ Apparel\n")
+    with pytest.raises(ConfigError, match="changed since its manifest"):
+        load_map_suite(str(folder))
+
+
+def test_the_harness_runs_a_mapping_suite_and_scores_its_test_half(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from llmcat.evals.cli import main as evals_main
+    from llmcat.evals.suites import load_map_suite
+
+    folder = _map_suite(tmp_path)
+    monkeypatch.setenv("LLMCAT_SHARED_DIR", str(tmp_path / "shared"))
+    monkeypatch.setenv("LLMCAT_CACHE_DIR", str(tmp_path / "cache"))
+    out = tmp_path / "run"
+    argv = ["run", "--suite", str(folder), "--task", "map", "--embedding-model", "hashing"]
+    assert evals_main([*argv, "--out", str(out)]) == 0
+    assert "McNemar" in capsys.readouterr().out
+    record = json.loads((out / "scores.json").read_text())
+    suite = load_map_suite(str(folder))
+    for name in ("zero-shot", "with known pairs"):
+        block = record["scores"][name]
+        rows = [
+            json.loads(line)
+            for line in (out / f"{name.replace(' ', '-')}.jsonl").read_text().splitlines()
+        ]
+        assert [r["source_id"] for r in rows] == suite.test  # the test half only, in order
+        right = [r["target_id"] == suite.gold[r["source_id"]] for r in rows]
+        assert block["accuracy"] == pytest.approx(sum(right) / len(rows))
+        assert block["on_lineage"] >= block["accuracy"] and block["recall_at_5"] >= block[
+            "recall_at_1"
+        ] == pytest.approx(block["accuracy"])
+        wanted = {"accuracy_paths_differ", "accuracy_top_level", "hierarchical_f1", "ece"}
+        assert wanted <= set(block)
+    page = (out / "report.html").read_text()
+    assert "Mapping quality on the test half" in page and "<svg" in page
+    # A mapping suite is run as a mapping, and nothing else is.
+    assert evals_main(["run", "--suite", str(folder), "--task", "classify", "--out", str(out)]) == 2
+    assert evals_main(["run", "--suite", "golden", "--task", "map", "--out", str(out)]) == 2
+    assert "not a mapping suite" in capsys.readouterr().err
+
+
+def test_the_shipped_mapping_suite_reads_shopify_and_google_from_shared(shared_dir: Path) -> None:
+    from llmcat.evals.suites import load_map_suite
+
+    suite = load_map_suite("shopify-google")
+    assert (len(suite.source), len(suite.target)) == (10365, 5595)
+    assert (len(suite.pool), len(suite.test)) == (5182, 5183)
+    unmapped = [i for i, g in suite.gold.items() if g is None]
+    assert any(suite.source.get(i).path[0] == "Services" for i in unmapped)
+

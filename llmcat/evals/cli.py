@@ -40,7 +40,7 @@ from .records import (
 )
 from .report import compare_html, report_html, summary_markdown
 from .runner import RunOptions, run_blocking
-from .suites import load_suite
+from .suites import is_map_suite, load_map_suite, load_suite
 
 PROG = "python -m evals"
 
@@ -80,14 +80,21 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     run.add_argument(
         "--suite",
         default="golden",
-        help="golden, flipkart, cdiscount (French), cdiscount-google (French into Google), or a suite folder (default golden)",
+        help="golden, flipkart, cdiscount (French), cdiscount-google (French into Google), "
+        "shopify-google (--task map: Shopify's taxonomy onto Google's), or a suite folder "
+        "(default golden)",
     )
     run.add_argument(
         "--data",
         type=Path,
         help="a JSONL classification file or a Flipkart-format CSV instead of a suite",
     )
-    run.add_argument("--task", choices=["all", "classify", "describe"], default="all")
+    run.add_argument(
+        "--task",
+        choices=["all", "classify", "describe", "map"],
+        default="all",
+        help="map: a mapping suite (shopify-google); all: every task the suite has",
+    )
     run.add_argument(
         "--limit", type=int, help="first N records (Flipkart: N records stratified by top level)"
     )
@@ -169,6 +176,10 @@ def cmd_run(args: argparse.Namespace, backend: Backend | None) -> int:
     if args.limit is not None and args.limit < 1:
         raise ConfigError("--limit must be at least 1")
     M.require_sklearn()  # before the run, not after it: the metrics need it
+    if args.task == "map" or (
+        args.task == "all" and args.data is None and is_map_suite(args.suite)
+    ):
+        return cmd_run_map(args)
     baseline = load_baseline(args.baseline) if args.baseline else None
     suite = load_suite(args.suite, data=args.data, limit=args.limit)
     options = RunOptions(
@@ -201,6 +212,38 @@ def cmd_run(args: argparse.Namespace, backend: Backend | None) -> int:
     print(_write_reports(args.out, run, samples, result.lines, result.flipped))
     print(f"wrote {args.out}/run.json, samples.jsonl, summary.md, report.html", file=sys.stderr)
     return result.exit_code
+
+
+def cmd_run_map(args: argparse.Namespace) -> int:
+    """``run --task map``: a mapping suite, scored on its fixed test half (``mapeval``)."""
+    refused = [
+        flag
+        for flag, value in (
+            ("--data", args.data),
+            ("--baseline", args.baseline),
+            ("--examples", args.examples),
+            ("--example-split", args.example_split),
+        )
+        if value is not None
+    ]
+    if refused:
+        raise ConfigError(
+            f"--task map takes none of {', '.join(refused)}: a mapping suite has its own split "
+            "and no baseline yet"
+        )
+    suite = load_map_suite(args.suite, limit=args.limit)
+    chosen = given(args, ClassifyOptions)
+    summary = mapeval.run_map_suite(
+        suite,
+        args.out,
+        embedding_model=chosen.get("embedding_model"),
+        lexical_weight=chosen.get("lexical_weight"),
+    )
+    print(summary)
+    print(
+        f"wrote {args.out}/scores.json, summary.md, report.html and the mappings", file=sys.stderr
+    )
+    return 0
 
 
 def cmd_compare(args: argparse.Namespace) -> int:

@@ -1,4 +1,5 @@
-"""Judge ``llmcat map`` against a published mapping (Shopify's, to Google).
+"""Judge ``llmcat map`` against a published mapping (Shopify's, to Google): a mapping suite
+(``python -m evals run --suite shopify-google --task map``, ``run_map_suite``) or ad hoc:
 
     python -m evals map --from SOURCE --to TARGET --pairs GOLD [--known-share 0.5] [--seed 0]
                         [--verticals even|odd|all] [--structure W] [--temperature T]
@@ -17,52 +18,78 @@ import argparse
 import json
 import math
 import random
+import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from llmcat import Taxonomy
-from llmcat.calibration import expected_calibration_error
 from llmcat.embeddings import default_embedder
 from llmcat.mapping import CategoryMapping, MapOptions, TaxonomyMapper, read_pairs
 from llmcat.settings import default_cache_dir
 
+from . import metrics as M
+from . import plots
+from .report import Section, figure, page_html
 from .stats import mcnemar_exact
+from .suites import MapSuite
+
+UNMAPPED = ("(unmapped)",)  # a gold or predicted "no counterpart", scored as a node of its own
+RECALL_AT = (1, 3, 5)
 
 
-def scores(
-    results: Sequence[CategoryMapping], gold: dict[str, str | None], target: Taxonomy
-) -> dict[str, float]:
-    """Accuracy (exact node, unmapped counted as an answer), on the pairs whose paths differ,
-    at the top level; unmapped precision and recall; ECE and NLL of the confidence; the flagged
-    share and the accuracy of the rest."""
-    right = [r.target_id == gold[r.source_id] for r in results]
-    differ = [
-        ok
-        for r, ok in zip(results, right, strict=True)
-        if gold[r.source_id] is None
-        or target.get(gold[r.source_id] or "").path_text != r.source_path
-    ]
-    top = [
-        (r.target_id is None and gold[r.source_id] is None)
-        or (
-            r.target_id is not None
-            and gold[r.source_id] is not None
-            and target.get(r.target_id).path[0] == target.get(gold[r.source_id] or "").path[0]
+def outcomes(
+    results: Sequence[CategoryMapping], gold: Mapping[str, str | None], target: Taxonomy
+) -> list[M.Outcome]:
+    """The mappings as the classification metrics see them: gold and predicted target paths
+    (``UNMAPPED`` for none), the confidence, whether the row is flagged."""
+
+    def path(node: str | None) -> tuple[str, ...]:
+        return target.get(node).path if node is not None else UNMAPPED
+
+    return [
+        M.Outcome(
+            gold=path(gold[r.source_id]),
+            pred=path(r.target_id),
+            confidence=r.confidence,
+            needs_review=r.needs_review,
         )
         for r in results
     ]
+
+
+def scores(
+    results: Sequence[CategoryMapping], gold: Mapping[str, str | None], target: Taxonomy
+) -> dict[str, float]:
+    """Exact node accuracy (unmapped counted as an answer), over all and over the categories
+    whose gold path differs from their own; on the gold node's lineage (the gold node, an
+    ancestor or a descendant); same top level; hierarchical F1; unmapped precision and recall;
+    ECE and NLL of the confidence; recall at k (the answer, then its alternatives); the flagged
+    share and the accuracy of the rest."""
+    judged = outcomes(results, gold, target)
+    right = [o.correct for o in judged]
+    differ = [
+        o.correct
+        for r, o in zip(results, judged, strict=True)
+        if o.gold == UNMAPPED or " > ".join(o.gold) != r.source_path
+    ]
+    lineage = [
+        o.pred is not None and (o.pred[: len(o.gold)] == o.gold or o.gold[: len(o.pred)] == o.pred)
+        for o in judged
+    ]
     said_unmapped = [r for r in results if r.target_id is None]
     truly_unmapped = [r for r in results if gold[r.source_id] is None]
-    scored = [(r.confidence, ok) for r, ok in zip(results, right, strict=True) if r.confidence]
-    kept = [ok for r, ok in zip(results, right, strict=True) if not r.needs_review]
+    scored = [(o.confidence, o.correct) for o in judged if o.confidence is not None]
+    kept = [o.correct for o in judged if not o.needs_review]
     n = max(len(results), 1)
-    return {
+    out = {
         "categories": float(len(results)),
         "accuracy": sum(right) / n,
         "accuracy_paths_differ": sum(differ) / max(len(differ), 1),
         "paths_differ": float(len(differ)),
-        "accuracy_top_level": sum(top) / n,
+        "on_lineage": sum(lineage) / n,
+        "accuracy_top_level": M.accuracy_per_level(judged, 1).get("level_1", 0.0),
+        "hierarchical_f1": M.hierarchical_prf(judged)[2],
         "unmapped_precision": (
             sum(gold[r.source_id] is None for r in said_unmapped) / len(said_unmapped)
             if said_unmapped
@@ -73,13 +100,38 @@ def scores(
             if truly_unmapped
             else float("nan")
         ),
-        "ece": expected_calibration_error([c for c, _ in scored], [ok for _, ok in scored]),
+        "ece": M.ece_of(judged) or 0.0,
         # how surprised the confidence was by whether the answer was right (lower is better)
         "nll": sum(-math.log(max(c if ok else 1 - c, 1e-9)) for c, ok in scored)
         / max(len(scored), 1),
         "flagged": 1 - len(kept) / n,
         "unflagged_accuracy": sum(kept) / max(len(kept), 1),
     }
+    for k in RECALL_AT:
+        found = [gold[r.source_id] in _candidates(r)[:k] for r in results]
+        out[f"recall_at_{k}"] = sum(found) / n
+    return out
+
+
+def _candidates(result: CategoryMapping) -> list[str | None]:
+    """The answer first, then the alternatives not already listed."""
+    ranked: list[str | None] = [result.target_id]
+    ranked += [a.target_id for a in result.alternatives if a.target_id != result.target_id]
+    return ranked
+
+
+def _mcnemar_line(
+    a: Sequence[CategoryMapping],
+    b: Sequence[CategoryMapping],
+    gold: Mapping[str, str | None],
+    names: tuple[str, str],
+) -> str:
+    only_a = sum(x.target_id == gold[x.source_id] != y.target_id for x, y in zip(a, b, strict=True))
+    only_b = sum(y.target_id == gold[y.source_id] != x.target_id for x, y in zip(a, b, strict=True))
+    return (
+        f"same categories, exact McNemar: {only_b} right only {names[1]}, {only_a} only "
+        f"{names[0]}, p={mcnemar_exact(only_a, only_b):.2g}"
+    )
 
 
 def run_map_eval(args: argparse.Namespace) -> int:
@@ -134,16 +186,13 @@ def run_map_eval(args: argparse.Namespace) -> int:
             + f"; methods {dict(methods)}"
         )
     if len(judged) == 2:
-        a, b = judged["zero-shot"], judged["with known pairs"]
-        only_a = sum(
-            x.target_id == gold[x.source_id] != y.target_id for x, y in zip(a, b, strict=True)
-        )
-        only_b = sum(
-            y.target_id == gold[y.source_id] != x.target_id for x, y in zip(a, b, strict=True)
-        )
         lines.append(
-            f"same categories, exact McNemar: {only_b} right only with known pairs, {only_a} only "
-            f"zero-shot, p={mcnemar_exact(only_a, only_b):.4f}"
+            _mcnemar_line(
+                judged["zero-shot"],
+                judged["with known pairs"],
+                gold,
+                ("zero-shot", "with known pairs"),
+            )
         )
     print("\n".join(lines))
     if args.out is not None:
@@ -157,6 +206,165 @@ def run_map_eval(args: argparse.Namespace) -> int:
             encoding="utf-8",
         )
     return 0
+
+
+MAPPINGS = ("zero-shot", "with known pairs")
+
+
+def run_map_suite(
+    suite: MapSuite,
+    out: Path,
+    *,
+    embedding_model: str | None = None,
+    lexical_weight: float | None = None,
+) -> str:
+    """Map the whole source tree twice (zero-shot, and with the pool half as known pairs), score
+    both on the test half, write the run folder and return its summary (markdown)."""
+    source, target = suite.source, suite.target
+    embedder = default_embedder(base_url=None, embedding_model=embedding_model, api_key=None)
+    options = MapOptions(lexical_weight=lexical_weight)
+    known = [
+        (source.get(i).path_text, target.get(g).path_text if (g := suite.gold[i]) else None)
+        for i in suite.pool
+    ]
+    runs: dict[str, list[CategoryMapping]] = {}
+    seconds: dict[str, float] = {}
+    for name, pairs in zip(MAPPINGS, ([], known), strict=True):
+        mapper = TaxonomyMapper(
+            source,
+            target,
+            known=pairs,
+            embedder=embedder,
+            cache_dir=default_cache_dir(),
+            options=options,
+        )
+        started = time.perf_counter()
+        mapped = {r.source_id: r for r in mapper.map()}
+        seconds[name] = time.perf_counter() - started
+        runs[name] = [mapped[i] for i in suite.test]
+        embedder_name = mapper.embedder.name
+    blocks = {name: scores(results, suite.gold, target) for name, results in runs.items()}
+    identity = (
+        f"suite {suite.name} (dataset sha256 {suite.dataset_sha256[:12]}), split seed "
+        f"{suite.seed}: {len(suite.test)} test categories scored, {len(known)} pool pairs known; "
+        f"embedder {embedder_name}; the whole tree ({len(source)} categories onto "
+        f"{len(target)} nodes) mapped in "
+        + ", ".join(f"{seconds[n]:.0f} s {n}" for n in MAPPINGS)
+        + " (embeddings from the cache when present)"
+    )
+    table = Section(
+        "Mapping quality on the test half",
+        ["metric", *MAPPINGS],
+        [
+            [key.replace("_", " "), *(_cell(blocks[n][key]) for n in MAPPINGS)]
+            for key in blocks[MAPPINGS[0]]
+        ],
+        notes=[_mcnemar_line(runs[MAPPINGS[0]], runs[MAPPINGS[1]], suite.gold, MAPPINGS)],
+    )
+    summary = "\n".join(
+        [
+            f"# {suite.name}: {len(suite.test)} test categories",
+            "",
+            identity,
+            "",
+            "| metric | " + " | ".join(MAPPINGS) + " |",
+            "| --- | ---: | ---: |",
+            *("| " + " | ".join(row) + " |" for row in table.rows),
+            "",
+            table.notes[0],
+        ]
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    for name, results in runs.items():
+        file = out / f"{name.replace(' ', '-')}.jsonl"
+        file.write_text("".join(r.model_dump_json() + "\n" for r in results), encoding="utf-8")
+    record = {
+        "suite": suite.name,
+        "task": "map",
+        "dataset_sha256": suite.dataset_sha256,
+        "seed": suite.seed,
+        "embedder": embedder_name,
+        "seconds": seconds,
+        "scores": blocks,
+    }
+    (out / "scores.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    (out / "summary.md").write_text(summary + "\n", encoding="utf-8")
+    (out / "report.html").write_text(
+        map_report(suite, runs, table, identity, options.review_threshold), encoding="utf-8"
+    )
+    return summary
+
+
+def _cell(value: float) -> str:
+    return str(int(value)) if value.is_integer() and value > 1 else f"{value:.3f}"
+
+
+def map_report(
+    suite: MapSuite,
+    runs: Mapping[str, Sequence[CategoryMapping]],
+    table: Section,
+    identity: str,
+    threshold: float,
+) -> str:
+    """The run's page: the scores, the classification report's plots for each mapping, and the
+    wrong answers among the test categories whose paths differ."""
+    judged = {name: outcomes(results, suite.gold, suite.target) for name, results in runs.items()}
+    figures = []
+    if plots.available():
+        zero, known = (judged[n] for n in MAPPINGS)
+        figures.append(
+            figure(
+                "accuracy-per-level",
+                plots.accuracy_per_level(
+                    M.accuracy_per_level(known), M.accuracy_per_level(zero), *reversed(MAPPINGS)
+                ),
+                "Accuracy of the first N names of the target path (unmapped is its own top "
+                "level), zero-shot beside the mapping with known pairs.",
+            )
+        )
+        for name in MAPPINGS:
+            figures.append(
+                figure(
+                    f"reliability-{name.replace(' ', '-')}",
+                    plots.reliability(M.reliability(judged[name])),
+                    f"{name}: accuracy per confidence bin (top) and categories per bin.",
+                )
+            )
+            figures.append(
+                figure(
+                    f"coverage-{name.replace(' ', '-')}",
+                    plots.coverage(M.accuracy_vs_coverage(judged[name]), threshold),
+                    f"{name}: keeping the most confident share; the red line is the review "
+                    "threshold.",
+                )
+            )
+    wrong = [
+        [
+            r.source_path,
+            " > ".join(o.gold),
+            " > ".join(o.pred or ()),
+            _cell(r.confidence or 0.0),
+            r.method,
+        ]
+        for r, o in zip(runs[MAPPINGS[1]], judged[MAPPINGS[1]], strict=True)
+        if not o.correct
+    ]
+    view = {
+        "heading": f"{suite.name}: taxonomy mapping",
+        "identity": identity,
+        "summary": [table],
+        "plots": figures,
+        "plots_missing": "" if figures else "No plots: pip install 'llmcat[report]' (matplotlib).",
+        "tables": [
+            Section(
+                f"Wrong with known pairs ({len(wrong)} of {len(judged[MAPPINGS[1]])})",
+                ["source category", "gold", "mapped to", "confidence", "method"],
+                wrong[:200],
+                notes=["The first 200 in the split's order."] if len(wrong) > 200 else [],
+            )
+        ],
+    }
+    return page_html(f"llmcat map eval: {suite.name}", view)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

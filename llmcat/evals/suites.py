@@ -18,10 +18,17 @@ repository)::
 where each label line is ``{"id", "google_id", "google_path"}``: the product with that id gets
 the taxonomy's node ``google_id`` as gold, and ``google_path`` must be that node's path.
 
+A mapping suite (``"task": "map"``) names a source and a target taxonomy and the gold pairs, all
+in the shared folder, with a fixed split (``MapSuite``)::
+
+    {"name": "shopify-google", "task": "map", "source": "taxonomies/...", "target": "...",
+     "pairs": "...", "split": {"seed": 0, "test_share": 0.5}, "sha256": {...}}
+
 Built-in suites: ``golden`` (``evals/datasets/golden``, written by the project, shipped in the wheel), ``flipkart``
 (``$LLMCAT_SHARED_DIR/datasets/flipkart_1050.csv``, levels 1-3 of its own category tree), ``cdiscount``
 (the French products into their own French tree) and ``cdiscount-google`` (243 of them, checked by
-hand, into Google's English taxonomy).
+hand, into Google's English taxonomy); the mapping suite ``shopify-google`` (Shopify's taxonomy
+onto Google's, judged on Shopify's official mapping).
 """
 
 from __future__ import annotations
@@ -83,6 +90,21 @@ class Suite:
     max_level: int = 3
 
 
+@dataclass
+class MapSuite:
+    """A mapping suite: both taxonomies, each source category's gold target (None: unmapped),
+    and the fixed split into the pool (given as known pairs) and the test half (scored)."""
+
+    name: str
+    source: Taxonomy
+    target: Taxonomy
+    gold: dict[str, str | None]
+    pool: list[str]
+    test: list[str]
+    dataset_sha256: str
+    seed: int
+
+
 def sha256_file(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -116,19 +138,84 @@ def load_suite(name: str, *, data: Path | None = None, limit: int | None = None)
         return load_flipkart_suite(flipkart_csv(), limit=limit)
     if name == "cdiscount":
         return load_flat_suite(cdiscount_jsonl(), limit=limit)
+    folder = _suite_folder(name)
+    if _manifest(folder).get("task") == "map":
+        raise ConfigError(f"suite {name!r} is a mapping suite: run it with --task map")
+    return _load_folder(folder, limit)
+
+
+def _suite_folder(name: str) -> Path:
     folder = suites_dir() / name
     if not (folder / "manifest.json").exists():
         folder = Path(name)
     if not (folder / "manifest.json").exists():
         raise ConfigError(
-            f"unknown suite {name!r}: use golden, flipkart, cdiscount, cdiscount-google, a suite "
-            "folder, or --data FILE"
+            f"unknown suite {name!r}: use golden, flipkart, cdiscount, cdiscount-google, "
+            "shopify-google, a suite folder, or --data FILE"
         )
-    return _load_folder(folder, limit)
+    return folder
+
+
+def _manifest(folder: Path) -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    return loaded
+
+
+def is_map_suite(name: str) -> bool:
+    """Whether ``name`` is a mapping suite (a built-in name or a folder)."""
+    if name in ("flipkart", "cdiscount"):
+        return False
+    try:
+        return _manifest(_suite_folder(name)).get("task") == "map"
+    except ConfigError:
+        return False
+
+
+def load_map_suite(name: str, *, limit: int | None = None) -> MapSuite:
+    """A mapping suite: its shared files (sha256-checked), the gold pairs by id, the split.
+    ``limit``: score only the first N test categories (in the split's shuffled order)."""
+    import random
+
+    from llmcat.mapping import read_pairs
+
+    folder = _suite_folder(name)
+    manifest = _manifest(folder)
+    if manifest.get("task") != "map":
+        raise ConfigError(f"suite {name!r} is not a mapping suite: --task classify or describe")
+    files = {key: _shared_file(manifest[key]) for key in ("source", "target", "pairs")}
+    digest = hashlib.sha256()
+    for file in files.values():
+        digest.update(_verified(file, manifest).encode())
+    source, target = Taxonomy.from_file(files["source"]), Taxonomy.from_file(files["target"])
+    gold: dict[str, str | None] = {c.id: None for c in source}
+    for n, (left, right) in enumerate(read_pairs(files["pairs"]), 1):
+        s = source.find_path(left)
+        t = target.find_path(right) if right is not None else None
+        if s is None or (right is not None and t is None):
+            raise ConfigError(
+                f"{files['pairs']} pair {n}: {left!r} -> {right!r} is not in the trees"
+            )
+        gold[s.id] = t.id if t is not None else None
+    split = manifest.get("split", {})
+    seed, share = int(split.get("seed", 0)), float(split.get("test_share", 0.5))
+    ids = sorted(gold)
+    random.Random(seed).shuffle(ids)
+    cut = int(len(ids) * (1 - share))  # as `evals map --known-share` cuts it
+    pool, test = ids[:cut], ids[cut:]
+    return MapSuite(
+        manifest.get("name", folder.name),
+        source,
+        target,
+        gold,
+        pool,
+        test[:limit] if limit is not None else test,
+        digest.hexdigest(),
+        seed,
+    )
 
 
 def _load_folder(folder: Path, limit: int | None) -> Suite:
-    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest = _manifest(folder)
     if "labels" in manifest:
         return _load_labelled(folder, manifest, limit)
     digest = hashlib.sha256()
