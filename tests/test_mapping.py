@@ -366,3 +366,39 @@ def test_the_shipped_mapping_suite_reads_shopify_and_google_from_shared(shared_d
     unmapped = [i for i, g in suite.gold.items() if g is None]
     assert any(suite.source.get(i).path[0] == "Services" for i in unmapped)
 
+
+def test_known_siblings_that_stop_at_the_parents_target_pull_a_new_one_there() -> None:
+    """Shopify's "Training Aids" are finer than Google's tree: the known ones stop at the sport.
+    A new one is most like a child node by its words; its known siblings say where it stops."""
+    source = Taxonomy.from_paths(
+        [
+            "Sports > Cricket > Cricket Batting Tees",
+            "Sports > Cricket > Cricket Pitch Mats",
+            "Sports > Cricket > Cricket Bowling Machines",
+            "Sports > Cricket > Cricket Bats Oil",
+        ]
+    )
+    target = Taxonomy.from_paths(
+        ["Sports > Cricket > Cricket Bats", "Sports > Cricket > Cricket Balls"]
+    )
+    known = [
+        ("Sports", "Sports"),
+        ("Sports > Cricket", "Sports > Cricket"),
+        ("Sports > Cricket > Cricket Batting Tees", "Sports > Cricket"),
+        ("Sports > Cricket > Cricket Pitch Mats", "Sports > Cricket"),
+        ("Sports > Cricket > Cricket Bowling Machines", "Sports > Cricket"),
+    ]
+    alone = MapOptions(unmapped_below=0.3, structure=0.05, temperature=0.05, sibling_weight=0)
+    together = alone.model_copy(update={"sibling_weight": 0.5})
+    new = "Sports > Cricket > Cricket Bats Oil"
+
+    def where(options: MapOptions) -> object:
+        mapper = TaxonomyMapper(
+            source, target, known=known, embedder=HashingEmbedder(), options=options
+        )
+        return {r.source_path: r for r in mapper.map()}[new]
+
+    without = where(alone)
+    assert without.target_path == "Sports > Cricket > Cricket Bats"  # its words alone
+    with_siblings = where(together)
+    assert (with_siblings.target_path, with_siblings.method) == ("Sports > Cricket", "examples")
