@@ -127,19 +127,19 @@ class LexicalBlend(Embedder):
         if not 0.0 < weight < 1.0:
             raise ConfigError(f"lexical_weight must lie between 0 and 1, not {weight}")
         self.inner = inner
-        self.weight = weight
         self.lexical = HashingEmbedder()
         self.name = f"{inner.name}+lexical:{weight:g}"
         self.temperature = inner.temperature
-        self.lexical_weight = weight
+        self.lexical_weight = weight  # the share it holds (``with_lexical`` adds none to it)
 
     def _joined(self, dense: Any, lexical: Any) -> Any:
         import numpy as np
 
         return np.hstack(
             [
-                np.asarray(dense, dtype=np.float32) * np.float32((1.0 - self.weight) ** 0.5),
-                np.asarray(lexical, dtype=np.float32) * np.float32(self.weight**0.5),
+                np.asarray(dense, dtype=np.float32)
+                * np.float32((1.0 - self.lexical_weight) ** 0.5),
+                np.asarray(lexical, dtype=np.float32) * np.float32(self.lexical_weight**0.5),
             ]
         )
 
