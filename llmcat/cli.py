@@ -284,6 +284,26 @@ def build_parser() -> argparse.ArgumentParser:
     mapper.add_argument(
         "--no-cache", dest="cache", action="store_false", help="embed everything again"
     )
+    judge = mapper.add_argument_group(
+        "LLM judge (asked only under a fit that trusts it: fitted on --known pairs, or --trust)"
+    )
+    judge.add_argument(
+        "--judge",
+        action="store_true",
+        help="let the model choose among each category's best candidates, pooled with the "
+        "mapping by fitted weights; a model whose fitted weight is 0 is not asked",
+    )
+    judge.add_argument(
+        "--trust",
+        type=Path,
+        help="the judge's weights (python -m evals fit); default: fitted on --known",
+    )
+    add_flags(
+        judge,
+        Settings,
+        "cli",
+        only=("backend", "base_url", "model", "api_key", "timeout", "concurrency"),
+    )
     mapper.add_argument(
         "--resume",
         action="store_true",
@@ -839,10 +859,23 @@ def _map(args: argparse.Namespace) -> int:
     to_stdout = str(args.output) == STDIO
     if args.resume and to_stdout:
         raise ConfigError("--resume continues an --output file; give --output FILE")
-    writer = None if to_stdout else ResultWriter(args.output, resume=args.resume)
+    judge = None
+    if args.judge:
+        from .mapjudge import MapJudge
+        from .trust import TrustFit
+
+        trust = TrustFit.load(args.trust) if args.trust is not None else None
+        settings = validated(Settings, given(args, Settings), what="map")
+        judge = MapJudge(settings=settings, trust=trust)
+    elif args.trust is not None:
+        raise ConfigError("--trust weighs the LLM judge: add --judge")
     embedder = default_embedder(base_url=None, embedding_model=args.embedding_model, api_key=None)
     cache = (args.cache_dir or default_cache_dir()) if args.cache else None
-    mapper = TaxonomyMapper(source, target, known=known, embedder=embedder, cache_dir=cache)
+    mapper = TaxonomyMapper(
+        source, target, known=known, embedder=embedder, cache_dir=cache, judge=judge
+    )
+    # After everything that can refuse the arguments: a refusal leaves no lock behind.
+    writer = None if to_stdout else ResultWriter(args.output, resume=args.resume)
     fixed: dict[str, CategoryMapping] = {}
     try:
         if writer is not None:
@@ -853,6 +886,8 @@ def _map(args: argparse.Namespace) -> int:
                 "known": _file_digest(args.known) if args.known is not None else None,
                 "embedder": mapper.embedder.name,
                 "options": mapper.options.model_dump(mode="json"),
+                "judge": judge.engine.backend.model if judge is not None else None,
+                "trust": _file_digest(args.trust) if args.trust is not None else None,
             }
             writer.check_run(identity)
             order = [c.id for c in source]
@@ -891,6 +926,8 @@ def _map(args: argparse.Namespace) -> int:
         for result in review:
             review_writer.write(result, digest_of(result.source_id))
         review_writer.commit()
+    if mapper.judge_report is not None:
+        print(f"llmcat: judge: {mapper.judge_report.line}", file=sys.stderr)
     unmapped = sum(r.target_id is None for r in results)
     methods = Counter(r.method for r in results)
     where = "stdout" if to_stdout else str(args.output)

@@ -34,7 +34,7 @@ import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -43,7 +43,10 @@ from .errors import ConfigError
 from .runner import Progress
 from .taxonomy import Category, Taxonomy, split_path
 
-Method = Literal["known", "embedding", "structure", "examples", "unmapped"]
+if TYPE_CHECKING:
+    from .mapjudge import JudgeReport, MapJudge
+
+Method = Literal["known", "embedding", "structure", "examples", "llm", "unmapped"]
 
 
 class MapOptions(BaseModel):
@@ -92,6 +95,11 @@ class MapOptions(BaseModel):
     )
     review_threshold: float = Field(
         default=0.5, ge=0, le=1, description="needs_review below this confidence."
+    )
+    judge_fit_pairs: int = Field(
+        default=64,
+        ge=1,
+        description="Known pairs the LLM judge's trust is fitted on (llmcat.mapjudge).",
     )
 
     def embedder(self, embedder: Embedder) -> Embedder:
@@ -170,6 +178,7 @@ class TaxonomyMapper:
         embedder: Embedder | None = None,
         options: MapOptions | None = None,
         cache_dir: Path | None = None,
+        judge: MapJudge | None = None,
     ) -> None:
         self.source, self.target = source, target
         self.known = _resolve_known(known, source, target)
@@ -181,6 +190,10 @@ class TaxonomyMapper:
         self.embedder = chosen.embedder(embedder)
         self.options = chosen.resolved(self.embedder)
         self.cache_dir = cache_dir
+        #: the LLM as a judge (``llmcat.mapjudge``), asked only under a fit that trusts it
+        self.judge = judge
+        #: what the judge did in the last ``map``
+        self.judge_report: JudgeReport | None = None
 
     async def amap(
         self, fixed: Mapping[str, CategoryMapping] | None = None
@@ -211,7 +224,7 @@ class TaxonomyMapper:
             finally:
                 bar.close()
         source_matrix, target_matrix = matrices
-        return map_categories(
+        results = map_categories(
             self.source,
             self.target,
             source_matrix,
@@ -220,6 +233,18 @@ class TaxonomyMapper:
             self.options,
             fixed=fixed,
         )
+        if self.judge is None:
+            return results
+        results, self.judge_report = await self.judge.judge(
+            results,
+            self.source,
+            self.target,
+            (source_matrix, target_matrix),
+            self.known,
+            self.options,
+            keep=set(fixed or {}),
+        )
+        return results
 
     def map(self, fixed: Mapping[str, CategoryMapping] | None = None) -> list[CategoryMapping]:
         """Blocking ``amap``."""

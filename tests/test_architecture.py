@@ -64,13 +64,17 @@ CORE = (
 UPPER = (
     "backends", "strategies", "classify", "describe", "runner", "engine", "calls", "cache",
     "ray", "sklearn", "cli", "evals", "examples", "supervised", "serve", "embeddings", "mapping",
+    "mapjudge",
 )  # fmt: skip
-WORKERS = ("llmcat.classify", "llmcat.describe", "llmcat.mapping", "llmcat.ray", "llmcat.sklearn")
+WORKERS = (
+    "llmcat.classify", "llmcat.describe", "llmcat.mapping", "llmcat.mapjudge", "llmcat.ray",
+    "llmcat.sklearn",
+)  # fmt: skip
 SURFACES = ("llmcat.cli", "llmcat.evals")
 #: what cli.py and llmcat/evals/ may import besides the package itself (ARCHITECTURE.md)
 SURFACE_MAY_IMPORT = {
     *CORE,
-    "classify", "describe", "mapping", "ray", "sklearn", "strategies", "runner",
+    "classify", "describe", "mapping", "mapjudge", "ray", "sklearn", "strategies", "runner",
     "inputs", "output", "review", "tables", "embeddings", "serve", "examples", "evals",
 }  # fmt: skip
 

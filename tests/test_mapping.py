@@ -402,3 +402,115 @@ def test_known_siblings_that_stop_at_the_parents_target_pull_a_new_one_there() -
     assert without.target_path == "Sports > Cricket > Cricket Bats"  # its words alone
     with_siblings = where(together)
     assert (with_siblings.target_path, with_siblings.method) == ("Sports > Cricket", "examples")
+
+
+JUDGED_SOURCE = Taxonomy.from_paths(
+    [
+        "Gadgets > Covers",
+        "Gadgets > Sleeves",
+        "Gadgets > Shells",
+        "Kitchen > Frying Pans",
+        "Kitchen > Stock Pots",
+    ]
+)
+JUDGED_TARGET = Taxonomy.from_paths(
+    [
+        "Electronics > Phones > Cases",
+        "Home > Covers",
+        "Home > Kitchen > Pans",
+        "Home > Kitchen > Pots",
+    ]
+)
+JUDGED_GOLD = {
+    "Gadgets > Covers": "Electronics > Phones > Cases",
+    "Gadgets > Sleeves": "Electronics > Phones > Cases",
+    "Gadgets > Shells": "Electronics > Phones > Cases",
+    "Kitchen > Frying Pans": "Home > Kitchen > Pans",
+    "Kitchen > Stock Pots": "Home > Kitchen > Pots",
+}
+JUDGED_KNOWN = [(s, t) for s, t in JUDGED_GOLD.items() if s != "Gadgets > Covers"]
+
+
+def _judge(right: bool) -> tuple[object, list[object]]:
+    """A fake model that answers every question with the gold target (``right``), or with any
+    other candidate; and the requests it saw."""
+    from llmcat import FakeBackend
+    from llmcat.completions import CompletionRequest
+
+    def answer(request: CompletionRequest) -> str:
+        source = request.messages[-1].content.split("Source category:")[1].split("\n")[0].strip()
+        labels = request.constraint.choices if request.constraint is not None else []
+        gold = JUDGED_GOLD.get(source)
+        if right and gold in labels:
+            return str(gold)
+        return next(label for label in labels if label != gold)
+
+    backend = FakeBackend(responder=answer)
+    return backend, backend.requests
+
+
+def _judged(known: list[tuple[str, str]], right: bool) -> tuple[dict[str, object], object, int]:
+    from llmcat.mapjudge import MapJudge
+
+    backend, requests = _judge(right)
+    mapper = TaxonomyMapper(
+        JUDGED_SOURCE,
+        JUDGED_TARGET,
+        known=known,
+        embedder=HashingEmbedder(),
+        judge=MapJudge(backend),  # type: ignore[arg-type]
+    )
+    rows = {r.source_path: r for r in mapper.map()}
+    return rows, mapper.judge_report, len(requests)
+
+
+def test_a_judge_without_a_fit_is_never_asked() -> None:
+    rows, report, asked = _judged([], right=True)
+    alone = TaxonomyMapper(JUDGED_SOURCE, JUDGED_TARGET, embedder=HashingEmbedder()).map()
+    assert asked == 0 and report is not None and "no fit" in report.line  # type: ignore[attr-defined]
+    assert {r.source_path: r for r in alone} == rows
+
+
+def test_a_judge_right_on_the_known_pairs_is_trusted_and_fixes_the_words() -> None:
+    alone = TaxonomyMapper(
+        JUDGED_SOURCE, JUDGED_TARGET, known=JUDGED_KNOWN, embedder=HashingEmbedder()
+    ).map()
+    before = {r.source_path: r for r in alone}["Gadgets > Covers"]
+    assert before.target_path == "Home > Covers"  # the words alone
+    rows, report, asked = _judged(JUDGED_KNOWN, right=True)
+    assert report.trust is not None and report.trust.weights["llm"] > 0  # type: ignore[attr-defined]
+    covers = rows["Gadgets > Covers"]
+    assert (covers.target_path, covers.method) == ("Electronics > Phones > Cases", "llm")  # type: ignore[attr-defined]
+    assert asked > len(JUDGED_KNOWN)  # the fit's questions, then the unknown categories'
+
+
+def test_a_judge_wrong_on_the_known_pairs_gets_weight_0_and_is_asked_nothing_more() -> None:
+    rows, report, asked = _judged(JUDGED_KNOWN, right=False)
+    assert report.trust is not None and report.trust.weights["llm"] == 0  # type: ignore[attr-defined]
+    assert "not asked" in report.line  # type: ignore[attr-defined]
+    fit_questions = asked
+    assert fit_questions <= len(JUDGED_KNOWN)  # only to fit it
+    assert rows["Gadgets > Covers"].target_path == "Home > Covers"  # type: ignore[attr-defined]
+
+
+def test_the_cli_judges_under_a_fit_and_says_what_the_judge_did(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source, target = tmp_path / "source.txt", tmp_path / "target.txt"
+    source.write_text("".join(c.path_text + "\n" for c in JUDGED_SOURCE.leaves()), encoding="utf-8")
+    target.write_text("".join(c.path_text + "\n" for c in JUDGED_TARGET.leaves()), encoding="utf-8")
+    known = tmp_path / "known.csv"
+    known.write_text(
+        "source_path,target_path\n" + "".join(f"{s},{t}\n" for s, t in JUDGED_KNOWN),
+        encoding="utf-8",
+    )
+    common = ["map", "--from", str(source), "--to", str(target), "--embedding-model", "hashing"]
+    out = tmp_path / "map.jsonl"
+    argv = [*common, "--output", str(out), "--known", str(known), "--judge", "--backend", "fake"]
+    capsys.readouterr()
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert "judge: LLM" in err  # asked or not, it says which and why
+    assert len(out.read_text(encoding="utf-8").splitlines()) == len(JUDGED_SOURCE)
+    assert main([*common, "--output", str(out), "--trust", str(known)]) == 2
+    assert "add --judge" in capsys.readouterr().err
