@@ -149,37 +149,26 @@ class MapJudge:
         (a resumed run's) are left as they are."""
         await self.engine.prepare()  # a wrong key, URL or model: one error before any question
         try:
-            return await self._judge(results, source, target, matrices, known, options, keep)
+            trust = self.trust or await self.fitted(source, target, matrices, known, options)
+            if trust is None:
+                why = "no fit: give known pairs (--known) or a trust file (--trust)"
+                return results, JudgeReport(None, self.asked, f"LLM not asked ({why})")
+            if trust.weights.get("llm", 0.0) <= 0.0:
+                line = (
+                    f"LLM not asked: its fitted weight is 0 ({trust.fitted_on}; asked "
+                    f"{self.asked} times to fit it)"
+                )
+                return results, JudgeReport(trust, self.asked, line)
+            open_rows = [
+                i
+                for i, r in enumerate(results)
+                if r.method not in ("known", "unmapped")
+                and r.alternatives
+                and r.source_id not in keep
+            ]
+            votes = await self.opinions([results[i] for i in open_rows], target)
         finally:
             await self.engine.aclose()
-
-    async def _judge(
-        self,
-        results: list[CategoryMapping],
-        source: Taxonomy,
-        target: Taxonomy,
-        matrices: tuple[Any, Any],
-        known: Mapping[str, str | None],
-        options: MapOptions,
-        keep: Collection[str],
-    ) -> tuple[list[CategoryMapping], JudgeReport]:
-        trust = self.trust or await self.fitted(source, target, matrices, known, options)
-        if trust is None:
-            why = "no fit: give known pairs (--known) or a trust file (--trust)"
-            return results, JudgeReport(None, self.asked, f"LLM not asked ({why})")
-        weight = trust.weights.get("llm", 0.0)
-        if weight <= 0.0:
-            line = (
-                f"LLM not asked: its fitted weight is 0 ({trust.fitted_on}; asked "
-                f"{self.asked} times to fit it)"
-            )
-            return results, JudgeReport(trust, self.asked, line)
-        open_rows = [
-            i
-            for i, r in enumerate(results)
-            if r.method not in ("known", "unmapped") and r.alternatives
-        ]
-        votes = await self.opinions([results[i] for i in open_rows], target)
         judged = list(results)
         for i, vote in zip(open_rows, votes, strict=True):
             if vote is not None:

@@ -514,3 +514,22 @@ def test_the_cli_judges_under_a_fit_and_says_what_the_judge_did(
     assert len(out.read_text(encoding="utf-8").splitlines()) == len(JUDGED_SOURCE)
     assert main([*common, "--output", str(out), "--trust", str(known)]) == 2
     assert "add --judge" in capsys.readouterr().err
+
+
+def test_a_trusted_judge_leaves_a_resumed_runs_rows_as_they_were() -> None:
+    from llmcat.mapjudge import MapJudge
+
+    alone = TaxonomyMapper(
+        JUDGED_SOURCE, JUDGED_TARGET, known=JUDGED_KNOWN, embedder=HashingEmbedder()
+    ).map()
+    covers = next(r for r in alone if r.source_path == "Gadgets > Covers")
+    backend, _ = _judge(right=True)
+    mapper = TaxonomyMapper(
+        JUDGED_SOURCE,
+        JUDGED_TARGET,
+        known=JUDGED_KNOWN,
+        embedder=HashingEmbedder(),
+        judge=MapJudge(backend),  # type: ignore[arg-type]
+    )
+    rows = {r.source_id: r for r in mapper.map(fixed={covers.source_id: covers})}
+    assert rows[covers.source_id] == covers  # the judge would move it (the test above)
