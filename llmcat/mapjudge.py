@@ -23,6 +23,7 @@ from .errors import BackendError, ConfigError, OutputError
 from .mapping import CategoryMapping, MapOptions, MappedAlternative, map_categories
 from .options import ClassifyOptions
 from .prompts import PromptTemplate
+from .runner import Progress
 from .settings import Settings
 from .strategies.choice import ConstrainedChoice
 from .taxonomy import Taxonomy
@@ -82,15 +83,24 @@ class MapJudge:
         return chosen.distribution or {chosen.category.id: 1.0}
 
     async def opinions(
-        self, rows: Sequence[CategoryMapping], target: Taxonomy
+        self, rows: Sequence[CategoryMapping], target: Taxonomy, *, label: str
     ) -> list[dict[str, float] | None]:
+        """The opinions on ``rows``, ``concurrency`` at a time, with a progress bar."""
         gate = asyncio.Semaphore(self.engine.concurrency)
+        bar = Progress(len(rows), label=label, enabled=self.engine.settings.progress)
 
         async def one(row: CategoryMapping) -> dict[str, float] | None:
             async with gate:
-                return await self.opinion(row, target)
+                vote = await self.opinion(row, target)
+            bar.update(
+                error=vote is None and len(row.alternatives) >= 2
+            )  # a failure, not a lone candidate
+            return vote
 
-        return list(await asyncio.gather(*(one(r) for r in rows)))
+        try:
+            return list(await asyncio.gather(*(one(r) for r in rows)))
+        finally:
+            bar.close()
 
     async def fitted(
         self,
@@ -113,7 +123,7 @@ class MapJudge:
             if r.source_id in held_out
         }
         chosen = [rows[s] for s in sample if rows[s].alternatives]
-        votes = await self.opinions(chosen, target)
+        votes = await self.opinions(chosen, target, label="map: asking the judge (fit)")
         items = [
             ({"embedding": _distribution(row), "llm": vote}, known[row.source_id] or "")
             for row, vote in zip(chosen, votes, strict=True)
@@ -166,7 +176,9 @@ class MapJudge:
                 and r.alternatives
                 and r.source_id not in keep
             ]
-            votes = await self.opinions([results[i] for i in open_rows], target)
+            votes = await self.opinions(
+                [results[i] for i in open_rows], target, label="map: asking the judge"
+            )
         finally:
             await self.engine.aclose()
         judged = list(results)
