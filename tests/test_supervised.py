@@ -119,6 +119,7 @@ def test_auto_with_examples_fuses_every_expert_with_weights_fitted_on_them(
         "embedding",
         "knn",
         "supervised",
+        "top_level",
     }
     assert result.trust.startswith("fitted:examples")
     assert result.path == ["K-202"]
@@ -224,3 +225,34 @@ def test_prompts_show_the_nearest_examples_after_the_stable_system_message(
     none = FakeBackend()
     Classifier(CODES, examples=examples, backend=none, few_shot=0, **options).classify("x y")
     assert "Labelled products" not in none.requests[0].messages[-1].content
+
+
+def test_the_top_level_head_gives_every_leaf_its_departments_probability(tmp_path: Path) -> None:
+    # Leaf labels are noise inside each department; only the department is learnable.
+    shelves = Taxonomy.from_paths(
+        [
+            *(["Workshop", f"W-{i}"] for i in range(3)),
+            *(["Scullery", f"S-{i}"] for i in range(3)),
+            ["Garden", "G-0"],  # no examples: its zero-shot mass stays its own
+        ]
+    )
+    rng = random.Random(0)
+    department = {"Workshop": ["hammer", "chisel", "saw"], "Scullery": ["kettle", "spout", "tea"]}
+    examples = [
+        (
+            Product(id=f"e{i}", title=" ".join(rng.sample(department[top], 2))),
+            [top, f"{top[0]}-{rng.randrange(3)}"],
+        )
+        for i, top in enumerate(["Workshop", "Scullery"] * 30)
+    ]
+    clf = Classifier(shelves, examples=examples, **common(tmp_path, shortlist_k=7))
+    experts = clf.classify("saw chisel").experts
+    assert experts is not None
+    top = experts["top_level"]
+    workshop = [top[c.id] for c in shelves.leaves() if c.path[0] == "Workshop"]
+    others = [top[c.id] for c in shelves.leaves() if c.path[0] != "Workshop"]
+    assert max(workshop) - min(workshop) < 1e-9  # one probability per department
+    assert min(workshop) > 3 * max(others)
+    garden = clf.classify("garden").experts
+    assert garden is not None
+    assert max(garden["top_level"], key=garden["top_level"].__getitem__) == "Garden > G-0"

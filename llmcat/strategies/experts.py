@@ -9,6 +9,10 @@ Over every leaf (and every example category that is not a leaf):
   zero-shot mass.
 - ``supervised``: a logistic regression on the examples' embeddings (``llmcat.supervised``); the
   zero-shot mass of the leaves without examples stays theirs, the rest is the head's.
+- ``top_level``: the same regression trained on the examples' top-level categories, each leaf
+  given its top level's probability. Many top-level classes with plenty of examples each are
+  learned better than hundreds of leaves with one or two each; pooled, it keeps the leaf
+  experts inside the right department. A top level without examples keeps its zero-shot mass.
 
 ``pooled`` restricts them to the candidates one product is judged among: the ``shortlist_k``
 nearest leaves, every category the nearest examples vote for, and the head's ``shortlist_k``
@@ -46,7 +50,7 @@ FIT_EXAMPLES = 2000
 #: Categories an expert's outcome keeps in its distribution (the rest is a long, thin tail).
 KEPT = 50
 #: Bumped when the cross-validation changes, so that fits cached by an older one are redone.
-FIT_VERSION = 4
+FIT_VERSION = 5
 #: Folds of the supervised head's cross-validation.
 FOLDS = 5
 
@@ -62,6 +66,7 @@ class ExpertRows:
     zero_shot: Any
     knn: Any
     supervised: Any
+    top_level: Any
 
 
 class LearnedStrategy(Strategy):
@@ -82,6 +87,24 @@ class LearnedStrategy(Strategy):
     @property
     def prompt_version(self) -> str:
         return f"{self.name}:{self.context.embedder().name}:{len(self.context.examples)}"
+
+
+@dataclass(frozen=True)
+class Heads:
+    """The two supervised heads the experts use: over the examples' categories, and over their
+    top levels."""
+
+    leaf: SupervisedHead
+    top_level: SupervisedHead
+
+
+class _HeadSlot:
+    """One head of all the examples for one labelling: its ``C`` chosen once, trained once."""
+
+    def __init__(self, labels: list[str], what: str) -> None:
+        self.labels, self.what = labels, what
+        self.head: AsyncOnce[SupervisedHead] = AsyncOnce()
+        self.c: AsyncOnce[float] = AsyncOnce()
 
 
 class ExampleExperts:
@@ -108,8 +131,14 @@ class ExampleExperts:
             for cid in extra
         }
         self.labels = [e.category.id for e in context.examples]
-        self._head: AsyncOnce[SupervisedHead] = AsyncOnce()
-        self._c: AsyncOnce[float] = AsyncOnce()
+        top = {cid: taxonomy.ancestors(cid)[0].id for cid in self.ids}
+        #: each of ``ids``' top-level category, and each example's
+        self.top_of = [top[cid] for cid in self.ids]
+        self.top_labels = [top[cid] for cid in self.labels]
+        self._slots = {
+            "leaf": _HeadSlot(self.labels, "supervised head"),
+            "top_level": _HeadSlot(self.top_labels, "top-level head"),
+        }
 
     # -- the experts, for a batch of query vectors ---------------------------------------------
 
@@ -129,16 +158,28 @@ class ExampleExperts:
         queries: Any,
         *,
         exclude: Sequence[int] | None = None,
-        head: SupervisedHead | None = None,
+        heads: Heads | None = None,
     ) -> ExpertRows:
         """Every expert for ``queries``; ``exclude[i]``: an example row query ``i`` may not see
-        (itself, in cross-validation); ``head``: another head than the one of all examples."""
+        (itself, in cross-validation); ``heads``: others than those of all examples."""
         sims = await self.similarities(queries)
         zero_shot = softmax_rows(sims / self.temperature)
         examples = await self.context.example_index().wide()
         knn = self._knn(queries, examples, sims, exclude)
-        chosen = head if head is not None else await self.head()
-        return ExpertRows(sims, zero_shot, knn, self._supervised(queries, zero_shot, chosen))
+        chosen = heads if heads is not None else await self.heads()
+        return ExpertRows(
+            sims,
+            zero_shot,
+            knn,
+            self._supervised(queries, zero_shot, chosen.leaf),
+            self._top_level(queries, zero_shot, chosen.top_level),
+        )
+
+    async def supervised(self, queries: Any) -> Any:
+        """The supervised expert alone (the top-level head is not trained)."""
+        sims = await self.similarities(queries)
+        zero_shot = softmax_rows(sims / self.temperature)
+        return self._supervised(queries, zero_shot, await self.head())
 
     async def knn(self, queries: Any) -> Any:
         """The kNN expert alone (no head is trained)."""
@@ -208,6 +249,23 @@ class ExampleExperts:
         out[:, columns] += head.predict(queries) * (1.0 - kept.sum(axis=1, keepdims=True))
         return out
 
+    def _top_level(self, queries: Any, zero_shot: Any, head: SupervisedHead) -> Any:
+        """Each of ``ids`` given its top level's probability: the head's, or for a top level
+        without examples its zero-shot mass (the head shares the rest)."""
+        import numpy as np
+
+        tops = sorted(set(self.top_of))
+        index = {t: i for i, t in enumerate(tops)}
+        member = np.zeros((len(self.ids), len(tops)))
+        member[np.arange(len(self.ids)), [index[t] for t in self.top_of]] = 1.0
+        by_top = zero_shot @ member  # zero-shot mass of each top level
+        learned = [index[c] for c in head.classes]
+        unlearned = np.ones(len(tops), dtype=bool)
+        unlearned[learned] = False
+        out = by_top * unlearned
+        out[:, learned] += head.predict(queries) * (1.0 - out.sum(axis=1, keepdims=True))
+        return out @ member.T
+
     def pooled(self, rows: ExpertRows, row: int) -> tuple[list[str], dict[str, dict[str, float]]]:
         """The candidates of one product (see the module docstring) and each expert's
         distribution over them."""
@@ -226,43 +284,53 @@ class ExampleExperts:
             "embedding": dict(zip(ids, softmax_rows(sims[None, :])[0].tolist(), strict=True)),
             "knn": _normalised(ids, rows.knn[row, order]),
             "supervised": _normalised(ids, rows.supervised[row, order]),
+            "top_level": _normalised(ids, rows.top_level[row, order]),
         }
         return ids, experts
 
-    # -- the supervised head ---------------------------------------------------------------
+    # -- the supervised heads -----------------------------------------------------------------
 
     async def head(self) -> SupervisedHead:
-        """The head trained on every example: from the cache folder, else trained once."""
-        return await self._head.get(self._load_or_train)
+        """The head over the examples' categories, trained on every example: from the cache
+        folder, else trained once."""
+        return await self._trained(self._slots["leaf"])
 
-    async def regularisation(self) -> float:
-        """The head's ``C``, chosen once on a held-out fifth of the examples
+    async def heads(self) -> Heads:
+        """Both heads of every example."""
+        return Heads(await self.head(), await self._trained(self._slots["top_level"]))
+
+    async def _regularisation(self, slot: _HeadSlot) -> float:
+        """A head's ``C``, chosen once on a held-out fifth of the examples
         (``supervised.choose_c``)."""
-        return await self._c.get(self._choose_c)
+        return await slot.c.get(lambda: self._choose_c(slot))
 
-    async def _choose_c(self) -> float:
+    async def _choose_c(self, slot: _HeadSlot) -> float:
         vectors = await self.context.example_index().matrix()
-        c, scores = await asyncio.to_thread(choose_c, vectors, self.labels)
+        c, scores = await asyncio.to_thread(choose_c, vectors, slot.labels)
         if scores:
             log.info(
-                "supervised head: C=%g (held-out accuracy %s)",
+                "%s: C=%g (held-out accuracy %s)",
+                slot.what,
                 c,
                 ", ".join(f"C={k:g} {v:.3f}" for k, v in scores.items()),
             )
         return c
 
-    async def _load_or_train(self) -> SupervisedHead:
+    async def _trained(self, slot: _HeadSlot) -> SupervisedHead:
+        return await slot.head.get(lambda: self._load_or_train(slot))
+
+    async def _load_or_train(self, slot: _HeadSlot) -> SupervisedHead:
         vectors = await self.context.example_index().matrix()
         name = self.context.embedder().name
         folder = self.context.cache_folder("heads")
         # The choice of C is keyed by the data alone, so a cached head skips it.
-        key = data_digest(vectors, self.labels, name, 0.0)
+        key = data_digest(vectors, slot.labels, name, 0.0)
         file = folder / f"{key}.npz" if folder else None
         if file is not None and file.exists():
             return SupervisedHead.load(file)
-        c = await self.regularisation()
+        c = await self._regularisation(slot)
         head = await asyncio.to_thread(
-            SupervisedHead.train, vectors, self.labels, embedder=name, c=c
+            SupervisedHead.train, vectors, slot.labels, embedder=name, c=c
         )
         if file is not None:
             head.save(file)
@@ -294,14 +362,17 @@ class ExampleExperts:
             train = [i for i in everyone if i not in held]
             if not train:
                 continue
-            head = await asyncio.to_thread(
-                SupervisedHead.train,
-                vectors[train],
-                [self.labels[i] for i in train],
-                embedder=name,
-                c=await self.regularisation(),
-            )
-            rows = await self.rows(vectors[fold], exclude=fold, head=head)
+            trained = [
+                await asyncio.to_thread(
+                    SupervisedHead.train,
+                    vectors[train],
+                    [slot.labels[i] for i in train],
+                    embedder=name,
+                    c=await self._regularisation(slot),
+                )
+                for slot in (self._slots["leaf"], self._slots["top_level"])
+            ]
+            rows = await self.rows(vectors[fold], exclude=fold, heads=Heads(*trained))
             rows_of.update({i: (rows, r) for r, i in enumerate(fold)})
         items: list[FitItem] = []
         for i in sample:

@@ -33,7 +33,7 @@ FLAT_AUTO_LIMIT = 50
 EXPERTS = ("llm", "embedding")
 #: needs_review below this confidence when no threshold was measured for the plan
 DEFAULT_REVIEW_THRESHOLD = 0.5
-EXAMPLE_EXPERTS = ("llm", "embedding", "knn", "supervised")
+EXAMPLE_EXPERTS = ("llm", "embedding", "knn", "supervised", "top_level")
 
 TrustSource = Literal["given", "neutral", "shipped", "examples", "none"]
 #: (model, template version, embedder) -> a fit shipped for exactly them, or None

@@ -17,5 +17,4 @@ class Supervised(LearnedStrategy):
 
     async def run(self, product: Product) -> Outcome:
         query = await self.context.embed_product(product)
-        rows = await self.experts.rows(query[None, :])
-        return self.experts.outcome(rows.supervised[0])
+        return self.experts.outcome((await self.experts.supervised(query[None, :]))[0])
