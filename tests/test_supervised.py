@@ -119,8 +119,7 @@ def test_auto_with_examples_fuses_every_expert_with_weights_fitted_on_them(
         "embedding",
         "knn",
         "supervised",
-        "top_level",
-    }
+    }  # no top-level expert: these labels are a flat list, their own top levels
     assert result.trust.startswith("fitted:examples")
     assert result.path == ["K-202"]
     # The candidates are the union of the nearest leaves, the examples' votes and the head's best.

@@ -66,7 +66,7 @@ class ExpertRows:
     zero_shot: Any
     knn: Any
     supervised: Any
-    top_level: Any
+    top_level: Any | None
 
 
 class LearnedStrategy(Strategy):
@@ -95,7 +95,7 @@ class Heads:
     top levels."""
 
     leaf: SupervisedHead
-    top_level: SupervisedHead
+    top_level: SupervisedHead | None
 
 
 class _HeadSlot:
@@ -135,10 +135,9 @@ class ExampleExperts:
         #: each of ``ids``' top-level category, and each example's
         self.top_of = [top[cid] for cid in self.ids]
         self.top_labels = [top[cid] for cid in self.labels]
-        self._slots = {
-            "leaf": _HeadSlot(self.labels, "supervised head"),
-            "top_level": _HeadSlot(self.top_labels, "top-level head"),
-        }
+        self._slots = {"leaf": _HeadSlot(self.labels, "supervised head")}
+        if len(set(self.top_labels)) > 1 and self.top_labels != self.labels:
+            self._slots["top_level"] = _HeadSlot(self.top_labels, "top-level head")
 
     # -- the experts, for a batch of query vectors ---------------------------------------------
 
@@ -172,7 +171,9 @@ class ExampleExperts:
             zero_shot,
             knn,
             self._supervised(queries, zero_shot, chosen.leaf),
-            self._top_level(queries, zero_shot, chosen.top_level),
+            None
+            if chosen.top_level is None
+            else self._top_level(queries, zero_shot, chosen.top_level),
         )
 
     async def supervised(self, queries: Any) -> Any:
@@ -284,8 +285,9 @@ class ExampleExperts:
             "embedding": dict(zip(ids, softmax_rows(sims[None, :])[0].tolist(), strict=True)),
             "knn": _normalised(ids, rows.knn[row, order]),
             "supervised": _normalised(ids, rows.supervised[row, order]),
-            "top_level": _normalised(ids, rows.top_level[row, order]),
         }
+        if rows.top_level is not None:
+            experts["top_level"] = _normalised(ids, rows.top_level[row, order])
         return ids, experts
 
     # -- the supervised heads -----------------------------------------------------------------
@@ -296,8 +298,9 @@ class ExampleExperts:
         return await self._trained(self._slots["leaf"])
 
     async def heads(self) -> Heads:
-        """Both heads of every example."""
-        return Heads(await self.head(), await self._trained(self._slots["top_level"]))
+        """The heads of every example (the top-level one when it is used)."""
+        top = self._slots.get("top_level")
+        return Heads(await self.head(), None if top is None else await self._trained(top))
 
     async def _regularisation(self, slot: _HeadSlot) -> float:
         """A head's ``C``, chosen once on a held-out fifth of the examples
@@ -370,9 +373,10 @@ class ExampleExperts:
                     embedder=name,
                     c=await self._regularisation(slot),
                 )
-                for slot in (self._slots["leaf"], self._slots["top_level"])
+                for slot in self._slots.values()
             ]
-            rows = await self.rows(vectors[fold], exclude=fold, heads=Heads(*trained))
+            heads = Heads(trained[0], trained[1] if len(trained) > 1 else None)
+            rows = await self.rows(vectors[fold], exclude=fold, heads=heads)
             rows_of.update({i: (rows, r) for r, i in enumerate(fold)})
         items: list[FitItem] = []
         for i in sample:
