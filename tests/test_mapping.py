@@ -449,7 +449,9 @@ def _judge(right: bool) -> tuple[object, list[object]]:
     return backend, backend.requests
 
 
-def _judged(known: list[tuple[str, str]], right: bool) -> tuple[dict[str, object], object, int]:
+def _judged_mapper(
+    known: list[tuple[str, str]], right: bool
+) -> tuple[TaxonomyMapper, list[object]]:
     from llmcat.mapjudge import MapJudge
 
     backend, requests = _judge(right)
@@ -460,6 +462,11 @@ def _judged(known: list[tuple[str, str]], right: bool) -> tuple[dict[str, object
         embedder=HashingEmbedder(),
         judge=MapJudge(backend),  # type: ignore[arg-type]
     )
+    return mapper, requests
+
+
+def _judged(known: list[tuple[str, str]], right: bool) -> tuple[dict[str, object], object, int]:
+    mapper, requests = _judged_mapper(known, right)
     rows = {r.source_path: r for r in mapper.map()}
     return rows, mapper.judge_report, len(requests)
 
@@ -517,19 +524,10 @@ def test_the_cli_judges_under_a_fit_and_says_what_the_judge_did(
 
 
 def test_a_trusted_judge_leaves_a_resumed_runs_rows_as_they_were() -> None:
-    from llmcat.mapjudge import MapJudge
-
     alone = TaxonomyMapper(
         JUDGED_SOURCE, JUDGED_TARGET, known=JUDGED_KNOWN, embedder=HashingEmbedder()
     ).map()
     covers = next(r for r in alone if r.source_path == "Gadgets > Covers")
-    backend, _ = _judge(right=True)
-    mapper = TaxonomyMapper(
-        JUDGED_SOURCE,
-        JUDGED_TARGET,
-        known=JUDGED_KNOWN,
-        embedder=HashingEmbedder(),
-        judge=MapJudge(backend),  # type: ignore[arg-type]
-    )
+    mapper, _ = _judged_mapper(JUDGED_KNOWN, right=True)
     rows = {r.source_id: r for r in mapper.map(fixed={covers.source_id: covers})}
     assert rows[covers.source_id] == covers  # the judge would move it (the test above)
