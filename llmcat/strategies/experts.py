@@ -23,6 +23,7 @@ best. ``cross_validate`` computes the same for each example from the others (lea
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import json
 import logging
@@ -255,17 +256,24 @@ class ExampleExperts:
         without examples its zero-shot mass (the head shares the rest)."""
         import numpy as np
 
-        tops = sorted(set(self.top_of))
-        index = {t: i for i, t in enumerate(tops)}
-        member = np.zeros((len(self.ids), len(tops)))
-        member[np.arange(len(self.ids)), [index[t] for t in self.top_of]] = 1.0
+        index, member = self._top_membership
         by_top = zero_shot @ member  # zero-shot mass of each top level
         learned = [index[c] for c in head.classes]
-        unlearned = np.ones(len(tops), dtype=bool)
+        unlearned = np.ones(len(index), dtype=bool)
         unlearned[learned] = False
         out = by_top * unlearned
         out[:, learned] += head.predict(queries) * (1.0 - out.sum(axis=1, keepdims=True))
         return out @ member.T
+
+    @functools.cached_property
+    def _top_membership(self) -> tuple[dict[str, int], Any]:
+        """Each top level's column, and the (ids x top levels) 0/1 matrix of who is beneath."""
+        import numpy as np
+
+        index = {t: i for i, t in enumerate(sorted(set(self.top_of)))}
+        member = np.zeros((len(self.ids), len(index)))
+        member[np.arange(len(self.ids)), [index[t] for t in self.top_of]] = 1.0
+        return index, member
 
     def pooled(self, rows: ExpertRows, row: int) -> tuple[list[str], dict[str, dict[str, float]]]:
         """The candidates of one product (see the module docstring) and each expert's
