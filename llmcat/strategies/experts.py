@@ -162,8 +162,7 @@ class ExampleExperts:
     ) -> ExpertRows:
         """Every expert for ``queries``; ``exclude[i]``: an example row query ``i`` may not see
         (itself, in cross-validation); ``heads``: others than those of all examples."""
-        sims = await self.similarities(queries)
-        zero_shot = softmax_rows(sims / self.temperature)
+        sims, zero_shot = await self._zero_shot(queries)
         examples = await self.context.example_index().wide()
         knn = self._knn(queries, examples, sims, exclude)
         chosen = heads if heads is not None else await self.heads()
@@ -179,9 +178,13 @@ class ExampleExperts:
 
     async def supervised(self, queries: Any) -> Any:
         """The supervised expert alone (the top-level head is not trained)."""
-        sims = await self.similarities(queries)
-        zero_shot = softmax_rows(sims / self.temperature)
+        _, zero_shot = await self._zero_shot(queries)
         return self._supervised(queries, zero_shot, await self.head())
+
+    async def _zero_shot(self, queries: Any) -> tuple[Any, Any]:
+        """The similarities of ``queries`` and, from them, the zero-shot expert."""
+        sims = await self.similarities(queries)
+        return sims, softmax_rows(sims / self.temperature)
 
     async def knn(self, queries: Any) -> Any:
         """The kNN expert alone (no head is trained)."""
