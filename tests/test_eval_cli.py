@@ -429,3 +429,32 @@ def test_agree_compares_two_runs_item_for_item_copy_included(
     samples.write_text("\n".join(lines) + "\n")
     assert main(["agree", str(tmp_path / "a"), str(tmp_path / "b")]) == 1
     assert f"describe {record['id']}: body" in capsys.readouterr().err
+
+
+def test_degrade_writes_sparser_copies_of_a_suite_with_the_same_gold(tmp_path: Path) -> None:
+    argv = ["degrade", "--suite", "golden", "--out", str(tmp_path / "a")]
+    assert main(argv) == 0
+    assert main([*argv[:-1], str(tmp_path / "b")]) == 0  # seeded: the same files again
+    golden = load_suite("golden")
+    for name in ("title", "short", "drop"):
+        folder = tmp_path / "a" / f"golden-{name}"
+        text = (folder / "classify.jsonl").read_text()
+        assert text == (tmp_path / "b" / f"golden-{name}" / "classify.jsonl").read_text()
+        copy = load_suite(str(folder))
+        assert [(r.id, r.gold.path) for r in copy.classify] == [
+            (r.id, r.gold.path) for r in golden.classify
+        ]
+        assert sorted(c.path for c in copy.taxonomy) == sorted(c.path for c in golden.taxonomy)
+        for before, after in zip(golden.classify, copy.classify, strict=True):
+            p, q = before.product, after.product
+            assert not q.brand and not q.attributes and not q.description
+            words = q.title.split()
+            assert words and set(words) <= set(p.title.split())
+            if name == "title":
+                assert q.title == p.title
+            if name == "short":
+                assert words == p.title.split()[:3]
+    dropped = load_suite(str(tmp_path / "a" / "golden-drop")).classify
+    assert sum(len(r.product.title.split()) for r in dropped) < 0.7 * sum(
+        len(r.product.title.split()) for r in golden.classify
+    )
