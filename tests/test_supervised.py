@@ -141,24 +141,6 @@ def test_auto_with_examples_fuses_every_expert_with_weights_fitted_on_them(
     assert not (tmp_path / "other" / "cache" / "fits").exists()
 
 
-def test_one_example_per_category_leaves_auto_as_it_is_without_examples(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    one_each: dict[str, tuple[Product, list[str]]] = {}
-    for p, c in products(40, seed=1):
-        one_each.setdefault(c, (p, [c]))
-    test = [p for p, _ in products(20, seed=2)]
-    options = common(tmp_path, shortlist_k=3)
-    with caplog.at_level("WARNING", logger="llmcat"):
-        alone = Classifier(CODES, examples=list(one_each.values()), **options)
-    assert "4 of the 4 examples are the only one of their category" in caplog.text
-    zero_shot = Classifier(CODES, strategy="shortlist", **common(tmp_path / "zero", shortlist_k=3))
-    got, expected = alone.classify_many(test), zero_shot.classify_many(test)
-    assert [(r.path, r.confidence) for r in got] == [(r.path, r.confidence) for r in expected]
-    assert got[0].experts is not None and set(got[0].experts) == {"llm", "embedding"}
-    assert not (tmp_path / "cache" / "fits").exists()  # nothing was fitted on them
-
-
 def test_the_fake_model_is_asked_within_the_budget_and_weighed(tmp_path: Path) -> None:
     examples = [(p, [c]) for p, c in products(30, seed=4)]
     backend = FakeBackend()

@@ -56,8 +56,6 @@ class Facts:
     model: str
     #: the version of the choice template (what shipped fits are keyed by)
     prompt_version: str
-    #: examples that are the only one of their category
-    examples_alone: int = 0
 
 
 @dataclass(frozen=True)
@@ -84,8 +82,6 @@ class Plan:
     review_threshold: float = DEFAULT_REVIEW_THRESHOLD
     #: True until the model is known (a server that names it at the first call)
     provisional: bool = False
-    #: whether the examples are pooled as experts (``knn``, ``supervised``, ``top_level``)
-    pools_examples: bool = False
 
     @property
     def scales_by_spread(self) -> bool:
@@ -158,7 +154,6 @@ class Plan:
             "review_threshold": self.review_threshold,
             "asks_llm": self.asks_llm,
             "fit_model_calls": self.fit_model_calls,
-            "pools_examples": self.pools_examples,
             "model": self.model,
             "reasons": dict(self.reasons),
             "summary": self.summary(),
@@ -279,11 +274,7 @@ def _trust(plan: Plan, options: ClassifyOptions, facts: Facts, shipped: ShippedF
     """Where the fused experts' weights come from, and whether that mutes the LLM."""
     reasons = dict(plan.reasons)
     chosen = options.trust
-    fits_examples = facts.examples > 0 and _measurable(facts)
-    pools = facts.examples > 0 and (
-        isinstance(chosen, TrustFit) or chosen == NEUTRAL or fits_examples
-    )
-    experts = EXAMPLE_EXPERTS if pools else EXPERTS
+    experts = EXAMPLE_EXPERTS if facts.examples else EXPERTS
     found = shipped(facts.model, facts.prompt_version, plan.embedder or "") if facts.model else None
     source: TrustSource
     if isinstance(chosen, TrustFit):
@@ -292,7 +283,7 @@ def _trust(plan: Plan, options: ClassifyOptions, facts: Facts, shipped: ShippedF
     elif chosen == NEUTRAL:
         source, fit = "neutral", neutral(experts)
         reasons["trust"] = "trust='neutral': every expert weighs 1"
-    elif fits_examples:
+    elif facts.examples:
         source = "examples"
         fit = found if found is not None else neutral(EXPERTS)
         if options.review_threshold is None:
@@ -344,8 +335,6 @@ def _trust(plan: Plan, options: ClassifyOptions, facts: Facts, shipped: ShippedF
         reasons["trust"] += (
             f"; the embedding's weight follows each run's spread (fitted at {fit.spread:.2f})"
         )
-    if facts.examples and not pools:
-        reasons["trust"] = f"{_unmeasurable(facts)}; {reasons['trust']}"
     return replace(
         plan,
         review_threshold=threshold,
@@ -354,25 +343,6 @@ def _trust(plan: Plan, options: ClassifyOptions, facts: Facts, shipped: ShippedF
         asks_llm=asks,
         fit_model_calls=budget,
         reasons=reasons,
-        pools_examples=pools,
-    )
-
-
-def _measurable(facts: Facts) -> bool:
-    """Whether a fit on the examples can measure what they add. Cross-validated, an example
-    that is the only one of its category stands for a product of a category nobody labelled;
-    when most are alone (one per category, say), the fit measures that case and not the
-    products of the examples' own categories, and its weights are wrong for them."""
-    return 2 * facts.examples_alone <= facts.examples
-
-
-def _unmeasurable(facts: Facts) -> str:
-    """Why the examples are not pooled when ``_measurable`` says no."""
-    return (
-        f"{facts.examples_alone} of the {facts.examples} examples are the only one of their "
-        "category, so cross-validation cannot measure what they add to products of their "
-        "categories: the zero-shot weights are kept and the examples are not pooled (give two "
-        "or more per category, or strategy='knn' or 'supervised' to use them alone)"
     )
 
 

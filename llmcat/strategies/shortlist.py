@@ -70,9 +70,7 @@ class FusedShortlist(Shortlist):
 
     def __init__(self, context: StrategyContext) -> None:
         super().__init__(context)
-        # The plan says whether the examples can be pooled (a fit on them can measure them).
-        pooled = context.examples and context.plan.pools_examples
-        self.experts = ExampleExperts(context) if pooled else None
+        self.experts = ExampleExperts(context) if context.examples else None
         self._example_trust: AsyncOnce[TrustFit] = AsyncOnce()
 
     async def run(self, product: Product) -> Outcome:
