@@ -21,6 +21,7 @@ import random
 from collections.abc import Callable
 from pathlib import Path
 
+from llmcat.errors import ConfigError
 from llmcat.taxonomy import PATH_SEPARATOR
 from llmcat.types import Product
 
@@ -57,6 +58,8 @@ DEGRADATIONS: dict[str, Degrade] = {
 def write_degraded(suite_name: str, data: Path | None, out: Path, seed: int) -> list[Path]:
     """The degraded copies of the suite's classification records, one folder each."""
     suite = load_suite(suite_name, data=data)
+    if not suite.classify:
+        raise ConfigError(f"suite {suite.name!r} has no classification records to degrade")
     written = []
     for name, degrade in DEGRADATIONS.items():
         folder = out / f"{suite.name}-{name}"
