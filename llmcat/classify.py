@@ -278,7 +278,7 @@ class Classifier(Worker):
             plan = await context.final_plan()
         except Exception:  # a server that is down: the runner reports it, item by item
             return products
-        if not plan.scales_by_spread:
+        if not plan.observes_run:
             return products
         rest: Iterable[Item]
         if isinstance(products, Sequence):

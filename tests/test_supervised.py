@@ -141,6 +141,53 @@ def test_auto_with_examples_fuses_every_expert_with_weights_fitted_on_them(
     assert not (tmp_path / "other" / "cache" / "fits").exists()
 
 
+SHELVES = Taxonomy.from_paths(
+    [
+        "Fruit > Apples",
+        "Fruit > Pears",
+        "Tools > Hammers",
+        "Tools > Saws",
+        "Toys > Puzzles",
+        "Toys > Kites",
+    ]
+)
+ONE_EACH = [
+    (Product(title="red apples crisp"), "Fruit > Apples"),
+    (Product(title="pears juicy ripe"), "Fruit > Pears"),
+    (Product(title="claw hammers steel"), "Tools > Hammers"),
+    (Product(title="jigsaw puzzles 1000"), "Toys > Puzzles"),
+]
+
+
+@pytest.mark.parametrize(
+    ("titles", "examples_count"),
+    [
+        (
+            ["green apples", "apples bag", "pears conference", "hammers rubber", "puzzles box"],
+            False,
+        ),
+        (["saws hand", "kites beach", "saws wood", "kites stunt", "saws metal"], True),
+    ],
+)
+def test_one_example_per_category_counts_only_where_cross_validation_measured_it(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, titles: list[str], examples_count: bool
+) -> None:
+    # Held out, a lone example stands for a product of a category nobody labelled. When most of
+    # the run's products are of categories with an example, that fit would be wrong for them:
+    # the zero-shot default classifies them. Products of the other categories keep the fit.
+    products = [Product(title=t) for t in titles]
+    with caplog.at_level("WARNING", logger="llmcat"):
+        got = Classifier(SHELVES, examples=ONE_EACH, **common(tmp_path)).classify_many(products)
+    assert all(r.experts is not None for r in got)
+    assert all(("knn" in r.experts) == examples_count for r in got if r.experts is not None)
+    warned = "every one of the 4 examples is the only one of its category" in caplog.text
+    assert warned == (not examples_count)
+    if not examples_count:
+        zero_shot = Classifier(SHELVES, strategy="shortlist", **common(tmp_path / "zero"))
+        expected = zero_shot.classify_many(products)
+        assert [(r.path, r.confidence) for r in got] == [(r.path, r.confidence) for r in expected]
+
+
 def test_the_fake_model_is_asked_within_the_budget_and_weighed(tmp_path: Path) -> None:
     examples = [(p, [c]) for p, c in products(30, seed=4)]
     backend = FakeBackend()

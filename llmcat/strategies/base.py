@@ -79,6 +79,8 @@ class StrategyContext:
         self._index: CategoryIndex | None = None
         #: the mean embedding spread of the run's products (``observe``); None until observed
         self.run_spread: float | None = None
+        #: the products ``observe`` sampled from the run
+        self.run_sample: list[Product] = []
 
     def embedder(self) -> Embedder:
         """The embedder (the caller's, else by ``options.embedding_model``), created on first use."""
@@ -170,6 +172,7 @@ class StrategyContext:
         nothing, so every item of a run, and every call after it, is scaled alike."""
         if self.run_spread is not None or not products:
             return
+        self.run_sample = list(products)
         found = [s for s in await asyncio.gather(*map(self.spread_of, products)) if s is not None]
         if found and self.run_spread is None:
             self.run_spread = sum(found) / len(found)

@@ -93,6 +93,12 @@ class Plan:
             and self.trust.spread is not None
         )
 
+    @property
+    def observes_run(self) -> bool:
+        """Whether a sample of the run's products is taken before the first result: for the
+        spread, or for how many of them fall in a category with examples (``FusedShortlist``)."""
+        return self.scales_by_spread or (self.fused and self.trust_source == "examples")
+
     def summary(self) -> str:
         """One line: what results carry in ``plan``."""
         parts = [self.strategy + (" (fused)" if self.fused else "")]

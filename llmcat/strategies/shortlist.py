@@ -71,13 +71,19 @@ class FusedShortlist(Shortlist):
     def __init__(self, context: StrategyContext) -> None:
         super().__init__(context)
         self.experts = ExampleExperts(context) if context.examples else None
-        self._example_trust: AsyncOnce[TrustFit] = AsyncOnce()
+        #: the weights with examples; None: the examples cannot be measured for this run
+        self._example_trust: AsyncOnce[TrustFit | None] = AsyncOnce()
 
     async def run(self, product: Product) -> Outcome:
+        if self.experts is not None:
+            trust = await self._example_trust.get(self._fit_example_trust)
+            if trust is not None:
+                return await self._with_examples(product, self.experts, trust)
+        return await self._zero_shot(product)
+
+    async def _zero_shot(self, product: Product) -> Outcome:
         context = self.context
         plan = await context.final_plan()
-        if self.experts is not None:
-            return await self._with_examples(product, self.experts)
         assert plan.trust is not None
         nearest = await context.nearest_leaves(product, context.options.shortlist_k)
         experts = {"embedding": similarity_distribution(nearest, context.embedder().temperature)}
@@ -90,10 +96,11 @@ class FusedShortlist(Shortlist):
         )
         return self._fused({"llm": answer_distribution(choice), **experts}, trust, outcome)
 
-    async def _with_examples(self, product: Product, experts: ExampleExperts) -> Outcome:
+    async def _with_examples(
+        self, product: Product, experts: ExampleExperts, trust: TrustFit
+    ) -> Outcome:
         query = await self.context.embed_product(product)
         ids, opinions = experts.pooled(await experts.rows(query[None, :]), 0)
-        trust = await self._example_trust.get(self._fit_example_trust)
         if trust.weights.get("llm", 1.0) == 0.0:
             return self._fused(dict(opinions), trust)
         choice = await self.chooser.choose(product, [self.context.taxonomy.get(i) for i in ids])
@@ -119,9 +126,10 @@ class FusedShortlist(Shortlist):
         outcome.category = context.taxonomy.get(max(fused, key=fused.__getitem__))
         return outcome
 
-    async def _fit_example_trust(self) -> TrustFit:
+    async def _fit_example_trust(self) -> TrustFit | None:
         """The weights with examples: the plan's, or with its source ``examples`` fitted on
-        them starting from the plan's (a shipped fit, or neutral)."""
+        them starting from the plan's (a shipped fit, or neutral). None when the fit cannot
+        measure the examples for this run (``_unmeasurable``): then the zero-shot path."""
         context, experts = self.context, self.experts
         assert experts is not None
         plan = await context.final_plan()
@@ -129,6 +137,8 @@ class FusedShortlist(Shortlist):
         assert base is not None
         if plan.trust_source != "examples":
             return base  # the caller's fit, or neutral weights, as given
+        if await self._unmeasurable(experts):
+            return None
         model = plan.model
         # A model already measured at weight 0 for this template is not asked again.
         ask = plan.fit_model_calls > 0
@@ -159,3 +169,26 @@ class FusedShortlist(Shortlist):
             file.parent.mkdir(parents=True, exist_ok=True)
             fit.save(file)
         return fit
+
+    async def _unmeasurable(self, experts: ExampleExperts) -> bool:
+        """Whether most of the run's products are of a kind the cross-validation never saw.
+        With one example per category, a held-out example always stands for a product of a
+        category nobody labelled; when most of the run's products (estimated on the sample
+        ``observe`` took) are of a category with an example, the fit would weigh the experts
+        for the wrong case (docs/benchmarks.md, "One example per category")."""
+        sample = self.context.run_sample
+        if not experts.all_alone() or not sample:
+            return False
+        share = await experts.share_with_examples(sample)
+        if share < 0.5:
+            return False
+        log.warning(
+            "llmcat: every one of the %d examples is the only one of its category, and about "
+            "%.0f%% of the products are of a category with one: cross-validation cannot measure "
+            "what the examples add to those, so the zero-shot default classifies them (two or "
+            "more examples per category let them count; strategy='knn' or 'supervised' uses "
+            "them alone)",
+            len(self.context.examples),
+            100 * share,
+        )
+        return True
