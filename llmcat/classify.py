@@ -259,9 +259,11 @@ class Classifier(Worker):
 
     async def aobserve_catalogue(self, products: Iterable[Item]) -> None:
         """Fit the confidence to this catalogue: estimate its embedding spread from up to
-        ``SPREAD_SAMPLE`` of ``products`` (evenly spaced in a list), once per classifier. The
-        batch methods do it with their own products; call it before ``aclassify`` calls that
-        belong to one catalogue. A no-op unless the plan scales trust by spread."""
+        ``SPREAD_SAMPLE`` of ``products`` (evenly spaced in a list), once per classifier; with
+        examples to fit on, the same sample tells whether they can be measured for it (one per
+        category: ``FusedShortlist``). The batch methods do it with their own products; call it
+        before ``aclassify`` calls that belong to one catalogue. A no-op unless the plan
+        ``observes_run``."""
         await self._observed(products if isinstance(products, Sequence) else list(products))
 
     def observe_catalogue(self, products: Iterable[Item]) -> None:
