@@ -6,6 +6,12 @@ renormalised. ``T > 1`` softens an over-confident model, ``T < 1`` sharpens a ti
 ranking of answers never changes. ``T`` is the value that minimises the negative log-likelihood
 of "the answer was right" over a labelled run (``python -m evals calibrate RUN``), and it is saved
 as JSON together with the strategy, model and template version it was fitted for.
+
+A fit shipped for one catalogue meets others with no labels: ``run_weight_scale`` estimates a
+run's accuracy from its own distributions (``entropy_threshold``, ``estimated_accuracy``) and
+scales the embedding's weight so that the run is on average as sure as it is estimated right
+(``matched_weight``). The review threshold (``review_threshold``, ``coverage``) is read on the
+fit's data.
 """
 
 from __future__ import annotations
@@ -94,6 +100,84 @@ def expected_calibration_error(
     return total
 
 
+#: Fewer sampled products than this leave a run's estimated accuracy to chance (the standard
+#: error of a share of 30 is up to 0.09); the weight then follows the spread instead.
+ACCURACY_SAMPLE_MIN = 30
+#: The search range of a matched weight: wide enough for a uniform-looking or a one-hot run,
+#: and above 0, where every candidate would tie and the answer could change.
+_WEIGHT_RANGE = (1e-3, 50.0)
+
+
+def powered(distribution: Sequence[float], weight: float) -> list[float]:
+    """``p_i ** weight``, renormalised (in log space)."""
+    logs = [weight * math.log(max(p, 1e-300)) for p in distribution]
+    top = max(logs)
+    exps = [math.exp(x - top) for x in logs]
+    total = sum(exps)
+    return [x / total for x in exps]
+
+
+def negative_entropy(distribution: Sequence[float]) -> float:
+    """``sum p log p``: 0 for a certain answer, ``-log n`` for n candidates alike."""
+    return sum(p * math.log(p) for p in distribution if p > 0)
+
+
+def entropy_threshold(
+    distributions: Sequence[Sequence[float]], correct: Sequence[bool]
+) -> float | None:
+    """Average thresholded confidence (Garg et al., ICLR 2022): the negative entropy above which
+    the share of ``distributions`` equals the share whose answer was right. On another run, the
+    share above it estimates that run's accuracy without a label (``estimated_accuracy``)."""
+    if not distributions or len(distributions) != len(correct):
+        return None
+    scores = sorted(negative_entropy(d) for d in distributions)
+    above = round(sum(correct))  # this many scores lie above the threshold
+    if above <= 0:
+        return scores[-1]
+    if above >= len(scores):
+        return scores[0] - 1e-9
+    return (scores[-above - 1] + scores[-above]) / 2
+
+
+def estimated_accuracy(distributions: Sequence[Sequence[float]], threshold: float) -> float:
+    """The share of ``distributions`` whose negative entropy lies above ``threshold``."""
+    if not distributions:
+        return 0.0
+    return sum(negative_entropy(d) > threshold for d in distributions) / len(distributions)
+
+
+def matched_weight(distributions: Sequence[Sequence[float]], accuracy: float) -> float:
+    """The weight ``w`` at which the distributions raised to ``w`` (renormalised) are on average
+    as sure of their answer as ``accuracy``: mean top probability = accuracy (bisection in log
+    w; the mean rises with w). Clamped to ``_WEIGHT_RANGE``."""
+    if not distributions:
+        raise ConfigError("cannot match a weight on zero distributions")
+
+    def mean_top(weight: float) -> float:
+        return sum(max(powered(d, weight)) for d in distributions) / len(distributions)
+
+    lo, hi = (math.log(w) for w in _WEIGHT_RANGE)
+    for _ in range(50):
+        mid = (lo + hi) / 2
+        if mean_top(math.exp(mid)) < accuracy:
+            lo = mid
+        else:
+            hi = mid
+    return math.exp((lo + hi) / 2)
+
+
+def run_weight_scale(
+    sample: Sequence[Sequence[float]], weight: float, threshold: float, fit_matched: float
+) -> tuple[float, float]:
+    """How much to scale an embedding weight fitted elsewhere for the run ``sample`` comes from:
+    the run's accuracy is estimated from its distributions at ``weight`` (``threshold``, from
+    ``entropy_threshold`` on the fit's items), and the scale is the weight matched to that
+    accuracy on the run over the one matched to the fit's own (``fit_matched``). Returns
+    (scale, estimated accuracy). On the fit's own items the scale is 1."""
+    estimate = estimated_accuracy([powered(d, weight) for d in sample], threshold)
+    return matched_weight(sample, estimate) / fit_matched, estimate
+
+
 #: The share of right answers the items above the default review threshold should reach.
 REVIEW_TARGET = 0.9
 
@@ -176,12 +260,19 @@ class TemperatureScaling(BaseModel):
 
 
 __all__ = [
+    "ACCURACY_SAMPLE_MIN",
     "REVIEW_TARGET",
     "TemperatureScaling",
     "coverage",
+    "entropy_threshold",
+    "estimated_accuracy",
     "expected_calibration_error",
     "fit_temperature",
+    "matched_weight",
+    "negative_entropy",
+    "powered",
     "review_threshold",
+    "run_weight_scale",
     "scale_confidence",
     "scale_distribution",
 ]

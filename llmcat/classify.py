@@ -54,7 +54,7 @@ __all__ = ["Classifier", "load_calibration"]
 
 #: Items in flight for strategies that make no model calls (embedding, knn), unless configured.
 EMBEDDING_CONCURRENCY = 64
-#: Products a run's embedding spread is estimated from (``observe_catalogue``).
+#: Products a run's accuracy and embedding spread are estimated from (``observe_catalogue``).
 SPREAD_SAMPLE = 256
 
 log = logging.getLogger("llmcat")
@@ -258,8 +258,8 @@ class Classifier(Worker):
         )
 
     async def aobserve_catalogue(self, products: Iterable[Item]) -> None:
-        """Fit the confidence to this catalogue: estimate its embedding spread from up to
-        ``SPREAD_SAMPLE`` of ``products`` (evenly spaced in a list), once per classifier; with
+        """Fit the confidence to this catalogue: estimate its accuracy and embedding spread from
+        up to ``SPREAD_SAMPLE`` of ``products`` (evenly spaced in a list), once per classifier; with
         examples to fit on, the same sample tells whether they can be measured for it (one per
         category: ``FusedShortlist``). The batch methods do it with their own products; call it
         before ``aclassify`` calls that belong to one catalogue. A no-op unless the plan
@@ -272,7 +272,7 @@ class Classifier(Worker):
 
     async def _observed(self, products: Iterable[Item]) -> Iterable[Item]:
         """``products`` as they came (an iterator re-chained after the sample is taken), once
-        the run's spread is estimated from a sample of them, when the plan needs it."""
+        the run is read from a sample of them (``StrategyContext.observe``), when the plan needs it."""
         context = self.context
         if context.run_spread is not None:
             return products
@@ -299,7 +299,7 @@ class Classifier(Worker):
         try:
             await context.observe(clean)
         except Exception as exc:  # the items then fall back on their own spread
-            log.warning("could not estimate the catalogue's spread: %s", exc)
+            log.warning("could not read the catalogue's sample: %s", exc)
         return rest
 
     def classify_many(

@@ -11,6 +11,11 @@ A ``TrustFit`` is saved as JSON with the model, template version and embedder it
 and the data it was fitted on. ``Classifier`` uses, in this order: the ``trust`` option (a fit or
 a file), a fit shipped in ``llmcat/fits/`` for the same model, template and embedder, or neutral
 weights (all 1: a model nobody measured is not muted). Results say which (``trust``).
+
+A fit's embedding weight acts as an inverse temperature that suits the data it was fitted on;
+on a catalogue the embedder reads worse it would be overconfident. So a run scales it: by the
+run's accuracy estimated from a sample of its own products (``at_run``), or, for a fit that did
+not measure what that needs or a product classified alone, by the run's spread (``at_spread``).
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field, ValidationError
 
+from .calibration import ACCURACY_SAMPLE_MIN, run_weight_scale
 from .distributions import candidates_of, log_linear_pool
 from .errors import ConfigError
 
@@ -59,8 +65,28 @@ class TrustFit(BaseModel):
         description="The lowest confidence at which the items it was fitted on were right at "
         "least ``calibration.REVIEW_TARGET`` of the time: the default review threshold with this fit.",
     )
+    entropy_threshold: float | None = Field(
+        default=None,
+        description="The negative entropy of the embedding's distribution (at this weight, over "
+        "its ``SPREAD_K`` nearest categories) above which as many of the fit's items lie as its "
+        "embedding answered right: estimates a run's accuracy from the run alone "
+        "(``calibration.entropy_threshold``).",
+    )
+    matched_weight: float | None = Field(
+        default=None,
+        gt=0,
+        description="The weight at which the embedding's distributions on the fit's items are on "
+        "average as sure as they were right. A run's embedding weight is scaled by the weight "
+        "matched to its estimated accuracy over this one (``calibration.run_weight_scale``).",
+    )
     run_spread: float | None = Field(
         default=None, description="The run's spread the weights were scaled to (None: as fitted)."
+    )
+    run_accuracy: float | None = Field(
+        default=None, description="The run's estimated accuracy the weights were scaled to."
+    )
+    run_scale: float | None = Field(
+        default=None, description="The factor the embedding's weight was scaled by for the run."
     )
 
     def fuse(self, experts: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
@@ -74,28 +100,54 @@ class TrustFit(BaseModel):
         there (docs/benchmarks.md, "Confidence"). Unchanged without a fitted spread or a run's."""
         if self.spread is None or run_spread is None or "embedding" not in self.weights:
             return self
-        weights = {
-            **self.weights,
-            "embedding": self.weights["embedding"] * run_spread / self.spread,
-        }
-        return self.model_copy(update={"weights": weights, "run_spread": run_spread})
+        return self._scaled(run_spread / self.spread, run_spread=run_spread)
+
+    @property
+    def estimates_accuracy(self) -> bool:
+        """Whether ``at_run`` can estimate a run's accuracy (the fit measured what it needs)."""
+        return (
+            self.entropy_threshold is not None
+            and self.matched_weight is not None
+            and "embedding" in self.weights
+        )
+
+    def at_run(self, sample: Sequence[Sequence[float]]) -> TrustFit:
+        """These weights for the run ``sample`` comes from (each item: the embedding's
+        distribution over a sampled product's ``SPREAD_K`` nearest categories): the embedding's
+        weight scaled so that the run is on average as sure as its accuracy, estimated from the
+        sample, says it should be (``calibration.run_weight_scale``). Unchanged when the fit did
+        not measure what that needs or the sample is smaller than ``ACCURACY_SAMPLE_MIN``."""
+        if not self.estimates_accuracy or len(sample) < ACCURACY_SAMPLE_MIN:
+            return self
+        assert self.entropy_threshold is not None and self.matched_weight is not None
+        scale, estimate = run_weight_scale(
+            sample, self.weights["embedding"], self.entropy_threshold, self.matched_weight
+        )
+        return self._scaled(scale, run_accuracy=estimate)
+
+    def _scaled(self, scale: float, **why: float) -> TrustFit:
+        weights = {**self.weights, "embedding": self.weights["embedding"] * scale}
+        return self.model_copy(update={"weights": weights, "run_scale": scale, **why})
 
     def describe(self) -> str:
         """One line for results: ``fitted:<name> embedding=1.31 llm=0.02``, or ``neutral ...``
         with how to fit when nothing was; ``at spread 0.52x`` when scaled to a run."""
-        weights = " ".join(f"{k}={v:.2f}" for k, v in sorted(self.weights.items()))
+        weights = " ".join(f"{k}={_weight(v)}" for k, v in sorted(self.weights.items()))
         if self.name == NEUTRAL:
             return f"neutral {weights} (nothing fitted for this model: python -m evals fit)"
-        scaled = (
-            f" (at the run's spread, {self.run_spread / self.spread:.2f}x the fit's)"
-            if self.run_spread is not None and self.spread is not None
-            else ""
-        )
+        scaled = ""
+        if self.run_accuracy is not None and self.run_scale is not None:
+            scaled = (
+                f" (the run's accuracy estimated at {self.run_accuracy:.2f}: embedding "
+                f"{_weight(self.run_scale)}x the fit's)"
+            )
+        elif self.run_spread is not None and self.spread is not None:
+            scaled = f" (at the run's spread, {self.run_spread / self.spread:.2f}x the fit's)"
         return f"fitted:{self.name or 'unnamed'} {weights}{scaled}"
 
     def save(self, path: str | Path) -> None:
         """Write as JSON."""
-        text = self.model_dump_json(indent=2, exclude={"run_spread"})
+        text = self.model_dump_json(indent=2, exclude={"run_spread", "run_accuracy", "run_scale"})
         Path(path).write_text(text + "\n", encoding="utf-8")
 
     @classmethod
@@ -108,6 +160,11 @@ class TrustFit(BaseModel):
         except ValidationError as exc:
             raise ConfigError(f"{path} is not a trust file: {exc.errors()[0]['msg']}") from None
         return fit.model_copy(update={"name": fit.name or Path(path).stem})
+
+
+def _weight(value: float) -> str:
+    """A weight for people: two decimals, or two digits where those would read as a muted 0."""
+    return f"{value:.2f}" if value == 0 or value >= 0.005 else f"{value:.1e}"
 
 
 def neutral(experts: Sequence[str]) -> TrustFit:

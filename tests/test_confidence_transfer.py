@@ -1,16 +1,26 @@
-"""Confidence that transfers: the embedding's weight follows a catalogue's spread, and the review
-threshold comes from the fit in force."""
+"""Confidence that transfers: the embedding's weight follows a catalogue's estimated accuracy (or
+its spread), and the review threshold comes from the fit in force."""
 
 from __future__ import annotations
 
 import asyncio
 import math
+from pathlib import Path
 
 import pytest
 
 from llmcat import Classifier, HashingEmbedder, Taxonomy
 from llmcat.backends.fake import FakeBackend
-from llmcat.calibration import coverage, review_threshold
+from llmcat.calibration import (
+    ACCURACY_SAMPLE_MIN,
+    coverage,
+    entropy_threshold,
+    estimated_accuracy,
+    matched_weight,
+    negative_entropy,
+    review_threshold,
+    run_weight_scale,
+)
 from llmcat.distributions import SPREAD_K, spread
 from llmcat.trust import TrustFit
 
@@ -40,6 +50,90 @@ def test_a_fit_scales_the_embedding_weight_by_the_runs_spread() -> None:
     assert fit.at_spread(None) is fit
     unmeasured = TrustFit(weights={"embedding": 2.0}, name="old")
     assert unmeasured.at_spread(1.0) is unmeasured
+
+
+def _peaked(top: float, n: int = SPREAD_K) -> list[float]:
+    """A distribution over ``n`` candidates with ``top`` on the first, the rest shared."""
+    return [top] + [(1 - top) / (n - 1)] * (n - 1)
+
+
+def test_entropy_threshold_counts_as_many_distributions_as_were_right() -> None:
+    sure, unsure = _peaked(0.9), _peaked(0.3)
+    assert negative_entropy([1.0, 0.0]) == 0.0
+    assert negative_entropy([0.5, 0.5]) == pytest.approx(-math.log(2))
+    distributions = [sure] * 6 + [unsure] * 4
+    threshold = entropy_threshold(distributions, [True] * 6 + [False] * 4)
+    assert threshold is not None
+    assert estimated_accuracy(distributions, threshold) == pytest.approx(0.6)
+    # a run with more unsure products is estimated less often right
+    assert estimated_accuracy([sure] * 3 + [unsure] * 7, threshold) == pytest.approx(0.3)
+    assert estimated_accuracy([sure] * 10, threshold) == 1.0
+
+
+def test_matched_weight_makes_the_mean_confidence_the_accuracy() -> None:
+    distributions = [_peaked(0.5), _peaked(0.7)]
+    for accuracy in (0.3, 0.6, 0.9):
+        w = matched_weight(distributions, accuracy)
+        mean_top = 0.0
+        for d in distributions:
+            powered = [p**w for p in d]
+            mean_top += max(powered) / sum(powered) / len(distributions)
+        assert mean_top == pytest.approx(accuracy, abs=1e-6)
+    # one is weight 1 exactly where the distributions already say the accuracy
+    assert matched_weight(distributions, 0.6) == pytest.approx(1.0, abs=1e-6)
+
+
+def test_a_run_estimated_less_often_right_gets_a_lower_embedding_weight(tmp_path: Path) -> None:
+    fit_items = [_peaked(0.9)] * 8 + [_peaked(0.3)] * 2
+    threshold = entropy_threshold(fit_items, [True] * 8 + [False] * 2)
+    assert threshold is not None
+    matched = matched_weight(fit_items, 0.8)
+    # the fit's own items: scale 1
+    scale, estimate = run_weight_scale(fit_items, 1.0, threshold, matched)
+    assert scale == pytest.approx(1.0, abs=1e-6) and estimate == pytest.approx(0.8)
+    harder = [_peaked(0.9)] * 10 + [_peaked(0.3)] * 30
+    fit = TrustFit(
+        weights={"embedding": 2.0, "llm": 0.5},
+        entropy_threshold=threshold,
+        matched_weight=matched,
+        spread=4.0,
+        name="f",
+    )
+    scaled = fit.at_run(harder)
+    assert scaled.run_accuracy == pytest.approx(0.25)
+    assert scaled.run_scale is not None and scaled.run_scale < 1
+    assert scaled.weights == {"embedding": 2.0 * scaled.run_scale, "llm": 0.5}
+    assert scaled.describe().endswith(
+        f"(the run's accuracy estimated at 0.25: embedding {scaled.run_scale:.2f}x the fit's)"
+    )
+    # too few products to estimate a share from, or a fit that did not measure it: unchanged
+    assert fit.at_run(harder[: ACCURACY_SAMPLE_MIN - 1]) is fit
+    assert TrustFit(weights={"embedding": 2.0}, spread=4.0).at_run(harder).run_scale is None
+    # what the fit measured survives a file
+    fit.save(tmp_path / "saved.json")
+    saved = TrustFit.load(tmp_path / "saved.json")
+    assert saved.at_run(harder).weights == scaled.weights
+
+
+def test_a_catalogue_estimated_harder_than_the_fit_gets_lower_confidence() -> None:
+    """The same products, one fit: when the fit was measured where the embedder was right more
+    often than this catalogue looks, its confidence is lower; the answers are the same."""
+    products = [f"Dept {i % 4} Aisle {i % 5} item {i}" for i in range(40)]
+    fit = {"weights": {"embedding": 1.0, "llm": 0.0}, "name": "f"}
+    as_fitted = Classifier(
+        TAX, backend=FakeBackend(), strategy="shortlist", trust=TrustFit(**fit), **COMMON
+    ).classify_many(products)
+    # measured where every product was as sure as this catalogue's surest: a threshold no
+    # product here reaches, so the run is estimated right for none of them
+    easier = TrustFit(**fit, entropy_threshold=0.0, matched_weight=1.0, spread=1.0)
+    scaled = Classifier(TAX, backend=FakeBackend(), strategy="shortlist", trust=easier, **COMMON)
+    results = scaled.classify_many(products)
+    assert [r.path for r in results] == [r.path for r in as_fitted]
+    assert len(scaled.context.run_distributions) == len(products)
+    assert all("the run's accuracy estimated at 0.00" in r.trust for r in results)
+    pairs = [(s.confidence, f.confidence) for s, f in zip(results, as_fitted, strict=True)]
+    assert all(s is not None and f is not None and s < f for s, f in pairs)
+    assert "follows each run's accuracy" in scaled.plan.reasons["trust"]
 
 
 def test_review_threshold_is_the_lowest_that_keeps_the_target_accuracy() -> None:

@@ -330,6 +330,9 @@ def test_fit_learns_weights_from_a_run_and_judges_them_on_another(
     assert fit.items > 0 and fit.nll_fitted is not None and fit.nll_neutral is not None
     assert fit.nll_fitted <= fit.nll_neutral + 1e-9
     assert "fitted fusion" in text and "McNemar" in text
+    # what a run's accuracy is estimated from; on the fit's own items it changes nothing
+    assert fit.entropy_threshold is not None and fit.matched_weight is not None
+    assert "embedding 1.00x the fit's" in text
 
 
 @pytest.mark.slow

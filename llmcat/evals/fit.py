@@ -7,10 +7,12 @@ distribution over the candidates and the gold category. The fit minimises the NL
 category (``llmcat.trust.fit_weights``). ``--apply`` re-fuses the recorded experts of other runs
 with the fitted weights, without calling any model, and compares the result item by item with
 the neutral fusion the run used and with its embedding baseline (exact McNemar): fit on one set,
-judge on another. A fit also records what transfers to other catalogues: the embedding
-expert's mean ``spread`` on RUN (a run's embedding weight is scaled by its own spread over it)
-and the ``review_threshold`` at which RUN's fused answers were right ``REVIEW_TARGET`` of the
-time. ``--keep-weights FIT`` measures those two for an existing fit's weights without refitting.
+judge on another. A fit also records what transfers to other catalogues: the
+``entropy_threshold`` and ``matched_weight`` a run's accuracy is estimated and its embedding
+weight scaled from (``TrustFit.at_run``), the embedding expert's mean ``spread`` on RUN (the
+fallback) and the ``review_threshold`` at which RUN's fused answers were right
+``REVIEW_TARGET`` of the time. ``--keep-weights FIT`` measures these for an existing fit's
+weights without refitting.
 """
 
 from __future__ import annotations
@@ -19,8 +21,18 @@ import argparse
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from llmcat.calibration import REVIEW_TARGET, coverage, expected_calibration_error, review_threshold
-from llmcat.distributions import log_linear_pool, spread
+from llmcat.calibration import (
+    ACCURACY_SAMPLE_MIN,
+    REVIEW_TARGET,
+    coverage,
+    entropy_threshold,
+    expected_calibration_error,
+    matched_weight,
+    powered,
+    review_threshold,
+)
+from llmcat.classify import SPREAD_SAMPLE
+from llmcat.distributions import SPREAD_K, log_linear_pool, spread
 from llmcat.errors import ConfigError
 from llmcat.trust import FitItem, TrustFit, fit_weights, mean_nll, neutral
 
@@ -56,6 +68,43 @@ def mean_spread(items: Sequence[FitItem]) -> float | None:
     """The embedding expert's mean spread over the items that have one."""
     found = [s for e, _ in items if "embedding" in e and (s := spread(e["embedding"])) is not None]
     return sum(found) / len(found) if found else None
+
+
+def _embedding_rows(items: Sequence[FitItem]) -> list[tuple[list[float], bool]]:
+    """Each item's embedding distribution over its ``SPREAD_K`` likeliest candidates
+    (renormalised: what a run's sample reads), and whether its likeliest is the gold."""
+    rows = []
+    for experts, gold in items:
+        emb = experts.get("embedding", {})
+        top = sorted(emb, key=emb.__getitem__, reverse=True)[:SPREAD_K]
+        if len(top) == SPREAD_K:
+            total = sum(emb[c] for c in top)
+            rows.append(([emb[c] / total for c in top], top[0] == gold))
+    return rows
+
+
+def accuracy_measures(fit: TrustFit, items: Sequence[FitItem]) -> dict[str, float | None]:
+    """What ``TrustFit.at_run`` needs, measured on the fit's items at its embedding weight:
+    the entropy threshold that counts as many items as the embedding answered right, and the
+    weight that makes them on average as sure as that."""
+    rows = _embedding_rows(items)
+    if len(rows) < ACCURACY_SAMPLE_MIN or "embedding" not in fit.weights:
+        return {"entropy_threshold": None, "matched_weight": None}
+    weight = fit.weights["embedding"]
+    right = [ok for _, ok in rows]
+    return {
+        "entropy_threshold": entropy_threshold([powered(d, weight) for d, _ in rows], right),
+        "matched_weight": matched_weight([d for d, _ in rows], sum(right) / len(right)),
+    }
+
+
+def at_run(fit: TrustFit, items: Sequence[FitItem]) -> TrustFit:
+    """``fit`` as a classifier scales it for a run made of ``items``: from the embedding
+    distributions of an evenly spaced sample of ``SPREAD_SAMPLE`` of them, else their spread."""
+    rows = [d for d, _ in _embedding_rows(items)]
+    sample = rows[:: max(1, len(rows) // SPREAD_SAMPLE)][:SPREAD_SAMPLE]
+    scaled = fit.at_run(sample)
+    return scaled if scaled is not fit else fit.at_spread(mean_spread(items))
 
 
 def confidences(fit: TrustFit, items: Sequence[FitItem]) -> tuple[list[float], list[bool]]:
@@ -97,13 +146,13 @@ def judge(fit: TrustFit, run: Path) -> list[str]:
             f"{sum(emb) / len(common):.3f} on {len(common)} items (full path; McNemar exact "
             f"p={p:.4f}, {only_emb} only the baseline got / {only_fit} only the fusion got)"
         )
-        at_run = fit.at_spread(mean_spread(items))
-        fitted_conf, fitted = confidences(at_run, [items[i] for i in common])
+        scaled = at_run(fit, items)
+        fitted_conf, fitted = confidences(scaled, [items[i] for i in common])
         emb_conf = [c for i in common if (c := baseline[fused_ids[i]][1]) is not None]
         if len(emb_conf) == len(common):
             lines.append(
                 f"  expected calibration error: fitted fusion "
-                f"{expected_calibration_error(fitted_conf, fitted):.3f} ({at_run.describe()}), "
+                f"{expected_calibration_error(fitted_conf, fitted):.3f} ({scaled.describe()}), "
                 f"embedding baseline {expected_calibration_error(emb_conf, emb):.3f}"
             )
         if fit.review_threshold is not None:
@@ -152,9 +201,12 @@ def run_fit(args: argparse.Namespace) -> int:
     else:
         fit = _fitted(args, data, samples, items, experts)
     threshold = review_threshold(*confidences(fit, items))
-    fit = fit.model_copy(update={"spread": mean_spread(items), "review_threshold": threshold})
+    update = {"spread": mean_spread(items), "review_threshold": threshold}
+    fit = fit.model_copy(update=update | accuracy_measures(fit, items))
     print(
-        f"embedding spread {fit.spread or float('nan'):.3f}; review threshold "
+        f"embedding spread {fit.spread or float('nan'):.3f}; entropy threshold "
+        f"{fit.entropy_threshold or float('nan'):.3f}, matched weight "
+        f"{fit.matched_weight or float('nan'):.3f}; review threshold "
         + ("none" if threshold is None else f"{threshold:.3f}")
         + f" (the items at or above it right {REVIEW_TARGET:.0%} of the time)"
     )
@@ -219,6 +271,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         "--keep-weights",
         type=Path,
         metavar="FIT",
-        help="measure the spread and review threshold of this fit's weights on RUN, no refit",
+        help="measure what transfers (entropy threshold, spread, review threshold) for this "
+        "fit's weights on RUN, no refit",
     )
     p.set_defaults(func=run_fit)

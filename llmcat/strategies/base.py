@@ -79,6 +79,9 @@ class StrategyContext:
         self._index: CategoryIndex | None = None
         #: the mean embedding spread of the run's products (``observe``); None until observed
         self.run_spread: float | None = None
+        #: the embedding's distribution over each sampled product's nearest categories
+        self.run_distributions: list[list[float]] = []
+        self._run_trust: tuple[TrustFit, TrustFit] | None = None
         #: the products ``observe`` sampled from the run
         self.run_sample: list[Product] = []
 
@@ -162,24 +165,39 @@ class StrategyContext:
         """The ``k`` leaves most similar to the product, ``(id, cosine similarity)``, best first."""
         return await self.category_index().nearest_to(await self.embed_product(product), k)
 
+    async def nearest_distribution(self, product: Product) -> dict[str, float]:
+        """The embedding's distribution over the product's ``SPREAD_K`` nearest categories."""
+        nearest = await self.nearest_leaves(product, SPREAD_K)
+        return similarity_distribution(nearest, self.embedder().temperature)
+
     async def spread_of(self, product: Product) -> float | None:
         """How far apart the product's nearest categories lie (``distributions.spread``)."""
-        nearest = await self.nearest_leaves(product, SPREAD_K)
-        return spread(similarity_distribution(nearest, self.embedder().temperature))
+        return spread(await self.nearest_distribution(product))
 
     async def observe(self, products: Sequence[Product]) -> None:
-        """Estimate the run's spread from a sample of its products, once: later samples change
-        nothing, so every item of a run, and every call after it, is scaled alike."""
+        """Read the run from a sample of its products, once (its spread, and the distributions
+        its accuracy is estimated from): later samples change nothing, so every item of a run,
+        and every call after it, is scaled alike."""
         if self.run_spread is not None or not products:
             return
         self.run_sample = list(products)
-        found = [s for s in await asyncio.gather(*map(self.spread_of, products)) if s is not None]
-        if found and self.run_spread is None:
-            self.run_spread = sum(found) / len(found)
+        found = await asyncio.gather(*map(self.nearest_distribution, products))
+        spreads = [s for d in found if (s := spread(d)) is not None]
+        if spreads and self.run_spread is None:
+            self.run_spread = sum(spreads) / len(spreads)
+            self.run_distributions = [list(d.values()) for d in found if len(d) == SPREAD_K]
 
     def trust_for_run(self, fit: TrustFit, own: Mapping[str, float]) -> TrustFit:
-        """``fit`` at the run's spread; a product classified before any run was observed uses
-        the spread of its own embedding distribution ``own``."""
+        """``fit`` for this run: at its estimated accuracy when the fit can estimate one from
+        the observed sample (``TrustFit.at_run``, computed once), else at the run's spread; a
+        product classified before any run was observed uses the spread of its own embedding
+        distribution ``own``."""
+        if self._run_trust is not None and self._run_trust[0] is fit:
+            return self._run_trust[1]
+        at_run = fit.at_run(self.run_distributions)
+        if at_run is not fit:
+            self._run_trust = (fit, at_run)
+            return at_run
         return fit.at_spread(self.run_spread if self.run_spread is not None else spread(own))
 
     def built_indexes(self) -> dict[str, Any]:

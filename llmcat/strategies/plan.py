@@ -84,20 +84,21 @@ class Plan:
     provisional: bool = False
 
     @property
-    def scales_by_spread(self) -> bool:
-        """Whether the embedding's weight follows the run's spread (a fit that measured one)."""
+    def scales_to_run(self) -> bool:
+        """Whether the embedding's weight follows the run: its estimated accuracy or its
+        spread (a fit that measured what that needs, ``TrustFit.at_run``, ``at_spread``)."""
         return (
             self.fused
             and self.trust_source in ("shipped", "given")
             and self.trust is not None
-            and self.trust.spread is not None
+            and (self.trust.estimates_accuracy or self.trust.spread is not None)
         )
 
     @property
     def observes_run(self) -> bool:
-        """Whether a sample of the run's products is taken before the first result: for the
-        spread, or for how many of them fall in a category with examples (``FusedShortlist``)."""
-        return self.scales_by_spread or (self.fused and self.trust_source == "examples")
+        """Whether a sample of the run's products is taken before the first result: for its
+        estimated accuracy and spread, or for how many of them fall in a category with examples (``FusedShortlist``)."""
+        return self.scales_to_run or (self.fused and self.trust_source == "examples")
 
     def summary(self) -> str:
         """One line: what results carry in ``plan``."""
@@ -337,7 +338,12 @@ def _trust(plan: Plan, options: ClassifyOptions, facts: Facts, shipped: ShippedF
             f"measured with the fit on {fit.fitted_on or 'its data'}: the items at or above "
             f"it were right {REVIEW_TARGET:.0%} of the time"
         )
-    if source in ("shipped", "given") and fit.spread is not None:
+    if source in ("shipped", "given") and fit.estimates_accuracy:
+        reasons["trust"] += (
+            "; the embedding's weight follows each run's accuracy, estimated from a sample "
+            "of its products"
+        )
+    elif source in ("shipped", "given") and fit.spread is not None:
         reasons["trust"] += (
             f"; the embedding's weight follows each run's spread (fitted at {fit.spread:.2f})"
         )
