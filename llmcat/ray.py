@@ -12,11 +12,15 @@
 
 The driver classifies the first product itself before any actor starts: a wrong option, taxonomy
 or server fails there, once, and what that builds (the taxonomy's and the examples' embeddings)
-is put in the object store for every actor to adopt instead of embedding it again. Fitted trust
+is put in the object store for every actor to adopt instead of embedding it again. So are the
+dataset's first ``SPREAD_SAMPLE`` rows: every actor reads the run from them (its estimated
+accuracy and spread, ``Classifier.observe_catalogue``), so all scale their confidence alike, as
+one process does with a stream's first rows (not each from its own first batch). Fitted trust
 and supervised heads are files in the cache folder: actors on the driver's machine (or sharing
 its cache folder) read them; others fit them again, deterministically.
 
-Results equal the single-process run's item for item: the same workers, the same requests.
+Results equal the single-process run's item for item (given a stream, or a list of at most
+``SPREAD_SAMPLE`` products: the same sample): the same workers, the same requests.
 """
 
 from __future__ import annotations
@@ -65,6 +69,9 @@ class WorkerRecipe:
     base_urls: tuple[str, ...] = ()
     prefix: str = ""
     indexes: Any = None  # an ObjectRef of Classifier.built_indexes(), set by the driver
+    #: an ObjectRef of the dataset's first rows, which every actor reads the run from (its
+    #: estimated accuracy and spread), so that all scale their confidence alike; set by the driver
+    sample: Any = None
     overrides: Mapping[str, Any] = field(default_factory=dict)
 
     def build(self, actor: int = 0) -> Any:
@@ -109,9 +116,7 @@ class BatchWorker:
         ray = need_ray()
         number = ray.get(dealer.take.remote()) if dealer is not None else 0
         self.recipe = recipe
-        self.worker = recipe.build(number)
-        if recipe.indexes is not None:
-            self.worker.adopt_indexes(ray.get(recipe.indexes))
+        self.worker = _ready(recipe, recipe.build(number))
 
     def __call__(self, batch: Any) -> Any:
         records = [row_record(row) for row in batch.to_pylist(maps_as_pydicts="strict")]
@@ -218,24 +223,39 @@ def _map(
     )
 
 
+def _ready(recipe: WorkerRecipe, worker: Any) -> Any:
+    """``worker`` with the driver's embeddings adopted and the run read from the driver's
+    sample (``Classifier.observe_catalogue``: a no-op unless its plan scales to the run)."""
+    ray = need_ray()
+    if recipe.indexes is not None:
+        worker.adopt_indexes(ray.get(recipe.indexes))
+    if recipe.sample is not None:
+        worker.observe_catalogue(ray.get(recipe.sample))
+    return worker
+
+
 def _warmed(dataset: Any, recipe: WorkerRecipe) -> WorkerRecipe:
     """The recipe after the driver has run its first product: configuration errors surface here,
-    and the embeddings it built go to the object store."""
+    the embeddings it built go to the object store, and so do the first ``SPREAD_SAMPLE`` rows
+    every actor reads the run from (as one process reads a stream's)."""
+    from .classify import SPREAD_SAMPLE
+
     ray = need_ray()
-    first = [
+    head = dataset.limit(1 if recipe.kind == "describe" else SPREAD_SAMPLE)
+    rows = [
         row_record(row)
-        for table in ray.get(dataset.limit(1).to_arrow_refs())
+        for table in ray.get(head.to_arrow_refs())
         for row in table.to_pylist(maps_as_pydicts="strict")
     ]
     worker = recipe.build()
     try:
-        if recipe.kind == "describe" or not first:
-            if first:
-                worker.describe_many(first, progress=False)
+        if recipe.kind == "describe" or not rows:
+            if rows:
+                worker.describe_many(rows, progress=False)
             return recipe
-        worker.classify_many(first, progress=False)  # a ConfigError raises
+        worker.classify_many(rows[:1], progress=False)  # a ConfigError raises
         built = worker.built_indexes()
-        return replace(recipe, indexes=ray.put(built)) if built else recipe
+        return replace(recipe, indexes=ray.put(built) if built else None, sample=ray.put(rows))
     finally:
         worker.close()
 
@@ -271,12 +291,11 @@ class RelayWorker:
     the row gains the result columns, and any later request is sent by the worker itself."""
 
     def __init__(self, recipe: WorkerRecipe, mode: str) -> None:
-        ray = need_ray()
+        need_ray()
         self.recipe, self.mode = recipe, mode
         self.worker = recipe.build()
         self.worker.relay(mode)
-        if recipe.indexes is not None:
-            self.worker.adopt_indexes(ray.get(recipe.indexes))
+        _ready(recipe, self.worker)
 
     def __call__(self, batch: Any) -> Any:
         import pyarrow as pa

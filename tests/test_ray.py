@@ -101,6 +101,47 @@ def test_the_actor_pool_equals_one_process_item_for_item(ray_cluster: Any, tmp_p
         ]
 
 
+def test_every_actor_scales_the_confidence_to_the_same_reading_of_the_run(
+    ray_cluster: Any, tmp_path: Path
+) -> None:
+    """Each actor's first batch is too small to estimate the run's accuracy from (6 rows); the
+    driver's sample of the dataset is not, and every actor reads the run from it, as one
+    process does."""
+    from llmcat import HashingEmbedder
+    from llmcat.distributions import SPREAD_K
+    from llmcat.ray import classify_dataset
+    from llmcat.trust import TrustFit
+
+    tree = Taxonomy.from_paths([f"Dept {d} > Aisle {a}" for d in range(4) for a in range(5)])
+    rows = [{"id": f"p{i}", "title": f"Dept {i % 4} Aisle {i % 5} item {i}"} for i in range(40)]
+    fit = TrustFit(
+        weights={"embedding": 1.0, "llm": 0.0},
+        entropy_threshold=-1.0,
+        matched_weight=1.0,
+        spread=1.0,
+        name="f",
+    )
+    common: dict[str, Any] = {"embedder": HashingEmbedder(), "trust": fit, "cache": False}
+    options = ClassifyOptions(strategy="shortlist", shortlist_k=SPREAD_K)
+    settings = Settings(backend="fake", cache_dir=tmp_path / "cache")
+    out = classify_dataset(
+        dataset(ray_cluster, rows),
+        tree,
+        options,
+        settings=settings,
+        workers=2,
+        batch_size=6,
+        **common,
+    ).take_all()
+    single = Classifier(tree, options, settings=settings, **common).classify_many(
+        iter(rows), progress=False
+    )
+    assert "the run's accuracy estimated at" in single[0].trust
+    for got, want in zip(out, single, strict=True):
+        assert got["path"] == want.path
+        assert got["confidence"] == pytest.approx(want.confidence, abs=1e-12)
+
+
 @pytest.mark.allow_model_requests
 def test_actors_share_a_list_of_servers_and_answer_as_one_process(
     ray_cluster: Any, tmp_path: Path
