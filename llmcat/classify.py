@@ -274,7 +274,7 @@ class Classifier(Worker):
         """``products`` as they came (an iterator re-chained after the sample is taken), once
         the run is read from a sample of them (``StrategyContext.observe``), when the plan needs it."""
         context = self.context
-        if context.run_spread is not None:
+        if context.observed:
             return products
         try:
             plan = await context.final_plan()

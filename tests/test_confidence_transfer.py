@@ -189,6 +189,20 @@ def test_the_run_spread_is_estimated_once_and_single_calls_use_their_own() -> No
     assert len(from_generator) == 6  # the sample taken from a generator is not lost
 
 
+def test_a_run_is_read_once_even_where_no_spread_can_be_measured() -> None:
+    """Five categories are fewer than a spread is taken over: the run is still read once, its
+    sample's vectors kept for the decisions that need them, not embedded again per call."""
+    small = Taxonomy.from_paths([f"Dept {d}" for d in range(5)])
+    fit = TrustFit(weights={"embedding": 1.0, "llm": 0.0}, spread=1.0, name="f")
+    clf = Classifier(small, backend=FakeBackend(), strategy="shortlist", trust=fit, **COMMON)
+    products = [f"Dept {i % 5} item" for i in range(12)]
+    clf.classify_many(products[:6])
+    first = clf.context.run_vectors
+    assert clf.context.observed and len(first) == 6 and clf.context.run_spread is None
+    clf.classify_many(products[6:])
+    assert clf.context.run_vectors is first
+
+
 def test_the_review_threshold_comes_from_the_fit_unless_the_caller_sets_one() -> None:
     fit = TrustFit(weights={"embedding": 1.0, "llm": 0.0}, review_threshold=0.73, name="f")
     clf = Classifier(TAX, backend=FakeBackend(), strategy="shortlist", trust=fit, **COMMON)

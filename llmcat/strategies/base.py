@@ -82,8 +82,10 @@ class StrategyContext:
         #: the embedding's distribution over each sampled product's nearest categories
         self.run_distributions: list[list[float]] = []
         self._run_trust: tuple[TrustFit, TrustFit] | None = None
-        #: the products ``observe`` sampled from the run
-        self.run_sample: list[Product] = []
+        #: the vectors of the products ``observe`` sampled from the run
+        self.run_vectors: list[Any] = []
+        #: whether ``observe`` has read the run (once per context)
+        self.observed = False
 
     def embedder(self) -> Embedder:
         """The embedder (the caller's, else by ``options.embedding_model``), created on first use."""
@@ -165,25 +167,29 @@ class StrategyContext:
         """The ``k`` leaves most similar to the product, ``(id, cosine similarity)``, best first."""
         return await self.category_index().nearest_to(await self.embed_product(product), k)
 
-    async def nearest_distribution(self, product: Product) -> dict[str, float]:
-        """The embedding's distribution over the product's ``SPREAD_K`` nearest categories."""
-        nearest = await self.nearest_leaves(product, SPREAD_K)
+    async def nearest_distribution(self, vector: Any) -> dict[str, float]:
+        """The embedding's distribution over a product vector's ``SPREAD_K`` nearest categories."""
+        nearest = await self.category_index().nearest_to(vector, SPREAD_K)
         return similarity_distribution(nearest, self.embedder().temperature)
 
     async def spread_of(self, product: Product) -> float | None:
         """How far apart the product's nearest categories lie (``distributions.spread``)."""
-        return spread(await self.nearest_distribution(product))
+        return spread(await self.nearest_distribution(await self.embed_product(product)))
 
     async def observe(self, products: Sequence[Product]) -> None:
-        """Read the run from a sample of its products, once (its spread, and the distributions
-        its accuracy is estimated from): later samples change nothing, so every item of a run,
-        and every call after it, is scaled alike."""
-        if self.run_spread is not None or not products:
+        """Read the run from a sample of its products, once (their vectors, the run's spread,
+        and the distributions its accuracy is estimated from): later samples change nothing,
+        so every item of a run, and every call after it, is scaled alike."""
+        if self.observed or not products:
             return
-        self.run_sample = list(products)
-        found = await asyncio.gather(*map(self.nearest_distribution, products))
+        vectors = await asyncio.gather(*map(self.embed_product, products))
+        found = [await self.nearest_distribution(v) for v in vectors]
+        if self.observed:  # a concurrent call read it first
+            return
+        self.observed = True
+        self.run_vectors = list(vectors)
         spreads = [s for d in found if (s := spread(d)) is not None]
-        if spreads and self.run_spread is None:
+        if spreads:
             self.run_spread = sum(spreads) / len(spreads)
             self.run_distributions = [list(d.values()) for d in found if len(d) == SPREAD_K]
 

@@ -145,11 +145,11 @@ class ExampleExperts:
         cross-validation measures only products of categories without examples."""
         return len(set(self.labels)) == len(self.labels)
 
-    async def share_with_examples(self, products: Sequence[Product]) -> float:
-        """An estimate of the share of ``products`` whose category has examples, from the
-        zero-shot mass they put on the categories with examples (``m``) against the examples'
-        own: counting their category (``a``, as a product of a labelled category) and not
-        (``b``, as one of a category nobody labelled); ``(m - b) / (a - b)``, within [0, 1]."""
+    async def share_with_examples(self, vectors: Sequence[Any]) -> float:
+        """An estimate of the share of products (their ``vectors``) whose category has examples,
+        from the zero-shot mass they put on the categories with examples (``m``) against the
+        examples' own: counting their category (``a``, as a product of a labelled category) and
+        not (``b``, as one of a category nobody labelled); ``(m - b) / (a - b)``, in [0, 1]."""
         import numpy as np
 
         labelled = np.zeros(len(self.ids), dtype=bool)
@@ -158,7 +158,6 @@ class ExampleExperts:
         _, examples = await self._zero_shot(np.asarray(await self.context.example_index().matrix()))
         with_own = (examples * labelled).sum(axis=1)
         without_own = with_own - examples[np.arange(len(own)), own]
-        vectors = await asyncio.gather(*map(self.context.embed_product, products))
         _, run = await self._zero_shot(np.stack(vectors))
         a, b, m = with_own.mean(), without_own.mean(), (run * labelled).sum(axis=1).mean()
         return float(np.clip((m - b) / (a - b), 0.0, 1.0)) if a > b else 0.0

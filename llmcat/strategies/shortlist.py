@@ -176,7 +176,7 @@ class FusedShortlist(Shortlist):
         category nobody labelled; when most of the run's products (estimated on the sample
         ``observe`` took) are of a category with an example, the fit would weigh the experts
         for the wrong case (docs/benchmarks.md, "One example per category")."""
-        sample = self.context.run_sample
+        sample = self.context.run_vectors
         if not experts.all_alone() or not sample:
             return False
         share = await experts.share_with_examples(sample)
