@@ -272,7 +272,8 @@ class Classifier(Worker):
 
     async def _observed(self, products: Iterable[Item]) -> Iterable[Item]:
         """``products`` as they came (an iterator re-chained after the sample is taken), once
-        the run is read from a sample of them (``StrategyContext.observe``), when the plan needs it."""
+        the run is read from a sample of them (``StrategyContext.observe``), when the plan
+        needs it."""
         context = self.context
         if context.observed:
             return products

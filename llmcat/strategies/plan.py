@@ -97,7 +97,8 @@ class Plan:
     @property
     def observes_run(self) -> bool:
         """Whether a sample of the run's products is taken before the first result: for its
-        estimated accuracy and spread, or for how many of them fall in a category with examples (``FusedShortlist``)."""
+        estimated accuracy and spread, or for how many of them fall in a category with
+        examples (``FusedShortlist``)."""
         return self.scales_to_run or (self.fused and self.trust_source == "examples")
 
     def summary(self) -> str:
