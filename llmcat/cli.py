@@ -243,6 +243,11 @@ def build_parser() -> argparse.ArgumentParser:
     describe.add_argument("--brand", default="", help="the product's brand")
     describe.add_argument("--description", default="", help="the product's own description")
     add_flags(describe.add_argument_group("copy"), CopyOptions, "cli")
+    describe.add_argument(
+        "--explain",
+        action="store_true",
+        help="print whether the model is asked for copy, and why, and describe nothing",
+    )
     _common(describe)
 
     sub.add_parser(
@@ -650,8 +655,8 @@ def _run_on_ray(args: argparse.Namespace) -> int:
 
 
 async def _run(args: argparse.Namespace) -> int:
-    if args.command == "classify" and args.explain:
-        return await _explain(args)
+    if args.explain:
+        return await (_explain(args) if args.command == "classify" else _explain_copy(args))
     single = _single(args)
     settings = _settings(args)
     to_stdout = args.output is not None and str(args.output) == STDIO
@@ -834,6 +839,17 @@ async def _explain(args: argparse.Namespace) -> int:
     finally:
         await worker.aclose()
     print(plan.explain())
+    return 0
+
+
+async def _explain_copy(args: argparse.Namespace) -> int:
+    """Print whether the model is asked for copy, and why; write nothing."""
+    copy = validated(CopyOptions, given(args, CopyOptions), what="describe")
+    worker = Describer(copy, settings=_settings(args))
+    try:
+        print(f"copy: {worker.plan()}")
+    finally:
+        await worker.aclose()
     return 0
 
 

@@ -21,6 +21,9 @@ from .errors import ConfigError
 FIELDS = ("id", "title", "description", "brand", "attributes", "image_urls")
 #: other names a title is found under when no column is mapped to it
 TITLE_ALIASES = ("name", "product_name")
+#: other names of the attributes column (a specification table: ``llmcat.specifications``)
+ATTRIBUTE_ALIASES = ("product_specifications", "specifications", "specs")
+_ALIASES = {"title": TITLE_ALIASES, "attributes": ATTRIBUTE_ALIASES}
 
 
 @dataclass(frozen=True)
@@ -63,9 +66,7 @@ class Columns:
             return column if column is not None and column in record else None
         if name in record:
             return name
-        if name == "title":
-            return next((alias for alias in TITLE_ALIASES if alias in record), None)
-        return None
+        return next((alias for alias in _ALIASES.get(name, ()) if alias in record), None)
 
     def select(self, record: Mapping[str, Any]) -> dict[str, Any]:
         """The record with mapped columns under their field names, and only the chosen other
@@ -102,4 +103,4 @@ class Columns:
         return line
 
 
-__all__ = ["FIELDS", "TITLE_ALIASES", "Columns"]
+__all__ = ["ATTRIBUTE_ALIASES", "FIELDS", "TITLE_ALIASES", "Columns"]

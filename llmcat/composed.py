@@ -14,9 +14,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-import sentencex
-
-from .degenerate import attributes_to_mention, repetitions, restates, tokens
+from .boilerplate import boilerplate_in, product_sentences
+from .degenerate import attributes_to_mention, body_floor, repetitions, restates, tokens
 from .listing import count_words, cut_to_limits, field_limits
 from .options import CopyLimits
 from .types import Product
@@ -32,7 +31,6 @@ class Phrasing:
     sentence_end: str
     by_brand: str  # "{title} by {brand}"
     category: str
-    opening: str  # the body's first sentence: "{title}"
 
 
 # Attribute names for common keys (normalised: lower case, spaces for "_" and "-").
@@ -117,13 +115,15 @@ _ZH_LABELS = {
     "finish": "表面处理",
 }
 PHRASINGS: dict[str, Phrasing] = {
-    "en": Phrasing(
-        _EN_LABELS, "{label}: {value}", "; ", ".", "{title} by {brand}", "Category", "{title}"
-    ),
-    "zh": Phrasing(
-        _ZH_LABELS, "{label}：{value}", "；", "。", "{brand} {title}", "类目", "商品名称：{title}"
-    ),
+    "en": Phrasing(_EN_LABELS, "{label}: {value}", "; ", ".", "{title} by {brand}", "Category"),
+    "zh": Phrasing(_ZH_LABELS, "{label}：{value}", "；", "。", "{brand} {title}", "类目"),
 }
+
+
+#: values that say nothing about the product ("Barometer: No" on a watch)
+_EMPTY = frozenset(["", "no", "none", "n/a", "na", "nil", "-", "not applicable", "null"])
+#: facts in one bullet at most: a bullet is read at a glance; the rest go to the body
+FACTS_PER_BULLET = 3
 
 
 def _key(name: str) -> str:
@@ -137,7 +137,9 @@ def _facts(product: Product, phrasing: Phrasing | None) -> list[tuple[str, str]]
     facts = []
     for name, value in product.attributes.items():
         value = " ".join(value.split())
-        if not value or (_key(name) == "brand" and product.brand):
+        if _key(value) in _EMPTY or (_key(name) == "brand" and product.brand):
+            continue
+        if boilerplate_in(value):  # "Call Flipkart Customer Care", "www.shop.com"
             continue
         given = name.strip()
         if phrasing is PHRASINGS["en"]:
@@ -153,22 +155,17 @@ def _fact_text(fact: tuple[str, str], phrasing: Phrasing | None) -> str:
     return phrasing.label.format(label=label, value=value) if phrasing else value
 
 
-def _sentences(text: str, language: str) -> list[str]:
-    """The sentences of ``text``, by sentencex (abbreviations such as "Rs." or "z.B." and
-    decimals do not end a sentence; some 300 languages); a line break always ends one."""
-    return [
-        " ".join(sentence.split())
-        for line in text.splitlines()
-        for sentence in sentencex.segment(language, line)
-        if sentence.strip()
-    ]
-
-
 def compose_copy(
-    product: Product, limits: CopyLimits, language: str = "en", category: str | None = None
+    product: Product,
+    limits: CopyLimits,
+    language: str = "en",
+    category: str | None = None,
+    min_body_words: int = 25,
 ) -> dict[str, object]:
-    """Title, bullets and body from ``product``'s fields, within ``limits``. A product with too
-    few facts gets fewer bullets rather than padding."""
+    """Title, bullets and body from ``product``'s fields, within ``limits``: the attributes
+    first, then the description's sentences, each said once. A product with too few facts gets
+    fewer bullets rather than padding, and one with nothing beyond its title an empty body (the
+    ``thin`` finding says why) rather than the title again."""
     phrasing = PHRASINGS.get(language)
     lim = field_limits(limits)
     title = " ".join(product.title.split())
@@ -179,7 +176,8 @@ def compose_copy(
         )
     title = cut_to_limits(title, *lim["title"])
     title_words = set(tokens(title)) | set(tokens(product.title)) | set(tokens(brand))
-    facts = _facts(product, phrasing)
+    facts = [_fact_text(f, phrasing) for f in _facts(product, phrasing)]
+    sentences = product_sentences(product.description, language)
     separator = phrasing.join if phrasing else " · "
 
     def fits(text: str, kind: str) -> bool:
@@ -196,58 +194,98 @@ def compose_copy(
             text, title_words, product.attributes
         )
 
-    # Bullets: the attributes in order, packed into as many bullets as the limits ask for; a fact
-    # that would make its bullet repeat a phrase or restate the title is left to the body.
-    bullets: list[str] = []
-    per_bullet = max(1, -(-len(facts) // limits.bullets)) if limits.bullets else 0
-    current: list[str] = []
-    for fact in (_fact_text(f, phrasing) for f in facts):
-        if len(bullets) >= limits.bullets:
-            break
-        candidate = separator.join([*current, fact])
-        if current and (len(current) >= per_bullet or not fits(candidate, "bullet")):
-            bullets.append(separator.join(current))
-            current, candidate = [], fact
+    def layout(most: int) -> tuple[list[str], str]:
+        # Bullets: the attributes in order, at most ``most`` to a bullet; a fact that would make
+        # its bullet repeat a phrase or restate the title is left to the body. Then the
+        # description's sentences that fit a bullet whole (a sentence cut short says less).
+        bullets: list[str] = []
+        used: set[str] = set()
+        per_bullet = min(most, max(1, -(-len(facts) // max(limits.bullets, 1))))
+        current: list[str] = []
+        for fact in facts:
             if len(bullets) >= limits.bullets:
                 break
-        if fits(candidate, "bullet") and fresh(candidate):
-            current.append(fact)
-    if current and len(bullets) < limits.bullets:
-        bullets.append(separator.join(current))
-    extra = _sentences(product.description, language)
-    if category:
-        extra.append(_labelled(phrasing.category if phrasing else "", category, phrasing))
-    if brand and not any(brand in b for b in bullets):
-        brand_label = phrasing.labels["brand"] if phrasing else ""
-        extra.append(_labelled(brand_label, brand, phrasing))
-    for sentence in extra:
-        if len(bullets) >= limits.bullets:
-            break
-        bullet = cut_to_limits(sentence, *lim["bullet"])
-        if bullet and fresh(bullet) and bullet not in bullets:
-            bullets.append(bullet)
+            candidate = separator.join([*current, fact])
+            if current and (len(current) >= per_bullet or not fits(candidate, "bullet")):
+                bullets.append(separator.join(current))
+                current, candidate = [], fact
+                if len(bullets) >= limits.bullets:
+                    break
+            if fits(candidate, "bullet") and fresh(candidate):
+                current.append(fact)
+                used.add(fact)
+        if current and len(bullets) < limits.bullets:
+            bullets.append(separator.join(current))
+        else:
+            used -= set(current)
+        extra = list(sentences)
+        if category:
+            extra.append(_labelled(phrasing.category if phrasing else "", category, phrasing))
+        if brand and not any(brand in b for b in bullets):
+            brand_label = phrasing.labels["brand"] if phrasing else ""
+            extra.append(_labelled(brand_label, brand, phrasing))
+        for sentence in extra:
+            if len(bullets) >= limits.bullets:
+                break
+            if fits(sentence, "bullet") and fresh(sentence) and sentence not in bullets:
+                bullets.append(sentence)
+                used.add(sentence)
 
-    # Body: the title, the description, every attribute, the category, as far as the limit
-    # allows; a piece that would repeat a phrase of the body so far is left out.
-    end = phrasing.sentence_end if phrasing else "."
-    pieces = [(phrasing.opening.format(title=title) if phrasing else title) + end]
-    pieces += [
-        s if s[-1] in ".!?。！？" else s + end for s in _sentences(product.description, language)
-    ]
-    pieces += [_fact_text(f, phrasing) + end for f in facts]  # one by one: as many as fit
-    if category:
-        pieces.append(_labelled(phrasing.category if phrasing else "", category, phrasing) + end)
-    body = ""
-    for piece in pieces:
-        joined = body + piece if body.endswith("。") else f"{body} {piece}".strip()
-        if not fits(joined, "body"):
-            if not body:
-                body = cut_to_limits(joined, *lim["body"])
-            continue
-        if repetitions(joined, known, given) and body:
-            continue
-        body = joined
+        # Body: what no bullet says (the description's other sentences, the other attributes,
+        # the category), as far as the limit allows; a piece that would repeat a phrase of the
+        # body so far is left out. The title is not said again.
+        end = phrasing.sentence_end if phrasing else "."
+
+        def sentence_of(text: str) -> str:
+            return text if text[-1] in ".!?。！？" else text + end
+
+        pieces = [sentence_of(s) for s in sentences if s not in used and fresh(s)]
+        pieces += [sentence_of(f) for f in facts if f not in used]
+        if category and not any(category in b for b in bullets):
+            pieces.append(
+                sentence_of(_labelled(phrasing.category if phrasing else "", category, phrasing))
+            )
+        body = ""
+        for piece in pieces:
+            joined = body + piece if body.endswith("。") else f"{body} {piece}".strip()
+            if not fits(joined, "body"):
+                if not body:  # a first sentence over the limit: cut, rather than no body
+                    body = cut_to_limits(piece, *lim["body"])
+                continue
+            if repetitions(joined, known, given) and body:
+                continue
+            body = joined
+        return bullets, body
+
+    # Bullets take up to three facts each; where that leaves the body under the floor, fewer,
+    # so that the body has facts of its own rather than repeating the bullets.
+    floor = body_floor(min_body_words, limits.body_words, given, product.title)
+    bullets, body = layout(FACTS_PER_BULLET)
+    for most in range(FACTS_PER_BULLET - 1, 0, -1):
+        if count_words(body) >= floor:
+            break
+        bullets, body = layout(most)
+    if count_words(body) < floor:
+        # Still short: the bulleted facts once more, as one sentence of their own
+        summary = _summary(_facts(product, phrasing), " ".join(bullets), phrasing)
+        joined = body + summary if body.endswith("。") else f"{body} {summary}".strip()
+        if summary and fits(joined, "body"):
+            body = joined
     return {"title": title, "bullets": bullets, "body": body}
+
+
+def _summary(facts: list[tuple[str, str]], bulleted: str, phrasing: Phrasing | None) -> str:
+    """The short facts that ``bulleted`` holds as one sentence ("Colour black, size UK 9."):
+    a long fact alone would be its bullet said twice."""
+    parts = [
+        f"{label.lower()} {value}" if label and phrasing is PHRASINGS["en"] else f"{label}{value}"
+        for label, value in facts
+        if value in bulleted and count_words(f"{label} {value}") < 5
+    ]
+    if not parts:
+        return ""
+    text = (phrasing.join if phrasing is not PHRASINGS["en"] and phrasing else ", ").join(parts)
+    return text[:1].upper() + text[1:] + (phrasing.sentence_end if phrasing else ".")
 
 
 def _labelled(label: str, value: str, phrasing: Phrasing | None) -> str:

@@ -9,6 +9,10 @@ These checks ask whether it says enough, once, in the right language:
 - ``short_body``: a body shorter than the floor (``body_floor``: the configured minimum, but
   never more than half the words of the product data, so a sparse product is not asked to pad).
 - ``missing_attribute``: one of the first given attributes (short values only) is not mentioned.
+- ``boilerplate``: the shop's words instead of the product's: a price, a link, a shop's name,
+  "Buy ... online", "Free shipping", "Genuine products" (``llmcat.boilerplate``).
+- ``thin``: the product data holds nothing beyond the title and the brand, so there is nothing
+  to write; the copy is flagged for a person to add facts rather than padded.
 - ``wrong_language``: the words the copy adds to the product data are in another script, or in
   another language by their function words (values copied from the input do not count: a
   Chinese listing may keep "Nike" or "UK 9" as given).
@@ -21,6 +25,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 
+from .boilerplate import boilerplate_in
 from .listing import count_words
 from .options import LANGUAGES
 from .types import Finding
@@ -103,7 +108,8 @@ def tokens(text: str) -> list[str]:
     return [t.lower() for t in _TOKEN.findall(text)]
 
 
-def _content(words: Iterable[str]) -> set[str]:
+def content_words(words: Iterable[str]) -> set[str]:
+    """The words of ``words`` that carry content: no stop word, no bare number."""
     return {w for w in words if w not in STOP_WORDS and not w.isdigit()}
 
 
@@ -129,7 +135,7 @@ def repetitions(text: str, known: frozenset[str] = frozenset(), given: str = "")
     trigrams = Counter(
         tuple(words[i : i + 3])
         for i in range(len(words) - 2)
-        if _content(words[i : i + 3]) and len(set(words[i : i + 3])) > 1
+        if content_words(words[i : i + 3]) and len(set(words[i : i + 3])) > 1
     )
     found += [" ".join(g) for g, n in trigrams.items() if n > allowed(g)]
     cjk_runs = re.findall(r"[\u3400-\u9fff\uf900-\ufaff]{4,}", text)
@@ -142,7 +148,7 @@ def restates(text: str, title_words: set[str], attributes: Mapping[str, str] | N
     """True when ``text`` has no content word outside ``title_words`` and states no attribute
     by name and value ("Fold: one-hand" is a specification even when the title says it)."""
     words = tokens(text)
-    if _content(words) - title_words:
+    if content_words(words) - title_words:
         return False
     present = set(words)
     return not any(
@@ -151,10 +157,12 @@ def restates(text: str, title_words: set[str], attributes: Mapping[str, str] | N
     )
 
 
-def body_floor(minimum: int, body_words: int, product_text: str) -> int:
+def body_floor(minimum: int, body_words: int, product_text: str, title: str = "") -> int:
     """The shortest body worth publishing for this product: ``minimum``, but at most half the
-    body limit and half the words of the product data."""
-    return max(1, min(minimum, body_words // 2, int(count_words(product_text) // 2)))
+    body limit and half the words the product data has beyond its ``title`` (a body need not
+    say the title again)."""
+    beyond = max(0.0, count_words(product_text) - count_words(title))
+    return max(1, min(minimum, body_words // 2, int(beyond // 2)))
 
 
 def attributes_to_mention(attributes: Mapping[str, str], count: int) -> list[str]:
@@ -260,15 +268,28 @@ def degenerate_findings(
         if key and key in seen:
             findings.append(Finding(kind="repetition", text=f"same as {seen[key]}", field=name))
         seen.setdefault(key, name)
-    title_words = _content(tokens(title) + tokens(brand) + tokens(fields.get("title", "")))
+    title_words = content_words(tokens(title) + tokens(brand) + tokens(fields.get("title", "")))
     # Restating the title is a finding only when the product data had more to say.
-    more_to_say = bool(_content(tokens(source)) - title_words)
+    more_to_say = bool(content_words(tokens(source)) - title_words)
+    # Thin: nothing beyond the title but the attributes' names ("Style Code: <the title's>")
+    names = content_words(tokens(" ".join(given or {})))
+    if not content_words(tokens(source)) - title_words - names:
+        # Nothing to write about: said once, and no demand to pad a body
+        findings.append(Finding(kind="thin", text="nothing in the product data beyond its title"))
+        more_to_say = False
+    # The merchant's own title or brand may hold such words ("Buy Clues" is a brand).
+    named = " ".join(tokens(f"{title} {brand}"))
+    for name, text in fields.items():
+        for phrase in boilerplate_in(text):
+            if " ".join(tokens(phrase)) not in named:
+                findings.append(Finding(kind="boilerplate", text=phrase[:80], field=name))
+                break
     for name, text in [*bullets, ("body", fields.get("body", ""))]:
         if text and more_to_say and restates(text, title_words, given):
             findings.append(Finding(kind="restated_title", text=text[:80], field=name))
-    floor = body_floor(min_body_words, body_words, source)
+    floor = body_floor(min_body_words, body_words, source, title)
     body = fields.get("body", "")
-    if count_words(body) < floor:
+    if count_words(body) < floor and more_to_say:
         findings.append(
             Finding(
                 kind="short_body", text=f"{count_words(body):g} words, under {floor}", field="body"

@@ -21,10 +21,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .backends import Backend
+from .boilerplate import product_sentences
 from .columns import Columns
 from .completions import Completion, CompletionRequest, JsonConstraint, Sampling, usage_of
 from .composed import compose_copy
-from .degenerate import attributes_to_mention, body_floor, degenerate_findings
+from .copyfit import model_copy_decision
+from .degenerate import (
+    attributes_to_mention,
+    body_floor,
+    content_words,
+    degenerate_findings,
+    tokens,
+)
 from .engine import Engine, split_overrides
 from .errors import InputError, OutputError
 from .grounding import check_copy, input_text, used_attributes
@@ -86,6 +94,10 @@ class Describer(Worker):
         options = with_overrides(self.options, overrides, what="describe")
         return CopyJob(self._engine, options, template_for(options))
 
+    def plan(self) -> str:
+        """Whether the model is asked for copy, and why (``llmcat describe --explain``)."""
+        return self.job().plan()
+
     def compose(self, product: ProductLike, **options: Unpack[CopyOverrides]) -> Description:
         """Composed copy for one product, without a model call: the copy baseline, and what
         ``fallback="compose"`` returns (keyword options as for ``describe``)."""
@@ -94,6 +106,7 @@ class Describer(Worker):
             item = coerce_product(product, 0)
         except InputError as exc:
             return job.failed(item_id(product, 0), exc)
+        item = product_for_copy(item, job.options.language)
         record = Description(
             product_id=item.id,
             language=job.options.language,
@@ -201,10 +214,21 @@ class CopyJob:
     async def run(self, product: Product) -> Description:
         """Ask, check, regenerate once with the problems (unless no regeneration can fix them for
         this model), keep the better answer, enforce limits; copy that still has findings is
-        replaced by composed copy when ``fallback="compose"``."""
+        replaced by composed copy when ``fallback="compose"``. The description goes without the
+        shop's boilerplate; a model its copy fit does not trust, or a product with nothing
+        beyond its title, gets composed copy without a model call."""
         options, limits = self.options, self.options.limits()
-        schema = copy_schema(limits, options.language)
+        product = product_for_copy(product, options.language)
         check = self.checker(product)
+        if not self.asks_model() or thin(product, options.category):
+            record = Description(
+                product_id=product.id,
+                language=options.language,
+                model="composed",
+                prompt_version=self.template.version,
+            )
+            return self.composed(product, record, check, [])
+        schema = copy_schema(limits, options.language)
         findings_text: list[str] = []
         usage, cached, model = Usage(), True, self.engine.backend.model
         copy: dict[str, Any] | None = None
@@ -276,6 +300,14 @@ class CopyJob:
             return replaced.model_copy(update={"rejected_copy": copy})
         return self.filled(record, copy, findings, product)
 
+    def asks_model(self) -> bool:
+        """Whether the model is asked for copy (``CopyOptions.ask_model``; ``plan`` says why)."""
+        return model_copy_decision(self.options.ask_model, self.engine.backend.model)[0]
+
+    def plan(self) -> str:
+        """Whether the model is asked for copy, and why (``llmcat describe --explain``)."""
+        return model_copy_decision(self.options.ask_model, self.engine.backend.model)[1]
+
     def checker(self, product: Product) -> Callable[[dict[str, Any]], list[Finding]]:
         """The grounding and degenerate-copy checks of one product's copy."""
         return copy_checker(product, self.options)
@@ -299,7 +331,11 @@ class CopyJob:
     ) -> Description:
         """``record`` filled with copy composed from the product's fields."""
         copy = compose_copy(
-            product, self.options.limits(), self.options.language, self.options.category
+            product,
+            self.options.limits(),
+            self.options.language,
+            self.options.category,
+            self.options.min_body_words,
         )
         filled = self.filled(record, copy, check(copy), product)
         return filled.model_copy(
@@ -350,6 +386,23 @@ class CopyJob:
         )
 
 
+def product_for_copy(product: Product, language: str) -> Product:
+    """``product`` with only the description's sentences about the product: no prices, links,
+    shop slogans, specification dumps or repeated sentences (``llmcat.boilerplate``)."""
+    sentences = product_sentences(product.description, language)
+    return product.model_copy(update={"description": "\n".join(sentences)})
+
+
+def thin(product: Product, category: str | None = None) -> bool:
+    """True when the product data says nothing beyond the title and the brand: there is no
+    copy to write, and a model asked would invent."""
+    said = set(tokens(f"{product.title} {product.brand}"))
+    rest = f"{product.description} {category or ''} " + " ".join(
+        f"{k} {v}" for k, v in product.attributes.items()
+    )
+    return not (set(content_words(tokens(rest))) - said)
+
+
 @dataclass(frozen=True)
 class CopyDemands:
     """What one product's copy is held to, beyond the limits: the input text it may draw facts
@@ -372,13 +425,18 @@ def copy_demands(product: Product, options: CopyOptions) -> CopyDemands:
         product.attributes,
     )
     named = {m.lower() for m in options.must_mention}
+    # The brand is the title's to name; a specification's spelling of it ("KandP" for "K&P")
+    # is not a value the copy must repeat.
+    attributes = {k: v for k, v in product.attributes.items() if k.strip().lower() != "brand"}
     mention = [*options.must_mention] + [
         v
-        for v in attributes_to_mention(product.attributes, options.mention_attributes)
+        for v in attributes_to_mention(attributes, options.mention_attributes)
         if v.lower() not in named
     ]
     return CopyDemands(
-        source, mention, body_floor(options.min_body_words, options.body_words, source)
+        source,
+        mention,
+        body_floor(options.min_body_words, options.body_words, source, product.title),
     )
 
 
@@ -431,6 +489,10 @@ def _explain(finding: Finding, language: str) -> str:
         return f"the {finding.field} only repeats the title: use other facts of the product data"
     if finding.kind == "short_body":
         return f"the body is too short ({finding.text}): use more of the product data"
+    if finding.kind == "boilerplate":
+        return f"{finding.text!r}{where} is the shop's, not the product's: remove it"
+    if finding.kind == "thin":
+        return "the product data has nothing beyond the title: do not invent"
     if finding.kind == "wrong_language":
         return f"write in {LANGUAGES[language]} ({finding.text})"
     return f"{finding.text!r}{where} is not in the product data: remove it"

@@ -23,8 +23,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from .columns import Columns
+from .columns import ATTRIBUTE_ALIASES, TITLE_ALIASES, Columns
 from .errors import ConfigError, InputError
+from .specifications import parse_specifications
 from .types import Product
 
 #: the path that means standard input (``--input -``) or output (``--output -``)
@@ -108,19 +109,20 @@ def coerce_product(item: Product | str | Mapping[str, Any], index: int) -> Produ
 def _normalise_record(record: Mapping[str, Any]) -> dict[str, Any]:
     """Accept common column spellings and stringify attribute values."""
     data = {k: v for k, v in record.items() if not _missing(v)}
-    for alias in ("name", "product_name"):
+    for alias in TITLE_ALIASES:
         if "title" not in data and alias in data:
             data["title"] = data.pop(alias)
     if "id" in data:
         data["id"] = str(data["id"])
-    attrs = data.get("attributes")
-    if isinstance(attrs, str) and attrs.strip().startswith("{"):
-        try:
-            attrs = json.loads(attrs)
-        except ValueError:
-            raise InputError("the attributes column is not a JSON object") from None
-    if isinstance(attrs, Mapping):
-        data["attributes"] = {str(k): str(v) for k, v in attrs.items() if not _missing(v)}
+    for alias in ATTRIBUTE_ALIASES:
+        if "attributes" not in data and alias in data:
+            data["attributes"] = data.pop(alias)
+    if "attributes" in data:
+        data["attributes"] = parse_specifications(data["attributes"])
+        # An export's empty brand column beside a specification that names it
+        named = next((v for k, v in data["attributes"].items() if k.lower() == "brand"), None)
+        if named and not _text(data.get("brand", "")).strip():
+            data["brand"] = named
     for key in ("title", "description", "brand"):
         if key in data and not isinstance(data[key], str):
             data[key] = _text(data[key])

@@ -290,6 +290,14 @@ class CopyOptions(CopyLimits):
         "return copy composed from the product's own fields (source 'composed'); None: return "
         "the model's copy, flagged.",
     )
+    ask_model: Annotated[Literal["auto", "always", "never"], CLI_FLAG] = Field(
+        default="auto",
+        description="Whether the model is asked for copy. auto: unless a copy fit shipped for "
+        "the model (llmcat/fits/copy-*.json) measured that its copy almost never passes the "
+        "checks (kept for under 20% of the fit's products; the embedded SmolLM2: 0 of 56), "
+        "then the copy is composed from the product's fields without a model call; always: "
+        "ask; never: compose.",
+    )
     min_body_words: Annotated[int, CLI_FLAG] = Field(
         default=25,
         ge=0,

@@ -130,6 +130,8 @@ FindingKind = Literal[
     "restated_title",
     "short_body",
     "wrong_language",
+    "boilerplate",
+    "thin",
     "unusable_answer",
 ]
 
@@ -137,7 +139,8 @@ FindingKind = Literal[
 class Finding(BaseModel):
     """One problem found in generated copy: a grounding finding (``unsupported_number``,
     ``unsupported_term``, ``missing_attribute``), a degenerate-copy finding (``repetition``,
-    ``restated_title``, ``short_body``, ``wrong_language``; see ``llmcat.degenerate``), or
+    ``restated_title``, ``short_body``, ``wrong_language``, ``boilerplate``, ``thin``; see
+    ``llmcat.degenerate``), or
     ``unusable_answer`` when the model gave no copy that parses."""
 
     kind: FindingKind

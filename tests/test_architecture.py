@@ -58,7 +58,8 @@ def test_backends_and_serve_never_import_each_other() -> None:
 CORE = (
     "completions", "options", "settings", "overrides", "types", "flags", "errors", "taxonomy",
     "labels", "distributions", "calibration", "trust", "prompts", "listing", "columns",
-    "grounding", "degenerate", "composed", "redact", "once",
+    "grounding", "degenerate", "composed", "redact", "once", "boilerplate", "specifications",
+    "copyfit",
 )  # fmt: skip
 #: everything above the core and the effects
 UPPER = (

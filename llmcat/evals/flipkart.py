@@ -4,24 +4,11 @@ from __future__ import annotations
 
 import csv
 import json
-import re
 from collections.abc import Iterator
 from pathlib import Path
 
 from llmcat import Product
-
-_SPEC = re.compile(r'"key"=>"((?:[^"\\]|\\.)*)",\s*"value"=>"((?:[^"\\]|\\.)*)"')
-_VALUE_ONLY = re.compile(r'\{"value"=>"((?:[^"\\]|\\.)*)"\}')
-
-
-def parse_specifications(text: str) -> dict[str, str]:
-    """``{"product_specification"=>[{"key"=>"Brand", "value"=>"X"}, ...]}`` as a dict."""
-    specs: dict[str, str] = {}
-    for key, value in _SPEC.findall(text or ""):
-        key, value = key.strip(), value.strip()
-        if key and value and key not in specs:
-            specs[key] = value
-    return specs
+from llmcat.specifications import parse_specifications
 
 
 def category_path(tree: str, max_depth: int = 3) -> list[str]:

@@ -1,0 +1,68 @@
+"""A specification cell as attributes: the formats catalogue exports write them in. Pure.
+
+A product's attributes arrive as a JSON object (``{"Colour": "Red"}``), a JSON list of
+``{"key": ..., "value": ...}`` objects, the Ruby-hash text of Flipkart's crawl
+(``{"product_specification"=>[{"key"=>"Brand", "value"=>"X"}, ...]}``), or lines of
+``Name: value``. ``parse_specifications`` reads them all; the first value of a name wins.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from .errors import InputError
+
+_RUBY_PAIR = re.compile(r'"key"=>"((?:[^"\\]|\\.)*)",\s*"value"=>"((?:[^"\\]|\\.)*)"')
+_LINE_PAIR = re.compile(r"^\s*([^:=]{1,60}?)\s*[:=]\s*(.+?)\s*$")
+
+
+def parse_specifications(value: Any) -> dict[str, str]:
+    """``value`` (a mapping, a list of key/value objects, or text in one of the formats above)
+    as name -> value; empty names and values are left out. Text in none of these formats is an
+    InputError."""
+    if isinstance(value, Mapping):
+        return _pairs(value.items())
+    if isinstance(value, list):
+        return _pairs(_list_pairs(value))
+    text = str(value).strip()
+    if not text:
+        return {}
+    if "=>" in text:
+        return _pairs(_RUBY_PAIR.findall(text))
+    if text[0] in "{[":
+        try:
+            decoded = json.loads(text)
+        except ValueError:
+            raise InputError("the attributes are neither JSON nor Name: value lines") from None
+        return parse_specifications(decoded)
+    lines = [_LINE_PAIR.match(line) for line in re.split(r"[\n;|]", text) if line.strip()]
+    if not lines or any(m is None for m in lines):
+        raise InputError("the attributes are neither JSON nor Name: value lines")
+    return _pairs((m.group(1), m.group(2)) for m in lines if m is not None)
+
+
+def _list_pairs(items: list[Any]) -> list[tuple[Any, Any]]:
+    pairs = []
+    for item in items:
+        key = item.get("key", item.get("name")) if isinstance(item, Mapping) else None
+        if key is None:
+            raise InputError("the attributes are a list, but not of {key, value} objects")
+        pairs.append((key, item.get("value")))
+    return pairs
+
+
+def _pairs(pairs: Any) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for key, value in pairs:
+        if value is None or (isinstance(value, float) and value != value):  # NaN: a missing cell
+            continue
+        name, text = str(key).strip(), str(value).strip()
+        if name and text and name not in out:
+            out[name] = text
+    return out
+
+
+__all__ = ["parse_specifications"]
