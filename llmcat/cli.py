@@ -799,7 +799,8 @@ async def _run(args: argparse.Namespace) -> int:
         # The export's note is a message; a dry run's counts are the command's output.
         print(report, file=sys.stderr if args.batch_export else sys.stdout)
     elif single is None:
-        where = f" -> {'stdout' if to_stdout else args.output}" if args.output is not None else ""
+        target = writer.target if writer is not None else args.output
+        where = f" -> {'stdout' if to_stdout else target}" if args.output is not None else ""
         more = errors - ERROR_LINES_SHOWN
         shown = f" ({more} error lines not shown)" if more > 0 else ""
         print(f"{count} items, {errors} errors{shown}{where}", file=sys.stderr)
@@ -815,6 +816,8 @@ async def _run(args: argparse.Namespace) -> int:
         return 1 if errors else 0
     if count and errors == count:
         print(f"llmcat: every item of this run failed ({errors} of {count})", file=sys.stderr)
+        if writer is not None and writer.notice is not None:
+            print(f"llmcat: {writer.notice}", file=sys.stderr)
         return EXIT_FAILED_ITEMS
     if args.max_error_rate is not None and count and errors / count > args.max_error_rate:
         print(

@@ -12,6 +12,10 @@
 - ``resume=True`` keeps the complete lines of ``<output>.partial`` (or of the output itself when
   there is no partial file), cuts a torn last line off, and appends after them: the caller skips
   as many inputs as there are kept records (``completed``), after checking that they match.
+- A batch whose every record is an error (a server down, a wrong model: nothing was classified)
+  never becomes the output: ``commit`` puts it beside it as ``<stem>.failed<suffix>``
+  (``out.failed.jsonl``) and ``notice`` says so, so a good earlier output is never replaced by
+  error records.
 """
 
 from __future__ import annotations
@@ -52,6 +56,14 @@ class ResultWriter:
         #: a digest of each input item, one line per result written, in the same order
         self.inputs_file = self.partial.with_name(self.partial.name + ".inputs")
         self._inputs: IO[str] | None = None
+        #: where every record goes when all of them are errors (see the module docstring)
+        self.failed_path = path.with_name(f"{path.stem}.failed{path.suffix}")
+        #: the file ``commit`` wrote: ``path``, or ``failed_path``
+        self.target = path
+        #: after ``commit``: what the user must know about where the records went, or None
+        self.notice: str | None = None
+        self._records = 0  # written by this run
+        self._failed = 0  # of which error records
 
     def completed(self) -> list[dict[str, Any]]:
         """The complete records an earlier run left (resume only; [] otherwise). A torn last
@@ -143,9 +155,19 @@ class ResultWriter:
             line = json.dumps(result.model_dump(mode="python"), ensure_ascii=True, default=str)
         self._handle.write(line + "\n")
         self._handle.flush()
+        self._records += 1
+        self._failed += getattr(result, "error", None) is not None
 
-    def commit(self) -> None:
-        """The batch is complete: make the output file the partial one, atomically."""
+    def all_failed(self) -> bool:
+        """Whether the batch has records and every one is an error (kept ones included)."""
+        kept = self._kept or []
+        records = len(kept) + self._records
+        failed = sum(r.get("error") is not None for r in kept) + self._failed
+        return records > 0 and failed == records
+
+    def commit(self) -> Path:
+        """The batch is complete: make the output file the partial one, atomically, and return
+        it; a batch of error records only goes to ``failed_path`` instead (``notice``)."""
         if self._handle is None:  # nothing new was written (an empty input, a finished resume)
             if not self.resume or not self.partial.exists():
                 self.partial.write_text("", encoding="utf-8")
@@ -154,20 +176,29 @@ class ResultWriter:
             os.fsync(self._handle.fileno())
             self._handle.close()
             self._handle = None
+        failed = self.all_failed()
+        self.target = self.failed_path if failed else self.path
+        if failed:
+            kept = "was left as it was" if self.path.exists() else "was not written"
+            self.notice = (
+                f"every record is an error record: they are in {self.failed_path}; "
+                f"{self.path} {kept}"
+            )
         if self.parquet or self.csv:
             from .tables import write_csv_results, write_parquet
 
             write = write_parquet if self.parquet else write_csv_results
             with self.partial.open(encoding="utf-8") as handle:
-                write([json.loads(line) for line in handle if line.strip()], self.path)
+                write([json.loads(line) for line in handle if line.strip()], self.target)
             self.partial.unlink()
         else:
-            os.replace(self.partial, self.path)
+            os.replace(self.partial, self.target)
         self._close_inputs()
         for sidecar in (self.run_file, self.inputs_file):
             with contextlib.suppress(OSError):
                 sidecar.unlink()
         self._lock.release()
+        return self.target
 
     def close(self) -> None:
         """Stop without committing: the partial file stays for ``--resume``."""

@@ -149,6 +149,34 @@ def test_a_failed_start_leaves_the_output_untouched(tmp_path: Path) -> None:
     assert code == 2 and keep.read_text() == "precious\n"
 
 
+@pytest.mark.parametrize("name", ["results.jsonl", "results.csv"])
+def test_a_run_where_every_item_fails_never_replaces_the_output(
+    name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 40: a run whose every item failed replaced a good output with error records. Its
+    records now go beside it, the output stays, and the exit code is still 3."""
+    src, out = tmp_path / "p.jsonl", tmp_path / name
+    write_products(src, 4)
+    assert main(offline(src, out, "--labels", "A,B", "--no-progress")) == 0
+    good = out.read_bytes()
+    broken = tmp_path / "broken.jsonl"  # no title anywhere: every item is an error record
+    broken.write_text("".join(json.dumps({"id": f"x{i}", "title": ""}) + "\n" for i in range(3)))
+    capsys.readouterr()
+    assert main(offline(broken, out, "--labels", "A,B", "--no-progress")) == 3
+    assert out.read_bytes() == good
+    failed = out.with_name(f"results.failed{out.suffix}")
+    err = capsys.readouterr().err
+    assert str(failed) in err and "left as it was" in err
+    lines = failed.read_text().splitlines()  # a CSV has a header line
+    assert len(lines) == 3 + (out.suffix == ".csv") and all("x" in line for line in lines[-3:])
+    assert "empty title" in lines[-1] and "SKU-0" not in "".join(lines)
+    assert not list(tmp_path.glob(f"{name}.*"))  # no partial, lock or sidecar left behind
+    fresh = tmp_path / f"new{out.suffix}"  # with no output yet, none is written either
+    assert main(offline(broken, fresh, "--labels", "A,B", "--no-progress")) == 3
+    assert not fresh.exists() and fresh.with_name(f"new.failed{out.suffix}").exists()
+    assert "was not written" in capsys.readouterr().err
+
+
 def test_duplicate_ids_are_reported_not_merged(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
