@@ -4,7 +4,8 @@
     ├── ConfigError            the caller's setup is wrong (unknown backend, missing model, bad option)
     │   ├── TaxonomyError      a taxonomy file or label set cannot be used
     │   └── EndpointError      the server refused the setup: 401/403 (credentials), 404 (unknown
-    │                          model or path), or it does not speak the OpenAI API; status_code
+    │                          model or path), it does not speak the OpenAI API, or nothing listens
+    │                          at the URL (refused before it ever answered); status_code
     ├── InputError             one product cannot be classified or described (empty title, ...)
     ├── BackendError           the model or its server failed; carries retryable/status_code/original
     │   ├── TransportError     connection refused, reset, timed out (retryable)

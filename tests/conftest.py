@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import llmcat.backends
-from llmcat.backends.openai import _servers
+from llmcat.backends.openai import _answered, _servers
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 SHARED = Path(os.environ.get("LLMCAT_SHARED_DIR", Path(__file__).resolve().parents[2] / "shared"))
@@ -40,8 +40,10 @@ def _isolated(
     allowed = request.node.get_closest_marker("allow_model_requests") is not None
     monkeypatch.setattr(llmcat.backends, "ALLOW_MODEL_REQUESTS", allowed)
     _servers.clear()  # what a server is, as probed: per process, so per test here
+    _answered.clear()  # which servers answered: per process too
     yield
     _servers.clear()
+    _answered.clear()
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ import pytest
 
 from llmcat import Classifier, Describer, RetryOptions, Settings
 from llmcat.backends.openai import OpenAIBackend, _servers
+from llmcat.errors import EndpointError
 
 from .fake_server import FakeServer, Reply, chat_reply
 
@@ -197,12 +198,22 @@ def test_malformed_body_is_a_retryable_server_error() -> None:
     assert result.error is not None and result.error.retryable and len(server.requests) == 3
 
 
-def test_connection_refused_is_a_transport_error() -> None:
+def test_connection_refused_is_a_setup_error_until_the_server_has_answered() -> None:
+    """Nothing listening at the URL from the start is a wrong URL or a server not started: one
+    EndpointError, not five retries per item. Once the server has answered, a refusal is a
+    restart: a retried TransportError on the item's record."""
     with FakeServer("vllm") as server:
         url = server.base_url
     settings = Settings(base_url=url, model="m", retry=FAST, cache=False)
-    result = Classifier(LABELS, settings=settings).classify("x")
+    with pytest.raises(EndpointError, match="connection refused"):
+        Classifier(LABELS, settings=settings).classify("x")
+    with FakeServer("vllm") as server:
+        server.responder = lambda body: chat_reply("Toys")
+        clf = classifier(server)
+        assert clf.classify("x").ok
+    result = clf.classify("y")  # the server has gone since
     assert result.error is not None and result.error.type == "TransportError"
+    assert result.error.retryable
 
 
 def test_batch_keeps_many_requests_in_flight_and_order() -> None:

@@ -177,6 +177,28 @@ def test_a_run_where_every_item_fails_never_replaces_the_output(
     assert "was not written" in capsys.readouterr().err
 
 
+@pytest.mark.allow_model_requests
+def test_a_server_that_refuses_the_connection_fails_fast_and_writes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 40: connection refused was retried for about 20 s, then every item became an error
+    record over the output (exit 3); it is a setup error like a 401 now (exit 2)."""
+    from llmcat.serve.server import free_port
+
+    src, keep = tmp_path / "p.jsonl", tmp_path / "keep.jsonl"
+    write_products(src, 20)
+    keep.write_text("precious\n")
+    url = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens there
+    argv = ["classify", "--input", str(src), "--output", str(keep), "--labels", "A,B"]
+    argv += ["--base-url", url, "--strategy", "flat", "--no-cache", "--no-progress"]
+    assert main(argv) == 2
+    assert "connection refused" in capsys.readouterr().err
+    assert keep.read_text() == "precious\n" and not list(tmp_path.glob("keep.*.*"))
+    # the same with no probe first (model and wire format given): the first item proves it
+    assert main([*argv, "--model", "m", "--structured-output", "none"]) == 2
+    assert keep.read_text() == "precious\n"
+
+
 def test_duplicate_ids_are_reported_not_merged(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

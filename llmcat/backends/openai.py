@@ -74,6 +74,10 @@ class ServerInfo:
 # Per base URL, for the process: what the server is, probed once (see ``server_info``).
 _servers: dict[str, AsyncOnce[ServerInfo]] = {}
 _servers_lock = threading.Lock()
+# Base URLs that have answered (any HTTP status) in this process: a refused connection there is a
+# server restarting, retried; before that it is a wrong URL or a server not started, and retrying
+# it for every item only delays the one error the caller can act on.
+_answered: set[str] = set()
 
 
 # -- pure request shaping -----------------------------------------------------------------------
@@ -204,10 +208,30 @@ def parse_retry_after(headers: Any) -> float | None:
 _SETUP_STATUSES = {401: "rejected the API key", 403: "refused access", 404: "does not know"}
 
 
+def connection_refused(error: BaseException) -> bool:
+    """Whether ``error`` (an SDK exception) comes from a refused connection: nothing listens at
+    the address. The SDK wraps the socket's error several times (and anyio groups one per
+    address), so the whole chain is searched."""
+    seen: set[int] = set()
+    todo: list[BaseException] = [error]
+    while todo:
+        exc = todo.pop()
+        if id(exc) in seen:
+            continue
+        seen.add(id(exc))
+        if isinstance(exc, ConnectionRefusedError):
+            return True
+        todo.extend(e for e in (exc.__cause__, exc.__context__) if e is not None)
+        todo.extend(getattr(exc, "exceptions", ()))
+    return False
+
+
 @contextlib.contextmanager
 def translate_errors(base_url: str) -> Iterator[None]:
     """Turn the openai SDK's exceptions into llmcat's error tree, in this one place. Messages
-    show the URL without credentials and the server's words redacted."""
+    show the URL without credentials and the server's words redacted. A refused connection to a
+    server that has not answered yet in this process is an ``EndpointError`` (fail fast, like a
+    wrong key); once it has answered, it is a ``TransportError`` (retried: a restart)."""
     import openai
 
     where = redact(base_url)
@@ -216,8 +240,15 @@ def translate_errors(base_url: str) -> Iterator[None]:
     except openai.APITimeoutError as exc:
         raise TransportError(f"request to {where} timed out", original=exc) from exc
     except openai.APIConnectionError as exc:
+        if base_url not in _answered and connection_refused(exc):
+            raise EndpointError(
+                f"cannot reach {where}: connection refused, nothing listens there - check "
+                "--base-url / LLMCAT_BASE_URL and that the server is running (llmcat serve "
+                "returns once it is ready)"
+            ) from None
         raise TransportError(f"cannot reach {where}: {redact(str(exc))}", original=exc) from exc
     except openai.RateLimitError as exc:
+        _answered.add(base_url)
         retry_after = parse_retry_after(exc.response.headers)
         raise RateLimitError(
             f"rate limited by {where}: {redact(_error_detail(exc))}",
@@ -225,6 +256,7 @@ def translate_errors(base_url: str) -> Iterator[None]:
             original=exc,
         ) from exc
     except openai.APIStatusError as exc:
+        _answered.add(base_url)
         status = exc.status_code
         detail = redact(_error_detail(exc))
         if status in _SETUP_STATUSES:
@@ -252,10 +284,12 @@ def translate_errors(base_url: str) -> Iterator[None]:
             original=exc,
         ) from exc
     except (openai.APIResponseValidationError, json.JSONDecodeError) as exc:
+        _answered.add(base_url)
         # The SDK lets a body that is not JSON escape as a bare JSONDecodeError.
         raise ServerError(
             f"{where} sent a malformed response body", retryable=True, original=exc
         ) from exc
+    _answered.add(base_url)
 
 
 def _error_detail(exc: Any) -> str:
