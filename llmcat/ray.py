@@ -33,6 +33,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from .columns import Columns
 from .engine import RELAY_SLOT, custom_id
 from .errors import ConfigError
 from .options import ClassifyOptions, CopyOptions
@@ -73,6 +74,8 @@ class WorkerRecipe:
     #: estimated accuracy and spread), so that all scale their confidence alike; set by the driver
     sample: Any = None
     overrides: Mapping[str, Any] = field(default_factory=dict)
+    #: which columns of a row are which product fields (as the CLI's --columns/--attributes)
+    input_columns: Columns = field(default_factory=Columns)
 
     def build(self, actor: int = 0) -> Any:
         """The worker of the ``actor``-th actor (which takes the matching server URL)."""
@@ -119,7 +122,8 @@ class BatchWorker:
         self.worker = _ready(recipe, recipe.build(number))
 
     def __call__(self, batch: Any) -> Any:
-        records = [row_record(row) for row in batch.to_pylist(maps_as_pydicts="strict")]
+        rows = batch.to_pylist(maps_as_pydicts="strict")
+        records = [row_record(row, self.recipe.input_columns) for row in rows]
         if self.recipe.kind == "describe":
             results = self.worker.describe_many(records, progress=False)
         else:
@@ -140,13 +144,15 @@ def classify_dataset(
     num_cpus: float = 1,
     num_gpus: float = 0,
     prefix: str = "",
+    columns: Columns | None = None,
     **overrides: Any,
 ) -> Any:
     """``dataset`` with each row's classification in new columns (``category_id``, ``path``,
     ``confidence``, ``needs_review``, ``alternatives``, ``error``; each ``prefix + name``),
     computed by ``workers`` actors. Options, settings, examples and keyword overrides are those of
     ``Classifier``; ``base_urls`` shares the actors out over several servers; ``num_gpus=1`` gives
-    each actor a GPU (the ``vllm`` backend then runs one engine per GPU).
+    each actor a GPU (the ``vllm`` backend then runs one engine per GPU); ``columns`` says which
+    columns are which product fields (default ``Columns()``: the product's own, as the CLI).
 
     Ray Data hands each actor whole blocks: split the dataset into blocks of about
     ``batch_size`` rows (``repartition(target_num_rows_per_block=...)``) so that every actor gets
@@ -162,6 +168,7 @@ def classify_dataset(
         base_urls=tuple(base_urls),
         prefix=prefix,
         overrides=dict(overrides),
+        input_columns=columns or Columns(),
     )
     return _map(dataset, recipe, workers, batch_size, num_cpus, num_gpus)
 
@@ -177,6 +184,7 @@ def describe_dataset(
     num_cpus: float = 1,
     num_gpus: float = 0,
     prefix: str = "",
+    columns: Columns | None = None,
     **overrides: Any,
 ) -> Any:
     """``dataset`` with each row's listing copy in new columns (``copy_title``, ``copy_bullets``,
@@ -188,6 +196,7 @@ def describe_dataset(
         base_urls=tuple(base_urls),
         prefix=prefix,
         overrides=dict(overrides),
+        input_columns=columns or Columns(),
     )
     return _map(dataset, recipe, workers, batch_size, num_cpus, num_gpus)
 
@@ -243,7 +252,7 @@ def _warmed(dataset: Any, recipe: WorkerRecipe) -> WorkerRecipe:
     ray = need_ray()
     head = dataset.limit(1 if recipe.kind == "describe" else SPREAD_SAMPLE)
     rows = [
-        row_record(row)
+        row_record(row, recipe.input_columns)
         for table in ray.get(head.to_arrow_refs())
         for row in table.to_pylist(maps_as_pydicts="strict")
     ]
@@ -302,7 +311,10 @@ class RelayWorker:
 
         rows = batch.to_pylist(maps_as_pydicts="strict")
         # Positions as ids while relaying: unique within the batch, whatever the caller's ids.
-        records = [{**row_record(row), "id": str(i)} for i, row in enumerate(rows)]
+        records = [
+            {**row_record(row, self.recipe.input_columns), "id": str(i)}
+            for i, row in enumerate(rows)
+        ]
         answers: list[dict[str, Any]] = [{} for _ in rows]
         if self.mode == "answer":
             for i, row in enumerate(rows):
@@ -336,6 +348,7 @@ def classify_dataset_http(
     batch_size: int = 64,
     qps: int | None = None,
     prefix: str = "",
+    columns: Columns | None = None,
     **overrides: Any,
 ) -> Any:
     """``classify_dataset`` with the model requests sent by ``ray.data.llm``'s HTTP request
@@ -365,6 +378,7 @@ def classify_dataset_http(
         taxonomy=chosen,
         prefix=prefix,
         overrides=dict(overrides),
+        input_columns=columns or Columns(),
     )
     recipe = _warmed(dataset, recipe)
     pool = ray.data.ActorPoolStrategy(size=workers, max_tasks_in_flight_per_actor=1)

@@ -27,6 +27,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d
 
 from .classify import Classifier
+from .columns import Columns
 from .flags import flagged
 from .options import ClassifyOptions
 from .settings import Settings
@@ -240,8 +241,8 @@ def _is_text(values: Any) -> bool:
 def _products(X: Any) -> list[Product | str | dict[str, Any]]:
     """One product per row of X: strings, dicts, Products, a DataFrame, or the rows of a 2-D
     array (checked as scikit-learn checks arrays) as titles."""
-    if _is_frame(X) and "title" in X.columns:  # products, one per row
-        return [dict(row) for row in X.to_dict(orient="records")]
+    if _is_frame(X) and "title" in X.columns:  # products, one per row: columns as the CLI's
+        return [Columns().select(row) for row in X.to_dict(orient="records")]
     if _is_text(X):
         return list(X)
     array = check_array(X, dtype=None, accept_sparse=False)

@@ -15,6 +15,9 @@ from typing import Any
 
 from .errors import InputError
 
+#: attribute values that say nothing of what a product is ("Barometer: No" on a watch)
+EMPTY_VALUES = frozenset(["", "no", "none", "n/a", "na", "nil", "-", "not applicable", "null"])
+
 _RUBY_PAIR = re.compile(r'"key"=>"((?:[^"\\]|\\.)*)",\s*"value"=>"((?:[^"\\]|\\.)*)"')
 _LINE_PAIR = re.compile(r"^\s*([^:=]{1,60}?)\s*[:=]\s*(.+?)\s*$")
 
@@ -44,6 +47,11 @@ def parse_specifications(value: Any) -> dict[str, str]:
     return _pairs((m.group(1), m.group(2)) for m in lines if m is not None)
 
 
+def says_something(value: str) -> bool:
+    """False for an empty value and for one that only denies ("No", "N/A", "-")."""
+    return " ".join(value.lower().split()) not in EMPTY_VALUES
+
+
 def _list_pairs(items: list[Any]) -> list[tuple[Any, Any]]:
     pairs = []
     for item in items:
@@ -65,4 +73,4 @@ def _pairs(pairs: Any) -> dict[str, str]:
     return out
 
 
-__all__ = ["parse_specifications"]
+__all__ = ["EMPTY_VALUES", "parse_specifications", "says_something"]

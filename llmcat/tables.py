@@ -97,10 +97,12 @@ def read_parquet(file: Path) -> Iterator[dict[str, Any]]:
     return rows()
 
 
-def row_record(row: Mapping[str, Any]) -> dict[str, Any]:
+def row_record(row: Mapping[str, Any], columns: Columns | None = None) -> dict[str, Any]:
     """One Arrow row (``to_pylist(maps_as_pydicts="strict")``) as a product record, empty cells
-    dropped."""
-    return {k: _plain(v) for k, v in row.items() if k and v not in (None, "")}
+    dropped, its columns chosen as everywhere (``columns``; None: ``Columns()``, the product's
+    own fields)."""
+    record = {k: _plain(v) for k, v in row.items() if k and v not in (None, "")}
+    return (columns or Columns()).select(record)
 
 
 def _plain(value: Any) -> Any:
@@ -129,16 +131,16 @@ FrameT = TypeVar("FrameT", bound=Frame)
 
 
 def frame_records(frame: Frame, columns: Columns | None = None) -> list[dict[str, Any]]:
-    """A DataFrame's rows as records (``columns`` chooses them; None keeps every column);
-    without an ``id`` column the index is the id."""
+    """A DataFrame's rows as records, their columns chosen as the CLI chooses a file's
+    (``columns``; None: ``Columns()``, the product's own fields, so a gold category column
+    never reaches a prompt); without an ``id`` column the index is the id."""
     df: Any = frame  # a pandas DataFrame: pandas is not typed
     if not (hasattr(frame, "to_dict") and hasattr(frame, "index")):
         raise ConfigError(f"expected a pandas DataFrame, got {type(df).__name__}")
     if df.columns.has_duplicates:
         raise ConfigError("the DataFrame has duplicate column names")
-    records = df.to_dict(orient="records")
-    if columns is not None:
-        records = [columns.select(record) for record in records]
+    chosen = columns or Columns()
+    records = [chosen.select(record) for record in df.to_dict(orient="records")]
     for record, index in zip(records, df.index, strict=True):
         if "id" not in record:
             record["id"] = str(index)

@@ -11,6 +11,7 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 
 from .errors import TaxonomyError
+from .taxonomy_names import is_name, resolve
 
 PATH_SEPARATOR = " > "
 
@@ -116,18 +117,23 @@ class Taxonomy:
 
     @classmethod
     def from_file(cls, path: str | Path) -> Taxonomy:
-        """Load any supported text format, recognised by its content.
+        """Load any supported text format, recognised by its content, or a taxonomy by name.
 
-        Google's ``taxonomy-with-ids``, Shopify's ``categories.txt``, or one path (or label) per line.
+        Google's ``taxonomy-with-ids``, Shopify's ``categories.txt``, or one path (or label) per
+        line; a name (``google``, ``shopify@2024-10``) is looked up offline in the taxonomy
+        folders (``llmcat.taxonomy_names``).
         """
-        file = Path(path)
+        file, name = Path(path), Path(path).stem
+        if not file.exists() and is_name(str(path)):
+            named = resolve(str(path))
+            file, name = named.path, named.name
         body = _read_lines(file)
         if body and body[0][1].startswith("gid://shopify/"):
-            return cls._parse_shopify(body, name=file.stem)
+            return cls._parse_shopify(body, name=name)
         if body and re.match(r"^\d+\s+-\s+\S", body[0][1]):
-            return cls._parse_google(body, name=file.stem)
+            return cls._parse_google(body, name=name)
         _refuse_prose(file, body)
-        return cls.from_paths([t for _, t in body], name=file.stem, lines=[n for n, _ in body])
+        return cls.from_paths([t for _, t in body], name=name, lines=[n for n, _ in body])
 
     @classmethod
     def from_google(cls, path: str | Path) -> Taxonomy:

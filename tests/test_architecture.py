@@ -59,7 +59,7 @@ CORE = (
     "completions", "options", "settings", "overrides", "types", "flags", "errors", "taxonomy",
     "labels", "distributions", "calibration", "trust", "prompts", "listing", "columns",
     "grounding", "degenerate", "composed", "redact", "once", "boilerplate", "specifications",
-    "copyfit",
+    "copyfit", "taxonomy_names",
 )  # fmt: skip
 #: everything above the core and the effects
 UPPER = (

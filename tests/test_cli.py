@@ -134,7 +134,8 @@ def test_taxonomy_fetch_downloads_and_validates(
         code, out, _ = run(
             capsys, "taxonomy", "fetch", "google", "--url", url, "--to", str(tmp_path / "tax")
         )
-        assert code == 0 and "2 categories" in out and (tmp_path / "tax" / "google.txt").exists()
+        assert code == 0 and "2 categories" in out
+        assert (tmp_path / "tax" / "google@x.txt").exists()  # kept under its name and version
         code, _, err = run(
             capsys,
             "taxonomy",

@@ -25,7 +25,7 @@ from llmcat.options import ClassifyOptions, validated
 from llmcat.redact import redact
 from llmcat.settings import Settings
 
-from . import bench, calibrate, catalogue, curve, degrade, fit, mapeval, recheck
+from . import bench, calibrate, catalogue, curve, degrade, fit, mapeval, recheck, vectors
 from . import metrics as M
 from .gate import EXIT_INFRA, EXIT_USAGE, Flip, gate
 from .paths import baselines_dir
@@ -161,6 +161,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     degrade.add_parser(sub)
     catalogue.add_parsers(sub)
     recheck.add_parser(sub)
+    vectors.add_parser(sub)
     return parser
 
 

@@ -24,6 +24,7 @@ from ..engine import Engine
 from ..examples import Example, ExampleIndex
 from ..once import AsyncOnce
 from ..options import ClassifyOptions
+from ..runner import Progress
 from ..taxonomy import Category, Taxonomy
 from ..trust import TrustFit, shipped_fit
 from ..types import Product, Usage
@@ -113,11 +114,18 @@ class StrategyContext:
         if self._index is None:
             texts = {c.id: c.path_text for c in self.leaves}
             s = self.engine.settings
+
+            def bar(total: int) -> Progress:
+                # once per taxonomy and embedder (then cached): minutes for a large one
+                label = f"embedding {self.taxonomy.name}'s {total:,} categories"
+                return Progress(total, label=label, enabled=s.progress)
+
             self._index = CategoryIndex(
                 self.embedder(),
                 texts,
                 version=self.taxonomy.version,
                 cache_dir=s.cache_dir if s.cache else None,
+                bar=bar,
             )
         return self._index
 
@@ -182,8 +190,20 @@ class StrategyContext:
         so every item of a run, and every call after it, is scaled alike."""
         if self.observed or not products:
             return
-        vectors = await asyncio.gather(*map(self.embed_product, products))
-        found = [await self.nearest_distribution(v) for v in vectors]
+        # Before the first result, and seconds to minutes on a CPU: shown, never silent
+        label = f"reading the run from {len(products)} of its products"
+        bar = Progress(len(products), label=label, enabled=self.engine.settings.progress)
+
+        async def embedded(product: Product) -> Any:
+            vector = await self.embed_product(product)
+            bar.advance(1)
+            return vector
+
+        try:
+            vectors = await asyncio.gather(*map(embedded, products))
+            found = [await self.nearest_distribution(v) for v in vectors]
+        finally:
+            bar.close()
         if self.observed:  # a concurrent call read it first
             return
         self.observed = True
