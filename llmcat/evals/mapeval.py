@@ -5,11 +5,17 @@
                         [--verticals even|odd|all] [--structure W] [--temperature T]
                         [--out DIR]
 
+    python -m evals map-release --from SOURCE --to TARGET --pairs GOLD [--new-share 0.1] [--seed 0]
+                                [--verticals even|odd|all] [--out DIR]
+
 Every source category is scored against its gold target (a source category the gold file does
 not list is gold *unmapped*). ``--known-share`` gives that share of the gold pairs (seeded) to the
 mapper as known pairs and scores only the rest, beside the zero-shot mapping of the same
 categories. ``--verticals`` scores the even or odd top-level categories of the source (in sorted
-order): constants are fitted on one half and reported on the other.
+order): constants are fitted on one half and reported on the other. ``map-release`` simulates a
+new release of the source: a seeded share of its leaves is held out as if new (their pairs are
+not known, every other pair is) and the mapping of the new leaves is scored beside the rule
+"take the parent's known target".
 """
 
 from __future__ import annotations
@@ -134,19 +140,99 @@ def _mcnemar_line(
     )
 
 
-def run_map_eval(args: argparse.Namespace) -> int:
-    source, target = Taxonomy.from_file(args.source), Taxonomy.from_file(args.target)
+def _gold(source: Taxonomy, target: Taxonomy, pairs: Path) -> dict[str, str | None]:
     gold: dict[str, str | None] = {c.id: None for c in source}
-    for left, right in read_pairs(args.pairs):
+    for left, right in read_pairs(pairs):
         s, t = source.find_path(left), target.find_path(right) if right else None
         if s is not None:
             gold[s.id] = t.id if t is not None else None
-    verticals = sorted({c.path[0] for c in source})
-    if args.verticals != "all":
-        chosen = set(verticals[0 if args.verticals == "even" else 1 :: 2])
-        scope = {c.id for c in source if c.path[0] in chosen}
-    else:
-        scope = {c.id for c in source}
+    return gold
+
+
+def _scope(source: Taxonomy, verticals: str) -> set[str]:
+    """The categories of the even or odd top-level categories (sorted order), or all."""
+    tops = sorted({c.path[0] for c in source})
+    if verticals == "all":
+        return {c.id for c in source}
+    chosen = set(tops[0 if verticals == "even" else 1 :: 2])
+    return {c.id for c in source if c.path[0] in chosen}
+
+
+def release_split(source: Taxonomy, share: float, seed: int) -> list[str]:
+    """About ``share`` of the source's leaves below the top level, as if a release added them:
+    a release adds groups of siblings, so whole groups are taken (every leaf child of a seeded
+    sample of parents), and a new leaf's siblings are often new too (sorted ids)."""
+    leaves = [c for c in source.leaves() if c.parent_id is not None]
+    groups: dict[str, list[str]] = {}
+    for leaf in leaves:
+        groups.setdefault(leaf.parent_id or "", []).append(leaf.id)
+    parents = sorted(groups)
+    random.Random(seed).shuffle(parents)
+    wanted = round(len(leaves) * share)
+    new: list[str] = []
+    for parent in parents:
+        if len(new) >= wanted:
+            break
+        new += groups[parent]
+    return sorted(new)
+
+
+def run_release_eval(args: argparse.Namespace) -> int:
+    source, target = Taxonomy.from_file(args.source), Taxonomy.from_file(args.target)
+    gold = _gold(source, target, args.pairs)
+    new = release_split(source, args.new_share, args.seed)
+    held = set(new)
+    scope = [i for i in new if i in _scope(source, args.verticals)]
+    known = [
+        (c.path_text, target.get(g).path_text if (g := gold[c.id]) else None)
+        for c in source
+        if c.id not in held
+    ]
+    embedder = default_embedder(base_url=None, embedding_model=args.embedding_model, api_key=None)
+    mapper = TaxonomyMapper(
+        source, target, known=known, embedder=embedder, cache_dir=default_cache_dir()
+    )
+    mapped = {r.source_id: r for r in mapper.map()}
+    rule = {i: gold[source.get(i).parent_id or ""] for i in scope}
+    right = [mapped[i].target_id == gold[i] for i in scope]
+    rule_right = [rule[i] == gold[i] for i in scope]
+    where_wrong = [r for r, q in zip(right, rule_right, strict=True) if not q]
+    n = max(len(scope), 1)
+    figures = {
+        "new_leaves": float(len(scope)),
+        "known_pairs": float(len(known)),
+        "accuracy": sum(right) / n,
+        "parent_rule_accuracy": sum(rule_right) / n,
+        "rule_wrong": float(len(where_wrong)),
+        "accuracy_where_rule_wrong": sum(where_wrong) / max(len(where_wrong), 1),
+        "right_only_mapping": float(
+            sum(a and not b for a, b in zip(right, rule_right, strict=True))
+        ),
+        "right_only_rule": float(sum(b and not a for a, b in zip(right, rule_right, strict=True))),
+    }
+    line = (
+        f"{args.source.name} -> {args.target.name}: {len(scope)} of {len(new)} new leaves "
+        f"scored ({args.verticals} verticals, seed {args.seed}), {len(known)} pairs known; "
+        + ", ".join(
+            f"{k} {v:.3f}" if v < 1 or k.startswith("acc") else f"{k} {v:.0f}"
+            for k, v in figures.items()
+        )
+    )
+    print(line)
+    if args.out is not None:
+        args.out.mkdir(parents=True, exist_ok=True)
+        rows = [mapped[i] for i in scope]
+        (args.out / "new-leaves.jsonl").write_text(
+            "".join(r.model_dump_json() + "\n" for r in rows), encoding="utf-8"
+        )
+        (args.out / "scores.json").write_text(json.dumps(figures, indent=2) + "\n")
+    return 0
+
+
+def run_map_eval(args: argparse.Namespace) -> int:
+    source, target = Taxonomy.from_file(args.source), Taxonomy.from_file(args.target)
+    gold = _gold(source, target, args.pairs)
+    scope = _scope(source, args.verticals)
     known: list[tuple[str, str | None]] = []
     if args.known_share > 0:
         ids = sorted(scope)
@@ -369,16 +455,24 @@ def map_report(
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("map", help="judge llmcat map against a published mapping")
-    p.add_argument("--from", dest="source", type=Path, required=True, help="source taxonomy")
-    p.add_argument("--to", dest="target", type=Path, required=True, help="target taxonomy")
-    p.add_argument("--pairs", type=Path, required=True, help="the gold mapping (→/⇒, CSV, JSONL)")
+    r = sub.add_parser(
+        "map-release", help="a simulated new release of the source mapped with the old pairs"
+    )
+    for parser in (p, r):
+        parser.add_argument("--from", dest="source", type=Path, required=True, help="source")
+        parser.add_argument("--to", dest="target", type=Path, required=True, help="target")
+        parser.add_argument(
+            "--pairs", type=Path, required=True, help="the gold mapping (→/⇒, CSV, JSONL)"
+        )
+        parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument("--verticals", choices=["all", "even", "odd"], default="all")
+        parser.add_argument("--embedding-model")
+        parser.add_argument("--out", type=Path, help="folder for the mappings and scores")
     p.add_argument("--known-share", type=float, default=0.0, help="share given as known pairs")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--verticals", choices=["all", "even", "odd"], default="all")
-    p.add_argument("--embedding-model")
     p.add_argument(
         "--structure", type=float, help="the structure bonus (default: the fitted one; 0: off)"
     )
     p.add_argument("--temperature", type=float, help="the scores' softmax temperature")
-    p.add_argument("--out", type=Path, help="folder for the mappings and scores")
     p.set_defaults(func=run_map_eval)
+    r.add_argument("--new-share", type=float, default=0.1, help="share of leaves held out as new")
+    r.set_defaults(func=run_release_eval)
