@@ -7,7 +7,9 @@ run, compare, report, baseline update, table, bench, calibrate, fit, curve, expo
     python -m evals baseline update RUN [--to FILE]
 
 Exit codes: 0 pass; 1 significant regression; 2 usage or configuration error; 3 infrastructure
-errors above --max-error-rate; 4 baseline not comparable (dataset hash, taxonomy or template).
+errors above --max-error-rate, or a partial run compared; 4 baseline not comparable (dataset hash,
+taxonomy or template); 130 (SIGINT) or 143 (SIGTERM): the run was stopped and its folder holds
+the items finished by then, marked partial.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from llmcat.settings import Settings
 
 from . import bench, calibrate, catalogue, curve, degrade, fit, mapeval, recheck, vectors
 from . import metrics as M
-from .gate import EXIT_INFRA, EXIT_USAGE, Flip, gate
+from .gate import EXIT_INFRA, EXIT_USAGE, Flip, GateResult, gate, partial_line
 from .paths import baselines_dir
 from .records import (
     Baseline,
@@ -39,10 +41,12 @@ from .records import (
     write_run,
 )
 from .report import compare_html, report_html, summary_markdown
-from .runner import RunOptions, run_blocking
+from .runner import RunOptions, Stop, exit_soon, run_blocking
 from .suites import is_map_suite, load_map_suite, load_suite
 
 PROG = "python -m evals"
+#: Ctrl-C outside a run's items (a run's own stop exits 128 + the signal: 130 or 143)
+EXIT_INTERRUPTED = 130
 
 
 class _Parser(SuggestingParser):
@@ -166,11 +170,21 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
 
 
 def _write_reports(
-    out: Path, run: RunSummary, samples: Samples, gate_lines: list[str], flipped: list[Flip]
+    out: Path,
+    run: RunSummary,
+    samples: Samples,
+    gate_lines: list[str],
+    flipped: list[Flip],
+    *,
+    page: bool = True,
 ) -> str:
+    """summary.md and (``page``) report.html; the summary's text."""
     summary = summary_markdown(run, gate_lines)
     (out / "summary.md").write_text(summary + "\n")
-    (out / "report.html").write_text(report_html(run, samples, flipped, gate_lines))
+    if page:
+        (out / "report.html").write_text(report_html(run, samples, flipped, gate_lines))
+    else:  # an earlier run's page must not pass for this one's
+        (out / "report.html").unlink(missing_ok=True)
     return summary
 
 
@@ -195,25 +209,51 @@ def cmd_run(args: argparse.Namespace, backend: Backend | None) -> int:
         classify=validated(ClassifyOptions, given(args, ClassifyOptions), what="run"),
         settings=validated(Settings, {**given(args, Settings), "progress": False}, what="run"),
     )
-    run, samples = run_blocking(suite, options, backend)
-    result = gate(
-        run,
-        samples,
-        baseline,
-        max_drop=args.max_drop,
-        alpha=args.alpha,
-        max_error_rate=args.max_error_rate,
-        allow_template_change=args.allow_template_change,
-    )
-    run.gate = GateRecord(
-        exit_code=result.exit_code,
-        lines=result.lines,
-        baseline=str(args.baseline) if args.baseline else None,
-    )
-    write_run(args.out, run, samples)
-    print(_write_reports(args.out, run, samples, result.lines, result.flipped))
-    print(f"wrote {args.out}/run.json, samples.jsonl, summary.md, report.html", file=sys.stderr)
-    return result.exit_code
+    stop = Stop()
+    # A signal while the run's files are written asks for the same stop: they are finished first.
+    with stop.handling():
+        run, samples = run_blocking(suite, options, backend, stop=stop)
+        result = gate(
+            run,
+            samples,
+            baseline,
+            max_drop=args.max_drop,
+            alpha=args.alpha,
+            max_error_rate=args.max_error_rate,
+            allow_template_change=args.allow_template_change,
+        )
+        run.gate = GateRecord(
+            exit_code=result.exit_code,
+            lines=result.lines,
+            baseline=str(args.baseline) if args.baseline else None,
+        )
+        write_run(args.out, run, samples)
+        # A stopped run is left within seconds: the page (plots, bootstraps) is drawn on demand.
+        partial = run.interrupted is not None
+        print(
+            _write_reports(args.out, run, samples, result.lines, result.flipped, page=not partial)
+        )
+        if not partial:
+            print(
+                f"wrote {args.out}/run.json, samples.jsonl, summary.md, report.html",
+                file=sys.stderr,
+            )
+    if stop.signum is None:
+        return result.exit_code
+    code = 128 + stop.signum  # 130 for SIGINT, 143 for SIGTERM, as a shell reports them
+    if run.interrupted is None:
+        print(
+            f"{PROG}: {stop.name} came after the run had finished: {args.out} is complete",
+            file=sys.stderr,
+        )
+    else:
+        print(
+            f"{PROG}: partial run (stopped by {run.interrupted}) in {args.out}: run.json, "
+            f"samples.jsonl, summary.md; `{PROG} report {args.out}` draws report.html; exit {code}",
+            file=sys.stderr,
+        )
+    exit_soon(code)  # model calls still running in threads would hold the exit
+    return code
 
 
 def cmd_run_map(args: argparse.Namespace) -> int:
@@ -260,6 +300,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
         max_error_rate=args.max_error_rate,
         allow_template_change=args.allow_template_change,
     )
+    if run_a.interrupted is not None:  # a partial run is no reference either
+        result = GateResult(EXIT_INFRA, [f"A: {partial_line(run_a.interrupted)}"])
     flat_a, flat_b = _numbers(run_a.metrics), _numbers(run_b.metrics)
     print(f"| metric | A ({args.run_a}) | B ({args.run_b}) | B - A |\n| --- | ---: | ---: | ---: |")
     for k in sorted(flat_a.keys() & flat_b.keys()):
@@ -317,6 +359,11 @@ def cmd_table(args: argparse.Namespace) -> int:
 
 def cmd_baseline_update(args: argparse.Namespace) -> int:
     run, samples = read_run(args.run)
+    if run.interrupted is not None:
+        raise ConfigError(
+            f"{args.run} is a partial run (stopped by {run.interrupted}) and cannot be a "
+            "baseline; run the suite to its end"
+        )
     target = args.to or baselines_dir() / f"{run.suite}.json"
     Baseline.of_run(run, samples).save(target)
     print(f"baseline for suite {run.suite!r} written to {target}")
@@ -349,6 +396,9 @@ def main(argv: list[str] | None = None, *, backend: Backend | None = None, prog:
     except LlmcatError as exc:
         print(f"{PROG}: {type(exc).__name__}: {redact(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
+    except KeyboardInterrupt:  # before a run started or in another command: nothing to keep
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

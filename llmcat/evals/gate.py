@@ -4,7 +4,8 @@ Four checks, in this order: the baseline is comparable (same dataset, taxonomy a
 exit 4 otherwise), the error rate is below ``max_error_rate`` (exit 3: infrastructure, not a
 verdict on quality), no paired accuracy dropped significantly (McNemar's exact test on the items
 both runs share, per level), and no F1 dropped significantly (paired bootstrap). A description
-check is a paired test like accuracy.
+check is a paired test like accuracy. A run stopped early (``RunSummary.interrupted``) is not
+checked at all: exit 3, no verdict.
 """
 
 from __future__ import annotations
@@ -39,6 +40,11 @@ class GateResult:
 
 #: the gate's one line when a run had no baseline (the report leaves it out)
 NO_BASELINE = "no baseline given: nothing to compare"
+
+
+def partial_line(interrupted: str) -> str:
+    """The gate's one line for a run that was stopped early: it is never a verdict."""
+    return f"partial run (stopped by {interrupted}): no verdict"
 
 
 @dataclass(frozen=True)
@@ -169,6 +175,8 @@ def gate(
     allow_template_change: bool = False,
 ) -> GateResult:
     """Decide the exit code of a run, against a baseline when one is given."""
+    if run.interrupted is not None:
+        return GateResult(EXIT_INFRA, [partial_line(run.interrupted)])
     if baseline is not None:
         problems = not_comparable(run, baseline, allow_template_change)
         if problems:
@@ -227,4 +235,5 @@ __all__ = [
     "Thresholds",
     "gate",
     "paired_line",
+    "partial_line",
 ]

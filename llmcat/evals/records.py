@@ -135,6 +135,9 @@ class RunSummary(_Record):
     baselines: dict[str, Metrics] = Field(default_factory=dict)
     manifest: Manifest
     gate: GateRecord | None = None
+    #: how a run stopped early (``SIGINT after 37 of 200 products classified``): its metrics
+    #: cover the items finished by then, it never passes a gate and is never a baseline
+    interrupted: str | None = None
 
 
 class BaselineItem(_Record):

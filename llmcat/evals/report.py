@@ -146,6 +146,11 @@ def summary_sections(run: RunSummary) -> list[Section]:
 
 def summary_markdown(run: RunSummary, gate_lines: list[str] | None = None) -> str:
     out = [f"## llmcat eval: `{run.suite}`", "", identity(run), ""]
+    if run.interrupted is not None:
+        out += [
+            f"**Partial run**: stopped by {run.interrupted}; the figures cover those items.",
+            "",
+        ]
     for section in summary_sections(run):
         out += [f"### {section.title}", ""]
         for note in section.notes:
