@@ -370,12 +370,15 @@ def build_parser() -> argparse.ArgumentParser:
         "taxonomy",
         parents=[anywhere],
         help="taxonomies by name: show, list, fetch, add",
-        description="Taxonomies by name (google, shopify, google@2021-09-21) work wherever a "
-        "taxonomy file does; they are found offline in LLMCAT_TAXONOMY_DIR and "
-        "<cache dir>/taxonomies, where fetch and add keep them.",
-        epilog="examples:\n  llmcat taxonomy fetch google\n"
-        "  llmcat taxonomy add ~/Downloads/taxonomy-with-ids.en-US.txt\n"
-        "  llmcat taxonomy list\n  llmcat taxonomy show google",
+        description=_examples(
+            "Taxonomies by name (google, shopify, google@2021-09-21) work wherever a taxonomy "
+            "file does; they are found offline in LLMCAT_TAXONOMY_DIR and <cache dir>/taxonomies, "
+            "where fetch and add keep them.",
+            "llmcat taxonomy fetch google",
+            "llmcat taxonomy add ~/Downloads/taxonomy-with-ids.en-US.txt",
+            "llmcat taxonomy list",
+            "llmcat taxonomy show google",
+        ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     tax_sub = taxonomy.add_subparsers(dest="taxonomy_command", required=True)
@@ -547,6 +550,17 @@ def _human(result: BaseModel) -> str:
         lines.append(f"[source: model {result.model}]")
     lines += [f"  ! {f.kind}: {f.text}" for f in result.findings]
     return "\n".join(lines)
+
+
+def _beside(item: Item | None, result: BaseModel) -> dict[str, str | None] | None:
+    """The input's title, written beside a classification (to read the answer against); None
+    where the input had none (a row that is not a product)."""
+    if not isinstance(result, Classification):
+        return None
+    title = item.title if isinstance(item, Product) else item
+    if isinstance(item, dict):
+        title = item.get("title")
+    return {"title": title if isinstance(title, str) and title else None}
 
 
 def _identity(worker: Classifier | Describer) -> dict[str, str]:
@@ -837,7 +851,7 @@ async def _run(args: argparse.Namespace) -> int:
                 print(f"llmcat: {_human(result)}", file=sys.stderr)
             item = taken.popleft() if taken else None
             if writer is not None:
-                writer.write(result, digest_of(item))
+                writer.write(result, digest_of(item), _beside(item, result))
             elif args.dry_run or args.batch_export:
                 pass  # placeholder answers
             elif as_json:

@@ -25,6 +25,7 @@ import hashlib
 import json
 import os
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Any
 
@@ -138,10 +139,16 @@ class ResultWriter:
             handle.truncate(sum(len(d) + 1 for d in digests[:kept]))
         return digests[:kept]
 
-    def write(self, result: BaseModel, input_digest: str | None = None) -> None:
+    def write(
+        self,
+        result: BaseModel,
+        input_digest: str | None = None,
+        beside: Mapping[str, Any] | None = None,
+    ) -> None:
         """Append one final result and flush it to the operating system. Never fails on what a
         record holds: text no file can hold as UTF-8 (a lone surrogate in a caller's id) is
-        written as a JSON escape. ``input_digest`` (``digest_of``) is recorded beside it."""
+        written as a JSON escape. ``input_digest`` (``digest_of``) is recorded beside it;
+        ``beside``: fields of the input to show with the result (its title), after the id."""
         if input_digest is not None:
             if self._inputs is None:
                 self._inputs = self.inputs_file.open("a" if self.resume else "w", encoding="utf-8")
@@ -153,6 +160,10 @@ class ResultWriter:
             line = result.model_dump_json()
         except ValueError:  # pydantic refuses lone surrogates; json escapes them
             line = json.dumps(result.model_dump(mode="python"), ensure_ascii=True, default=str)
+        if beside:
+            record = json.loads(line)
+            first = dict(list(record.items())[:1])
+            line = json.dumps({**first, **beside, **record}, ensure_ascii=False)
         self._handle.write(line + "\n")
         self._handle.flush()
         self._records += 1

@@ -10,8 +10,9 @@ pandas and pyarrow are imported on first use, never by ``import llmcat``).
   typed (``FRAME_DTYPES``: float64 confidence, boolean flags, string paths ``A > B``).
 - ``write_parquet`` / ``read_parquet_results``: result records as a Parquet file and back; fields
   whose keys depend on the data (each result's ``experts``) are JSON text in their column.
-- ``write_csv_results`` / ``read_csv_results``: result records as a CSV file and back (no
-  pandas needed): nested fields as JSON text, a missing value as an empty cell.
+- ``write_csv_results`` / ``read_csv_results``: result records as a CSV file a spreadsheet shows
+  and back (no pandas needed): the product and its answer first, paths and alternatives as
+  text, a missing value as an empty cell.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, Protocol, TypeVar
@@ -28,6 +30,8 @@ from pydantic import BaseModel
 from .columns import Columns
 from .errors import ConfigError
 
+#: how a path is written in a cell
+PATH_JOIN = " > "
 #: result fields stored as JSON text: their keys are category ids, one struct field each otherwise
 JSON_FIELDS = ("experts",)
 #: the columns a DataFrame gains, per kind of result: column -> result field
@@ -270,40 +274,115 @@ def write_parquet(records: Sequence[Mapping[str, Any]], path: Path) -> None:
     os.replace(tmp, path)
 
 
+#: the first columns of a results CSV, in this order, where its records have them: what a
+#: person reads first (the product and its answer), then what it rests on
+CSV_FIRST = (
+    "product_id",
+    "source_id",
+    "title",
+    "source_path",
+    "path",
+    "target_path",
+    "confidence",
+    "needs_review",
+    "method",
+    "alternatives",
+    "bullets",
+    "body",
+    "flagged",
+    "findings",
+    "category_id",
+    "target_id",
+    "error",
+)
+#: fields no spreadsheet cell shows usefully: in JSONL and Parquet outputs only
+CSV_LEFT_OUT = ("experts", "usage", "rejected_copy")
+_ALTERNATIVE = re.compile(r"^(?P<path>.*) \((?P<p>[0-9.eE+-]+)\)$")
+
+
 def write_csv_results(records: Sequence[Mapping[str, Any]], path: Path) -> None:
-    """Result records as one CSV file (header: every field, in the order first seen), written to
-    a temporary name and renamed. Lists and objects are JSON text; None is an empty cell."""
-    columns: dict[str, None] = {}
+    """Result records as one CSV file a spreadsheet shows: the product and its answer first
+    (``CSV_FIRST``), paths as ``A > B``, alternatives as ``A > B (0.21); C (0.05)``, bullets one
+    per line of their cell, findings and an error as text; the blobs of ``CSV_LEFT_OUT`` only in
+    JSONL and Parquet. Written to a temporary name and renamed; None is an empty cell."""
+    seen: dict[str, None] = {}
     for record in records:
-        columns.update(dict.fromkeys(record))
+        seen.update(dict.fromkeys(k for k in record if k not in CSV_LEFT_OUT))
+    columns = [c for c in CSV_FIRST if c in seen] + [c for c in seen if c not in CSV_FIRST]
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with tmp.open("w", encoding="utf-8", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(columns))
+        writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
         for record in records:
-            writer.writerow({k: _csv_cell(v) for k, v in record.items()})
+            writer.writerow({k: csv_cell(k, v) for k, v in record.items()})
     os.replace(tmp, path)
 
 
-def _csv_cell(value: Any) -> Any:
+def csv_cell(field: str, value: Any) -> Any:
+    """One result field as a CSV cell (``write_csv_results``); ``read_csv_results`` reads the
+    path, alternatives, bullets, findings and error back."""
     if value is None:
         return ""
+    if field == "confidence" and isinstance(value, float):
+        return round(value, 4)
+    if field in ("path", "source_path", "target_path") and isinstance(value, list):
+        return PATH_JOIN.join(value)
+    if field == "alternatives" and isinstance(value, list):
+        return "; ".join(
+            f"{_alternative_path(a)} ({float(a.get('probability') or 0.0):.4g})" for a in value
+        )
+    if field == "bullets" and isinstance(value, list):
+        return "\n".join(value)
+    if field in ("findings", "rejected_findings") and isinstance(value, list):
+        return "; ".join(f"{f.get('kind')}: {f.get('text')}" for f in value)
+    if field == "used_attributes" and isinstance(value, list):
+        return ", ".join(value)
+    if field == "error" and isinstance(value, dict):
+        return f"{value.get('type')}: {value.get('message')}"
     if isinstance(value, (list, dict)):
         return json.dumps(value, ensure_ascii=False)
     return value
 
 
+def _alternative_path(alternative: Mapping[str, Any]) -> str:
+    path = alternative.get("path") or alternative.get("target_path") or ""
+    return PATH_JOIN.join(path) if isinstance(path, list) else str(path)
+
+
 def read_csv_results(path: Path) -> list[dict[str, Any]]:
-    """Records written by ``write_csv_results``: JSON cells parsed back, empty cells as None
-    (scalars stay text: the records are read back for resuming, not for their values)."""
+    """Records written by ``write_csv_results``, for resuming: path, alternatives (their ids
+    as their paths), bullets, findings and error parsed back, other JSON cells too, empty cells
+    as None (scalars stay text: the records are read back for resuming, not for their values)."""
     with path.open(encoding="utf-8", newline="") as handle:
         rows = list(csv.DictReader(handle))
-    return [{k: _parsed_cell(v) for k, v in row.items()} for row in rows]
+    return [{k: _parsed_cell(k, v) for k, v in row.items()} for row in rows]
 
 
-def _parsed_cell(value: str | None) -> Any:
+def _parsed_cell(field: str, value: str | None) -> Any:
     if not value:
         return None
+    if field == "path":
+        return value.split(PATH_JOIN)
+    if field == "alternatives" and not value.startswith("["):
+        parsed = []
+        for part in value.split("; "):
+            found = _ALTERNATIVE.match(part)
+            if found is None:
+                continue
+            text, p = found.group("path"), float(found.group("p"))
+            parsed.append(
+                {"category_id": text, "path": text.split(PATH_JOIN), "probability": p}
+                | {"target_id": text, "target_path": text}
+            )
+        return parsed
+    if field == "bullets":
+        return value.split("\n")
+    if field in ("findings", "rejected_findings") and not value.startswith("["):
+        kinds = [part.partition(": ") for part in value.split("; ")]
+        return [{"kind": kind, "text": text} for kind, _, text in kinds]
+    if field == "error" and not value.startswith("{"):
+        kind, _, message = value.partition(": ")
+        return {"type": kind, "message": message}
     if value[0] in "[{":
         try:
             return json.loads(value)

@@ -353,7 +353,10 @@ def test_bad_items_become_records_at_their_position(name: str, tmp_path: Path) -
     ]
     every_item_failed = "ok" not in expected
     assert main(argv) == (3 if every_item_failed else 0)  # the records are written either way
-    records = [json.loads(line) for line in out.read_text().splitlines()]
+    # a batch of error records only goes beside the output, never over it
+    written = tmp_path / "out.failed.jsonl" if every_item_failed else out
+    assert not (every_item_failed and out.exists())
+    records = [json.loads(line) for line in written.read_text().splitlines()]
     got = ["ok" if r["error"] is None else r["error"]["type"] for r in records]
     assert got == expected
 

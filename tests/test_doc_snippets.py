@@ -24,6 +24,8 @@ from pathlib import Path
 
 import pytest
 
+from .conftest import SHARED
+
 ROOT = Path(__file__).resolve().parents[1]
 DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 NEEDS = re.compile(r"^#\s*needs:\s*(.+)$")
@@ -80,6 +82,21 @@ def commands(block: Block) -> list[str]:
     return out
 
 
+def taxonomies(tmp: Path) -> Path:
+    """Where ``--taxonomy google`` is found, as if fetched: the shared folder's official files,
+    else a stand-in of Google's format (the snippets run on the fake backend anyway)."""
+    shared = SHARED / "taxonomies"
+    if shared.is_dir():
+        return shared
+    (tmp / "taxonomies").mkdir(exist_ok=True)
+    (tmp / "taxonomies" / "google.txt").write_text(
+        "# Google_Product_Taxonomy_Version: 2021-09-21\n1 - Apparel & Accessories\n"
+        "2 - Apparel & Accessories > Shoes\n3 - Electronics\n4 - Home & Garden\n",
+        encoding="utf-8",
+    )
+    return tmp / "taxonomies"
+
+
 def sandbox(tmp: Path) -> dict[str, str]:
     """A folder with examples/ copied in, and the environment the snippets run with."""
     shutil.copytree(ROOT / "examples", tmp / "examples")
@@ -87,6 +104,7 @@ def sandbox(tmp: Path) -> dict[str, str]:
     env.update(
         LLMCAT_BACKEND="fake",
         LLMCAT_CACHE_DIR=str(tmp / "cache"),
+        LLMCAT_TAXONOMY_DIR=str(taxonomies(tmp)),
         PYTHONPATH=os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep),
         PATH=os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")]),
     )
@@ -124,9 +142,11 @@ def run_document(document: Path, tmp: Path) -> tuple[int, list[str]]:
     env = sandbox(tmp)
     ran, skipped = 0, []
     namespace: dict[str, object] = {"__name__": "__snippet__"}
-    saved = {k: os.environ.get(k) for k in ("LLMCAT_BACKEND", "LLMCAT_CACHE_DIR")}
+    saved = {
+        k: os.environ.get(k) for k in ("LLMCAT_BACKEND", "LLMCAT_CACHE_DIR", "LLMCAT_TAXONOMY_DIR")
+    }
     cwd = Path.cwd()
-    os.environ.update(LLMCAT_BACKEND="fake", LLMCAT_CACHE_DIR=str(tmp / "cache"))
+    os.environ.update({k: env[k] for k in saved})
     os.chdir(tmp)
     try:
         for block in blocks(document):
