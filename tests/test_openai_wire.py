@@ -18,10 +18,18 @@ from .fake_server import FakeServer, Reply, chat_reply
 pytestmark = pytest.mark.allow_model_requests
 LABELS = ["Shoes", "Mobile Phones", "Toys"]
 FAST = RetryOptions(attempts=3, backoff=0)
+#: a product with something to say beyond its title (a title alone is composed, never asked),
+#: and copy for it that passes the copy checks (else it would be regenerated, then composed)
+SHOE = {
+    "title": "Nike Pegasus running shoes",
+    "brand": "Nike",
+    "description": "Black road running shoes with a cushioned sole for daily training.",
+    "attributes": {"colour": "Black"},
+}
 COPY = {
     "title": "Nike Pegasus",
-    "bullets": ["Black", "Nike", "Running"],
-    "body": "Black running shoes by Nike.",
+    "bullets": ["Black", "Cushioned sole", "Road running"],
+    "body": "Road running shoes by Nike with a cushioned sole for daily training, in black.",
 }
 
 
@@ -61,9 +69,10 @@ def test_vllm_choice_request_shape_and_logprob_confidence() -> None:
 def test_vllm_json_schema_for_descriptions() -> None:
     with FakeServer("vllm") as server:
         server.replies.append(chat_reply(json.dumps(COPY)))
-        d = Describer(settings=Settings(base_url=server.base_url, cache=False)).describe(
-            "Nike Pegasus running shoes", language="en"
-        )
+        # ask_model: the wire shape is under test, not whether this model's copy is worth asking
+        d = Describer(
+            settings=Settings(base_url=server.base_url, cache=False), ask_model="always"
+        ).describe(SHOE, language="en")
     schema = server.requests[0]["structured_outputs"]["json"]
     assert (
         schema["required"] == ["title", "bullets", "body"]
@@ -269,8 +278,10 @@ def test_vllm_version_decides_which_constraint_fields_are_sent(
 def test_vllm_guided_json_for_old_servers() -> None:
     with FakeServer("vllm", version="0.8.5") as server:
         server.responder = lambda body: chat_reply(json.dumps(COPY))
-        describer = Describer(settings=Settings(base_url=server.base_url, cache=False, retry=FAST))
-        copy = describer.describe({"title": "Nike Pegasus running shoes", "brand": "Nike"})
+        describer = Describer(
+            settings=Settings(base_url=server.base_url, cache=False, retry=FAST), ask_model="always"
+        )
+        copy = describer.describe(SHOE)
     assert copy.ok, copy.error
     assert server.requests[0]["guided_json"]["type"] == "object"
 
