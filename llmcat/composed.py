@@ -32,6 +32,8 @@ class Phrasing:
     sentence_end: str
     by_brand: str  # "{title} by {brand}"
     category: str
+    summary: str  # the bulleted facts in one body sentence: "{title}: {facts}"
+    summary_fact: str  # one fact in it: "{label} {value}"
 
 
 # Attribute names for common keys (normalised: lower case, spaces for "_" and "-").
@@ -116,8 +118,26 @@ _ZH_LABELS = {
     "finish": "表面处理",
 }
 PHRASINGS: dict[str, Phrasing] = {
-    "en": Phrasing(_EN_LABELS, "{label}: {value}", "; ", ".", "{title} by {brand}", "Category"),
-    "zh": Phrasing(_ZH_LABELS, "{label}：{value}", "；", "。", "{brand} {title}", "类目"),
+    "en": Phrasing(
+        _EN_LABELS,
+        "{label}: {value}",
+        "; ",
+        ".",
+        "{title} by {brand}",
+        "Category",
+        "{title}: {facts}",
+        "{label} {value}",
+    ),
+    "zh": Phrasing(
+        _ZH_LABELS,
+        "{label}：{value}",
+        "；",
+        "。",
+        "{brand} {title}",
+        "类目",
+        "商品名称：{title}；{facts}",
+        "{label}：{value}",
+    ),
 }
 
 
@@ -279,17 +299,20 @@ def _summary(
     """The short facts that ``bulleted`` holds as one sentence about the product ("Nike Air
     Zoom Pegasus 40: colour black, size UK 9."): a long fact alone would be its bullet said
     twice."""
+    english = phrasing is PHRASINGS["en"]
     parts = [
-        f"{label.lower()} {value}" if label and phrasing is PHRASINGS["en"] else f"{label}{value}"
+        phrasing.summary_fact.format(label=label.lower() if english else label, value=value)
+        if phrasing and label
+        else value
         for label, value in facts
         if _fact_text((label, value), phrasing) in bulleted and count_words(f"{label} {value}") < 5
     ]
     if not parts:
         return ""
-    text = (phrasing.join if phrasing is not PHRASINGS["en"] and phrasing else ", ").join(parts)
-    colon = "：" if phrasing is PHRASINGS["zh"] else ": "
+    text = (phrasing.join if phrasing and not english else ", ").join(parts)
     subject = re.sub(r"[.!?。！？]\s+", " ", title)  # one sentence, whatever the title holds
-    return f"{subject}{colon}{text}" + (phrasing.sentence_end if phrasing else ".")
+    sentence = phrasing.summary if phrasing else "{title}: {facts}"
+    return sentence.format(title=subject, facts=text) + (phrasing.sentence_end if phrasing else ".")
 
 
 def _labelled(label: str, value: str, phrasing: Phrasing | None) -> str:

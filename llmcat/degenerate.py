@@ -271,12 +271,9 @@ def degenerate_findings(
     title_words = content_words(tokens(title) + tokens(brand) + tokens(fields.get("title", "")))
     # Restating the title is a finding only when the product data had more to say.
     more_to_say = bool(content_words(tokens(source)) - title_words)
-    # Thin: nothing beyond the title but the attributes' names ("Style Code: <the title's>")
-    names = content_words(tokens(" ".join(given or {})))
-    if not content_words(tokens(source)) - title_words - names:
+    if not more_to_say:
         # Nothing to write about: said once, and no demand to pad a body
         findings.append(Finding(kind="thin", text="nothing in the product data beyond its title"))
-        more_to_say = False
     # The merchant's own title or brand may hold such words ("Buy Clues" is a brand).
     named = " ".join(tokens(f"{title} {brand}"))
     for name, text in fields.items():

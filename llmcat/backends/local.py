@@ -18,6 +18,7 @@ import atexit
 import contextlib
 import os
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -54,15 +55,44 @@ def _load_engine(path: Path, n_ctx: int) -> Any:
                     "llama-cpp-python is not installed - pip install 'llmcat[local]'"
                 ) from exc
             threads = max(1, min(os.cpu_count() or 1, 8))
-            _engines[key] = Llama(
-                model_path=str(path),
-                n_ctx=n_ctx,
-                n_threads=threads,
-                n_threads_batch=threads,
-                seed=0,
-                verbose=False,
-            )
+            with _without_weight_repacking():
+                _engines[key] = Llama(
+                    model_path=str(path),
+                    n_ctx=n_ctx,
+                    n_threads=threads,
+                    n_threads_batch=threads,
+                    seed=0,
+                    verbose=False,
+                )
         return _engines[key]
+
+
+@contextlib.contextmanager
+def _without_weight_repacking() -> Iterator[None]:
+    """Models loaded inside it skip llama.cpp's extra buffer types (weights repacked for AMX or
+    AVX-512 kernels). A virtual machine may report AMX that it cannot run: the first decode then
+    dies on a segmentation fault (seen on 2-core Firecracker guests; ggml's AMX tile setup). The
+    plain CPU kernels run everywhere; for a 135M model the repacking saves little. Llama() takes
+    no argument for it, so its default model parameters are wrapped while the model loads (the
+    caller holds ``_engines_lock``)."""
+    try:
+        import llama_cpp.llama_cpp as native
+    except ImportError:
+        yield
+        return
+    defaults = native.llama_model_default_params
+
+    def plain() -> Any:
+        params = defaults()
+        if hasattr(params, "use_extra_bufts"):
+            params.use_extra_bufts = False
+        return params
+
+    native.llama_model_default_params = plain
+    try:
+        yield
+    finally:
+        native.llama_model_default_params = defaults
 
 
 class LocalBackend(Backend):
