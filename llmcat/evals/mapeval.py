@@ -210,12 +210,18 @@ def run_release_eval(args: argparse.Namespace) -> int:
         ),
         "right_only_rule": float(sum(b and not a for a, b in zip(right, rule_right, strict=True))),
     }
+    # the new leaves whose path is no target node's: there, no exact match settles it
+    differ = [n for n, i in enumerate(scope) if target.find_path(source.get(i).path) is None]
+    figures["paths_differ"] = float(len(differ))
+    figures["accuracy_paths_differ"] = sum(right[n] for n in differ) / max(len(differ), 1)
+    figures["parent_rule_accuracy_paths_differ"] = sum(rule_right[n] for n in differ) / max(
+        len(differ), 1
+    )
     line = (
         f"{args.source.name} -> {args.target.name}: {len(scope)} of {len(new)} new leaves "
         f"scored ({args.verticals} verticals, seed {args.seed}), {len(known)} pairs known; "
         + ", ".join(
-            f"{k} {v:.3f}" if v < 1 or k.startswith("acc") else f"{k} {v:.0f}"
-            for k, v in figures.items()
+            f"{k} {v:.3f}" if "accuracy" in k else f"{k} {v:.0f}" for k, v in figures.items()
         )
     )
     print(line)
