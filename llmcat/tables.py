@@ -29,6 +29,7 @@ from pydantic import BaseModel
 
 from .columns import Columns
 from .errors import ConfigError
+from .output import formula_text, spreadsheet_safe
 
 #: how a path is written in a cell
 PATH_JOIN = " > "
@@ -314,13 +315,14 @@ def write_csv_results(records: Sequence[Mapping[str, Any]], path: Path) -> None:
         writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
         for record in records:
-            writer.writerow({k: csv_cell(k, v) for k, v in record.items()})
+            writer.writerow({k: spreadsheet_safe(csv_cell(k, v)) for k, v in record.items()})
     os.replace(tmp, path)
 
 
 def csv_cell(field: str, value: Any) -> Any:
-    """One result field as a CSV cell (``write_csv_results``); ``read_csv_results`` reads the
-    path, alternatives, bullets, findings and error back."""
+    """One result field as a CSV cell (``write_csv_results``, which then neutralises a cell
+    that a spreadsheet would run as a formula: ``output.spreadsheet_safe``);
+    ``read_csv_results`` reads the path, alternatives, bullets, findings and error back."""
     if value is None:
         return ""
     if field == "confidence" and isinstance(value, float):
@@ -361,6 +363,7 @@ def read_csv_results(path: Path) -> list[dict[str, Any]]:
 def _parsed_cell(field: str, value: str | None) -> Any:
     if not value:
         return None
+    value = str(formula_text(value))  # the text as it was before write_csv_results kept it safe
     if field == "path":
         return value.split(PATH_JOIN)
     if field == "alternatives" and not value.startswith("["):

@@ -75,7 +75,7 @@ SURFACES = ("llmcat.cli", "llmcat.evals")
 #: what cli.py and llmcat/evals/ may import besides the package itself (ARCHITECTURE.md)
 SURFACE_MAY_IMPORT = {
     *CORE,
-    "classify", "describe", "mapping", "mapjudge", "ray", "sklearn", "strategies", "runner",
+    "classify", "describe", "mapping", "mapjudge", "known_pairs", "ray", "sklearn", "strategies", "runner",
     "inputs", "output", "review", "tables", "embeddings", "serve", "examples", "evals",
 }  # fmt: skip
 

@@ -256,6 +256,7 @@ def _interrupted(monkeypatch: pytest.MonkeyPatch, argv: list[str]) -> None:
         assert main(argv) == 130
 
 
+@pytest.mark.parametrize("stopped", [True, False], ids=["stopped", "finished"])
 @pytest.mark.parametrize(
     ("change", "named"),
     [
@@ -269,10 +270,14 @@ def _interrupted(monkeypatch: pytest.MonkeyPatch, argv: list[str]) -> None:
 def test_resume_refuses_what_would_mix_two_runs_in_one_file(
     change: str,
     named: str,
+    stopped: bool,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
+    """A stopped run's partial file, or a finished output (issue 41: a finished output was
+    resumed unchecked, another --min-confidence or input accepted), resumed with another
+    input or options: exit 2 naming the change, the output as it was."""
     src, out = tmp_path / "p.jsonl", tmp_path / "out.jsonl"
     with_ids = "without ids" not in change
     rows = [{"title": f"hammer {i}", "colour": "red"} for i in range(10)]
@@ -282,7 +287,11 @@ def test_resume_refuses_what_would_mix_two_runs_in_one_file(
     src.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     argv = ["classify", "--input", str(src), "--output", str(out), "--labels", "Tools,Fruit"]
     argv += ["--backend", "fake", "--no-progress"]
-    _interrupted(monkeypatch, argv)
+    if stopped:
+        _interrupted(monkeypatch, argv)
+    else:
+        assert main(argv) == 0
+    before = out.read_bytes() if out.exists() else None
     again = list(argv)
     if "input" in named:
         other = [{**r, "title": f"apple {i}"} for i, r in enumerate(rows)]
@@ -296,7 +305,52 @@ def test_resume_refuses_what_would_mix_two_runs_in_one_file(
     capsys.readouterr()
     assert main([*again, "--resume"]) == 2
     assert named in capsys.readouterr().err
+    assert (out.read_bytes() if out.exists() else None) == before
+    assert not out.with_name(out.name + ".partial").exists() or stopped
     assert main([*argv, "--resume"]) == (0 if "input" not in named else 2)
+
+
+@pytest.mark.parametrize("state", ["finished", "stopped"])
+def test_a_resume_that_cannot_check_what_it_keeps_is_refused(
+    state: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Records without their run record (an output from before run records, a partial file
+    whose run file was lost) cannot be checked against this run: exit 2 saying why, nothing
+    changed. (Issue 41: they were kept unchecked.)"""
+    src, out = tmp_path / "p.jsonl", tmp_path / "out.jsonl"
+    write_products(src, 6)
+    argv = ["classify", "--input", str(src), "--output", str(out), "--labels", "Tools,Fruit"]
+    argv += ["--backend", "fake", "--no-progress"]
+    assert main(argv) == 0
+    out.with_name(out.name + ".run.json").unlink()
+    if state == "stopped":
+        out.rename(out.with_name(out.name + ".partial"))
+    files = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
+    capsys.readouterr()
+    assert main([*argv, "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert "no run record" in err and "cannot be checked" in err and "Traceback" not in err
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()} == files
+
+
+@pytest.mark.parametrize("torn", ['{"model": ', "", "[1, 2]", "\x00\xff"])
+def test_a_corrupt_run_record_refuses_the_resume_without_a_traceback(
+    torn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 41: a corrupt OUTPUT.partial.run.json ended --resume in a JSONDecodeError."""
+    src, out = tmp_path / "p.jsonl", tmp_path / "out.jsonl"
+    write_products(src, 6)
+    argv = ["classify", "--input", str(src), "--output", str(out), "--labels", "Tools,Fruit"]
+    argv += ["--backend", "fake", "--no-progress"]
+    _interrupted(monkeypatch, argv)
+    run = out.with_name(out.name + ".partial.run.json")
+    run.write_bytes(torn.encode("latin-1"))
+    partial = out.with_name(out.name + ".partial").read_bytes()
+    capsys.readouterr()
+    assert main([*argv, "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert f"{run} (the run record" in err and "corrupt" in err and "Traceback" not in err
+    assert out.with_name(out.name + ".partial").read_bytes() == partial and not out.exists()
 
 
 def test_resume_with_the_same_input_and_options_finishes(
@@ -310,7 +364,7 @@ def test_resume_with_the_same_input_and_options_finishes(
     assert main([*argv, "--resume"]) == 0
     assert len(out.read_text().splitlines()) == 12
     leftovers = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("out.jsonl."))
-    assert leftovers == []  # no partial, lock or run files are left behind
+    assert leftovers == ["out.jsonl.run.json"]  # no partial or lock: the output's run record
 
 
 # -- deadlines on every probe ----------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,8 @@ import pytest
 from llmcat import ConfigError, HashingEmbedder, Taxonomy
 from llmcat.cli import main
 from llmcat.mapping import MapOptions, TaxonomyMapper, read_pairs
+
+from .test_resume import stopped_after
 
 SOURCE = Taxonomy.from_paths(
     [
@@ -240,10 +243,11 @@ def test_a_stopped_map_resumes_from_its_complete_rows(
     rows = full.read_text(encoding="utf-8").splitlines(keepends=True)
     out = tmp_path / "map.jsonl"
     # A run stopped after three rows, the fourth torn: its partial file is all that is left.
-    partial = tmp_path / "map.jsonl.partial"
     kept = [json.loads(line) for line in rows[:3]]
     kept[1]["confidence"] = 0.123  # resumed rows are kept as they were written, not redone
-    partial.write_text("".join(json.dumps(r) + "\n" for r in kept) + rows[3][:10], encoding="utf-8")
+    shutil.copyfile(full, out)
+    shutil.copyfile(tmp_path / "full.jsonl.run.json", tmp_path / "map.jsonl.run.json")
+    partial = stopped_after(out, [json.dumps(r) for r in kept], rows[3][:10])
     capsys.readouterr()
     assert main(["map", *common, "--output", str(out), "--resume"]) == 0
     assert "resuming after 3 complete rows" in capsys.readouterr().err
@@ -663,3 +667,167 @@ def test_the_harness_simulates_a_release_with_groups_of_new_siblings(
     figures = json.loads((tmp_path / "r" / "scores.json").read_text())
     assert figures["new_leaves"] == len(new) and figures["accuracy"] == 1.0  # the same paths
     assert figures["parent_rule_accuracy"] == 0.0  # no leaf is where its parent is
+
+
+# -- issue 41: nothing lost, llmcat map ------------------------------------------------------------
+
+
+def _one_error_line(err: str, *words: str) -> None:
+    """A setup error: exit 2 was checked by the caller; one line, naming what it must."""
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("llmcat: error:"), err
+    assert "Traceback" not in err and all(w in lines[0] for w in words), (words, err)
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
+
+
+@pytest.mark.parametrize("flag", ["--output", "--review-out"])
+@pytest.mark.parametrize("names", ["--from", "--to", "--known"])
+def test_map_never_writes_over_a_file_it_reads(
+    flag: str, names: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`llmcat map --from src.txt --to tgt.txt --output src.txt` turned src.txt into JSONL rows
+    and exited 0; --review-out naming an input replaced it with review rows."""
+    common = _tree_files(tmp_path)
+    known = tmp_path / "known.csv"
+    known.write_text("source_path,target_path\nApparel > Shirts,Apparel > Shirts\n")
+    read = {"--from": tmp_path / "source.txt", "--to": tmp_path / "target.txt", "--known": known}
+    out = tmp_path / "map.jsonl"
+    argv = ["map", *common, "--known", str(known), "--output", str(out), "--no-progress"]
+    argv += [flag, str(read[names])]
+    before = _files(tmp_path)
+    assert main(argv) == 2
+    _one_error_line(capsys.readouterr().err, str(read[names]), names, flag)
+    assert _files(tmp_path) == before  # nothing written or changed
+
+
+def test_map_review_out_naming_the_output_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The review rows replaced the output (4 rows of 20 left, exit 0)."""
+    common = _tree_files(tmp_path)
+    out = tmp_path / "map.jsonl"
+    out.write_text("precious\n")
+    for review in (out, tmp_path / "map.jsonl.partial"):
+        assert main(["map", *common, "--output", str(out), "--review-out", str(review)]) == 2
+        _one_error_line(capsys.readouterr().err, "--review-out", "--output", "same file")
+    assert out.read_text() == "precious\n" and not (tmp_path / "map.jsonl.partial").exists()
+    linked = tmp_path / "linked.jsonl"
+    linked.symlink_to(out)  # the same file under another name
+    assert main(["map", *common, "--output", str(out), "--review-out", str(linked)]) == 2
+    assert out.read_text() == "precious\n"
+
+
+def test_map_csv_cells_are_never_live_formulas(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """28 cells of a two-line taxonomy of =HYPERLINK(...) and @SUM(1+1) were live in the map's
+    CSV output and review CSV; the texts come back as they were when the CSV is resumed."""
+    import csv
+
+    source = tmp_path / "evil.txt"
+    evil = ['=HYPERLINK("http://x.invalid","click")', "@SUM(1+1)", "-2+3", "+cmd"]
+    source.write_text(f"{evil[0]} > {evil[1]}\n{evil[2]} > {evil[3]}\n", encoding="utf-8")
+    out, review = tmp_path / "map.csv", tmp_path / "review.csv"
+    argv = ["map", "--from", str(source), "--to", str(source), "--embedding-model", "hashing"]
+    argv += ["--output", str(out), "--no-progress"]
+    assert main([*argv, "--review-out", str(review)]) == 0
+    target = tmp_path / "target.txt"
+    target.write_text(f"{evil[0]}\nApparel > Shirts\n", encoding="utf-8")
+    lenient = tmp_path / "lenient.csv"
+    assert main([*argv[:4], str(target), *argv[5:7], "--output", str(lenient)]) == 0
+    for written in (out, review, lenient):
+        if not written.exists():
+            continue
+        with written.open(encoding="utf-8", newline="") as handle:
+            cells = [cell for row in csv.reader(handle) for cell in row]
+        live = [c for c in cells if c.startswith(("=", "+", "-", "@", "\t", "\r"))]
+        assert live == [], (written.name, live)
+    with out.open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert {r["source_path"] for r in rows} >= {"'" + evil[0], "'" + evil[0] + " > " + evil[1]}
+    assert main([*argv, "--resume"]) == 0  # the finished CSV is read back as it was written
+    with out.open(encoding="utf-8", newline="") as handle:
+        assert list(csv.DictReader(handle)) == rows
+
+
+def test_map_resume_refuses_rows_made_for_another_target(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`map --resume` kept rows made for another --to taxonomy (all pointing at categories the
+    new target lacks), and a partial file without its run record unchecked."""
+    common = _tree_files(tmp_path)
+    out = tmp_path / "map.jsonl"
+    assert main(["map", *common, "--output", str(out)]) == 0
+    stopped_after(out, out.read_text(encoding="utf-8").splitlines()[:3])
+    partial = tmp_path / "map.jsonl.partial"
+    other = tmp_path / "other.txt"
+    other.write_text("Garden > Tools\nGarden > Seeds\n", encoding="utf-8")
+    argv = ["map", *common[:2], "--to", str(other), *common[4:], "--output", str(out)]
+    kept = partial.read_bytes()
+    capsys.readouterr()
+    assert main([*argv, "--resume"]) == 2
+    _one_error_line(capsys.readouterr().err, "target")
+    assert partial.read_bytes() == kept and not out.exists()
+    (tmp_path / "map.jsonl.partial.run.json").unlink()  # its run record lost
+    assert main([*argv, "--resume"]) == 2
+    _one_error_line(capsys.readouterr().err, "no run record", "cannot be checked")
+    assert main(["map", *common, "--output", str(out), "--resume"]) == 2  # nor the same target
+    assert partial.read_bytes() == kept and not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "says"),
+    [
+        ("known.jsonl", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xfe", "not UTF-8"),
+        ("known.txt", b"\x00\x01\x02 binary", "NUL"),
+        ("known.jsonl", b'{"source_path": "Apparel > Shirts"}\nnot json\n', "line 2 is not JSON"),
+        ("known.jsonl", b'["Apparel > Shirts", "Apparel > Shirts"]\n', "not a JSON object"),
+        (
+            "known.csv",
+            b"source_path,target_path\nApparel > Shirts,Apparel > Shirts\n"
+            b"Apparel > Shirts,Electronics > Phones\n",
+            "two targets",
+        ),
+        ("known.csv", b"source_path,target_path\nGarden > Tools,Garden > Tools\n", "none of its"),
+    ],
+)
+def test_a_known_pairs_file_that_cannot_be_used_is_one_error_line(
+    name: str, content: bytes, says: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Binary files, lines that are not JSON or not objects ended in a traceback (exit 1);
+    conflicting pairs were accepted silently."""
+    common = _tree_files(tmp_path)
+    known = tmp_path / name
+    known.write_bytes(content)
+    out = tmp_path / "map.jsonl"
+    assert main(["map", *common, "--known", str(known), "--output", str(out)]) == 2
+    _one_error_line(capsys.readouterr().err, str(known), says)
+    assert not out.exists()
+
+
+def test_known_pairs_for_an_older_release_keep_the_pairs_that_match(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A pairs file made for an older release of the source (Shopify's 2024-10 mapping against
+    its 2025-03 categories: 52 of about 10,300 pairs name renamed or removed categories) refused
+    the whole run at the first such pair. The pairs that match are used; the others counted."""
+    common = _tree_files(tmp_path)
+    known = tmp_path / "known.txt"
+    stale = [f"Apparel > Retired {i}" for i in range(5)]
+    known.write_text(
+        "".join(f"→ {s}\n⇒ Apparel > Shirts\n\n" for s in stale)
+        + "→ Electronics > Phones\n⇒ Apparel > Shirts\n\n"  # odd, but what the caller knows
+        + "→ Apparel > Shirts\n⇒ Apparel > Retired target\n\n",
+        encoding="utf-8",
+    )
+    out = tmp_path / "map.jsonl"
+    assert main(["map", *common, "--known", str(known), "--output", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "6 of 7 known pairs" in err and "skipped" in err
+    assert "'Apparel > Retired 0'" in err and "and 3 more" in err
+    rows = {r["source_path"]: r for r in map(json.loads, out.read_text().splitlines())}
+    phones = rows["Electronics > Phones"]
+    assert (phones["target_path"], phones["method"]) == ("Apparel > Shirts", "known")

@@ -23,6 +23,7 @@ from llmcat.review import ReviewWriter
 from llmcat.runner import map_ordered
 
 from .fake_server import FakeServer, Reply, chat_reply
+from .test_resume import stopped_after
 
 # -- the ordered map never stops with items left --------------------------------------------------
 
@@ -129,11 +130,9 @@ def test_a_resumed_batch_rebuilds_its_review_file_to_match_the_output(tmp_path: 
     assert len(full) == 40
     # What a kill -9 leaves: 25 results in the partial output, 10 review rows (the review file
     # of the killed run was still a partial file; the old review file is a stale one).
-    records = out.read_text().splitlines()
-    (tmp_path / "out.jsonl.partial").write_text("\n".join(records[:25]) + "\n")
+    stopped_after(out, out.read_text().splitlines()[:25])
     (tmp_path / "review.jsonl.partial").write_text("\n".join(full[:10]) + "\n")
     review.write_text("stale\n")
-    out.unlink()
     assert main(reviewing(tmp_path, src, out, "--review-out", str(review), "--resume")) == 0
     assert review.read_text().splitlines() == full  # every row once, in input order
     assert not (tmp_path / "review.jsonl.partial").exists()

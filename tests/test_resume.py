@@ -46,6 +46,21 @@ def answering(server: FakeServer, delay: float = 0.0) -> Counter[str]:
     return asked
 
 
+def stopped_after(out: Path, kept: list[str], torn: str = "") -> Path:
+    """What a run killed after writing ``kept`` (lines of the finished ``out``, and the start
+    of a torn line) leaves: the partial file with the run record and input digests of those
+    records, and no output. Returns the partial file."""
+    record = json.loads(out.with_name(out.name + ".run.json").read_text(encoding="utf-8"))
+    partial = out.with_name(out.name + ".partial")
+    partial.write_text("".join(line + "\n" for line in kept) + torn, encoding="utf-8")
+    partial.with_name(partial.name + ".run.json").write_text(json.dumps(record["run"]))
+    digests = record["inputs"][: len(kept) + bool(torn)]
+    partial.with_name(partial.name + ".inputs").write_text("".join(d + "\n" for d in digests))
+    out.unlink()
+    out.with_name(out.name + ".run.json").unlink()
+    return partial
+
+
 def offline(src: Path, out: Path, *extra: str) -> list[str]:
     """``llmcat classify`` of a file on the fake backend, as argv for ``main``."""
     return ["classify", "--input", str(src), "--output", str(out), "--backend", "fake", *extra]
@@ -103,7 +118,7 @@ def test_resume_refuses_records_from_another_setup(
     write_products(src, 5)
     base = offline(src, out)
     assert main([*base, "--labels", "A,B"]) == 0
-    out.rename(out.with_name(out.name + ".partial"))
+    stopped_after(out, out.read_text().splitlines())
     assert main([*base, "--labels", "A,B,C", "--resume"]) == 2
     assert "taxonomy_version" in capsys.readouterr().err
     other = tmp_path / "other.jsonl"
@@ -121,9 +136,7 @@ def test_resume_drops_a_torn_line_and_finishes(tmp_path: Path) -> None:
     base = offline(src, out, "--labels", "A,B")
     assert main(base) == 0
     full = out.read_text().splitlines()
-    partial = out.with_name(out.name + ".partial")
-    partial.write_text("\n".join(full[:3]) + "\n" + full[3][:25])  # killed mid-line
-    out.unlink()
+    stopped_after(out, full[:3], full[3][:25])  # killed mid-line
     assert main([*base, "--resume"]) == 0
 
     def answers(lines: list[str]) -> list[tuple[str, str]]:
@@ -170,7 +183,8 @@ def test_a_run_where_every_item_fails_never_replaces_the_output(
     lines = failed.read_text().splitlines()  # a CSV has a header line
     assert len(lines) == 3 + (out.suffix == ".csv") and all("x" in line for line in lines[-3:])
     assert "empty title" in lines[-1] and "SKU-0" not in "".join(lines)
-    assert not list(tmp_path.glob(f"{name}.*"))  # no partial, lock or sidecar left behind
+    # no partial, lock or sidecar left behind: only the good output's own run record
+    assert [p.name for p in tmp_path.glob(f"{name}.*")] == [f"{name}.run.json"]
     fresh = tmp_path / f"new{out.suffix}"  # with no output yet, none is written either
     assert main(offline(broken, fresh, "--labels", "A,B", "--no-progress")) == 3
     assert not fresh.exists() and fresh.with_name(f"new.failed{out.suffix}").exists()
