@@ -395,7 +395,10 @@ def product_for_copy(product: Product, language: str) -> Product:
 
 def thin(product: Product, category: str | None = None) -> bool:
     """True when the product data says nothing beyond the title and the brand: there is no
-    copy to write, and a model asked would invent."""
+    copy to write, and a model asked would invent. A product with images is never thin: a model
+    that sees them has more to go on."""
+    if product.image_urls:
+        return False
     said = set(tokens(f"{product.title} {product.brand}"))
     rest = f"{product.description} {category or ''} " + " ".join(
         f"{k} {v}" for k, v in product.attributes.items()

@@ -67,7 +67,8 @@ def test_batch_on_a_path_taxonomy_keeps_order_and_validity() -> None:
 
 
 def test_describe_output_is_schema_valid_and_within_limits() -> None:
-    d = Describer().describe(
+    # The engine asked for copy (its copy fit would have the copy composed without a call)
+    d = Describer(ask_model="always").describe(
         Product(
             title="Nike Air Zoom Pegasus 40 running shoes",
             brand="Nike",
@@ -174,7 +175,15 @@ def test_ctrl_c_exits_within_two_seconds_and_resume_finishes(tmp_path: Path) -> 
     source.write_text("".join(json.dumps({"title": t}) + "\n" for t in titles), encoding="utf-8")
     out = tmp_path / "copy.jsonl"
     command = [sys.executable, "-m", "llmcat", "describe", "--input", str(source)]
-    command += ["--output", str(out), "--cache-dir", str(tmp_path / "cache")]
+    # asked anyway: its copy fit would have it composed, with no model call to interrupt
+    command += [
+        "--output",
+        str(out),
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        "--ask-model",
+        "always",
+    ]
     batch = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
     partial = out.with_name(out.name + ".partial")
     deadline = time.monotonic() + 300

@@ -122,7 +122,9 @@ def test_a_dry_run_counts_with_the_servers_tokenizer_what_a_real_run_uses(base_u
 def test_descriptions_validate_against_their_json_schema(base_url: str) -> None:
     products, _ = golden_products(12)
     backend = RecordingBackend(base_url=base_url)
-    describer = Describer(backend=backend, settings=Settings(cache=False, progress=False))
+    settings = Settings(cache=False, progress=False)
+    # asked anyway: SmolLM2's copy fit would have the copy composed without a request
+    describer = Describer(backend=backend, settings=settings, ask_model="always")
     copies = describer.describe_many(products, max_words=60)
     assert all(c.ok for c in copies), [c.error for c in copies]
     assert all(c.title and c.bullets and c.body for c in copies)
