@@ -8,8 +8,10 @@ process-wide set of registered keys.
 
 from __future__ import annotations
 
+import base64
 import re
 import threading
+from urllib.parse import unquote, urlsplit
 
 MASK = "***"
 _secrets: set[str] = set()
@@ -43,6 +45,28 @@ def register_secret(value: str | None) -> None:
             _secrets.add(value)
 
 
+def register_url_credentials(url: str | None) -> None:
+    """Remember the credentials a URL carries (``http://user:key@host/v1``): the password, and
+    ``user:password`` in the base64 an HTTP client sends as Basic auth, so that a server that
+    echoes the Authorization value in any form (a bare token, a JSON field) never shows them."""
+    if not url:
+        return
+    try:
+        parsed = urlsplit(url)
+        user, password = parsed.username, parsed.password
+    except ValueError:
+        return
+    if password is None:
+        return  # a bare user name is not a secret
+    register_secret(password)
+    register_secret(unquote(password))
+    for pair in {f"{user or ''}:{password}", f"{unquote(user or '')}:{unquote(password)}"}:
+        encoded = pair.encode("utf-8")
+        for token in (base64.b64encode(encoded), base64.urlsafe_b64encode(encoded)):
+            register_secret(token.decode("ascii"))
+            register_secret(token.decode("ascii").rstrip("="))
+
+
 def redact(text: str) -> str:
     """``text`` without registered keys, authorization values, key fields or URL credentials."""
     with _lock:
@@ -63,4 +87,4 @@ def _mask_basic(match: re.Match[str]) -> str:
     return match.group(1) + MASK if looks_encoded else match.group(0)
 
 
-__all__ = ["MASK", "redact", "register_secret"]
+__all__ = ["MASK", "redact", "register_secret", "register_url_credentials"]

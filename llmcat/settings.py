@@ -21,7 +21,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from .errors import ConfigError
 from .options import CLI_FLAG, RUN_FLAG, Flag, RetryOptions, yes_no
-from .redact import redact, register_secret
+from .redact import redact, register_secret, register_url_credentials
 
 ENV_CACHE_DIR = "LLMCAT_CACHE_DIR"
 
@@ -147,6 +147,7 @@ class Settings(BaseSettings):
         if self.base_url:
             check_base_url(self.base_url)
         register_secret(self.api_key)
+        register_url_credentials(self.base_url)
         return self.model_copy(
             update={
                 "backend": self.backend or ("openai" if self.base_url else "local"),

@@ -95,6 +95,8 @@ class FakeServer:
         self.gets: list[str] = []  # paths of every GET (/v1/models, /version, ...)
         self.models_reply: Reply | None = None  # instead of the model list
         self.get_routes: dict[str, Callable[[], Reply]] = {}  # extra GET paths a test serves
+        #: called with each request's headers first; a Reply it returns is the answer
+        self.on_headers: Callable[[dict[str, str]], Reply | None] | None = None
         self.in_flight = 0
         self.peak_in_flight = 0
         self._lock = threading.Lock()
@@ -110,7 +112,10 @@ class FakeServer:
             def do_GET(self) -> None:
                 with server._lock:
                     server.gets.append(self.path)
-                if self.path.rstrip("/").endswith("/models") and server.models_reply is not None:
+                early = server.on_headers(dict(self.headers)) if server.on_headers else None
+                if early is not None:
+                    server._send(self, early)
+                elif self.path.rstrip("/").endswith("/models") and server.models_reply is not None:
                     server._send(self, server.models_reply)
                 elif self.path.rstrip("/").endswith("/models"):
                     server._send(
@@ -146,7 +151,10 @@ class FakeServer:
                     server.in_flight += 1
                     server.peak_in_flight = max(server.peak_in_flight, server.in_flight)
                 try:
-                    if server.replies:
+                    early = server.on_headers(dict(self.headers)) if server.on_headers else None
+                    if early is not None:
+                        reply = early
+                    elif server.replies:
                         reply = server.replies.popleft()
                     elif server.responder is not None:
                         reply = server.responder(body)

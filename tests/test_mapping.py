@@ -695,7 +695,7 @@ def test_map_never_writes_over_a_file_it_reads(
     known.write_text("source_path,target_path\nApparel > Shirts,Apparel > Shirts\n")
     read = {"--from": tmp_path / "source.txt", "--to": tmp_path / "target.txt", "--known": known}
     out = tmp_path / "map.jsonl"
-    argv = ["map", *common, "--known", str(known), "--output", str(out), "--no-progress"]
+    argv = ["map", *common, "--known", str(known), "--output", str(out)]
     argv += [flag, str(read[names])]
     before = _files(tmp_path)
     assert main(argv) == 2
@@ -732,7 +732,7 @@ def test_map_csv_cells_are_never_live_formulas(
     source.write_text(f"{evil[0]} > {evil[1]}\n{evil[2]} > {evil[3]}\n", encoding="utf-8")
     out, review = tmp_path / "map.csv", tmp_path / "review.csv"
     argv = ["map", "--from", str(source), "--to", str(source), "--embedding-model", "hashing"]
-    argv += ["--output", str(out), "--no-progress"]
+    argv += ["--output", str(out)]
     assert main([*argv, "--review-out", str(review)]) == 0
     target = tmp_path / "target.txt"
     target.write_text(f"{evil[0]}\nApparel > Shirts\n", encoding="utf-8")

@@ -374,3 +374,41 @@ def _key(body: dict[str, Any]) -> str:
     text = " ".join(str(m.get("content", "")) for m in body.get("messages", []))
     found = re.search(r"SKU-\w+", text)
     return found.group(0) if found else "?"
+
+
+@pytest.mark.parametrize(
+    "echo",
+    [
+        "token {token} rejected",
+        "bad header Authorization: {header}",
+        '{{"headers": {{"authorization": "{header}"}}}}',
+        "who is {pair}?",
+    ],
+)
+def test_url_credentials_echoed_by_a_401_never_reach_stderr(
+    echo: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 41: a base URL with credentials (http://user:sk-...@host/v1) against a server whose
+    401 echoes the request's Authorization header put the base64 of user:key on stderr."""
+    import base64
+
+    from llmcat.cli import main
+
+    key = "sk-live-0123456789abcdef"
+    secrets = [key, base64.b64encode(f"user:{key}".encode()).decode()]
+
+    def echoing(headers: dict[str, str]) -> Reply:
+        header = headers.get("Authorization") or headers.get("authorization") or ""
+        token = header.split()[-1] if header else ""
+        pair = base64.b64decode(token).decode() if header.startswith("Basic") else ""
+        message = echo.format(header=header, token=token, pair=pair)
+        return Reply(status=401, body={"error": {"message": message}})
+
+    with FakeServer("vllm") as server:
+        server.on_headers = echoing
+        url = server.base_url.replace("http://", f"http://user:{key}@")
+        argv = ["classify", "shoes", "--labels", "Shoes,Toys", "--base-url", url, "--model", "m"]
+        assert main([*argv, "--no-cache"]) == 2
+    err = capsys.readouterr().err
+    assert "401" in err and "***" in err
+    assert not [s for s in secrets if s in err or s.rstrip("=") in err], err

@@ -51,7 +51,7 @@ from ..errors import (
     TransportError,
 )
 from ..once import AsyncOnce
-from ..redact import redact, register_secret
+from ..redact import redact, register_secret, register_url_credentials
 from .base import Backend
 
 if TYPE_CHECKING:
@@ -369,6 +369,7 @@ class OpenAIBackend(Backend):
         self._requested_mode = structured_output
         self._api_key = api_key or "EMPTY"
         register_secret(api_key)
+        register_url_credentials(self.base_url)
         self._timeout = timeout
         # One SDK client per running event loop: a client's connections belong to its loop.
         self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, openai.AsyncOpenAI]
