@@ -7,6 +7,8 @@ import asyncio
 import json
 from pathlib import Path
 
+import pytest
+
 from llmcat.backends.fake import FakeBackend
 from llmcat.completions import CompletionRequest, Message, note_request, requests_seen
 from llmcat.evals import metrics as M
@@ -100,3 +102,30 @@ def test_a_run_keeps_prompts_and_its_report_opens_on_headline_numbers(tmp_path: 
     assert 'data-source="explorer-data-classification-1"' in page
     diff = compare_html(("a", run, samples), ("b", run, samples), [], [])
     assert "95% interval of B - A" in diff and "No item is right in one run" in diff
+
+
+@pytest.mark.parametrize("odd", ["line separator", "200,000 characters"])
+def test_a_run_with_odd_titles_is_read_and_its_report_stays_small(odd: str, tmp_path: Path) -> None:
+    """Issue 41: a title holding U+2028 made report and compare refuse the run as "not a run of
+    this llmcat" (splitlines() split the samples file on it), and a 200,000-character title was
+    written whole into report.html again and again (658 KB for one product)."""
+    out = tmp_path / "run"
+    common = ["run", "--suite", "golden", "--limit", "12", "--task", "classify"]
+    assert main([*common, "--out", str(out)], backend=FakeBackend()) == 0
+    assert main(["report", str(out)]) == 0
+    plain = (out / "report.html").read_text(encoding="utf-8")
+    samples = out / "samples.jsonl"
+    lines = samples.read_text(encoding="utf-8").split("\n")
+    title = "Trail shoe\u2028second line" if odd == "line separator" else "word " * 40_000
+    old = json.dumps(json.loads(lines[1])["input"]["title"], ensure_ascii=False)[1:-1]
+    lines[1] = lines[1].replace(old, json.dumps(title, ensure_ascii=False)[1:-1])
+    samples.write_text("\n".join(lines), encoding="utf-8")
+    _, read = read_run(out)
+    assert read[1].input["title"] == title
+    assert len(read) == sum(bool(line.strip()) for line in lines)
+    assert main(["report", str(out)]) == 0
+    assert main(["compare", str(out), str(out)]) == 0
+    page = (out / "report.html").read_text(encoding="utf-8")
+    if odd == "200,000 characters":
+        assert "[200,000 characters]" in page and title not in page
+        assert len(page) - len(plain) < 50_000  # the title's start a few times, not all of it

@@ -62,7 +62,7 @@ def read_results(path: Path) -> dict[str, dict[str, Any]]:
             rows = read_parquet_results(path)
     else:
         try:
-            lines = path.read_text(encoding="utf-8").splitlines()
+            lines = path.read_text(encoding="utf-8").split("\n")  # not at U+2028
         except OSError as exc:
             raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
         rows = [json.loads(line) for line in lines if line.strip()]

@@ -17,6 +17,10 @@ from .records import ClassificationSample, DescriptionSample
 #: one block of a row's detail: {"title", "kind": "pairs" | "table" | "messages" | "text", ...}
 Block = dict[str, Any]
 ALTERNATIVES_SHOWN = 10
+#: characters of a table cell, and of any field of a row's detail (a prompt, a description),
+#: beyond which the report shows the start and the length
+CELL_CHARS = 300
+FIELD_CHARS = 8_000
 
 
 @dataclass
@@ -45,9 +49,26 @@ class Explorer:
     rows: list[dict[str, Any]] = field(default_factory=list)
 
     def as_json(self) -> str:
-        """The explorer as JSON that is safe inside a ``<script>`` element."""
-        text = json.dumps(asdict(self), ensure_ascii=False, allow_nan=False)
+        """The explorer as JSON that is safe inside a ``<script>`` element, long texts cut
+        (``cut``): a product's 200,000-character title once filled the page three times over."""
+        data = asdict(self)
+        for row in data["rows"]:
+            row["cells"] = {k: cut(v, CELL_CHARS) for k, v in row["cells"].items()}
+            row["detail"] = cut(row["detail"], FIELD_CHARS)
+        text = json.dumps(data, ensure_ascii=False, allow_nan=False)
         return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def cut(value: Any, limit: int) -> Any:
+    """``value`` with every string longer than ``limit`` characters cut to its start and its
+    length shown (``… [200,000 characters]``); lists and mappings cut item by item."""
+    if isinstance(value, str) and len(value) > limit:
+        return f"{value[:limit]}… [{len(value):,} characters]"
+    if isinstance(value, list):
+        return [cut(v, limit) for v in value]
+    if isinstance(value, dict):
+        return {k: cut(v, limit) for k, v in value.items()}
+    return value
 
 
 def path_text(path: Sequence[str] | None) -> str:

@@ -237,7 +237,8 @@ def read_run(folder: Path) -> tuple[RunSummary, Samples]:
         run = RunSummary.model_validate_json((folder / "run.json").read_text(encoding="utf-8"))
         samples = [
             _SAMPLE.validate_json(line)
-            for line in (folder / "samples.jsonl").read_text(encoding="utf-8").splitlines()
+            # JSONL lines end at \n: a title may hold U+2028, which splitlines() splits on
+            for line in (folder / "samples.jsonl").read_text(encoding="utf-8").split("\n")
             if line.strip()
         ]
     except ValidationError as exc:

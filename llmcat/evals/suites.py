@@ -277,7 +277,7 @@ def _load_labelled(folder: Path, manifest: dict[str, Any], limit: int | None) ->
     digest.update(sha256_file(products_file).encode())
     taxonomy = Taxonomy.from_file(taxonomy_file)
     products = {}
-    for line in products_file.read_text(encoding="utf-8").splitlines():
+    for line in products_file.read_text(encoding="utf-8").split("\n"):  # not at U+2028
         if line.strip():
             row = json.loads(line)
             row.pop("path", None)
@@ -331,7 +331,7 @@ def load_flat_suite(path: Path, *, limit: int | None = None) -> Suite:
             f"datasets/{path.name}, or pass --data FILE"
         )
     records = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for n, line in enumerate(path.read_text(encoding="utf-8").split("\n"), 1):  # not U+2028
         if not line.strip():
             continue
         row = json.loads(line)
