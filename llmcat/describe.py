@@ -220,7 +220,8 @@ class CopyJob:
         options, limits = self.options, self.options.limits()
         product = product_for_copy(product, options.language)
         check = self.checker(product)
-        if not self.asks_model() or thin(product, options.category):
+        auto = options.ask_model == "auto"
+        if not self.asks_model() or (auto and thin(product, options.category)):
             record = Description(
                 product_id=product.id,
                 language=options.language,

@@ -296,8 +296,9 @@ class CopyOptions(CopyLimits):
         description="Whether the model is asked for copy. auto: unless a copy fit shipped for "
         "the model (llmcat/fits/copy-*.json) measured that its copy almost never passes the "
         "checks (kept for under 20% of the fit's products; the embedded SmolLM2: 0 of 56), "
-        "then the copy is composed from the product's fields without a model call; always: "
-        "ask; never: compose.",
+        "then the copy is composed from the product's fields without a model call, as it is "
+        "for a product with nothing beyond its title; always: ask, whatever the product; never: "
+        "compose.",
     )
     min_body_words: Annotated[int, CLI_FLAG] = Field(
         default=25,
