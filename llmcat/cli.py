@@ -475,8 +475,9 @@ def _taxonomy(args: argparse.Namespace) -> Taxonomy:
     if given_labels and args.taxonomy:
         raise ConfigError("give labels (--labels, --label, --labels-file) or --taxonomy, not both")
     if given_labels:
-        labels = [x for x in (args.labels or "").split(",") if x.strip()]
-        labels += [x for x in args.label if x.strip()]
+        # a blank label between commas is refused (by from_labels), never dropped unsaid
+        labels = args.labels.split(",") if args.labels and args.labels.strip() else []
+        labels += list(args.label)
         if args.labels_file is not None:
             labels += _labels_file(args.labels_file)
         if not labels:

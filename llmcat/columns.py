@@ -11,7 +11,7 @@ attribute, as files were read before.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -57,6 +57,35 @@ class Columns:
         else:
             chosen = tuple(a.strip() for a in (attributes or "").split(",") if a.strip())
         return cls(mapping, chosen)
+
+    def check(self, columns: Collection[str], where: object, *, fixed: bool = True) -> None:
+        """ConfigError when a file whose records have ``columns`` cannot give what was asked
+        (naming what is needed and the file's columns): ``--columns`` mapping fields but no
+        title (every row would be an error record), and, for a file whose columns are fixed
+        (``fixed``: a CSV header, not one JSON record's keys), a mapped or ``--attributes``
+        column it lacks (ignored silently before)."""
+        names = ", ".join(str(c) for c in columns if c) or "none"
+        if self.fields and "title" not in self.fields:
+            mapped = ",".join(f"{k}={v}" for k, v in self.fields.items())
+            raise ConfigError(
+                f"{where}: --columns {mapped} maps no title column, and every product needs a "
+                f"title: add title=COLUMN (columns here: {names})"
+            )
+        if not fixed:
+            return
+        missing = [f"{k}={v}" for k, v in self.fields.items() if v not in columns]
+        if missing:
+            raise ConfigError(
+                f"{where}: --columns {','.join(missing)} names columns it does not have "
+                f"(columns here: {names})"
+            )
+        if self.attributes != "*":
+            absent = [a for a in self.attributes if a not in columns]
+            if absent:
+                raise ConfigError(
+                    f"{where}: --attributes {','.join(absent)} names columns it does not have "
+                    f"(columns here: {names})"
+                )
 
     def column_of(self, name: str, record: Mapping[str, Any]) -> str | None:
         """The column that holds field ``name`` in ``record``, if any: with a mapping, only the

@@ -204,8 +204,7 @@ def read_records(
         return _finished(_read_json(file, text_encoding), columns, report)
     if suffix in (".csv", ".tsv"):
         delimiter = "\t" if suffix == ".tsv" else ","
-        title = columns.fields.get("title") if columns is not None else None
-        located = _read_csv(file, delimiter=delimiter, encoding=text_encoding, title_column=title)
+        located = _read_csv(file, delimiter=delimiter, encoding=text_encoding, columns=columns)
         return _finished(located, columns, report)
     return _finished(_read_jsonl(file, text_encoding), columns, report)
 
@@ -246,10 +245,14 @@ def _finished(
     the file already has, is an error record naming the line. ``report`` is told once, from the
     first record, which columns are used for what."""
     ids: dict[str, str] = {}
+    first = True
     for where, default_id, item in items:
         if isinstance(item, InputError):
             yield item
             continue
+        if first and columns is not None:  # its keys (a CSV's header is checked before)
+            columns.check(list(item), where, fixed=False)
+        first = False
         if report is not None:
             report((columns or Columns(attributes="*")).describe(item))
             report = None
@@ -380,7 +383,7 @@ TITLE_COLUMNS = ("title", "name", "product_name")
 
 
 def _read_csv(
-    file: Path, *, delimiter: str, encoding: str = "utf-8-sig", title_column: str | None = None
+    file: Path, *, delimiter: str, encoding: str = "utf-8-sig", columns: Columns | None = None
 ) -> Iterator[Located]:
     """The rows of a CSV file as records; the header is checked at once, the rows are read when
     asked for. A row the CSV parser cannot read (an unterminated quote swallows the rest of the
@@ -394,15 +397,18 @@ def _read_csv(
             raise ConfigError(f"{file}: the header line cannot be read as CSV ({exc})") from None
     if header is None or not any(h.strip() for h in header):
         raise ConfigError(f"{file} has no header line; the first line must name the columns")
-    columns = [h.strip() for h in header]
+    names = [h.strip() for h in header]
+    title_column = columns.fields.get("title") if columns is not None else None
     titles = (title_column,) if title_column else TITLE_COLUMNS
-    if not any(c in columns for c in titles):
+    if columns is not None:
+        columns.check(names, file)
+    if not any(c in names for c in titles):
         raise ConfigError(
             f"{file} has no title column: a product's title is read from a column named "
-            f"{', '.join(titles)} (columns here: {', '.join(c for c in columns if c)}); "
+            f"{', '.join(titles)} (columns here: {', '.join(c for c in names if c)}); "
             "say which with --columns title=COLUMN"
         )
-    return _csv_rows(file, columns, delimiter, encoding)
+    return _csv_rows(file, names, delimiter, encoding)
 
 
 class _Lines:
@@ -469,7 +475,8 @@ def unreadable_csv_rows(
     delimiter = "\t" if file.suffix.lower() == ".tsv" else ","
     rows, bad = 0, []
     codec = check_encoding(file, encoding)
-    located = _read_csv(file, delimiter=delimiter, encoding=codec, title_column=title_column)
+    columns = Columns({"title": title_column}) if title_column else None
+    located = _read_csv(file, delimiter=delimiter, encoding=codec, columns=columns)
     for _, _, record in located:
         rows += 1
         if isinstance(record, InputError):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlparse
@@ -21,7 +21,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from .errors import ConfigError
 from .options import CLI_FLAG, RUN_FLAG, Flag, RetryOptions, yes_no
-from .redact import redact, register_secret, register_url_credentials
+from .redact import MASK, redact, register_secret, register_url_credentials
 
 ENV_CACHE_DIR = "LLMCAT_CACHE_DIR"
 
@@ -140,6 +140,16 @@ class Settings(BaseSettings):
         description="Local images with a longer side are scaled down to it (needs Pillow: "
         "the 'images' extra).",
     )
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        """repr() and str() without the key or URL credentials (model_dump keeps them)."""
+        for name, value in super().__repr_args__():
+            if name == "api_key" and value:
+                yield name, MASK
+            elif name == "base_url" and isinstance(value, str):
+                yield name, redact(value)
+            else:
+                yield name, value
 
     def resolved(self) -> Settings:
         """A copy with the defaults that depend on other fields filled in: the backend (openai

@@ -36,6 +36,10 @@ class Category(BaseModel):
         return PATH_SEPARATOR.join(self.path)
 
 
+#: the longest flat label list accepted: 1,000,000 labels neither answered nor refused in 150 s
+MAX_LABELS = 100_000
+
+
 def split_path(text: str) -> tuple[str, ...]:
     """Split ``"A > B > C"`` (also ``>>`` and ``/``-free variants like ``A>B``) into names."""
     parts = [p.strip() for p in re.split(r"\s*>>?\s*", text.strip())]
@@ -66,8 +70,24 @@ class Taxonomy:
     @classmethod
     def from_labels(cls, labels: Sequence[str], *, name: str = "labels") -> Taxonomy:
         """A flat taxonomy: every label is a top-level category whose id is the label itself.
-        Labels that differ only in case, spacing or Unicode form are refused, naming both."""
-        cleaned = [label.strip() for label in labels if label and label.strip()]
+        Labels that differ only in case, spacing or Unicode form are refused, naming both; so is
+        a blank label, one holding a line break (the prompt would show it as two labels), and a
+        list longer than ``MAX_LABELS``."""
+        if len(labels) > MAX_LABELS:
+            raise TaxonomyError(
+                f"{len(labels):,} labels: at most {MAX_LABELS:,} are taken (each is embedded "
+                "before the first answer; 10,000 take about 45 s on 2 cores); give fewer"
+            )
+        cleaned = []
+        for n, label in enumerate(labels, 1):
+            if not isinstance(label, str) or not label.strip():
+                raise TaxonomyError(f"label {n} of {len(labels)} is blank ({label!r}); drop it")
+            if len(label.strip().splitlines()) > 1:
+                raise TaxonomyError(
+                    f"label {n} {label!r} holds a line break: the prompt would show it as two "
+                    "labels; write it on one line"
+                )
+            cleaned.append(label.strip())
         refuse_near_duplicates([(label,) for label in cleaned], what="labels")
         return cls((Category(id=label, name=label, path=(label,)) for label in cleaned), name=name)
 

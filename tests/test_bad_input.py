@@ -92,7 +92,7 @@ CONFIG_CASES: dict[str, tuple[list[str], dict[str, bytes], str]] = {
     "output is the input": (
         ["classify", "--input", "{tmp}/p.jsonl", "--output", "{tmp}/p.jsonl", "--labels", "A,B"],
         {"p.jsonl": b'{"title":"x"}\n'},
-        "name the same file",
+        "is the same file as --input",
     ),
     "resume without output": (
         ["classify", "--input", "{tmp}/p.jsonl", "--resume", "--labels", "A,B"],

@@ -69,3 +69,25 @@ def test_describe_csv_has_one_bullet_per_line_of_its_cell(tmp_path: Path) -> Non
     row = rows(out)[0]
     assert list(row)[:4] == ["product_id", "title", "bullets", "body"]
     assert len(row["bullets"].splitlines()) >= 2 and "rejected_copy" not in row
+
+
+def test_results_csv_cells_are_never_live_formulas_and_resume_reads_them_back(
+    tmp_path: Path,
+) -> None:
+    """Issue 41: the review CSV was protected, the results CSVs (classify, describe, map)
+    were not: a title or label starting with =, +, -, @ stayed a live formula."""
+    src, out = tmp_path / "p.jsonl", tmp_path / "out.csv"
+    titles = ['=HYPERLINK("http://x.invalid","x")', "@SUM(1+1)", "-2+3 drill", "+cmd table"]
+    src.write_text(
+        "".join(json.dumps({"id": f"-{i}", "title": t}) + "\n" for i, t in enumerate(titles))
+    )
+    argv = ["classify", "--input", str(src), "--labels", "=Tools,@Furniture", "--backend", "fake"]
+    argv += ["--strategy", "flat", "--output", str(out), "--no-progress"]
+    assert main(argv) == 0
+    with out.open(encoding="utf-8", newline="") as handle:
+        cells = [cell for row in csv.reader(handle) for cell in row]
+    assert [c for c in cells if c.startswith(("=", "+", "-", "@", "\t", "\r"))] == []
+    assert {r["title"] for r in rows(out)} == {"'" + t for t in titles}
+    before = out.read_text()
+    assert main([*argv, "--resume"]) == 0  # read back as the texts they were, and checked
+    assert out.read_text() == before

@@ -438,3 +438,92 @@ def test_probes_have_a_deadline_against_a_trickling_server(
         assert time.monotonic() - started < 5
     finally:
         slow_headers.close()
+
+
+# -- issue 41: setup errors, not silent drops or tracebacks ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["--labels", "Shoes,,Toys"], "label 2 of 3 is blank"),
+        (["--labels", "Shoes,Toys,"], "label 3 of 3 is blank"),
+        (["--label", "Shoes", "--label", " "], "label 2 of 2 is blank"),
+        (["--label", "Shoes\nToys", "--label", "Garden"], "holds a line break"),
+        (["--label", "Shoes\u2028Boots", "--label", "Garden"], "holds a line break"),
+    ],
+)
+def test_a_blank_label_or_one_with_a_line_break_is_refused(
+    argv: list[str], says: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A label holding a newline reached the prompt as two label lines; blank labels were
+    dropped silently."""
+    assert main(["classify", "x", *argv, "--backend", "fake"]) == 2
+    err = capsys.readouterr().err
+    assert says in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    with pytest.raises(ConfigError, match=says.split(" of ")[0]):
+        Classifier(argv[1::2] if argv[0] == "--label" else argv[1].split(","), backend="fake")
+
+
+def test_a_million_labels_are_refused_at_once() -> None:
+    """A Classifier with 1,000,000 labels neither answered nor refused within 150 s."""
+    labels = [f"label {i}" for i in range(1_000_000)]
+    with pytest.raises(ConfigError, match=r"1,000,000 labels: at most 100,000"):
+        Classifier(labels, backend="fake")
+
+
+@pytest.mark.parametrize(
+    ("columns", "attributes", "says"),
+    [
+        ("id=sku", None, "--columns id=sku maps no title column"),
+        ("title=name,brand=maker", None, "--columns brand=maker names columns it does not have"),
+        ("title=name", "colour,weight", "--attributes weight names columns it does not have"),
+    ],
+)
+def test_columns_a_file_cannot_give_are_a_setup_error_naming_its_columns(
+    columns: str,
+    attributes: str | None,
+    says: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """--columns without a title column made every row an error record (exit 3); --attributes
+    naming a missing column was ignored silently."""
+    src, out = tmp_path / "in.csv", tmp_path / "out.jsonl"
+    src.write_text("sku,name,title,colour\n1,oak table,oak,brown\n2,pine chair,pine,white\n")
+    argv = ["classify", "--input", str(src), "--output", str(out), "--labels", "Tools,Furniture"]
+    argv += ["--backend", "fake", "--columns", columns]
+    if attributes is not None:
+        argv += ["--attributes", attributes]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert says in err and "columns here: sku, name, title, colour" in err
+    assert len(err.strip().splitlines()) == 1 and not out.exists()
+    lines = tmp_path / "in.jsonl"  # a JSON record has no header: the title rule still holds
+    lines.write_text(json.dumps({"sku": "1", "name": "oak table"}) + "\n")
+    if "title" not in columns:
+        assert main([*argv[:2], str(lines), *argv[3:]]) == 2
+        assert "maps no title column" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("kind", ["folder", "symlink"])
+def test_a_lock_path_that_is_a_folder_or_a_link_is_a_setup_error(
+    kind: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An OUTPUT.lock that is a folder gave exit 1 with a raw errno; a lock path that is a
+    symbolic link was followed (and the file it points at created and deleted)."""
+    src, out = tmp_path / "p.jsonl", tmp_path / "out.jsonl"
+    src.write_text(json.dumps({"id": "1", "title": "oak table"}) + "\n")
+    lock = tmp_path / "out.jsonl.lock"
+    elsewhere = tmp_path / "precious.txt"
+    if kind == "folder":
+        lock.mkdir()
+    else:
+        elsewhere.write_text("keep me\n")
+        lock.symlink_to(elsewhere)
+    argv = ["classify", "--input", str(src), "--output", str(out), "--labels", "Tools,Fruit"]
+    assert main([*argv, "--backend", "fake"]) == 2
+    err = capsys.readouterr().err
+    assert f"the lock file {lock} is a " in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1 and not out.exists()
+    assert kind == "folder" or (lock.is_symlink() and elsewhere.read_text() == "keep me\n")

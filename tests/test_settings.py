@@ -105,3 +105,15 @@ def test_quiet_turns_the_progress_bar_off_unless_progress_is_typed() -> None:
         args = build_parser().parse_args([*top, "classify", "shoe", "--labels", "a,b", *sub])
         _quiet_means_no_progress(args)
         assert _settings(args).progress is expected, (top, sub)
+
+
+def test_repr_never_shows_the_key_or_url_credentials() -> None:
+    """Issue 41: repr(Classifier(...).settings) showed api_key in clear."""
+    from llmcat import Classifier
+
+    key, password = "sk-test-abcdef0123456789", "pw-0123456789"
+    url = f"http://user:{password}@127.0.0.1:9/v1"
+    settings = Classifier(["A", "B"], backend="fake", api_key=key, base_url=url).settings
+    for shown in (repr(settings), str(settings), f"{settings!r}"):
+        assert key not in shown and password not in shown and "api_key='***'" in shown
+    assert settings.api_key == key and settings.model_dump()["api_key"] == key  # still usable

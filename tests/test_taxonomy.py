@@ -6,15 +6,19 @@ from llmcat import Taxonomy, TaxonomyError
 
 
 def test_from_labels_is_flat_and_ids_are_labels() -> None:
-    tax = Taxonomy.from_labels(["Shoes", " Toys ", "", "Mobile Phones"])
+    tax = Taxonomy.from_labels(["Shoes", " Toys ", "Mobile Phones"])
     assert [c.id for c in tax.roots()] == ["Shoes", "Toys", "Mobile Phones"]
     assert tax.is_flat and len(tax) == 3 and tax.depth == 1
+    with pytest.raises(TaxonomyError, match="label 3 of 4 is blank"):  # never dropped unsaid
+        Taxonomy.from_labels(["Shoes", " Toys ", "", "Mobile Phones"])
 
 
 def test_from_labels_rejects_duplicates_and_empty() -> None:
     with pytest.raises(TaxonomyError, match="duplicate labels: Toys"):
         Taxonomy.from_labels(["Toys", "Shoes", "Toys"])
     with pytest.raises(TaxonomyError, match="at least one"):
+        Taxonomy.from_labels([])
+    with pytest.raises(TaxonomyError, match="label 1 of 2 is blank"):
         Taxonomy.from_labels(["", "  "])
 
 
