@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import math
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -225,3 +227,27 @@ async def _spreads(clf: Classifier, products: list[str]) -> list[float | None]:
     from llmcat import Product
 
     return [await clf.context.spread_of(Product(title=p)) for p in products]
+
+
+def test_a_sampled_product_is_not_embedded_again_when_its_turn_comes() -> None:
+    """A run of up to 256 products is read whole before the first result; its products are
+    then classified from the vectors already made (the same vectors: the same answers)."""
+    small = Taxonomy.from_paths([f"Dept {d} > Aisle {a}" for d in range(4) for a in range(4)])
+    fit = TrustFit(weights={"embedding": 1.0, "llm": 0.0}, spread=1.0, name="f")
+    products = [f"Dept {i % 4} Aisle {i % 3} item {i}" for i in range(40)]
+    own = {**COMMON, "embedder": HashingEmbedder()}  # patched below: not the shared one
+    clf = Classifier(small, backend=FakeBackend(), strategy="shortlist", trust=fit, **own)
+    embedded: list[str] = []
+    inner = clf.context.embedder()
+    original = inner.embed
+
+    async def counting(texts: Sequence[str]) -> Any:
+        embedded.extend(texts)
+        return await original(texts)
+
+    inner.embed = counting  # type: ignore[method-assign]
+    first = clf.classify_many(products)
+    assert clf.context.observed
+    assert sorted(t for t in embedded if t in products) == sorted(products)  # each one once
+    again = Classifier(small, backend=FakeBackend(), strategy="shortlist", trust=fit, **COMMON)
+    assert [r.path for r in again.classify_many(products)] == [r.path for r in first]

@@ -85,6 +85,9 @@ class StrategyContext:
         self._run_trust: tuple[TrustFit, TrustFit] | None = None
         #: the vectors of the products ``observe`` sampled from the run
         self.run_vectors: list[Any] = []
+        #: the same vectors by product text: a sampled product is not embedded again when its
+        #: turn comes (a run of up to 256 products is embedded once, not twice)
+        self._sampled: dict[str, Any] = {}
         #: whether ``observe`` has read the run (once per context)
         self.observed = False
 
@@ -168,8 +171,12 @@ class StrategyContext:
         return self._example_index
 
     async def embed_product(self, product: Product) -> Any:
-        """The product's vector (batched with concurrent items)."""
-        return (await self.product_embedder().embed([product_text(product)]))[0]
+        """The product's vector (batched with concurrent items; a sampled one as observed)."""
+        text = product_text(product)
+        sampled = self._sampled.get(text)
+        if sampled is not None:
+            return sampled
+        return (await self.product_embedder().embed([text]))[0]
 
     async def nearest_leaves(self, product: Product, k: int) -> list[tuple[str, float]]:
         """The ``k`` leaves most similar to the product, ``(id, cosine similarity)``, best first."""
@@ -208,6 +215,7 @@ class StrategyContext:
             return
         self.observed = True
         self.run_vectors = list(vectors)
+        self._sampled = {product_text(p): v for p, v in zip(products, vectors, strict=True)}
         spreads = [s for d in found if (s := spread(d)) is not None]
         if spreads:
             self.run_spread = sum(spreads) / len(spreads)
