@@ -10,7 +10,13 @@ are retried up to ``attempts`` times; an answer outside the labels or an empty o
     python -m tests.fault_server bench [--items 2000] [--concurrency 32] [--hang-rate 0.025]
                                        [--timeout 2] [--hang 3]
 
-runs the head-of-line benchmark: items/s against the bound that the slots allow.
+runs the head-of-line benchmark: items/s against the bound that the slots allow, and
+
+    python -m tests.fault_server soak [--items 10000] [--concurrency 64] [--rate 0.2]
+                                      [--kinds hang] [--seed 11]
+
+the reliability soak with the figures that tell a starved machine from llmcat (error records
+seen against predicted, late and lost attempts, the client's event-loop lag and CPU, the load).
 """
 
 from __future__ import annotations
@@ -283,6 +289,84 @@ def _bench(argv: list[str]) -> int:
     return 0
 
 
+def _soak(argv: list[str]) -> int:
+    """The reliability soak as a script, with the figures that tell starvation from llmcat:
+    error records seen against those the schedule predicts, attempts outside the schedule
+    (answered but read after the timeout: "late"; lost before the server read them: "lost"),
+    the client's event-loop lag and CPU, and the machine's load. Loopback only; bounded by
+    --items. Exit 1 when any outcome is not what the policy gives for what its attempts met."""
+    import argparse
+    import os
+    import resource
+    import time
+
+    from .test_reliability import check_soak, soak
+
+    parser = argparse.ArgumentParser(prog="python -m tests.fault_server soak")
+    parser.add_argument("--items", type=int, default=10_000)
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--rate", type=float, default=0.2)
+    parser.add_argument("--kinds", default=",".join(FAULTS), help="faults, or 'hang'")
+    parser.add_argument("--seed", type=int, default=11)
+    args = parser.parse_args(argv)
+    kinds = tuple(args.kinds.split(","))
+    load_before = os.getloadavg()
+    cpu_before = resource.getrusage(resource.RUSAGE_SELF)
+    lags: list[float] = []
+    started = time.monotonic()
+    results, served, met, elapsed = soak(
+        args.items,
+        seed=args.seed,
+        rate=args.rate,
+        kinds=kinds,
+        concurrency=args.concurrency,
+        lags=lags,
+    )
+    cpu_after = resource.getrusage(resource.RUSAGE_SELF)
+    wall = time.monotonic() - started
+    predicted = Counter(
+        simulate(args.seed, f"SKU-{i}", args.rate, 5, kinds) for i in range(args.items)
+    )
+    seen = Counter(
+        "ok"
+        if r.error is None
+        else ("BackendError" if r.error.type != "OutputError" else "OutputError")
+        for r in results
+    )
+    try:
+        unplanned = check_soak(results, served, met, seed=args.seed, rate=args.rate, kinds=kinds)
+        verdict = "every outcome is what the policy gives for what its attempts met"
+    except AssertionError as exc:
+        unplanned, verdict = Counter(), f"OUTCOME NOT EXPLAINED: {str(exc)[:300]}"
+    cpu = (cpu_after.ru_utime - cpu_before.ru_utime) + (cpu_after.ru_stime - cpu_before.ru_stime)
+    lags.sort()
+    p99 = lags[int(len(lags) * 0.99)] if lags else 0.0
+    late_loop = sum(lag > 0.5 for lag in lags)
+    errors_predicted = args.items - sum(v for k, v in predicted.items() if k in LABELS)
+    print(
+        f"soak: {args.items} items, concurrency {args.concurrency}, faults {args.rate:.1%} of "
+        f"requests ({','.join(kinds)}), seed {args.seed}: {elapsed:.1f} s"
+    )
+    print(
+        f"error records: {sum(r.error is not None for r in results)} seen, {errors_predicted} "
+        f"predicted by the schedule ({dict(predicted - Counter(dict.fromkeys(LABELS, 10**9)))})"
+    )
+    print(f"  seen by type: BackendError {seen['BackendError']}, OutputError {seen['OutputError']}")
+    print(f"attempts outside the schedule: late {unplanned['late']}, lost {unplanned['lost']}")
+    print(
+        f"client event loop: lag p99 {p99 * 1000:.0f} ms, max {(lags[-1] if lags else 0) * 1000:.0f} "
+        f"ms, {late_loop} wake-ups more than 0.5 s late; client CPU {cpu:.1f} s in {wall:.1f} s "
+        f"({cpu / wall:.0%} of one core)"
+    )
+    print(
+        f"load average before {load_before[0]:.2f}, after {os.getloadavg()[0]:.2f} "
+        f"({os.cpu_count()} CPUs)"
+    )
+    print(verdict)
+    return 0 if verdict.startswith("every") else 1
+
+
 if __name__ == "__main__":
     command, rest = (sys.argv[1:2] or ["bench"])[0], sys.argv[2:]
-    sys.exit(_serve(rest) if command == "serve" else _bench(rest))
+    commands = {"serve": _serve, "soak": _soak}
+    sys.exit(commands.get(command, _bench)(rest))

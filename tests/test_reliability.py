@@ -67,21 +67,39 @@ def test_the_fault_schedule_is_deterministic_and_covers_every_kind() -> None:
 
 
 def soak(
-    n: int, *, seed: int, rate: float, kinds: tuple[str, ...] = FAULTS, concurrency: int
+    n: int,
+    *,
+    seed: int,
+    rate: float,
+    kinds: tuple[str, ...] = FAULTS,
+    concurrency: int,
+    lags: list[float] | None = None,
 ) -> tuple[list[Any], dict[str, list[list[str]]], dict[str, list[tuple[str, str]]], float]:
     """``n`` products through a fault server in its own process (timeout 1 s, hangs 2.5 s): the
     results, what each product's requests met on the server (``[tag, "ok" or the fault]`` in
     arrival order), what each attempt met at the client (``(tag, "answer" or "transport")`` in
     sending order), and the seconds taken. Every attempt carries a tag of its own, so that the
-    server's requests and the client's attempts can be paired one to one."""
+    server's requests and the client's attempts can be paired one to one. ``lags``, when given,
+    gets the client's event-loop lag every 50 ms (how late a 50 ms sleep woke up): a loop
+    starved of CPU answers late, whatever the server did."""
     met: dict[str, list[tuple[str, str]]] = {}
     tags = itertools.count()
+    watching: list[asyncio.Task[None]] = []
+
+    async def watch(into: list[float]) -> None:
+        while True:
+            start = time.monotonic()
+            await asyncio.sleep(0.05)
+            into.append(time.monotonic() - start - 0.05)
+
     options = {"seed": seed, "rate": rate, "hang": 2.5, "kinds": ",".join(kinds)}
     with fault_server_process(**options) as url:
         clf = Classifier(LABELS, settings=fast_settings(url, concurrency=concurrency, timeout=1.0))
         call_once = clf._engine.caller._call_once
 
         async def tagged(request: Any) -> Any:
+            if lags is not None and not watching:
+                watching.append(asyncio.get_running_loop().create_task(watch(lags)))
             key = _key({"messages": [m.model_dump() for m in request.messages]})
             tag = str(next(tags))
             first, *rest = request.messages
@@ -101,7 +119,7 @@ def soak(
         started = time.monotonic()
         results = clf.classify_many(products(n))
         elapsed = time.monotonic() - started
-        asyncio.run(clf.aclose())
+        asyncio.run(clf.aclose())  # (asyncio.run cancelled the watch when the batch ended)
         with urllib.request.urlopen(url.removesuffix("/v1") + "/served", timeout=30) as response:
             served: dict[str, list[list[str]]] = json.load(response)
     return results, served, met, elapsed
