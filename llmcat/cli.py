@@ -500,6 +500,10 @@ def _labels_file(path: Path) -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 
+#: file kinds --input reads: a title that names such a file was meant as --input
+DATA_SUFFIXES = (".csv", ".tsv", ".jsonl", ".json", ".ndjson", ".parquet")
+
+
 def _single(args: argparse.Namespace) -> Product | None:
     if args.text is None and args.input is None:
         raise ConfigError("give a product title or --input FILE")
@@ -507,6 +511,8 @@ def _single(args: argparse.Namespace) -> Product | None:
         raise ConfigError("give a product title or --input FILE, not both")
     if args.text is None:
         return None
+    if Path(args.text).suffix.lower() in DATA_SUFFIXES and Path(args.text).is_file():
+        raise ConfigError(f"{args.text} is a file, not a product title: --input {args.text}")
     attributes = {}
     for pair in getattr(args, "attr", []):
         key, sep, value = pair.partition("=")
@@ -1139,6 +1145,12 @@ def _list_taxonomies() -> int:
         print(f"{named.name}\t{named.path}")
     folders = ", ".join(str(f) for f in taxonomy_folders())
     print(f"{len(found)} named taxonomies in {folders or 'no folder'}", file=sys.stderr)
+    if not found:
+        print(
+            "get one: llmcat taxonomy fetch google (needs the network), or llmcat taxonomy add "
+            "FILE (a Google or Shopify file you have)",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -1345,6 +1357,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LlmcatError as exc:
         print(f"llmcat: {type(exc).__name__}: {redact(str(exc))}", file=sys.stderr)
         return 1
+    except BrokenPipeError:  # `llmcat ... | head`: the reader has what it wanted
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except OSError as exc:  # the disk filled up, the output vanished: say so, no traceback
         print(f"llmcat: error: {exc}", file=sys.stderr)
         return 1

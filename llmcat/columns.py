@@ -23,7 +23,10 @@ FIELDS = ("id", "title", "description", "brand", "attributes", "image_urls")
 TITLE_ALIASES = ("name", "product_name")
 #: other names of the attributes column (a specification table: ``llmcat.specifications``)
 ATTRIBUTE_ALIASES = ("product_specifications", "specifications", "specs")
-_ALIASES = {"title": TITLE_ALIASES, "attributes": ATTRIBUTE_ALIASES}
+#: other names of an id column, in the order they are looked for (a catalogue's own ids travel
+#: to the results, so they can be joined back)
+ID_ALIASES = ("product_id", "sku", "uniq_id", "pid", "item_id")
+_ALIASES = {"title": TITLE_ALIASES, "attributes": ATTRIBUTE_ALIASES, "id": ID_ALIASES}
 
 
 @dataclass(frozen=True)

@@ -141,6 +141,12 @@ PHRASINGS: dict[str, Phrasing] = {
 }
 
 
+#: attributes about the shop's terms or its stock keeping, not the product: left out of copy
+_NOT_FOR_SHOPPERS = re.compile(
+    r"warrant|\bservice\b|\breturn|\bcovered\b|\b(?:style|design|sku|ean|upc|asin)\s*code\b"
+    r"|\bmodel\s*id\b|\bsku\b|\bean\b|\bupc\b",
+    re.IGNORECASE,
+)
 #: facts in one bullet at most: a bullet is read at a glance; the rest go to the body
 FACTS_PER_BULLET = 3
 
@@ -158,8 +164,8 @@ def _facts(product: Product, phrasing: Phrasing | None) -> list[tuple[str, str]]
         value = " ".join(value.split())
         if not says_something(value) or (_key(name) == "brand" and product.brand):
             continue
-        if boilerplate_in(value):  # "Call Flipkart Customer Care", "www.shop.com"
-            continue
+        if boilerplate_in(value) or _NOT_FOR_SHOPPERS.search(name):
+            continue  # "Call Flipkart Customer Care", warranty terms, style codes
         given = name.strip()
         if phrasing is PHRASINGS["en"]:
             given = given[:1].upper() + given[1:]

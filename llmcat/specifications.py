@@ -49,7 +49,9 @@ def parse_specifications(value: Any) -> dict[str, str]:
 
 def says_something(value: str) -> bool:
     """False for an empty value and for one that only denies ("No", "N/A", "-")."""
-    return " ".join(value.lower().split()) not in EMPTY_VALUES
+    words = value.lower().split()
+    # "NA cm": a form's empty field with its unit
+    return " ".join(words) not in EMPTY_VALUES and not (len(words) == 2 and words[0] == "na")
 
 
 def _list_pairs(items: list[Any]) -> list[tuple[Any, Any]]:

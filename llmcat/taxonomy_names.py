@@ -32,7 +32,7 @@ _FIRST_LINE = {
     "google": re.compile(r"^\d+\s+-\s+\S"),
     "shopify": re.compile(r"^gid://shopify/TaxonomyCategory/"),
 }
-_NAME = re.compile(r"^(?P<kind>[a-z][a-z0-9_-]*)(?:@(?P<version>[\w.-]+))?$")
+_NAME = re.compile(r"^(?P<kind>[a-z][a-z0-9_-]*)(?:@(?P<version>[\w.-]+))?$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -103,7 +103,7 @@ def resolve(name: str, folders: list[Path] | None = None) -> NamedTaxonomy:
     match = _NAME.match(name)
     if match is None:
         raise TaxonomyError(f"{name!r} is not a taxonomy name (kind or kind@version)")
-    kind, version = match.group("kind"), match.group("version")
+    kind, version = match.group("kind").lower(), match.group("version")
     known = available(folders)
     candidates = [n for n in known if n.kind == kind and version in (None, n.version)]
     if candidates:

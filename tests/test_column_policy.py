@@ -50,6 +50,7 @@ def prompts(backend: FakeBackend) -> str:
 def test_the_default_is_the_products_own_fields_everywhere() -> None:
     chosen = [Columns().select(record) for record in EXPORT]
     assert chosen[0] == {
+        "id": "u1",  # the catalogue's own id travels to the results
         "title": "Cotton bath towel",
         "description": "A soft towel.",
         "brand": "Sathi",

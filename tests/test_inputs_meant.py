@@ -185,7 +185,8 @@ def test_columns_and_attributes_choose_what_a_record_holds() -> None:
     chosen = Columns.parse("id=sku,title=name", "colour")
     assert chosen.select(record) == {"id": "7", "title": "oak table", "colour": "brown"}
     assert Columns.parse("id=sku").select(record) == {"id": "7"}  # a mapping names every field
-    assert Columns().select(record) == {"title": "oak table"}  # fields by their own names
+    # fields by their own names, and the common names of a title and an id
+    assert Columns().select(record) == {"id": "7", "title": "oak table"}
     everything = Columns.parse("id=sku,title=name", "*").select(record)
     assert everything == {
         "id": "7",

@@ -165,5 +165,5 @@ def test_a_first_run_into_google_is_never_silent(shared_dir: Path, tmp_path: Pat
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "embedding google@2021-09-21's 4,719 categories" in done.stderr
-    assert "reading the run from 40 of its products" in done.stderr
+    assert "estimating the run's accuracy: embedding 40 of its products" in done.stderr
     assert len(out.read_text().splitlines()) == 41

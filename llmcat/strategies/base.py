@@ -198,7 +198,7 @@ class StrategyContext:
         if self.observed or not products:
             return
         # Before the first result, and seconds to minutes on a CPU: shown, never silent
-        label = f"reading the run from {len(products)} of its products"
+        label = f"estimating the run's accuracy: embedding {len(products)} of its products"
         bar = Progress(len(products), label=label, enabled=self.engine.settings.progress)
 
         async def embedded(product: Product) -> Any:
