@@ -18,6 +18,7 @@ import pytest
 
 from llmcat import Classifier, ConfigError, Describer, Settings, Taxonomy
 from llmcat.cli import main
+from llmcat.columns import Columns
 from llmcat.evals.cli import main as evals_main
 from llmcat.options import ClassifyOptions
 
@@ -211,7 +212,9 @@ def test_copy_on_the_actor_pool_equals_one_process(ray_cluster: Any, tmp_path: P
     out = describe_dataset(
         dataset(ray_cluster, rows), settings=settings, workers=2, batch_size=3
     ).take_all()
-    single = Describer(settings=settings).describe_many(rows, progress=False)
+    # a dataset's rows are read as a file's: the product's own fields (no sku attribute)
+    chosen = [Columns().select(r) for r in rows]
+    single = Describer(settings=settings).describe_many(chosen, progress=False)
     assert [r["copy_title"] for r in out] == [d.title for d in single]
     assert [r["copy_bullets"] for r in out] == [d.bullets for d in single]
     assert [r["copy_flagged"] for r in out] == [d.flagged for d in single]
@@ -320,7 +323,7 @@ def test_the_http_processor_path_gives_the_live_results(ray_cluster: Any, tmp_pa
             base_url=server.base_url,
             strategy="flat",
             settings=Settings(cache_dir=tmp_path / "live-cache"),
-        ).classify_many(rows, progress=False)
+        ).classify_many([Columns().select(r) for r in rows], progress=False)
         sent = server.requests[relayed:]
     by_id = {r["id"]: r for r in out}
     assert sorted(by_id) == sorted(r["id"] for r in rows)
