@@ -820,7 +820,7 @@ async def _run(args: argparse.Namespace) -> int:
     else:
         copy = validated(CopyOptions, given(args, CopyOptions), what="describe")
         worker = Describer(copy, settings=settings)
-    count = errors = 0
+    count = errors = to_review = flagged = 0
     spent = Usage()
     seen: set[str] = set()
     duplicates: list[str] = []
@@ -855,6 +855,8 @@ async def _run(args: argparse.Namespace) -> int:
             count += 1
             failed = result.error is not None
             errors += failed
+            to_review += isinstance(result, Classification) and result.needs_review
+            flagged += isinstance(result, Description) and result.flagged
             spent = spent + result.usage
             if result.product_id in seen:
                 duplicates.append(result.product_id)
@@ -911,7 +913,10 @@ async def _run(args: argparse.Namespace) -> int:
         where = f" -> {'stdout' if to_stdout else target}" if args.output is not None else ""
         more = errors - ERROR_LINES_SHOWN
         shown = f" ({more} error lines not shown)" if more > 0 else ""
-        print(f"{count} items, {errors} errors{shown}{where}", file=sys.stderr)
+        review = (
+            f", {to_review} to review" if args.command == "classify" else f", {flagged} flagged"
+        )
+        print(f"{count} items, {errors} errors{shown}{review}{where}", file=sys.stderr)
         print(_spent(spent, args.price_in, args.price_out), file=sys.stderr)
     if duplicates:
         shown = ", ".join(sorted(set(duplicates))[:5])

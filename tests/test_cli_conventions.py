@@ -157,3 +157,13 @@ _REQUIRED = {
     "map": ["--from", "a", "--to", "b", "--output", "o"],
     "taxonomy fetch google": [],
 }
+
+
+def test_a_batch_ends_saying_how_many_need_review(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out.jsonl"
+    argv = ["classify", "--input", str(products(tmp_path, 6)), "--output", str(out), *LABELS]
+    assert main([*argv, "--no-progress"]) == 0
+    flags = [json.loads(line)["needs_review"] for line in out.read_text().splitlines()]
+    assert f"6 items, 0 errors, {sum(flags)} to review -> " in capsys.readouterr().err
