@@ -18,7 +18,7 @@ from .boilerplate import boilerplate_in, product_sentences
 from .degenerate import attributes_to_mention, body_floor, repetitions, restates, tokens
 from .listing import count_words, cut_to_limits, field_limits
 from .options import CopyLimits
-from .specifications import says_something
+from .specifications import for_shoppers, says_something
 from .types import Product
 
 
@@ -141,12 +141,6 @@ PHRASINGS: dict[str, Phrasing] = {
 }
 
 
-#: attributes about the shop's terms or its stock keeping, not the product: left out of copy
-_NOT_FOR_SHOPPERS = re.compile(
-    r"warrant|\bservice\b|\breturn|\bcovered\b|\b(?:style|design|sku|ean|upc|asin)\s*code\b"
-    r"|\bmodel\s*id\b|\bsku\b|\bean\b|\bupc\b",
-    re.IGNORECASE,
-)
 #: facts in one bullet at most: a bullet is read at a glance; the rest go to the body
 FACTS_PER_BULLET = 3
 
@@ -164,7 +158,7 @@ def _facts(product: Product, phrasing: Phrasing | None) -> list[tuple[str, str]]
         value = " ".join(value.split())
         if not says_something(value) or (_key(name) == "brand" and product.brand):
             continue
-        if boilerplate_in(value) or _NOT_FOR_SHOPPERS.search(name):
+        if boilerplate_in(value) or not for_shoppers(name):
             continue  # "Call Flipkart Customer Care", warranty terms, style codes
         given = name.strip()
         if phrasing is PHRASINGS["en"]:

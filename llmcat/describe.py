@@ -51,6 +51,7 @@ from .overrides import CopyOverrides, DescriberOverrides
 from .prompts import PromptTemplate
 from .runner import Item, ItemRunner, ProductLike, Worker, error_record, item_id
 from .settings import Settings
+from .specifications import for_shoppers
 from .tables import COPY_COLUMNS, FrameT, frame_records, with_results
 from .types import Description, Finding, Product, Usage
 
@@ -431,7 +432,12 @@ def copy_demands(product: Product, options: CopyOptions) -> CopyDemands:
     named = {m.lower() for m in options.must_mention}
     # The brand is the title's to name; a specification's spelling of it ("KandP" for "K&P")
     # is not a value the copy must repeat.
-    attributes = {k: v for k, v in product.attributes.items() if k.strip().lower() != "brand"}
+    # Nor is a value the copy leaves out (warranty terms, style codes: ``for_shoppers``).
+    attributes = {
+        k: v
+        for k, v in product.attributes.items()
+        if k.strip().lower() != "brand" and for_shoppers(k)
+    }
     mention = [*options.must_mention] + [
         v
         for v in attributes_to_mention(attributes, options.mention_attributes)

@@ -47,6 +47,20 @@ def parse_specifications(value: Any) -> dict[str, str]:
     return _pairs((m.group(1), m.group(2)) for m in lines if m is not None)
 
 
+#: attributes about the shop's terms or its stock keeping, not the product
+_NOT_FOR_SHOPPERS = re.compile(
+    r"warrant|\bservice\b|\breturn|\bcovered\b|\b(?:style|design|sku|ean|upc|asin)\s*code\b"
+    r"|\bmodel\s*id\b|\bsku\b|\bean\b|\bupc\b",
+    re.IGNORECASE,
+)
+
+
+def for_shoppers(name: str) -> bool:
+    """False for an attribute about the shop's terms or stock keeping (warranty and service
+    terms, returns, style and design codes, model ids, SKUs): listing copy leaves it out."""
+    return not _NOT_FOR_SHOPPERS.search(name)
+
+
 def says_something(value: str) -> bool:
     """False for an empty value and for one that only denies ("No", "N/A", "-")."""
     words = value.lower().split()
@@ -75,4 +89,4 @@ def _pairs(pairs: Any) -> dict[str, str]:
     return out
 
 
-__all__ = ["EMPTY_VALUES", "parse_specifications", "says_something"]
+__all__ = ["EMPTY_VALUES", "for_shoppers", "parse_specifications", "says_something"]
