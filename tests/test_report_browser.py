@@ -266,8 +266,10 @@ def test_the_report_sorts_filters_opens_a_sample_and_fits_the_page(tmp_path: Pat
         assert [e["name"] for e in found["explorers"]] == ["classification", "copy"]
         for explorer in found["explorers"]:
             check_explorer(explorer, varied=explorer["name"] == "classification")
-        # Some item was asked a model (with a muted LLM, only the copy cases are).
-        assert any(shows_a_prompt(e) for e in found["explorers"]), found["explorers"]
+        # Some item of the test's own run was asked a model (its fake model has no fits); the
+        # embedded model's golden run asks none (muted LLM, copy composed by its copy fit)
+        if page == report:
+            assert any(shows_a_prompt(e) for e in found["explorers"]), found["explorers"]
         assert found["tables"] >= 3
     screenshot(report, "report-test.png")
     if GIVEN:
