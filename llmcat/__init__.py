@@ -9,14 +9,14 @@ Heavy engines (llama.cpp, vLLM, torch) are imported only when a backend that nee
 
 import logging
 
-from .backends.base import Backend
-from .backends.fake import FakeBackend
-from .calibration import TemperatureScaling
-from .classify import Classifier
-from .columns import Columns
-from .completions import Completion, CompletionRequest
-from .describe import Describer
-from .embeddings import (
+from llmcat._version import __version__
+from llmcat.backends.base import Backend
+from llmcat.backends.fake import FakeBackend
+from llmcat.classify.classifier import Classifier
+from llmcat.confidence.calibration import TemperatureScaling
+from llmcat.config.options import ClassifyOptions, CopyLimits, CopyOptions, RetryOptions
+from llmcat.config.settings import Settings
+from llmcat.embeddings.index import (
     Embedder,
     HashingEmbedder,
     LexicalBlend,
@@ -24,7 +24,7 @@ from .embeddings import (
     OpenAIEmbedder,
     SentenceTransformerEmbedder,
 )
-from .errors import (
+from llmcat.errors import (
     BackendError,
     ConfigError,
     ImagesRejected,
@@ -36,10 +36,11 @@ from .errors import (
     TaxonomyError,
     TransportError,
 )
-from .options import ClassifyOptions, CopyLimits, CopyOptions, RetryOptions
-from .settings import Settings
-from .taxonomy import Category, Taxonomy
-from .types import (
+from llmcat.io.columns import Columns
+from llmcat.listing.describer import Describer
+from llmcat.llm.completions import Completion, CompletionRequest
+from llmcat.taxonomy.tree import Category, Taxonomy
+from llmcat.types import (
     Alternative,
     Classification,
     Description,
@@ -48,8 +49,6 @@ from .types import (
     Product,
     Usage,
 )
-
-__version__ = "0.1.0"
 
 # A library logs and lets the application decide where it goes (the CLI's -v/-q).
 logging.getLogger("llmcat").addHandler(logging.NullHandler())

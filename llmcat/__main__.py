@@ -1,5 +1,5 @@
 """``python -m llmcat`` is the ``llmcat`` command."""
 
-from .cli import main
+from llmcat.cli.main import main
 
 raise SystemExit(main())

@@ -140,7 +140,7 @@ class Finding(BaseModel):
     """One problem found in generated copy: a grounding finding (``unsupported_number``,
     ``unsupported_term``, ``missing_attribute``), a degenerate-copy finding (``repetition``,
     ``restated_title``, ``short_body``, ``wrong_language``, ``boilerplate``, ``thin``; see
-    ``llmcat.degenerate``), or
+    ``llmcat.listing.degenerate``), or
     ``unusable_answer`` when the model gave no copy that parses."""
 
     kind: FindingKind

@@ -300,7 +300,7 @@ def _soak(argv: list[str]) -> int:
     import resource
     import time
 
-    from .test_reliability import check_soak, soak
+    from tests.llm.test_reliability import check_soak, soak
 
     parser = argparse.ArgumentParser(prog="python -m tests.fault_server soak")
     parser.add_argument("--items", type=int, default=10_000)

@@ -12,8 +12,8 @@ import pytest
 import llmcat
 import llmcat.strategies as strategies
 from llmcat import Classifier, ConfigError, FakeBackend, Taxonomy
-from llmcat.cli import build_parser
-from llmcat.evals.cli import build_parser as evals_parser
+from llmcat.cli.main import build_parser
+from llmcat.evals.commands import build_parser as evals_parser
 
 PACKAGE = Path(__file__).resolve().parents[1] / "llmcat"
 
@@ -68,10 +68,10 @@ UPPER = (
     "mapjudge",
 )  # fmt: skip
 WORKERS = (
-    "llmcat.classify", "llmcat.describe", "llmcat.mapping", "llmcat.mapjudge", "llmcat.ray",
-    "llmcat.sklearn",
+    "llmcat.classify.classifier", "llmcat.listing.describer", "llmcat.mapping.mapper", "llmcat.mapping.judge", "llmcat.integrations.ray_data",
+    "llmcat.integrations.sklearn_estimator",
 )  # fmt: skip
-SURFACES = ("llmcat.cli", "llmcat.evals")
+SURFACES = ("llmcat.cli.main", "llmcat.evals")
 #: what cli.py and llmcat/evals/ may import besides the package itself (ARCHITECTURE.md)
 SURFACE_MAY_IMPORT = {
     *CORE,
@@ -97,7 +97,9 @@ def test_strategies_use_the_engine_never_a_backend_worker_or_surface() -> None:
 def _surface_modules() -> dict[str, set[str]]:
     modules = imported_modules(PACKAGE)
     return {
-        m: n for m, n in modules.items() if m.startswith("llmcat/evals/") or m == "llmcat/cli.py"
+        m: n
+        for m, n in modules.items()
+        if m.startswith("llmcat/evals/") or m == "llmcat/cli/main.py"
     }
 
 
@@ -131,9 +133,9 @@ def test_no_any_in_the_public_signatures_of_the_workers_and_eval_records() -> No
     """``Any`` in no annotation of Classifier's or Describer's methods, of the eval record
     models' fields, or of the aliases they use."""
     targets = {
-        "llmcat/classify.py": {"Classifier"},
-        "llmcat/describe.py": {"Describer"},
-        "llmcat/runner.py": {"Worker"},
+        "llmcat/classify/classifier.py": {"Classifier"},
+        "llmcat/listing/describer.py": {"Describer"},
+        "llmcat/batch/runner.py": {"Worker"},
         "llmcat/evals/records.py": None,  # every model of the module
     }
     found = []
@@ -155,7 +157,10 @@ def test_no_any_in_the_public_signatures_of_the_workers_and_eval_records() -> No
                 for annotation in annotations:
                     if "Any" in ast.unparse(annotation):
                         found.append(f"{path} {cls.name}: {ast.unparse(annotation)}")
-    aliases = {"llmcat/runner.py": "ProductLike", "llmcat/examples.py": "ExampleSource"}
+    aliases = {
+        "llmcat/batch/runner.py": "ProductLike",
+        "llmcat/learning/examples.py": "ExampleSource",
+    }
     for path, alias in aliases.items():
         tree = ast.parse((PACKAGE.parent / path).read_text())
         for node in tree.body:
@@ -167,7 +172,7 @@ def test_no_any_in_the_public_signatures_of_the_workers_and_eval_records() -> No
 def test_the_import_reader_sees_a_real_import() -> None:
     # The rule tests above must be able to fail: the reader finds the one import this file has.
     names = imported_modules(PACKAGE / "backends")["llmcat/backends/vllm.py"]
-    assert "llmcat.modelfiles" in names and "llmcat.completions" in names
+    assert "llmcat.llm.modelfiles" in names and "llmcat.llm.completions" in names
 
 
 TOY = """
@@ -215,8 +220,8 @@ def test_unknown_strategy_names_the_registered_ones() -> None:
 
 
 def test_cli_defaults_come_from_the_option_fields() -> None:
-    from llmcat.options import ClassifyOptions, CopyOptions
-    from llmcat.settings import Settings
+    from llmcat.config.options import ClassifyOptions, CopyOptions
+    from llmcat.config.settings import Settings
 
     classify = build_parser().parse_args(["classify", "x"])
     for name in ("strategy", "beam", "shortlist_k", "review_threshold", "min_confidence"):

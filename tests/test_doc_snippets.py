@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import SHARED
+from tests.conftest import SHARED
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]

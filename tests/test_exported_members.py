@@ -19,7 +19,7 @@ def test_public_surface_is_what_we_meant() -> None:
 
 def test_import_stays_light() -> None:
     code = (
-        "import sys, llmcat, llmcat.ray, llmcat.tables; "
+        "import sys, llmcat, llmcat.integrations.ray_data, llmcat.io.tables; "
         "heavy = ('llama_cpp', 'vllm', 'torch', 'openai', 'numpy', 'ray', 'pandas', 'pyarrow'); "
         "heavy = [m for m in heavy if m in sys.modules]; "
         "print(heavy)"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import importlib
 
-from ..errors import ConfigError
-from ..settings import Settings
-from .base import Backend
+from llmcat.backends.base import Backend
+from llmcat.config.settings import Settings
+from llmcat.errors import ConfigError
 
 #: Unit tests set this to False (see tests/conftest.py) so that no test reaches a real model or
 #: server by accident; real backends check it before every request.

@@ -1,6 +1,6 @@
 """The backend contract: one async method that sends messages plus an output constraint.
 
-A backend turns a ``CompletionRequest`` into a ``Completion`` (both in ``llmcat.completions``).
+A backend turns a ``CompletionRequest`` into a ``Completion`` (both in ``llmcat.llm.completions``).
 Everything optional is a method or attribute with a default here, so a new backend implements
 ``model``, ``complete`` and, to be built by name, ``from_settings``.
 """
@@ -10,11 +10,11 @@ from __future__ import annotations
 import abc
 from typing import TYPE_CHECKING
 
-from ..completions import Completion, CompletionRequest
-from ..errors import ConfigError
+from llmcat.errors import ConfigError
+from llmcat.llm.completions import Completion, CompletionRequest
 
 if TYPE_CHECKING:
-    from ..settings import Settings
+    from llmcat.config.settings import Settings
 
 
 class Backend(abc.ABC):

@@ -24,11 +24,11 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
-from ..completions import Completion, CompletionRequest
-from ..errors import BackendError, ConfigError
-from .base import Backend
-from .fake import FakeBackend
-from .openai import OpenAIBackend, build_chat_kwargs
+from llmcat.backends.base import Backend
+from llmcat.backends.fake import FakeBackend
+from llmcat.backends.openai import OpenAIBackend, build_chat_kwargs
+from llmcat.errors import BackendError, ConfigError
+from llmcat.llm.completions import Completion, CompletionRequest
 
 CHAT_URL = "/v1/chat/completions"
 
@@ -143,7 +143,7 @@ RELAY_SLOT: ContextVar[dict[str, Any] | None] = ContextVar("llmcat_relay_slot", 
 
 
 class RelayBackend(_AroundServer):
-    """Model calls relayed through somebody else's transport (``llmcat.ray``'s path through
+    """Model calls relayed through somebody else's transport (``llmcat.integrations.ray_data``'s path through
     ``ray.data.llm``'s HTTP processor), one item at a time; the item's slot is ``RELAY_SLOT``.
 
     - ``capture``: each request's body is appended to the slot's ``"requests"`` and answered with

@@ -16,10 +16,10 @@ import math
 import threading
 from dataclasses import dataclass, field
 
-from ..completions import ChoiceConstraint, Completion, CompletionRequest
-from ..types import Usage
-from .base import Backend
-from .fake import FakeBackend
+from llmcat.backends.base import Backend
+from llmcat.backends.fake import FakeBackend
+from llmcat.llm.completions import ChoiceConstraint, Completion, CompletionRequest
+from llmcat.types import Usage
 
 #: characters a token, for estimates (English text with BPE tokenizers)
 CHARS_PER_TOKEN = 4

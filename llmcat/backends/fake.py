@@ -17,11 +17,11 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ..completions import ChoiceConstraint, Completion, CompletionRequest, JsonConstraint
-from .base import Backend
+from llmcat.backends.base import Backend
+from llmcat.llm.completions import ChoiceConstraint, Completion, CompletionRequest, JsonConstraint
 
 if TYPE_CHECKING:
-    from ..settings import Settings
+    from llmcat.config.settings import Settings
 
 Responder = Callable[[CompletionRequest], "str | Completion"]
 

@@ -22,13 +22,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..completions import ChoiceConstraint, Completion, CompletionRequest, JsonConstraint
-from ..errors import BackendError, ConfigError
-from ..modelfiles import SMOLLM2_FILE, bundled_model_path
-from .base import Backend
+from llmcat.backends.base import Backend
+from llmcat.errors import BackendError, ConfigError
+from llmcat.llm.completions import ChoiceConstraint, Completion, CompletionRequest, JsonConstraint
+from llmcat.llm.modelfiles import SMOLLM2_FILE, bundled_model_path
 
 if TYPE_CHECKING:
-    from ..settings import Settings
+    from llmcat.config.settings import Settings
 
 _engines: dict[tuple[str, int], Any] = {}
 _engines_lock = threading.Lock()
@@ -128,7 +128,7 @@ class LocalBackend(Backend):
         return _load_engine(self._path, self._n_ctx)
 
     async def complete(self, request: CompletionRequest) -> Completion:
-        from . import check_allowed
+        from llmcat.backends import check_allowed
 
         check_allowed(self.name)
         return await asyncio.to_thread(self._complete_locked, request)

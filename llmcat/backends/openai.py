@@ -7,7 +7,7 @@ Servers differ only in how they accept an output constraint (``StructuredMode``)
 - ``vllm-guided``: ``guided_choice`` / ``guided_json``, for vLLM servers older than 0.10.2;
 - ``openai``: ``response_format`` with a JSON schema; a choice becomes ``{"label": enum}``;
 - ``none``: no constraint on the wire; llmcat lists the choices in the prompt, parses the text and
-  re-asks (see ``llmcat.classify``).
+  re-asks (see ``llmcat.classify.classifier``).
 
 ``auto`` asks ``GET /models`` once per base URL and process, however many requests start at
 once (the first probes, the others wait for its answer): a server whose models are ``owned_by:
@@ -34,14 +34,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlparse
 
-from ..completions import (
-    ChoiceConstraint,
-    Completion,
-    CompletionRequest,
-    JsonConstraint,
-    TokenLogprob,
-)
-from ..errors import (
+from llmcat.backends.base import Backend
+from llmcat.errors import (
     ConfigError,
     EndpointError,
     ImagesRejected,
@@ -50,12 +44,18 @@ from ..errors import (
     ServerError,
     TransportError,
 )
-from ..once import AsyncOnce
-from ..redact import redact, register_secret, register_url_credentials
-from .base import Backend
+from llmcat.llm.completions import (
+    ChoiceConstraint,
+    Completion,
+    CompletionRequest,
+    JsonConstraint,
+    TokenLogprob,
+)
+from llmcat.llm.once import AsyncOnce
+from llmcat.redact import redact, register_secret, register_url_credentials
 
 if TYPE_CHECKING:
-    from ..settings import Settings
+    from llmcat.config.settings import Settings
 
 StructuredMode = Literal["vllm", "vllm-guided", "openai", "none"]
 #: the first vLLM release that takes ``structured_outputs``
@@ -332,7 +332,7 @@ def fetch_json(
 
 def async_client(*, base_url: str, api_key: str | None, timeout: float | None = None) -> Any:
     """The one way llmcat builds an ``openai.AsyncOpenAI``: the SDK's own retries are off, because
-    transport retries are llmcat's (``llmcat.calls``: tenacity, honours Retry-After)."""
+    transport retries are llmcat's (``llmcat.llm.calls``: tenacity, honours Retry-After)."""
     import openai
 
     return openai.AsyncOpenAI(
@@ -529,7 +529,7 @@ class OpenAIBackend(Backend):
         return int(count) if isinstance(count, int) else None
 
     async def complete(self, request: CompletionRequest) -> Completion:
-        from . import check_allowed
+        from llmcat.backends import check_allowed
 
         check_allowed(self.name)
         mode = await self.resolve()

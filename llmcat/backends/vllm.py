@@ -26,25 +26,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..completions import (
+from llmcat.backends.base import Backend
+from llmcat.errors import BackendError, ConfigError, ImagesRejected
+from llmcat.llm.completions import (
     ChoiceConstraint,
     Completion,
     CompletionRequest,
     JsonConstraint,
     TokenLogprob,
 )
-from ..errors import BackendError, ConfigError, ImagesRejected
-from ..modelfiles import (
+from llmcat.llm.modelfiles import (
     DEFAULT_MAX_MODEL_LEN,
     DEFAULT_STRUCTURED_BACKEND,
     default_kv_cache_gib,
     resolve_model,
     served_model_name,
 )
-from .base import Backend
 
 if TYPE_CHECKING:
-    from ..settings import Settings
+    from llmcat.config.settings import Settings
 
 ENV_ENGINE_ARGS = "LLMCAT_VLLM_ENGINE_ARGS"
 #: vLLM's server clamps -inf logprobs (tokens a constraint forbids) to this; so does this path
@@ -235,7 +235,7 @@ class VLLMBackend(Backend):
         return self._engine
 
     async def complete(self, request: CompletionRequest) -> Completion:
-        from . import check_allowed
+        from llmcat.backends import check_allowed
 
         check_allowed(self.name)
         loop = asyncio.get_running_loop()

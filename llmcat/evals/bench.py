@@ -18,13 +18,12 @@ import time
 from pathlib import Path
 
 from llmcat import Classifier, Settings, Taxonomy
-from llmcat.flags import add_flags, given
-from llmcat.options import ClassifyOptions
-
-from . import scaling
-from .flipkart import load_flipkart
-from .paths import flipkart_csv
-from .suites import ClassificationRecord, Gold, stratified
+from llmcat.config.flags import add_flags, given
+from llmcat.config.options import ClassifyOptions
+from llmcat.evals import scaling
+from llmcat.evals.flipkart import load_flipkart
+from llmcat.evals.paths import flipkart_csv
+from llmcat.evals.suites import ClassificationRecord, Gold, stratified
 
 #: the classifier's options bench takes
 BENCH_OPTIONS = ("strategy", "beam", "embedding_model", "embedding_batch")
@@ -113,6 +112,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         "--ray-workers",
         type=int,
         metavar="N",
-        help="items/s of one process, then of llmcat.ray with 1 and N actors (local cluster)",
+        help="items/s of one process, then of llmcat.integrations.ray_data with 1 and N actors (local cluster)",
     )
     p.set_defaults(func=run_bench)

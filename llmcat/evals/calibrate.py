@@ -13,10 +13,13 @@ import argparse
 import random
 from pathlib import Path
 
-from llmcat.calibration import TemperatureScaling, expected_calibration_error, scale_confidence
+from llmcat.confidence.calibration import (
+    TemperatureScaling,
+    expected_calibration_error,
+    scale_confidence,
+)
 from llmcat.errors import ConfigError
-
-from .records import classification_samples, read_run
+from llmcat.evals.records import classification_samples, read_run
 
 
 def cross_validated_ece(

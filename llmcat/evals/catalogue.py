@@ -21,10 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from llmcat.errors import ConfigError
-from llmcat.tables import need, products_table, read_parquet_results
-
-from .records import read_run
-from .suites import load_suite
+from llmcat.evals.records import read_run
+from llmcat.evals.suites import load_suite
+from llmcat.io.tables import need, products_table, read_parquet_results
 
 
 def run_export(args: argparse.Namespace) -> int:

@@ -24,13 +24,12 @@ from typing import Any
 
 from llmcat import Classification, Classifier, Settings
 from llmcat.errors import ConfigError
-
-from . import metrics as M
-from . import plots
-from .records import ClassificationSample
-from .report import Section, figure, page_html
-from .runner import split_examples
-from .suites import ClassificationRecord, Suite, load_suite
+from llmcat.evals import metrics as M
+from llmcat.evals import plots
+from llmcat.evals.records import ClassificationSample
+from llmcat.evals.report import Section, figure, page_html
+from llmcat.evals.suite_runner import split_examples
+from llmcat.evals.suites import ClassificationRecord, Suite, load_suite
 
 
 def pick_shots(

@@ -22,10 +22,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from llmcat.errors import ConfigError
-from llmcat.taxonomy import PATH_SEPARATOR
+from llmcat.evals.suites import load_suite
+from llmcat.taxonomy.tree import PATH_SEPARATOR
 from llmcat.types import Product
-
-from .suites import load_suite
 
 #: words kept by the ``short`` copy
 SHORT_WORDS = 3

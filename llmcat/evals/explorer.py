@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .records import ClassificationSample, DescriptionSample
+from llmcat.evals.records import ClassificationSample, DescriptionSample
 
 #: one block of a row's detail: {"title", "kind": "pairs" | "table" | "messages" | "text", ...}
 Block = dict[str, Any]

@@ -4,7 +4,7 @@
 
 RUN is a classification run of a fusing strategy (``shortlist``): its samples hold each expert's
 distribution over the candidates and the gold category. The fit minimises the NLL of the gold
-category (``llmcat.trust.fit_weights``). ``--apply`` re-fuses the recorded experts of other runs
+category (``llmcat.confidence.trust.fit_weights``). ``--apply`` re-fuses the recorded experts of other runs
 with the fitted weights, without calling any model, and compares the result item by item with
 the neutral fusion the run used and with its embedding baseline (exact McNemar): fit on one set,
 judge on another. A fit also records what transfers to other catalogues: the
@@ -21,7 +21,8 @@ import argparse
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from llmcat.calibration import (
+from llmcat.classify.classifier import SPREAD_SAMPLE
+from llmcat.confidence.calibration import (
     ACCURACY_SAMPLE_MIN,
     REVIEW_TARGET,
     coverage,
@@ -31,19 +32,17 @@ from llmcat.calibration import (
     powered,
     review_threshold,
 )
-from llmcat.classify import SPREAD_SAMPLE
-from llmcat.distributions import SPREAD_K, log_linear_pool, spread
+from llmcat.confidence.distributions import SPREAD_K, log_linear_pool, spread
+from llmcat.confidence.trust import FitItem, TrustFit, fit_weights, mean_nll, neutral
 from llmcat.errors import ConfigError
-from llmcat.trust import FitItem, TrustFit, fit_weights, mean_nll, neutral
-
-from .records import (
+from llmcat.evals.records import (
     ClassificationSample,
     DescriptionSample,
     RunSummary,
     classification_samples,
     read_run,
 )
-from .stats import mcnemar_exact
+from llmcat.evals.stats import mcnemar_exact
 
 
 def fit_items(

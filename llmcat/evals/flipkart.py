@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from llmcat import Product
-from llmcat.specifications import parse_specifications
+from llmcat.io.specifications import parse_specifications
 
 
 def category_path(tree: str, max_depth: int = 3) -> list[str]:

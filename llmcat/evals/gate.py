@@ -13,9 +13,15 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from . import metrics as M
-from .records import Baseline, ClassificationSample, DescriptionSample, RunSummary, Scores
-from .stats import mcnemar_exact, paired_bootstrap
+from llmcat.evals import metrics as M
+from llmcat.evals.records import (
+    Baseline,
+    ClassificationSample,
+    DescriptionSample,
+    RunSummary,
+    Scores,
+)
+from llmcat.evals.stats import mcnemar_exact, paired_bootstrap
 
 EXIT_PASS, EXIT_REGRESSION, EXIT_USAGE, EXIT_INFRA, EXIT_NOT_COMPARABLE = 0, 1, 2, 3, 4
 

@@ -30,15 +30,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from llmcat import Taxonomy
-from llmcat.embeddings import default_embedder
-from llmcat.mapping import CategoryMapping, MapOptions, TaxonomyMapper, read_pairs
-from llmcat.settings import default_cache_dir
-
-from . import metrics as M
-from . import plots
-from .report import Section, figure, page_html
-from .stats import mcnemar_exact
-from .suites import MapSuite
+from llmcat.config.settings import default_cache_dir
+from llmcat.embeddings.index import default_embedder
+from llmcat.evals import metrics as M
+from llmcat.evals import plots
+from llmcat.evals.report import Section, figure, page_html
+from llmcat.evals.stats import mcnemar_exact
+from llmcat.evals.suites import MapSuite
+from llmcat.mapping.mapper import CategoryMapping, MapOptions, TaxonomyMapper, read_pairs
 
 UNMAPPED = ("(unmapped)",)  # a gold or predicted "no counterpart", scored as a node of its own
 RECALL_AT = (1, 3, 5)

@@ -20,14 +20,14 @@ from typing import Any, Literal, Protocol, get_args
 
 import numpy as np
 
-from llmcat.calibration import expected_calibration_error
-from llmcat.degenerate import language_problem
-from llmcat.distributions import candidates_of
+from llmcat.confidence.calibration import expected_calibration_error
+from llmcat.confidence.distributions import candidates_of
+from llmcat.config.options import CopyLimits
 from llmcat.errors import ConfigError
-from llmcat.grounding import check_copy, input_text
-from llmcat.listing import copy_fields, count_words
-from llmcat.options import CopyLimits
-from llmcat.taxonomy import Taxonomy
+from llmcat.listing.degenerate import language_problem
+from llmcat.listing.grounding import check_copy, input_text
+from llmcat.listing.schema import copy_fields, count_words
+from llmcat.taxonomy.tree import Taxonomy
 from llmcat.types import Classification, Description, FindingKind, Product
 
 NO_PREDICTION = "<none>"
@@ -241,7 +241,7 @@ def accuracy_per_level(items: Sequence[Outcome], max_level: int = 3) -> dict[str
 
 
 def ece_of(items: Sequence[Outcome], bins: int = 10) -> float | None:
-    """ECE (``llmcat.calibration.expected_calibration_error``) over the items with a
+    """ECE (``llmcat.confidence.calibration.expected_calibration_error``) over the items with a
     confidence; None when none has one."""
     scored = [(o.confidence, o.correct) for o in items if o.confidence is not None]
     if not scored:

@@ -3,7 +3,7 @@
     python -m evals recheck RUN_DIR
 
 Reads the run's samples (the copy cases and what was returned for each), runs the grounding and
-degenerate-copy checks of ``llmcat.describe.copy_checker`` on the model's copy with the run's
+degenerate-copy checks of ``llmcat.listing.describer.copy_checker`` on the model's copy with the run's
 limits and each case's language and must-mention values, and prints the pass rate per language
 and the findings per kind. This is how a run from before a change of the checks is compared
 with one after it (composed copy, which replaced model copy, is not counted as the model's).
@@ -16,11 +16,10 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from llmcat.describe import copy_checker
-from llmcat.options import CopyOptions
+from llmcat.config.options import CopyOptions
+from llmcat.evals.records import RunSummary, Samples, description_samples, read_run
+from llmcat.listing.describer import copy_checker
 from llmcat.types import Product
-
-from .records import RunSummary, Samples, description_samples, read_run
 
 
 def recheck(run: RunSummary, samples: Samples) -> dict[str, Any]:

@@ -16,9 +16,8 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, TypeAdapter, ValidationError
 
 from llmcat.errors import ConfigError
+from llmcat.evals.metrics import Outcome
 from llmcat.types import Classification, Description
-
-from .metrics import Outcome
 
 #: a block of metrics: name -> value (numbers, strings, nested blocks)
 Metrics = dict[str, JsonValue]

@@ -20,9 +20,9 @@ from typing import Any, Literal
 
 import jinja2
 
-from . import metrics as M
-from . import plots
-from .explorer import (
+from llmcat.evals import metrics as M
+from llmcat.evals import plots
+from llmcat.evals.explorer import (
     Column,
     Explorer,
     Filter,
@@ -30,8 +30,8 @@ from .explorer import (
     description_explorer,
     path_text,
 )
-from .gate import NO_BASELINE, Flip
-from .records import (
+from llmcat.evals.gate import NO_BASELINE, Flip
+from llmcat.evals.records import (
     ClassificationSample,
     DescriptionSample,
     RunSummary,
@@ -39,7 +39,7 @@ from .records import (
     classification_samples,
     description_samples,
 )
-from .stats import Interval, bootstrap_intervals, paired_bootstrap_deltas
+from llmcat.evals.stats import Interval, bootstrap_intervals, paired_bootstrap_deltas
 
 TEMPLATES = Path(__file__).parent / "templates"
 #: a cell the page right-aligns: a number, a signed change, an interval, n/a

@@ -13,7 +13,7 @@ items/s, raw items/s (one request per item for ``flat`` and ``shortlist``) and t
 ``--raw --backend vllm``: the same in process: llmcat's in-process vLLM engine against the
 recorded requests handed to that engine as one call (``VLLMBackend.raw_batch``).
 
-``--ray-workers N``: one process, then ``llmcat.ray`` on a local cluster with 1 and N actors,
+``--ray-workers N``: one process, then ``llmcat.integrations.ray_data`` on a local cluster with 1 and N actors,
 each side with a fresh cache; wall-clock items/s including the actors' start (their model load),
 and the Ray path's overhead at 1 worker against one process.
 """
@@ -31,11 +31,11 @@ from pathlib import Path
 from typing import Any
 
 from llmcat import Backend, Classifier, ConfigError, Settings, Taxonomy
-from llmcat.completions import Completion, CompletionRequest
-from llmcat.embeddings import product_text
-from llmcat.inputs import coerce_product
-from llmcat.options import ClassifyOptions
-from llmcat.tables import products_table
+from llmcat.config.options import ClassifyOptions
+from llmcat.embeddings.index import product_text
+from llmcat.io.inputs import coerce_product
+from llmcat.io.tables import products_table
+from llmcat.llm.completions import Completion, CompletionRequest
 
 
 def _rate(n: int, seconds: float) -> float:
@@ -258,7 +258,7 @@ def run_ray_workers(
     workers: int,
 ) -> int:
     """``--ray-workers N``; see the module docstring."""
-    from llmcat.ray import classify_dataset, need_ray
+    from llmcat.integrations.ray_data import classify_dataset, need_ray
 
     ray = need_ray()
     rows = [p.model_dump(exclude_defaults=True) for p in products]

@@ -43,9 +43,8 @@ from pydantic import BaseModel, Field, ValidationError
 
 from llmcat import Product, Taxonomy
 from llmcat.errors import ConfigError
-
-from .flipkart import load_flipkart
-from .paths import cdiscount_jsonl, flipkart_csv, shared_dir, suites_dir
+from llmcat.evals.flipkart import load_flipkart
+from llmcat.evals.paths import cdiscount_jsonl, flipkart_csv, shared_dir, suites_dir
 
 RecordT = TypeVar("RecordT", bound=BaseModel)
 
@@ -176,7 +175,7 @@ def load_map_suite(name: str, *, limit: int | None = None) -> MapSuite:
     ``limit``: score only the first N test categories (in the split's shuffled order)."""
     import random
 
-    from llmcat.mapping import read_pairs
+    from llmcat.mapping.mapper import read_pairs
 
     folder = _suite_folder(name)
     manifest = _manifest(folder)

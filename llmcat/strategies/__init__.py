@@ -22,7 +22,7 @@ import importlib
 import pkgutil
 from typing import TypeVar
 
-from ..errors import ConfigError
+from llmcat.errors import ConfigError
 
 S = TypeVar("S", bound="type[Strategy]")
 
@@ -64,9 +64,9 @@ def get(name: str) -> type[Strategy]:
         ) from None
 
 
-from .base import Outcome, Strategy, StrategyContext, settle  # noqa: E402 - after register
-from .choice import Choice, ChoiceStrategy, ConstrainedChoice  # noqa: E402
-from .plan import FLAT_AUTO_LIMIT, Facts, Plan, decide  # noqa: E402
+from llmcat.strategies.base import Outcome, Strategy, StrategyContext, settle  # noqa: E402 - after register
+from llmcat.strategies.choice import Choice, ChoiceStrategy, ConstrainedChoice  # noqa: E402
+from llmcat.strategies.plan import FLAT_AUTO_LIMIT, Facts, Plan, decide  # noqa: E402
 
 __all__ = [
     "FLAT_AUTO_LIMIT",

@@ -11,8 +11,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
-from ..distributions import SPREAD_K, similarity_distribution, spread
-from ..embeddings import (
+from llmcat.batch.runner import Progress
+from llmcat.confidence.distributions import SPREAD_K, similarity_distribution, spread
+from llmcat.confidence.trust import TrustFit, shipped_fit
+from llmcat.config.options import ClassifyOptions
+from llmcat.embeddings.index import (
     BatchingEmbedder,
     CategoryIndex,
     Embedder,
@@ -20,15 +23,12 @@ from ..embeddings import (
     product_text,
     with_lexical,
 )
-from ..engine import Engine
-from ..examples import Example, ExampleIndex
-from ..once import AsyncOnce
-from ..options import ClassifyOptions
-from ..runner import Progress
-from ..taxonomy import Category, Taxonomy
-from ..trust import TrustFit, shipped_fit
-from ..types import Product, Usage
-from .plan import Facts, Plan, complete
+from llmcat.learning.examples import Example, ExampleIndex
+from llmcat.llm.engine import Engine
+from llmcat.llm.once import AsyncOnce
+from llmcat.strategies.plan import Facts, Plan, complete
+from llmcat.taxonomy.tree import Category, Taxonomy
+from llmcat.types import Product, Usage
 
 
 @dataclass

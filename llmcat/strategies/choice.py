@@ -13,7 +13,11 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
-from ..completions import (
+from llmcat.confidence.distributions import choice_distribution, contextual_calibrate
+from llmcat.config.options import ClassifyOptions
+from llmcat.embeddings.index import product_text
+from llmcat.errors import ConfigError, OutputError
+from llmcat.llm.completions import (
     ChoiceConstraint,
     Completion,
     CompletionRequest,
@@ -21,16 +25,12 @@ from ..completions import (
     Sampling,
     usage_of,
 )
-from ..distributions import choice_distribution, contextual_calibrate
-from ..embeddings import product_text
-from ..engine import Engine
-from ..errors import ConfigError, OutputError
-from ..labels import match_label
-from ..options import ClassifyOptions
-from ..prompts import PromptTemplate
-from ..taxonomy import Category
-from ..types import Product, Usage
-from .base import Strategy, StrategyContext
+from llmcat.llm.engine import Engine
+from llmcat.llm.labels import match_label
+from llmcat.llm.prompts import PromptTemplate
+from llmcat.strategies.base import Strategy, StrategyContext
+from llmcat.taxonomy.tree import Category
+from llmcat.types import Product, Usage
 
 #: One labelled example as a template sees it: ``product`` and ``category`` (its path).
 Shot = dict[str, Any]

@@ -3,10 +3,10 @@ shows beside the LLM strategy."""
 
 from __future__ import annotations
 
-from ..distributions import similarity_distribution
-from ..types import Product, Usage
-from . import register
-from .base import Outcome, Strategy
+from llmcat.confidence.distributions import similarity_distribution
+from llmcat.strategies import register
+from llmcat.strategies.base import Outcome, Strategy
+from llmcat.types import Product, Usage
 
 
 @register

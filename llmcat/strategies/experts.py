@@ -7,7 +7,7 @@ Over every leaf (and every example category that is not a leaf):
 - ``knn``: the ``knn_k`` nearest examples vote for their categories, weighted by a softmax of
   their similarities; leaves nobody labelled vote with their own path text, so they keep their
   zero-shot mass.
-- ``supervised``: a logistic regression on the examples' embeddings (``llmcat.supervised``); the
+- ``supervised``: a logistic regression on the examples' embeddings (``llmcat.learning.logistic``); the
   zero-shot mass of the leaves without examples stays theirs, the rest is the head's.
 - ``top_level``: the same regression trained on the examples' top-level categories, each leaf
   given its top level's probability. Many top-level classes with plenty of examples each are
@@ -34,15 +34,15 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..calibration import review_threshold
-from ..distributions import log_linear_pool
-from ..embeddings import cosine
-from ..errors import ConfigError
-from ..once import AsyncOnce
-from ..supervised import SupervisedHead, choose_c, data_digest
-from ..trust import FitItem, TrustFit, fit_weights, mean_nll
-from ..types import Product, Usage
-from .base import Outcome, Strategy, StrategyContext
+from llmcat.confidence.calibration import review_threshold
+from llmcat.confidence.distributions import log_linear_pool
+from llmcat.confidence.trust import FitItem, TrustFit, fit_weights, mean_nll
+from llmcat.embeddings.index import cosine
+from llmcat.errors import ConfigError
+from llmcat.learning.logistic import SupervisedHead, choose_c, data_digest
+from llmcat.llm.once import AsyncOnce
+from llmcat.strategies.base import Outcome, Strategy, StrategyContext
+from llmcat.types import Product, Usage
 
 log = logging.getLogger("llmcat")
 
@@ -486,7 +486,7 @@ def expert_accuracy(
 def examples_digest(context: StrategyContext, *parts: str) -> str:
     """What a fit on the examples is keyed by: their texts and labels, the embedder, options that
     shape the experts, and ``parts``."""
-    from ..embeddings import product_text
+    from llmcat.embeddings.index import product_text
 
     blob = hashlib.sha256()
     for e in context.examples:

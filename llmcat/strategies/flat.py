@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from ..options import ClassifyOptions
-from ..taxonomy import Taxonomy
-from ..types import Product
-from . import register
-from .base import Outcome
-from .choice import ChoiceStrategy, check_choice_size
+from llmcat.config.options import ClassifyOptions
+from llmcat.strategies import register
+from llmcat.strategies.base import Outcome
+from llmcat.strategies.choice import ChoiceStrategy, check_choice_size
+from llmcat.taxonomy.tree import Taxonomy
+from llmcat.types import Product
 
 
 @register

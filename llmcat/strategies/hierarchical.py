@@ -5,12 +5,12 @@ children are all below it."""
 
 from __future__ import annotations
 
-from ..options import ClassifyOptions
-from ..taxonomy import Category, Taxonomy
-from ..types import Product, Usage
-from . import register
-from .base import Outcome
-from .choice import ChoiceStrategy, check_choice_size
+from llmcat.config.options import ClassifyOptions
+from llmcat.strategies import register
+from llmcat.strategies.base import Outcome
+from llmcat.strategies.choice import ChoiceStrategy, check_choice_size
+from llmcat.taxonomy.tree import Category, Taxonomy
+from llmcat.types import Product, Usage
 
 #: one beam entry: (node, None for the root; probability of the path; stopped early)
 Beam = tuple[Category | None, float, bool]

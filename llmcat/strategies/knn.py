@@ -5,10 +5,10 @@ takes part through its own path text, so it keeps its zero-shot mass. No LLM. Ne
 
 from __future__ import annotations
 
-from ..types import Product
-from . import register
-from .base import Outcome
-from .experts import LearnedStrategy
+from llmcat.strategies import register
+from llmcat.strategies.base import Outcome
+from llmcat.strategies.experts import LearnedStrategy
+from llmcat.types import Product
 
 
 @register

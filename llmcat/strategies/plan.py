@@ -23,9 +23,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from ..calibration import REVIEW_TARGET, TemperatureScaling
-from ..options import ClassifyOptions
-from ..trust import NEUTRAL, TrustFit, neutral
+from llmcat.confidence.calibration import REVIEW_TARGET, TemperatureScaling
+from llmcat.confidence.trust import NEUTRAL, TrustFit, neutral
+from llmcat.config.options import ClassifyOptions
 
 #: ``auto`` uses ``flat`` up to this many leaves.
 FLAT_AUTO_LIMIT = 50

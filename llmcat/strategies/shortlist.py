@@ -3,7 +3,7 @@
 
 ``FusedShortlist`` (``shortlist`` with ``fuse_embedding``, the default) also pools the model's
 distribution with the embedding similarity, each weighted by the trust the plan names
-(``llmcat.trust``; all weights 1, the plain product of experts, when nothing was fitted). A
+(``llmcat.confidence.trust``; all weights 1, the plain product of experts, when nothing was fitted). A
 weight of 0 for the model means it is not asked at all.
 
 With examples the shortlist is the union of the nearest leaves, the categories the nearest
@@ -17,17 +17,17 @@ from __future__ import annotations
 
 import logging
 
-from ..distributions import similarity_distribution
-from ..once import AsyncOnce
-from ..options import ClassifyOptions
-from ..taxonomy import Taxonomy
-from ..trust import TrustFit, neutral
-from ..types import Product, Usage
-from . import register
-from .base import Outcome, Strategy, StrategyContext
-from .choice import Choice, ChoiceStrategy, check_choice_size
-from .experts import ExampleExperts, examples_digest, fit_on_examples
-from .plan import EXAMPLE_EXPERTS, Plan
+from llmcat.confidence.distributions import similarity_distribution
+from llmcat.confidence.trust import TrustFit, neutral
+from llmcat.config.options import ClassifyOptions
+from llmcat.llm.once import AsyncOnce
+from llmcat.strategies import register
+from llmcat.strategies.base import Outcome, Strategy, StrategyContext
+from llmcat.strategies.choice import Choice, ChoiceStrategy, check_choice_size
+from llmcat.strategies.experts import ExampleExperts, examples_digest, fit_on_examples
+from llmcat.strategies.plan import EXAMPLE_EXPERTS, Plan
+from llmcat.taxonomy.tree import Taxonomy
+from llmcat.types import Product, Usage
 
 log = logging.getLogger("llmcat")
 

@@ -1,13 +1,13 @@
 """``supervised``: a logistic regression trained on frozen embeddings of the labelled examples
-(``llmcat.supervised``), saved in the cache folder and trained once per set of examples. Leaves
+(``llmcat.learning.logistic``), saved in the cache folder and trained once per set of examples. Leaves
 without examples keep their zero-shot mass. No LLM. Needs ``Classifier(examples=...)``."""
 
 from __future__ import annotations
 
-from ..types import Product
-from . import register
-from .base import Outcome
-from .experts import LearnedStrategy
+from llmcat.strategies import register
+from llmcat.strategies.base import Outcome
+from llmcat.strategies.experts import LearnedStrategy
+from llmcat.types import Product
 
 
 @register

@@ -1,0 +1,1 @@
+"""Text embeddings for the ``shortlist`` and ``embedding`` strategies and for mapping."""

@@ -1,0 +1,1 @@
+"""Learning from labelled products: reading examples and the logistic head on frozen embeddings."""
