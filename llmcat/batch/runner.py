@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import sys
 import threading
 import time
 from collections.abc import (
@@ -20,17 +18,17 @@ from collections.abc import (
     Callable,
     Coroutine,
     Iterable,
-    Mapping,
     Sequence,
 )
-from typing import Any, Protocol, TextIO, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel
 
 from llmcat.backends import Backend
+from llmcat.batch.progress import Progress
 from llmcat.config.settings import Settings
 from llmcat.errors import ConfigError, InputError
-from llmcat.io.inputs import coerce_product
+from llmcat.io.inputs import Item, coerce_product, item_id
 from llmcat.llm.engine import Engine
 from llmcat.redact import redact
 from llmcat.types import ErrorRecord, Product, Usage
@@ -40,11 +38,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 R = TypeVar("R")
 R_co = TypeVar("R_co", covariant=True)
-
-#: What the workers accept as a product: a Product, a title, or a mapping of Product fields.
-ProductLike = Product | str | Mapping[str, object]
-#: A batch item: a product, or an InputError that a reader put at a line it could not read.
-Item = ProductLike | InputError
 
 
 class Job(Protocol[R_co]):
@@ -67,17 +60,6 @@ def error_record(exc: BaseException) -> ErrorRecord:
         retryable=bool(getattr(exc, "retryable", False)),
         status_code=getattr(exc, "status_code", None),
     )
-
-
-def item_id(item: object, index: int) -> str:
-    """The caller's id of an item when it has one, else its position counted from 1."""
-    if isinstance(item, Product) and item.id:
-        return item.id
-    if isinstance(item, InputError) and item.product_id:
-        return item.product_id
-    if isinstance(item, Mapping) and item.get("id") not in (None, ""):
-        return str(item["id"])
-    return str(index + 1)
 
 
 #: Results a batch may hold back while an earlier item is still running, per concurrency slot.
@@ -272,76 +254,6 @@ class ItemRunner:
         await self.engine.aclose()
         for release in self._release:
             await release()
-
-
-class Progress:
-    """Progress on stderr through tqdm (total, share done, rate and time left when the input
-    size is known), with the cache hits and errors so far. Silent when disabled.
-
-    tqdm rather than rich: a small pure-Python package that draws in terminals and notebooks
-    alike, and is imported only when a bar is drawn."""
-
-    def __init__(
-        self,
-        total: int | None,
-        *,
-        label: str,
-        enabled: bool | None = None,
-        stream: TextIO | None = None,
-    ) -> None:
-        self.stream = stream or sys.stderr
-        self.enabled = self.stream.isatty() if enabled is None else enabled
-        self.total = total
-        self.label = label
-        self.done = 0
-        self.errors = 0
-        self.cached = 0
-        self._bar: Any = None
-        if self.enabled:
-            from tqdm import tqdm
-
-            # A terminal that reports no size (a bare pty, `script`) makes tqdm hide the bar:
-            # draw it 100 columns wide then.
-            sized = _terminal_sized(self.stream)
-            self._bar = tqdm(
-                total=total,
-                desc=label,
-                unit="item",
-                file=self.stream,
-                dynamic_ncols=sized,
-                ncols=None if sized else 100,
-                nrows=None if sized else 24,
-                mininterval=0.1,
-                leave=True,
-            )
-
-    def update(self, *, error: bool = False, cached: bool = False) -> None:
-        self.done += 1
-        self.errors += int(error)
-        self.cached += int(cached)
-        if self._bar is not None:
-            self._bar.set_postfix(cached=self.cached, errors=self.errors, refresh=False)
-            self._bar.update(1)
-
-    def advance(self, n: int) -> None:
-        """``n`` more done at once (texts embedded in a chunk)."""
-        self.done += n
-        if self._bar is not None:
-            self._bar.update(n)
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
-            self._bar = None
-
-
-def _terminal_sized(stream: TextIO) -> bool:
-    """Whether ``stream`` is a terminal that reports a width and a height."""
-    try:
-        size = os.get_terminal_size(stream.fileno())
-    except (OSError, ValueError, AttributeError):
-        return False
-    return size.columns > 0 and size.lines > 0
 
 
 def run_sync(coro: Coroutine[Any, Any, R]) -> R:

@@ -24,7 +24,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from llmcat._version import __version__
-from llmcat.batch.runner import Item, Progress, item_id
+from llmcat.batch.progress import Progress
 from llmcat.classify.classifier import Classifier
 from llmcat.config.flags import SuggestingParser, add_flags, given, set_flag
 from llmcat.config.options import ClassifyOptions, CopyOptions, validated
@@ -32,7 +32,15 @@ from llmcat.config.settings import Settings
 from llmcat.errors import ConfigError, InputError, LlmcatError
 from llmcat.io.columns import FIELDS as COLUMN_FIELDS
 from llmcat.io.columns import Columns
-from llmcat.io.inputs import STDIO, coerce_product, count_records, read_records, unreadable_csv_rows
+from llmcat.io.inputs import (
+    STDIO,
+    Item,
+    coerce_product,
+    count_records,
+    item_id,
+    read_records,
+    unreadable_csv_rows,
+)
 from llmcat.io.output import ResultWriter, check_paths, check_writable, digest_of
 from llmcat.io.review import ReviewWriter
 from llmcat.listing.describer import Describer

@@ -45,6 +45,23 @@ _SPACES = re.compile(r"[ \t\r\f\v\u00a0]+")
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
+#: What the workers accept as a product: a Product, a title, or a mapping of Product fields.
+ProductLike = Product | str | Mapping[str, object]
+#: A batch item: a product, or an InputError that a reader put at a line it could not read.
+Item = ProductLike | InputError
+
+
+def item_id(item: object, index: int) -> str:
+    """The caller's id of an item when it has one, else its position counted from 1."""
+    if isinstance(item, Product) and item.id:
+        return item.id
+    if isinstance(item, InputError) and item.product_id:
+        return item.product_id
+    if isinstance(item, Mapping) and item.get("id") not in (None, ""):
+        return str(item["id"])
+    return str(index + 1)
+
+
 def clean_text(text: str, limit: int, *, keep_newlines: bool = False) -> str:
     """Remove control characters, fold whitespace and cut to ``limit`` characters."""
     text = _INVISIBLE.sub("", _CONTROL.sub(" ", text))

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from llmcat.backends import Backend
-from llmcat.batch.runner import Progress
+from llmcat.batch.progress import Progress
 from llmcat.confidence.trust import TrustFit, fit_weights
 from llmcat.config.options import ClassifyOptions
 from llmcat.config.settings import Settings

