@@ -39,7 +39,8 @@ from llmcat.evals.records import (
     write_run,
 )
 from llmcat.evals.report import compare_html, report_html, summary_markdown
-from llmcat.evals.suite_runner import RunOptions, Stop, exit_soon, run_blocking
+from llmcat.evals.stop_and_progress import Stop, exit_soon
+from llmcat.evals.suite_runner import RunOptions, run_blocking
 from llmcat.evals.suites import is_map_suite, load_map_suite, load_suite
 from llmcat.redact import redact
 

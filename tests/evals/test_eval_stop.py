@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from llmcat import FakeBackend
-from llmcat.evals import suite_runner as runner
+from llmcat.evals import stop_and_progress, suite_runner
 from llmcat.evals.commands import main
 
 FAST = ["--suite", "golden", "--task", "classify", "--strategy", "flat", "--no-embedding-baseline"]
@@ -50,7 +50,7 @@ def test_a_run_off_a_terminal_prints_progress_lines(
     err = capsys.readouterr().err  # captured: not a terminal, so no tqdm bar either
     assert "golden: classify (flat): 5 items" in err
     assert "golden: classify (flat): 5/5 in " in err and "items/s" in err
-    monkeypatch.setattr(runner, "PROGRESS_EVERY", 0.0)  # a line after every item
+    monkeypatch.setattr(stop_and_progress, "PROGRESS_EVERY", 0.0)  # a line after every item
     assert main([*argv[:-1], str(tmp_path / "s")], backend=FakeBackend()) == 0
     err = capsys.readouterr().err
     assert "golden: classify (flat): 2/5 (40%)" in err and " left, 0 errors" in err
@@ -112,10 +112,10 @@ def test_a_stop_before_any_item_finished_leaves_a_run_that_reads(tmp_path: Path)
     from llmcat.evals.report import summary_markdown
     from llmcat.evals.suites import load_suite
 
-    stop = runner.Stop()
+    stop = stop_and_progress.Stop()
     stop.signum = signal.SIGTERM  # as if it came while the suite was loading
-    options = runner.RunOptions(classify=ClassifyOptions(strategy="flat"))
-    run, samples = runner.run_blocking(
+    options = suite_runner.RunOptions(classify=ClassifyOptions(strategy="flat"))
+    run, samples = suite_runner.run_blocking(
         load_suite("golden", limit=5), options, FakeBackend(), stop=stop
     )
     assert samples == [] and run.metrics == {} and run.baselines == {}
