@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from llmcat import strategies
 from llmcat.backends import Backend
-from llmcat.batch.runner import Item, ItemRunner, ProductLike, Worker, error_record
+from llmcat.batch.runner import ItemRunner, Worker, error_record
 from llmcat.confidence.calibration import TemperatureScaling
 from llmcat.confidence.trust import TrustFit, shipped_fit
 from llmcat.config.options import CalibrationChoice, ClassifyOptions, with_overrides
@@ -36,7 +36,7 @@ from llmcat.embeddings import (
 )
 from llmcat.errors import ConfigError
 from llmcat.io.columns import Columns
-from llmcat.io.inputs import coerce_product
+from llmcat.io.inputs import Item, ProductLike, coerce_product
 from llmcat.io.tables import CLASSIFICATION_COLUMNS, FrameT, frame_records, with_results
 from llmcat.learning.examples import ExampleSource, load_examples
 from llmcat.llm.engine import Engine, split_overrides

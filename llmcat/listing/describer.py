@@ -21,13 +21,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from llmcat.backends import Backend
-from llmcat.batch.runner import Item, ItemRunner, ProductLike, Worker, error_record, item_id
+from llmcat.batch.runner import ItemRunner, Worker, error_record
 from llmcat.config.options import LANGUAGES, CopyLimits, CopyOptions, with_overrides
 from llmcat.config.overrides import CopyOverrides, DescriberOverrides
 from llmcat.config.settings import Settings
 from llmcat.errors import InputError, OutputError
 from llmcat.io.columns import Columns
-from llmcat.io.inputs import coerce_product
+from llmcat.io.inputs import Item, ProductLike, coerce_product, item_id
 from llmcat.io.specifications import for_shoppers
 from llmcat.io.tables import COPY_COLUMNS, FrameT, frame_records, with_results
 from llmcat.listing.boilerplate import product_sentences

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
-from llmcat.batch.runner import Progress
+from llmcat.batch.progress import Progress
 from llmcat.confidence.distributions import SPREAD_K, similarity_distribution, spread
 from llmcat.confidence.trust import TrustFit, shipped_fit
 from llmcat.config.options import ClassifyOptions

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from llmcat import Classifier, FakeBackend, Product
-from llmcat.cli.main import main
+from llmcat.cli import main
 from llmcat.io.inputs import coerce_product
 from llmcat.llm.labels import match_label
 

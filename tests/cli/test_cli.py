@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from llmcat.cli.main import main
+from llmcat.cli import main
 
 
 def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from llmcat.cli.main import main
+from llmcat.cli import main
 from llmcat.io.inputs import count_records
 
 LABELS = ("--labels", "Shoes,Toys,Phones", "--backend", "fake", "--no-cache")
@@ -107,7 +107,7 @@ def test_a_batch_in_a_terminal_ends_with_done_over_total(tmp_path: Path) -> None
 
 
 def test_verbose_and_quiet_work_after_the_command_too() -> None:
-    from llmcat.cli.main import build_parser
+    from llmcat.cli import build_parser
 
     parse = build_parser().parse_args
     assert parse(["classify", "shoe", "--labels", "a,b", "-q"]).quiet is True
@@ -118,7 +118,7 @@ def test_verbose_and_quiet_work_after_the_command_too() -> None:
 
 
 def test_a_misplaced_flag_is_not_offered_as_its_own_correction() -> None:
-    from llmcat.cli.main import build_parser
+    from llmcat.cli import build_parser
 
     hint = build_parser().suggestion("unrecognized arguments: --labels a")
     assert "'--labels'" not in hint  # it exists (in classify): the flag is misplaced, not mistyped
@@ -145,7 +145,7 @@ def test_help_names_the_real_default_embedder(capsys: pytest.CaptureFixture[str]
 
 @pytest.mark.parametrize("command", ["classify", "describe", "map", "taxonomy fetch google"])
 def test_every_command_that_shows_progress_takes_no_progress(command: str) -> None:
-    from llmcat.cli.main import build_parser
+    from llmcat.cli import build_parser
 
     args = build_parser().parse_args([*command.split(), "--no-progress", *_REQUIRED[command]])
     assert args.progress is False

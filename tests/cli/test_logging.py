@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from llmcat.cli.main import main
+from llmcat.cli import main
 from tests.fake_server import FakeServer, Reply, chat_reply
 
 pytestmark = pytest.mark.allow_model_requests

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from llmcat.cli.main import main
+from llmcat.cli import main
 from tests.fake_server import FakeServer, Reply, chat_reply
 from tests.fault_server import LABELS, label_for
 

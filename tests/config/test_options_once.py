@@ -8,7 +8,7 @@ import pytest
 from pydantic import BaseModel, Field
 from pydantic.fields import FieldInfo
 
-from llmcat.cli.main import build_parser as cli_parser
+from llmcat.cli import build_parser as cli_parser
 from llmcat.config.flags import flagged, given
 from llmcat.config.options import ClassifyOptions, CopyOptions, Flag, field_names
 from llmcat.config.overrides import ClassifyOverrides, CopyOverrides, SettingsOverrides

@@ -68,7 +68,8 @@ def test_the_cache_folder_is_the_variable_else_the_platforms(
 def test_a_flag_left_out_leaves_the_setting_to_the_environment(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from llmcat.cli.main import _settings, build_parser
+    from llmcat.cli import build_parser
+    from llmcat.cli._common import settings_from as _settings
 
     monkeypatch.setenv("LLMCAT_BASE_URL", "http://vllm:8000/v1")
     monkeypatch.setenv("LLMCAT_TIMEOUT", "5")
@@ -95,7 +96,9 @@ def test_the_eval_harness_reads_the_environment_too(monkeypatch: pytest.MonkeyPa
 
 
 def test_quiet_turns_the_progress_bar_off_unless_progress_is_typed() -> None:
-    from llmcat.cli.main import _quiet_means_no_progress, _settings, build_parser
+    from llmcat.cli import build_parser
+    from llmcat.cli._common import settings_from as _settings
+    from llmcat.cli.main import _quiet_means_no_progress
 
     for top, sub, expected in (
         (["-q"], [], False),

@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from llmcat import Classifier, ConfigError, Describer, Settings, Taxonomy
-from llmcat.cli.main import main
+from llmcat.cli import main
 from llmcat.config.options import ClassifyOptions
 from llmcat.evals.commands import main as evals_main
 from llmcat.io.columns import Columns

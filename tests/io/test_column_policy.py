@@ -11,7 +11,7 @@ import pytest
 
 from llmcat import Classifier, Describer
 from llmcat.backends.fake import FakeBackend
-from llmcat.cli.main import main
+from llmcat.cli import main
 from llmcat.io.columns import Columns
 from llmcat.io.tables import row_record
 from tests.conftest import require

@@ -7,7 +7,7 @@ import csv
 import json
 from pathlib import Path
 
-from llmcat.cli.main import main
+from llmcat.cli import main
 
 
 def rows(path: Path) -> list[dict[str, str]]:

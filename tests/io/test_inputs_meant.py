@@ -15,7 +15,8 @@ import pytest
 
 from llmcat import Classifier, ConfigError, FakeBackend
 from llmcat.backends.openai import fetch_json
-from llmcat.cli.main import _taxonomy, build_parser, main
+from llmcat.cli import build_parser, main
+from llmcat.cli.classify import taxonomy_from as _taxonomy
 from llmcat.io.columns import Columns
 from llmcat.io.inputs import read_records
 from llmcat.io.output import ResultWriter

@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from llmcat import Classifier, ConfigError, Describer, FakeBackend
-from llmcat.cli.main import main
+from llmcat.cli import main
 
 LABELS = ["Shoes", "Phones", "Toys"]
 PROBABILITIES = {"Shoes": 0.6, "Phones": 0.3, "Toys": 0.1}

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from llmcat import Classifier, ConfigError, FakeBackend, HashingEmbedder, Product, Taxonomy
-from llmcat.cli.main import main
+from llmcat.cli import main
 from llmcat.learning.examples import load_examples
 
 TAX = Taxonomy.from_paths(["Fruit > Apples", "Fruit > Pears", "Tools > Hammers", "Tools > Saws"])

@@ -12,7 +12,7 @@ import sentencex
 
 from llmcat import Describer, Product
 from llmcat.backends.fake import FakeBackend
-from llmcat.cli.main import main
+from llmcat.cli import main
 from llmcat.io.inputs import coerce_product
 from llmcat.io.specifications import parse_specifications
 from llmcat.listing.boilerplate import boilerplate_in, product_sentences

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from llmcat.cli.main import main
+from llmcat.cli import main
 from tests.fake_server import FakeServer, Reply, chat_reply
 
 PRODUCTS = ["running shoes", "smart phone 128 GB", "teddy bear", "trail running shoes"]

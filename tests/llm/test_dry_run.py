@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from llmcat import Classifier, FakeBackend
-from llmcat.cli.main import main
+from llmcat.cli import main
 from llmcat.evals.suites import load_suite
 from tests.conftest import require
 

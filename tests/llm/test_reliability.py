@@ -409,7 +409,7 @@ def test_url_credentials_echoed_by_a_401_never_reach_stderr(
     401 echoes the request's Authorization header put the base64 of user:key on stderr."""
     import base64
 
-    from llmcat.cli.main import main
+    from llmcat.cli import main
 
     key = "sk-live-0123456789abcdef"
     secrets = [key, base64.b64encode(f"user:{key}".encode()).decode()]

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from llmcat import ConfigError, HashingEmbedder, Taxonomy
-from llmcat.cli.main import main
+from llmcat.cli import main
 from llmcat.mapping.mapper import MapOptions, TaxonomyMapper, read_pairs
 from tests.cli.test_resume import stopped_after
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from llmcat.cli.main import main
+from llmcat.cli import main
 from llmcat.errors import ConfigError, ServerError
 from llmcat.llm.modelfiles import resolve_model, served_model_name
 from llmcat.serve.server import VLLMServer, free_port, server_command

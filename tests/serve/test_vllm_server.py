@@ -251,7 +251,7 @@ def test_in_process_engine_gives_the_server_labels(base_url: str, tmp_path: Path
 def test_batch_export_then_vllm_run_batch_then_import_gives_the_live_results(
     base_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from llmcat.cli.main import main
+    from llmcat.cli import main
     from llmcat.llm.modelfiles import (
         DEFAULT_MAX_MODEL_LEN,
         DEFAULT_STRUCTURED_BACKEND,

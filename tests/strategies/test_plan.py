@@ -5,7 +5,7 @@ from dataclasses import replace
 import pytest
 
 from llmcat import Classifier, FakeBackend, HashingEmbedder, Product, Taxonomy
-from llmcat.cli.main import main
+from llmcat.cli import main
 from llmcat.confidence.trust import TrustFit
 from llmcat.config.options import ClassifyOptions
 from llmcat.strategies import Facts, Outcome, Plan, Strategy, decide, get

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from llmcat import Taxonomy
-from llmcat.cli.main import main
+from llmcat.cli import main
 from llmcat.embeddings.index import CategoryIndex, HashingEmbedder, shipped_passages
 from llmcat.errors import TaxonomyError
 from llmcat.taxonomy.names import available, resolve
