@@ -27,6 +27,7 @@ from llmcat.config.settings import Settings
 from llmcat.errors import BackendError, ConfigError, LlmcatError
 from llmcat.evals import bench, calibrate, catalogue, curve, degrade, fit, mapeval, recheck, vectors
 from llmcat.evals import metrics as M
+from llmcat.evals.compare_report import compare_html
 from llmcat.evals.gate import EXIT_INFRA, EXIT_USAGE, Flip, GateResult, gate, partial_line
 from llmcat.evals.paths import baselines_dir
 from llmcat.evals.records import (
@@ -38,10 +39,11 @@ from llmcat.evals.records import (
     read_run,
     write_run,
 )
-from llmcat.evals.report import compare_html, report_html, summary_markdown
+from llmcat.evals.report import report_html
 from llmcat.evals.stop_and_progress import Stop, exit_soon
 from llmcat.evals.suite_runner import RunOptions, run_blocking
 from llmcat.evals.suites import is_map_suite, load_map_suite, load_suite
+from llmcat.evals.summary import summary_markdown
 from llmcat.redact import redact
 
 PROG = "python -m evals"

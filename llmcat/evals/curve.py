@@ -27,9 +27,10 @@ from llmcat.errors import ConfigError
 from llmcat.evals import metrics as M
 from llmcat.evals import plots
 from llmcat.evals.records import ClassificationSample
-from llmcat.evals.report import Section, figure, page_html
+from llmcat.evals.report import PageView, figure, page_html
 from llmcat.evals.suite_runner import split_examples
 from llmcat.evals.suites import ClassificationRecord, Suite, load_suite
+from llmcat.evals.summary import Section
 
 
 def pick_shots(
@@ -154,7 +155,7 @@ def curve_html(table: str, rows: list[dict[str, Any]]) -> str:
     lines = [line for line in table.splitlines() if line.startswith("|")]
     headers = [c.strip() for c in lines[0].strip("|").split("|")] if lines else []
     body = [[c.strip() for c in line.strip("|").split("|")] for line in lines[2:]]
-    view = {
+    view: PageView = {
         "heading": "learning curve",
         "identity": table.splitlines()[0] if table else "",
         "summary": [Section("Learning curve", headers, body)],

@@ -34,9 +34,10 @@ from llmcat.config.settings import default_cache_dir
 from llmcat.embeddings.index import default_embedder
 from llmcat.evals import metrics as M
 from llmcat.evals import plots
-from llmcat.evals.report import Section, figure, page_html
+from llmcat.evals.report import PageView, figure, page_html
 from llmcat.evals.stats import mcnemar_exact
 from llmcat.evals.suites import MapSuite
+from llmcat.evals.summary import Section
 from llmcat.mapping.mapper import CategoryMapping, MapOptions, TaxonomyMapper, read_pairs
 
 UNMAPPED = ("(unmapped)",)  # a gold or predicted "no counterpart", scored as a node of its own
@@ -440,7 +441,7 @@ def map_report(
         for r, o in zip(runs[MAPPINGS[1]], judged[MAPPINGS[1]], strict=True)
         if not o.correct
     ]
-    view = {
+    view: PageView = {
         "heading": f"{suite.name}: taxonomy mapping",
         "identity": identity,
         "summary": [table],

@@ -109,8 +109,8 @@ def test_a_partial_run_never_passes_a_gate(tmp_path: Path) -> None:
 def test_a_stop_before_any_item_finished_leaves_a_run_that_reads(tmp_path: Path) -> None:
     from llmcat.config.options import ClassifyOptions
     from llmcat.evals.records import read_run, write_run
-    from llmcat.evals.report import summary_markdown
     from llmcat.evals.suites import load_suite
+    from llmcat.evals.summary import summary_markdown
 
     stop = stop_and_progress.Stop()
     stop.signum = signal.SIGTERM  # as if it came while the suite was loading

@@ -12,9 +12,10 @@ import pytest
 from llmcat.backends.fake import FakeBackend
 from llmcat.evals import metrics as M
 from llmcat.evals.commands import main
+from llmcat.evals.compare_report import compare_html
 from llmcat.evals.explorer import Explorer, wrong_from
 from llmcat.evals.records import read_run
-from llmcat.evals.report import FOLD_BELOW, compare_html, per_class_section, report_html
+from llmcat.evals.report import FOLD_BELOW, per_class_section, report_html
 from llmcat.evals.stats import bootstrap_intervals, paired_bootstrap_deltas
 from llmcat.llm.completions import CompletionRequest, Message, note_request, requests_seen
 
