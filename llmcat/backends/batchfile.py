@@ -22,7 +22,7 @@ import json
 import threading
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, TypedDict
 
 from llmcat.backends.base import Backend
 from llmcat.backends.fake import FakeBackend
@@ -30,17 +30,24 @@ from llmcat.backends.openai import OpenAIBackend, build_chat_kwargs
 from llmcat.errors import BackendError, ConfigError
 from llmcat.llm.completions import Completion, CompletionRequest
 
+if TYPE_CHECKING:
+    from pydantic import JsonValue
+
+    from llmcat.backends.openai import StructuredMode
+
 CHAT_URL = "/v1/chat/completions"
 
 
-def batch_body(request: CompletionRequest, backend: OpenAIBackend, mode: Any) -> dict[str, Any]:
+def batch_body(
+    request: CompletionRequest, backend: OpenAIBackend, mode: StructuredMode
+) -> dict[str, JsonValue]:
     """The JSON body ``backend`` would POST for ``request`` (``extra_body`` merged in)."""
     kwargs = build_chat_kwargs(request, model=backend.model, mode=mode)
     extra = kwargs.pop("extra_body", None) or {}
     return {**kwargs, **extra}
 
 
-def custom_id(body: dict[str, Any]) -> str:
+def custom_id(body: dict[str, JsonValue]) -> str:
     """The line's id: a digest of the body, so an import finds the answer of the same request."""
     blob = json.dumps(body, sort_keys=True, ensure_ascii=False).encode()
     return "llmcat-" + hashlib.sha256(blob).hexdigest()[:32]
@@ -124,7 +131,7 @@ class BatchImportBackend(_AroundServer):
                 "for the requests that are still missing)",
                 retryable=False,
             )
-        response = entry.get("response") or {}
+        response: BatchResponse = entry.get("response") or {}
         status = response.get("status_code", 200)
         if entry.get("error") or status != 200:
             detail = entry.get("error") or response.get("body")
@@ -138,8 +145,32 @@ class BatchImportBackend(_AroundServer):
         return self.inner.completion_from(completion, request, mode)
 
 
+class BatchResponse(TypedDict, total=False):
+    """The ``response`` of a batch result line."""
+
+    status_code: int
+    body: dict[str, JsonValue]
+
+
+class BatchResult(TypedDict, total=False):
+    """One line of a provider's batch result file."""
+
+    custom_id: str
+    response: BatchResponse | None
+    error: JsonValue
+
+
+class RelaySlot(TypedDict, total=False):
+    """One item's relay slot (``RelayBackend``)."""
+
+    #: the request bodies the item made (``capture``)
+    requests: list[dict[str, JsonValue]]
+    #: chat completion bodies by ``custom_id`` of the request they answer (``answer``)
+    responses: dict[str, JsonValue]
+
+
 #: The current item's relay slot (``RelayBackend``): set by the caller around each item.
-RELAY_SLOT: ContextVar[dict[str, Any] | None] = ContextVar("llmcat_relay_slot", default=None)
+RELAY_SLOT: ContextVar[RelaySlot | None] = ContextVar("llmcat_relay_slot", default=None)
 
 
 class RelayBackend(_AroundServer):
@@ -183,18 +214,18 @@ class RelayBackend(_AroundServer):
         return self.inner.completion_from(ChatCompletion.model_validate(response), request, mode)
 
 
-def read_results(path: Path) -> dict[str, dict[str, Any]]:
+def read_results(path: Path) -> dict[str, BatchResult]:
     """A provider's result file: one JSON object per line with ``custom_id``."""
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except OSError as exc:
         raise ConfigError(f"cannot read batch results {path}: {exc.strerror or exc}") from None
-    answers: dict[str, dict[str, Any]] = {}
+    answers: dict[str, BatchResult] = {}
     for n, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
-            entry = json.loads(line)
+            entry: BatchResult = json.loads(line)
         except ValueError:
             raise ConfigError(f"{path} line {n} is not JSON: not a batch result file") from None
         if not isinstance(entry, dict) or "custom_id" not in entry:
@@ -208,6 +239,7 @@ __all__ = [
     "BatchExportBackend",
     "BatchImportBackend",
     "RelayBackend",
+    "RelaySlot",
     "batch_body",
     "custom_id",
     "read_results",

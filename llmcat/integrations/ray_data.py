@@ -31,15 +31,34 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, cast
 
+from pydantic import BaseModel
+
+from llmcat.classify.classifier import Classifier
 from llmcat.config.options import ClassifyOptions, CopyOptions
 from llmcat.config.settings import Settings
 from llmcat.errors import ConfigError
 from llmcat.io.columns import Columns
 from llmcat.io.tables import CLASSIFICATION_COLUMNS, COPY_COLUMNS, row_record, with_arrow_results
+from llmcat.listing.describer import Describer
 from llmcat.llm.engine import RELAY_SLOT, custom_id
 from llmcat.taxonomy.tree import Taxonomy
+
+if TYPE_CHECKING:
+    from types import ModuleType
+
+    import pyarrow as pa
+    from pydantic import JsonValue
+    from ray import ObjectRef
+    from ray.data import Dataset
+    from typing_extensions import Unpack
+
+    from llmcat.backends.batchfile import RelaySlot
+    from llmcat.config.overrides import ClassifierOverrides, DescriberOverrides
+    from llmcat.embeddings.base import Matrix
+    from llmcat.learning.examples import ExampleSource
+    from llmcat.types import Classification, Product
 
 log = logging.getLogger("llmcat")
 
@@ -47,7 +66,7 @@ log = logging.getLogger("llmcat")
 DEFAULT_BATCH_SIZE = 256
 
 
-def need_ray() -> Any:
+def need_ray() -> ModuleType:
     """Import Ray (with Ray Data), or say which extra brings it."""
     try:
         import ray
@@ -68,22 +87,22 @@ class WorkerRecipe:
     options: ClassifyOptions | CopyOptions
     settings: Settings
     taxonomy: Taxonomy | None = None
-    examples: Any = None
+    examples: ExampleSource | None = None
     base_urls: tuple[str, ...] = ()
     prefix: str = ""
-    indexes: Any = None  # an ObjectRef of Classifier.built_indexes(), set by the driver
+    indexes: ObjectRef[dict[str, Matrix]] | None = (
+        None  # an ObjectRef of Classifier.built_indexes(), set by the driver
+    )
     #: an ObjectRef of the dataset's first rows, which every actor reads the run from (its
     #: estimated accuracy and spread), so that all scale their confidence alike; set by the driver
-    sample: Any = None
-    overrides: Mapping[str, Any] = field(default_factory=dict)
+    sample: ObjectRef[list[dict[str, object]]] | None = None
+    #: the keyword overrides of ``Classifier`` or ``Describer`` (``kind``)
+    overrides: Mapping[str, object] = field(default_factory=dict)
     #: which columns of a row are which product fields (as the CLI's --columns/--attributes)
     input_columns: Columns = field(default_factory=Columns)
 
-    def build(self, actor: int = 0) -> Any:
+    def build(self, actor: int = 0) -> Classifier | Describer:
         """The worker of the ``actor``-th actor (which takes the matching server URL)."""
-        from llmcat.classify.classifier import Classifier
-        from llmcat.listing.describer import Describer
-
         settings = self.settings
         if self.base_urls:
             settings = settings.model_copy(
@@ -91,10 +110,12 @@ class WorkerRecipe:
             )
         if self.kind == "describe":
             assert isinstance(self.options, CopyOptions)
-            return Describer(self.options, settings=settings, **self.overrides)
+            overrides = cast("DescriberOverrides", self.overrides)
+            return Describer(self.options, settings=settings, **overrides)
         assert isinstance(self.options, ClassifyOptions) and self.taxonomy is not None
+        chosen = cast("ClassifierOverrides", self.overrides)
         return Classifier(
-            self.taxonomy, self.options, settings=settings, examples=self.examples, **self.overrides
+            self.taxonomy, self.options, settings=settings, examples=self.examples, **chosen
         )
 
     @property
@@ -117,16 +138,18 @@ class BatchWorker:
     products and returns it with the result columns. A bad row is an error record in its row,
     never a failed batch."""
 
-    def __init__(self, recipe: WorkerRecipe, dealer: Any = None) -> None:
+    def __init__(self, recipe: WorkerRecipe, dealer: object = None) -> None:
         ray = need_ray()
-        number = ray.get(dealer.take.remote()) if dealer is not None else 0
+        # the dealer is a Ray actor handle, whose methods Ray makes at run time
+        number = ray.get(dealer.take.remote()) if dealer is not None else 0  # type: ignore[attr-defined]
         self.recipe = recipe
         self.worker = _ready(recipe, recipe.build(number))
 
-    def __call__(self, batch: Any) -> Any:
+    def __call__(self, batch: pa.Table) -> pa.Table:
         rows = batch.to_pylist(maps_as_pydicts="strict")
         records = [row_record(row, self.recipe.input_columns) for row in rows]
-        if self.recipe.kind == "describe":
+        results: Sequence[BaseModel]
+        if isinstance(self.worker, Describer):
             results = self.worker.describe_many(records, progress=False)
         else:
             results = self.worker.classify_many(records, progress=False)
@@ -134,12 +157,12 @@ class BatchWorker:
 
 
 def classify_dataset(
-    dataset: Any,
+    dataset: Dataset,
     taxonomy: Taxonomy | Sequence[str],
     options: ClassifyOptions | None = None,
     *,
     settings: Settings | None = None,
-    examples: Any = None,
+    examples: ExampleSource | None = None,
     workers: int = 2,
     base_urls: Sequence[str] = (),
     batch_size: int = DEFAULT_BATCH_SIZE,
@@ -147,8 +170,8 @@ def classify_dataset(
     num_gpus: float = 0,
     prefix: str = "",
     columns: Columns | None = None,
-    **overrides: Any,
-) -> Any:
+    **overrides: Unpack[ClassifierOverrides],
+) -> Dataset:
     """``dataset`` with each row's classification in new columns (``category_id``, ``path``,
     ``confidence``, ``needs_review``, ``alternatives``, ``error``; each ``prefix + name``),
     computed by ``workers`` actors. Options, settings, examples and keyword overrides are those of
@@ -176,7 +199,7 @@ def classify_dataset(
 
 
 def describe_dataset(
-    dataset: Any,
+    dataset: Dataset,
     options: CopyOptions | None = None,
     *,
     settings: Settings | None = None,
@@ -187,8 +210,8 @@ def describe_dataset(
     num_gpus: float = 0,
     prefix: str = "",
     columns: Columns | None = None,
-    **overrides: Any,
-) -> Any:
+    **overrides: Unpack[DescriberOverrides],
+) -> Dataset:
     """``dataset`` with each row's listing copy in new columns (``copy_title``, ``copy_bullets``,
     ``copy_body``, ``copy_flagged``, ``copy_findings``, ``copy_source``, ``error``); see ``classify_dataset``."""
     recipe = WorkerRecipe(
@@ -204,13 +227,13 @@ def describe_dataset(
 
 
 def _map(
-    dataset: Any,
+    dataset: Dataset,
     recipe: WorkerRecipe,
     workers: int,
     batch_size: int,
     num_cpus: float,
     num_gpus: float,
-) -> Any:
+) -> Dataset:
     ray = need_ray()
     if workers < 1:
         raise ConfigError(f"workers must be at least 1, not {workers}")
@@ -234,10 +257,12 @@ def _map(
     )
 
 
-def _ready(recipe: WorkerRecipe, worker: Any) -> Any:
+def _ready(recipe: WorkerRecipe, worker: Classifier | Describer) -> Classifier | Describer:
     """``worker`` with the driver's embeddings adopted and the run read from the driver's
     sample (``Classifier.observe_catalogue``: a no-op unless its plan scales to the run)."""
     ray = need_ray()
+    if isinstance(worker, Describer):
+        return worker  # the driver sets neither for copy
     if recipe.indexes is not None:
         worker.adopt_indexes(ray.get(recipe.indexes))
     if recipe.sample is not None:
@@ -245,7 +270,7 @@ def _ready(recipe: WorkerRecipe, worker: Any) -> Any:
     return worker
 
 
-def _warmed(dataset: Any, recipe: WorkerRecipe) -> WorkerRecipe:
+def _warmed(dataset: Dataset, recipe: WorkerRecipe) -> WorkerRecipe:
     """The recipe after the driver has run its first product: configuration errors surface here,
     the embeddings it built go to the object store, and so do the first ``SPREAD_SAMPLE`` rows
     every actor reads the run from (as one process reads a stream's)."""
@@ -260,9 +285,10 @@ def _warmed(dataset: Any, recipe: WorkerRecipe) -> WorkerRecipe:
     ]
     worker = recipe.build()
     try:
-        if recipe.kind == "describe" or not rows:
-            if rows:
-                worker.describe_many(rows, progress=False)
+        if not rows:
+            return recipe
+        if isinstance(worker, Describer):
+            worker.describe_many(rows, progress=False)
             return recipe
         worker.classify_many(rows[:1], progress=False)  # a ConfigError raises
         built = worker.built_indexes()
@@ -279,19 +305,19 @@ class _Slotted:
     """A worker as the runner's job, with the relay slot of each item set around it: results
     come back as ``(result, slot)``, in input order."""
 
-    def __init__(self, worker: Any, answers: Sequence[dict[str, Any]]) -> None:
+    def __init__(self, worker: Classifier, answers: Sequence[dict[str, JsonValue]]) -> None:
         self.worker = worker
         self.answers = answers
 
-    async def run(self, product: Any) -> tuple[Any, dict[str, Any]]:
-        slot: dict[str, Any] = {"responses": dict(self.answers[int(product.id)])}
+    async def run(self, product: Product) -> tuple[Classification, RelaySlot]:
+        slot: RelaySlot = {"responses": dict(self.answers[int(product.id)])}
         token = RELAY_SLOT.set(slot)
         try:
             return await self.worker.run(product), slot
         finally:
             RELAY_SLOT.reset(token)
 
-    def failed(self, product_id: str, error: BaseException) -> tuple[Any, dict[str, Any]]:
+    def failed(self, product_id: str, error: BaseException) -> tuple[Classification, RelaySlot]:
         return self.worker.failed(product_id, error), {}
 
 
@@ -304,11 +330,13 @@ class RelayWorker:
     def __init__(self, recipe: WorkerRecipe, mode: str) -> None:
         need_ray()
         self.recipe, self.mode = recipe, mode
-        self.worker = recipe.build()
+        worker = recipe.build()
+        assert isinstance(worker, Classifier)  # the HTTP path classifies only
+        self.worker = worker
         self.worker.relay(mode)
         _ready(recipe, self.worker)
 
-    def __call__(self, batch: Any) -> Any:
+    def __call__(self, batch: pa.Table) -> pa.Table:
         import pyarrow as pa
 
         rows = batch.to_pylist(maps_as_pydicts="strict")
@@ -317,7 +345,7 @@ class RelayWorker:
             {**row_record(row, self.recipe.input_columns), "id": str(i)}
             for i, row in enumerate(rows)
         ]
-        answers: list[dict[str, Any]] = [{} for _ in rows]
+        answers: list[dict[str, JsonValue]] = [{} for _ in rows]
         if self.mode == "answer":
             for i, row in enumerate(rows):
                 if row.get(REQUEST) and row.get(RESPONSE):
@@ -340,7 +368,7 @@ class RelayWorker:
 
 
 def classify_dataset_http(
-    dataset: Any,
+    dataset: Dataset,
     taxonomy: Taxonomy | Sequence[str],
     options: ClassifyOptions | None = None,
     *,
@@ -351,8 +379,8 @@ def classify_dataset_http(
     qps: int | None = None,
     prefix: str = "",
     columns: Columns | None = None,
-    **overrides: Any,
-) -> Any:
+    **overrides: object,
+) -> Dataset:
     """``classify_dataset`` with the model requests sent by ``ray.data.llm``'s HTTP request
     processor to the OpenAI-compatible server at ``base_url``.
 
@@ -385,7 +413,7 @@ def classify_dataset_http(
     recipe = _warmed(dataset, recipe)
     pool = ray.data.ActorPoolStrategy(size=workers, max_tasks_in_flight_per_actor=1)
 
-    def stage(data: Any, mode: str) -> Any:
+    def stage(data: Dataset, mode: str) -> Dataset:
         return data.map_batches(
             RelayWorker,
             fn_constructor_args=(recipe, mode),
@@ -395,7 +423,7 @@ def classify_dataset_http(
             udf_modifying_row_count=False,
         )
 
-    def unanswered(table: Any) -> Any:
+    def unanswered(table: pa.Table) -> pa.Table:
         return table.append_column(RESPONSE, pa.nulls(table.num_rows, type=pa.string()))
 
     # Three phases, each materialized: the actors of one never wait for a CPU another holds.

@@ -24,9 +24,16 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Protocol
 
 from llmcat.errors import ConfigError
+
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import ArrayLike, NDArray
+    from pydantic import JsonValue
+
+    from llmcat.embeddings.base import Scores
 
 #: Inverse regularisation strength with too few examples to choose one (sklearn's default of 1
 #: underfits unit-length sentence embeddings, whose logits are small).
@@ -44,39 +51,41 @@ class SupervisedHead:
     """``p(class | x) = softmax(x · coef.T + intercept)`` over ``classes`` (category ids)."""
 
     classes: tuple[str, ...]
-    coef: Any  # (classes x dim)
-    intercept: Any  # (classes,)
-    config: dict[str, Any]
-    center: Any  # (dim,): the examples' mean, taken off every vector before the regression
+    coef: Scores  # (classes x dim)
+    intercept: Scores  # (classes,)
+    config: dict[str, JsonValue]
+    center: (
+        Scores | None
+    )  # (dim,): the examples' mean, taken off every vector before the regression
 
     @classmethod
     def train(
-        cls, vectors: Any, labels: Sequence[str], *, embedder: str, c: float = DEFAULT_C
+        cls, vectors: ArrayLike, labels: Sequence[str], *, embedder: str, c: float = DEFAULT_C
     ) -> SupervisedHead:
         """Fit on ``vectors`` (examples x dim) labelled with category ids. One class only is a
         constant head (nothing to discriminate)."""
         import numpy as np
 
-        vectors = np.asarray(vectors, dtype=np.float64)
-        center = vectors.mean(axis=0)
+        rows = np.asarray(vectors, dtype=np.float64)
+        center = rows.mean(axis=0)
         classes = sorted(set(labels))
-        config = {
+        config: dict[str, JsonValue] = {
             "format": FORMAT,
             "kind": "logistic-regression",
             "embedder": embedder,
             "C": c,
             "examples": len(labels),
             "llmcat": _version(),
-            "data": data_digest(vectors, labels, embedder, c),
+            "data": data_digest(rows, labels, embedder, c),
         }
         if len(classes) == 1:
-            dim = vectors.shape[1]
+            dim = rows.shape[1]
             return cls((classes[0],), np.zeros((1, dim)), np.zeros(1), config, center)
         model = _regression(c)
         with warnings.catch_warnings():
             # Few examples per category is this head's normal case, not a regression problem.
             warnings.filterwarnings("ignore", message="The number of unique classes")
-            model.fit(_centred(vectors, center), list(labels))
+            model.fit(_centred(rows, center), list(labels))
         config["sklearn"] = _sklearn_version()
         coef, intercept = model.coef_, model.intercept_
         if len(classes) == 2:  # one logit for the second class; as a softmax: [0, logit]
@@ -84,7 +93,7 @@ class SupervisedHead:
             intercept = np.concatenate([np.zeros_like(intercept), intercept])
         return cls(tuple(str(k) for k in model.classes_), coef, intercept, config, center)
 
-    def predict(self, vectors: Any) -> Any:
+    def predict(self, vectors: ArrayLike) -> Scores:
         """Probabilities (rows x classes), in the order of ``classes``."""
         import numpy as np
 
@@ -92,7 +101,8 @@ class SupervisedHead:
         logits += self.intercept
         logits -= logits.max(axis=-1, keepdims=True)
         exps = np.exp(logits)
-        return exps / exps.sum(axis=-1, keepdims=True)
+        probabilities: Scores = exps / exps.sum(axis=-1, keepdims=True)
+        return probabilities
 
     def save(self, path: str | Path) -> None:
         """One ``.npz`` with the coefficients and the configuration (written atomically)."""
@@ -106,7 +116,7 @@ class SupervisedHead:
             coef=self.coef,
             intercept=self.intercept,
             classes=np.array(self.classes, dtype=str),
-            center=self.center,
+            center=np.asarray(self.center),  # what np.savez makes of it, None too
             config=np.array(json.dumps(self.config)),
         )
         tmp.replace(path)
@@ -133,7 +143,7 @@ class SupervisedHead:
         return head
 
 
-def choose_c(vectors: Any, labels: Sequence[str]) -> tuple[float, dict[float, float]]:
+def choose_c(vectors: ArrayLike, labels: Sequence[str]) -> tuple[float, dict[float, float]]:
     """The ``C`` of ``C_GRID`` whose head, trained on four fifths of the examples (seeded), was
     right most often on the other fifth (the most regularised on a tie), and each one's accuracy.
     ``DEFAULT_C`` and no scores with fewer than ``CHOOSE_C_FROM`` examples."""
@@ -141,7 +151,7 @@ def choose_c(vectors: Any, labels: Sequence[str]) -> tuple[float, dict[float, fl
 
     if len(labels) < CHOOSE_C_FROM or len(set(labels)) < 2:
         return DEFAULT_C, {}
-    vectors = np.asarray(vectors, dtype=np.float64)
+    rows = np.asarray(vectors, dtype=np.float64)
     order = list(range(len(labels)))
     random.Random(0).shuffle(order)
     held, kept = order[: len(order) // 5], order[len(order) // 5 :]
@@ -149,24 +159,35 @@ def choose_c(vectors: Any, labels: Sequence[str]) -> tuple[float, dict[float, fl
         return DEFAULT_C, {}
     scores: dict[float, float] = {}
     for c in C_GRID:
-        head = SupervisedHead.train(vectors[kept], [labels[i] for i in kept], embedder="", c=c)
-        predicted = np.asarray(head.classes)[head.predict(vectors[held]).argmax(axis=1)]
+        head = SupervisedHead.train(rows[kept], [labels[i] for i in kept], embedder="", c=c)
+        predicted = np.asarray(head.classes)[head.predict(rows[held]).argmax(axis=1)]
         scores[c] = float(np.mean(predicted == np.asarray([labels[i] for i in held])))
     best = max(C_GRID, key=lambda c: (scores[c], -c))
     return best, scores
 
 
-def _regression(c: float) -> Any:
+class _Regression(Protocol):
+    """What is used of scikit-learn's ``LogisticRegression`` (imported on first use)."""
+
+    coef_: Scores
+    intercept_: Scores
+    classes_: NDArray[np.str_]
+
+    def fit(self, x: Scores, y: list[str]) -> object: ...
+
+
+def _regression(c: float) -> _Regression:
     try:
         from sklearn.linear_model import LogisticRegression
     except ImportError:
         raise ConfigError(
             "the supervised head needs scikit-learn: pip install 'llmcat[embed]'"
         ) from None
-    return LogisticRegression(C=c, max_iter=2000)
+    regression: _Regression = LogisticRegression(C=c, max_iter=2000)
+    return regression
 
 
-def _centred(vectors: Any, center: Any) -> Any:
+def _centred(vectors: Scores, center: Scores | None) -> Scores:
     """Unit vectors of ``vectors - center`` (the vectors as they are without a center)."""
     import numpy as np
 
@@ -174,10 +195,11 @@ def _centred(vectors: Any, center: Any) -> Any:
         return vectors
     moved = vectors - center
     norms = np.linalg.norm(moved, axis=-1, keepdims=True)
-    return moved / np.where(norms > 0, norms, 1.0)
+    unit: Scores = moved / np.where(norms > 0, norms, 1.0)
+    return unit
 
 
-def data_digest(vectors: Any, labels: Sequence[str], embedder: str, c: float) -> str:
+def data_digest(vectors: ArrayLike, labels: Sequence[str], embedder: str, c: float) -> str:
     """What a head is keyed by: the training vectors, labels, embedder and ``C``."""
     import numpy as np
 

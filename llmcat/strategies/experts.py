@@ -32,7 +32,7 @@ import random
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from llmcat.confidence.calibration import review_threshold
 from llmcat.confidence.distributions import log_linear_pool
@@ -43,6 +43,9 @@ from llmcat.learning.logistic import SupervisedHead, choose_c, data_digest
 from llmcat.llm.once import AsyncOnce
 from llmcat.strategies.base import Outcome, Strategy, StrategyContext
 from llmcat.types import Product, Usage
+
+if TYPE_CHECKING:
+    from llmcat.embeddings.base import Matrix, Scores, Vector
 
 log = logging.getLogger("llmcat")
 
@@ -63,11 +66,11 @@ AskModel = Callable[[Product, list[str]], Awaitable[dict[str, float] | None]]
 class ExpertRows:
     """Each expert's distribution over ``ExampleExperts.ids``, one row per product."""
 
-    similarity: Any
-    zero_shot: Any
-    knn: Any
-    supervised: Any
-    top_level: Any | None
+    similarity: Scores
+    zero_shot: Scores
+    knn: Scores
+    supervised: Scores
+    top_level: Scores | None
 
 
 class LearnedStrategy(Strategy):
@@ -145,7 +148,7 @@ class ExampleExperts:
         cross-validation measures only products of categories without examples."""
         return len(set(self.labels)) == len(self.labels)
 
-    async def share_with_examples(self, vectors: Sequence[Any]) -> float:
+    async def share_with_examples(self, vectors: Sequence[Vector]) -> float:
         """An estimate of the share of products (their ``vectors``) whose category has examples,
         from the zero-shot mass they put on the categories with examples (``m``) against the
         examples' own: counting their category (``a``, as a product of a labelled category) and
@@ -164,7 +167,7 @@ class ExampleExperts:
 
     # -- the experts, for a batch of query vectors ---------------------------------------------
 
-    async def similarities(self, queries: Any) -> Any:
+    async def similarities(self, queries: Matrix) -> Scores:
         """Cosine similarity of each query to each of ``ids``."""
         import numpy as np
 
@@ -177,7 +180,7 @@ class ExampleExperts:
 
     async def rows(
         self,
-        queries: Any,
+        queries: Matrix,
         *,
         exclude: Sequence[int] | None = None,
         heads: Heads | None = None,
@@ -198,23 +201,23 @@ class ExampleExperts:
             else self._top_level(queries, zero_shot, chosen.top_level),
         )
 
-    async def supervised(self, queries: Any) -> Any:
+    async def supervised(self, queries: Matrix) -> Scores:
         """The supervised expert alone (the top-level head is not trained)."""
         _, zero_shot = await self._zero_shot(queries)
         return self._supervised(queries, zero_shot, await self.head())
 
-    async def _zero_shot(self, queries: Any) -> tuple[Any, Any]:
+    async def _zero_shot(self, queries: Matrix) -> tuple[Scores, Scores]:
         """The similarities of ``queries`` and, from them, the zero-shot expert."""
         sims = await self.similarities(queries)
         return sims, softmax_rows(sims / self.temperature)
 
-    async def knn(self, queries: Any) -> Any:
+    async def knn(self, queries: Matrix) -> Scores:
         """The kNN expert alone (no head is trained)."""
         sims = await self.similarities(queries)
         examples = await self.context.example_index().wide()
         return self._knn(queries, examples, sims, None)
 
-    def outcome(self, row: Any) -> Outcome:
+    def outcome(self, row: Scores) -> Outcome:
         """One expert's row as the outcome of a strategy (its ``KEPT`` most likely categories)."""
         import numpy as np
 
@@ -229,7 +232,9 @@ class ExampleExperts:
             model=context.embedder().name,
         )
 
-    def _knn(self, queries: Any, examples: Any, sims: Any, exclude: Sequence[int] | None) -> Any:
+    def _knn(
+        self, queries: Matrix, examples: Scores, sims: Scores, exclude: Sequence[int] | None
+    ) -> Scores:
         import numpy as np
 
         k = self.context.options.knn_k
@@ -265,7 +270,7 @@ class ExampleExperts:
             out[row] /= out[row].sum()
         return out
 
-    def _supervised(self, queries: Any, zero_shot: Any, head: SupervisedHead) -> Any:
+    def _supervised(self, queries: Matrix, zero_shot: Scores, head: SupervisedHead) -> Scores:
         import numpy as np
 
         columns = [self.position[c] for c in head.classes]
@@ -276,7 +281,7 @@ class ExampleExperts:
         out[:, columns] += head.predict(queries) * (1.0 - kept.sum(axis=1, keepdims=True))
         return out
 
-    def _top_level(self, queries: Any, zero_shot: Any, head: SupervisedHead) -> Any:
+    def _top_level(self, queries: Matrix, zero_shot: Scores, head: SupervisedHead) -> Scores:
         """Each of ``ids`` given its top level's probability: the head's, or for a top level
         without examples its zero-shot mass (the head shares the rest)."""
         import numpy as np
@@ -288,10 +293,11 @@ class ExampleExperts:
         unlearned[learned] = False
         out = by_top * unlearned
         out[:, learned] += head.predict(queries) * (1.0 - out.sum(axis=1, keepdims=True))
-        return out @ member.T
+        spread: Scores = out @ member.T
+        return spread
 
     @functools.cached_property
-    def _top_membership(self) -> tuple[dict[str, int], Any]:
+    def _top_membership(self) -> tuple[dict[str, int], Scores]:
         """Each top level's column, and the (ids x top levels) 0/1 matrix of who is beneath."""
         import numpy as np
 
@@ -498,16 +504,17 @@ def examples_digest(context: StrategyContext, *parts: str) -> str:
     return blob.hexdigest()[:16]
 
 
-def softmax_rows(scores: Any) -> Any:
+def softmax_rows(scores: Scores) -> Scores:
     """Row-wise softmax."""
     import numpy as np
 
     shifted = scores - scores.max(axis=-1, keepdims=True)
     exps = np.exp(shifted)
-    return exps / exps.sum(axis=-1, keepdims=True)
+    rows: Scores = exps / exps.sum(axis=-1, keepdims=True)
+    return rows
 
 
-def _normalised(ids: list[str], values: Any) -> dict[str, float]:
+def _normalised(ids: list[str], values: Scores) -> dict[str, float]:
     total = float(values.sum())
     if total <= 0:
         return {cid: 1.0 / len(ids) for cid in ids}
