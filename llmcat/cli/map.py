@@ -110,8 +110,8 @@ def run(args: argparse.Namespace) -> int:
     """``llmcat map``: every source category, written as classify writes its results."""
     from llmcat.config.settings import default_cache_dir
     from llmcat.embeddings.index import default_embedder
+    from llmcat.mapping import CategoryMapping, TaxonomyMapper
     from llmcat.mapping.known_pairs import read_pairs, resolve_pairs
-    from llmcat.mapping.mapper import CategoryMapping, TaxonomyMapper
 
     to_stdout = str(args.output) == STDIO
     if args.resume and to_stdout:

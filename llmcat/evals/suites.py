@@ -175,7 +175,7 @@ def load_map_suite(name: str, *, limit: int | None = None) -> MapSuite:
     ``limit``: score only the first N test categories (in the split's shuffled order)."""
     import random
 
-    from llmcat.mapping.mapper import read_pairs
+    from llmcat.mapping.known_pairs import read_pairs
 
     folder = _suite_folder(name)
     manifest = _manifest(folder)

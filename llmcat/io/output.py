@@ -356,26 +356,6 @@ class OutputLock:
             self._handle = None
 
 
-#: First characters that make a spreadsheet read a cell as a formula (OWASP "CSV injection").
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def spreadsheet_safe(value: object) -> object:
-    """A CSV cell that a spreadsheet shows as text: a string that starts like a formula gets a
-    leading apostrophe (OWASP's neutralisation); other values are kept."""
-    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
-        return "'" + value
-    return value
-
-
-def formula_text(value: object) -> object:
-    """The text ``spreadsheet_safe`` neutralised, as it was: a review file read back as examples
-    gives the product's own title."""
-    if isinstance(value, str) and value[:1] == "'" and value[1:].startswith(FORMULA_STARTS):
-        return value[1:]
-    return value
-
-
 def run_record_path(output: Path) -> Path:
     """Where a finished output keeps what it was made with (``<output>.run.json``)."""
     return output.with_name(output.name + ".run.json")
@@ -469,13 +449,10 @@ def check_writable(path: Path) -> None:
 
 
 __all__ = [
-    "FORMULA_STARTS",
     "ResultWriter",
     "check_paths",
     "check_writable",
     "digest_of",
-    "formula_text",
     "own_files",
     "run_record_path",
-    "spreadsheet_safe",
 ]

@@ -19,7 +19,8 @@ import os
 from pathlib import Path
 from typing import IO, Any
 
-from llmcat.io.output import check_writable, spreadsheet_safe
+from llmcat.io.cells import spreadsheet_safe
+from llmcat.io.output import check_writable
 from llmcat.types import Classification, Product
 
 #: columns a review file adds to the product's fields

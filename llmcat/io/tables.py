@@ -28,8 +28,8 @@ from typing import Any, Literal, Protocol, TypeVar
 from pydantic import BaseModel
 
 from llmcat.errors import ConfigError
+from llmcat.io.cells import formula_text, spreadsheet_safe
 from llmcat.io.columns import Columns
-from llmcat.io.output import formula_text, spreadsheet_safe
 
 #: how a path is written in a cell
 PATH_JOIN = " > "

