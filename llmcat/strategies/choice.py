@@ -13,10 +13,11 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
-from llmcat.confidence.distributions import choice_distribution, contextual_calibrate
+from llmcat.confidence.distributions import contextual_calibrate
 from llmcat.config.options import ClassifyOptions
 from llmcat.embeddings import product_text
 from llmcat.errors import ConfigError, OutputError
+from llmcat.llm.answer_distribution import choice_distribution
 from llmcat.llm.completions import (
     ChoiceConstraint,
     Completion,

@@ -2,7 +2,8 @@ import math
 
 import pytest
 
-from llmcat.confidence.distributions import choice_distribution, distribution_from_tokens, softmax
+from llmcat.confidence.distributions import softmax
+from llmcat.llm.answer_distribution import choice_distribution, distribution_from_tokens
 from llmcat.llm.completions import Completion, TokenLogprob
 
 
