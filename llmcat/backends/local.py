@@ -20,7 +20,7 @@ import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Protocol, TypedDict
 
 from llmcat.backends.base import Backend
 from llmcat.errors import BackendError, ConfigError
@@ -28,9 +28,84 @@ from llmcat.llm.completions import ChoiceConstraint, Completion, CompletionReque
 from llmcat.llm.modelfiles import SMOLLM2_FILE, bundled_model_path
 
 if TYPE_CHECKING:
+    import ctypes
+
+    import numpy as np
+    from numpy.typing import NDArray
+
     from llmcat.config.settings import Settings
 
-_engines: dict[tuple[str, int], Any] = {}
+    #: next-token logits (or log-probabilities), one row per position
+    Logits = NDArray[np.float32]
+
+
+class _ChatMessage(TypedDict):
+    content: str | None
+
+
+class _ChatChoice(TypedDict, total=False):
+    message: _ChatMessage
+    finish_reason: str | None
+
+
+class _ChatUsage(TypedDict, total=False):
+    prompt_tokens: int
+    completion_tokens: int
+
+
+class _ChatResponse(TypedDict, total=False):
+    """What is read of ``Llama.create_chat_completion``'s OpenAI-shaped answer."""
+
+    choices: list[_ChatChoice]
+    usage: _ChatUsage | None
+
+
+class _Context(Protocol):
+    """What is used of llama-cpp-python's ``LlamaContext`` (``Llama._ctx``)."""
+
+    def get_logits(self) -> ctypes._Pointer[ctypes.c_float]: ...
+
+    def kv_cache_seq_rm(self, seq_id: int, p0: int, p1: int) -> None: ...
+
+    def decode(self, batch: _Batch) -> None: ...
+
+
+class _Batch(Protocol):
+    """What is used of llama-cpp-python's ``LlamaBatch`` (``Llama._batch``)."""
+
+    def set_batch(self, batch: list[int], n_past: int, logits_all: bool) -> None: ...
+
+
+class _Llama(Protocol):
+    """What is used of ``llama_cpp.Llama`` (imported on first use), its internals
+    ``_ctx``/``_batch`` among them: scoring every choice in one decode needs them."""
+
+    _ctx: _Context
+    _batch: _Batch
+    n_tokens: int
+    input_ids: NDArray[np.intc]
+    metadata: dict[str, str]
+
+    def token_eos(self) -> int: ...
+
+    def token_bos(self) -> int: ...
+
+    def n_ctx(self) -> int: ...
+
+    def n_vocab(self) -> int: ...
+
+    def tokenize(self, text: bytes, add_bos: bool = True, special: bool = False) -> list[int]: ...
+
+    def detokenize(self, tokens: list[int], special: bool = False) -> bytes: ...
+
+    def eval(self, tokens: list[int]) -> None: ...
+
+    def create_chat_completion(self, **kwargs: object) -> _ChatResponse: ...
+
+    def close(self) -> None: ...
+
+
+_engines: dict[tuple[str, int], _Llama] = {}
 _engines_lock = threading.Lock()
 
 
@@ -44,7 +119,7 @@ def _close_engines() -> None:
         _engines.clear()
 
 
-def _load_engine(path: Path, n_ctx: int) -> Any:
+def _load_engine(path: Path, n_ctx: int) -> _Llama:
     key = (str(path), n_ctx)
     with _engines_lock:
         if key not in _engines:
@@ -82,7 +157,7 @@ def _without_weight_repacking() -> Iterator[None]:
         return
     defaults = native.llama_model_default_params
 
-    def plain() -> Any:
+    def plain() -> object:  # llama.cpp's model parameters (a ctypes struct)
         params = defaults()
         if hasattr(params, "use_extra_bufts"):
             params.use_extra_bufts = False
@@ -121,7 +196,7 @@ class LocalBackend(Backend):
     def model(self) -> str:
         return self._path.name if self._path else SMOLLM2_FILE
 
-    def engine(self) -> Any:
+    def engine(self) -> _Llama:
         """The llama.cpp engine, loaded on first use."""
         if self._path is None:
             self._path = bundled_model_path()
@@ -147,7 +222,7 @@ class LocalBackend(Backend):
     # -- choices by scoring ---------------------------------------------------------------------
 
     def _choose(
-        self, llm: Any, request: CompletionRequest, constraint: ChoiceConstraint
+        self, llm: _Llama, request: CompletionRequest, constraint: ChoiceConstraint
     ) -> Completion:
         import numpy as np
 
@@ -185,7 +260,7 @@ class LocalBackend(Backend):
         )
 
     @staticmethod
-    def _decode_all_logits(llm: Any, tokens: list[int], *, n_past: int) -> Any:
+    def _decode_all_logits(llm: _Llama, tokens: list[int], *, n_past: int) -> Logits:
         """Logits at every position of ``tokens`` placed after the first ``n_past`` tokens.
 
         The engine's bookkeeping (``n_tokens``) stays at ``n_past``: the next ``eval`` drops
@@ -199,7 +274,7 @@ class LocalBackend(Backend):
         return np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(len(tokens), llm.n_vocab()))
 
     @staticmethod
-    def _eval_to(llm: Any, tokens: list[int]) -> None:
+    def _eval_to(llm: _Llama, tokens: list[int]) -> None:
         """Make the engine's state end exactly at ``tokens``, re-using the common prefix."""
         cached = llm.input_ids[: llm.n_tokens]
         common = 0
@@ -213,7 +288,7 @@ class LocalBackend(Backend):
         llm = await asyncio.to_thread(self.engine)  # loaded once, like for an answer
         return len(self._prompt_tokens(llm, request))
 
-    def _prompt_tokens(self, llm: Any, request: CompletionRequest) -> list[int]:
+    def _prompt_tokens(self, llm: _Llama, request: CompletionRequest) -> list[int]:
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
         formatter = Jinja2ChatFormatter(
@@ -221,16 +296,16 @@ class LocalBackend(Backend):
             eos_token=llm.detokenize([llm.token_eos()], special=True).decode(errors="ignore"),
             bos_token=llm.detokenize([llm.token_bos()], special=True).decode(errors="ignore"),
         )
-        messages: list[Any] = [m.model_dump() for m in request.messages]
+        messages = [m.model_dump() for m in request.messages]
         text = formatter(messages=messages).prompt
         tokens: list[int] = llm.tokenize(text.encode(), add_bos=False, special=True)
         return tokens
 
     # -- free and JSON generation ---------------------------------------------------------------
 
-    def _generate(self, llm: Any, request: CompletionRequest) -> Completion:
-        messages: list[Any] = [m.model_dump() for m in request.messages]
-        kwargs: dict[str, Any] = {
+    def _generate(self, llm: _Llama, request: CompletionRequest) -> Completion:
+        messages = [m.model_dump() for m in request.messages]
+        kwargs: dict[str, object] = {
             "messages": messages,
             "temperature": request.sampling.temperature,
             "max_tokens": request.sampling.max_tokens,
@@ -244,7 +319,7 @@ class LocalBackend(Backend):
             }
         response = llm.create_chat_completion(**kwargs)
         choice = response["choices"][0]
-        usage = response.get("usage") or {}
+        usage: _ChatUsage = response.get("usage") or {}
         return Completion(
             text=choice["message"]["content"] or "",
             model=self.model,
@@ -254,11 +329,12 @@ class LocalBackend(Backend):
         )
 
 
-def _log_softmax(logits: Any) -> Any:
+def _log_softmax(logits: Logits) -> Logits:
     import numpy as np
 
     top = float(logits.max())
-    return logits - (top + np.log(np.exp(logits - top).sum()))
+    shifted: Logits = logits - (top + np.log(np.exp(logits - top).sum()))
+    return shifted
 
 
 _CHATML = (

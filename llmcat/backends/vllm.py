@@ -24,7 +24,7 @@ import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Protocol
 
 from llmcat.backends.base import Backend
 from llmcat.errors import BackendError, ConfigError, ImagesRejected
@@ -46,28 +46,73 @@ from llmcat.llm.modelfiles import (
 if TYPE_CHECKING:
     from llmcat.config.settings import Settings
 
+
+# What is used of vLLM's objects (vLLM is imported on first use).
+
+
+class _Logprob(Protocol):
+    logprob: float
+    rank: int | None
+    decoded_token: str | None
+
+
+class _CompletionOutput(Protocol):
+    text: str
+    token_ids: Sequence[int] | None
+    finish_reason: str | None
+    logprobs: list[dict[int, _Logprob]] | None
+
+
+class _RequestOutput(Protocol):
+    outputs: Sequence[_CompletionOutput]
+    prompt_token_ids: Sequence[int] | None
+
+
+class _ModelConfig(Protocol):
+    is_multimodal_model: bool
+
+
+class _EngineCore(Protocol):
+    def shutdown(self) -> None: ...
+
+
+class _LLMEngine(Protocol):
+    model_config: _ModelConfig
+    engine_core: _EngineCore
+
+
+class _LLM(Protocol):
+    """``vllm.LLM``."""
+
+    llm_engine: _LLMEngine
+
+    def chat(
+        self, messages: list[list[dict[str, object]]], *, sampling_params: object, use_tqdm: bool
+    ) -> list[_RequestOutput]: ...
+
+
 ENV_ENGINE_ARGS = "LLMCAT_VLLM_ENGINE_ARGS"
 #: vLLM's server clamps -inf logprobs (tokens a constraint forbids) to this; so does this path
 LOGPROB_FLOOR = -9999.0
 
 #: What the server started by ``llmcat serve`` also uses, so both paths give the same answers.
-DEFAULT_ENGINE_ARGS: dict[str, Any] = {
+DEFAULT_ENGINE_ARGS: dict[str, object] = {
     "max_model_len": DEFAULT_MAX_MODEL_LEN,
     "enable_prefix_caching": True,
     "structured_outputs_config": {"backend": DEFAULT_STRUCTURED_BACKEND},
     "seed": 0,
 }
 
-_engines: dict[str, Any] = {}
+_engines: dict[str, _LLM] = {}
 _engines_lock = threading.Lock()
 
 
 # -- pure request shaping and result parsing ----------------------------------------------------
 
 
-def sampling_kwargs(request: CompletionRequest) -> dict[str, Any]:
+def sampling_kwargs(request: CompletionRequest) -> dict[str, object]:
     """Keyword arguments for ``vllm.SamplingParams`` for one request (the constraint apart)."""
-    kwargs: dict[str, Any] = {
+    kwargs: dict[str, object] = {
         "temperature": request.sampling.temperature,
         "max_tokens": request.sampling.max_tokens,
     }
@@ -79,7 +124,7 @@ def sampling_kwargs(request: CompletionRequest) -> dict[str, Any]:
     return kwargs
 
 
-def structured_kwargs(request: CompletionRequest) -> dict[str, Any] | None:
+def structured_kwargs(request: CompletionRequest) -> dict[str, object] | None:
     """Keyword arguments for ``vllm.sampling_params.StructuredOutputsParams``, or None."""
     constraint = request.constraint
     if isinstance(constraint, ChoiceConstraint):
@@ -90,7 +135,7 @@ def structured_kwargs(request: CompletionRequest) -> dict[str, Any] | None:
 
 
 def token_logprobs(
-    token_ids: Sequence[int], steps: Sequence[dict[int, Any]] | None, top_k: int
+    token_ids: Sequence[int], steps: Sequence[dict[int, _Logprob]] | None, top_k: int
 ) -> list[TokenLogprob] | None:
     """vLLM's per-step ``{token_id: Logprob}`` maps as TokenLogprobs.
 
@@ -113,7 +158,7 @@ def token_logprobs(
     return tokens
 
 
-def completion_from_output(output: Any, model: str, top_k: int) -> Completion:
+def completion_from_output(output: _RequestOutput, model: str, top_k: int) -> Completion:
     """A ``Completion`` from one ``vllm.RequestOutput``."""
     first = output.outputs[0]
     token_ids = list(first.token_ids or [])
@@ -127,7 +172,7 @@ def completion_from_output(output: Any, model: str, top_k: int) -> Completion:
     )
 
 
-def engine_args_from_env() -> dict[str, Any]:
+def engine_args_from_env() -> dict[str, object]:
     """Extra engine arguments from ``LLMCAT_VLLM_ENGINE_ARGS`` (a JSON object)."""
     raw = os.environ.get(ENV_ENGINE_ARGS, "").strip()
     if not raw:
@@ -141,7 +186,7 @@ def engine_args_from_env() -> dict[str, Any]:
     return value
 
 
-def _shutdown_engine(llm: Any) -> None:
+def _shutdown_engine(llm: _LLM) -> None:
     """Stop an engine's background process (vLLM's ``MPClient.shutdown``) at interpreter exit."""
     with contextlib.suppress(Exception):
         llm.llm_engine.engine_core.shutdown()
@@ -171,7 +216,7 @@ class VLLMBackend(Backend):
         self,
         *,
         model: str | None = None,
-        engine_args: dict[str, Any] | None = None,
+        engine_args: dict[str, object] | None = None,
         max_batch: int = 1024,
         cache_dir: Path | None = None,
     ) -> None:
@@ -191,7 +236,7 @@ class VLLMBackend(Backend):
         self._engine_call = threading.Lock()
         # Known before the engine loads, so cache lookups and stores use the same key.
         self._served_name = served_model_name(model)
-        self._engine: Any = None
+        self._engine: _LLM | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> VLLMBackend:
@@ -211,7 +256,7 @@ class VLLMBackend(Backend):
         except AttributeError:
             return None
 
-    def engine(self) -> Any:
+    def engine(self) -> _LLM:
         """The ``vllm.LLM``, loaded on first use and shared by backends with the same model."""
         if self._engine is not None:
             return self._engine
@@ -312,7 +357,7 @@ class VLLMBackend(Backend):
                 results.append(BackendError(f"vllm: {exc}", original=exc))
         return results
 
-    def _chat(self, llm: Any, requests: list[CompletionRequest]) -> list[Completion]:
+    def _chat(self, llm: _LLM, requests: list[CompletionRequest]) -> list[Completion]:
         from vllm import SamplingParams
         from vllm.sampling_params import StructuredOutputsParams
 
@@ -323,7 +368,7 @@ class VLLMBackend(Backend):
             if structured is not None:
                 kwargs["structured_outputs"] = StructuredOutputsParams(**structured)
             params.append(SamplingParams(**kwargs))
-        conversations: list[Any] = [r.wire_messages() for r in requests]
+        conversations: list[list[dict[str, object]]] = [r.wire_messages() for r in requests]
         outputs = llm.chat(conversations, sampling_params=params, use_tqdm=False)
         return [
             completion_from_output(output, self.model, min(request.sampling.top_logprobs, 20))

@@ -18,7 +18,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from pydantic import BaseModel
@@ -33,6 +33,10 @@ from llmcat.config.settings import Settings
 from llmcat.io.columns import Columns
 from llmcat.taxonomy.tree import Taxonomy
 from llmcat.types import Product
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
+    from sklearn.utils import Tags
 
 __all__ = ["LLMCategoryClassifier"]
 
@@ -55,7 +59,7 @@ class LLMCategoryClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[mis
         taxonomy: Taxonomy | str | Path | None = None,
         *,
         use_examples: bool = True,
-        **options: Any,
+        **options: object,
     ) -> None:
         known = _option_defaults()
         unknown = sorted(set(options) - set(known))
@@ -78,23 +82,23 @@ class LLMCategoryClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[mis
 
     # -- scikit-learn API ------------------------------------------------------------------------
 
-    def fit(self, X: Any, y: Any) -> LLMCategoryClassifier:
+    def fit(self, X: Any, y: ArrayLike) -> LLMCategoryClassifier:
         """Store the labelled products (as examples) and build the classifier."""
         if y is None:
             raise ValueError(
                 f"{type(self).__name__} requires y to be passed, but the target y is None"
             )
         products = _products(X)
-        y = column_or_1d(np.asarray(y, dtype=object if _is_text(y) else None), warn=True)
-        check_classification_targets(y)
-        if len(products) != len(y):
-            raise ValueError(f"X has {len(products)} products but y has {len(y)} labels")
-        names = [_name(v) for v in y]
+        targets = column_or_1d(np.asarray(y, dtype=object if _is_text(y) else None), warn=True)
+        check_classification_targets(targets)
+        if len(products) != len(targets):
+            raise ValueError(f"X has {len(products)} products but y has {len(targets)} labels")
+        names = [_name(v) for v in targets]
         tree = self._taxonomy(names)
         if self._fixed():
             self.classes_ = np.array(sorted(c.path_text for c in tree.leaves()), dtype=object)
         else:
-            self.classes_ = np.unique(y)
+            self.classes_ = np.unique(targets)
             if len(self.classes_) < 2:
                 raise ValueError("y has one class only; a classifier needs at least two")
         if _width(X) is not None:  # an array's rows: predict must get as many columns
@@ -140,13 +144,13 @@ class LLMCategoryClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[mis
                 row /= total
         return out
 
-    def __getstate__(self) -> dict[str, Any]:
+    def __getstate__(self) -> dict[str, object]:
         # The classifier holds locks and connections: a pickle keeps what rebuilds it.
         state = dict(self.__dict__)
         state.pop("classifier_", None)
         return state
 
-    def __setstate__(self, state: dict[str, Any]) -> None:
+    def __setstate__(self, state: dict[str, object]) -> None:
         self.__dict__.update(state)
         if "fit_names_" in state:
             self.classifier_ = self._build(self._taxonomy(self.fit_names_))
@@ -158,14 +162,14 @@ class LLMCategoryClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[mis
             else None
         )
         settings = Settings(**self._changed(Settings), progress=False)
-        options = ClassifyOptions(**self._values(ClassifyOptions))
+        options = ClassifyOptions.model_validate(self._values(ClassifyOptions))
         return Classifier(tree, options, settings=settings, examples=examples)
 
-    def _values(self, model: type[BaseModel]) -> dict[str, Any]:
+    def _values(self, model: type[BaseModel]) -> dict[str, object]:
         """This estimator's parameters that are fields of ``model``."""
         return {name: getattr(self, name) for name, _, _ in flagged(model, "estimator")}
 
-    def _changed(self, model: type[BaseModel]) -> dict[str, Any]:
+    def _changed(self, model: type[BaseModel]) -> dict[str, object]:
         """The parameters set away from their defaults: a default one leaves the field to the
         environment (``LLMCAT_BASE_URL`` ...), as a flag left out does on the command line."""
         fields = model.model_fields
@@ -190,7 +194,7 @@ class LLMCategoryClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[mis
             return Taxonomy.from_paths(names)
         return Taxonomy.from_labels(names)
 
-    def __sklearn_tags__(self) -> Any:
+    def __sklearn_tags__(self) -> Tags:
         tags = super().__sklearn_tags__()
         tags.input_tags.string = True
         tags.input_tags.dict = True
@@ -198,7 +202,7 @@ class LLMCategoryClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[mis
         return tags
 
 
-def _option_defaults() -> dict[str, Any]:
+def _option_defaults() -> dict[str, object]:
     """Every option field marked for the estimator -> its default."""
     return {
         name: info.get_default(call_default_factory=True)
@@ -223,6 +227,10 @@ def _signature() -> inspect.Signature:
 LLMCategoryClassifier.__init__.__signature__ = _signature()  # type: ignore[attr-defined]
 
 
+# X (and y) are whatever scikit-learn's users pass: lists, arrays, pandas frames and series, read
+# by duck typing below, as scikit-learn's own checks do.
+
+
 def _is_frame(values: Any) -> bool:
     return type(values).__module__.startswith("pandas") and hasattr(values, "columns")
 
@@ -238,7 +246,7 @@ def _is_text(values: Any) -> bool:
     return False
 
 
-def _products(X: Any) -> list[Product | str | dict[str, Any]]:
+def _products(X: Any) -> list[Product | str | dict[str, object]]:
     """One product per row of X: strings, dicts, Products, a DataFrame, or the rows of a 2-D
     array (checked as scikit-learn checks arrays) as titles."""
     if _is_frame(X) and "title" in X.columns:  # products, one per row: columns as the CLI's
@@ -249,7 +257,7 @@ def _products(X: Any) -> list[Product | str | dict[str, Any]]:
     return [" ".join(str(v) for v in row) for row in array.tolist()]
 
 
-def _name(value: Any) -> str:
+def _name(value: object) -> str:
     """A class of y as a category name or path."""
     return " > ".join(str(v) for v in value) if isinstance(value, (list, tuple)) else str(value)
 

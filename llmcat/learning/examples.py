@@ -57,6 +57,7 @@ class Example:
 def load_examples(source: ExampleSource, taxonomy: Taxonomy) -> list[Example]:
     """Examples from a list, a file path or a DataFrame (see the module docstring)."""
     if isinstance(source, (str, Path)):
+        # records, pairs or errors of the caller's file or list, each looked at as it comes
         rows: Iterable[Any] = read_records(source)
         where = str(source)
     elif hasattr(source, "to_dict") and hasattr(source, "columns"):  # a pandas DataFrame
@@ -89,7 +90,9 @@ def load_examples(source: ExampleSource, taxonomy: Taxonomy) -> list[Example]:
     return examples
 
 
-def _example(row: Any, n: int, where: str) -> tuple[Any, Any]:
+def _example(
+    row: object, n: int, where: str
+) -> tuple[Product | str | Mapping[str, object], object]:
     if isinstance(row, InputError):
         raise ConfigError(f"{where} row {n}: {row}")
     if isinstance(row, tuple) and len(row) == 2:
@@ -111,7 +114,7 @@ def _example(row: Any, n: int, where: str) -> tuple[Any, Any]:
     return {k: v for k, v in row.items() if k not in skip}, row[key]
 
 
-def _resolve(category: Any, taxonomy: Taxonomy) -> Category | None:
+def _resolve(category: object, taxonomy: Taxonomy) -> Category | None:
     if isinstance(category, Category):
         category = category.id
     if isinstance(category, (list, tuple)):

@@ -9,7 +9,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from llmcat.batch.progress import Progress
 from llmcat.confidence.distributions import SPREAD_K, similarity_distribution, spread
@@ -29,6 +29,9 @@ from llmcat.llm.once import AsyncOnce
 from llmcat.strategies.plan import Facts, Plan, complete
 from llmcat.taxonomy.tree import Category, Taxonomy
 from llmcat.types import Product, Usage
+
+if TYPE_CHECKING:
+    from llmcat.embeddings.base import Matrix, Vector
 
 
 @dataclass
@@ -84,10 +87,10 @@ class StrategyContext:
         self.run_distributions: list[list[float]] = []
         self._run_trust: tuple[TrustFit, TrustFit] | None = None
         #: the vectors of the products ``observe`` sampled from the run
-        self.run_vectors: list[Any] = []
+        self.run_vectors: list[Vector] = []
         #: the same vectors by product text: a sampled product is not embedded again when its
         #: turn comes (a run of up to 256 products is embedded once, not twice)
-        self._sampled: dict[str, Any] = {}
+        self._sampled: dict[str, Vector] = {}
         #: whether ``observe`` has read the run (once per context)
         self.observed = False
 
@@ -170,19 +173,20 @@ class StrategyContext:
             )
         return self._example_index
 
-    async def embed_product(self, product: Product) -> Any:
+    async def embed_product(self, product: Product) -> Vector:
         """The product's vector (batched with concurrent items; a sampled one as observed)."""
         text = product_text(product)
         sampled = self._sampled.get(text)
         if sampled is not None:
             return sampled
-        return (await self.product_embedder().embed([text]))[0]
+        vector: Vector = (await self.product_embedder().embed([text]))[0]
+        return vector
 
     async def nearest_leaves(self, product: Product, k: int) -> list[tuple[str, float]]:
         """The ``k`` leaves most similar to the product, ``(id, cosine similarity)``, best first."""
         return await self.category_index().nearest_to(await self.embed_product(product), k)
 
-    async def nearest_distribution(self, vector: Any) -> dict[str, float]:
+    async def nearest_distribution(self, vector: Vector) -> dict[str, float]:
         """The embedding's distribution over a product vector's ``SPREAD_K`` nearest categories."""
         nearest = await self.category_index().nearest_to(vector, SPREAD_K)
         return similarity_distribution(nearest, self.embedder().temperature)
@@ -201,7 +205,7 @@ class StrategyContext:
         label = f"estimating the run's accuracy: embedding {len(products)} of its products"
         bar = Progress(len(products), label=label, enabled=self.engine.settings.progress)
 
-        async def embedded(product: Product) -> Any:
+        async def embedded(product: Product) -> Vector:
             vector = await self.embed_product(product)
             bar.advance(1)
             return vector
@@ -234,7 +238,7 @@ class StrategyContext:
             return at_run
         return fit.at_spread(self.run_spread if self.run_spread is not None else spread(own))
 
-    def built_indexes(self) -> dict[str, Any]:
+    def built_indexes(self) -> dict[str, Matrix]:
         """The embedding matrices built so far (``categories``, ``examples``), for other
         processes to ``adopt_indexes`` instead of embedding the same texts again."""
         built = {
@@ -243,7 +247,7 @@ class StrategyContext:
         }
         return {name: matrix for name, matrix in built.items() if matrix is not None}
 
-    def adopt_indexes(self, indexes: Mapping[str, Any]) -> None:
+    def adopt_indexes(self, indexes: Mapping[str, Matrix]) -> None:
         """Use matrices from ``built_indexes`` of a context with the same taxonomy, examples and
         embedder."""
         if "categories" in indexes:
