@@ -28,13 +28,13 @@ import json
 import re
 import threading
 import time
-import weakref
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlparse
 
 from llmcat.backends.base import Backend
+from llmcat.backends.clients import LoopClients, fetch_json
 from llmcat.errors import (
     ConfigError,
     EndpointError,
@@ -56,6 +56,9 @@ from llmcat.redact import redact, register_secret, register_url_credentials
 
 if TYPE_CHECKING:
     import openai
+    from openai.types.chat import ChatCompletion
+    from openai.types.chat.chat_completion import ChoiceLogprobs
+    from pydantic import JsonValue
 
     from llmcat.config.settings import Settings
 
@@ -85,11 +88,11 @@ _answered: set[str] = set()
 # -- pure request shaping -----------------------------------------------------------------------
 
 
-def choice_schema(choices: list[str]) -> dict[str, Any]:
+def choice_schema(choices: list[str]) -> dict[str, JsonValue]:
     """The JSON schema that carries a choice on servers that only take JSON schemas."""
     return {
         "type": "object",
-        "properties": {CHOICE_KEY: {"type": "string", "enum": choices}},
+        "properties": {CHOICE_KEY: {"type": "string", "enum": list(choices)}},
         "required": [CHOICE_KEY],
         "additionalProperties": False,
     }
@@ -104,6 +107,8 @@ def build_chat_kwargs(
     request: CompletionRequest, *, model: str, mode: StructuredMode
 ) -> dict[str, Any]:
     """Keyword arguments for ``client.chat.completions.create`` for one request."""
+    # Any: these go to the SDK's create(), whose overloads take its own TypedDicts of messages
+    # and formats; the JSON built here is checked by the server, not against those.
     kwargs: dict[str, Any] = {
         "model": model,
         "messages": request.wire_messages(),
@@ -146,7 +151,7 @@ def build_chat_kwargs(
     return kwargs
 
 
-def parse_logprobs(choice_logprobs: Any) -> list[TokenLogprob] | None:
+def parse_logprobs(choice_logprobs: ChoiceLogprobs | None) -> list[TokenLogprob] | None:
     """The SDK's ``choice.logprobs`` as TokenLogprobs; None when the server sent none."""
     content = getattr(choice_logprobs, "content", None) if choice_logprobs is not None else None
     if not content:
@@ -188,7 +193,7 @@ def unwrap_choice(
     return value, slice_logprobs(tokens, start, start + len(encoded))
 
 
-def parse_retry_after(headers: Any) -> float | None:
+def parse_retry_after(headers: Mapping[str, str] | None) -> float | None:
     """Seconds from ``Retry-After`` (seconds or HTTP date) or ``retry-after-ms``."""
     if headers is None:
         return None
@@ -294,7 +299,7 @@ def translate_errors(base_url: str) -> Iterator[None]:
     _answered.add(base_url)
 
 
-def _error_detail(exc: Any) -> str:
+def _error_detail(exc: BaseException) -> str:
     body = getattr(exc, "body", None)
     if isinstance(body, dict):
         err = body.get("error", body)
@@ -302,86 +307,6 @@ def _error_detail(exc: Any) -> str:
             return str(err.get("message", err))[:300]
         return str(err)[:300]
     return str(exc)[:300]
-
-
-def fetch_json(
-    url: str,
-    *,
-    data: bytes | None = None,
-    headers: dict[str, str] | None = None,
-    deadline: float = 10.0,
-) -> Any:
-    """GET (or POST ``data``) ``url`` and parse its JSON, within ``deadline`` seconds in all:
-    the socket timeout bounds each read, and the body is read piece by piece against the
-    deadline, so a server that trickles bytes cannot hold the caller. None on any failure."""
-    import time
-    import urllib.error
-    import urllib.request
-
-    ends = time.monotonic() + deadline
-    ask = urllib.request.Request(url, data, headers or {})
-    try:
-        with urllib.request.urlopen(ask, timeout=deadline) as response:
-            body = bytearray()
-            while chunk := response.read1(65536):
-                body += chunk
-                if time.monotonic() > ends or len(body) > 16 * 1024 * 1024:
-                    return None
-            return json.loads(bytes(body))
-    except (urllib.error.URLError, OSError, ValueError):
-        return None
-
-
-def async_client(
-    *, base_url: str, api_key: str | None, timeout: float | None = None
-) -> openai.AsyncOpenAI:
-    """The one way llmcat builds an ``openai.AsyncOpenAI``: the SDK's own retries are off, because
-    transport retries are llmcat's (``llmcat.llm.calls``: tenacity, honours Retry-After)."""
-    import openai
-
-    return openai.AsyncOpenAI(
-        base_url=base_url,
-        api_key=api_key or "EMPTY",
-        timeout=timeout if timeout is not None else openai.DEFAULT_TIMEOUT,
-        max_retries=0,
-    )
-
-
-class LoopClients:
-    """SDK clients, one per running event loop and made there on first use: a client's
-    connections belong to its loop, so their owner serves any number of threads and loops."""
-
-    def __init__(self, *, base_url: str, api_key: str | None, timeout: float | None = None) -> None:
-        self.base_url = base_url
-        self._api_key = api_key
-        self._timeout = timeout
-        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, openai.AsyncOpenAI]
-        self._clients = weakref.WeakKeyDictionary()
-        self._lock = threading.Lock()
-
-    def get(self) -> openai.AsyncOpenAI:
-        """The client of the running event loop."""
-        loop = asyncio.get_running_loop()
-        with self._lock:
-            client = self._clients.get(loop)
-            if client is None:
-                client = async_client(
-                    base_url=self.base_url, api_key=self._api_key, timeout=self._timeout
-                )
-                self._clients[loop] = client
-        return client
-
-    async def release(self) -> None:
-        """Close the running loop's client (the next ``get`` there makes a new one)."""
-        with self._lock:
-            client = self._clients.pop(asyncio.get_running_loop(), None)
-        if client is not None:
-            await client.close()
-
-    def forget(self) -> None:
-        """Drop every client; those of other loops close with their loops."""
-        with self._lock:
-            self._clients.clear()
 
 
 # -- the backend --------------------------------------------------------------------------------
@@ -564,7 +489,7 @@ class OpenAIBackend(Backend):
         return self.completion_from(response, request, mode)
 
     def completion_from(
-        self, response: Any, request: CompletionRequest, mode: StructuredMode
+        self, response: ChatCompletion | str, request: CompletionRequest, mode: StructuredMode
     ) -> Completion:
         """A chat completion response (the SDK's object) as a ``Completion`` for ``request``."""
         if isinstance(response, str) or not getattr(response, "choices", None):

@@ -7,7 +7,8 @@ import functools
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from llmcat.backends.openai import LoopClients, translate_errors
+from llmcat.backends.clients import LoopClients
+from llmcat.backends.openai import translate_errors
 from llmcat.config.options import RetryOptions
 from llmcat.embeddings.base import Embedder, normalise
 from llmcat.errors import BackendError
