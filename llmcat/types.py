@@ -23,13 +23,13 @@ class Product(BaseModel):
 
     @model_validator(mode="before")
     @classmethod
-    def _missing_means_not_given(cls, data: Any) -> Any:
+    def _missing_means_not_given(cls, data: object) -> object:
         if isinstance(data, dict):
             return {k: v for k, v in data.items() if k == "title" or not _missing(v)}
         return data
 
 
-def _missing(value: Any) -> bool:
+def _missing(value: object) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 

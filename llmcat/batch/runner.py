@@ -132,7 +132,7 @@ async def map_ordered(
             task.add_done_callback(_observe)
 
 
-def _observe(task: asyncio.Task[Any]) -> None:
+def _observe(task: asyncio.Task[object]) -> None:
     if not task.cancelled():
         task.exception()
 

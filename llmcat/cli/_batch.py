@@ -13,7 +13,7 @@ import threading
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
-from typing import Any
+from types import FrameType
 
 from pydantic import BaseModel
 
@@ -101,10 +101,10 @@ def worker_identity(worker: Classifier | Describer) -> dict[str, str]:
     return identity
 
 
-def _run_identity(args: argparse.Namespace, worker: Classifier | Describer) -> dict[str, Any]:
+def _run_identity(args: argparse.Namespace, worker: Classifier | Describer) -> dict[str, object]:
     """Everything a kept record's answer depends on, beside its input: the options, the model
     and prompt (and strategy and taxonomy), the settings that change an answer, the examples."""
-    identity: dict[str, Any] = {"command": args.command, **worker_identity(worker)}
+    identity: dict[str, object] = {"command": args.command, **worker_identity(worker)}
     identity.update(worker.options.model_dump(mode="json", fallback=lambda v: type(v).__name__))
     identity["structured_output"] = worker.settings.structured_output
     identity["columns"] = args.columns
@@ -230,7 +230,7 @@ async def run_batch(
                 print(f"llmcat: resuming after {start} complete records", file=sys.stderr)
         counted = count_records(args.input, encoding=args.encoding) if args.input else None
         total = None if counted is None else max(counted - start, 0)
-        results: AsyncIterator[Any] = (
+        results: AsyncIterator[Classification | Description] = (
             worker.aiter_classify(items, progress=progress, start=start, total=total)
             if isinstance(worker, Classifier)
             else worker.aiter_describe(items, progress=progress, start=start, total=total)
@@ -261,15 +261,15 @@ async def run_batch(
                     print(HUMAN_HEADER, flush=True)  # what the columns below are
                 headed = True
                 print(human(result), flush=True)
-            if reviewer is not None:
-                ok = isinstance(result, Classification) and result.ok
-                if (
-                    ok
-                    and result.needs_review
-                    and item is not None
-                    and not isinstance(item, InputError)
-                ):
-                    reviewer.add(coerce_product(item, start + count - 1), result)
+            if (
+                reviewer is not None
+                and isinstance(result, Classification)
+                and result.ok
+                and result.needs_review
+                and item is not None
+                and not isinstance(item, InputError)
+            ):
+                reviewer.add(coerce_product(item, start + count - 1), result)
         if writer is not None:
             writer.commit()
         if reviewer is not None:
@@ -338,7 +338,7 @@ def prompt_interrupt() -> Iterator[None]:
     exits within ``INTERRUPT_GRACE`` seconds: a model call running in a thread (llama.cpp) cannot
     be cancelled, and waiting for it could take many seconds."""
 
-    def interrupted(signum: int, frame: Any) -> None:
+    def interrupted(signum: int, frame: FrameType | None) -> None:
         def leave() -> None:
             sys.stdout.flush()
             print("llmcat: interrupted (--resume continues an --output file)", file=sys.stderr)

@@ -78,13 +78,13 @@ def _noting(base: type[argparse.Action]) -> type[argparse.Action]:
     return _NOTING[base]
 
 
-def set_flag(args: argparse.Namespace, name: str, value: Any) -> None:
+def set_flag(args: argparse.Namespace, name: str, value: object) -> None:
     """Set a flag's value after parsing, as if it had been typed (``given`` passes it on)."""
     setattr(args, name, value)
     setattr(args, TYPED, getattr(args, TYPED, frozenset()) | {name})
 
 
-def given(args: argparse.Namespace, model: type[BaseModel]) -> dict[str, Any]:
+def given(args: argparse.Namespace, model: type[BaseModel]) -> dict[str, Any]:  # values as parsed
     """The parsed arguments that are fields of ``model``: only the flags typed, when the parser
     noted them (``add_flags``); otherwise every value present."""
     values = vars(args)
@@ -136,6 +136,7 @@ def _names(name: str, mark: Flag) -> tuple[str, ...]:
 
 
 def _argparse_kwargs(name: str, info: FieldInfo, mark: Flag) -> dict[str, Any]:
+    # Any: argparse's keyword arguments differ in type per key (action, type, choices, ...)
     default = info.get_default(call_default_factory=True)
     kwargs: dict[str, Any] = {"dest": name, "default": default}
     help_text = info.description or ""
@@ -160,7 +161,7 @@ def _argparse_kwargs(name: str, info: FieldInfo, mark: Flag) -> dict[str, Any]:
     return kwargs
 
 
-def _unwrapped(annotation: Any) -> Any:
+def _unwrapped(annotation: object) -> object:
     """``X`` from ``X | None``; other annotations as they are. A union of several types
     (``trust``, ``calibration``) is taken as text: the model converts it."""
     if get_origin(annotation) in (typing.Union, types.UnionType):

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Literal, TypeVar
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -56,7 +56,7 @@ class Flag:
     surfaces: frozenset[Surface] = EVERYWHERE
     names: tuple[str, ...] = ()
     metavar: str | None = None
-    parse: Callable[[str], Any] | None = None
+    parse: Callable[[str], object] | None = None
     help: str | None = None
 
 
@@ -328,14 +328,14 @@ class CopyOptions(CopyLimits):
 
     @field_validator("category", mode="before")
     @classmethod
-    def _category_path(cls, value: Any) -> Any:
+    def _category_path(cls, value: object) -> object:
         path = getattr(value, "path", None)  # a Classification
         if value is not None and not isinstance(value, str):
             return " > ".join(path) if path else None
         return value
 
 
-def with_overrides(model: M, overrides: Mapping[str, Any], *, what: str) -> M:
+def with_overrides(model: M, overrides: Mapping[str, object], *, what: str) -> M:
     """``model`` with ``overrides`` (field names or aliases) applied and validated again;
     ConfigError for an unknown name or a bad value, naming ``what`` and the field."""
     if not overrides:
@@ -364,7 +364,7 @@ def field_names(cls: type[BaseModel]) -> dict[str, str]:
     return names
 
 
-def validated(cls: type[M], data: Mapping[str, Any], *, what: str) -> M:
+def validated(cls: type[M], data: Mapping[str, object], *, what: str) -> M:
     """``cls(**data)`` with a ValidationError turned into a ConfigError naming the field."""
     try:
         return cls.model_validate(dict(data))

@@ -38,7 +38,7 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(extra="forbid", env_prefix="LLMCAT_", validate_by_name=True)
 
-    def __init__(self, **values: Any) -> None:
+    def __init__(self, **values: Any) -> None:  # Any: pydantic validates each field's value
         try:
             super().__init__(**values)
         except ValidationError as exc:
@@ -141,7 +141,7 @@ class Settings(BaseSettings):
         "the 'images' extra).",
     )
 
-    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+    def __repr_args__(self) -> Iterator[tuple[str | None, object]]:
         """repr() and str() without the key or URL credentials (model_dump keeps them)."""
         for name, value in super().__repr_args__():
             if name == "api_key" and value:
@@ -169,7 +169,7 @@ class Settings(BaseSettings):
         )
 
 
-def _problem(exc: ValidationError, given: Mapping[str, Any]) -> str:
+def _problem(exc: ValidationError, given: Mapping[str, object]) -> str:
     """The first error of ``exc``, naming the environment variable when the value came from one."""
     first = exc.errors()[0]
     loc = [str(p) for p in first.get("loc", ())]

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
 from llmcat.errors import ConfigError
 
@@ -90,7 +90,7 @@ class Columns:
                     f"(columns here: {names})"
                 )
 
-    def column_of(self, name: str, record: Mapping[str, Any]) -> str | None:
+    def column_of(self, name: str, record: Mapping[str, object]) -> str | None:
         """The column that holds field ``name`` in ``record``, if any: with a mapping, only the
         columns it names; without, the fields under their own names (and a title's aliases)."""
         if self.fields:
@@ -100,10 +100,10 @@ class Columns:
             return name
         return next((alias for alias in _ALIASES.get(name, ()) if alias in record), None)
 
-    def select(self, record: Mapping[str, Any]) -> dict[str, Any]:
+    def select(self, record: Mapping[str, object]) -> dict[str, object]:
         """The record with mapped columns under their field names, and only the chosen other
         columns (``inputs`` makes them attributes)."""
-        out: dict[str, Any] = {}
+        out: dict[str, object] = {}
         used: set[str] = set()
         for name in FIELDS:
             column = self.column_of(name, record)
@@ -114,11 +114,11 @@ class Columns:
             out[key] = record[key]
         return out
 
-    def _chosen(self, record: Mapping[str, Any], used: set[str]) -> list[str]:
+    def _chosen(self, record: Mapping[str, object], used: set[str]) -> list[str]:
         others = [key for key in record if key not in used and key not in FIELDS]
         return others if self.attributes == "*" else [k for k in others if k in self.attributes]
 
-    def describe(self, record: Mapping[str, Any]) -> str:
+    def describe(self, record: Mapping[str, object]) -> str:
         """One line saying which columns of ``record`` are used for what, and which are not."""
         parts = []
         used: set[str] = set()

@@ -19,7 +19,6 @@ import re
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
 
 from pydantic import ValidationError
 
@@ -100,7 +99,7 @@ def clean_product(product: Product) -> Product:
     )
 
 
-def coerce_product(item: Product | str | Mapping[str, Any], index: int) -> Product:
+def coerce_product(item: Product | str | Mapping[str, object], index: int) -> Product:
     """A Product from a Product, a title string or a mapping; the id defaults to the position
     counted from 1 (``index + 1``), as the CLI numbers lines and rows."""
     if isinstance(item, Product):
@@ -123,7 +122,7 @@ def coerce_product(item: Product | str | Mapping[str, Any], index: int) -> Produ
     return clean_product(product)
 
 
-def _normalise_record(record: Mapping[str, Any]) -> dict[str, Any]:
+def _normalise_record(record: Mapping[str, object]) -> dict[str, object]:
     """Accept common column spellings and stringify attribute values."""
     data = {k: v for k, v in record.items() if not _missing(v)}
     for alias in TITLE_ALIASES:
@@ -134,33 +133,34 @@ def _normalise_record(record: Mapping[str, Any]) -> dict[str, Any]:
     for alias in ATTRIBUTE_ALIASES:
         if "attributes" not in data and alias in data:
             data["attributes"] = data.pop(alias)
+    attributes: dict[str, str] | None = None
     if "attributes" in data:
-        data["attributes"] = parse_specifications(data["attributes"])
+        attributes = data["attributes"] = parse_specifications(data["attributes"])
         # An export's empty brand column beside a specification that names it
-        named = next((v for k, v in data["attributes"].items() if k.lower() == "brand"), None)
+        named = next((v for k, v in attributes.items() if k.lower() == "brand"), None)
         if named and not _text(data.get("brand", "")).strip():
             data["brand"] = named
     for key in ("title", "description", "brand"):
         if key in data and not isinstance(data[key], str):
             data[key] = _text(data[key])
-    if isinstance(data.get("image_urls"), str):
-        data["image_urls"] = [u for u in data["image_urls"].split() if u]
+    if isinstance(urls := data.get("image_urls"), str):
+        data["image_urls"] = [u for u in urls.split() if u]
     known = {"id", "title", "description", "brand", "attributes", "image_urls"}
     extra = {k: v for k, v in data.items() if k not in known}
     if extra:
-        merged = dict(data.get("attributes") or {})
+        merged = dict(attributes or {})
         merged.update({str(k): _text(v) for k, v in extra.items() if _text(v).strip()})
         data = {k: v for k, v in data.items() if k in known}
         data["attributes"] = merged
     return data
 
 
-def _missing(value: Any) -> bool:
+def _missing(value: object) -> bool:
     """None, or NaN (a missing cell of a DataFrame or a CSV read by pandas)."""
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
-def _text(value: Any) -> str:
+def _text(value: object) -> str:
     """A cell as text: whole floats without ".0" (an id or year read as a number)."""
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
@@ -173,7 +173,7 @@ def _first_error(exc: ValidationError) -> str:
     return f"{where}: {err.get('msg', 'invalid')}" if where else str(err.get("msg", "invalid"))
 
 
-RawItem = dict[str, Any] | InputError
+RawItem = dict[str, object] | InputError
 
 
 def read_records(
@@ -320,7 +320,7 @@ def check_encoding(file: Path, encoding: str) -> str:
     return codec
 
 
-def _record(value: Any, where: str) -> RawItem:
+def _record(value: object, where: str) -> RawItem:
     """A JSON value as a record: an object, or a bare string (a title)."""
     if isinstance(value, str):
         return {"title": value}
@@ -356,7 +356,7 @@ def _jsonl_records(handle: Iterable[str]) -> Iterator[Located]:
         yield f"line {n}", str(n), _record(value, f"line {n}")
 
 
-def _lone_surrogate(value: Any, where: str = "the record") -> str:
+def _lone_surrogate(value: object, where: str = "the record") -> str:
     """Where a JSON value holds a lone surrogate (valid JSON, not valid text: no file or stream
     can hold it), or ""."""
     if isinstance(value, str):
@@ -477,7 +477,7 @@ def _csv_rows(file: Path, columns: list[str], delimiter: str, encoding: str) -> 
             if not values:
                 continue  # a blank line
             row += 1
-            record: dict[str, Any] = {
+            record: dict[str, object] = {
                 k: v for k, v in zip(columns, values, strict=False) if k and v not in (None, "")
             }
             yield f"row {row} (line {first})", str(row), record

@@ -33,7 +33,7 @@ import os
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 from pydantic import BaseModel
 
@@ -54,7 +54,7 @@ class ResultWriter:
 
             need("pyarrow")  # before the batch starts, not after it has run
         self._handle: IO[str] | None = None
-        self._kept: list[dict[str, Any]] | None = None
+        self._kept: list[dict[str, object]] | None = None
         check_writable(path)
         self._lock = OutputLock(path)
         #: what the answers depend on (options, model, prompt, input), kept beside the partial
@@ -75,7 +75,7 @@ class ResultWriter:
         self._adopted = False  # a finished output was copied to the partial file (resume)
         self._failed = 0  # of which error records
 
-    def completed(self) -> list[dict[str, Any]]:
+    def completed(self) -> list[dict[str, object]]:
         """The complete records an earlier run left (resume only; [] otherwise). A torn last
         line is cut off the partial file here."""
         if self._kept is not None:
@@ -136,7 +136,7 @@ class ResultWriter:
         self.inputs_file.write_text("".join(f"{d}\n" for d in inputs), encoding="utf-8")
         self._adopted = True
 
-    def check_run(self, identity: dict[str, Any]) -> None:
+    def check_run(self, identity: Mapping[str, object]) -> None:
         """On resume, check what this run's answers depend on against what the kept records
         were made with (ConfigError naming what changed). Records without a run record (an
         older version's partial file, a finished output without its ``.run.json``) or with a
@@ -161,7 +161,7 @@ class ResultWriter:
                 "settings, or run without --resume"
             )
 
-    def record_run(self, identity: dict[str, Any]) -> None:
+    def record_run(self, identity: Mapping[str, object]) -> None:
         """Keep what this run's answers depend on beside the partial file (after the checks of a
         resume have passed, so a refused resume changes nothing)."""
         self.run_file.write_text(json.dumps(identity, default=str), encoding="utf-8")
@@ -190,7 +190,7 @@ class ResultWriter:
         self,
         result: BaseModel,
         input_digest: str | None = None,
-        beside: Mapping[str, Any] | None = None,
+        beside: Mapping[str, object] | None = None,
     ) -> None:
         """Append one final result and flush it to the operating system. Never fails on what a
         record holds: text no file can hold as UTF-8 (a lone surrogate in a caller's id) is
@@ -266,7 +266,7 @@ class ResultWriter:
         self._lock.release()
         return self.target
 
-    def _run_record(self) -> dict[str, Any] | None:
+    def _run_record(self) -> dict[str, object] | None:
         """What ``<output>.run.json`` keeps: the run file and every record's input digest (None
         for a run that recorded no run file)."""
         run = _read_json(self.run_file, "the run record")
@@ -361,7 +361,7 @@ def run_record_path(output: Path) -> Path:
     return output.with_name(output.name + ".run.json")
 
 
-def _read_json(path: Path, what: str) -> dict[str, Any] | None:
+def _read_json(path: Path, what: str) -> dict[str, object] | None:
     """A JSON object from ``path``; None when there is no file; ConfigError when it is not one
     (a torn or edited run record is refused, never a traceback)."""
     try:

@@ -4,7 +4,6 @@ setup (the same items, in order, made the same way) before the rest runs."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any
 
 from llmcat.errors import ConfigError, InputError
 from llmcat.io.inputs import Item, coerce_product, item_id
@@ -15,10 +14,10 @@ from llmcat.types import Classification
 
 def skip_kept(
     items: Iterator[Item],
-    kept: list[dict[str, Any]],
+    kept: list[dict[str, object]],
     identity: dict[str, str],
     writer: ResultWriter,
-    on_kept: Callable[[Item, dict[str, Any], int], None] = lambda item, record, index: None,
+    on_kept: Callable[[Item, dict[str, object], int], None] = lambda item, record, index: None,
 ) -> int:
     """Consume the inputs that ``kept`` records answer, checking that they are the same inputs
     and that the records come from the same setup (``on_kept`` sees each pair); the number
@@ -48,12 +47,12 @@ def skip_kept(
 
 
 def checked_inputs(
-    digests: list[str], writer: ResultWriter, then: Callable[[Item, dict[str, Any], int], None]
-) -> Callable[[Item, dict[str, Any], int], None]:
+    digests: list[str], writer: ResultWriter, then: Callable[[Item, dict[str, object], int], None]
+) -> Callable[[Item, dict[str, object], int], None]:
     """A kept record's input must be the one it was made from (its digest), not just share its
     position or id: another file of the same length, or changed titles, is refused."""
 
-    def check(item: Item, record: dict[str, Any], index: int) -> None:
+    def check(item: Item, record: dict[str, object], index: int) -> None:
         if index < len(digests) and digest_of(item) != digests[index]:
             raise ConfigError(
                 f"input item {index + 1} (id {item_id(item, index)!r}) is not the one record "
@@ -65,11 +64,11 @@ def checked_inputs(
     return check
 
 
-def review_kept(reviewer: ReviewWriter | None) -> Callable[[Item, dict[str, Any], int], None]:
+def review_kept(reviewer: ReviewWriter | None) -> Callable[[Item, dict[str, object], int], None]:
     """Writes the review row of a kept record again (a resumed batch rebuilds its review file,
     so that it matches the output whatever the killed run had written)."""
 
-    def add(item: Item, record: dict[str, Any], index: int) -> None:
+    def add(item: Item, record: dict[str, object], index: int) -> None:
         if reviewer is None or isinstance(item, InputError) or record.get("error"):
             return
         result = Classification.model_validate(record)

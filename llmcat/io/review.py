@@ -17,7 +17,7 @@ import csv
 import json
 import os
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 from llmcat.io.cells import spreadsheet_safe
 from llmcat.io.output import check_writable
@@ -28,7 +28,7 @@ REVIEW_COLUMNS = ("predicted", "confidence", "alternatives")
 CSV_COLUMNS = ("id", "title", "brand", "description", "attributes", *REVIEW_COLUMNS, "category")
 
 
-def is_review_row(row: Any) -> bool:
+def is_review_row(row: object) -> bool:
     """Whether a record comes from a review file (it has the ``predicted`` column)."""
     return isinstance(row, dict) and "predicted" in row
 

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Iterable, Mapping
 
 from llmcat.errors import InputError
 
@@ -22,7 +21,7 @@ _RUBY_PAIR = re.compile(r'"key"=>"((?:[^"\\]|\\.)*)",\s*"value"=>"((?:[^"\\]|\\.
 _LINE_PAIR = re.compile(r"^\s*([^:=]{1,60}?)\s*[:=]\s*(.+?)\s*$")
 
 
-def parse_specifications(value: Any) -> dict[str, str]:
+def parse_specifications(value: object) -> dict[str, str]:
     """``value`` (a mapping, a list of key/value objects, or text in one of the formats above)
     as name -> value; empty names and values are left out. Text in none of these formats is an
     InputError."""
@@ -68,17 +67,16 @@ def says_something(value: str) -> bool:
     return " ".join(words) not in EMPTY_VALUES and not (len(words) == 2 and words[0] == "na")
 
 
-def _list_pairs(items: list[Any]) -> list[tuple[Any, Any]]:
+def _list_pairs(items: list[object]) -> list[tuple[object, object]]:
     pairs = []
     for item in items:
-        key = item.get("key", item.get("name")) if isinstance(item, Mapping) else None
-        if key is None:
+        if not isinstance(item, Mapping) or item.get("key", item.get("name")) is None:
             raise InputError("the attributes are a list, but not of {key, value} objects")
-        pairs.append((key, item.get("value")))
+        pairs.append((item.get("key", item.get("name")), item.get("value")))
     return pairs
 
 
-def _pairs(pairs: Any) -> dict[str, str]:
+def _pairs(pairs: Iterable[tuple[object, object]]) -> dict[str, str]:
     out: dict[str, str] = {}
     for key, value in pairs:
         if value is None or (isinstance(value, float) and value != value):  # NaN: a missing cell

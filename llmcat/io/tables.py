@@ -23,6 +23,7 @@ import os
 import re
 from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
+from types import ModuleType
 from typing import Any, Literal, Protocol, TypeVar
 
 from pydantic import BaseModel
@@ -56,7 +57,7 @@ COPY_COLUMNS = {
 
 #: DataFrame dtypes of result fields (lists and objects stay Python objects): ``.describe()``
 #: and filters work on them; a failed item has NaN confidence, False flags, missing strings.
-FRAME_DTYPES: dict[str, Any] = {
+FRAME_DTYPES: dict[str, object] = {
     "confidence": "float64",
     "needs_review": bool,
     "flagged": bool,
@@ -69,7 +70,7 @@ FRAME_DTYPES: dict[str, Any] = {
 }
 
 
-def need(module: str) -> Any:
+def need(module: str) -> ModuleType:
     """Import pandas or pyarrow, or say which extra brings it."""
     import importlib
 
@@ -82,7 +83,7 @@ def need(module: str) -> Any:
         ) from None
 
 
-def read_parquet(file: Path) -> Iterator[dict[str, Any]]:
+def read_parquet(file: Path) -> Iterator[dict[str, object]]:
     """The rows of a Parquet file as records, one row group at a time."""
     pq = need("pyarrow.parquet")
     try:
@@ -90,7 +91,7 @@ def read_parquet(file: Path) -> Iterator[dict[str, Any]]:
     except Exception as exc:  # pyarrow raises its own ArrowInvalid and OSError subclasses
         raise ConfigError(f"{file} is not a readable Parquet file: {exc}") from None
 
-    def rows() -> Iterator[dict[str, Any]]:
+    def rows() -> Iterator[dict[str, object]]:
         n = 0
         for batch in reader.iter_batches(batch_size=4096):
             for row in batch.to_pylist(maps_as_pydicts="strict"):
@@ -102,7 +103,7 @@ def read_parquet(file: Path) -> Iterator[dict[str, Any]]:
     return rows()
 
 
-def row_record(row: Mapping[str, Any], columns: Columns | None = None) -> dict[str, Any]:
+def row_record(row: Mapping[str, object], columns: Columns | None = None) -> dict[str, object]:
     """One Arrow row (``to_pylist(maps_as_pydicts="strict")``) as a product record, empty cells
     dropped, its columns chosen as everywhere (``columns``; None: ``Columns()``, the product's
     own fields)."""
@@ -110,7 +111,7 @@ def row_record(row: Mapping[str, Any], columns: Columns | None = None) -> dict[s
     return (columns or Columns()).select(record)
 
 
-def _plain(value: Any) -> Any:
+def _plain(value: object) -> object:
     """A map or struct without its empty fields (Arrow gives a struct every key any row has);
     other values as they are. Rows come from ``to_pylist(maps_as_pydicts="strict")``."""
     if isinstance(value, dict):
@@ -135,7 +136,7 @@ class Frame(Protocol):
 FrameT = TypeVar("FrameT", bound=Frame)
 
 
-def frame_records(frame: Frame, columns: Columns | None = None) -> list[dict[str, Any]]:
+def frame_records(frame: Frame, columns: Columns | None = None) -> list[dict[str, object]]:
     """A DataFrame's rows as records, their columns chosen as the CLI chooses a file's
     (``columns``; None: ``Columns()``, the product's own fields, so a gold category column
     never reaches a prompt); without an ``id`` column the index is the id."""
@@ -172,7 +173,7 @@ def with_results(
         values = [_cell(d, field) for d in dumped]
         kind = FRAME_DTYPES.get(field, object)
         if field == "path":  # "A > B > C", as in taxonomy files
-            values = [None if v is None else " > ".join(v) for v in values]
+            values = [" > ".join(v) if isinstance(v, list) else v for v in values]
         if kind is bool:
             values = [bool(v) for v in values]
         out[name] = pd.Series(values, index=df.index, dtype=kind)
@@ -180,12 +181,12 @@ def with_results(
     return copied
 
 
-def _cell(record: Mapping[str, Any], field: str) -> Any:
+def _cell(record: Mapping[str, object], field: str) -> object:
     if field == "error":
         error = record.get("error")
-        return (
-            None if error is None else f"{error.get('type', 'Error')}: {error.get('message', '')}"
-        )
+        if not isinstance(error, Mapping):
+            return None if error is None else str(error)
+        return f"{error.get('type', 'Error')}: {error.get('message', '')}"
     return record.get(field)
 
 
@@ -216,7 +217,7 @@ def products_table(products: Sequence[Any]) -> Any:
     return pa.Table.from_pylist(rows, schema=schema)
 
 
-def _arrow_types() -> dict[str, Any]:
+def _arrow_types() -> dict[str, object]:
     """The Arrow type of each result column, fixed so that every block of a distributed run
     has the same schema (an all-empty block would otherwise infer ``null``)."""
     pa = need("pyarrow")
@@ -261,7 +262,7 @@ def with_arrow_results(
     return table
 
 
-def write_parquet(records: Sequence[Mapping[str, Any]], path: Path) -> None:
+def write_parquet(records: Sequence[Mapping[str, object]], path: Path) -> None:
     """Result records as one Parquet file, written to a temporary name and renamed."""
     pa = need("pyarrow")
     pq = need("pyarrow.parquet")
@@ -301,7 +302,7 @@ CSV_LEFT_OUT = ("experts", "usage", "rejected_copy")
 _ALTERNATIVE = re.compile(r"^(?P<path>.*) \((?P<p>[0-9.eE+-]+)\)$")
 
 
-def write_csv_results(records: Sequence[Mapping[str, Any]], path: Path) -> None:
+def write_csv_results(records: Sequence[Mapping[str, object]], path: Path) -> None:
     """Result records as one CSV file a spreadsheet shows: the product and its answer first
     (``CSV_FIRST``), paths as ``A > B``, alternatives as ``A > B (0.21); C (0.05)``, bullets one
     per line of their cell, findings and an error as text; the blobs of ``CSV_LEFT_OUT`` only in
@@ -319,7 +320,7 @@ def write_csv_results(records: Sequence[Mapping[str, Any]], path: Path) -> None:
     os.replace(tmp, path)
 
 
-def csv_cell(field: str, value: Any) -> Any:
+def csv_cell(field: str, value: object) -> object:
     """One result field as a CSV cell (``write_csv_results``, which then neutralises a cell
     that a spreadsheet would run as a formula: ``output.spreadsheet_safe``);
     ``read_csv_results`` reads the path, alternatives, bullets, findings and error back."""
@@ -346,12 +347,12 @@ def csv_cell(field: str, value: Any) -> Any:
     return value
 
 
-def _alternative_path(alternative: Mapping[str, Any]) -> str:
+def _alternative_path(alternative: Mapping[str, object]) -> str:
     path = alternative.get("path") or alternative.get("target_path") or ""
     return PATH_JOIN.join(path) if isinstance(path, list) else str(path)
 
 
-def read_csv_results(path: Path) -> list[dict[str, Any]]:
+def read_csv_results(path: Path) -> list[dict[str, object]]:
     """Records written by ``write_csv_results``, for resuming: path, alternatives (their ids
     as their paths), bullets, findings and error parsed back, other JSON cells too, empty cells
     as None (scalars stay text: the records are read back for resuming, not for their values)."""
@@ -360,7 +361,7 @@ def read_csv_results(path: Path) -> list[dict[str, Any]]:
     return [{k: _parsed_cell(k, v) for k, v in row.items()} for row in rows]
 
 
-def _parsed_cell(field: str, value: str | None) -> Any:
+def _parsed_cell(field: str, value: str | None) -> object:
     if not value:
         return None
     value = str(formula_text(value))  # the text as it was before write_csv_results kept it safe
@@ -394,7 +395,7 @@ def _parsed_cell(field: str, value: str | None) -> Any:
     return value
 
 
-def read_parquet_results(path: Path) -> list[dict[str, Any]]:
+def read_parquet_results(path: Path) -> list[dict[str, object]]:
     """Records written by ``write_parquet``, with their JSON fields parsed back."""
     pq = need("pyarrow.parquet")
     try:

@@ -37,7 +37,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, TypeAlias
 
 from llmcat.embeddings import (
     cosine,
@@ -47,6 +47,13 @@ from llmcat.mapping.options import SHARED_NAMES_FIT, MapOptions
 from llmcat.mapping.results import CategoryMapping, MappedAlternative, Method
 from llmcat.taxonomy.tree import Category, Taxonomy
 
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import ArrayLike, NDArray
+
+    #: embeddings as float64, made once and compared per category
+    Rows: TypeAlias = NDArray[np.float64]
+
 
 @dataclass(frozen=True)
 class MapInputs:
@@ -55,8 +62,8 @@ class MapInputs:
 
     source: Taxonomy
     target: Taxonomy
-    source_matrix: Any
-    target_matrix: Any
+    source_matrix: ArrayLike
+    target_matrix: ArrayLike
     known: Mapping[str, str | None]
     options: MapOptions
 
@@ -64,8 +71,8 @@ class MapInputs:
 def map_categories(
     source: Taxonomy,
     target: Taxonomy,
-    source_matrix: Any,
-    target_matrix: Any,
+    source_matrix: ArrayLike,
+    target_matrix: ArrayLike,
     known: Mapping[str, str | None],
     options: MapOptions,
     *,
@@ -77,8 +84,8 @@ def map_categories(
 
     temperature, structure = options.temperature or 0.01, options.structure or 0.0
     # float64 once, not per category (``cosine``)
-    source_matrix = np.asarray(source_matrix, dtype=np.float64)
-    target_matrix = np.asarray(target_matrix, dtype=np.float64)
+    source_rows: Rows = np.asarray(source_matrix, dtype=np.float64)
+    target_rows: Rows = np.asarray(target_matrix, dtype=np.float64)
     known_weight = options.known_weight
     sibling_weight = options.sibling_weight or 0.0
 
@@ -91,12 +98,12 @@ def map_categories(
     known_targets = list(known.values())
     floor = options.unmapped_below
     if floor is None and options.unmapped_spread is not None:
-        floor = run_floor(_best(source_matrix, target_matrix), options.unmapped_spread)
+        floor = run_floor(_best(source_rows, target_rows), options.unmapped_spread)
     # each category's nearest target on its own words (its own known or exact answer first):
     # what a parent's children say about where the parent belongs
     alone: dict[str, str | None] = {}
     if options.children_agree > 0:
-        nearest = _nearest(source_matrix, target_matrix)
+        nearest = _nearest(source_rows, target_rows)
         for c in sources:
             if c.id in known:
                 alone[c.id] = known[c.id]
@@ -126,7 +133,7 @@ def map_categories(
             continue
         if parent is not None and parent.target_id is None:
             parent = None  # judged on its own, as a top-level category is
-        sims = cosine(target_matrix, source_matrix[row[category.id]])
+        sims = cosine(target_rows, source_rows[row[category.id]])
         top = np.argsort(-sims, kind="stable")[: options.candidates]
         scores = {targets[i].id: float(sims[i]) for i in top}
         if parent is None and floor is not None and float(sims[top[0]]) < floor:
@@ -156,7 +163,7 @@ def map_categories(
             method = "examples"
         if known_rows and known_weight > 0:
             votes = _votes(
-                source_matrix,
+                source_rows,
                 row[category.id],
                 known_rows,
                 known_targets,
@@ -207,7 +214,7 @@ def _fold(path: Sequence[str]) -> tuple[str, ...]:
     return tuple(" ".join(name.split()).casefold() for name in path)
 
 
-def _nearest(source_matrix: Any, target_matrix: Any, chunk: int = 2048) -> Any:
+def _nearest(source_matrix: Rows, target_matrix: Rows, chunk: int = 2048) -> NDArray[np.intp]:
     """Each source row's most similar target row (its index)."""
     import numpy as np
 
@@ -235,7 +242,7 @@ def _majority(target: Taxonomy, nodes: Sequence[str], *, broader: bool) -> str |
     return parent if broader and deepest in nodes and parent is not None else deepest
 
 
-def _best(source_matrix: Any, target_matrix: Any, chunk: int = 2048) -> Any:
+def _best(source_matrix: Rows, target_matrix: Rows, chunk: int = 2048) -> Rows:
     """Each source row's best similarity to any target row, a block of rows at a time (the
     product of two large taxonomies would not fit in memory at once)."""
     import numpy as np
@@ -248,7 +255,7 @@ def _best(source_matrix: Any, target_matrix: Any, chunk: int = 2048) -> Any:
     )
 
 
-def run_floor(best: Any, spread: float) -> float:
+def run_floor(best: Rows, spread: float) -> float:
     """The unmapped floor of one run: the median of its categories' best similarities less
     ``spread`` times their median's distance to their 10th percentile. A pair that shares its
     words (Shopify onto Google) has high, tight best similarities and a high floor; a shop's own
@@ -266,7 +273,7 @@ def roomy(source: Taxonomy, target: Taxonomy) -> bool:
     return len(list(target)) >= len(list(source))
 
 
-def with_names(source: Taxonomy, paths: Any, names: Any, weight: float) -> Any:
+def with_names(source: Taxonomy, paths: ArrayLike, names: ArrayLike, weight: float) -> Rows:
     """Each category's query as its path's vector and, at ``weight``, its own name's (top-level
     categories: the path alone). Dot products mix the two similarities in that proportion: a
     child's path repeats its parent's words, which pull "Furniture > Beds" to "Furniture >
@@ -294,7 +301,7 @@ def pair_lexical_weight(source: Taxonomy, target: Taxonomy, fitted: float) -> fl
     return min(fitted, fitted * shared_names(source, target) / SHARED_NAMES_FIT)
 
 
-def reblend(matrix: Any, fitted: float, share: float, lexical_dim: int) -> Any:
+def reblend(matrix: ArrayLike, fitted: float, share: float, lexical_dim: int) -> Rows:
     """A ``LexicalBlend`` matrix made at ``fitted`` as if made at ``share`` (its last
     ``lexical_dim`` columns are the lexical part)."""
     import numpy as np
@@ -403,7 +410,7 @@ def _descendants(taxonomy: Taxonomy) -> dict[str, set[str]]:
 
 
 def _votes(
-    matrix: Any,
+    matrix: Rows,
     query: int,
     rows: Sequence[int],
     targets: Sequence[str | None],
@@ -468,7 +475,7 @@ def _exact(category: Category, node: Category, *, review: bool) -> CategoryMappi
     )
 
 
-def _resolve_known(
+def resolve_known(
     pairs: Iterable[tuple[str, str | None]], source: Taxonomy, target: Taxonomy
 ) -> dict[str, str | None]:
     """Known pairs by id; a path that is not a node of its taxonomy is a ConfigError."""

@@ -18,7 +18,6 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from llmcat.errors import ConfigError
 from llmcat.taxonomy.tree import Taxonomy, split_path
@@ -73,7 +72,7 @@ def read_pairs(path: str | Path) -> list[tuple[str, str | None]]:
     return pairs
 
 
-def _object(line: str, where: str) -> Mapping[str, Any]:
+def _object(line: str, where: str) -> Mapping[str, object]:
     try:
         value = json.loads(line)
     except ValueError:
@@ -85,7 +84,7 @@ def _object(line: str, where: str) -> Mapping[str, Any]:
     return value
 
 
-def _pair(record: Mapping[str, Any], where: str) -> tuple[str, str | None]:
+def _pair(record: Mapping[str, object], where: str) -> tuple[str, str | None]:
     left, right = record.get("source_path"), record.get("target_path")
     if not isinstance(left, str) or not left.strip():
         raise ConfigError(f"{where}: no source_path")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Collection, Iterable, Mapping
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from llmcat.batch.progress import Progress
 from llmcat.embeddings import (
@@ -18,16 +18,21 @@ from llmcat.embeddings import (
 )
 from llmcat.mapping.algorithm import (
     MapInputs,
-    _resolve_known,
     map_categories,
     pair_lexical_weight,
     reblend,
+    resolve_known,
     roomy,
     with_names,
 )
 from llmcat.mapping.options import MapOptions
 from llmcat.mapping.results import CategoryMapping, JudgeReport
 from llmcat.taxonomy.tree import Taxonomy
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
+
+    from llmcat.embeddings.base import Matrix
 
 
 class Judge(Protocol):
@@ -57,7 +62,7 @@ class TaxonomyMapper:
         progress: bool | None = None,
     ) -> None:
         self.source, self.target = source, target
-        self.known = _resolve_known(known, source, target)
+        self.known = resolve_known(known, source, target)
         if embedder is None:
             from llmcat.embeddings.index import default_embedder
 
@@ -83,7 +88,9 @@ class TaxonomyMapper:
         children as any mapped parent is."""
         import numpy as np
 
-        async def embedded(taxonomy: Taxonomy, texts: list[str], what: str, passages: bool) -> Any:
+        async def embedded(
+            taxonomy: Taxonomy, texts: list[str], what: str, passages: bool
+        ) -> Matrix:
             nodes = list(taxonomy)
             index = TextIndex(
                 self.embedder,
@@ -101,13 +108,13 @@ class TaxonomyMapper:
                 bar.close()
 
         # Sources are embedded as queries (short products), targets as passages.
-        source_matrix = await embedded(
+        source_matrix: ArrayLike = await embedded(
             self.source, [c.path_text for c in self.source], "source", False
         )
-        target_matrix = await embedded(
+        target_matrix: ArrayLike = await embedded(
             self.target, [c.path_text for c in self.target], "target", True
         )
-        names = None
+        names: ArrayLike | None = None
         if roomy(self.source, self.target) and self.options.name_weight > 0:
             names = await embedded(self.source, [c.name for c in self.source], "names", False)
         if self.follow_lexical and isinstance(self.embedder, LexicalBlend):
