@@ -24,7 +24,7 @@ from llmcat.listing.degenerate import (
     restates,
     tokens,
 )
-from llmcat.listing.schema import count_words, cut_to_limits, field_limits
+from llmcat.listing.schema import ListingCopy, count_words, cut_to_limits, field_limits
 from llmcat.types import Product
 
 
@@ -186,7 +186,7 @@ def compose_copy(
     language: str = "en",
     category: str | None = None,
     min_body_words: int = 25,
-) -> dict[str, object]:
+) -> ListingCopy:
     """Title, bullets and body from ``product``'s fields, within ``limits``: the attributes
     first, then the description's sentences, each said once. A product with too few facts gets
     fewer bullets rather than padding, and one with nothing beyond its title an empty body (the
@@ -296,7 +296,7 @@ def compose_copy(
         joined = body + summary if body.endswith("。") else f"{body} {summary}".strip()
         if summary and fits(joined, "body"):
             body = joined
-    return {"title": title, "bullets": bullets, "body": body}
+    return ListingCopy(title=title, bullets=tuple(bullets), body=body)
 
 
 def _summary(

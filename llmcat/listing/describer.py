@@ -14,11 +14,11 @@ The pure pieces (schema, parsing, limits) are in ``llmcat.listing.schema``; runn
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from llmcat.backends import Backend
 from llmcat.batch.runner import ItemRunner, Worker, error_record
@@ -42,6 +42,7 @@ from llmcat.listing.degenerate import (
 )
 from llmcat.listing.grounding import check_copy, input_text, used_attributes
 from llmcat.listing.schema import (
+    ListingCopy,
     copy_fields,
     copy_schema,
     enforce_limits,
@@ -56,10 +57,14 @@ from llmcat.llm.prompts import PromptTemplate
 from llmcat.types import Description, Finding, Product, Usage
 
 if TYPE_CHECKING:
+    from pydantic import JsonValue
     from typing_extensions import Unpack
 
 __all__ = ["Describer"]
 log = logging.getLogger(__name__)
+
+#: the grounding and degenerate-copy checks of one product's copy (a run record's copy too)
+CopyCheck = Callable[[ListingCopy | Mapping[str, object]], list[Finding]]
 
 
 class Describer(Worker):
@@ -233,7 +238,7 @@ class CopyJob:
         schema = copy_schema(limits, options.language)
         findings_text: list[str] = []
         usage, cached, model = Usage(), True, self.engine.backend.model
-        copy: dict[str, Any] | None = None
+        copy: ListingCopy | None = None
         best_score = 0
         last_error: OutputError | None = None
         for _attempt in range(2):
@@ -299,7 +304,7 @@ class CopyJob:
                 ", ".join(sorted({f.kind for f in findings})),
             )
             replaced = self.composed(product, record, check, findings)
-            return replaced.model_copy(update={"rejected_copy": copy})
+            return replaced.model_copy(update={"rejected_copy": copy.as_record()})
         return self.filled(record, copy, findings, product)
 
     def asks_model(self) -> bool:
@@ -310,7 +315,7 @@ class CopyJob:
         """Whether the model is asked for copy, and why (``llmcat describe --explain``)."""
         return model_copy_decision(self.options.ask_model, self.engine.backend.model)[1]
 
-    def checker(self, product: Product) -> Callable[[dict[str, Any]], list[Finding]]:
+    def checker(self, product: Product) -> CopyCheck:
         """The grounding and degenerate-copy checks of one product's copy."""
         return copy_checker(product, self.options)
 
@@ -328,7 +333,7 @@ class CopyJob:
         self,
         product: Product,
         record: Description,
-        check: Callable[[dict[str, Any]], list[Finding]],
+        check: CopyCheck,
         rejected_findings: list[Finding],
     ) -> Description:
         """``record`` filled with copy composed from the product's fields."""
@@ -346,14 +351,14 @@ class CopyJob:
 
     @staticmethod
     def filled(
-        record: Description, copy: dict[str, Any], findings: list[Finding], product: Product
+        record: Description, copy: ListingCopy, findings: list[Finding], product: Product
     ) -> Description:
         """``record`` with ``copy`` and its findings."""
         return record.model_copy(
             update={
-                "title": copy["title"],
-                "bullets": copy["bullets"],
-                "body": copy["body"],
+                "title": copy.title,
+                "bullets": list(copy.bullets),
+                "body": copy.body,
                 "used_attributes": used_attributes(copy_fields(copy), product.attributes),
                 "findings": findings,
                 "flagged": bool(findings),
@@ -361,7 +366,7 @@ class CopyJob:
         )
 
     def request(
-        self, product: Product, schema: dict[str, Any], findings: list[str]
+        self, product: Product, schema: dict[str, JsonValue], findings: list[str]
     ) -> CompletionRequest:
         """The request for one attempt; ``findings`` are the previous attempt's problems."""
         options = self.options
@@ -450,15 +455,13 @@ def copy_demands(product: Product, options: CopyOptions) -> CopyDemands:
     )
 
 
-def copy_checker(
-    product: Product, options: CopyOptions
-) -> Callable[[dict[str, Any]], list[Finding]]:
+def copy_checker(product: Product, options: CopyOptions) -> CopyCheck:
     """The grounding and degenerate-copy checks of ``product``'s copy under ``options``: copy
     (title, bullets, body) -> findings."""
     demands = copy_demands(product, options)
     named = {m.lower() for m in options.must_mention}
 
-    def check(candidate: dict[str, Any]) -> list[Finding]:
+    def check(candidate: ListingCopy | Mapping[str, object]) -> list[Finding]:
         fields = copy_fields(candidate)
         return check_copy(
             fields,

@@ -8,12 +8,32 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pydantic_core
+from pydantic import BaseModel, ConfigDict
 
 from llmcat.config.options import CopyLimits
 from llmcat.errors import ConfigError, OutputError
+
+if TYPE_CHECKING:
+    from pydantic import JsonValue
+
+
+class ListingCopy(BaseModel):
+    """One piece of listing copy: what the model wrote (``parse_copy``), cut to the limits
+    (``enforce_limits``) or composed from the product's fields (``compose_copy``)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    title: str
+    bullets: tuple[str, ...]
+    body: str
+
+    def as_record(self) -> dict[str, JsonValue]:
+        """``{"title", "bullets", "body"}`` as a result record holds it (``rejected_copy``)."""
+        return {"title": self.title, "bullets": list(self.bullets), "body": self.body}
+
 
 _CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 
@@ -39,7 +59,7 @@ def cut_to_words(text: str, limit: int) -> str:
     return " ".join(text.split()[:limit]).rstrip(",;:-")
 
 
-def copy_schema(limits: CopyLimits, language: str) -> dict[str, Any]:
+def copy_schema(limits: CopyLimits, language: str) -> dict[str, JsonValue]:
     """The JSON schema for one piece of copy; maxLength bounds the words (about 8 characters each)."""
     chars = 4 if language == "zh" else 8
     title_max = limits.title_chars or limits.title_words * chars
@@ -66,17 +86,18 @@ def copy_schema(limits: CopyLimits, language: str) -> dict[str, Any]:
     }
 
 
-def close_truncated_json(text: str) -> Any:
+def close_truncated_json(text: str) -> JsonValue:
     """The object in ``text`` when generation stopped mid-way (``max_tokens``): pydantic-core's
     partial JSON keeps every complete value and the open string at the end. None when nothing
     parses."""
     try:
-        return pydantic_core.from_json(text, allow_partial="trailing-strings")
+        value: JsonValue = pydantic_core.from_json(text, allow_partial="trailing-strings")
+        return value
     except ValueError:
         return None
 
 
-def parse_copy(text: str) -> dict[str, Any]:
+def parse_copy(text: str) -> ListingCopy:
     """The JSON object in the model's answer (also inside a ```json fence); OutputError if none."""
     candidate = text.strip()
     fence = re.search(r"```(?:json)?\s*(\{.*\})\s*```", candidate, re.S)
@@ -100,11 +121,11 @@ def parse_copy(text: str) -> dict[str, Any]:
         raise OutputError("'title' and 'body' must be strings", raw=text)
     if not isinstance(bullets, list) or not all(isinstance(b, str) for b in bullets):
         raise OutputError("'bullets' must be a list of strings", raw=text)
-    return {
-        "title": data["title"].strip(),
-        "bullets": [b.strip() for b in bullets],
-        "body": data.get("body", "").strip(),
-    }
+    return ListingCopy(
+        title=data["title"].strip(),
+        bullets=tuple(b.strip() for b in bullets),
+        body=data.get("body", "").strip(),
+    )
 
 
 def field_limits(limits: CopyLimits) -> dict[str, tuple[int, int | None]]:
@@ -121,7 +142,7 @@ def within(text: str, words: int, chars: int | None) -> bool:
     return count_words(text) <= words and (chars is None or len(text) <= chars)
 
 
-def limit_problems(copy: Mapping[str, Any], limits: CopyLimits) -> list[str]:
+def limit_problems(copy: ListingCopy, limits: CopyLimits) -> list[str]:
     """Human-readable limit violations, for the re-ask."""
     problems = []
     lim = field_limits(limits)
@@ -130,16 +151,16 @@ def limit_problems(copy: Mapping[str, Any], limits: CopyLimits) -> list[str]:
         words, chars = lim[kind]
         return f"{words} words" + (f" or {chars} characters" if chars else "")
 
-    if not copy["title"]:
+    if not copy.title:
         problems.append("the title is empty")
-    if not within(copy["title"], *lim["title"]):
+    if not within(copy.title, *lim["title"]):
         problems.append(f"the title is longer than {describe_limit('title')}")
-    if len(copy["bullets"]) != limits.bullets:
-        problems.append(f"write exactly {limits.bullets} bullets, not {len(copy['bullets'])}")
-    for i, bullet in enumerate(copy["bullets"], 1):
+    if len(copy.bullets) != limits.bullets:
+        problems.append(f"write exactly {limits.bullets} bullets, not {len(copy.bullets)}")
+    for i, bullet in enumerate(copy.bullets, 1):
         if not within(bullet, *lim["bullet"]):
             problems.append(f"bullet {i} is longer than {describe_limit('bullet')}")
-    if not within(copy["body"], *lim["body"]):
+    if not within(copy.body, *lim["body"]):
         problems.append(f"the body is longer than {describe_limit('body')}")
     return problems
 
@@ -155,20 +176,22 @@ def cut_to_limits(text: str, words: int, chars: int | None) -> str:
     return cut.rstrip(" ,;:-")
 
 
-def enforce_limits(copy: dict[str, Any], limits: CopyLimits) -> dict[str, Any]:
+def enforce_limits(copy: ListingCopy, limits: CopyLimits) -> ListingCopy:
     """Cut every field to its limits and drop surplus bullets."""
     lim = field_limits(limits)
-    return {
-        "title": cut_to_limits(copy["title"], *lim["title"]),
-        "bullets": [cut_to_limits(b, *lim["bullet"]) for b in copy["bullets"][: limits.bullets]],
-        "body": cut_to_limits(copy["body"], *lim["body"]),
-    }
+    return ListingCopy(
+        title=cut_to_limits(copy.title, *lim["title"]),
+        bullets=tuple(cut_to_limits(b, *lim["bullet"]) for b in copy.bullets[: limits.bullets]),
+        body=cut_to_limits(copy.body, *lim["body"]),
+    )
 
 
-def copy_fields(copy: Mapping[str, Any]) -> dict[str, str]:
-    """Field name -> text, for the grounding check."""
-    fields = {"title": copy["title"], "body": copy["body"]}
-    fields.update({f"bullet {i}": b for i, b in enumerate(copy["bullets"], 1)})
+def copy_fields(copy: ListingCopy | Mapping[str, object]) -> dict[str, str]:
+    """Field name -> text, for the grounding check; ``copy`` may also be a result record's
+    title, bullets and body (the evals read them from a run's records)."""
+    listing = copy if isinstance(copy, ListingCopy) else ListingCopy.model_validate(dict(copy))
+    fields = {"title": listing.title, "body": listing.body}
+    fields.update({f"bullet {i}": b for i, b in enumerate(listing.bullets, 1)})
     return fields
 
 

@@ -285,9 +285,9 @@ def test_composed_copy_is_grounded_and_has_no_findings(name: str, language: str)
     if name == "title only" and language == "zh":  # an English title is all there is to say
         expected.append("wrong_language")
     assert [f.kind for f in findings(copy, product=product, language=language)] == expected
-    assert copy["title"] and (copy["body"] or thin)
-    assert len(copy["bullets"]) <= limits.bullets  # type: ignore[arg-type]
-    assert count_words(copy["body"]) <= limits.body_words  # type: ignore[arg-type]
+    assert copy.title and (copy.body or thin)
+    assert len(copy.bullets) <= limits.bullets
+    assert count_words(copy.body) <= limits.body_words
     for value in product.attributes.values():  # every value as given, in a bullet or the body
         assert value in " ".join(copy_fields(copy).values())
 
@@ -295,26 +295,26 @@ def test_composed_copy_is_grounded_and_has_no_findings(name: str, language: str)
 def test_composed_english_and_chinese_label_the_common_keys() -> None:
     en = compose_copy(SHOE, CopyLimits(), "en")
     zh = compose_copy(SHOE, CopyLimits(), "zh")
-    assert en["bullets"] == ["Colour: black", "Size: UK 9", "Closure: lace-up"]
-    assert zh["bullets"] == ["颜色：black", "尺码：UK 9", "闭合方式：lace-up"]
-    assert en["title"] == zh["title"] == SHOE.title  # the brand is already in the title
-    assert "Responsive road running shoe" in en["body"]
+    assert list(en.bullets) == ["Colour: black", "Size: UK 9", "Closure: lace-up"]
+    assert list(zh.bullets) == ["颜色：black", "尺码：UK 9", "闭合方式：lace-up"]
+    assert en.title == zh.title == SHOE.title  # the brand is already in the title
+    assert "Responsive road running shoe" in en.body
 
 
 def test_composed_copy_names_the_brand_and_category_and_keeps_limits() -> None:
     product = PRODUCTS["without attributes"]
     copy = compose_copy(product, CopyLimits(), "en", category="Apparel > Shirts")
-    assert copy["title"] == "Cotton crew neck t-shirt by Uniqlo"
-    assert copy["bullets"] == ["Category: Apparel > Shirts", "Brand: Uniqlo"]
+    assert copy.title == "Cotton crew neck t-shirt by Uniqlo"
+    assert list(copy.bullets) == ["Category: Apparel > Shirts", "Brand: Uniqlo"]
     short = compose_copy(PRODUCTS["many attributes"], CopyLimits(bullets=2, bullet_words=6), "en")
-    assert len(short["bullets"]) == 2  # type: ignore[arg-type]
-    assert all(count_words(b) <= 6 for b in short["bullets"])  # type: ignore[attr-defined]
+    assert len(short.bullets) == 2
+    assert all(count_words(b) <= 6 for b in short.bullets)
 
 
 def test_other_languages_get_values_without_english_labels() -> None:
     copy = compose_copy(SHOE, CopyLimits(), "de")
-    assert copy["bullets"] == ["black", "UK 9", "lace-up"]
-    assert "Colour" not in copy["body"]  # type: ignore[operator]
+    assert list(copy.bullets) == ["black", "UK 9", "lace-up"]
+    assert "Colour" not in copy.body
 
 
 @pytest.mark.parametrize(
@@ -345,4 +345,4 @@ def test_composed_bullets_never_end_at_an_abbreviation(
     language: str, product: Product, bullets: list[str]
 ) -> None:
     # The regex splitter this replaced made "Price: Rs." and "499 only." two bullets.
-    assert compose_copy(product, CopyLimits(), language)["bullets"] == bullets
+    assert list(compose_copy(product, CopyLimits(), language).bullets) == bullets

@@ -111,7 +111,7 @@ def test_chinese_word_counting_and_cutting() -> None:
 
 def test_parse_copy_accepts_bullets_as_text() -> None:
     parsed = parse_copy('{"title": "T", "bullets": "- a\\n- b", "body": "B"}')
-    assert parsed["bullets"] == ["a", "b"]
+    assert parsed.bullets == ("a", "b")
 
 
 def test_styles_are_templates_and_unknown_styles_are_config_errors(tmp_path) -> None:  # type: ignore[no-untyped-def]
