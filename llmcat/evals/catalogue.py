@@ -18,7 +18,8 @@ import json
 import math
 import sys
 from pathlib import Path
-from typing import Any
+
+from pydantic import JsonValue
 
 from llmcat.errors import ConfigError
 from llmcat.evals.records import read_run
@@ -47,7 +48,11 @@ def run_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def read_results(path: Path) -> dict[str, dict[str, Any]]:
+#: one result record (a line of a results file, a row of Parquet, an eval sample's answer)
+ResultRow = dict[str, JsonValue]
+
+
+def read_results(path: Path) -> dict[str, ResultRow]:
     """Result records by product id, from a JSONL or Parquet results file or a folder of Parquet
     files (``llmcat ... --ray``, whose rows carry the input's ``id``)."""
     if not path.exists():
@@ -65,7 +70,7 @@ def read_results(path: Path) -> dict[str, dict[str, Any]]:
         except OSError as exc:
             raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
         rows = [json.loads(line) for line in lines if line.strip()]
-    by_id: dict[str, dict[str, Any]] = {}
+    by_id: dict[str, ResultRow] = {}
     for row in rows:
         key = row.get("product_id", row.get("id"))
         if key is None:
@@ -76,7 +81,7 @@ def read_results(path: Path) -> dict[str, dict[str, Any]]:
     return by_id
 
 
-def run_results(folder: Path) -> dict[str, dict[str, Any]]:
+def run_results(folder: Path) -> dict[str, ResultRow]:
     """An eval run's answers by item, keyed by task, id and whether a baseline gave it."""
     _, samples = read_run(folder)
     return {
@@ -97,16 +102,14 @@ COPY_FIELDS = (
 )
 
 
-def _error_text(row: dict[str, Any]) -> str | None:
+def _error_text(row: ResultRow) -> str | None:
     error = row.get("error")
     if isinstance(error, dict):
         return f"{error.get('type', 'Error')}: {error.get('message', '')}"
     return None if error is None else str(error)
 
 
-def differences(
-    a: dict[str, dict[str, Any]], b: dict[str, dict[str, Any]], tolerance: float
-) -> list[str]:
+def differences(a: dict[str, ResultRow], b: dict[str, ResultRow], tolerance: float) -> list[str]:
     """One line per product whose results differ (or that only one side has)."""
     out = [f"{key}: only in A" for key in a if key not in b]
     out += [f"{key}: only in B" for key in b if key not in a]
@@ -119,7 +122,9 @@ def differences(
         else:
             cx, cy = x.get("confidence"), y.get("confidence")
             if (cx is None) != (cy is None) or (
-                cx is not None and cy is not None and not math.isclose(cx, cy, abs_tol=tolerance)
+                isinstance(cx, (int, float))
+                and isinstance(cy, (int, float))
+                and not math.isclose(cx, cy, abs_tol=tolerance)
             ):
                 out.append(f"{key}: confidence {cx} vs {cy}")
         if "bullets" in x and "bullets" in y:  # copy on both sides (a --ray folder of

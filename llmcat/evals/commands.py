@@ -18,7 +18,8 @@ import argparse
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+
+from pydantic import JsonValue
 
 from llmcat import Backend
 from llmcat.config.flags import SuggestingParser, add_flags, given
@@ -325,7 +326,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return result.exit_code
 
 
-def _numbers(metrics: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
+def _numbers(metrics: Mapping[str, JsonValue], prefix: str = "") -> dict[str, float]:
     """Every number of a metrics block, nested blocks as ``description.<name>``."""
     out: dict[str, float] = {}
     for key, value in metrics.items():

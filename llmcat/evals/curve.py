@@ -20,7 +20,6 @@ import asyncio
 import json
 import random
 from pathlib import Path
-from typing import Any
 
 from llmcat import Classification, Classifier, Settings
 from llmcat.errors import ConfigError
@@ -50,6 +49,8 @@ def pick_shots(
 
 
 #: the strategies of each row: zero-shot ones at 0 shots, those that learn from examples after
+#: one point of the curve: shots, strategy, examples and the classification metrics
+CurveRow = dict[str, str | float | None]
 ZERO_SHOT = ("embedding", "auto")
 WITH_EXAMPLES = ("knn", "supervised", "auto")
 
@@ -64,7 +65,7 @@ def run_curve(args: argparse.Namespace) -> int:
     suite = load_suite(args.suite, data=args.data)
     pool, test = split_examples(suite.classify, args.split, args.seed)
     settings = Settings(progress=False)
-    rows: list[dict[str, Any]] = []
+    rows: list[CurveRow] = []
     for shots in steps:
         examples = pick_shots(pool, shots, args.seed)
         labelled = [(r.product, r.gold.path) for r in examples] if shots != 0 else None
@@ -123,7 +124,7 @@ COLUMNS = ("accuracy_level_1", "accuracy_level_2", "accuracy_level_3", "ece", "e
 
 
 def curve_table(
-    suite: str, tests: int, pool: int, args: argparse.Namespace, rows: list[dict[str, Any]]
+    suite: str, tests: int, pool: int, args: argparse.Namespace, rows: list[CurveRow]
 ) -> str:
     """The Markdown table of the curve, one row per (shots, strategy)."""
     lines = [
@@ -140,7 +141,7 @@ def curve_table(
     return "\n".join(lines) + "\n"
 
 
-def curve_html(table: str, rows: list[dict[str, Any]]) -> str:
+def curve_html(table: str, rows: list[CurveRow]) -> str:
     """A self-contained page: the learning curves at levels 1 and 3, and the table."""
     figures = []
     if plots.available():

@@ -10,17 +10,36 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Literal, TypedDict
+
+from pydantic import JsonValue
 
 from llmcat.evals.records import ClassificationSample, DescriptionSample
 
-#: one block of a row's detail: {"title", "kind": "pairs" | "table" | "messages" | "text", ...}
-Block = dict[str, Any]
 ALTERNATIVES_SHOWN = 10
 #: characters of a table cell, and of any field of a row's detail (a prompt, a description),
 #: beyond which the report shows the start and the length
 CELL_CHARS = 300
 FIELD_CHARS = 8_000
+
+
+class Block(TypedDict, total=False):
+    """One block of a row's detail: a title, and by its kind pairs or a table (``rows``,
+    ``headers``), the messages of a model request, or a text."""
+
+    title: str
+    kind: Literal["pairs", "table", "messages", "text"]
+    headers: list[str]
+    rows: list[list[str]]
+    messages: list[dict[str, str]]
+    text: str
+
+
+class Row(TypedDict):
+    """One item of an explorer: its cells by column key, and its detail."""
+
+    cells: dict[str, str | float | None]
+    detail: list[Block]
 
 
 @dataclass
@@ -46,7 +65,7 @@ class Explorer:
     title: str
     columns: list[Column]
     filters: list[Filter]
-    rows: list[dict[str, Any]] = field(default_factory=list)
+    rows: list[Row] = field(default_factory=list)
 
     def as_json(self) -> str:
         """The explorer as JSON that is safe inside a ``<script>`` element, long texts cut
@@ -59,7 +78,7 @@ class Explorer:
         return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
-def cut(value: Any, limit: int) -> Any:
+def cut(value: JsonValue, limit: int) -> JsonValue:
     """``value`` with every string longer than ``limit`` characters cut to its start and its
     length shown (``… [200,000 characters]``); lists and mappings cut item by item."""
     if isinstance(value, str) and len(value) > limit:
@@ -84,7 +103,7 @@ def wrong_from(gold: Sequence[str], pred: Sequence[str] | None) -> str:
     return "right" if len(pred) == len(gold) else f"level {len(gold) + 1}"
 
 
-def product_block(product: Mapping[str, Any]) -> Block:
+def product_block(product: Mapping[str, JsonValue]) -> Block:
     rows = []
     for key, value in product.items():
         if isinstance(value, Mapping):
@@ -266,6 +285,7 @@ def description_explorer(
     return explorer
 
 
+# Untyped values: the copy as model_dump gives it, or a rejected copy as the model wrote it.
 def _copy_block(title: str, copy: Mapping[str, Any]) -> Block:
     bullets = "".join(f"\n• {b}" for b in copy.get("bullets") or [])
     return {
@@ -275,11 +295,11 @@ def _copy_block(title: str, copy: Mapping[str, Any]) -> Block:
     }
 
 
-def _title(product: Mapping[str, Any]) -> str:
+def _title(product: Mapping[str, JsonValue]) -> str:
     return str(product.get("title") or product.get("id") or "")
 
 
-def _text(value: Any) -> str:
+def _text(value: JsonValue) -> str:
     if isinstance(value, str):
         return value
     return json.dumps(value, ensure_ascii=False)

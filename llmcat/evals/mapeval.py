@@ -38,7 +38,7 @@ from llmcat.evals.report import PageView, figure, page_html
 from llmcat.evals.stats import mcnemar_exact
 from llmcat.evals.suites import MapSuite
 from llmcat.evals.summary import Section
-from llmcat.mapping.mapper import CategoryMapping, MapOptions, TaxonomyMapper, read_pairs
+from llmcat.mapping import CategoryMapping, MapOptions, TaxonomyMapper, read_pairs
 
 UNMAPPED = ("(unmapped)",)  # a gold or predicted "no counterpart", scored as a node of its own
 RECALL_AT = (1, 3, 5)

@@ -16,9 +16,11 @@ import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol, get_args
+from types import ModuleType
+from typing import Literal, Protocol, get_args
 
 import numpy as np
+from pydantic import JsonValue
 
 from llmcat.confidence.calibration import expected_calibration_error
 from llmcat.confidence.distributions import candidates_of
@@ -47,7 +49,7 @@ class Metric:
     summary: bool = True  # a row of summary.md and the report
     table: bool = False  # a column of ``python -m evals table``
 
-    def format(self, value: Any) -> str:
+    def format(self, value: object) -> str:
         """The value as reports print it: n/a for None, counts without decimals."""
         if value is None:
             return "n/a"
@@ -111,7 +113,7 @@ def metrics_for(task: Literal["classify", "describe"], *, where: str = "summary"
     return [m for m in METRICS if m.task in (task, "usage") and getattr(m, where)]
 
 
-def format_metric(task: Literal["classify", "describe"], name: str, value: Any) -> str:
+def format_metric(task: Literal["classify", "describe"], name: str, value: object) -> str:
     """``value`` formatted as the registry says for ``name`` (3 decimals when unregistered)."""
     for m in METRICS:
         if m.name == name and m.task in (task, "usage"):
@@ -181,14 +183,15 @@ def require_sklearn() -> None:
     _sklearn_metrics()
 
 
-def _sklearn_metrics() -> Any:
+def _sklearn_metrics() -> ModuleType:
     try:
         import sklearn.metrics
     except ImportError:
         raise ConfigError(
             "the eval harness's per-class metrics need scikit-learn: pip install 'llmcat[evals]'"
         ) from None
-    return sklearn.metrics
+    module: ModuleType = sklearn.metrics  # untyped: its functions are read as they are called
+    return module
 
 
 def macro_f1(items: Sequence[Outcome]) -> float:
@@ -353,7 +356,7 @@ _DIGITS = re.compile(r"\d+(?:\.\d+)?")
 
 def score_classification(
     gold_path: Sequence[str], result: Classification, taxonomy: Taxonomy, max_level: int
-) -> dict[str, Any]:
+) -> dict[str, JsonValue]:
     """Per-item scores; a prediction that is not a node of the taxonomy is ``invalid``."""
     gold = tuple(gold_path)
     invalid = False
@@ -364,7 +367,7 @@ def score_classification(
             invalid = True
         else:
             pred = tuple(result.path)
-    scores: dict[str, Any] = {
+    scores: dict[str, JsonValue] = {
         "correct": pred == gold,
         "invalid": invalid,
         "error": result.error is not None,
@@ -396,7 +399,7 @@ def score_description(
     must_mention: Sequence[str] = (),
     forbidden: Sequence[str] = (),
     language: str = "en",
-) -> dict[str, Any]:
+) -> dict[str, JsonValue]:
     """Schema validity, limits, coverage, invented numbers, forbidden terms, language."""
     if result.error is not None:
         return {
@@ -462,7 +465,7 @@ def score_description(
 
 
 def description_metrics(
-    scores: Sequence[Mapping[str, Any]], languages: Sequence[str] = ()
+    scores: Sequence[Mapping[str, JsonValue]], languages: Sequence[str] = ()
 ) -> dict[str, float]:
     """The description block from per-item scores (``score_description``); ``languages``, one
     per score, adds the model-copy pass rate per language."""
@@ -472,7 +475,7 @@ def description_metrics(
     for score, language in zip(s, languages, strict=False):
         per_language.setdefault(language, []).append(bool(score.get("model_pass")))
     model_kinds = {
-        f"model_{kind}_rate": sum(bool(x.get("model_findings", {}).get(kind)) for x in s) / n
+        f"model_{kind}_rate": sum(_found(x.get("model_findings", {}), kind) for x in s) / n
         for kind in FINDING_KINDS
     }
     return {
@@ -482,16 +485,30 @@ def description_metrics(
         "composed_rate": sum(x.get("source") == "composed" for x in s) / n,
         **model_kinds,
         "items": float(len(scores)),
-        "schema_valid_rate": sum(x["schema_valid"] for x in s) / n,
-        "length_compliance": sum(x["length_ok"] for x in s) / n,
-        "attribute_coverage": sum(x["coverage"] for x in s) / n,
-        "invented_number_rate": sum(x["invented_numbers"] > 0 for x in s) / n,
-        "unflagged_number_rate": sum(x.get("unflagged_numbers", 0) > 0 for x in s) / n,
-        "forbidden_rate": sum(x["forbidden_hits"] > 0 for x in s) / n,
-        "language_match": sum(x["language_ok"] for x in s) / n,
-        "flagged_rate": sum(x["flagged"] for x in s) / n,
-        "error_rate": sum(x["error"] for x in s) / n,
+        "schema_valid_rate": sum(_number(x["schema_valid"]) for x in s) / n,
+        "length_compliance": sum(_number(x["length_ok"]) for x in s) / n,
+        "attribute_coverage": sum(_number(x["coverage"]) for x in s) / n,
+        "invented_number_rate": sum(_number(x["invented_numbers"]) > 0 for x in s) / n,
+        "unflagged_number_rate": sum(_number(x.get("unflagged_numbers", 0)) > 0 for x in s) / n,
+        "forbidden_rate": sum(_number(x["forbidden_hits"]) > 0 for x in s) / n,
+        "language_match": sum(_number(x["language_ok"]) for x in s) / n,
+        "flagged_rate": sum(_number(x["flagged"]) for x in s) / n,
+        "error_rate": sum(_number(x["error"]) for x in s) / n,
     }
+
+
+def _number(score: JsonValue) -> float:
+    """A score that is a number or a flag, as a number (a score of another type is an error)."""
+    if isinstance(score, (int, float)):
+        return score
+    raise TypeError(f"a score must be a number or a flag, not {score!r}")
+
+
+def _found(findings: JsonValue, kind: str) -> bool:
+    """Whether a scores' findings (kind -> count) hold ``kind``."""
+    if not isinstance(findings, dict):
+        raise TypeError(f"findings must be a mapping, not {findings!r}")
+    return bool(findings.get(kind))
 
 
 class Timed(Protocol):

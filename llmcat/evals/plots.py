@@ -24,6 +24,7 @@ def available() -> bool:
     return True
 
 
+# matplotlib is an optional extra, imported when a plot is drawn: its Figure stays untyped here.
 def _figure(width: float = 5.0, height: float = 3.4) -> Any:
     from matplotlib.figure import Figure
 
@@ -182,15 +183,16 @@ def findings(
     return _svg(fig)
 
 
-def learning_curve(rows: Sequence[Mapping[str, Any]], metric: str) -> str:
+def learning_curve(rows: Sequence[Mapping[str, str | float | None]], metric: str) -> str:
     """One line per strategy: ``metric`` against labelled examples per category."""
     fig = _figure()
     ax = fig.add_subplot()
     steps = list(dict.fromkeys(str(row["shots"]) for row in rows))
     by_name: dict[str, list[tuple[int, float]]] = {}
     for row in rows:
-        if row.get(metric) is not None:
-            point = (steps.index(str(row["shots"])), float(row[metric]))
+        value = row.get(metric)
+        if value is not None:
+            point = (steps.index(str(row["shots"])), float(value))
             by_name.setdefault(str(row["strategy"]), []).append(point)
     for name, points in by_name.items():
         ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=name)

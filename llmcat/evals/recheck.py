@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import TypedDict
 
 from llmcat.config.options import CopyOptions
 from llmcat.evals.records import RunSummary, Samples, description_samples, read_run
@@ -22,15 +22,23 @@ from llmcat.listing.describer import copy_checker
 from llmcat.types import Product
 
 
-def recheck(run: RunSummary, samples: Samples) -> dict[str, Any]:
+class LanguageRow(TypedDict):
+    """One language of a recheck: its cases, the model copies without findings, the findings."""
+
+    cases: int
+    passed: int
+    kinds: Counter[str]
+
+
+def recheck(run: RunSummary, samples: Samples) -> dict[str, LanguageRow]:
     """Per language: cases, model copies without findings, and findings per kind."""
     extra = run.manifest.model_extra or {}
     limits = extra.get("limits") or {}
-    per_language: dict[str, dict[str, Any]] = {}
+    per_language: dict[str, LanguageRow] = {}
     for sample in description_samples(samples):
         output = sample.output.model_dump(mode="json")
         language = sample.language or output.get("language", "en")
-        row = per_language.setdefault(language, {"cases": 0, "passed": 0, "kinds": Counter()})
+        row = per_language.setdefault(language, LanguageRow(cases=0, passed=0, kinds=Counter()))
         row["cases"] += 1
         if output.get("error"):
             row["kinds"]["error"] += 1
@@ -58,7 +66,7 @@ def run_recheck(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_parser(sub: Any) -> None:
+def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     parser = sub.add_parser(
         "recheck", help="check a run's model copy with today's copy checks, per language"
     )

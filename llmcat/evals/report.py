@@ -306,7 +306,7 @@ def _confusion(outcomes: list[M.Outcome]) -> tuple[list[str], list[list[int]]]:
     return labels, matrix
 
 
-# Any: a copy as model_dump gives it; a rejected copy is whatever the model returned, read as is.
+# Untyped values: the copy as model_dump gives it, or a rejected copy as the model wrote it.
 def _copy_text(copy: Mapping[str, Any], findings: list[dict[str, Any]]) -> str:
     bullets = "".join(f"\n• {b}" for b in copy["bullets"])
     found = "".join(f"\n! {f['kind']}: {f['text']}" for f in findings)

@@ -28,9 +28,10 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
-from llmcat import Backend, Classifier, ConfigError, Settings, Taxonomy
+from pydantic import JsonValue
+
+from llmcat import Backend, Classifier, ConfigError, Product, Settings, Taxonomy
 from llmcat.config.options import ClassifyOptions
 from llmcat.embeddings.index import product_text
 from llmcat.io.inputs import coerce_product
@@ -54,7 +55,7 @@ def reset_prefix_cache(base_url: str) -> bool:
 
 
 async def replay(
-    base_url: str, bodies: Sequence[dict[str, Any]], concurrency: int, api_key: str | None
+    base_url: str, bodies: Sequence[dict[str, JsonValue]], concurrency: int, api_key: str | None
 ) -> float:
     """POST every body to the server's chat endpoint, ``concurrency`` at a time; seconds taken.
     Every answer must be a completion (a raw side that fails is no baseline)."""
@@ -70,7 +71,7 @@ async def replay(
     gate = asyncio.Semaphore(concurrency)
     async with httpx.AsyncClient(timeout=600, headers=headers) as client:
 
-        async def one(body: dict[str, Any]) -> None:
+        async def one(body: dict[str, JsonValue]) -> None:
             async with gate:
                 response = await client.post(url, json=body)
             if response.status_code != 200 or not response.json().get("choices"):
@@ -81,7 +82,7 @@ async def replay(
         return time.perf_counter() - start
 
 
-def run_llmcat(live: Classifier, products: Sequence[Any]) -> None:
+def run_llmcat(live: Classifier, products: Sequence[Product]) -> None:
     """The llmcat side of ``--raw``: ``classify_many``, saying how many items failed."""
     failed = sum(r.error is not None for r in live.classify_many(products, progress=False))
     if failed:
@@ -145,7 +146,7 @@ class Recorder(Backend):
 
 def run_raw_in_process(
     taxonomy: Taxonomy,
-    products: Sequence[Any],
+    products: Sequence[Product],
     options: ClassifyOptions,
     settings: Settings,
     rounds: int,
@@ -178,7 +179,7 @@ def run_raw_in_process(
 
 def run_raw_embedding(
     taxonomy: Taxonomy,
-    products: Sequence[Any],
+    products: Sequence[Product],
     options: ClassifyOptions,
     settings: Settings,
     rounds: int,
@@ -205,7 +206,7 @@ def run_raw_embedding(
 
 def run_raw(
     taxonomy: Taxonomy,
-    products: Sequence[Any],
+    products: Sequence[Product],
     options: ClassifyOptions,
     settings: Settings,
     rounds: int,
@@ -252,7 +253,7 @@ def run_raw(
 
 def run_ray_workers(
     taxonomy: Taxonomy,
-    products: Sequence[Any],
+    products: Sequence[Product],
     options: ClassifyOptions,
     settings: Settings,
     workers: int,

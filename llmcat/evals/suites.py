@@ -155,6 +155,7 @@ def _suite_folder(name: str) -> Path:
     return folder
 
 
+# A suite's manifest.json is read key by key, each kind of suite its own keys: left untyped.
 def _manifest(folder: Path) -> dict[str, Any]:
     loaded: dict[str, Any] = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
     return loaded
