@@ -28,11 +28,11 @@ from llmcat.errors import ConfigError, InputError
 from llmcat.io.columns import Columns
 from llmcat.io.inputs import (
     STDIO,
+    InputScan,
     Item,
     coerce_product,
-    count_records,
     read_records,
-    unreadable_csv_rows,
+    scan_input,
 )
 from llmcat.io.output import ResultWriter, check_paths, check_writable, digest_of
 from llmcat.io.resume import checked_inputs, review_kept, skip_kept
@@ -133,24 +133,28 @@ def _distinct_paths(args: argparse.Namespace) -> None:
     )
 
 
-def _check_csv(path: Path, *, skip_bad_rows: bool, encoding: str, title: str | None) -> None:
-    """A CSV/TSV input is read whole once before anything is written: rows the parser cannot
-    read stop the run here (exit 2), unless --skip-bad-rows lets them become error records."""
-    if not path.is_file():
-        return  # read_records says what is wrong with it
-    rows, bad = unreadable_csv_rows(path, encoding=encoding, title_column=title)
-    if bad and not skip_bad_rows:
+def _scanned(args: argparse.Namespace) -> InputScan | None:
+    """The --input file checked, decoded and counted in one pass before anything is written
+    (None: a single product). Rows the CSV parser cannot read stop the run here (exit 2),
+    unless --skip-bad-rows lets them become error records."""
+    if args.input is None:
+        return None
+    columns = Columns.parse(args.columns, args.attributes)
+    scan = scan_input(args.input, encoding=args.encoding, columns=columns)
+    bad, rows = scan.unreadable, scan.records
+    if bad and not args.skip_bad_rows:
         shown = "; ".join(bad[:3]) + (f"; and {len(bad) - 3} more" if len(bad) > 3 else "")
         raise ConfigError(
-            f"{path}: {len(bad)} of {rows} rows cannot be read ({shown}). Fix the file, or pass "
-            "--skip-bad-rows to run the others (each bad row becomes an error record)"
+            f"{args.input}: {len(bad)} of {rows} rows cannot be read ({shown}). Fix the file, or "
+            "pass --skip-bad-rows to run the others (each bad row becomes an error record)"
         )
     if bad:
         print(
-            f"llmcat: {len(bad)} of {rows} rows of {path} cannot be read; they become error "
+            f"llmcat: {len(bad)} of {rows} rows of {args.input} cannot be read; they become error "
             "records (--skip-bad-rows)",
             file=sys.stderr,
         )
+    return scan
 
 
 async def run_batch(
@@ -165,11 +169,7 @@ async def run_batch(
     _distinct_paths(args)
     if args.max_error_rate is not None and not 0 <= args.max_error_rate <= 1:
         raise ConfigError(f"--max-error-rate takes a share from 0 to 1, not {args.max_error_rate}")
-    if args.input is not None and args.input.suffix.lower() in (".csv", ".tsv"):
-        title = Columns.parse(args.columns, args.attributes).fields.get("title")
-        _check_csv(
-            args.input, skip_bad_rows=args.skip_bad_rows, encoding=args.encoding, title=title
-        )
+    scan = _scanned(args)
     # Everything that can be checked is checked before anything is written.
     source: Iterator[Item] = (
         iter([single])
@@ -179,6 +179,7 @@ async def run_batch(
             encoding=args.encoding,
             columns=Columns.parse(args.columns, args.attributes),
             report=lambda line: print(f"llmcat: {line}", file=sys.stderr),
+            scanned=scan,
         )
     )
     if (args.dry_run or args.batch_export) and (args.output is not None or args.resume):
@@ -228,7 +229,7 @@ async def run_batch(
             writer.record_run(run_identity)
             if start:
                 print(f"llmcat: resuming after {start} complete records", file=sys.stderr)
-        counted = count_records(args.input, encoding=args.encoding) if args.input else None
+        counted = scan.records if scan is not None else None
         total = None if counted is None else max(counted - start, 0)
         results: AsyncIterator[Classification | Description] = (
             worker.aiter_classify(items, progress=progress, start=start, total=total)

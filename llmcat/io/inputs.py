@@ -18,6 +18,7 @@ import math
 import re
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -182,6 +183,7 @@ def read_records(
     encoding: str = "utf-8",
     columns: Columns | None = None,
     report: Callable[[str], None] | None = None,
+    scanned: InputScan | None = None,
 ) -> Iterator[RawItem]:
     """Records from a ``.jsonl``, ``.json`` (an array of objects, or one object), ``.csv`` /
     ``.tsv`` or ``.parquet`` file (``llmcat.io.tables``), streamed where the format allows: exactly
@@ -192,21 +194,38 @@ def read_records(
 
     Records hold Product fields; ``columns`` chooses which column is which field and which other
     columns become attributes (None: fields by their own names, every other column an
-    attribute). ``report`` is told once which columns are used for what.
+    attribute). ``report`` is told once which columns are used for what. ``scanned``: this
+    file's ``scan_input``, whose decoding check is not repeated.
     """
     if str(path) == STDIO:  # JSONL lines from standard input
         return _finished(_jsonl_records(sys.stdin), columns, report)
-    file = Path(path)
-    if not file.exists():
-        raise ConfigError(f"input file {file} does not exist")
-    if file.is_dir():
-        raise ConfigError(f"input {file} is a folder; give a .jsonl, .json, .csv or .parquet file")
+    file = _readable(Path(path))
     suffix = file.suffix.lower()
     if suffix == ".parquet":  # binary by nature; its columns map as CSV columns do
         from llmcat.io.tables import read_parquet
 
         rows = ((f"row {n}", str(n), r) for n, r in enumerate(read_parquet(file), 1))
         return _finished(rows, columns, report)
+    text_encoding = (scanned.codec if scanned else None) or check_encoding(file, encoding)
+    if suffix == ".json":
+        return _finished(_read_json(file, text_encoding), columns, report)
+    if suffix in (".csv", ".tsv"):
+        delimiter = "\t" if suffix == ".tsv" else ","
+        located = _read_csv(file, delimiter=delimiter, encoding=text_encoding, columns=columns)
+        return _finished(located, columns, report)
+    return _finished(_read_jsonl(file, text_encoding), columns, report)
+
+
+def _readable(file: Path) -> Path:
+    """``file`` if it is an input llmcat reads: it exists, is a file of a known kind and, when
+    a text format, is not binary; else the ConfigError that says what is wrong."""
+    if not file.exists():
+        raise ConfigError(f"input file {file} does not exist")
+    if file.is_dir():
+        raise ConfigError(f"input {file} is a folder; give a .jsonl, .json, .csv or .parquet file")
+    suffix = file.suffix.lower()
+    if suffix == ".parquet":
+        return file
     if suffix not in (".jsonl", ".ndjson", ".json", ".csv", ".tsv"):
         raise ConfigError(f"cannot read {file}: use .jsonl, .json, .csv or .parquet")
     try:
@@ -216,14 +235,60 @@ def read_records(
         raise ConfigError(f"cannot read input file {file}: {exc.strerror or exc}") from None
     if b"\0" in head:
         raise ConfigError(f"input file {file} is binary, not {suffix} text")
-    text_encoding = check_encoding(file, encoding)
-    if suffix == ".json":
-        return _finished(_read_json(file, text_encoding), columns, report)
-    if suffix in (".csv", ".tsv"):
-        delimiter = "\t" if suffix == ".tsv" else ","
-        located = _read_csv(file, delimiter=delimiter, encoding=text_encoding, columns=columns)
-        return _finished(located, columns, report)
-    return _finished(_read_jsonl(file, text_encoding), columns, report)
+    return file
+
+
+@dataclass(frozen=True)
+class InputScan:
+    """What one pass over an input file found before a batch starts: the codec it decodes with
+    (None: standard input, read as it comes), how many records it holds (None: not known
+    cheaply), and the messages of the CSV rows the parser cannot read."""
+
+    codec: str | None
+    records: int | None
+    unreadable: tuple[str, ...] = ()
+
+
+#: ASCII whitespace, as ``bytes.strip`` strips it: a blank JSONL line holds only these
+_BLANK = " \t\n\r\x0b\x0c"
+
+
+def scan_input(
+    path: str | Path, *, encoding: str = "utf-8", columns: Columns | None = None
+) -> InputScan:
+    """Check, decode and count an input in one pass, before anything is written: the file is
+    readable, decodes whole in ``encoding`` (ConfigError with the byte offset where it does
+    not), a CSV has its title column, and its unreadable rows are listed. ``read_records``
+    then reads it once more, without checking again (``scanned=``)."""
+    if str(path) == STDIO:
+        return InputScan(None, None)
+    file = _readable(Path(path))
+    suffix = file.suffix.lower()
+    if suffix == ".parquet":
+        try:
+            from llmcat.io.tables import need
+
+            count = int(need("pyarrow.parquet").ParquetFile(file).metadata.num_rows)
+        except Exception:  # the reader says what is wrong with the file
+            return InputScan(None, None)
+        return InputScan(None, count)
+    codec = _codec(encoding)
+    try:
+        if suffix in (".csv", ".tsv"):
+            delimiter = "\t" if suffix == ".tsv" else ","
+            located = _read_csv(file, delimiter=delimiter, encoding=codec, columns=columns)
+            rows, bad = 0, []
+            for _, _, record in located:
+                rows += 1
+                if isinstance(record, InputError):
+                    bad.append(str(record))
+            return InputScan(codec, rows, tuple(bad))
+        with file.open(encoding=codec, newline="\n") as handle:
+            lines = sum(1 for line in handle if line.strip(_BLANK))
+        return InputScan(codec, None if suffix == ".json" else lines)
+    except UnicodeDecodeError:
+        check_encoding(file, encoding)  # raises the ConfigError that names the byte
+        raise
 
 
 def count_records(path: str | Path, *, encoding: str = "utf-8") -> int | None:
@@ -288,16 +353,24 @@ def _finished(
         yield record
 
 
+def _codec(encoding: str) -> str:
+    """The codec for ``encoding``: UTF-8 drops a byte-order mark; an unknown name is a
+    ConfigError."""
+    import codecs
+
+    try:
+        return "utf-8-sig" if codecs.lookup(encoding).name == "utf-8" else encoding
+    except LookupError:
+        raise ConfigError(f"unknown encoding {encoding!r} (e.g. utf-8, latin-1, cp1252)") from None
+
+
 def check_encoding(file: Path, encoding: str) -> str:
     """The codec to read ``file`` with, after checking that the whole file decodes with it:
     text is never decoded silently into replacement characters. UTF-8 drops a byte-order
     mark."""
     import codecs
 
-    try:
-        codec = "utf-8-sig" if codecs.lookup(encoding).name == "utf-8" else encoding
-    except LookupError:
-        raise ConfigError(f"unknown encoding {encoding!r} (e.g. utf-8, latin-1, cp1252)") from None
+    codec = _codec(encoding)
     decoder = codecs.getincrementaldecoder(codec)("strict")
     offset = 0  # bytes of the file before the current buffer
     with file.open("rb") as handle:
@@ -481,21 +554,3 @@ def _csv_rows(file: Path, columns: list[str], delimiter: str, encoding: str) -> 
                 k: v for k, v in zip(columns, values, strict=False) if k and v not in (None, "")
             }
             yield f"row {row} (line {first})", str(row), record
-
-
-def unreadable_csv_rows(
-    path: str | Path, *, encoding: str = "utf-8", title_column: str | None = None
-) -> tuple[int, list[str]]:
-    """Rows of a CSV/TSV file and the messages of those the parser cannot read: a file is
-    checked whole before a batch writes anything (``--skip-bad-rows`` lets it run anyway)."""
-    file = Path(path)
-    delimiter = "\t" if file.suffix.lower() == ".tsv" else ","
-    rows, bad = 0, []
-    codec = check_encoding(file, encoding)
-    columns = Columns({"title": title_column}) if title_column else None
-    located = _read_csv(file, delimiter=delimiter, encoding=codec, columns=columns)
-    for _, _, record in located:
-        rows += 1
-        if isinstance(record, InputError):
-            bad.append(str(record))
-    return rows, bad
