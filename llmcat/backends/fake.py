@@ -21,6 +21,8 @@ from llmcat.backends.base import Backend
 from llmcat.llm.completions import ChoiceConstraint, Completion, CompletionRequest, JsonConstraint
 
 if TYPE_CHECKING:
+    from pydantic import JsonValue
+
     from llmcat.config.settings import Settings
 
 Responder = Callable[[CompletionRequest], "str | Completion"]
@@ -102,11 +104,13 @@ def _default_answer(request: CompletionRequest) -> str:
     return "ok"
 
 
-def _minimal_instance(schema: dict[str, Any]) -> Any:
+def _minimal_instance(schema: dict[str, Any]) -> JsonValue:
     """The smallest value that validates against a simple JSON schema."""
+    # Any: a schema is walked by key; what each key holds is the schema's to say, not mypy's.
     kind = schema.get("type")
     if "enum" in schema:
-        return schema["enum"][0]
+        first: JsonValue = schema["enum"][0]
+        return first
     if kind == "object":
         props = schema.get("properties", {})
         return {

@@ -12,10 +12,13 @@ import contextlib
 import logging
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from llmcat.errors import ConfigError
 from llmcat.llm.completions import Completion
+
+if TYPE_CHECKING:
+    import diskcache
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +32,7 @@ class ResponseCache:
         import diskcache
 
         self.directory = directory
-        self._cache: Any = None
+        self._cache: diskcache.Cache | None = None
         try:
             directory.mkdir(parents=True, exist_ok=True)
         except OSError as exc:

@@ -43,7 +43,9 @@ def _log_retry(retry_state: tenacity.RetryCallState) -> None:
 class _RetryAfterOrBackoff(tenacity.wait.wait_base):
     """The server's Retry-After when it sent one (capped), else exponential backoff."""
 
-    def __init__(self, options: RetryOptions, retry_after: Callable[[BaseException], Any]) -> None:
+    def __init__(
+        self, options: RetryOptions, retry_after: Callable[[BaseException], float | None]
+    ) -> None:
         self.cap = options.max_retry_after
         self.retry_after = retry_after
         self.backoff = tenacity.wait_random_exponential(
@@ -66,9 +68,12 @@ def _is_retryable(error: BaseException) -> bool:
 
 def retry_policy(
     options: RetryOptions,
-    retry_after: Callable[[BaseException], Any] = lambda e: getattr(e, "retry_after", None),
+    retry_after: Callable[[BaseException], float | None] = lambda e: getattr(
+        e, "retry_after", None
+    ),
 ) -> dict[str, Any]:
     """tenacity keyword arguments for ``options``: only retryable BackendErrors are retried."""
+    # Any: the values are tenacity's own strategies, unpacked into its typed AsyncRetrying.
     return {
         "stop": tenacity.stop_after_attempt(options.attempts),
         "wait": _RetryAfterOrBackoff(options, retry_after),

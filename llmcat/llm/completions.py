@@ -36,6 +36,7 @@ class JsonConstraint(BaseModel):
 
     kind: Literal["json"] = "json"
     name: str = "output"
+    # Any: a JSON schema as the caller wrote it; validating it as JsonValue would copy every node
     json_schema: dict[str, Any]
 
 
@@ -65,10 +66,10 @@ class CompletionRequest(BaseModel):
         description="Images shown with the last user message: http(s) URLs or data URIs.",
     )
 
-    def wire_messages(self) -> list[dict[str, Any]]:
+    def wire_messages(self) -> list[dict[str, object]]:
         """The messages in the OpenAI chat format; images become ``image_url`` content parts
         after the text of the last user message."""
-        out: list[dict[str, Any]] = [m.model_dump() for m in self.messages]
+        out: list[dict[str, object]] = [m.model_dump() for m in self.messages]
         if self.images:
             last = max(i for i, m in enumerate(self.messages) if m.role == "user")
             out[last]["content"] = [
@@ -80,7 +81,7 @@ class CompletionRequest(BaseModel):
     def cache_key(self, backend: str, model: str) -> str:
         """A digest of exactly what changes the output (never timeouts or retry settings); an
         image counts by the digest of its URL or data URI (so by its content when inlined)."""
-        payload: dict[str, Any] = {
+        payload: dict[str, object] = {
             "backend": backend,
             "model": model,
             "messages": [m.model_dump() for m in self.messages],

@@ -38,7 +38,7 @@ class Engine:
         *,
         backend: Backend | str | None = None,
         settings: Settings | None = None,
-        overrides: Mapping[str, Any] | None = None,
+        overrides: Mapping[str, object] | None = None,
     ) -> None:
         base = settings or Settings()
         given = {k: v for k, v in (overrides or {}).items() if v is not None}
@@ -179,6 +179,7 @@ def split_overrides(
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """A worker's keyword arguments split into (``Settings`` fields, ``options`` fields);
     ConfigError for a name that is neither, listing both."""
+    # Any: the values are unpacked into Settings and the options models, which validate them.
     settings_names, option_names = set(Settings.model_fields), set(field_names(options))
     unknown = sorted(set(overrides) - settings_names - option_names)
     if unknown:

@@ -16,7 +16,6 @@ import hashlib
 from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
 
 import jinja2
 from jinja2 import meta
@@ -95,7 +94,7 @@ class PromptTemplate:
         if lacking:
             raise ConfigError(f"prompt template {name!r} lacks block(s): {', '.join(lacking)}")
 
-    def render(self, variables: Mapping[str, Any]) -> list[Message]:
+    def render(self, variables: Mapping[str, object]) -> list[Message]:
         """The chat messages, one per non-empty role block, in role order."""
         context = self._template.new_context(dict(variables))
         messages = []

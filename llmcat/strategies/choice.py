@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import ClassVar, Literal, TypedDict
 
 from llmcat.confidence.distributions import contextual_calibrate
 from llmcat.config.options import ClassifyOptions
@@ -33,8 +33,14 @@ from llmcat.strategies.base import Strategy, StrategyContext
 from llmcat.taxonomy.tree import Category
 from llmcat.types import Product, Usage
 
-#: One labelled example as a template sees it: ``product`` and ``category`` (its path).
-Shot = dict[str, Any]
+
+class Shot(TypedDict):
+    """One labelled example as a template sees it."""
+
+    product: Product
+    category: str  # its path
+
+
 #: Finds the examples a product's prompt shows.
 FewShot = Callable[[Product], Awaitable[list[Shot]]]
 

@@ -21,11 +21,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from llmcat.confidence.calibration import REVIEW_TARGET, TemperatureScaling
 from llmcat.confidence.trust import NEUTRAL, TrustFit, neutral
 from llmcat.config.options import ClassifyOptions
+
+if TYPE_CHECKING:
+    from pydantic import JsonValue
 
 #: ``auto`` uses ``flat`` up to this many leaves.
 FLAT_AUTO_LIMIT = 50
@@ -150,7 +153,7 @@ class Plan:
             return f"examples (fitted at first use; starting from{named or ' neutral'}: {weights})"
         return f"{self.trust_source}{named}: {weights}"
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> dict[str, JsonValue]:
         """JSON-ready: for eval manifests and ``--explain --output``."""
         return {
             "strategy": self.strategy,
