@@ -51,6 +51,22 @@ class Outcome:
     review_threshold: float | None = None
 
 
+@dataclass(frozen=True)
+class RunObservation:
+    """What ``StrategyContext.observe`` read from a sample of the run's products, once."""
+
+    #: the vectors of the sampled products
+    vectors: tuple[Vector, ...]
+    #: the same vectors by product text: a sampled product is not embedded again when its turn
+    #: comes (a run of up to 256 products is embedded once, not twice)
+    by_text: Mapping[str, Vector]
+    #: the embedding's distribution over each sampled product's ``SPREAD_K`` nearest categories
+    #: (empty when no product had a measurable spread)
+    distributions: tuple[tuple[float, ...], ...]
+    #: the mean embedding spread of the sampled products; None when none had one
+    spread: float | None
+
+
 class StrategyContext:
     """What a strategy may use: the taxonomy, the options, the engine (model calls) and the
     embeddings of the taxonomy (built on first use, cached on disk)."""
@@ -81,18 +97,9 @@ class StrategyContext:
         self._embedder = with_lexical(embedder, options.lexical_weight) if embedder else None
         self._batching: BatchingEmbedder | None = None
         self._index: CategoryIndex | None = None
-        #: the mean embedding spread of the run's products (``observe``); None until observed
-        self.run_spread: float | None = None
-        #: the embedding's distribution over each sampled product's nearest categories
-        self.run_distributions: list[list[float]] = []
+        #: what ``observe`` read from the run, once per context; None until then
+        self.run: RunObservation | None = None
         self._run_trust: tuple[TrustFit, TrustFit] | None = None
-        #: the vectors of the products ``observe`` sampled from the run
-        self.run_vectors: list[Vector] = []
-        #: the same vectors by product text: a sampled product is not embedded again when its
-        #: turn comes (a run of up to 256 products is embedded once, not twice)
-        self._sampled: dict[str, Vector] = {}
-        #: whether ``observe`` has read the run (once per context)
-        self.observed = False
 
     def embedder(self) -> Embedder:
         """The embedder (the caller's, else by ``options.embedding_model``), created on first use."""
@@ -176,7 +183,7 @@ class StrategyContext:
     async def embed_product(self, product: Product) -> Vector:
         """The product's vector (batched with concurrent items; a sampled one as observed)."""
         text = product_text(product)
-        sampled = self._sampled.get(text)
+        sampled = self.run.by_text.get(text) if self.run is not None else None
         if sampled is not None:
             return sampled
         vector: Vector = (await self.product_embedder().embed([text]))[0]
@@ -195,12 +202,17 @@ class StrategyContext:
         """How far apart the product's nearest categories lie (``distributions.spread``)."""
         return spread(await self.nearest_distribution(await self.embed_product(product)))
 
-    async def observe(self, products: Sequence[Product]) -> None:
+    @property
+    def observed(self) -> bool:
+        """Whether ``observe`` has read the run."""
+        return self.run is not None
+
+    async def observe(self, products: Sequence[Product]) -> RunObservation | None:
         """Read the run from a sample of its products, once (their vectors, the run's spread,
         and the distributions its accuracy is estimated from): later samples change nothing,
         so every item of a run, and every call after it, is scaled alike."""
-        if self.observed or not products:
-            return
+        if self.run is not None or not products:
+            return self.run
         # Before the first result, and seconds to minutes on a CPU: shown, never silent
         label = f"estimating the run's accuracy: embedding {len(products)} of its products"
         bar = Progress(len(products), label=label, enabled=self.engine.settings.progress)
@@ -215,15 +227,18 @@ class StrategyContext:
             found = [await self.nearest_distribution(v) for v in vectors]
         finally:
             bar.close()
-        if self.observed:  # a concurrent call read it first
-            return
-        self.observed = True
-        self.run_vectors = list(vectors)
-        self._sampled = {product_text(p): v for p, v in zip(products, vectors, strict=True)}
+        if self.run is not None:  # a concurrent call read it first
+            return self.run
         spreads = [s for d in found if (s := spread(d)) is not None]
-        if spreads:
-            self.run_spread = sum(spreads) / len(spreads)
-            self.run_distributions = [list(d.values()) for d in found if len(d) == SPREAD_K]
+        self.run = RunObservation(
+            vectors=tuple(vectors),
+            by_text={product_text(p): v for p, v in zip(products, vectors, strict=True)},
+            distributions=tuple(tuple(d.values()) for d in found if len(d) == SPREAD_K)
+            if spreads
+            else (),
+            spread=sum(spreads) / len(spreads) if spreads else None,
+        )
+        return self.run
 
     def trust_for_run(self, fit: TrustFit, own: Mapping[str, float]) -> TrustFit:
         """``fit`` for this run: at its estimated accuracy when the fit can estimate one from
@@ -232,11 +247,13 @@ class StrategyContext:
         distribution ``own``."""
         if self._run_trust is not None and self._run_trust[0] is fit:
             return self._run_trust[1]
-        at_run = fit.at_run(self.run_distributions)
+        run = self.run
+        at_run = fit.at_run(run.distributions if run is not None else ())
         if at_run is not fit:
             self._run_trust = (fit, at_run)
             return at_run
-        return fit.at_spread(self.run_spread if self.run_spread is not None else spread(own))
+        run_spread = run.spread if run is not None else None
+        return fit.at_spread(run_spread if run_spread is not None else spread(own))
 
     def built_indexes(self) -> dict[str, Matrix]:
         """The embedding matrices built so far (``categories``, ``examples``), for other

@@ -29,7 +29,7 @@ from llmcat.llm.completions import (
 from llmcat.llm.engine import Engine
 from llmcat.llm.labels import match_label
 from llmcat.llm.prompts import PromptTemplate
-from llmcat.strategies.base import Strategy, StrategyContext
+from llmcat.strategies.base import Outcome, Strategy, StrategyContext
 from llmcat.taxonomy.tree import Category
 from llmcat.types import Product, Usage
 
@@ -75,6 +75,10 @@ class Choice:
     usage: Usage
     cached: bool
     model: str
+
+    def outcome(self) -> Outcome:
+        """This choice as a strategy's outcome."""
+        return Outcome(self.category, self.distribution, self.usage, self.cached, self.model)
 
 
 class ConstrainedChoice:

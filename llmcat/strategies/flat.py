@@ -25,6 +25,4 @@ class Flat(ChoiceStrategy):
 
     async def run(self, product: Product) -> Outcome:
         choice = await self.chooser.choose(product, self.context.leaves)
-        return Outcome(
-            choice.category, choice.distribution, choice.usage, choice.cached, choice.model
-        )
+        return choice.outcome()

@@ -16,6 +16,7 @@ LLM), once per set of examples, model and template (cached).
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 from llmcat.confidence.distributions import similarity_distribution
 from llmcat.confidence.trust import TrustFit, neutral
@@ -60,9 +61,7 @@ class Shortlist(ChoiceStrategy):
         context = self.context
         nearest = await context.nearest_leaves(product, context.options.shortlist_k)
         choice = await self.chooser.choose(product, [context.taxonomy.get(c) for c, _ in nearest])
-        return Outcome(
-            choice.category, choice.distribution, choice.usage, choice.cached, choice.model
-        )
+        return choice.outcome()
 
 
 class FusedShortlist(Shortlist):
@@ -91,9 +90,7 @@ class FusedShortlist(Shortlist):
         if not plan.asks_llm:
             return self._fused(experts, trust)
         choice = await self.chooser.choose(product, [context.taxonomy.get(c) for c, _ in nearest])
-        outcome = Outcome(
-            choice.category, choice.distribution, choice.usage, choice.cached, choice.model
-        )
+        outcome = choice.outcome()
         return self._fused({"llm": answer_distribution(choice), **experts}, trust, outcome)
 
     async def _with_examples(
@@ -104,9 +101,7 @@ class FusedShortlist(Shortlist):
         if trust.weights.get("llm", 1.0) == 0.0:
             return self._fused(dict(opinions), trust)
         choice = await self.chooser.choose(product, [self.context.taxonomy.get(i) for i in ids])
-        outcome = Outcome(
-            choice.category, choice.distribution, choice.usage, choice.cached, choice.model
-        )
+        outcome = choice.outcome()
         return self._fused({**opinions, "llm": answer_distribution(choice)}, trust, outcome)
 
     def _fused(
@@ -114,17 +109,19 @@ class FusedShortlist(Shortlist):
     ) -> Outcome:
         context = self.context
         fused = trust.fuse(experts)
+        category = context.taxonomy.get(max(fused, key=fused.__getitem__))
         if outcome is None:  # the model was not asked
             outcome = Outcome(
-                category=context.taxonomy.get(max(fused, key=fused.__getitem__)),
-                usage=Usage(),
-                cached=False,
-                model=context.engine.backend.model,
+                category=category, usage=Usage(), cached=False, model=context.engine.backend.model
             )
-        outcome.distribution, outcome.experts, outcome.trust = fused, experts, trust.describe()
-        outcome.review_threshold = trust.review_threshold
-        outcome.category = context.taxonomy.get(max(fused, key=fused.__getitem__))
-        return outcome
+        return replace(
+            outcome,
+            category=category,
+            distribution=fused,
+            experts=experts,
+            trust=trust.describe(),
+            review_threshold=trust.review_threshold,
+        )
 
     async def _fit_example_trust(self) -> TrustFit | None:
         """The weights with examples: the plan's, or with its source ``examples`` fitted on
@@ -176,7 +173,8 @@ class FusedShortlist(Shortlist):
         category nobody labelled; when most of the run's products (estimated on the sample
         ``observe`` took) are of a category with an example, the fit would weigh the experts
         for the wrong case (docs/benchmarks.md, "One example per category")."""
-        sample = self.context.run_vectors
+        run = self.context.run
+        sample = run.vectors if run is not None else ()
         if not experts.all_alone() or not sample:
             return False
         share = await experts.share_with_examples(sample)

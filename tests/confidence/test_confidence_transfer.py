@@ -131,7 +131,8 @@ def test_a_catalogue_estimated_harder_than_the_fit_gets_lower_confidence() -> No
     scaled = Classifier(TAX, backend=FakeBackend(), strategy="shortlist", trust=easier, **COMMON)
     results = scaled.classify_many(products)
     assert [r.path for r in results] == [r.path for r in as_fitted]
-    assert len(scaled.context.run_distributions) == len(products)
+    assert scaled.context.run is not None
+    assert len(scaled.context.run.distributions) == len(products)
     assert all("the run's accuracy estimated at 0.00" in r.trust for r in results)
     pairs = [(s.confidence, f.confidence) for s, f in zip(results, as_fitted, strict=True)]
     assert all(s is not None and f is not None and s < f for s, f in pairs)
@@ -167,7 +168,8 @@ def test_a_bunched_catalogue_gets_lower_confidence_than_a_spread_one() -> None:
     scaled = Classifier(TAX, backend=FakeBackend(), strategy="shortlist", trust=easier, **COMMON)
     results = scaled.classify_many(products)
     assert [r.path for r in results] == [r.path for r in as_fitted]
-    assert scaled.context.run_spread == pytest.approx(typical)
+    assert scaled.context.run is not None
+    assert scaled.context.run.spread == pytest.approx(typical)
     assert all(r.trust.endswith("(at the run's spread, 0.50x the fit's)") for r in results)
     pairs = [(s.confidence, f.confidence) for s, f in zip(results, as_fitted, strict=True)]
     unsure = [(s, f) for s, f in pairs if s is not None and f is not None and f < 0.999]
@@ -180,14 +182,15 @@ def test_the_run_spread_is_estimated_once_and_single_calls_use_their_own() -> No
     fit = TrustFit(weights={"embedding": 1.0, "llm": 0.0}, spread=1.0, name="f")
     clf = Classifier(TAX, backend=FakeBackend(), strategy="shortlist", trust=fit, **COMMON)
     alone = clf.classify(products[0])
-    assert clf.context.run_spread is None and "at the run's spread" in alone.trust
+    assert clf.context.run is None and "at the run's spread" in alone.trust
     clf.classify_many(products[:6])
-    first = clf.context.run_spread
+    first = clf.context.run
     clf.classify_many(products[6:])
-    assert first is not None and clf.context.run_spread == first
+    assert first is not None and first.spread is not None and clf.context.run is first
     streamed = Classifier(TAX, backend=FakeBackend(), strategy="shortlist", trust=fit, **COMMON)
     from_generator = streamed.classify_many(p for p in products[:6])
-    assert streamed.context.run_spread == pytest.approx(first)
+    assert streamed.context.run is not None
+    assert streamed.context.run.spread == pytest.approx(first.spread)
     assert len(from_generator) == 6  # the sample taken from a generator is not lost
 
 
@@ -199,10 +202,10 @@ def test_a_run_is_read_once_even_where_no_spread_can_be_measured() -> None:
     clf = Classifier(small, backend=FakeBackend(), strategy="shortlist", trust=fit, **COMMON)
     products = [f"Dept {i % 5} item" for i in range(12)]
     clf.classify_many(products[:6])
-    first = clf.context.run_vectors
-    assert clf.context.observed and len(first) == 6 and clf.context.run_spread is None
+    first = clf.context.run
+    assert first is not None and len(first.vectors) == 6 and first.spread is None
     clf.classify_many(products[6:])
-    assert clf.context.run_vectors is first
+    assert clf.context.run is first
 
 
 def test_the_review_threshold_comes_from_the_fit_unless_the_caller_sets_one() -> None:
