@@ -20,7 +20,8 @@ from collections.abc import (
     Iterable,
     Sequence,
 )
-from typing import Any, Protocol, TypeVar
+from dataclasses import dataclass
+from typing import Any, Generic, Protocol, TypeVar
 
 from pydantic import BaseModel
 
@@ -137,6 +138,16 @@ def _observe(task: asyncio.Task[object]) -> None:
         task.exception()
 
 
+@dataclass(frozen=True)
+class Done(Generic[R_co]):
+    """One item's result beside the item it answers and the item's position in the input: a
+    caller that writes the input beside the answer needs no copy of what the runner took."""
+
+    index: int
+    item: Item
+    result: R_co
+
+
 class ItemRunner:
     """Runs a ``Job`` over items with the engine's concurrency; see the module docstring."""
 
@@ -193,10 +204,28 @@ class ItemRunner:
         start: int = 0,
         total: int | None = None,
     ) -> AsyncIterator[R]:
-        """One result per item, in input order, with bounded concurrency; ``items`` is read
-        lazily and the first has position ``start`` (ids default to positions). ``progress``: a
-        bar on stderr (default: the setting, else when it is a tty); ``total``: the items to
-        come, for the bar, when ``items`` is a stream (a list's length is known)."""
+        """``stream_done``'s results alone."""
+        done = self.stream_done(
+            items, job, label=label, progress=progress, start=start, total=total
+        )
+        async for one in done:
+            yield one.result
+
+    async def stream_done(
+        self,
+        items: Iterable[Item],
+        job: Job[R],
+        *,
+        label: str,
+        progress: bool | None = None,
+        start: int = 0,
+        total: int | None = None,
+    ) -> AsyncIterator[Done[R]]:
+        """One result per item, in input order, each beside its item and position, with bounded
+        concurrency; ``items`` is read lazily and the first has position ``start`` (ids default
+        to positions). ``progress``: a bar on stderr (default: the setting, else when it is a
+        tty); ``total``: the items to come, for the bar, when ``items`` is a stream (a list's
+        length is known)."""
         await self.engine.prepare()  # a wrong setup fails here, before any item
         if isinstance(items, Sequence):
             total = len(items)
@@ -204,17 +233,17 @@ class ItemRunner:
         bar = Progress(total, label=label, enabled=enabled)
         started = time.monotonic()
 
-        async def one(item: Item, index: int) -> R:
-            return await self.one(item, job, index)
+        async def one(item: Item, index: int) -> Done[R]:
+            return Done(index, item, await self.one(item, job, index))
 
         try:
             results = map_ordered(one, items, concurrency=self.concurrency, start=start)
-            async for result in results:
+            async for done in results:
                 bar.update(
-                    error=getattr(result, "error", None) is not None,
-                    cached=bool(getattr(result, "cached", False)),
+                    error=getattr(done.result, "error", None) is not None,
+                    cached=bool(getattr(done.result, "cached", False)),
                 )
-                yield result
+                yield done
         finally:
             bar.close()
             seconds = time.monotonic() - started

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from llmcat import strategies
 from llmcat.backends import Backend
-from llmcat.batch.runner import ItemRunner, Worker, error_record
+from llmcat.batch.runner import Done, ItemRunner, Worker, error_record
 from llmcat.confidence.calibration import TemperatureScaling
 from llmcat.confidence.trust import TrustFit, shipped_fit
 from llmcat.config.options import CalibrationChoice, ClassifyOptions, with_overrides
@@ -237,8 +237,21 @@ class Classifier(Worker):
         """One Classification per input, in input order, with bounded concurrency. ``start``:
         the position of the first product (ids default to positions), for a resumed batch;
         ``total``: how many products a stream holds, for the progress bar."""
+        async for done in self.aiter_done(products, progress=progress, start=start, total=total):
+            yield done.result
+
+    async def aiter_done(
+        self,
+        products: Iterable[Item],
+        *,
+        progress: bool | None = None,
+        start: int = 0,
+        total: int | None = None,
+    ) -> AsyncIterator[Done[Classification]]:
+        """``aiter_classify``, each Classification beside the input it answers and its
+        position (what a writer of both needs)."""
         products = await self._observed(products)
-        async for result in self._runner.stream(
+        async for done in self._runner.stream_done(
             products,
             self,
             label=f"classify ({self.strategy})",
@@ -246,7 +259,7 @@ class Classifier(Worker):
             start=start,
             total=total,
         ):
-            yield result
+            yield done
 
     async def aclassify_many(
         self, products: Iterable[Item], *, progress: bool | None = None

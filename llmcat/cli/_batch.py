@@ -10,13 +10,13 @@ import os
 import signal
 import sys
 import threading
-from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from types import FrameType
 
 from pydantic import BaseModel
 
+from llmcat.batch.runner import Done
 from llmcat.classify.classifier import Classifier
 from llmcat.cli._common import (
     settings_from,
@@ -194,17 +194,7 @@ async def run_batch(
     review_out: Path | None = getattr(args, "review_out", None)
     if review_out is not None:
         check_writable(review_out)
-    # The items the runner has taken, oldest first: results come back in the same order, so the
-    # product of each result is at the front when it arrives (for the review file).
-    taken: deque[Item] = deque()
-
-    def tracked() -> Iterator[Item]:
-        for item in source:
-            if review_out is not None or writer is not None:
-                taken.append(item)
-            yield item
-
-    items = tracked()
+    items = source
     progress = False if (args.progress is False or single is not None) else None
     worker = make_worker(settings)
     count = errors = to_review = flagged = 0
@@ -224,21 +214,20 @@ async def run_batch(
             kept = writer.completed()
             check = checked_inputs(writer.kept_inputs(), writer, review_kept(reviewer))
             start = skip_kept(items, kept, worker_identity(worker), writer, check)
-            taken.clear()
         if writer is not None:
             writer.record_run(run_identity)
             if start:
                 print(f"llmcat: resuming after {start} complete records", file=sys.stderr)
         counted = scan.records if scan is not None else None
         total = None if counted is None else max(counted - start, 0)
-        results: AsyncIterator[Classification | Description] = (
-            worker.aiter_classify(items, progress=progress, start=start, total=total)
-            if isinstance(worker, Classifier)
-            else worker.aiter_describe(items, progress=progress, start=start, total=total)
+        # each result beside the input it answers (the output's digests, the review file)
+        results: AsyncIterator[Done[Classification] | Done[Description]] = worker.aiter_done(
+            items, progress=progress, start=start, total=total
         )
         as_json = args.json or args.input is not None or to_stdout
         headed = False
-        async for result in results:
+        async for done in results:
+            result, item = done.result, done.item
             count += 1
             failed = result.error is not None
             errors += failed
@@ -250,7 +239,6 @@ async def run_batch(
             seen.add(result.product_id)
             if failed and errors <= ERROR_LINES_SHOWN:  # the record itself goes with the rest
                 print(f"llmcat: {human(result)}", file=sys.stderr)
-            item = taken.popleft() if taken else None
             if writer is not None:
                 writer.write(result, digest_of(item), _beside(item, result))
             elif args.dry_run or args.batch_export:
@@ -270,7 +258,7 @@ async def run_batch(
                 and item is not None
                 and not isinstance(item, InputError)
             ):
-                reviewer.add(coerce_product(item, start + count - 1), result)
+                reviewer.add(coerce_product(item, done.index), result)
         if writer is not None:
             writer.commit()
         if reviewer is not None:

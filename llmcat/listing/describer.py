@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from llmcat.backends import Backend
-from llmcat.batch.runner import ItemRunner, Worker, error_record
+from llmcat.batch.runner import Done, ItemRunner, Worker, error_record
 from llmcat.config.options import LANGUAGES, CopyLimits, CopyOptions, with_overrides
 from llmcat.config.overrides import CopyOverrides, DescriberOverrides
 from llmcat.config.settings import Settings
@@ -147,6 +147,21 @@ class Describer(Worker):
         ``total`` as for ``Classifier.aiter_classify``)."""
         job = self.job(**options)
         return self._runner.stream(
+            products, job, label="describe", progress=progress, start=start, total=total
+        )
+
+    def aiter_done(
+        self,
+        products: Iterable[Item],
+        *,
+        progress: bool | None = None,
+        start: int = 0,
+        total: int | None = None,
+        **options: Unpack[CopyOverrides],
+    ) -> AsyncIterator[Done[Description]]:
+        """``aiter_describe``, each Description beside the input it answers and its position."""
+        job = self.job(**options)
+        return self._runner.stream_done(
             products, job, label="describe", progress=progress, start=start, total=total
         )
 
