@@ -14,7 +14,7 @@ from sklearn.pipeline import FunctionTransformer, Pipeline
 from sklearn.utils.estimator_checks import check_estimator
 
 from llmcat import Settings
-from llmcat.embeddings.index import local_embedder_available
+from llmcat.embeddings import local_embedder_available
 from llmcat.integrations.sklearn_estimator import LLMCategoryClassifier
 from tests.conftest import require
 

@@ -13,7 +13,7 @@ from llmcat import Classifier, RetryOptions, Settings
 from llmcat.backends import backend_class, create_backend
 from llmcat.backends.base import Backend
 from llmcat.backends.openai import _servers
-from llmcat.embeddings.index import OpenAIEmbedder
+from llmcat.embeddings import OpenAIEmbedder
 from tests.fake_server import FakeServer, Reply, chat_reply
 
 LABELS = ["Shoes", "Mobile Phones", "Toys"]

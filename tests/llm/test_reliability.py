@@ -349,7 +349,7 @@ def test_a_broken_sentence_transformers_install_says_why(monkeypatch: pytest.Mon
     import builtins
     import importlib.util
 
-    from llmcat.embeddings.index import SentenceTransformerEmbedder
+    from llmcat.embeddings import SentenceTransformerEmbedder
 
     real_import = builtins.__import__
 
