@@ -16,7 +16,7 @@ from llmcat.classify.classifier import Classifier
 from llmcat.confidence.calibration import TemperatureScaling
 from llmcat.config.options import ClassifyOptions, CopyLimits, CopyOptions, RetryOptions
 from llmcat.config.settings import Settings
-from llmcat.embeddings.index import (
+from llmcat.embeddings import (
     Embedder,
     HashingEmbedder,
     LexicalBlend,

@@ -109,7 +109,7 @@ def add_parser(sub: SubParsers) -> None:
 def run(args: argparse.Namespace) -> int:
     """``llmcat map``: every source category, written as classify writes its results."""
     from llmcat.config.settings import default_cache_dir
-    from llmcat.embeddings.index import default_embedder
+    from llmcat.embeddings import default_embedder
     from llmcat.mapping import CategoryMapping, TaxonomyMapper
     from llmcat.mapping.known_pairs import read_pairs, resolve_pairs
 

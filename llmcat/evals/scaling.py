@@ -33,7 +33,7 @@ from pydantic import JsonValue
 
 from llmcat import Backend, Classifier, ConfigError, Product, Settings, Taxonomy
 from llmcat.config.options import ClassifyOptions
-from llmcat.embeddings.index import product_text
+from llmcat.embeddings import product_text
 from llmcat.io.inputs import coerce_product
 from llmcat.io.tables import products_table
 from llmcat.llm.completions import Completion, CompletionRequest

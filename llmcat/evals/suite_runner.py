@@ -20,7 +20,7 @@ from typing import cast
 from llmcat import Backend, Classifier, Describer, Embedder, Settings
 from llmcat.config.options import ClassifyOptions, CopyLimits
 from llmcat.config.overrides import CopyOverrides
-from llmcat.embeddings.index import HashingEmbedder, local_embedder_available
+from llmcat.embeddings import HashingEmbedder, local_embedder_available
 from llmcat.errors import ConfigError
 from llmcat.evals import metrics as M
 from llmcat.evals.paths import CHECKOUT

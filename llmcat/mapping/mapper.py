@@ -64,7 +64,7 @@ class TaxonomyMapper:
         self.source, self.target = source, target
         self.known = resolve_known(known, source, target)
         if embedder is None:
-            from llmcat.embeddings.index import default_embedder
+            from llmcat.embeddings import default_embedder
 
             embedder = default_embedder(base_url=None, embedding_model=None, api_key=None)
         chosen = options or MapOptions()

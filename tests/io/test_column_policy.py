@@ -110,7 +110,7 @@ def test_flipkart_raw_csv_the_cli_and_classify_frame_give_identical_paths(
     """The real export with every column (its gold tree among them), default settings."""
     import pandas as pd
 
-    from llmcat.embeddings.index import local_embedder_available
+    from llmcat.embeddings import local_embedder_available
 
     require(local_embedder_available(), "the default embedder (pip install '.[local]')")
     with (shared_dir / "datasets" / "flipkart_1050.csv").open(encoding="utf-8") as handle:

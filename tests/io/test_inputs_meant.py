@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from llmcat import Classifier, ConfigError, FakeBackend
-from llmcat.backends.openai import fetch_json
+from llmcat.backends.clients import fetch_json
 from llmcat.cli import build_parser, main
 from llmcat.cli.classify import taxonomy_from as _taxonomy
 from llmcat.io.columns import Columns

