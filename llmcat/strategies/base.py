@@ -50,6 +50,14 @@ class Outcome:
     #: the review threshold measured with the weights in force (None: the plan's)
     review_threshold: float | None = None
 
+    @classmethod
+    def unasked(
+        cls, category: Category, distribution: dict[str, float] | None, model: str
+    ) -> Outcome:
+        """An outcome no model call went into (embeddings, learned experts, a muted LLM):
+        nothing spent, nothing from the cache; ``model`` names what answered (the embedder)."""
+        return cls(category, distribution, Usage(), cached=False, model=model)
+
 
 @dataclass(frozen=True)
 class RunObservation:

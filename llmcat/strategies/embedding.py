@@ -6,7 +6,7 @@ from __future__ import annotations
 from llmcat.confidence.distributions import similarity_distribution
 from llmcat.strategies import register
 from llmcat.strategies.base import Outcome, Strategy
-from llmcat.types import Product, Usage
+from llmcat.types import Product
 
 
 @register
@@ -23,10 +23,8 @@ class Embedding(Strategy):
     async def run(self, product: Product) -> Outcome:
         context = self.context
         nearest = await context.nearest_leaves(product, context.options.shortlist_k)
-        return Outcome(
-            category=context.taxonomy.get(nearest[0][0]),
-            distribution=similarity_distribution(nearest, context.embedder().temperature),
-            usage=Usage(),
-            cached=False,
-            model=context.embedder().name,
+        return Outcome.unasked(
+            context.taxonomy.get(nearest[0][0]),
+            similarity_distribution(nearest, context.embedder().temperature),
+            context.embedder().name,
         )

@@ -42,7 +42,7 @@ from llmcat.errors import ConfigError
 from llmcat.learning.logistic import SupervisedHead, choose_c, data_digest
 from llmcat.llm.once import AsyncOnce
 from llmcat.strategies.base import Outcome, Strategy, StrategyContext
-from llmcat.types import Product, Usage
+from llmcat.types import Product
 
 if TYPE_CHECKING:
     from llmcat.embeddings.base import Matrix, Scores, Vector
@@ -224,13 +224,8 @@ class ExampleExperts:
         context = self.context
         top = np.argsort(-row, kind="stable")[:KEPT]
         distribution = {self.ids[i]: float(row[i]) for i in top if row[i] > 0}
-        return Outcome(
-            category=context.taxonomy.get(self.ids[int(top[0])]),
-            distribution=distribution,
-            usage=Usage(),
-            cached=False,
-            model=context.embedder().name,
-        )
+        category = context.taxonomy.get(self.ids[int(top[0])])
+        return Outcome.unasked(category, distribution, context.embedder().name)
 
     def _knn(
         self, queries: Matrix, examples: Scores, sims: Scores, exclude: Sequence[int] | None

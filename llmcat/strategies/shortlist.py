@@ -28,7 +28,7 @@ from llmcat.strategies.choice import Choice, ChoiceStrategy, check_choice_size
 from llmcat.strategies.experts import ExampleExperts, examples_digest, fit_on_examples
 from llmcat.strategies.plan import EXAMPLE_EXPERTS, Plan
 from llmcat.taxonomy.tree import Taxonomy
-from llmcat.types import Product, Usage
+from llmcat.types import Product
 
 log = logging.getLogger("llmcat")
 
@@ -111,9 +111,7 @@ class FusedShortlist(Shortlist):
         fused = trust.fuse(experts)
         category = context.taxonomy.get(max(fused, key=fused.__getitem__))
         if outcome is None:  # the model was not asked
-            outcome = Outcome(
-                category=category, usage=Usage(), cached=False, model=context.engine.backend.model
-            )
+            outcome = Outcome.unasked(category, None, context.engine.backend.model)
         return replace(
             outcome,
             category=category,
