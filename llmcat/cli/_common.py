@@ -7,7 +7,6 @@ import argparse
 import hashlib
 import os
 from pathlib import Path
-from typing import TypeAlias
 
 from llmcat.config.flags import SuggestingParser, add_flags, given
 from llmcat.config.options import validated
@@ -18,10 +17,6 @@ from llmcat.io.inputs import (
     STDIO,
 )
 from llmcat.taxonomy.names import taxonomy_path
-
-#: what ``add_subparsers`` returns (argparse types it by a private class)
-SubParsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
-
 
 #: the Settings flags of the "model" group (the others sit with images, cost and output)
 MODEL_SETTINGS = (

@@ -9,14 +9,13 @@ from pathlib import Path
 from llmcat.classify.classifier import Classifier
 from llmcat.cli._batch import prompt_interrupt, run_batch
 from llmcat.cli._common import (
-    SubParsers,
     add_common_flags,
     described,
     settings_from,
     verbosity,
 )
 from llmcat.cli._ray import run_on_ray
-from llmcat.config.flags import add_flags, given
+from llmcat.config.flags import SubParsers, add_flags, given
 from llmcat.config.options import ClassifyOptions, validated
 from llmcat.config.settings import Settings
 from llmcat.errors import ConfigError

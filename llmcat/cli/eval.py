@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from llmcat.cli._common import (
-    SubParsers,
-)
+from llmcat.config.flags import SubParsers
 
 
 def add_parser(sub: SubParsers) -> None:

@@ -8,13 +8,12 @@ from collections import Counter
 from pathlib import Path
 
 from llmcat.cli._common import (
-    SubParsers,
     described,
     file_digest,
     taxonomy_file,
     verbosity,
 )
-from llmcat.config.flags import add_flags, given
+from llmcat.config.flags import SubParsers, add_flags, given
 from llmcat.config.options import validated
 from llmcat.config.settings import Settings
 from llmcat.errors import ConfigError

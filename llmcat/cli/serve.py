@@ -8,10 +8,10 @@ import sys
 from pathlib import Path
 
 from llmcat.cli._common import (
-    SubParsers,
     described,
     verbosity,
 )
+from llmcat.config.flags import SubParsers
 
 
 def add_parser(sub: SubParsers) -> None:

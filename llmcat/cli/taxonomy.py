@@ -9,11 +9,10 @@ from pathlib import Path
 
 from llmcat.batch.progress import Progress
 from llmcat.cli._common import (
-    SubParsers,
     described,
     verbosity,
 )
-from llmcat.config.flags import add_flags
+from llmcat.config.flags import SubParsers, add_flags
 from llmcat.config.settings import Settings
 from llmcat.errors import ConfigError
 from llmcat.taxonomy.names import OFFICIAL, available, recognise, taxonomy_folders

@@ -19,12 +19,16 @@ import types
 import typing
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Literal, get_args, get_origin
+from typing import Any, Literal, TypeAlias, get_args, get_origin
 
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
 from llmcat.config.options import Flag, Surface
+
+#: what ``ArgumentParser.add_subparsers`` returns, for the ``add_parser(sub)`` of every command
+#: (argparse types it by a private class)
+SubParsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 
 def flagged(model: type[BaseModel], surface: Surface) -> Iterator[tuple[str, FieldInfo, Flag]]:

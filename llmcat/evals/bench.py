@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from llmcat import Classifier, Settings, Taxonomy
-from llmcat.config.flags import add_flags, given
+from llmcat.config.flags import SubParsers, add_flags, given
 from llmcat.config.options import ClassifyOptions
 from llmcat.evals import scaling
 from llmcat.evals.flipkart import load_flipkart
@@ -84,7 +84,7 @@ def run_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parser(sub: SubParsers) -> None:
     p = sub.add_parser("bench", help="items/s and validity of classify_many, cold and cached")
     p.add_argument(
         "--n", type=int, default=100, help="products, stratified over Flipkart's top level"

@@ -18,6 +18,7 @@ from llmcat.confidence.calibration import (
     expected_calibration_error,
     scale_confidence,
 )
+from llmcat.config.flags import SubParsers
 from llmcat.errors import ConfigError
 from llmcat.evals.records import classification_samples, read_run
 
@@ -80,7 +81,7 @@ def run_calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parser(sub: SubParsers) -> None:
     p = sub.add_parser(
         "calibrate", help="fit temperature scaling on a labelled run (for --calibration FILE)"
     )

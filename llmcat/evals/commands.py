@@ -18,11 +18,12 @@ import argparse
 import sys
 from collections.abc import Mapping
 from pathlib import Path
+from typing import cast
 
 from pydantic import JsonValue
 
 from llmcat import Backend
-from llmcat.config.flags import SuggestingParser, add_flags, given
+from llmcat.config.flags import SubParsers, SuggestingParser, add_flags, given
 from llmcat.config.options import ClassifyOptions, validated
 from llmcat.config.settings import Settings
 from llmcat.errors import BackendError, ConfigError, LlmcatError
@@ -79,7 +80,10 @@ def _gate_options(p: argparse.ArgumentParser) -> None:
 
 def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     parser = _Parser(prog=prog, description="llmcat's regression harness")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    # every sub-command's parser is a _Parser; add_parser(sub) only adds to it
+    sub = cast(
+        SubParsers, parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    )
 
     run = sub.add_parser(
         "run", help="run a suite and write run.json, samples.jsonl, summary.md, report.html"
@@ -148,7 +152,10 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     report.add_argument("run", type=Path)
 
     baseline = sub.add_parser("baseline", help="manage baselines")
-    bsub = baseline.add_subparsers(dest="baseline_command", required=True, parser_class=_Parser)
+    bsub = cast(
+        SubParsers,
+        baseline.add_subparsers(dest="baseline_command", required=True, parser_class=_Parser),
+    )
     update = bsub.add_parser("update", help="store a run as the baseline of its suite")
     update.add_argument("run", type=Path)
     update.add_argument(

@@ -22,6 +22,7 @@ import random
 from pathlib import Path
 
 from llmcat import Classification, Classifier, Settings
+from llmcat.config.flags import SubParsers
 from llmcat.errors import ConfigError
 from llmcat.evals import metrics as M
 from llmcat.evals import plots
@@ -166,7 +167,7 @@ def curve_html(table: str, rows: list[CurveRow]) -> str:
     return page_html("llmcat learning curve", view)
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parser(sub: SubParsers) -> None:
     p = sub.add_parser("curve", help="accuracy against labelled examples per category (knn)")
     p.add_argument("--suite", default="flipkart", help="a labelled suite (default flipkart)")
     p.add_argument("--data", type=Path, help="a JSONL or Flipkart-format CSV instead")

@@ -21,6 +21,7 @@ import random
 from collections.abc import Callable
 from pathlib import Path
 
+from llmcat.config.flags import SubParsers
 from llmcat.errors import ConfigError
 from llmcat.evals.suites import load_suite
 from llmcat.taxonomy.tree import PATH_SEPARATOR
@@ -91,7 +92,7 @@ def run_degrade(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parser(sub: SubParsers) -> None:
     p = sub.add_parser(
         "degrade", help="copies of a suite with less to read (title only, 3 words, half the words)"
     )

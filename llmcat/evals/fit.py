@@ -34,6 +34,7 @@ from llmcat.confidence.calibration import (
 )
 from llmcat.confidence.distributions import SPREAD_K, log_linear_pool, spread
 from llmcat.confidence.trust import FitItem, TrustFit, fit_weights, mean_nll, neutral
+from llmcat.config.flags import SubParsers
 from llmcat.errors import ConfigError
 from llmcat.evals.records import (
     ClassificationSample,
@@ -259,7 +260,7 @@ def _fitted(
     return fit
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parser(sub: SubParsers) -> None:
     p = sub.add_parser("fit", help="fit the weights of fused experts on a labelled run")
     p.add_argument("run", type=Path, help="a shortlist run on a labelled suite")
     p.add_argument("--out", type=Path, help="write the fit here (JSON)")

@@ -30,6 +30,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from llmcat import Taxonomy
+from llmcat.config.flags import SubParsers
 from llmcat.config.settings import default_cache_dir
 from llmcat.embeddings import default_embedder
 from llmcat.evals import metrics as M
@@ -459,7 +460,7 @@ def map_report(
     return page_html(f"llmcat map eval: {suite.name}", view)
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parser(sub: SubParsers) -> None:
     p = sub.add_parser("map", help="judge llmcat map against a published mapping")
     r = sub.add_parser(
         "map-release", help="a simulated new release of the source mapped with the old pairs"

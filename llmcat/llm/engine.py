@@ -11,11 +11,9 @@ from pydantic import BaseModel
 
 from llmcat.backends import Backend, create_backend
 from llmcat.backends.batchfile import (
-    RELAY_SLOT,
     BatchExportBackend,
     BatchImportBackend,
     RelayBackend,
-    custom_id,
 )
 from llmcat.backends.dryrun import DryRunBackend, DryRunTally
 from llmcat.config.options import field_names, validated
@@ -193,4 +191,4 @@ def split_overrides(
     return connection, chosen
 
 
-__all__ = ["RELAY_SLOT", "Engine", "custom_id", "split_overrides", "wrapped"]
+__all__ = ["Engine", "split_overrides", "wrapped"]
