@@ -111,6 +111,7 @@ def run(args: argparse.Namespace) -> int:
     from llmcat.embeddings import default_embedder
     from llmcat.mapping import CategoryMapping, TaxonomyMapper
     from llmcat.mapping.known_pairs import read_pairs, resolve_pairs
+    from llmcat.mapping.results import kept_rows
 
     to_stdout = str(args.output) == STDIO
     if args.resume and to_stdout:
@@ -174,32 +175,14 @@ def run(args: argparse.Namespace) -> int:
                 "trust": file_digest(args.trust) if args.trust is not None else None,
             }
             writer.check_run(identity)
-            order = [c.id for c in source]
-            digests = writer.kept_inputs()
-            for n, record in enumerate(writer.completed()):
-                try:
-                    row = CategoryMapping.model_validate(record)
-                except ValueError as exc:  # pydantic's ValidationError is a ValueError
-                    raise ConfigError(
-                        f"{writer.partial} row {n + 1} is not a mapping row ({exc.__class__.__name__}); "
-                        "run without --resume"
-                    ) from None
-                if (
-                    n >= len(order)
-                    or row.source_id != order[n]
-                    or digests[n] != digest_of(row.source_id)
-                ):
-                    raise ConfigError(
-                        f"{writer.partial} row {n + 1} is {row.source_id!r}, not the source's "
-                        f"category {n + 1}; it was made from another taxonomy - run without --resume"
-                    )
-                if row.target_id is not None and row.target_id not in target:
-                    raise ConfigError(
-                        f"{writer.partial} row {n + 1} maps to {row.target_id!r}, which "
-                        f"{args.target} does not have: it was made for another target - run "
-                        "without --resume"
-                    )
-                fixed[row.source_id] = row
+            fixed = kept_rows(
+                writer.completed(),
+                writer.kept_inputs(),
+                source,
+                target,
+                where=str(writer.partial),
+                target_name=str(args.target),
+            )
             writer.record_run(identity)
             if fixed:
                 print(f"llmcat: resuming after {len(fixed)} complete rows", file=sys.stderr)
