@@ -54,7 +54,11 @@ def add_parser(sub: SubParsers) -> None:
         help="one label, as written (repeat it: --label 'Food, Beverages & Tobacco' --label Toys)",
     )
     classify.add_argument(
-        "--labels-file", type=Path, metavar="FILE", help="labels, one per line (UTF-8)"
+        "--labels-file",
+        type=Path,
+        metavar="FILE",
+        help="labels, one per line as written (UTF-8); after a tab, words that describe the "
+        "label (read beside its name; the answer is the label)",
     )
     classify.add_argument(
         "--taxonomy",
@@ -96,26 +100,39 @@ def taxonomy_from(args: argparse.Namespace) -> Taxonomy:
         # a blank label between commas is refused (by from_labels), never dropped unsaid
         labels = args.labels.split(",") if args.labels and args.labels.strip() else []
         labels += list(args.label)
+        descriptions: dict[str, str] = {}
         if args.labels_file is not None:
-            labels += _labels_file(args.labels_file)
+            for label, description in _labels_file(args.labels_file):
+                labels.append(label)
+                if description:
+                    descriptions[label] = description
         if not labels:
             raise ConfigError(
                 f"--labels {args.labels!r} holds no label; e.g. --labels 'Shoes,Toys'"
             )
-        return Taxonomy.from_labels(labels)
+        return Taxonomy.from_labels(labels, descriptions=descriptions)
     if args.taxonomy:
         return Taxonomy.from_file(args.taxonomy)
     raise ConfigError("no categories given - pass --labels 'A,B,C' or --taxonomy FILE")
 
 
-def _labels_file(path: Path) -> list[str]:
+def _labels_file(path: Path) -> list[tuple[str, str]]:
+    """A label per line, as written (``&``, ``,`` and ``-`` are part of it); after a tab, the
+    label's description, if any."""
     try:
         text = path.read_bytes().decode("utf-8-sig")
     except OSError as exc:
         raise ConfigError(f"cannot read --labels-file {path}: {exc.strerror or exc}") from None
     except UnicodeDecodeError as exc:
         raise ConfigError(f"--labels-file {path} is not UTF-8 (byte {exc.start})") from None
-    return [line.strip() for line in text.splitlines() if line.strip()]
+    pairs = []
+    for line in text.splitlines():
+        label, _, description = line.partition("\t")
+        if label.strip():
+            pairs.append((label.strip(), description.strip()))
+        elif description.strip():
+            raise ConfigError(f"--labels-file {path}: a description without a label: {line!r}")
+    return pairs
 
 
 async def explain(args: argparse.Namespace) -> int:

@@ -133,7 +133,7 @@ class StrategyContext:
     def category_index(self) -> CategoryIndex:
         """Embeddings of every leaf path, cached on disk per taxonomy version and embedder."""
         if self._index is None:
-            texts = {c.id: c.path_text for c in self.leaves}
+            texts = {c.id: c.embedding_text for c in self.leaves}
             s = self.engine.settings
 
             def bar(total: int) -> Progress:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 from pydantic import BaseModel, Field
@@ -24,6 +24,13 @@ class Category(BaseModel):
     path: tuple[str, ...]
     parent_id: str | None = None
     children: list[str] = Field(default_factory=list)
+    #: what the category holds, in words, beside its name (a label file's second column)
+    description: str = ""
+
+    @property
+    def embedding_text(self) -> str:
+        """What an embedder reads for this category: its path, then its description if any."""
+        return f"{self.path_text}: {self.description}" if self.description else self.path_text
 
     @property
     def depth(self) -> int:
@@ -68,11 +75,18 @@ class Taxonomy:
     # -- constructors -------------------------------------------------------------------------
 
     @classmethod
-    def from_labels(cls, labels: Sequence[str], *, name: str = "labels") -> Taxonomy:
+    def from_labels(
+        cls,
+        labels: Sequence[str],
+        *,
+        name: str = "labels",
+        descriptions: Mapping[str, str] | None = None,
+    ) -> Taxonomy:
         """A flat taxonomy: every label is a top-level category whose id is the label itself.
         Labels that differ only in case, spacing or Unicode form are refused, naming both; so is
         a blank label, one holding a line break (the prompt would show it as two labels), and a
-        list longer than ``MAX_LABELS``."""
+        list longer than ``MAX_LABELS``. ``descriptions``: words for some labels (by label),
+        which embedders read beside the name; the answer is still the label."""
         if len(labels) > MAX_LABELS:
             raise TaxonomyError(
                 f"{len(labels):,} labels: at most {MAX_LABELS:,} are taken (each is embedded "
@@ -89,7 +103,17 @@ class Taxonomy:
                 )
             cleaned.append(label.strip())
         refuse_near_duplicates([(label,) for label in cleaned], what="labels")
-        return cls((Category(id=label, name=label, path=(label,)) for label in cleaned), name=name)
+        described = {k.strip(): " ".join(v.split()) for k, v in (descriptions or {}).items()}
+        unknown = sorted(set(described) - set(cleaned))
+        if unknown:
+            raise TaxonomyError(f"a description for {unknown[0]!r}, which is not a label")
+        return cls(
+            (
+                Category(id=label, name=label, path=(label,), description=described.get(label, ""))
+                for label in cleaned
+            ),
+            name=name,
+        )
 
     @classmethod
     def from_paths(
@@ -281,7 +305,9 @@ class Taxonomy:
     def _hash(self) -> str:
         digest = hashlib.sha256()
         for cat in self._by_id.values():
-            digest.update(f"{cat.id}\t{cat.path_text}\n".encode())
+            # a description changes what is embedded; a tree without any keeps its old version
+            described = f"\t{cat.description}" if cat.description else ""
+            digest.update(f"{cat.id}\t{cat.path_text}{described}\n".encode())
         return digest.hexdigest()[:12]
 
 

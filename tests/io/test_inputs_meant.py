@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from llmcat import Classifier, ConfigError, FakeBackend
+from llmcat import Classifier, ConfigError, FakeBackend, Taxonomy
 from llmcat.backends.clients import fetch_json
 from llmcat.cli import build_parser, main
 from llmcat.cli.classify import taxonomy_from as _taxonomy
@@ -65,6 +65,36 @@ def test_a_label_with_a_comma_of_its_own_goes_in_label_or_a_labels_file(tmp_path
     listed.write_text(f"{food}\nToys & Games\n\n", encoding="utf-8")
     assert labels_of("--labels-file", str(listed)) == [food, "Toys & Games"]
     assert labels_of("--labels", "Shoes,Toys", "--label", food) == ["Shoes", "Toys", food]
+
+
+def test_a_labels_file_may_describe_its_labels_after_a_tab(tmp_path: Path) -> None:
+    listed = tmp_path / "labels.tsv"
+    listed.write_text(
+        "Home Furnishing\tcurtains, cushions,  bed linen\nBaby Care\nT-Shirts & Tops\t\n",
+        encoding="utf-8",
+    )
+    args = build_parser().parse_args(["classify", "x", "--labels-file", str(listed)])
+    taxonomy = _taxonomy(args)
+    assert [c.name for c in taxonomy] == ["Home Furnishing", "Baby Care", "T-Shirts & Tops"]
+    assert [c.description for c in taxonomy] == ["curtains, cushions, bed linen", "", ""]
+    assert taxonomy.get("Home Furnishing").embedding_text == (
+        "Home Furnishing: curtains, cushions, bed linen"
+    )
+    assert taxonomy.get("Baby Care").embedding_text == "Baby Care"
+    # the description reaches the embedder (the lexical one here: "baby" alone names Baby
+    # Care), and the answer is the label as written, never its description
+    bare = Taxonomy.from_labels([c.name for c in taxonomy])
+    for tree, expected in ((bare, "Baby Care"), (taxonomy, "Home Furnishing")):
+        clf = Classifier(
+            tree, backend=FakeBackend(), strategy="embedding", embedding_model="hashing"
+        )
+        assert clf.classify("Baby pink curtains and cushions").path == [expected]
+        clf.close()
+    orphan = tmp_path / "orphan.tsv"
+    orphan.write_text("Shoes\n\tno label here\n", encoding="utf-8")
+    args = build_parser().parse_args(["classify", "x", "--labels-file", str(orphan)])
+    with pytest.raises(ConfigError, match="a description without a label"):
+        _taxonomy(args)
 
 
 @pytest.mark.parametrize(

@@ -87,3 +87,14 @@ def test_truncated_cuts_depth() -> None:
     tax = Taxonomy.from_paths(["A > B > C > D", "A > E"]).truncated(2)
     assert tax.depth == 2 and len(tax) == 3
     assert sorted(c.path_text for c in tax.leaves()) == ["A > B", "A > E"]
+
+
+def test_a_description_changes_what_is_embedded_and_the_version_only_where_given() -> None:
+    bare = Taxonomy.from_labels(["Shoes", "Toys"])
+    described = Taxonomy.from_labels(["Shoes", "Toys"], descriptions={"Shoes": "boots, sandals"})
+    assert bare.version == Taxonomy.from_labels(["Shoes", "Toys"]).version
+    assert described.version != bare.version  # cached embeddings are not reused across them
+    assert described.get("Shoes").embedding_text == "Shoes: boots, sandals"
+    assert described.get("Toys").embedding_text == "Toys"
+    with pytest.raises(TaxonomyError, match="not a label"):
+        Taxonomy.from_labels(["Shoes"], descriptions={"Boots": "x"})
