@@ -125,7 +125,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except BrokenPipeError:  # `llmcat ... | head`: the reader has what it wanted
         with contextlib.suppress(OSError):
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            devnull = os.open(os.devnull, os.O_WRONLY)  # the exit's flush of stdout goes nowhere
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
         return 0
     except OSError as exc:  # the disk filled up, the output vanished: say so, no traceback
         print(f"llmcat: error: {exc}", file=sys.stderr)
