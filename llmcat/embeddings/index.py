@@ -19,6 +19,8 @@ from llmcat.embeddings.base import Bar, Embedder, cosine
 from llmcat.llm.once import AsyncOnce
 
 if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
+
     from llmcat.embeddings.base import Matrix, Scores, Vector
 
 __all__ = ["PROGRESS_CHUNK", "CategoryIndex", "TextIndex"]
@@ -56,6 +58,8 @@ class TextIndex(Generic[K]):
         self.cache_dir = cache_dir
         self._matrix: AsyncOnce[Matrix] = AsyncOnce()
         self._wide: Scores | None = None  # the matrix in float64, made once (``wide``)
+        #: vectors and offsets learned from a run (``move``), in force instead of the matrix's
+        self._moved: tuple[Scores, Scores] | None = None
 
     def _cache_file(self) -> Path | None:
         if self.cache_dir is None:
@@ -121,11 +125,33 @@ class TextIndex(Generic[K]):
             raise ValueError(f"{len(matrix)} rows for {len(self.texts)} texts")
         self._matrix.set(matrix)
         self._wide = None
+        self._moved = None
 
-    async def wide(self) -> Scores:
-        """The matrix in float64, converted once, for ``cosine``."""
+    def move(self, vectors: ArrayLike, offsets: ArrayLike) -> None:
+        """Search ``vectors`` instead of the matrix's, each row's similarity lowered by its
+        offset (what a run taught: ``prototypes.refined``, ``hub_offsets``); ``built`` stays
+        the matrix, for other processes to learn the same from the same sample."""
         import numpy as np
 
+        wide = np.asarray(vectors, dtype=np.float64)
+        shift = np.asarray(offsets, dtype=np.float64)
+        if len(wide) != len(self.texts) or len(shift) != len(self.texts):
+            raise ValueError(
+                f"{len(wide)} rows and {len(shift)} offsets for {len(self.texts)} texts"
+            )
+        self._moved = (wide, shift)
+
+    @property
+    def moved(self) -> bool:
+        """Whether ``move`` is in force."""
+        return self._moved is not None
+
+    async def wide(self) -> Scores:
+        """The vectors searched, in float64 (the matrix, converted once; or ``move``'s)."""
+        import numpy as np
+
+        if self._moved is not None:
+            return self._moved[0]
         if self._wide is None:
             self._wide = np.asarray(await self.matrix(), dtype=np.float64)
         return self._wide
@@ -139,10 +165,17 @@ class TextIndex(Generic[K]):
         import numpy as np
 
         scores = cosine(await self.wide(), query)
+        if self._moved is not None:
+            scores = scores - self._moved[1]
         k = min(k, len(self.keys))
         top = np.argpartition(-scores, k - 1)[:k]
         ranked = sorted(top, key=lambda i: (-scores[i], i))
         return [(self.keys[i], float(scores[i])) for i in ranked]
+
+    async def similarities(self, queries: Matrix) -> Scores:
+        """(queries x texts) similarities, as ``nearest_to`` ranks them (``move``'s offsets)."""
+        scores = cosine(queries, await self.wide())
+        return scores - self._moved[1] if self._moved is not None else scores
 
 
 def _save_npy(file: Path, matrix: Matrix) -> None:
