@@ -178,6 +178,7 @@ class Classifier(Worker):
             lexical=HashingEmbedder().name,
             model=self._engine.backend.model,
             prompt_version=template.version,
+            flat=self.taxonomy.depth == 1,
         )
 
     @property

@@ -11,13 +11,14 @@ import signal
 import sys
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
+from itertools import islice
 from pathlib import Path
 from types import FrameType
 
 from pydantic import BaseModel
 
 from llmcat.batch.runner import Done
-from llmcat.classify.classifier import Classifier
+from llmcat.classify.classifier import SPREAD_SAMPLE, Classifier
 from llmcat.cli._common import (
     settings_from,
     taxonomy_file,
@@ -133,6 +134,27 @@ def _distinct_paths(args: argparse.Namespace) -> None:
     )
 
 
+async def _observe_whole_file(
+    worker: Classifier, args: argparse.Namespace, scan: InputScan
+) -> None:
+    """Let the classifier read the run (``Classifier.aobserve_catalogue``) from records spread
+    evenly over the whole --input file, every n-th, not from its first ones: those of a file
+    sorted by category would speak for one category only. Costs one more read of the file, no
+    model call; nothing when the plan reads no sample."""
+    if scan.records is None or str(args.input) == STDIO:
+        return
+    if not (await worker.aplan()).observes_run:
+        return
+    step = max(1, scan.records // SPREAD_SAMPLE)
+    records = read_records(
+        args.input,
+        encoding=args.encoding,
+        columns=Columns.parse(args.columns, args.attributes),
+        scanned=scan,
+    )
+    await worker.aobserve_catalogue(list(islice(records, 0, step * SPREAD_SAMPLE, step)))
+
+
 def _scanned(args: argparse.Namespace) -> InputScan | None:
     """The --input file checked, decoded and counted in one pass before anything is written
     (None: a single product). Rows the CSV parser cannot read stop the run here (exit 2),
@@ -220,6 +242,8 @@ async def run_batch(
                 print(f"llmcat: resuming after {start} complete records", file=sys.stderr)
         counted = scan.records if scan is not None else None
         total = None if counted is None else max(counted - start, 0)
+        if isinstance(worker, Classifier) and scan is not None and counted:
+            await _observe_whole_file(worker, args, scan)
         # each result beside the input it answers (the output's digests, the review file)
         results: AsyncIterator[Done[Classification] | Done[Description]] = worker.aiter_done(
             items, progress=progress, start=start, total=total

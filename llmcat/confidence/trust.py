@@ -28,6 +28,7 @@ from pathlib import Path
 from pydantic import BaseModel, Field, ValidationError
 
 from llmcat.confidence.calibration import ACCURACY_SAMPLE_MIN, run_weight_scale
+from llmcat.confidence.calibration import matched_weight as weight_matched_to
 from llmcat.confidence.distributions import candidates_of, log_linear_pool
 from llmcat.errors import ConfigError
 
@@ -124,6 +125,16 @@ class TrustFit(BaseModel):
             sample, self.weights["embedding"], self.entropy_threshold, self.matched_weight
         )
         return self._scaled(scale, run_accuracy=estimate)
+
+    def at_accuracy(self, accuracy: float, sample: Sequence[Sequence[float]]) -> TrustFit:
+        """These weights with the embedding's set so that the run ``sample`` comes from (each
+        item: the embedding's distribution for a sampled product, at weight 1) is on average as
+        sure as ``accuracy``, an estimate made from the run another way (how its answers agree
+        with their neighbours'). Unchanged for a sample smaller than ``ACCURACY_SAMPLE_MIN``."""
+        if "embedding" not in self.weights or len(sample) < ACCURACY_SAMPLE_MIN:
+            return self
+        weight = weight_matched_to(sample, accuracy)
+        return self._scaled(weight / self.weights["embedding"], run_accuracy=accuracy)
 
     def _scaled(self, scale: float, **why: float) -> TrustFit:
         weights = {**self.weights, "embedding": self.weights["embedding"] * scale}

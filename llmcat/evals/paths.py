@@ -55,6 +55,11 @@ def cdiscount_jsonl() -> Path:
     return shared_dir() / "datasets" / "cdiscount_fr_2000.jsonl"
 
 
+def oa_mine_jsonl(split: str) -> Path:
+    """OA-Mine's ``train`` or ``test`` split (Amazon titles, product type, attribute values)."""
+    return shared_dir() / "datasets" / "oa-mine" / f"{split}.jsonl"
+
+
 def google_taxonomy() -> Path:
     """Google's product taxonomy in the shared folder."""
     return shared_dir() / "taxonomies" / "google_product_taxonomy_2021-09-21.txt"

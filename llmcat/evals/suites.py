@@ -44,7 +44,7 @@ from pydantic import BaseModel, Field, ValidationError
 from llmcat import Product, Taxonomy
 from llmcat.errors import ConfigError
 from llmcat.evals.flipkart import load_flipkart
-from llmcat.evals.paths import cdiscount_jsonl, flipkart_csv, shared_dir, suites_dir
+from llmcat.evals.paths import cdiscount_jsonl, flipkart_csv, oa_mine_jsonl, shared_dir, suites_dir
 
 RecordT = TypeVar("RecordT", bound=BaseModel)
 
@@ -137,6 +137,8 @@ def load_suite(name: str, *, data: Path | None = None, limit: int | None = None)
         return load_flipkart_suite(flipkart_csv(), limit=limit)
     if name == "cdiscount":
         return load_flat_suite(cdiscount_jsonl(), limit=limit)
+    if name.partition(":")[0] in NAME_SUITES:
+        return load_names_suite(name, limit=limit)
     folder = _suite_folder(name)
     if _manifest(folder).get("task") == "map":
         raise ConfigError(f"suite {name!r} is a mapping suite: run it with --task map")
@@ -150,7 +152,7 @@ def _suite_folder(name: str) -> Path:
     if not (folder / "manifest.json").exists():
         raise ConfigError(
             f"unknown suite {name!r}: use golden, flipkart, cdiscount, cdiscount-google, "
-            "shopify-google, a suite folder, or --data FILE"
+            f"shopify-google, {', '.join(NAME_SUITES)}, a suite folder, or --data FILE"
         )
     return folder
 
@@ -163,7 +165,7 @@ def _manifest(folder: Path) -> dict[str, Any]:
 
 def is_map_suite(name: str) -> bool:
     """Whether ``name`` is a mapping suite (a built-in name or a folder)."""
-    if name in ("flipkart", "cdiscount"):
+    if name in ("flipkart", "cdiscount") or name.partition(":")[0] in NAME_SUITES:
         return False
     try:
         return _manifest(_suite_folder(name)).get("task") == "map"
@@ -373,6 +375,73 @@ def load_flipkart_suite(path: Path, *, limit: int | None = None) -> Suite:
         for r in records
     ]
     return Suite("flipkart", taxonomy, records, describe, sha256_file(path))
+
+
+#: suites of products (title and brand only) into a flat list of top-level names: how a user
+#: with a list of labels and no tree meets llmcat (``Taxonomy.from_labels``)
+NAME_SUITES = ("flipkart-names", "cdiscount-names", "oa-mine-names")
+
+
+def load_names_suite(name: str, *, limit: int | None = None) -> Suite:
+    """``flipkart-names`` (Flipkart's 7 top-level names), ``cdiscount-names`` (Cdiscount's 40,
+    French) or ``oa-mine-names`` (OA-Mine's 10 product types, both splits): each product's title
+    and brand alone, its gold the label as written. ``flipkart-names:2`` (or ``:3``): the labels
+    are the level-2 (or 3) paths, each written as one label (``Watches > Wrist Watches``)."""
+    base, _, level_text = name.partition(":")
+    if level_text not in ("", "1", "2", "3") or (
+        level_text not in ("", "1") and base == "oa-mine-names"
+    ):
+        raise ConfigError(
+            f"suite {name!r}: a level of 1, 2 or 3 follows the colon (oa-mine-names has 1)"
+        )
+    level = int(level_text or 1)
+    if base == "oa-mine-names":
+        records = []
+        for split in ("train", "test"):
+            file = oa_mine_jsonl(split)
+            if not file.exists():
+                raise ConfigError(
+                    f"{file} not found: set LLMCAT_SHARED_DIR to the folder holding datasets/oa-mine"
+                )
+            for n, line in enumerate(file.read_text(encoding="utf-8").splitlines(), 1):
+                row = json.loads(line)
+                product = Product(id=f"{split}-{n}", title=row["input"])
+                label = str(row["category"])
+                records.append(
+                    ClassificationRecord(
+                        id=product.id, product=product, gold=Gold(path=[label]), group=label
+                    )
+                )
+        source = oa_mine_jsonl("test")
+        if limit is not None:
+            records = stratified(records, limit)
+    else:
+        source = flipkart_csv() if base == "flipkart-names" else cdiscount_jsonl()
+        full = load_suite(base.removesuffix("-names"), limit=limit)
+        records = [
+            r.model_copy(
+                update={
+                    "product": Product(
+                        id=r.product.id, title=r.product.title, brand=r.product.brand
+                    ),
+                    "gold": Gold(path=[" > ".join(r.gold.path[:level])]),
+                }
+            )
+            for r in full.classify
+            if len(r.gold.path) >= level
+        ]
+    # Flipkart's level 3 spells a few labels two ways ("LUBA", "Luba"): one label, first spelling
+    spelling: dict[str, str] = {}
+    for r in records:
+        spelling.setdefault(" ".join(r.gold.path[0].casefold().split()), r.gold.path[0])
+    records = [
+        r.model_copy(
+            update={"gold": Gold(path=[spelling[" ".join(r.gold.path[0].casefold().split())]])}
+        )
+        for r in records
+    ]
+    taxonomy = Taxonomy.from_labels(sorted(set(spelling.values())), name=name)
+    return Suite(name, taxonomy, records, [], sha256_file(source))
 
 
 def stratified(records: list[ClassificationRecord], limit: int) -> list[ClassificationRecord]:

@@ -19,10 +19,12 @@ from llmcat.embeddings import (
     BatchingEmbedder,
     CategoryIndex,
     Embedder,
+    GroundedIndex,
     default_embedder,
     product_text,
     with_lexical,
 )
+from llmcat.embeddings.prototypes import LEARN_MIN, hub_offsets, neighbour_agreement, refined
 from llmcat.learning.examples import Example, ExampleIndex
 from llmcat.llm.engine import Engine
 from llmcat.llm.once import AsyncOnce
@@ -73,6 +75,9 @@ class RunObservation:
     distributions: tuple[tuple[float, ...], ...]
     #: the mean embedding spread of the sampled products; None when none had one
     spread: float | None
+    #: the run's accuracy estimated from how its sampled products' answers agree with their
+    #: neighbours' (``prototypes.neighbour_agreement``); None unless the run was learned from
+    agreement: float | None = None
 
 
 class StrategyContext:
@@ -141,13 +146,25 @@ class StrategyContext:
                 label = f"embedding {self.taxonomy.name}'s {total:,} categories"
                 return Progress(total, label=label, enabled=s.progress)
 
-            self._index = CategoryIndex(
-                self.embedder(),
-                texts,
-                version=self.taxonomy.version,
-                cache_dir=s.cache_dir if s.cache else None,
-                bar=bar,
-            )
+            def anchor_bar(total: int) -> Progress:
+                label = f"embedding Google's {total:,} categories to ground the labels in"
+                return Progress(total, label=label, enabled=s.progress)
+
+            cache_dir = s.cache_dir if s.cache else None
+            version = self.taxonomy.version
+            if self.plan.label_words == "google":
+                self._index = GroundedIndex(
+                    self.embedder(),
+                    texts,
+                    version=version,
+                    cache_dir=cache_dir,
+                    bar=bar,
+                    anchor_bar=anchor_bar,
+                )
+            else:
+                self._index = CategoryIndex(
+                    self.embedder(), texts, version=version, cache_dir=cache_dir, bar=bar
+                )
         return self._index
 
     def cache_folder(self, name: str) -> Path | None:
@@ -232,21 +249,46 @@ class StrategyContext:
 
         try:
             vectors = await asyncio.gather(*map(embedded, products))
+            if self.run is not None:  # a concurrent call read it first
+                return self.run
+            agreement = await self._learn_from(vectors) if self.plan.transductive else None
             found = [await self.nearest_distribution(v) for v in vectors]
         finally:
             bar.close()
-        if self.run is not None:  # a concurrent call read it first
+        if self.run is not None:
             return self.run
         spreads = [s for d in found if (s := spread(d)) is not None]
+        # A run learned from is judged over all its labels when they are fewer than SPREAD_K
+        full = min(SPREAD_K, len(self.leaves)) if agreement is not None else SPREAD_K
         self.run = RunObservation(
             vectors=tuple(vectors),
             by_text={product_text(p): v for p, v in zip(products, vectors, strict=True)},
-            distributions=tuple(tuple(d.values()) for d in found if len(d) == SPREAD_K)
-            if spreads
+            distributions=tuple(tuple(d.values()) for d in found if len(d) == full)
+            if spreads or agreement is not None
             else (),
             spread=sum(spreads) / len(spreads) if spreads else None,
+            agreement=agreement,
         )
         return self.run
+
+    async def _learn_from(self, sample: Sequence[Vector]) -> float | None:
+        """Move the category vectors toward the ``sample`` of the run's products and offset
+        the hubs (``embeddings.prototypes``), once, before any product is judged; return the
+        run's accuracy estimated from the sample's answers (``neighbour_agreement``). A sample
+        smaller than ``LEARN_MIN`` teaches nothing (None)."""
+        import numpy as np
+
+        if len(sample) < LEARN_MIN:
+            return None
+        index = self.category_index()
+        products = np.stack(sample)
+        if not index.moved:
+            start = np.asarray(await index.matrix(), dtype=np.float64)
+            temperature = self.embedder().temperature
+            vectors = await asyncio.to_thread(refined, start, products, temperature)
+            index.move(vectors, hub_offsets(vectors, products))
+        answers = (await index.similarities(products)).argmax(axis=1)
+        return neighbour_agreement(products, answers.tolist())
 
     def trust_for_run(self, fit: TrustFit, own: Mapping[str, float]) -> TrustFit:
         """``fit`` for this run: at its estimated accuracy when the fit can estimate one from
@@ -256,6 +298,10 @@ class StrategyContext:
         if self._run_trust is not None and self._run_trust[0] is fit:
             return self._run_trust[1]
         run = self.run
+        if run is not None and run.agreement is not None:
+            at_agreement = fit.at_accuracy(run.agreement, run.distributions)
+            self._run_trust = (fit, at_agreement)
+            return at_agreement
         at_run = fit.at_run(run.distributions if run is not None else ())
         if at_run is not fit:
             self._run_trust = (fit, at_run)

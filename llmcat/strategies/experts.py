@@ -171,8 +171,7 @@ class ExampleExperts:
         """Cosine similarity of each query to each of ``ids``."""
         import numpy as np
 
-        leaves = await self.context.category_index().wide()
-        sims = cosine(queries, leaves)
+        sims = await self.context.category_index().similarities(queries)
         if self._beneath:
             extra = [sims[:, rows].max(axis=1) for rows in self._beneath.values()]
             sims = np.column_stack([sims, *extra])

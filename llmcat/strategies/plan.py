@@ -10,7 +10,10 @@ the reason for each.
   fitted on the ``examples`` at first use) and its weights;
 - the **calibration**, and the **review threshold** (the caller's, the one measured with the
   trust fit in force, else ``DEFAULT_REVIEW_THRESHOLD``);
-- whether the **LLM** is asked, and the budget of model calls spent fitting on examples.
+- whether the **LLM** is asked, and the budget of model calls spent fitting on examples;
+- what the embedder reads for the **labels** (their names, or grounded in Google's taxonomy:
+  ``auto`` grounds a flat list of labels) and whether it **learns from the run** (``auto``: a
+  flat list without examples), both measured in docs/benchmarks.md.
 
 ``decide`` is pure: it takes ``Facts`` (what the install, taxonomy, examples and model are) and a
 lookup of shipped fits. ``Classifier.plan`` and ``llmcat classify --explain`` show the result;
@@ -59,6 +62,8 @@ class Facts:
     model: str
     #: the version of the choice template (what shipped fits are keyed by)
     prompt_version: str
+    #: the categories are a flat list of labels (no tree: every leaf a top-level category)
+    flat: bool = False
 
 
 @dataclass(frozen=True)
@@ -85,6 +90,10 @@ class Plan:
     review_threshold: float = DEFAULT_REVIEW_THRESHOLD
     #: True until the model is known (a server that names it at the first call)
     provisional: bool = False
+    #: what the embedder reads for each category: ``names`` or ``google`` (grounded)
+    label_words: str = "names"
+    #: whether the category vectors learn from a sample of the run before the first result
+    transductive: bool = False
 
     @property
     def scales_to_run(self) -> bool:
@@ -102,7 +111,11 @@ class Plan:
         """Whether a sample of the run's products is taken before the first result: for its
         estimated accuracy and spread, or for how many of them fall in a category with
         examples (``FusedShortlist``)."""
-        return self.scales_to_run or (self.fused and self.trust_source == "examples")
+        return (
+            self.scales_to_run
+            or self.transductive
+            or (self.fused and self.trust_source == "examples")
+        )
 
     def summary(self) -> str:
         """One line: what results carry in ``plan``."""
@@ -116,6 +129,10 @@ class Plan:
             )
         if self.calibration != "none":
             parts.append(f"calibration {self.calibration}")
+        if self.label_words != "names":
+            parts.append(f"labels grounded in {self.label_words}")
+        if self.transductive:
+            parts.append("learns from the run")
         parts.append("LLM asked" if self.asks_llm else "LLM not asked")
         return " · ".join(parts)
 
@@ -135,6 +152,9 @@ class Plan:
             ("model", self.model or "(named by the server at the first call)"),
             ("llm", "asked" if self.asks_llm else "not asked"),
         ]
+        if self.embedder:
+            rows.append(("labels", _LABEL_WORDS[self.label_words]))
+            rows.append(("run", _RUN[self.transductive]))
         if self.fit_model_calls:
             rows.append(("budget", f"at most {self.fit_model_calls} model calls to fit trust"))
         lines = []
@@ -165,10 +185,23 @@ class Plan:
             "review_threshold": self.review_threshold,
             "asks_llm": self.asks_llm,
             "fit_model_calls": self.fit_model_calls,
+            "label_words": self.label_words,
+            "transductive": self.transductive,
             "model": self.model,
             "reasons": dict(self.reasons),
             "summary": self.summary(),
         }
+
+
+_LABEL_WORDS = {
+    "names": "each category as written (its path, and its description if given)",
+    "google": "each label beside the nodes of Google's taxonomy it names, and their children",
+}
+_RUN = {
+    True: "learned from: the category vectors move toward a sample of its products before the "
+    "first result",
+    False: "not learned from: each product is judged alone",
+}
 
 
 def decide(
@@ -230,9 +263,46 @@ def decide(
         reasons["llm"] = f"{strategy} asks the model for every product"
     else:
         reasons["llm"] = f"{strategy} never asks the model"
+    if embedder is not None:
+        plan = _learning(plan, options, facts)
     if fused:
         plan = _trust(plan, options, facts, shipped)
     return plan
+
+
+def _learning(plan: Plan, options: ClassifyOptions, facts: Facts) -> Plan:
+    """What the embedder reads for the labels, and whether it learns from the run."""
+    reasons = dict(plan.reasons)
+    words = options.label_words
+    if words != "auto":
+        reasons["labels"] = "chosen by the caller"
+    elif facts.flat:
+        words = "google"
+        reasons["labels"] = (
+            "auto: a flat list of labels, whose names alone carry few words (measured: "
+            "docs/benchmarks.md)"
+        )
+    else:
+        words = "names"
+        reasons["labels"] = "auto: a tree's paths carry their own words"
+    run = options.transductive
+    if run != "auto":
+        learns = run == "on"
+        reasons["run"] = "chosen by the caller"
+    elif facts.flat and not facts.examples:
+        learns = True
+        reasons["run"] = (
+            "auto: a flat list of labels and no examples (measured to help there, and to hurt "
+            "a tree's deeper levels: docs/benchmarks.md)"
+        )
+    else:
+        learns = False
+        reasons["run"] = (
+            "auto: examples teach instead"
+            if facts.examples
+            else "auto: a tree (measured to hurt its deeper levels: docs/benchmarks.md)"
+        )
+    return replace(plan, label_words=words, transductive=learns, reasons=reasons)
 
 
 def complete(plan: Plan, options: ClassifyOptions, facts: Facts, shipped: ShippedFits) -> Plan:

@@ -254,3 +254,23 @@ def test_a_sampled_product_is_not_embedded_again_when_its_turn_comes() -> None:
     assert sorted(t for t in embedded if t in products) == sorted(products)  # each one once
     again = Classifier(small, backend=FakeBackend(), strategy="shortlist", trust=fit, **COMMON)
     assert [r.path for r in again.classify_many(products)] == [r.path for r in first]
+
+
+def test_a_run_learned_from_is_as_sure_as_its_answers_agree_with_their_neighbours() -> None:
+    sample = [_peaked(0.9)] * 20 + [_peaked(0.6)] * 20
+    fit = TrustFit(weights={"embedding": 2.0, "llm": 0.0}, name="f")
+    for accuracy in (0.4, 0.7):
+        scaled = fit.at_accuracy(accuracy, sample)
+        w = scaled.weights["embedding"]
+        mean_top = sum(max(p**w for p in d) / sum(p**w for p in d) for d in sample) / len(sample)
+        assert mean_top == pytest.approx(accuracy, abs=1e-6)
+        assert scaled.run_accuracy == accuracy and scaled.weights["llm"] == 0.0
+    assert fit.at_accuracy(0.5, sample[: ACCURACY_SAMPLE_MIN - 1]) is fit
+    # End to end: a flat list of labels learned from gets its confidence from the agreement.
+    labels = ["running shoes", "wooden puzzles", "frying pans"]
+    clf = Classifier(labels, backend=FakeBackend(), strategy="shortlist", trust=fit, **COMMON)
+    titles = [f"{t} {n}" for n in range(20) for t in ("shoe", "puzzle", "pan")]
+    results = clf.classify_many(titles)
+    run = clf.context.run
+    assert run is not None and run.agreement is not None and len(run.distributions) == 60
+    assert f"estimated at {run.agreement:.2f}" in (results[0].trust or "")

@@ -132,3 +132,21 @@ def test_few_labels_go_to_the_embedding_when_the_models_measured_weight_is_zero(
     asked = TrustFit(weights={"llm": 0.4, "embedding": 1.0}, name="asked")
     assert plan_for(facts=few, shipped=asked).strategy == "flat"  # measured useful: asked
     assert plan_for(facts=few).strategy == "flat"  # nothing measured: today's rule
+
+
+def test_a_flat_list_of_labels_is_grounded_and_learns_from_the_run() -> None:
+    flat = replace(FACTS, leaves=7, flat=True)
+    plan = plan_for("embedding", facts=flat)
+    assert (plan.label_words, plan.transductive, plan.observes_run) == ("google", True, True)
+    assert "labels grounded in google" in plan.summary() and "learns from the run" in plan.summary()
+    assert "labels:" in plan.explain() and "run:" in plan.explain()
+    tree = plan_for("embedding", facts=replace(FACTS, flat=False))
+    assert (tree.label_words, tree.transductive) == ("names", False)
+    assert "tree" in tree.reasons["run"]
+    taught = plan_for("embedding", facts=replace(flat, examples=20))
+    assert not taught.transductive and "examples" in taught.reasons["run"]
+    # The caller decides, either way; a strategy that embeds nothing has neither.
+    chosen = plan_for("embedding", facts=flat, label_words="names", transductive="off")
+    assert (chosen.label_words, chosen.transductive) == ("names", False)
+    assert plan_for("embedding", facts=replace(FACTS, flat=False), transductive="on").transductive
+    assert not plan_for("flat", facts=flat).transductive

@@ -10,6 +10,7 @@ import pytest
 import llmcat.classify.classifier
 from llmcat import Classifier, ConfigError, Embedder, FakeBackend, HashingEmbedder, Taxonomy
 from llmcat.confidence.distributions import contextual_calibrate
+from llmcat.embeddings.prototypes import LEARN_MIN
 from llmcat.llm.completions import ChoiceConstraint, Completion, CompletionRequest
 
 TAX = Taxonomy.from_paths(
@@ -256,3 +257,42 @@ def test_lexical_weight_reaches_the_embedder_the_plan_and_the_answers() -> None:
     # The dense embedder ties every leaf; the lexical share picks the one that shares words.
     assert blended.classify("a jigsaw puzzles box").path == ["Toys", "Puzzles"]
     assert blended.classify("smartphones with phones").path[-1] == "Smartphones"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_flat_labels_learn_from_the_run_before_the_first_result(stream: bool) -> None:
+    labels = ["Shoes", "Toys & Games", "Kitchen, Dining"]
+    clf = Classifier(
+        labels, backend=FakeBackend(), strategy="embedding", embedder=HashingEmbedder()
+    )
+    assert clf.plan.label_words == "google" and clf.plan.transductive
+    titles = ["running shoes", "wooden puzzle game", "frying pan", "leather boots"] * 15
+    results = clf.classify_many(iter(titles) if stream else titles)
+    assert all(r.error is None and r.path in ([label] for label in labels) for r in results)
+    index = clf.context.category_index()
+    assert index.moved and clf.context.observed
+    plain = Classifier(
+        labels,
+        backend=FakeBackend(),
+        strategy="embedding",
+        embedder=HashingEmbedder(),
+        transductive="off",
+        label_words="names",
+    )
+    plain.classify_many(titles)
+    assert not plain.context.category_index().moved and not plain.context.observed
+
+
+def test_a_few_products_teach_nothing() -> None:
+    clf = Classifier(
+        ["Shoes", "Toys"], backend=FakeBackend(), strategy="embedding", embedder=HashingEmbedder()
+    )
+    assert clf.classify_many(["running shoes"] * (LEARN_MIN - 1))[0].path == ["Shoes"]
+    assert clf.context.observed and not clf.context.category_index().moved
+    assert clf.context.run is not None and clf.context.run.agreement is None
+
+
+def test_a_tree_is_not_moved_by_its_run() -> None:
+    clf = Classifier(TAX, backend=FakeBackend(), strategy="embedding", embedder=HashingEmbedder())
+    clf.classify_many(["jigsaw puzzles for toys", "laptop"])
+    assert not clf.plan.transductive and not clf.context.category_index().moved
