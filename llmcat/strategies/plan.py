@@ -12,8 +12,8 @@ the reason for each.
   trust fit in force, else ``DEFAULT_REVIEW_THRESHOLD``);
 - whether the **LLM** is asked, and the budget of model calls spent fitting on examples;
 - what the embedder reads for the **labels** (their names, or grounded in Google's taxonomy:
-  ``auto`` grounds a flat list of labels) and whether it **learns from the run** (``auto``: a
-  flat list without examples), both measured in docs/benchmarks.md.
+  ``auto`` grounds a flat list of at most ``FEW_LABELS``) and whether it **learns from the run**
+  (``auto``: the same, without examples), both measured in docs/benchmarks.md.
 
 ``decide`` is pure: it takes ``Facts`` (what the install, taxonomy, examples and model are) and a
 lookup of shipped fits. ``Classifier.plan`` and ``llmcat classify --explain`` show the result;
@@ -37,6 +37,11 @@ if TYPE_CHECKING:
 FLAT_AUTO_LIMIT = 50
 #: the experts the fused shortlist pools, and with examples
 EXPERTS = ("llm", "embedding")
+#: ``auto`` grounds a flat list of labels and learns from the run up to this many labels: the
+#: run's sample (256) then holds 4 products per label or more, as the runs the accuracy estimate
+#: was checked on did; on Cdiscount's 237 and 593 labels both were a wash or a loss (chosen on
+#: OA-Mine and Cdiscount, reported on Flipkart: docs/benchmarks.md)
+FEW_LABELS = 64
 #: needs_review below this confidence when no threshold was measured for the plan
 DEFAULT_REVIEW_THRESHOLD = 0.5
 EXAMPLE_EXPERTS = ("llm", "embedding", "knn", "supervised", "top_level")
@@ -273,34 +278,41 @@ def decide(
 def _learning(plan: Plan, options: ClassifyOptions, facts: Facts) -> Plan:
     """What the embedder reads for the labels, and whether it learns from the run."""
     reasons = dict(plan.reasons)
+    few = facts.flat and facts.leaves <= FEW_LABELS
     words = options.label_words
     if words != "auto":
         reasons["labels"] = "chosen by the caller"
-    elif facts.flat:
+    elif few:
         words = "google"
         reasons["labels"] = (
-            "auto: a flat list of labels, whose names alone carry few words (measured: "
-            "docs/benchmarks.md)"
+            f"auto: a flat list of {facts.leaves} labels (at most {FEW_LABELS}), whose names "
+            "alone carry few words (measured: docs/benchmarks.md)"
         )
     else:
         words = "names"
-        reasons["labels"] = "auto: a tree's paths carry their own words"
+        reasons["labels"] = (
+            "auto: a tree's paths carry their own words"
+            if not facts.flat
+            else f"auto: {facts.leaves} labels, more than {FEW_LABELS} (measured to lose there)"
+        )
     run = options.transductive
     if run != "auto":
         learns = run == "on"
         reasons["run"] = "chosen by the caller"
-    elif facts.flat and not facts.examples:
+    elif few and not facts.examples:
         learns = True
         reasons["run"] = (
-            "auto: a flat list of labels and no examples (measured to help there, and to hurt "
-            "a tree's deeper levels: docs/benchmarks.md)"
+            f"auto: a flat list of {facts.leaves} labels (at most {FEW_LABELS}) and no examples "
+            "(measured to help there: docs/benchmarks.md)"
         )
     else:
         learns = False
         reasons["run"] = (
             "auto: examples teach instead"
             if facts.examples
-            else "auto: a tree (measured to hurt its deeper levels: docs/benchmarks.md)"
+            else "auto: a tree (measured to hurt its deeper levels)"
+            if not facts.flat
+            else f"auto: {facts.leaves} labels, more than {FEW_LABELS} (measured to lose there)"
         )
     return replace(plan, label_words=words, transductive=learns, reasons=reasons)
 
@@ -436,6 +448,7 @@ __all__ = [
     "DEFAULT_REVIEW_THRESHOLD",
     "EXAMPLE_EXPERTS",
     "EXPERTS",
+    "FEW_LABELS",
     "FLAT_AUTO_LIMIT",
     "Facts",
     "Plan",

@@ -9,6 +9,7 @@ from llmcat.cli import main
 from llmcat.confidence.trust import TrustFit
 from llmcat.config.options import ClassifyOptions
 from llmcat.strategies import Facts, Outcome, Plan, Strategy, decide, get
+from llmcat.strategies.plan import FEW_LABELS
 
 FACTS = Facts(
     leaves=400,
@@ -143,6 +144,9 @@ def test_a_flat_list_of_labels_is_grounded_and_learns_from_the_run() -> None:
     tree = plan_for("embedding", facts=replace(FACTS, flat=False))
     assert (tree.label_words, tree.transductive) == ("names", False)
     assert "tree" in tree.reasons["run"]
+    many = plan_for("embedding", facts=replace(flat, leaves=FEW_LABELS + 1))
+    assert (many.label_words, many.transductive) == ("names", False)
+    assert "more than" in many.reasons["run"] and "more than" in many.reasons["labels"]
     taught = plan_for("embedding", facts=replace(flat, examples=20))
     assert not taught.transductive and "examples" in taught.reasons["run"]
     # The caller decides, either way; a strategy that embeds nothing has neither.
