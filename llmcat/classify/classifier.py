@@ -60,6 +60,13 @@ SPREAD_SAMPLE = 256
 log = logging.getLogger("llmcat")
 
 
+def spread_positions(count: int, size: int = SPREAD_SAMPLE) -> list[int]:
+    """``size`` positions spread evenly over ``count`` (all of them when there are fewer): the
+    sample of a list or a file, from its start to its end, whatever its length."""
+    taken = min(count, size)
+    return [i * count // taken for i in range(taken)]
+
+
 class Classifier(Worker):
     """Classify products into a taxonomy.
 
@@ -179,6 +186,7 @@ class Classifier(Worker):
             model=self._engine.backend.model,
             prompt_version=template.version,
             flat=self.taxonomy.depth == 1,
+            described=any(c.description for c in self.taxonomy.leaves()),
         )
 
     @property
@@ -299,8 +307,7 @@ class Classifier(Worker):
             return products
         rest: Iterable[Item]
         if isinstance(products, Sequence):
-            step = max(1, len(products) // SPREAD_SAMPLE)
-            sample, rest = list(products[::step][:SPREAD_SAMPLE]), products
+            sample, rest = [products[i] for i in spread_positions(len(products))], products
         else:
             iterator = iter(products)
             sample = list(islice(iterator, SPREAD_SAMPLE))

@@ -18,7 +18,7 @@ from types import FrameType
 from pydantic import BaseModel
 
 from llmcat.batch.runner import Done
-from llmcat.classify.classifier import SPREAD_SAMPLE, Classifier
+from llmcat.classify.classifier import Classifier, spread_positions
 from llmcat.cli._common import (
     settings_from,
     taxonomy_file,
@@ -138,21 +138,23 @@ async def _observe_whole_file(
     worker: Classifier, args: argparse.Namespace, scan: InputScan
 ) -> None:
     """Let the classifier read the run (``Classifier.aobserve_catalogue``) from records spread
-    evenly over the whole --input file, every n-th, not from its first ones: those of a file
+    evenly over the whole --input file (``spread_positions``), not from its first ones: those of a file
     sorted by category would speak for one category only. Costs one more read of the file, no
     model call; nothing when the plan reads no sample."""
     if scan.records is None or str(args.input) == STDIO:
         return
     if not (await worker.aplan()).observes_run:
         return
-    step = max(1, scan.records // SPREAD_SAMPLE)
+    wanted = set(spread_positions(scan.records))
     records = read_records(
         args.input,
         encoding=args.encoding,
         columns=Columns.parse(args.columns, args.attributes),
         scanned=scan,
     )
-    await worker.aobserve_catalogue(list(islice(records, 0, step * SPREAD_SAMPLE, step)))
+    last = max(wanted, default=-1)
+    sample = [r for n, r in enumerate(islice(records, last + 1)) if n in wanted]
+    await worker.aobserve_catalogue(sample)
 
 
 def _scanned(args: argparse.Namespace) -> InputScan | None:

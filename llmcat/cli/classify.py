@@ -107,9 +107,12 @@ def taxonomy_from(args: argparse.Namespace) -> Taxonomy:
                 if description:
                     descriptions[label] = description
         if not labels:
-            raise ConfigError(
-                f"--labels {args.labels!r} holds no label; e.g. --labels 'Shoes,Toys'"
+            given = (
+                f"--labels-file {args.labels_file} holds no label (one per line)"
+                if args.labels_file is not None and args.labels is None
+                else f"--labels {args.labels!r} holds no label"
             )
+            raise ConfigError(f"{given}; e.g. --labels 'Shoes,Toys'")
         return Taxonomy.from_labels(labels, descriptions=descriptions)
     if args.taxonomy:
         return Taxonomy.from_file(args.taxonomy)

@@ -161,14 +161,15 @@ class ClassifyOptions(BaseModel):
         description="What an embedder reads for a flat list of labels: 'names' (each label as "
         "written, with its description if given), 'google' (each label also beside the nodes "
         "of Google's taxonomy it names, with their children), or 'auto' (google for a flat list "
-        "of at most 64 labels, else names). The answer is always the label as given.",
+        "of at most 64 labels without descriptions, else names). The answer is always the label as given.",
     )
     transductive: Annotated[Literal["auto", "on", "off"], Flag()] = Field(
         default="auto",
         description="Learn from the run: before the first result, the category vectors move "
         "toward the products of a sample of the run (up to 256) and a category near every "
-        "product loses that edge. 'auto': on for a flat list of at most 64 labels without "
-        "examples, where it was measured to help (docs/benchmarks.md); off for a tree.",
+        "product loses that edge; the confidence follows the run's estimated accuracy. Measured "
+        "to help a catalogue that covers its labels evenly and to hurt one that does not "
+        "(docs/benchmarks.md): 'auto' leaves it off; 'on' turns it on.",
     )
     embedding_batch: Annotated[int, Flag()] = Field(
         default=64,

@@ -12,8 +12,9 @@ the reason for each.
   trust fit in force, else ``DEFAULT_REVIEW_THRESHOLD``);
 - whether the **LLM** is asked, and the budget of model calls spent fitting on examples;
 - what the embedder reads for the **labels** (their names, or grounded in Google's taxonomy:
-  ``auto`` grounds a flat list of at most ``FEW_LABELS``) and whether it **learns from the run**
-  (``auto``: the same, without examples), both measured in docs/benchmarks.md.
+  ``auto`` grounds a flat list of at most ``FEW_LABELS`` without descriptions) and whether it
+  **learns from the run** (``auto``: no; ``on`` where the catalogue covers its labels evenly),
+  both measured in docs/benchmarks.md.
 
 ``decide`` is pure: it takes ``Facts`` (what the install, taxonomy, examples and model are) and a
 lookup of shipped fits. ``Classifier.plan`` and ``llmcat classify --explain`` show the result;
@@ -37,10 +38,10 @@ if TYPE_CHECKING:
 FLAT_AUTO_LIMIT = 50
 #: the experts the fused shortlist pools, and with examples
 EXPERTS = ("llm", "embedding")
-#: ``auto`` grounds a flat list of labels and learns from the run up to this many labels: the
-#: run's sample (256) then holds 4 products per label or more, as the runs the accuracy estimate
-#: was checked on did; on Cdiscount's 237 and 593 labels both were a wash or a loss (chosen on
-#: OA-Mine and Cdiscount, reported on Flipkart: docs/benchmarks.md)
+#: ``auto`` grounds a flat list of labels up to this many: the run's sample (256) then holds 4
+#: products per label or more, as the runs the accuracy estimate of ``--transductive on`` was
+#: checked on did; on Cdiscount's 237 and 593 labels grounding and learning were a wash or a loss
+#: (chosen on OA-Mine and Cdiscount, reported on Flipkart: docs/benchmarks.md)
 FEW_LABELS = 64
 #: needs_review below this confidence when no threshold was measured for the plan
 DEFAULT_REVIEW_THRESHOLD = 0.5
@@ -69,6 +70,8 @@ class Facts:
     prompt_version: str
     #: the categories are a flat list of labels (no tree: every leaf a top-level category)
     flat: bool = False
+    #: some category carries a description (``Category.description``)
+    described: bool = False
 
 
 @dataclass(frozen=True)
@@ -204,7 +207,7 @@ _LABEL_WORDS = {
 }
 _RUN = {
     True: "learned from: the category vectors move toward a sample of its products before the "
-    "first result",
+    "first result (when the sample holds at least 50)",
     False: "not learned from: each product is judged alone",
 }
 
@@ -282,37 +285,33 @@ def _learning(plan: Plan, options: ClassifyOptions, facts: Facts) -> Plan:
     words = options.label_words
     if words != "auto":
         reasons["labels"] = "chosen by the caller"
-    elif few:
+    elif few and not facts.described:
         words = "google"
         reasons["labels"] = (
-            f"auto: a flat list of {facts.leaves} labels (at most {FEW_LABELS}), whose names "
-            "alone carry few words (measured: docs/benchmarks.md)"
+            f"auto: a flat list of {facts.leaves} labels (at most {FEW_LABELS}) without "
+            "descriptions, whose names alone carry few words (measured: docs/benchmarks.md)"
         )
     else:
         words = "names"
         reasons["labels"] = (
             "auto: a tree's paths carry their own words"
             if not facts.flat
+            else "auto: the labels' own descriptions"
+            if facts.described
             else f"auto: {facts.leaves} labels, more than {FEW_LABELS} (measured to lose there)"
         )
     run = options.transductive
     if run != "auto":
         learns = run == "on"
         reasons["run"] = "chosen by the caller"
-    elif few and not facts.examples:
-        learns = True
-        reasons["run"] = (
-            f"auto: a flat list of {facts.leaves} labels (at most {FEW_LABELS}) and no examples "
-            "(measured to help there: docs/benchmarks.md)"
-        )
     else:
+        # Measured to help on catalogues that cover their labels evenly, and to lose 16 to 28
+        # points on one that holds products of 2 of its 7 labels or is skewed toward 2: a run
+        # cannot tell which it is, so learning from it waits for the caller (docs/benchmarks.md).
         learns = False
         reasons["run"] = (
-            "auto: examples teach instead"
-            if facts.examples
-            else "auto: a tree (measured to hurt its deeper levels)"
-            if not facts.flat
-            else f"auto: {facts.leaves} labels, more than {FEW_LABELS} (measured to lose there)"
+            "auto: off (measured to lose on catalogues that cover their labels unevenly; "
+            "--transductive on where they are even: docs/benchmarks.md)"
         )
     return replace(plan, label_words=words, transductive=learns, reasons=reasons)
 

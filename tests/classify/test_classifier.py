@@ -193,3 +193,13 @@ def test_async_twins_work_inside_a_running_loop() -> None:
 
 def test_output_error_type_is_public() -> None:
     assert issubclass(OutputError, Exception)
+
+
+def test_a_runs_sample_is_spread_from_its_start_to_its_end() -> None:
+    from llmcat.classify.classifier import spread_positions
+
+    assert spread_positions(10) == list(range(10))
+    for count in (257, 300, 511, 1050, 10**6):
+        positions = spread_positions(count)
+        assert len(set(positions)) == len(positions) == 256
+        assert positions[0] == 0 and positions[-1] >= count - count // 256 - 1

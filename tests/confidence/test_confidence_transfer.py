@@ -268,7 +268,14 @@ def test_a_run_learned_from_is_as_sure_as_its_answers_agree_with_their_neighbour
     assert fit.at_accuracy(0.5, sample[: ACCURACY_SAMPLE_MIN - 1]) is fit
     # End to end: a flat list of labels learned from gets its confidence from the agreement.
     labels = ["running shoes", "wooden puzzles", "frying pans"]
-    clf = Classifier(labels, backend=FakeBackend(), strategy="shortlist", trust=fit, **COMMON)
+    clf = Classifier(
+        labels,
+        backend=FakeBackend(),
+        strategy="shortlist",
+        trust=fit,
+        transductive="on",
+        **COMMON,
+    )
     titles = [f"{t} {n}" for n in range(20) for t in ("shoe", "puzzle", "pan")]
     results = clf.classify_many(titles)
     run = clf.context.run

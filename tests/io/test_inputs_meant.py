@@ -95,6 +95,11 @@ def test_a_labels_file_may_describe_its_labels_after_a_tab(tmp_path: Path) -> No
     args = build_parser().parse_args(["classify", "x", "--labels-file", str(orphan)])
     with pytest.raises(ConfigError, match="a description without a label"):
         _taxonomy(args)
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n  \n", encoding="utf-8")
+    args = build_parser().parse_args(["classify", "x", "--labels-file", str(empty)])
+    with pytest.raises(ConfigError, match=f"--labels-file {empty} holds no label"):
+        _taxonomy(args)
 
 
 @pytest.mark.parametrize(

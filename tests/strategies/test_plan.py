@@ -135,22 +135,22 @@ def test_few_labels_go_to_the_embedding_when_the_models_measured_weight_is_zero(
     assert plan_for(facts=few).strategy == "flat"  # nothing measured: today's rule
 
 
-def test_a_flat_list_of_labels_is_grounded_and_learns_from_the_run() -> None:
+def test_a_flat_list_of_labels_is_grounded_and_learns_from_the_run_when_asked() -> None:
     flat = replace(FACTS, leaves=7, flat=True)
     plan = plan_for("embedding", facts=flat)
-    assert (plan.label_words, plan.transductive, plan.observes_run) == ("google", True, True)
-    assert "labels grounded in google" in plan.summary() and "learns from the run" in plan.summary()
-    assert "labels:" in plan.explain() and "run:" in plan.explain()
+    assert (plan.label_words, plan.transductive, plan.observes_run) == ("google", False, False)
+    assert "labels grounded in google" in plan.summary() and "unevenly" in plan.reasons["run"]
+    asked = plan_for("embedding", facts=flat, transductive="on")
+    assert asked.transductive and asked.observes_run and "learns from the run" in asked.summary()
+    assert "labels:" in asked.explain() and "run:" in asked.explain()
     tree = plan_for("embedding", facts=replace(FACTS, flat=False))
     assert (tree.label_words, tree.transductive) == ("names", False)
-    assert "tree" in tree.reasons["run"]
     many = plan_for("embedding", facts=replace(flat, leaves=FEW_LABELS + 1))
-    assert (many.label_words, many.transductive) == ("names", False)
-    assert "more than" in many.reasons["run"] and "more than" in many.reasons["labels"]
-    taught = plan_for("embedding", facts=replace(flat, examples=20))
-    assert not taught.transductive and "examples" in taught.reasons["run"]
+    assert many.label_words == "names" and "more than" in many.reasons["labels"]
+    described = plan_for("embedding", facts=replace(flat, described=True))
+    assert described.label_words == "names" and "descriptions" in described.reasons["labels"]
     # The caller decides, either way; a strategy that embeds nothing has neither.
     chosen = plan_for("embedding", facts=flat, label_words="names", transductive="off")
     assert (chosen.label_words, chosen.transductive) == ("names", False)
     assert plan_for("embedding", facts=replace(FACTS, flat=False), transductive="on").transductive
-    assert not plan_for("flat", facts=flat).transductive
+    assert not plan_for("flat", facts=flat, transductive="on").transductive

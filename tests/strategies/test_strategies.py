@@ -262,9 +262,9 @@ def test_lexical_weight_reaches_the_embedder_the_plan_and_the_answers() -> None:
 @pytest.mark.parametrize("stream", [False, True])
 def test_flat_labels_learn_from_the_run_before_the_first_result(stream: bool) -> None:
     labels = ["Shoes", "Toys & Games", "Kitchen, Dining"]
-    clf = Classifier(
-        labels, backend=FakeBackend(), strategy="embedding", embedder=HashingEmbedder()
-    )
+    kw = {"backend": FakeBackend(), "strategy": "embedding", "embedder": HashingEmbedder()}
+    assert not Classifier(labels, **kw).plan.transductive  # auto: the caller turns it on
+    clf = Classifier(labels, transductive="on", **kw)
     assert clf.plan.label_words == "google" and clf.plan.transductive
     titles = ["running shoes", "wooden puzzle game", "frying pan", "leather boots"] * 15
     results = clf.classify_many(iter(titles) if stream else titles)
@@ -285,7 +285,11 @@ def test_flat_labels_learn_from_the_run_before_the_first_result(stream: bool) ->
 
 def test_a_few_products_teach_nothing() -> None:
     clf = Classifier(
-        ["Shoes", "Toys"], backend=FakeBackend(), strategy="embedding", embedder=HashingEmbedder()
+        ["Shoes", "Toys"],
+        backend=FakeBackend(),
+        strategy="embedding",
+        embedder=HashingEmbedder(),
+        transductive="on",
     )
     assert clf.classify_many(["running shoes"] * (LEARN_MIN - 1))[0].path == ["Shoes"]
     assert clf.context.observed and not clf.context.category_index().moved
