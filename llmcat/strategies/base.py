@@ -24,7 +24,7 @@ from llmcat.embeddings import (
     product_text,
     with_lexical,
 )
-from llmcat.embeddings.prototypes import LEARN_MIN, hub_offsets, neighbour_agreement, refined
+from llmcat.embeddings.prototypes import LEARN_MIN, guarded_offsets, neighbour_agreement, refined
 from llmcat.learning.examples import Example, ExampleIndex
 from llmcat.llm.engine import Engine
 from llmcat.llm.once import AsyncOnce
@@ -286,7 +286,7 @@ class StrategyContext:
             start = np.asarray(await index.matrix(), dtype=np.float64)
             temperature = self.embedder().temperature
             vectors = await asyncio.to_thread(refined, start, products, temperature)
-            index.move(vectors, hub_offsets(vectors, products))
+            index.move(vectors, guarded_offsets(vectors, products))
         answers = (await index.similarities(products)).argmax(axis=1)
         return neighbour_agreement(products, answers.tolist())
 

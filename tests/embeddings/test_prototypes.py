@@ -10,7 +10,13 @@ import pytest
 from llmcat.embeddings.anchors import google_paths, with_children
 from llmcat.embeddings.hashing import HashingEmbedder
 from llmcat.embeddings.index import TextIndex
-from llmcat.embeddings.prototypes import grounded, hub_offsets, neighbour_agreement, refined
+from llmcat.embeddings.prototypes import (
+    grounded,
+    guarded_offsets,
+    hub_offsets,
+    neighbour_agreement,
+    refined,
+)
 
 
 def unit(*rows: list[float]) -> np.ndarray:
@@ -50,6 +56,26 @@ def test_hub_offsets_are_each_labels_mean_similarity_to_its_nearest_products() -
     offsets = hub_offsets(labels, products, neighbours=2)
     assert offsets == pytest.approx(np.sort(sims, axis=0)[-2:].mean(axis=0))
     assert hub_offsets(labels, np.zeros((0, 2))) == pytest.approx([0.0, 0.0])
+
+
+def test_hub_offsets_apply_only_when_every_label_answers_its_share_of_the_sample() -> None:
+    labels = unit([1, 0, 0], [0, 1, 0], [0, 0, 1])
+    even = unit(
+        *[[1, 0.1 * i, 0] for i in range(4)],
+        *[[0, 1, 0.1 * i] for i in range(4)],
+        *[[0.1 * i, 0, 1] for i in range(4)],
+    )
+    assert guarded_offsets(labels, even) == pytest.approx(hub_offsets(labels, even))
+    # A catalogue holding two of the three labels: label 2 answers none of it, so no label is
+    # pushed toward it.
+    lacking = even[:8]
+    assert hub_offsets(labels, lacking)[2] > 0
+    assert guarded_offsets(labels, lacking) == pytest.approx([0.0, 0.0, 0.0])
+    # The guard is a share of the fair share: one of four products where four are fair.
+    skewed = np.vstack([even[:8], even[8:9]])
+    assert guarded_offsets(labels, skewed, guard=0.25) == pytest.approx(hub_offsets(labels, skewed))
+    assert not guarded_offsets(labels, skewed, guard=0.5).any()
+    assert not guarded_offsets(labels, np.zeros((0, 3))).any()
 
 
 def test_a_moved_index_ranks_by_similarity_less_offset_and_keeps_its_matrix() -> None:
