@@ -1,4 +1,4 @@
-"""llmcat: zero-shot product categorisation and listing copy with LLMs.
+"""llmcat: zero-shot product categorisation, listing copy and attribute values with LLMs.
 
     from llmcat import Classifier, Taxonomy
     clf = Classifier(Taxonomy.from_labels(["Shoes", "Mobile Phones", "Toys"]))
@@ -10,11 +10,18 @@ Heavy engines (llama.cpp, vLLM, torch) are imported only when a backend that nee
 import logging
 
 from llmcat._version import __version__
+from llmcat.attributes import AttributeExample, AttributeSpec, Extractor, Schema
 from llmcat.backends.base import Backend
 from llmcat.backends.fake import FakeBackend
 from llmcat.classify.classifier import Classifier
 from llmcat.confidence.calibration import TemperatureScaling
-from llmcat.config.options import ClassifyOptions, CopyLimits, CopyOptions, RetryOptions
+from llmcat.config.options import (
+    ClassifyOptions,
+    CopyLimits,
+    CopyOptions,
+    ExtractOptions,
+    RetryOptions,
+)
 from llmcat.config.settings import Settings
 from llmcat.embeddings import (
     Embedder,
@@ -42,9 +49,11 @@ from llmcat.llm.completions import Completion, CompletionRequest
 from llmcat.taxonomy.tree import Category, Taxonomy
 from llmcat.types import (
     Alternative,
+    AttributeValue,
     Classification,
     Description,
     ErrorRecord,
+    Extraction,
     Finding,
     Product,
     Usage,
@@ -55,6 +64,9 @@ logging.getLogger("llmcat").addHandler(logging.NullHandler())
 
 __all__ = [
     "Alternative",
+    "AttributeExample",
+    "AttributeSpec",
+    "AttributeValue",
     "Backend",
     "BackendError",
     "Category",
@@ -71,6 +83,9 @@ __all__ = [
     "Description",
     "Embedder",
     "ErrorRecord",
+    "ExtractOptions",
+    "Extraction",
+    "Extractor",
     "FakeBackend",
     "Finding",
     "HashingEmbedder",
@@ -84,6 +99,7 @@ __all__ = [
     "Product",
     "RateLimitError",
     "RetryOptions",
+    "Schema",
     "SentenceTransformerEmbedder",
     "ServerError",
     "Settings",

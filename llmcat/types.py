@@ -189,3 +189,62 @@ class Description(BaseModel):
     def ok(self) -> bool:
         """True when the item has copy."""
         return self.error is None
+
+
+class ValueSource(BaseModel):
+    """Where an extracted value came from: the characters ``start:end`` of the product's
+    ``field`` (``title``, ``description``, ``attributes.<name>``), and, when the value was
+    normalised to one of the attribute's allowed values, the text read there as ``read``."""
+
+    field: str
+    start: int
+    end: int
+    read: str | None = None
+
+
+class ValueAlternative(BaseModel):
+    """A value the extractor weighed and did not choose."""
+
+    value: str
+    confidence: float = Field(ge=0.0, le=1.0)
+
+
+class AttributeValue(BaseModel):
+    """One attribute of one product: its ``value`` (None: the text states none) and how sure."""
+
+    value: str | None = None
+    source: ValueSource | None = None
+    confidence: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=1.0,
+        description="The chance the answer is right: the value, or that there is none.",
+    )
+    needs_review: bool = False
+    alternatives: list[ValueAlternative] = Field(default_factory=list)
+
+
+class Extraction(BaseModel):
+    """The attributes extracted from one product, or an ``error`` instead."""
+
+    product_id: str
+    category: str | None = Field(
+        default=None, description="The category whose attributes were extracted."
+    )
+    attributes: dict[str, AttributeValue] = Field(default_factory=dict)
+    dropped: int = Field(
+        default=0,
+        description="Values a method proposed that are neither in the text nor allowed: never "
+        "written, counted here.",
+    )
+    error: ErrorRecord | None = None
+    usage: Usage = Field(default_factory=Usage)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    @property
+    def needs_review(self) -> bool:
+        """True when any attribute's answer needs a person's look."""
+        return any(value.needs_review for value in self.attributes.values())

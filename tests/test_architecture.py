@@ -95,7 +95,7 @@ LAYERS = (
     ("learning",),
     ("batch",),
     ("strategies",),
-    ("classify", "listing", "mapping"),
+    ("attributes", "classify", "listing", "mapping"),
     ("integrations", "api", "cli", "evals", "__main__"),
 )
 #: same-layer imports that are allowed: the engine picks a backend by name and backends speak
@@ -198,7 +198,7 @@ def test_strategies_use_the_engine_never_a_backend_worker_or_surface() -> None:
     for module, names in GRAPH.items():
         if package_of(module) == "strategies":
             reached = {package_of(n) for n in names} & {
-                "backends", "classify", "listing", "mapping", "integrations", "cli", "evals",
+                "attributes", "backends", "classify", "listing", "mapping", "integrations", "cli", "evals",
             }  # fmt: skip
             assert reached == set(), module
 

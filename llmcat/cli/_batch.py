@@ -1,4 +1,4 @@
-"""A classify or describe run over one product or a file: checked before anything is written,
+"""A classify, describe or extract run over one product or a file: checked before anything is written,
 resumable, every item a result or an error record, and a summary line at the end."""
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from types import FrameType
 
 from pydantic import BaseModel
 
+from llmcat.attributes.extractor import Extractor
 from llmcat.batch.runner import Done
 from llmcat.classify.classifier import Classifier, spread_positions
 from llmcat.cli._common import (
@@ -39,7 +40,7 @@ from llmcat.io.output import ResultWriter, check_paths, check_writable, digest_o
 from llmcat.io.resume import checked_inputs, review_kept, skip_kept
 from llmcat.io.review import ReviewWriter
 from llmcat.listing.describer import Describer
-from llmcat.types import Classification, Description, Product, Usage
+from llmcat.types import Classification, Description, Extraction, Product, Usage
 
 #: per-item error lines printed on stderr before the rest are only counted
 ERROR_LINES_SHOWN = 20
@@ -89,7 +90,7 @@ def _beside(item: Item | None, result: BaseModel) -> dict[str, str | None] | Non
     return {"title": title if isinstance(title, str) and title else None}
 
 
-def worker_identity(worker: Classifier | Describer) -> dict[str, str]:
+def worker_identity(worker: Classifier | Describer | Extractor) -> dict[str, str]:
     """What a kept record must share with this run to be resumed: model, prompt (and strategy
     and taxonomy for classification)."""
     identity = {"model": worker.backend.model, "prompt_version": worker.prompt_version}
@@ -102,14 +103,16 @@ def worker_identity(worker: Classifier | Describer) -> dict[str, str]:
     return identity
 
 
-def _run_identity(args: argparse.Namespace, worker: Classifier | Describer) -> dict[str, object]:
+def _run_identity(
+    args: argparse.Namespace, worker: Classifier | Describer | Extractor
+) -> dict[str, object]:
     """Everything a kept record's answer depends on, beside its input: the options, the model
     and prompt (and strategy and taxonomy), the settings that change an answer, the examples."""
     identity: dict[str, object] = {"command": args.command, **worker_identity(worker)}
     identity.update(worker.options.model_dump(mode="json", fallback=lambda v: type(v).__name__))
     identity["structured_output"] = worker.settings.structured_output
     identity["columns"] = args.columns
-    identity["attributes"] = args.attributes
+    identity["attributes"] = args.attribute_columns
     examples = getattr(args, "examples", None)
     if examples is not None:
         path = Path(examples)
@@ -149,7 +152,7 @@ async def _observe_whole_file(
     records = read_records(
         args.input,
         encoding=args.encoding,
-        columns=Columns.parse(args.columns, args.attributes),
+        columns=Columns.parse(args.columns, args.attribute_columns),
         scanned=scan,
     )
     last = max(wanted, default=-1)
@@ -163,7 +166,7 @@ def _scanned(args: argparse.Namespace) -> InputScan | None:
     unless --skip-bad-rows lets them become error records."""
     if args.input is None:
         return None
-    columns = Columns.parse(args.columns, args.attributes)
+    columns = Columns.parse(args.columns, args.attribute_columns)
     scan = scan_input(args.input, encoding=args.encoding, columns=columns)
     bad, rows = scan.unreadable, scan.records
     if bad and not args.skip_bad_rows:
@@ -182,7 +185,8 @@ def _scanned(args: argparse.Namespace) -> InputScan | None:
 
 
 async def run_batch(
-    args: argparse.Namespace, make_worker: Callable[[Settings], Classifier | Describer]
+    args: argparse.Namespace,
+    make_worker: Callable[[Settings], Classifier | Describer | Extractor],
 ) -> int:
     """Run ``args.command`` over the product or file the arguments name; the exit code."""
     single = single_product(args)
@@ -201,7 +205,7 @@ async def run_batch(
         else read_records(
             args.input,
             encoding=args.encoding,
-            columns=Columns.parse(args.columns, args.attributes),
+            columns=Columns.parse(args.columns, args.attribute_columns),
             report=lambda line: print(f"llmcat: {line}", file=sys.stderr),
             scanned=scan,
         )
@@ -247,8 +251,8 @@ async def run_batch(
         if isinstance(worker, Classifier) and scan is not None and counted:
             await _observe_whole_file(worker, args, scan)
         # each result beside the input it answers (the output's digests, the review file)
-        results: AsyncIterator[Done[Classification] | Done[Description]] = worker.aiter_done(
-            items, progress=progress, start=start, total=total
+        results: AsyncIterator[Done[Classification] | Done[Description] | Done[Extraction]] = (
+            worker.aiter_done(items, progress=progress, start=start, total=total)
         )
         as_json = args.json or args.input is not None or to_stdout
         headed = False
@@ -257,7 +261,7 @@ async def run_batch(
             count += 1
             failed = result.error is not None
             errors += failed
-            to_review += isinstance(result, Classification) and result.needs_review
+            to_review += isinstance(result, (Classification, Extraction)) and result.needs_review
             flagged += isinstance(result, Description) and result.flagged
             spent = spent + result.usage
             if result.product_id in seen:
@@ -315,7 +319,7 @@ async def run_batch(
         more = errors - ERROR_LINES_SHOWN
         shown = f" ({more} error lines not shown)" if more > 0 else ""
         review = (
-            f", {to_review} to review" if args.command == "classify" else f", {flagged} flagged"
+            f", {flagged} flagged" if args.command == "describe" else f", {to_review} to review"
         )
         print(f"{count} items, {errors} errors{shown}{review}{where}", file=sys.stderr)
         print(spent_line(spent, args.price_in, args.price_out), file=sys.stderr)

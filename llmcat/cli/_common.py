@@ -41,8 +41,10 @@ def verbosity() -> argparse.ArgumentParser:
     return anywhere
 
 
-def add_common_flags(parser: argparse.ArgumentParser) -> None:
-    """The flags classify and describe share: model, images, input and output, cost, scale-out."""
+def add_common_flags(parser: argparse.ArgumentParser, *, attribute_columns: bool = True) -> None:
+    """The flags classify, describe and extract share: model, images, input and output, cost,
+    scale-out. ``attribute_columns``: offer ``--attributes COLUMNS`` (extract's
+    ``--attributes`` names the attributes to extract instead)."""
     group = parser.add_argument_group("model")
     add_flags(group, Settings, "cli", only=MODEL_SETTINGS)
     images = parser.add_argument_group("images")
@@ -93,13 +95,15 @@ def add_common_flags(parser: argparse.ArgumentParser) -> None:
         help="which input columns are which product fields, e.g. 'title=product_name,id=pid' "
         f"(fields: {', '.join(COLUMN_FIELDS)}); a field under its own name needs no mapping",
     )
-    io.add_argument(
-        "--attributes",
-        metavar="COLUMNS",
-        help="the other columns that reach the prompt as attributes, e.g. 'colour,size', or '*' "
-        "for all (default: none, so a gold category column never leaks into the prompt); an "
-        "'attributes' object or column always does",
-    )
+    if attribute_columns:
+        io.add_argument(
+            "--attributes",
+            dest="attribute_columns",
+            metavar="COLUMNS",
+            help="the other columns that reach the prompt as attributes, e.g. 'colour,size', or '*' "
+            "for all (default: none, so a gold category column never leaks into the prompt); an "
+            "'attributes' object or column always does",
+        )
     io.add_argument(
         "--encoding",
         default="utf-8",

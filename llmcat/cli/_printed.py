@@ -1,10 +1,10 @@
-"""What a classify or describe run prints for people: one line per result, the spend line."""
+"""What a classify, describe or extract run prints for people: one line per result, the spend line."""
 
 from __future__ import annotations
 
 from pydantic import BaseModel
 
-from llmcat.types import Classification, Description, Usage
+from llmcat.types import Classification, Description, Extraction, Usage
 
 #: the first line of classify's human output: the product's id (given, or its position from 1),
 #: the category path and the probability of that answer
@@ -19,6 +19,15 @@ def human(result: BaseModel) -> str:
         review = "  (needs review)" if result.needs_review else ""
         cached = "  [cached]" if result.cached else ""
         return f"{result.product_id}\t{' > '.join(result.path)}\t{conf}{review}{cached}"
+    if isinstance(result, Extraction):
+        if result.error:
+            return f"{result.product_id}\terror: {result.error.type}: {result.error.message}"
+        lines = [f"{result.product_id}\t{result.category or ''}"]
+        for name, answer in result.attributes.items():
+            review = "  (needs review)" if answer.needs_review else ""
+            value = answer.value if answer.value is not None else "-"
+            lines.append(f"  {name}: {value}\t{answer.confidence:.2f}{review}")
+        return "\n".join(lines)
     assert isinstance(result, Description)
     if result.error:
         return f"{result.product_id}\terror: {result.error.type}: {result.error.message}"

@@ -60,7 +60,7 @@ def run_on_ray(args: argparse.Namespace, taxonomy: Callable[[], Taxonomy] | None
             settings,
         )
     recipe = dataclasses.replace(  # the columns as without --ray
-        recipe, input_columns=Columns.parse(args.columns, args.attributes)
+        recipe, input_columns=Columns.parse(args.columns, args.attribute_columns)
     )
     address = None if args.ray == "local" else args.ray
     count, errors = FileJob(recipe, address, args.ray_workers).run(args.input, args.output)

@@ -17,7 +17,7 @@ import sys
 from collections.abc import Sequence
 
 from llmcat._version import __version__
-from llmcat.cli import classify, describe, serve, taxonomy
+from llmcat.cli import classify, describe, extract, serve, taxonomy
 from llmcat.cli import eval as harness
 from llmcat.cli import map as mapping
 from llmcat.config.flags import SuggestingParser, set_flag
@@ -65,12 +65,13 @@ def _configure_logging(verbose: int, quiet: bool) -> None:
 
 
 #: the sub-commands in the order ``llmcat --help`` lists them
-COMMANDS = (classify, describe, harness, mapping, taxonomy, serve)
+COMMANDS = (classify, describe, extract, harness, mapping, taxonomy, serve)
 #: what runs each command but ``serve`` (which also takes the arguments after ``--``) and
 #: ``eval`` (whose own parser reads its arguments)
 RUNS = {
     "classify": classify.run,
     "describe": describe.run,
+    "extract": extract.run,
     "map": mapping.run,
     "taxonomy": taxonomy.run,
 }

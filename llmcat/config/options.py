@@ -212,6 +212,28 @@ class ClassifyOptions(BaseModel):
     )
 
 
+class ExtractOptions(BaseModel):
+    """How ``Extractor`` answers: which input field names the category, how much of a
+    description is read, when an answer asks for review."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    category_field: Annotated[str, CLI_FLAG] = Field(
+        default="category",
+        description="The input field that names a product's category (its attributes come "
+        "from it); read as a category, never as product text.",
+    )
+    max_description_chars: Annotated[int, CLI_FLAG] = Field(
+        default=2000, ge=0, description="Characters of a description read for values."
+    )
+    review_threshold: Annotated[float, CLI_FLAG] = Field(
+        default=0.5,
+        ge=0.0,
+        le=1.0,
+        description="needs_review when an answer's confidence is below this.",
+    )
+
+
 class CopyLimits(BaseModel):
     """Length limits per field: words (a CJK character counts as half a word) and, optionally,
     characters (a channel's hard limit)."""
@@ -399,6 +421,7 @@ __all__ = [
     "ClassifyOptions",
     "CopyLimits",
     "CopyOptions",
+    "ExtractOptions",
     "Flag",
     "RetryOptions",
     "Surface",

@@ -1,6 +1,6 @@
-"""The keyword arguments of ``Classifier`` and ``Describer`` as TypedDicts, so mypy checks
+"""The keyword arguments of ``Classifier``, ``Describer`` and ``Extractor`` as TypedDicts, so mypy checks
 ``Classifier(tax, strategy="knn", beam=3)`` name by name. Each key is a field of ``Settings``,
-``ClassifyOptions`` or ``CopyOptions`` (or an alias); ``tests/config/test_options_once.py`` fails when
+``ClassifyOptions``, ``CopyOptions`` or ``ExtractOptions`` (or an alias); ``tests/config/test_options_once.py`` fails when
 the two drift apart, so a new field is added here in the same commit.
 """
 
@@ -94,6 +94,14 @@ class CopyOverrides(TypedDict, total=False):
     model_languages: Sequence[str] | None
 
 
+class ExtractOverrides(TypedDict, total=False):
+    """``ExtractOptions`` fields."""
+
+    category_field: str
+    max_description_chars: int
+    review_threshold: float
+
+
 class ClassifierOverrides(SettingsOverrides, ClassifyOverrides, total=False):
     """The keyword arguments of ``Classifier``."""
 
@@ -102,10 +110,16 @@ class DescriberOverrides(SettingsOverrides, CopyOverrides, total=False):
     """The keyword arguments of ``Describer``."""
 
 
+class ExtractorOverrides(SettingsOverrides, ExtractOverrides, total=False):
+    """The keyword arguments of ``Extractor``."""
+
+
 __all__ = [
     "ClassifierOverrides",
     "ClassifyOverrides",
     "CopyOverrides",
     "DescriberOverrides",
+    "ExtractOverrides",
+    "ExtractorOverrides",
     "SettingsOverrides",
 ]

@@ -19,8 +19,9 @@ from llmcat.errors import ConfigError
 
 #: product fields a column can be mapped to
 FIELDS = ("id", "title", "description", "brand", "attributes", "image_urls")
-#: other names a title is found under when no column is mapped to it
-TITLE_ALIASES = ("name", "product_name")
+#: other names a title is found under when no column is mapped to it (``input``: the attribute
+#: benchmarks' product text)
+TITLE_ALIASES = ("name", "product_name", "input")
 #: other names of the attributes column (a specification table: ``llmcat.io.specifications``)
 ATTRIBUTE_ALIASES = ("product_specifications", "specifications", "specs")
 #: other names of an id column, in the order they are looked for (a catalogue's own ids travel

@@ -10,8 +10,13 @@ from pydantic.fields import FieldInfo
 
 from llmcat.cli import build_parser as cli_parser
 from llmcat.config.flags import flagged, given
-from llmcat.config.options import ClassifyOptions, CopyOptions, Flag, field_names
-from llmcat.config.overrides import ClassifyOverrides, CopyOverrides, SettingsOverrides
+from llmcat.config.options import ClassifyOptions, CopyOptions, ExtractOptions, Flag, field_names
+from llmcat.config.overrides import (
+    ClassifyOverrides,
+    CopyOverrides,
+    ExtractOverrides,
+    SettingsOverrides,
+)
 from llmcat.config.settings import Settings
 from llmcat.evals.commands import build_parser as evals_parser
 from llmcat.integrations.sklearn_estimator import LLMCategoryClassifier
@@ -81,3 +86,4 @@ def test_override_dicts_name_every_field() -> None:
     assert set(ClassifyOverrides.__annotations__) == set(ClassifyOptions.model_fields)
     assert set(SettingsOverrides.__annotations__) == set(Settings.model_fields) - {"backend"}
     assert set(CopyOverrides.__annotations__) == set(field_names(CopyOptions))
+    assert set(ExtractOverrides.__annotations__) == set(ExtractOptions.model_fields)

@@ -1,0 +1,341 @@
+"""``Extractor``: attribute values read from each product's own text.
+
+A product's attributes are those of its category in the schema (the caller's, or learned from
+the examples); its category is the input's ``category`` field (``ExtractOptions.category_field``,
+read as an attribute column, never as product text). Per attribute:
+
+- with examples, the ``SpanTagger`` learned from them ranks the runs of the title and the
+  description; the best run is the value when its score passes the threshold fitted on
+  held-out examples, and its calibrated chance of being right is the confidence;
+- an attribute with allowed values and no examples takes the longest allowed value the text
+  states (whole words, any case), written as allowed; its confidence is not fitted, so it
+  always asks for review.
+
+A value is always a run of the text or an allowed value the text states: anything else is
+dropped and counted (``Extraction.dropped``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import re
+from collections.abc import AsyncIterator, Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from llmcat.attributes.examples import AttributeExample, read_examples
+from llmcat.attributes.schema import AttributeSpec, Schema, schema_from
+from llmcat.attributes.tagger import ALTERNATIVES, TAGGER_VERSION, Scored, SpanTagger, decoded
+from llmcat.backends import Backend
+from llmcat.batch.progress import Progress
+from llmcat.batch.runner import Done, ItemRunner, Worker, error_record
+from llmcat.config.options import ExtractOptions, with_overrides
+from llmcat.config.overrides import ExtractorOverrides
+from llmcat.config.settings import Settings
+from llmcat.errors import ConfigError
+from llmcat.io.inputs import Item, ProductLike
+from llmcat.llm.engine import Engine, split_overrides
+from llmcat.llm.once import AsyncOnce
+from llmcat.types import AttributeValue, Extraction, Product, ValueAlternative, ValueSource
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from llmcat.attributes.spans import Span
+
+log = logging.getLogger(__name__)
+
+#: confidence of a value matched among allowed values without examples to fit one
+UNFITTED_CONFIDENCE = 0.5
+
+
+class Extractor(Worker):
+    """Extract attribute values from products (see the module docstring).
+
+    ``schema``: a ``Schema``, attribute names (``"color,material"`` or a list) or a schema file;
+    default: learned from ``examples``. ``examples``: labelled products (``AttributeExample``s
+    or a JSONL file in the benchmark format or llmcat's). Keyword arguments name fields of
+    ``ExtractOptions`` or ``Settings``.
+    """
+
+    def __init__(
+        self,
+        schema: Schema | str | Sequence[str] | Path | None = None,
+        *,
+        examples: Sequence[AttributeExample] | str | Path | None = None,
+        options: ExtractOptions | None = None,
+        backend: Backend | str | None = None,
+        settings: Settings | None = None,
+        **overrides: Unpack[ExtractorOverrides],
+    ) -> None:
+        connection, chosen = split_overrides(overrides, ExtractOptions)
+        self.options = with_overrides(options or ExtractOptions(), chosen, what="extract")
+        self._engine = Engine(backend=backend, settings=settings, overrides=connection)
+        self._runner = ItemRunner(self._engine)
+        self.examples = (
+            read_examples(Path(examples)) if isinstance(examples, (str, Path)) else examples
+        )
+        if schema is None:
+            if not self.examples:
+                raise ConfigError(
+                    "extract needs attributes (--attributes NAMES or a schema file) or "
+                    "labelled examples (--examples FILE)"
+                )
+            self.schema = Schema.learned(self.examples)
+        elif isinstance(schema, Schema):
+            self.schema = schema
+        elif isinstance(schema, Path):
+            self.schema = Schema.from_file(schema)
+        elif isinstance(schema, str):
+            self.schema = schema_from(schema)
+        else:
+            self.schema = Schema.from_names(schema)
+        free = [s.name for s in self.schema.for_category(None) if not s.values]
+        if free and not self.examples:
+            raise ConfigError(
+                f"free-text attributes ({', '.join(free[:5])}) are read by a tagger learned from "
+                "labelled examples: give --examples FILE, or allowed values in a schema file"
+            )
+        self._tagger = AsyncOnce[SpanTagger | None]()
+
+    async def tagger(self) -> SpanTagger | None:
+        """The tagger learned from the examples (once; None without examples)."""
+        return await self._tagger.get(self._train)
+
+    async def _train(self) -> SpanTagger | None:
+        """Learned from the examples, or read from the cache folder where the same examples
+        were learned from before (learning OA-Mine's 1,452 takes about a minute)."""
+        if not self.examples:
+            return None
+        settings = self.settings
+        saved = (
+            settings.cache_dir / "attributes" / f"tagger-{self._examples_digest()}.json"
+            if settings.cache and settings.cache_dir is not None
+            else None
+        )
+        if saved is not None:
+            kept = await asyncio.to_thread(SpanTagger.load, saved)
+            if kept is not None:
+                return kept
+        examples = self.examples
+        bar = Progress(
+            SpanTagger.fits(examples),
+            label=f"learning from {len(examples)} examples (kept for the next run)",
+            enabled=settings.progress,
+        )
+        try:
+            tagger = await asyncio.to_thread(
+                lambda: SpanTagger.trained(examples, fitted=bar.update)
+            )
+        finally:
+            bar.close()
+        if saved is not None:
+            try:
+                await asyncio.to_thread(tagger.save, saved)
+            except OSError as exc:  # a read-only cache costs time, not the run
+                log.warning("cannot keep the learned tagger in %s: %s", saved, exc)
+        return tagger
+
+    def _examples_digest(self) -> str:
+        digest = hashlib.sha256(str(TAGGER_VERSION).encode())
+        for example in self.examples or ():
+            digest.update(repr(example).encode())
+        return digest.hexdigest()[:16]
+
+    @property
+    def prompt_version(self) -> str:
+        """What the answers depend on besides the input: the schema and the examples."""
+        digest = hashlib.sha256(self.schema.model_dump_json().encode())
+        digest.update(self._examples_digest().encode())
+        return f"tagger-{digest.hexdigest()[:12]}"
+
+    async def prepare(self) -> None:
+        """Learn from the examples (once) before a batch: a bad examples file fails here."""
+        await self.tagger()
+
+    def plan(self) -> str:
+        """How each attribute is read, and why (``llmcat extract --explain``)."""
+        names = self.schema.names
+        lines = [
+            f"attributes: {len(names)} ({', '.join(names[:8])}{', ...' if len(names) > 8 else ''})"
+        ]
+        if self.examples:
+            lines.append(
+                f"method: a span tagger learned from {len(self.examples)} examples (threshold "
+                "and confidence fitted on held-out folds of them); the LLM is not asked"
+            )
+        else:
+            lines.append(
+                "method: allowed values found in the text (no examples: confidence not fitted, "
+                "every value asks for review); the LLM is not asked"
+            )
+        return "\n".join(lines)
+
+    def job(self, **overrides: Unpack[ExtractorOverrides]) -> ExtractJob:
+        """The per-product work with these option overrides."""
+        options = with_overrides(self.options, overrides, what="extract")
+        return ExtractJob(self, options)
+
+    async def aextract(self, product: ProductLike) -> Extraction:
+        """The attributes of one product; a failure is an Extraction with ``error`` set."""
+        return await self._runner.one(product, self.job())
+
+    def extract(self, product: ProductLike) -> Extraction:
+        """Blocking ``aextract``."""
+        return self._runner.blocking(self.aextract(product))
+
+    def aiter_done(
+        self,
+        products: Iterable[Item],
+        *,
+        progress: bool | None = None,
+        start: int = 0,
+        total: int | None = None,
+    ) -> AsyncIterator[Done[Extraction]]:
+        """One Extraction per input, in order, beside its input and position."""
+        return self._runner.stream_done(
+            products, self.job(), label="extract", progress=progress, start=start, total=total
+        )
+
+    def aiter_extract(
+        self, products: Iterable[Item], *, progress: bool | None = None
+    ) -> AsyncIterator[Extraction]:
+        """One Extraction per input, in order, with bounded concurrency."""
+        return self._runner.stream(products, self.job(), label="extract", progress=progress)
+
+    async def aextract_many(
+        self, products: Iterable[Item], *, progress: bool | None = None
+    ) -> list[Extraction]:
+        """Every product's attributes; one result (or error record) per input, in order."""
+        return await self._runner.collect(products, self.job(), label="extract", progress=progress)
+
+    def extract_many(
+        self, products: Iterable[Item], *, progress: bool | None = None
+    ) -> list[Extraction]:
+        """Blocking ``aextract_many``."""
+        return self._runner.blocking(self.aextract_many(products, progress=progress))
+
+
+class ExtractJob:
+    """One product's attributes under one set of options."""
+
+    def __init__(self, extractor: Extractor, options: ExtractOptions) -> None:
+        self.extractor = extractor
+        self.options = options
+
+    def failed(self, product_id: str, error: BaseException) -> Extraction:
+        return Extraction(product_id=product_id, error=error_record(error))
+
+    async def run(self, product: Product) -> Extraction:
+        tagger = await self.extractor.tagger()
+        category = product.attributes.get(self.options.category_field, "") or None
+        fields = [("title", product.title)]
+        if product.description:
+            fields.append(
+                ("description", product.description[: self.options.max_description_chars])
+            )
+        result = Extraction(product_id=product.id, category=category)
+        specs = self.extractor.schema.for_category(category)
+        free = [spec.name for spec in specs if not spec.values]
+        ranked = (
+            {name: tagger.scored(fields, category or "", name) for name in free}
+            if tagger is not None
+            else {}
+        )
+        chosen = decoded(ranked, tagger.calibration.threshold) if tagger is not None else {}
+        for spec in specs:
+            if spec.values:
+                answer = allowed_value(fields, spec)
+            elif tagger is not None:
+                answer = tagged_value(
+                    tagger, ranked[spec.name], chosen.get(spec.name), self.options
+                )
+            else:  # checked when the extractor was made; kept for a schema changed later
+                answer = AttributeValue()
+            if answer.value is not None and not _grounded(answer, fields, spec):
+                result.dropped += 1
+                answer = AttributeValue(confidence=0.0, needs_review=True)
+            result.attributes[spec.name] = answer
+        return result
+
+
+def tagged_value(
+    tagger: SpanTagger,
+    ranked: Sequence[Scored],
+    chosen: Scored | None,
+    options: ExtractOptions,
+) -> AttributeValue:
+    """One attribute's answer from its ``ranked`` runs and the one joint decoding ``chosen``
+    (None: no value); alternatives are the next distinct runs."""
+    calibration = tagger.calibration
+    others: list[ValueAlternative] = []
+    seen = {chosen.span.text} if chosen is not None else set()
+    for candidate in ranked:
+        if candidate.span.text in seen:
+            continue
+        seen.add(candidate.span.text)
+        others.append(
+            ValueAlternative(
+                value=candidate.span.text, confidence=round(calibration.value(candidate.score), 4)
+            )
+        )
+        if len(others) == ALTERNATIVES:
+            break
+    if chosen is None:
+        confidence = calibration.none(ranked[0].score if ranked else 0.0)
+        return AttributeValue(
+            confidence=round(confidence, 4),
+            needs_review=confidence < options.review_threshold,
+            alternatives=others,
+        )
+    confidence = calibration.value(chosen.score)
+    return AttributeValue(
+        value=chosen.span.text,
+        source=_source(chosen.span),
+        confidence=round(confidence, 4),
+        needs_review=confidence < options.review_threshold,
+        alternatives=others,
+    )
+
+
+def allowed_value(fields: Sequence[tuple[str, str]], spec: AttributeSpec) -> AttributeValue:
+    """The longest of ``spec``'s allowed values that the text states as whole words (any case),
+    written as allowed, with where it was read."""
+    for value in sorted(spec.values, key=len, reverse=True):
+        pattern = re.compile(rf"(?<!\w){re.escape(value)}(?!\w)", re.IGNORECASE)
+        for field_name, text in fields:
+            found = pattern.search(text)
+            if found:
+                return AttributeValue(
+                    value=value,
+                    source=ValueSource(
+                        field=field_name, start=found.start(), end=found.end(), read=found.group()
+                    ),
+                    confidence=UNFITTED_CONFIDENCE,
+                    needs_review=True,
+                )
+    return AttributeValue(confidence=UNFITTED_CONFIDENCE, needs_review=True)
+
+
+def _source(span: Span) -> ValueSource:
+    return ValueSource(field=span.field, start=span.start, end=span.end)
+
+
+def _grounded(
+    answer: AttributeValue, fields: Sequence[tuple[str, str]], spec: AttributeSpec
+) -> bool:
+    """Whether the value is the text at its source, or an allowed value."""
+    if answer.value in spec.values:
+        return True
+    source = answer.source
+    texts = dict(fields)
+    return (
+        source is not None
+        and source.field in texts
+        and texts[source.field][source.start : source.end] == answer.value
+    )
+
+
+__all__ = ["UNFITTED_CONFIDENCE", "ExtractJob", "Extractor", "allowed_value", "tagged_value"]

@@ -1,0 +1,159 @@
+"""Which attributes to extract, per category: from the caller, a schema file or examples.
+
+A schema file is JSON (docs/attributes.md)::
+
+    {"attributes": [{"name": "color", "description": "main colour",
+                     "values": ["Black", "White"], "multiple": false}],
+     "categories": {"Shoes": ["color", {"name": "size"}]}}
+
+``attributes`` apply to every product; ``categories`` add attributes (a name from
+``attributes`` or a whole spec) for the products of that category. A spec without ``values``
+is free text: its value is read from the product's text as written.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from llmcat.attributes.examples import AttributeExample, attributes_by_category
+from llmcat.errors import ConfigError
+
+
+class AttributeSpec(BaseModel):
+    """One attribute: its name, what it means, its allowed values (empty: free text)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1)
+    description: str = ""
+    values: tuple[str, ...] = ()
+    multiple: bool = False
+
+    @field_validator("name")
+    @classmethod
+    def _trimmed(cls, name: str) -> str:
+        if not name.strip():
+            raise ValueError("an attribute needs a name")
+        return name.strip()
+
+
+class Schema(BaseModel):
+    """The attributes of every product (``common``) and those of each category."""
+
+    model_config = ConfigDict(frozen=True)
+
+    common: tuple[AttributeSpec, ...] = ()
+    categories: Mapping[str, tuple[AttributeSpec, ...]] = Field(default_factory=dict)
+
+    def for_category(self, category: str | None) -> list[AttributeSpec]:
+        """The attributes a product of ``category`` gets: the common ones, then its own (a
+        product of no known category: the common ones, or, when there are none, every
+        category's)."""
+        own = self.categories.get(category or "")
+        if own is None and not self.common:
+            own = tuple(self._every_category())
+        merged = {spec.name: spec for spec in (*self.common, *(own or ()))}
+        return list(merged.values())
+
+    def _every_category(self) -> Iterable[AttributeSpec]:
+        seen: set[str] = set()
+        for specs in self.categories.values():
+            for spec in specs:
+                if spec.name not in seen:
+                    seen.add(spec.name)
+                    yield spec
+
+    @property
+    def names(self) -> list[str]:
+        """Every attribute name, common ones first."""
+        return (
+            [s.name for s in self.for_category(None)]
+            if not self.common
+            else [s.name for s in self.common]
+            + [s.name for s in self._every_category() if s not in self.common]
+        )
+
+    @classmethod
+    def from_names(cls, names: str | Sequence[str]) -> Schema:
+        """Free-text attributes from ``"color,material"`` or a list of names."""
+        given = names.split(",") if isinstance(names, str) else list(names)
+        specs = [AttributeSpec(name=n.strip()) for n in given if n.strip()]
+        if not specs:
+            raise ConfigError("--attributes names no attribute")
+        return cls(common=tuple(specs))
+
+    @classmethod
+    def from_file(cls, path: Path) -> Schema:
+        """A schema file (see the module docstring); ConfigError naming the file and the
+        field when it does not read."""
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read the schema file ({exc.strerror})") from None
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{path}: not JSON ({exc.msg}, line {exc.lineno})") from None
+        if isinstance(data, list):
+            data = {"attributes": data}
+        if not isinstance(data, dict) or not set(data) <= {"attributes", "categories"}:
+            raise ConfigError(f"{path}: a schema is an object with 'attributes' and 'categories'")
+        attributes, listed = data.get("attributes", []), data.get("categories") or {}
+        if not isinstance(attributes, list) or not isinstance(listed, dict):
+            raise ConfigError(
+                f"{path}: 'attributes' is a list of attributes and 'categories' maps a category "
+                "to a list of attributes"
+            )
+        common = tuple(_spec(s, f"{path}: attributes[{i}]") for i, s in enumerate(attributes))
+        named = {spec.name: spec for spec in common}
+        categories: dict[str, tuple[AttributeSpec, ...]] = {}
+        for category, specs in listed.items():
+            if not isinstance(specs, list):
+                raise ConfigError(f"{path}: categories.{category} is not a list of attributes")
+            categories[str(category)] = tuple(
+                named[s]
+                if isinstance(s, str) and s in named
+                else _spec(s, f"{path}: categories.{category}[{i}]")
+                for i, s in enumerate(specs)
+            )
+        schema = cls(common=common, categories=categories)
+        if not schema.for_category(None):
+            raise ConfigError(f"{path}: the schema names no attribute")
+        return schema
+
+    @classmethod
+    def learned(cls, examples: Iterable[AttributeExample]) -> Schema:
+        """Each category's attributes as its labelled products have them; an attribute whose
+        examples hold few distinct values is still free text (values are read, not chosen)."""
+        per_category = attributes_by_category(examples)
+        return cls(
+            categories={
+                category: tuple(AttributeSpec(name=name) for name in names)
+                for category, names in per_category.items()
+            }
+        )
+
+
+def _spec(given: object, where: str) -> AttributeSpec:
+    """An attribute from a name or a spec object; ConfigError naming ``where`` and the field."""
+    try:
+        if isinstance(given, str):
+            return AttributeSpec(name=given)
+        return AttributeSpec.model_validate(given)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        place = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(f"{where}{'.' + place if place else ''}: {first['msg']}") from None
+
+
+def schema_from(argument: str) -> Schema:
+    """``--attributes``: a schema file when the argument names one, else attribute names."""
+    path = Path(argument)
+    if path.suffix.lower() == ".json" or path.is_file():
+        return Schema.from_file(path)
+    return Schema.from_names(argument)
+
+
+__all__ = ["AttributeSpec", "Schema", "schema_from"]

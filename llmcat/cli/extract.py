@@ -1,0 +1,101 @@
+"""``llmcat extract``: attribute values (colour, size, brand, ...) read from each product's
+text, each with where it was read and how sure."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from pathlib import Path
+
+from llmcat.attributes.extractor import Extractor
+from llmcat.cli._batch import prompt_interrupt, run_batch
+from llmcat.cli._common import add_common_flags, described, settings_from, verbosity
+from llmcat.config.flags import SubParsers, add_flags, given
+from llmcat.config.options import ExtractOptions, validated
+from llmcat.config.settings import Settings
+from llmcat.errors import ConfigError
+
+
+def add_parser(sub: SubParsers) -> None:
+    """``llmcat extract``: its flags and help."""
+    extract = sub.add_parser(
+        "extract",
+        parents=[verbosity()],
+        help="extract attribute values",
+        usage="llmcat extract [TITLE | --input FILE] (--examples FILE | --attributes SCHEMA) "
+        "[--output FILE] [options]",
+        description=described(
+            "Read attribute values (colour, material, size, ...) from each product's own text: "
+            "every value is a run of the text (its field and characters are given) or an "
+            "allowed value the text states, with a calibrated confidence (docs/attributes.md).",
+            "llmcat extract --input test.jsonl --examples train.jsonl --output out.jsonl",
+            "llmcat extract 'Florsheim Men's Milano Slip-On Loafer,Burgundy,10 D US' "
+            "--category Shoes --examples train.jsonl",
+            "llmcat extract --input products.csv --attributes schema.json --output values.jsonl",
+            "llmcat extract --examples train.jsonl --explain   # how each attribute is read",
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    extract.add_argument("text", nargs="?", help="a product title (or use --input)")
+    extract.add_argument(
+        "--examples",
+        type=Path,
+        help="labelled products (JSONL): the benchmark format (input, category, target_scores) "
+        "or llmcat's (title, category, values); the attributes of each category, and a tagger "
+        "learned from them",
+    )
+    extract.add_argument(
+        "--attributes",
+        dest="schema",
+        metavar="NAMES|FILE",
+        help="the attributes to extract: names ('color,material') or a schema file (JSON: "
+        "names, descriptions, allowed values; docs/attributes.md); default: those of each "
+        "product's category in --examples",
+    )
+    extract.add_argument(
+        "--category",
+        default="",
+        help="the single product's category (its attributes in --examples)",
+    )
+    extract.add_argument("--brand", default="", help="the single product's brand")
+    extract.add_argument("--description", default="", help="the single product's own description")
+    add_flags(extract.add_argument_group("extraction"), ExtractOptions, "cli")
+    extract.add_argument(
+        "--explain",
+        action="store_true",
+        help="print how each attribute is read, and why, and extract nothing",
+    )
+    add_common_flags(extract, attribute_columns=False)
+
+
+def _extractor(args: argparse.Namespace, settings: Settings) -> Extractor:
+    options = validated(ExtractOptions, given(args, ExtractOptions), what="extract")
+    if args.schema is None and args.examples is None:
+        raise ConfigError(
+            "extract needs --examples FILE (labelled products) or --attributes NAMES|FILE"
+        )
+    return Extractor(args.schema, examples=args.examples, options=options, settings=settings)
+
+
+async def explain(args: argparse.Namespace) -> int:
+    """Print how each attribute is read; extract nothing."""
+    worker = _extractor(args, settings_from(args))
+    try:
+        print(worker.plan())
+    finally:
+        await worker.aclose()
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    """Extract the attributes of one product or a file (or explain how)."""
+    # The category reaches a product as an attribute column, never as its text.
+    options = validated(ExtractOptions, given(args, ExtractOptions), what="extract")
+    args.attribute_columns = options.category_field
+    args.attr = [f"{options.category_field}={args.category}"] if args.category else []
+    if args.explain:
+        return asyncio.run(explain(args))
+    if args.ray is not None:
+        raise ConfigError("extract runs in one process for now: drop --ray")
+    with prompt_interrupt():
+        return asyncio.run(run_batch(args, lambda settings: _extractor(args, settings)))

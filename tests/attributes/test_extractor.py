@@ -1,0 +1,103 @@
+"""The extractor learns values from labelled products and answers with text it can point at."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from llmcat.attributes.examples import AttributeExample, read_examples
+from llmcat.attributes.extractor import Extractor
+from llmcat.attributes.schema import AttributeSpec, Schema
+from llmcat.attributes.spans import Span
+from llmcat.attributes.tagger import Scored, SpanTagger, decoded
+from llmcat.errors import ConfigError
+
+
+def micro_f1(rows: list[dict[str, object]], extracted: list[dict[str, str | None]]) -> float:
+    """The benchmark's rule: VC / (NV + VC + VW) and VC / (VN + VC + VW)."""
+    right = given = gold = 0
+    for row, answers in zip(rows, extracted, strict=True):
+        scores = row["target_scores"]
+        assert isinstance(scores, dict)
+        for name, value in answers.items():
+            accepted = set(scores.get(name, {}))
+            given += value is not None
+            gold += bool(accepted)
+            right += value is not None and value in accepted
+    precision, recall = right / max(given, 1), right / max(gold, 1)
+    return 2 * precision * recall / max(precision + recall, 1e-9)
+
+
+def test_values_learned_from_examples_are_runs_of_the_text(shoe_files: tuple[Path, Path]) -> None:
+    train, test = shoe_files
+    rows = [json.loads(line) for line in test.read_text().splitlines()]
+    extractor = Extractor(examples=train, backend="fake", cache=False)
+    products = [{"title": r["input"], "attributes": {"category": r["category"]}} for r in rows]
+    results = extractor.extract_many(products, progress=False)
+    assert [r.product_id for r in results] == [str(n) for n in range(1, len(rows) + 1)]
+    for row, result in zip(rows, results, strict=True):
+        assert result.ok and result.category == "Shoes" and result.dropped == 0
+        assert set(result.attributes) == {"Brand", "Gender", "Shoe type", "Color", "Size"}
+        for answer in result.attributes.values():
+            assert 0.0 <= answer.confidence <= 1.0
+            if answer.value is not None:
+                assert answer.source is not None and answer.source.field == "title"
+                assert row["input"][answer.source.start : answer.source.end] == answer.value
+    answers = [{k: v.value for k, v in r.attributes.items()} for r in results]
+    assert micro_f1(rows, answers) >= 0.9  # a regular catalogue: the tagger must get it
+    # A title with no colour gets none (every third synthetic title has none).
+    assert answers[0]["Color"] is None
+
+
+def test_joint_decoding_gives_each_run_to_one_attribute() -> None:
+    def scored(text: str, start: int, score: float) -> Scored:
+        return Scored(Span("title", start, start + len(text), 0, 0, text), score)
+
+    ranked = {
+        "Brand": [scored("Acme Men's", 0, 0.9), scored("Acme", 0, 0.8)],
+        "Gender": [scored("Men's", 5, 0.85)],
+        "Color": [scored("Red", 11, 0.05)],
+    }
+    chosen = decoded(ranked, threshold=0.1)
+    assert {name: c.span.text for name, c in chosen.items()} == {"Brand": "Acme Men's"}
+    ranked["Brand"] = ranked["Brand"][1:]
+    chosen = decoded(ranked, threshold=0.1)
+    assert {name: c.span.text for name, c in chosen.items()} == {"Brand": "Acme", "Gender": "Men's"}
+
+
+def test_a_saved_tagger_answers_as_the_learned_one(
+    shoe_files: tuple[Path, Path], tmp_path: Path
+) -> None:
+    examples = read_examples(shoe_files[0])
+    tagger = SpanTagger.trained(examples)
+    path = tmp_path / "tagger.json"
+    tagger.save(path)
+    again = SpanTagger.load(path)
+    assert again is not None and again.calibration == tagger.calibration
+    fields = [("title", "Acme Men's Loafer,Red,9 D US")]
+    assert [s.score for s in again.scored(fields, "Shoes", "Color")] == pytest.approx(
+        [s.score for s in tagger.scored(fields, "Shoes", "Color")]
+    )
+    path.write_text("{broken", encoding="utf-8")
+    assert SpanTagger.load(path) is None
+
+
+def test_allowed_values_are_found_as_written_and_ask_for_review() -> None:
+    schema = Schema(common=(AttributeSpec(name="color", values=("Navy Blue", "Blue", "Red")),))
+    extractor = Extractor(schema, backend="fake")
+    result = extractor.extract({"title": "Acme loafer in NAVY BLUE suede"})
+    answer = result.attributes["color"]
+    assert answer.value == "Navy Blue" and answer.needs_review
+    assert answer.source is not None and answer.source.read == "NAVY BLUE"
+    assert extractor.extract({"title": "Acme loafer"}).attributes["color"].value is None
+
+
+def test_free_text_attributes_need_examples() -> None:
+    with pytest.raises(ConfigError, match="examples"):
+        Extractor("color,material", backend="fake")
+    with pytest.raises(ConfigError, match="examples"):
+        Extractor(backend="fake")
+    with pytest.raises(ConfigError, match="at least 2"):
+        SpanTagger.trained([AttributeExample("Acme", "Shoes", {"Brand": ("Acme",)})])
