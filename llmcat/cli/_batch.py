@@ -21,13 +21,13 @@ from llmcat.attributes.extractor import Extractor
 from llmcat.batch.runner import Done
 from llmcat.classify.classifier import Classifier, spread_positions
 from llmcat.cli._common import (
+    input_columns,
     settings_from,
     taxonomy_file,
 )
 from llmcat.cli._printed import HUMAN_HEADER, human, spent_line
 from llmcat.config.settings import Settings
 from llmcat.errors import ConfigError, InputError
-from llmcat.io.columns import Columns
 from llmcat.io.inputs import (
     STDIO,
     InputScan,
@@ -152,7 +152,7 @@ async def _observe_whole_file(
     records = read_records(
         args.input,
         encoding=args.encoding,
-        columns=Columns.parse(args.columns, args.attribute_columns),
+        columns=input_columns(args),
         scanned=scan,
     )
     last = max(wanted, default=-1)
@@ -166,7 +166,7 @@ def _scanned(args: argparse.Namespace) -> InputScan | None:
     unless --skip-bad-rows lets them become error records."""
     if args.input is None:
         return None
-    columns = Columns.parse(args.columns, args.attribute_columns)
+    columns = input_columns(args)
     scan = scan_input(args.input, encoding=args.encoding, columns=columns)
     bad, rows = scan.unreadable, scan.records
     if bad and not args.skip_bad_rows:
@@ -205,7 +205,7 @@ async def run_batch(
         else read_records(
             args.input,
             encoding=args.encoding,
-            columns=Columns.parse(args.columns, args.attribute_columns),
+            columns=input_columns(args),
             report=lambda line: print(f"llmcat: {line}", file=sys.stderr),
             scanned=scan,
         )

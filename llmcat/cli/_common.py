@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+from dataclasses import replace
 from pathlib import Path
 
 from llmcat.config.flags import SuggestingParser, add_flags, given
@@ -13,6 +14,7 @@ from llmcat.config.options import validated
 from llmcat.config.settings import Settings
 from llmcat.errors import ConfigError
 from llmcat.io.columns import FIELDS as COLUMN_FIELDS
+from llmcat.io.columns import Columns
 from llmcat.io.inputs import (
     STDIO,
 )
@@ -153,6 +155,15 @@ def add_common_flags(parser: argparse.ArgumentParser, *, attribute_columns: bool
         metavar="N",
         help="actors of --ray, each with its own worker (default: one per CPU of the cluster)",
     )
+
+
+def input_columns(args: argparse.Namespace) -> Columns:
+    """Which input columns are which product fields and attributes (``--columns``,
+    ``--attributes COLUMNS``; extract's are its category field alone)."""
+    columns = Columns.parse(args.columns, args.attribute_columns)
+    if args.command == "extract":
+        return replace(columns, hint=None)
+    return columns
 
 
 def described(what: str, *commands: str) -> str:

@@ -9,12 +9,12 @@ from collections.abc import Callable
 
 from llmcat.cli._batch import single_product
 from llmcat.cli._common import (
+    input_columns,
     settings_from,
 )
 from llmcat.config.flags import given
 from llmcat.config.options import ClassifyOptions, CopyOptions, validated
 from llmcat.errors import ConfigError
-from llmcat.io.columns import Columns
 from llmcat.io.inputs import (
     STDIO,
 )
@@ -60,7 +60,7 @@ def run_on_ray(args: argparse.Namespace, taxonomy: Callable[[], Taxonomy] | None
             settings,
         )
     recipe = dataclasses.replace(  # the columns as without --ray
-        recipe, input_columns=Columns.parse(args.columns, args.attribute_columns)
+        recipe, input_columns=input_columns(args)
     )
     address = None if args.ray == "local" else args.ray
     count, errors = FileJob(recipe, address, args.ray_workers).run(args.input, args.output)

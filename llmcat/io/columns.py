@@ -37,6 +37,9 @@ class Columns:
 
     fields: Mapping[str, str] = field(default_factory=dict)
     attributes: tuple[str, ...] | Literal["*"] = ()
+    #: how a caller makes an unused column an attribute, said beside the unused ones (None: no
+    #: way, as for extract, whose attribute columns are its category only)
+    hint: str | None = "--attributes NAMES, or '*' for all"
 
     @classmethod
     def parse(cls, columns: str | None = None, attributes: str | None = None) -> Columns:
@@ -132,7 +135,8 @@ class Columns:
         ignored = [k for k in record if k not in used and k not in FIELDS and k not in chosen]
         line = f"columns: {', '.join(parts) or 'none'}; attributes: {', '.join(chosen) or 'none'}"
         if ignored:
-            line += f"; not used: {', '.join(ignored)} (--attributes NAMES, or '*' for all)"
+            line += f"; not used: {', '.join(ignored)}"
+            line += f" ({self.hint})" if self.hint else ""
         return line
 
 
