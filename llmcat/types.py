@@ -231,6 +231,10 @@ class Extraction(BaseModel):
     category: str | None = Field(
         default=None, description="The category whose attributes were extracted."
     )
+    category_id: str | None = Field(
+        default=None,
+        description="Its id, when a taxonomy chose it (``llmcat extract --taxonomy``).",
+    )
     attributes: dict[str, AttributeValue] = Field(default_factory=dict)
     dropped: int = Field(
         default=0,

@@ -7,9 +7,13 @@ read as an attribute column, never as product text). Per attribute:
 - with examples, the ``SpanTagger`` learned from them ranks the runs of the title and the
   description; the best run is the value when its score passes the threshold fitted on
   held-out examples, and its calibrated chance of being right is the confidence;
-- an attribute with allowed values and no examples takes the longest allowed value the text
-  states (whole words, any case), written as allowed; its confidence is not fitted, so it
-  always asks for review.
+- an attribute with allowed values takes the longest allowed value the text states (whole
+  words, any case; the product's own attribute of that name first, then the title, the
+  description and its other attributes), written as allowed; its confidence is not fitted, so
+  it always asks for review.
+
+With a ``categorizer`` (``llmcat extract --taxonomy shopify``), the category is the one it
+chooses, and the attributes are that category's (Shopify's, with their allowed values).
 
 A value is always a run of the text or an allowed value the text states: anything else is
 dropped and counted (``Extraction.dropped``).
@@ -22,11 +26,13 @@ import hashlib
 import logging
 import re
 from collections.abc import AsyncIterator, Iterable, Sequence
+from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from llmcat.attributes.examples import AttributeExample, read_examples
-from llmcat.attributes.schema import AttributeSpec, Schema, schema_from
+from llmcat.attributes.schema import AttributeSpec, Schema
+from llmcat.attributes.shopify import schema_from
 from llmcat.attributes.tagger import ALTERNATIVES, TAGGER_VERSION, Scored, SpanTagger, decoded
 from llmcat.backends import Backend
 from llmcat.batch.progress import Progress
@@ -34,11 +40,18 @@ from llmcat.batch.runner import Done, ItemRunner, Worker, error_record
 from llmcat.config.options import ExtractOptions, with_overrides
 from llmcat.config.overrides import ExtractorOverrides
 from llmcat.config.settings import Settings
-from llmcat.errors import ConfigError
+from llmcat.errors import ConfigError, InputError
 from llmcat.io.inputs import Item, ProductLike
 from llmcat.llm.engine import Engine, split_overrides
 from llmcat.llm.once import AsyncOnce
-from llmcat.types import AttributeValue, Extraction, Product, ValueAlternative, ValueSource
+from llmcat.types import (
+    AttributeValue,
+    Classification,
+    Extraction,
+    Product,
+    ValueAlternative,
+    ValueSource,
+)
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -51,13 +64,21 @@ log = logging.getLogger(__name__)
 UNFITTED_CONFIDENCE = 0.5
 
 
+class Categorizer(Protocol):
+    """What chooses a product's category when the input has none: a ``Classifier``."""
+
+    async def aclassify(self, product: ProductLike) -> Classification: ...
+
+
 class Extractor(Worker):
     """Extract attribute values from products (see the module docstring).
 
     ``schema``: a ``Schema``, attribute names (``"color,material"`` or a list) or a schema file;
     default: learned from ``examples``. ``examples``: labelled products (``AttributeExample``s
     or a JSONL file in the benchmark format or llmcat's). Keyword arguments name fields of
-    ``ExtractOptions`` or ``Settings``.
+    ``ExtractOptions`` or ``Settings``. ``categorizer``: chooses each product's category (a
+    ``Classifier`` over Shopify's taxonomy for Shopify's attributes); its answer's id names the
+    category in the schema.
     """
 
     def __init__(
@@ -68,8 +89,10 @@ class Extractor(Worker):
         options: ExtractOptions | None = None,
         backend: Backend | str | None = None,
         settings: Settings | None = None,
+        categorizer: Categorizer | None = None,
         **overrides: Unpack[ExtractorOverrides],
     ) -> None:
+        self.categorizer = categorizer
         connection, chosen = split_overrides(overrides, ExtractOptions)
         self.options = with_overrides(options or ExtractOptions(), chosen, what="extract")
         self._engine = Engine(backend=backend, settings=settings, overrides=connection)
@@ -86,9 +109,7 @@ class Extractor(Worker):
             self.schema = Schema.learned(self.examples)
         elif isinstance(schema, Schema):
             self.schema = schema
-        elif isinstance(schema, Path):
-            self.schema = Schema.from_file(schema)
-        elif isinstance(schema, str):
+        elif isinstance(schema, (str, Path)):
             self.schema = schema_from(schema)
         else:
             self.schema = Schema.from_names(schema)
@@ -231,12 +252,24 @@ class ExtractJob:
     async def run(self, product: Product) -> Extraction:
         tagger = await self.extractor.tagger()
         category = product.attributes.get(self.options.category_field, "") or None
+        result = Extraction(product_id=product.id, category=category)
+        if self.extractor.categorizer is not None:
+            chosen_category = await self.extractor.categorizer.aclassify(product)
+            if chosen_category.error is not None:
+                raise InputError(f"no category for its attributes: {chosen_category.error.message}")
+            category = chosen_category.category_id
+            result.category = " > ".join(chosen_category.path)
+            result.category_id = category
         fields = [("title", product.title)]
         if product.description:
             fields.append(
                 ("description", product.description[: self.options.max_description_chars])
             )
-        result = Extraction(product_id=product.id, category=category)
+        stated = [
+            (f"attributes.{name}", value)
+            for name, value in product.attributes.items()
+            if name != self.options.category_field and value
+        ]
         specs = self.extractor.schema.for_category(category)
         free = [spec.name for spec in specs if not spec.values]
         ranked = (
@@ -247,14 +280,14 @@ class ExtractJob:
         chosen = decoded(ranked, tagger.calibration.threshold) if tagger is not None else {}
         for spec in specs:
             if spec.values:
-                answer = allowed_value(fields, spec)
+                answer = allowed_value(_own_first(stated, spec.name) + fields, spec)
             elif tagger is not None:
                 answer = tagged_value(
                     tagger, ranked[spec.name], chosen.get(spec.name), self.options
                 )
             else:  # checked when the extractor was made; kept for a schema changed later
                 answer = AttributeValue()
-            if answer.value is not None and not _grounded(answer, fields, spec):
+            if answer.value is not None and not _grounded(answer, fields + stated, spec):
                 result.dropped += 1
                 answer = AttributeValue(confidence=0.0, needs_review=True)
             result.attributes[spec.name] = answer
@@ -301,11 +334,14 @@ def tagged_value(
 
 
 def allowed_value(fields: Sequence[tuple[str, str]], spec: AttributeSpec) -> AttributeValue:
-    """The longest of ``spec``'s allowed values that the text states as whole words (any case),
-    written as allowed, with where it was read."""
-    for value in sorted(spec.values, key=len, reverse=True):
-        pattern = re.compile(rf"(?<!\w){re.escape(value)}(?!\w)", re.IGNORECASE)
-        for field_name, text in fields:
+    """The first field's longest allowed value of ``spec`` that it states as whole words (any
+    case), written as allowed, with where it was read. A bare number (``1``, ``42``) counts
+    only in the product's own attribute of that name: in prose it is rarely a size."""
+    own = f"attributes.{spec.name}".casefold()
+    for field_name, text in fields:
+        for value, pattern in _patterns(spec.values):
+            if _BARE_NUMBER.fullmatch(value) and field_name.casefold() != own:
+                continue
             found = pattern.search(text)
             if found:
                 return AttributeValue(
@@ -317,6 +353,25 @@ def allowed_value(fields: Sequence[tuple[str, str]], spec: AttributeSpec) -> Att
                     needs_review=True,
                 )
     return AttributeValue(confidence=UNFITTED_CONFIDENCE, needs_review=True)
+
+
+_BARE_NUMBER = re.compile(r"[\d.,/ -]+")
+
+
+@lru_cache(maxsize=4096)
+def _patterns(values: tuple[str, ...]) -> list[tuple[str, re.Pattern[str]]]:
+    """Each allowed value with its whole-word pattern, longest first."""
+    return [
+        (value, re.compile(rf"(?<!\w){re.escape(value)}(?!\w)", re.IGNORECASE))
+        for value in sorted(values, key=len, reverse=True)
+    ]
+
+
+def _own_first(stated: Sequence[tuple[str, str]], name: str) -> list[tuple[str, str]]:
+    """The product's own attribute of that name (any case) first, then its others: a
+    specification table's ``Color: Black`` says more than a title's word."""
+    own = f"attributes.{name}".casefold()
+    return sorted(stated, key=lambda pair: pair[0].casefold() != own)
 
 
 def _source(span: Span) -> ValueSource:
@@ -338,4 +393,11 @@ def _grounded(
     )
 
 
-__all__ = ["UNFITTED_CONFIDENCE", "ExtractJob", "Extractor", "allowed_value", "tagged_value"]
+__all__ = [
+    "UNFITTED_CONFIDENCE",
+    "Categorizer",
+    "ExtractJob",
+    "Extractor",
+    "allowed_value",
+    "tagged_value",
+]

@@ -90,12 +90,11 @@ class Schema(BaseModel):
     def from_file(cls, path: Path) -> Schema:
         """A schema file (see the module docstring); ConfigError naming the file and the
         field when it does not read."""
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise ConfigError(f"{path}: cannot read the schema file ({exc.strerror})") from None
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"{path}: not JSON ({exc.msg}, line {exc.lineno})") from None
+        return cls.from_json(read_json(path), path)
+
+    @classmethod
+    def from_json(cls, data: object, path: object) -> Schema:
+        """A schema from a schema file's decoded JSON; ConfigError naming ``path``."""
         if isinstance(data, list):
             data = {"attributes": data}
         if not isinstance(data, dict) or not set(data) <= {"attributes", "categories"}:
@@ -136,6 +135,18 @@ class Schema(BaseModel):
         )
 
 
+def read_json(path: Path) -> object:
+    """A JSON file's content; ConfigError naming the file when it cannot be read."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the schema file ({exc.strerror})") from None
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path}: not JSON ({exc.msg}, line {exc.lineno})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text") from None
+
+
 def _spec(given: object, where: str) -> AttributeSpec:
     """An attribute from a name or a spec object; ConfigError naming ``where`` and the field."""
     try:
@@ -148,12 +159,4 @@ def _spec(given: object, where: str) -> AttributeSpec:
         raise ConfigError(f"{where}{'.' + place if place else ''}: {first['msg']}") from None
 
 
-def schema_from(argument: str) -> Schema:
-    """``--attributes``: a schema file when the argument names one, else attribute names."""
-    path = Path(argument)
-    if path.suffix.lower() == ".json" or path.is_file():
-        return Schema.from_file(path)
-    return Schema.from_names(argument)
-
-
-__all__ = ["AttributeSpec", "Schema", "schema_from"]
+__all__ = ["AttributeSpec", "Schema"]

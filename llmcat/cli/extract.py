@@ -8,12 +8,16 @@ import asyncio
 from pathlib import Path
 
 from llmcat.attributes.extractor import Extractor
+from llmcat.attributes.shopify import GID_PREFIX, find_shopify_attributes
+from llmcat.classify.classifier import Classifier
 from llmcat.cli._batch import prompt_interrupt, run_batch
 from llmcat.cli._common import add_common_flags, described, settings_from, verbosity
 from llmcat.config.flags import SubParsers, add_flags, given
 from llmcat.config.options import ExtractOptions, validated
 from llmcat.config.settings import Settings
 from llmcat.errors import ConfigError
+from llmcat.taxonomy.names import taxonomy_folders, taxonomy_path
+from llmcat.taxonomy.tree import Taxonomy
 
 
 def add_parser(sub: SubParsers) -> None:
@@ -53,6 +57,13 @@ def add_parser(sub: SubParsers) -> None:
         "product's category in --examples",
     )
     extract.add_argument(
+        "--taxonomy",
+        type=Path,
+        help="choose each product's category in this taxonomy first (a name or file, as for "
+        "classify); with shopify, extract that category's Shopify attributes, each value one of "
+        "Shopify's allowed values",
+    )
+    extract.add_argument(
         "--category",
         default="",
         help="the single product's category (its attributes in --examples)",
@@ -70,11 +81,40 @@ def add_parser(sub: SubParsers) -> None:
 
 def _extractor(args: argparse.Namespace, settings: Settings) -> Extractor:
     options = validated(ExtractOptions, given(args, ExtractOptions), what="extract")
-    if args.schema is None and args.examples is None:
+    categorizer = None
+    schema = args.schema
+    if args.taxonomy is not None:
+        taxonomy = Taxonomy.from_file(args.taxonomy)
+        if schema is None and args.examples is None:
+            if not _is_shopify(taxonomy_path(args.taxonomy)):
+                raise ConfigError(
+                    "--taxonomy brings its attributes only for shopify; with another taxonomy "
+                    "give --attributes FILE (keyed by its category ids) or --examples"
+                )
+            schema = find_shopify_attributes(taxonomy_folders(settings.resolved().cache_dir))
+        categorizer = Classifier(taxonomy, settings=settings)
+    if schema is None and args.examples is None:
         raise ConfigError(
-            "extract needs --examples FILE (labelled products) or --attributes NAMES|FILE"
+            "extract needs --examples FILE (labelled products), --attributes NAMES|FILE or "
+            "--taxonomy shopify"
         )
-    return Extractor(args.schema, examples=args.examples, options=options, settings=settings)
+    return Extractor(
+        schema,
+        examples=args.examples,
+        options=options,
+        settings=settings,
+        categorizer=categorizer,
+    )
+
+
+def _is_shopify(path: Path) -> bool:
+    """Whether a taxonomy file is Shopify's (its first lines say so)."""
+    try:
+        with path.open(encoding="utf-8") as lines:
+            head = [next(lines, "") for _ in range(3)]
+    except (OSError, UnicodeDecodeError):
+        return False
+    return any("Shopify" in line or line.startswith(GID_PREFIX) for line in head)
 
 
 async def explain(args: argparse.Namespace) -> int:

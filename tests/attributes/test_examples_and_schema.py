@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from llmcat.attributes.examples import completed, read_examples
-from llmcat.attributes.schema import Schema, schema_from
+from llmcat.attributes.schema import Schema
+from llmcat.attributes.shopify import schema_from
 from llmcat.errors import ConfigError, InputError
 
 
