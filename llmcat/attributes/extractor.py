@@ -8,8 +8,8 @@ read as an attribute column, never as product text). Per attribute:
   description; the best run is the value when its score passes the threshold fitted on
   held-out examples, and its calibrated chance of being right is the confidence;
 - an attribute with allowed values takes the longest allowed value the text states (whole
-  words, any case; the product's own attribute of that name first, then the title, the
-  description and its other attributes), written as allowed; its confidence is not fitted, so
+  words, any case; the product's own attributes of that name or sharing a word with it first,
+  then the title and the description), written as allowed; its confidence is not fitted, so
   it always asks for review.
 
 With a ``categorizer`` (``llmcat extract --taxonomy shopify``), the category is the one it
@@ -41,7 +41,7 @@ from llmcat.config.options import ExtractOptions, with_overrides
 from llmcat.config.overrides import ExtractorOverrides
 from llmcat.config.settings import Settings
 from llmcat.errors import ConfigError, InputError
-from llmcat.io.inputs import Item, ProductLike
+from llmcat.io.inputs import Item, ProductLike, coerce_product
 from llmcat.llm.engine import Engine, split_overrides
 from llmcat.llm.once import AsyncOnce
 from llmcat.types import (
@@ -60,6 +60,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: products in flight without a categorizer (the tagger runs in the event loop; more only
+#: holds more results for the reorder buffer)
+TAGGER_CONCURRENCY = 8
 #: confidence of a value matched among allowed values without examples to fit one
 UNFITTED_CONFIDENCE = 0.5
 
@@ -68,6 +71,20 @@ class Categorizer(Protocol):
     """What chooses a product's category when the input has none: a ``Classifier``."""
 
     async def aclassify(self, product: ProductLike) -> Classification: ...
+
+    def aiter_done(
+        self,
+        products: Iterable[Item],
+        *,
+        progress: bool | None = None,
+        start: int = 0,
+        total: int | None = None,
+    ) -> AsyncIterator[Done[Classification]]: ...
+
+    @property
+    def concurrency(self) -> int:
+        """Products it classifies at once to its best speed (a batch of embeddings)."""
+        ...
 
 
 class Extractor(Worker):
@@ -96,7 +113,12 @@ class Extractor(Worker):
         connection, chosen = split_overrides(overrides, ExtractOptions)
         self.options = with_overrides(options or ExtractOptions(), chosen, what="extract")
         self._engine = Engine(backend=backend, settings=settings, overrides=connection)
-        self._runner = ItemRunner(self._engine)
+        # No model call: the work is the tagger's and the categorizer's, which batches embeddings
+        # across the products in flight.
+        self._runner = ItemRunner(
+            self._engine,
+            concurrency=categorizer.concurrency if categorizer is not None else TAGGER_CONCURRENCY,
+        )
         self.examples = (
             read_examples(Path(examples)) if isinstance(examples, (str, Path)) else examples
         )
@@ -215,22 +237,49 @@ class Extractor(Worker):
         start: int = 0,
         total: int | None = None,
     ) -> AsyncIterator[Done[Extraction]]:
-        """One Extraction per input, in order, beside its input and position."""
-        return self._runner.stream_done(
-            products, self.job(), label="extract", progress=progress, start=start, total=total
-        )
+        """One Extraction per input, in order, beside its input and position. With a
+        categorizer, its own batch run chooses the categories (its embeddings batched)."""
+        if self.categorizer is None:
+            return self._runner.stream_done(
+                products, self.job(), label="extract", progress=progress, start=start, total=total
+            )
+        return self._after_categories(products, progress=progress, start=start, total=total)
 
-    def aiter_extract(
+    async def _after_categories(
+        self,
+        products: Iterable[Item],
+        *,
+        progress: bool | None,
+        start: int,
+        total: int | None,
+    ) -> AsyncIterator[Done[Extraction]]:
+        assert self.categorizer is not None
+        job = self.job()
+        chosen = self.categorizer.aiter_done(products, progress=progress, start=start, total=total)
+        async for done in chosen:
+            try:
+                if isinstance(done.item, InputError):
+                    raise done.item
+                product = coerce_product(done.item, done.index)
+                result = await job.extract(product, done.result)
+            except ConfigError:
+                raise
+            except Exception as exc:  # one product's failure is its record, as in the runner
+                result = job.failed(done.result.product_id, exc)
+            yield Done(done.index, done.item, result)
+
+    async def aiter_extract(
         self, products: Iterable[Item], *, progress: bool | None = None
     ) -> AsyncIterator[Extraction]:
         """One Extraction per input, in order, with bounded concurrency."""
-        return self._runner.stream(products, self.job(), label="extract", progress=progress)
+        async for done in self.aiter_done(products, progress=progress):
+            yield done.result
 
     async def aextract_many(
         self, products: Iterable[Item], *, progress: bool | None = None
     ) -> list[Extraction]:
         """Every product's attributes; one result (or error record) per input, in order."""
-        return await self._runner.collect(products, self.job(), label="extract", progress=progress)
+        return [result async for result in self.aiter_extract(products, progress=progress)]
 
     def extract_many(
         self, products: Iterable[Item], *, progress: bool | None = None
@@ -250,15 +299,21 @@ class ExtractJob:
         return Extraction(product_id=product_id, error=error_record(error))
 
     async def run(self, product: Product) -> Extraction:
+        categorizer = self.extractor.categorizer
+        chosen = await categorizer.aclassify(product) if categorizer is not None else None
+        return await self.extract(product, chosen)
+
+    async def extract(self, product: Product, chosen: Classification | None) -> Extraction:
+        """The product's attributes: those of its category, or of the one ``chosen`` for it
+        (a categorizer's answer; its error is the product's)."""
         tagger = await self.extractor.tagger()
         category = product.attributes.get(self.options.category_field, "") or None
         result = Extraction(product_id=product.id, category=category)
-        if self.extractor.categorizer is not None:
-            chosen_category = await self.extractor.categorizer.aclassify(product)
-            if chosen_category.error is not None:
-                raise InputError(f"no category for its attributes: {chosen_category.error.message}")
-            category = chosen_category.category_id
-            result.category = " > ".join(chosen_category.path)
+        if chosen is not None:
+            if chosen.error is not None:
+                raise InputError(f"no category for its attributes: {chosen.error.message}")
+            category = chosen.category_id
+            result.category = " > ".join(chosen.path)
             result.category_id = category
         fields = [("title", product.title)]
         if product.description:
@@ -277,13 +332,13 @@ class ExtractJob:
             if tagger is not None
             else {}
         )
-        chosen = decoded(ranked, tagger.calibration.threshold) if tagger is not None else {}
+        values = decoded(ranked, tagger.calibration.threshold) if tagger is not None else {}
         for spec in specs:
             if spec.values:
-                answer = allowed_value(_own_first(stated, spec.name) + fields, spec)
+                answer = allowed_value(_related(stated, spec.name) + fields, spec)
             elif tagger is not None:
                 answer = tagged_value(
-                    tagger, ranked[spec.name], chosen.get(spec.name), self.options
+                    tagger, ranked[spec.name], values.get(spec.name), self.options
                 )
             else:  # checked when the extractor was made; kept for a schema changed later
                 answer = AttributeValue()
@@ -367,11 +422,22 @@ def _patterns(values: tuple[str, ...]) -> list[tuple[str, re.Pattern[str]]]:
     ]
 
 
-def _own_first(stated: Sequence[tuple[str, str]], name: str) -> list[tuple[str, str]]:
-    """The product's own attribute of that name (any case) first, then its others: a
-    specification table's ``Color: Black`` says more than a title's word."""
-    own = f"attributes.{name}".casefold()
-    return sorted(stated, key=lambda pair: pair[0].casefold() != own)
+def _related(stated: Sequence[tuple[str, str]], name: str) -> list[tuple[str, str]]:
+    """The product's own attributes that speak of ``name``: the one of that name first (any
+    case), then those sharing a word with it (``Strap Color`` for ``Color``). A
+    specification table's ``Color: Black`` says more than a title's word; its ``Model Name``
+    says nothing of the fabric."""
+    own = name.casefold()
+    words = set(_WORD.findall(own))
+    related = [
+        (field_name, text)
+        for field_name, text in stated
+        if words & set(_WORD.findall(field_name.removeprefix("attributes.").casefold()))
+    ]
+    return sorted(related, key=lambda pair: pair[0].removeprefix("attributes.").casefold() != own)
+
+
+_WORD = re.compile(r"[^\W\d_]{3,}")
 
 
 def _source(span: Span) -> ValueSource:

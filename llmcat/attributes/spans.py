@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import re
 import zlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 #: longest value, in tokens (OA-Mine's train values: 99.6% have at most 6)
 MAX_TOKENS = 6
+#: characters of a field whose every run is a candidate; past them only known values are
+#: (OA-Mine's titles are at most 200; an offer's description may run to thousands)
+READ_CHARS = 1000
 #: width of the hashed feature space (features collide rarely below ~100k distinct ones)
 FEATURE_BITS = 20
 
@@ -43,12 +47,39 @@ def tokens(text: str) -> list[tuple[int, int]]:
     return [(m.start(), m.end()) for m in _TOKEN.finditer(text)]
 
 
-def candidate_spans(text: str, field: str = "title", max_tokens: int = MAX_TOKENS) -> list[Span]:
-    """Every run of 1 to ``max_tokens`` tokens of ``text``, trimmed of the ``-:.`` that glue
-    values to their neighbours (``Tea -``); runs that trim to nothing are left out."""
+def candidate_spans(
+    text: str,
+    field: str = "title",
+    max_tokens: int = MAX_TOKENS,
+    *,
+    read_chars: int = READ_CHARS,
+    wanted: Callable[[str], bool] | None = None,
+) -> list[Span]:
+    """Every run of 1 to ``max_tokens`` tokens of ``text`` that starts in its first
+    ``read_chars`` characters, trimmed of the ``-:.`` that glue values to their neighbours
+    (``Tea -``); runs that trim to nothing are left out. Past ``read_chars``, only the runs
+    whose text ``wanted`` accepts (a known value): a description of thousands of characters
+    stays cheap."""
+    near = list(_runs_cached(text, field, max_tokens, read_chars))
+    if wanted is None or len(text) <= read_chars:
+        return near
+    return near + [
+        s for s in _runs(text, field, max_tokens, read_chars, before=False) if wanted(s.text)
+    ]
+
+
+@lru_cache(maxsize=64)  # a product's runs serve each of its attributes
+def _runs_cached(text: str, field: str, max_tokens: int, read_chars: int) -> tuple[Span, ...]:
+    return tuple(_runs(text, field, max_tokens, read_chars, before=True))
+
+
+def _runs(
+    text: str, field: str, max_tokens: int, read_chars: int, *, before: bool
+) -> Iterator[Span]:
     found = tokens(text)
-    out: list[Span] = []
     for first in range(len(found)):
+        if (found[first][0] < read_chars) != before:
+            continue
         for last in range(first, min(len(found), first + max_tokens)):
             start, end = found[first][0], found[last][1]
             raw = text[start:end]
@@ -56,8 +87,7 @@ def candidate_spans(text: str, field: str = "title", max_tokens: int = MAX_TOKEN
             if not value:
                 continue
             start += len(raw) - len(raw.lstrip(" -:."))
-            out.append(Span(field, start, start + len(value), first, last, value))
-    return out
+            yield Span(field, start, start + len(value), first, last, value)
 
 
 def shape(word: str) -> str:
@@ -121,6 +151,7 @@ def hashed(features: Iterator[str], bits: int = FEATURE_BITS) -> list[int]:
 __all__ = [
     "FEATURE_BITS",
     "MAX_TOKENS",
+    "READ_CHARS",
     "Span",
     "candidate_spans",
     "hashed",

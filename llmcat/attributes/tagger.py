@@ -24,7 +24,7 @@ import math
 import os
 import random
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -109,6 +109,16 @@ def _known_counts(
     return counts
 
 
+def _wanted(accepted: Collection[str], seen: Mapping[str, int]) -> Callable[[str], bool]:
+    """Which runs past ``READ_CHARS`` are candidates: the accepted values (learning) and the
+    known ones."""
+
+    def wanted(run: str) -> bool:
+        return run in accepted or run.lower() in seen
+
+    return wanted
+
+
 def _fields(example_title: str, description: str) -> list[tuple[str, str]]:
     return [
         (name, text)
@@ -176,10 +186,14 @@ class SpanTagger:
             known = folds[index % KNOWN_FOLDS]
             for field_name, text in _fields(example.title, example.description):
                 words = tokens(text)
-                spans = candidate_spans(text, field_name)
                 for name, gold in example.values.items():
                     seen: Mapping[str, int] = known.get((example.category, name), {})
                     accepted = set(gold)
+                    spans = candidate_spans(
+                        text,
+                        field_name,
+                        wanted=_wanted(accepted, seen),
+                    )
                     for span in spans:
                         right = span.text in accepted
                         familiar = span.text.lower() in seen
@@ -258,7 +272,7 @@ class SpanTagger:
         out = []
         for field_name, text in fields:
             words = tokens(text)
-            for span in candidate_spans(text, field_name):
+            for span in candidate_spans(text, field_name, wanted=lambda run: run.lower() in seen):
                 columns = sorted(
                     set(hashed(span_features(text, words, span, category, attribute, seen)))
                 )

@@ -162,7 +162,7 @@ def input_columns(args: argparse.Namespace) -> Columns:
     ``--attributes COLUMNS``; extract's are its category field alone)."""
     columns = Columns.parse(args.columns, args.attribute_columns)
     if args.command == "extract":
-        return replace(columns, hint=None)
+        return replace(columns, hint=None, category=args.category_field)
     return columns
 
 

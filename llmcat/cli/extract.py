@@ -129,9 +129,10 @@ async def explain(args: argparse.Namespace) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """Extract the attributes of one product or a file (or explain how)."""
-    # The category reaches a product as an attribute column, never as its text.
+    # The category reaches a product as an attribute column (input_columns), never as text.
     options = validated(ExtractOptions, given(args, ExtractOptions), what="extract")
-    args.attribute_columns = options.category_field
+    args.attribute_columns = None
+    args.category_field = options.category_field
     args.attr = [f"{options.category_field}={args.category}"] if args.category else []
     if args.explain:
         return asyncio.run(explain(args))

@@ -40,6 +40,9 @@ class Columns:
     #: how a caller makes an unused column an attribute, said beside the unused ones (None: no
     #: way, as for extract, whose attribute columns are its category only)
     hint: str | None = "--attributes NAMES, or '*' for all"
+    #: a column that, where a record has it, becomes the attribute of that name (extract's
+    #: ``category``: never product text, and a file without it is still read)
+    category: str | None = None
 
     @classmethod
     def parse(cls, columns: str | None = None, attributes: str | None = None) -> Columns:
@@ -120,7 +123,9 @@ class Columns:
 
     def _chosen(self, record: Mapping[str, object], used: set[str]) -> list[str]:
         others = [key for key in record if key not in used and key not in FIELDS]
-        return others if self.attributes == "*" else [k for k in others if k in self.attributes]
+        if self.attributes == "*":
+            return others
+        return [k for k in others if k in self.attributes or k == self.category]
 
     def describe(self, record: Mapping[str, object]) -> str:
         """One line saying which columns of ``record`` are used for what, and which are not."""

@@ -43,7 +43,9 @@ CATEGORIES = (
 
 
 class Clothing:
-    """Chooses Clothing for every product."""
+    """Chooses Clothing for every product (one at a time: ``extract``, not a batch)."""
+
+    concurrency = 1
 
     async def aclassify(self, product: ProductLike) -> Classification:
         return Classification(
