@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     from numpy.typing import NDArray
 
 #: written into saved taggers: a tagger saved by another version is learned again
-TAGGER_VERSION = 1
+TAGGER_VERSION = 2
 #: folds whose known-value counts exclude a training product's own values
 KNOWN_FOLDS = 5
 #: folds of the held-out answers that calibrate the scores

@@ -35,3 +35,14 @@ def test_features_name_the_attribute_and_how_often_the_value_was_known() -> None
     unknown = list(span_features(text, words, span, "Shoes", "Brand", {}))
     assert "Shoes|Brand|known0" in unknown
     assert shape("Men's") == "Aaa'a" and shape("10oz") == "00aa"
+
+
+def test_past_the_read_limit_only_known_values_are_candidates() -> None:
+    text = "Acme kettle. " + "Boils water fast. " * 80 + "Colour: Brushed Steel, 1.7 litre"
+    assert len(text) > 1000
+    near = candidate_spans(text, "description")
+    assert all(s.start < 1000 for s in near)
+    known = candidate_spans(text, "description", wanted=lambda run: run == "Brushed Steel")
+    far = [s for s in known if s.start >= 1000]
+    assert [s.text for s in far] == ["Brushed Steel"]
+    assert text[far[0].start : far[0].end] == "Brushed Steel"
