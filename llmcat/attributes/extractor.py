@@ -26,6 +26,7 @@ import hashlib
 import logging
 import re
 from collections.abc import AsyncIterator, Iterable, Sequence
+from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -41,7 +42,9 @@ from llmcat.config.options import ExtractOptions, with_overrides
 from llmcat.config.overrides import ExtractorOverrides
 from llmcat.config.settings import Settings
 from llmcat.errors import ConfigError, InputError
+from llmcat.io.columns import Columns
 from llmcat.io.inputs import Item, ProductLike, coerce_product
+from llmcat.io.tables import EXTRACT_COLUMNS, FrameT, frame_records, with_columns, with_results
 from llmcat.llm.engine import Engine, split_overrides
 from llmcat.llm.once import AsyncOnce
 from llmcat.types import (
@@ -286,6 +289,32 @@ class Extractor(Worker):
     ) -> list[Extraction]:
         """Blocking ``aextract_many``."""
         return self._runner.blocking(self.aextract_many(products, progress=progress))
+
+    def extract_frame(
+        self,
+        frame: FrameT,
+        *,
+        prefix: str = "",
+        progress: bool | None = None,
+        columns: Columns | None = None,
+    ) -> FrameT:
+        """A copy of the pandas DataFrame ``frame`` with each row's results in new columns:
+        ``value_<attribute>`` per attribute, ``extract_category``, ``extract_attributes`` (every
+        answer with its source and confidence), ``extract_dropped`` and ``error``, each named
+        ``prefix + name``.
+        ``columns``: as in ``Classifier.classify_frame``; the category column
+        (``category_field``) is read as the product's category."""
+        chosen = replace(columns or Columns(), category=self.options.category_field)
+        results = self.extract_many(frame_records(frame, chosen), progress=progress)
+        out = with_results(frame, results, EXTRACT_COLUMNS, prefix)
+        names = list(dict.fromkeys(name for r in results for name in r.attributes))
+        values = {
+            f"{prefix}value_{name}": [
+                r.attributes[name].value if name in r.attributes else None for r in results
+            ]
+            for name in names
+        }
+        return with_columns(out, values)
 
 
 class ExtractJob:

@@ -55,6 +55,14 @@ COPY_COLUMNS = {
     "error": "error",
 }
 
+#: result columns of ``Extractor.extract_frame`` (beside one ``value_<attribute>`` column each)
+EXTRACT_COLUMNS = {
+    "extract_category": "category",
+    "extract_attributes": "attributes",
+    "extract_dropped": "dropped",
+    "error": "error",
+}
+
 #: DataFrame dtypes of result fields (lists and objects stay Python objects): ``.describe()``
 #: and filters work on them; a failed item has NaN confidence, False flags, missing strings.
 FRAME_DTYPES: dict[str, object] = {
@@ -177,6 +185,24 @@ def with_results(
         if kind is bool:
             values = [bool(v) for v in values]
         out[name] = pd.Series(values, index=df.index, dtype=kind)
+    copied: FrameT = out
+    return copied
+
+
+def with_columns(frame: FrameT, columns: Mapping[str, Sequence[object]]) -> FrameT:
+    """``frame`` with these columns added (text or missing values), row for row; ConfigError
+    when one would overwrite one of the caller's."""
+    df: Any = frame  # a pandas DataFrame: pandas is not typed
+    pd = need("pandas")
+    clash = sorted(set(columns) & {str(c) for c in df.columns})
+    if clash:
+        raise ConfigError(
+            f"the DataFrame already has column(s) {', '.join(clash)}; pass prefix='llmcat_' "
+            "(or another) to name the result columns apart"
+        )
+    out = df.copy()
+    for name, values in columns.items():
+        out[name] = pd.Series(list(values), index=df.index, dtype="string")
     copied: FrameT = out
     return copied
 
@@ -412,12 +438,14 @@ def read_parquet_results(path: Path) -> list[dict[str, object]]:
 __all__ = [
     "CLASSIFICATION_COLUMNS",
     "COPY_COLUMNS",
+    "EXTRACT_COLUMNS",
     "frame_records",
     "products_table",
     "read_parquet",
     "read_parquet_results",
     "row_record",
     "with_arrow_results",
+    "with_columns",
     "with_results",
     "write_parquet",
 ]

@@ -101,3 +101,23 @@ def test_free_text_attributes_need_examples() -> None:
         Extractor(backend="fake")
     with pytest.raises(ConfigError, match="at least 2"):
         SpanTagger.trained([AttributeExample("Acme", "Shoes", {"Brand": ("Acme",)})])
+
+
+def test_a_frame_gets_a_value_column_per_attribute(shoe_files: tuple[Path, Path]) -> None:
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame(
+        {
+            "title": ["Acme Men's Loafer,Red,9 D US", "Borealis Women's Sneaker"],
+            "category": "Shoes",
+        },
+        index=[10, 11],
+    )
+    extractor = Extractor(examples=shoe_files[0], backend="fake", cache=False)
+    out = extractor.extract_frame(frame, progress=False)
+    assert list(out.index) == [10, 11] and list(frame.columns) == ["title", "category"]
+    assert out.loc[10, "value_Color"] == "Red" and out.loc[10, "value_Brand"] == "Acme"
+    assert pd.isna(out.loc[11, "value_Color"])
+    assert out.loc[10, "extract_attributes"]["Color"]["source"]["field"] == "title"
+    assert out.loc[11, "extract_category"] == "Shoes"
+    with pytest.raises(ConfigError, match="already has column"):
+        extractor.extract_frame(out, progress=False)
