@@ -5,6 +5,7 @@ run, compare, report, baseline update, table, bench, calibrate, fit, curve, expo
     python -m evals compare RUN_A RUN_B
     python -m evals report RUN
     python -m evals baseline update RUN [--to FILE]
+    python -m evals run --task extract --suite oa-mine --out runs/oa-mine [--limit N]
 
 Exit codes: 0 pass; 1 significant regression; 2 usage or configuration error; 3 infrastructure
 errors above --max-error-rate, or a partial run compared; 4 baseline not comparable (dataset hash,
@@ -27,8 +28,20 @@ from llmcat.config.flags import SubParsers, SuggestingParser, add_flags, given
 from llmcat.config.options import ClassifyOptions, validated
 from llmcat.config.settings import Settings
 from llmcat.errors import BackendError, ConfigError, LlmcatError
-from llmcat.evals import bench, calibrate, catalogue, curve, degrade, fit, mapeval, recheck, vectors
+from llmcat.evals import (
+    bench,
+    calibrate,
+    catalogue,
+    curve,
+    degrade,
+    extracteval,
+    fit,
+    mapeval,
+    recheck,
+    vectors,
+)
 from llmcat.evals import metrics as M
+from llmcat.evals.attribute_suites import is_extract_suite, load_extract_suite
 from llmcat.evals.compare_report import compare_html
 from llmcat.evals.gate import EXIT_INFRA, EXIT_USAGE, Flip, GateResult, gate, partial_line
 from llmcat.evals.paths import baselines_dir
@@ -92,7 +105,8 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         "--suite",
         default="golden",
         help="golden, flipkart, cdiscount (French), cdiscount-google (French into Google), "
-        "shopify-google (--task map: Shopify's taxonomy onto Google's), or a suite folder "
+        "shopify-google (--task map: Shopify's taxonomy onto Google's), oa-mine or "
+        "flipkart-attributes (--task extract: attribute values), or a suite folder "
         "(default golden)",
     )
     run.add_argument(
@@ -102,9 +116,10 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--task",
-        choices=["all", "classify", "describe", "map"],
+        choices=["all", "classify", "describe", "map", "extract"],
         default="all",
-        help="map: a mapping suite (shopify-google); all: every task the suite has",
+        help="map: a mapping suite (shopify-google); extract: an attribute suite (oa-mine, "
+        "flipkart-attributes); all: every task the suite has",
     )
     run.add_argument(
         "--limit", type=int, help="first N records (Flipkart: N records stratified by top level)"
@@ -206,6 +221,12 @@ def cmd_run(args: argparse.Namespace, backend: Backend | None) -> int:
         args.task == "all" and args.data is None and is_map_suite(args.suite)
     ):
         return cmd_run_map(args)
+    if args.task == "extract" or (
+        args.task == "all" and args.data is None and is_extract_suite(args.suite)
+    ):
+        return cmd_run_extract(args, backend)
+    if is_extract_suite(args.suite):
+        raise ConfigError(f"suite {args.suite!r} is an attribute suite: run it with --task extract")
     baseline = load_baseline(args.baseline) if args.baseline else None
     suite = load_suite(args.suite, data=args.data, limit=args.limit)
     options = RunOptions(
@@ -266,8 +287,8 @@ def cmd_run(args: argparse.Namespace, backend: Backend | None) -> int:
     return code
 
 
-def cmd_run_map(args: argparse.Namespace) -> int:
-    """``run --task map``: a mapping suite, scored on its fixed test half (``mapeval``)."""
+def _refuse_split_flags(args: argparse.Namespace) -> None:
+    """A mapping or attribute suite has its own split and no baseline file yet."""
     refused = [
         flag
         for flag, value in (
@@ -280,9 +301,14 @@ def cmd_run_map(args: argparse.Namespace) -> int:
     ]
     if refused:
         raise ConfigError(
-            f"--task map takes none of {', '.join(refused)}: a mapping suite has its own split "
-            "and no baseline yet"
+            f"--task {args.task} takes none of {', '.join(refused)}: its suites have their own "
+            "split and no baseline yet"
         )
+
+
+def cmd_run_map(args: argparse.Namespace) -> int:
+    """``run --task map``: a mapping suite, scored on its fixed test half (``mapeval``)."""
+    _refuse_split_flags(args)
     suite = load_map_suite(args.suite, limit=args.limit)
     chosen = given(args, ClassifyOptions)
     summary = mapeval.run_map_suite(
@@ -295,6 +321,22 @@ def cmd_run_map(args: argparse.Namespace) -> int:
     print(
         f"wrote {args.out}/scores.json, summary.md, report.html and the mappings", file=sys.stderr
     )
+    return 0
+
+
+def cmd_run_extract(args: argparse.Namespace, backend: Backend | None) -> int:
+    """``run --task extract``: an attribute suite, its examples learned, the rest scored
+    (``extracteval``)."""
+    _refuse_split_flags(args)
+    if not is_extract_suite(args.suite):
+        raise ConfigError(f"--task extract runs oa-mine or flipkart-attributes, not {args.suite!r}")
+    suite = load_extract_suite(args.suite, limit=args.limit)
+    settings = validated(Settings, {**given(args, Settings), "progress": False}, what="run")
+    summary = extracteval.run_extract_suite(
+        suite, args.out, backend=backend, settings=settings, limit=args.limit
+    )
+    print(summary)
+    print(f"wrote {args.out}/records.jsonl, summary.json, summary.md, report.html", file=sys.stderr)
     return 0
 
 

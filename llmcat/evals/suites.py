@@ -28,7 +28,8 @@ Built-in suites: ``golden`` (``evals/datasets/golden``, written by the project, 
 (``$LLMCAT_SHARED_DIR/datasets/flipkart_1050.csv``, levels 1-3 of its own category tree), ``cdiscount``
 (the French products into their own French tree) and ``cdiscount-google`` (243 of them, checked by
 hand, into Google's English taxonomy); the mapping suite ``shopify-google`` (Shopify's taxonomy
-onto Google's, judged on Shopify's official mapping).
+onto Google's, judged on Shopify's official mapping); the attribute suites ``oa-mine`` and
+``flipkart-attributes`` (``--task extract``, built in ``attribute_suites``).
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from llmcat import Product, Taxonomy
 from llmcat.errors import ConfigError
+from llmcat.evals.attribute_suites import EXTRACT_SUITES, is_extract_suite
 from llmcat.evals.flipkart import load_flipkart
 from llmcat.evals.paths import cdiscount_jsonl, flipkart_csv, oa_mine_jsonl, shared_dir, suites_dir
 
@@ -139,6 +141,8 @@ def load_suite(name: str, *, data: Path | None = None, limit: int | None = None)
         return load_flat_suite(cdiscount_jsonl(), limit=limit)
     if name.partition(":")[0] in NAME_SUITES:
         return load_names_suite(name, limit=limit)
+    if is_extract_suite(name):
+        raise ConfigError(f"suite {name!r} is an attribute suite: run it with --task extract")
     folder = _suite_folder(name)
     if _manifest(folder).get("task") == "map":
         raise ConfigError(f"suite {name!r} is a mapping suite: run it with --task map")
@@ -152,7 +156,8 @@ def _suite_folder(name: str) -> Path:
     if not (folder / "manifest.json").exists():
         raise ConfigError(
             f"unknown suite {name!r}: use golden, flipkart, cdiscount, cdiscount-google, "
-            f"shopify-google, {', '.join(NAME_SUITES)}, a suite folder, or --data FILE"
+            f"shopify-google, {', '.join(NAME_SUITES)}, {', '.join(EXTRACT_SUITES)}, a suite "
+            "folder, or --data FILE"
         )
     return folder
 
@@ -165,7 +170,11 @@ def _manifest(folder: Path) -> dict[str, Any]:
 
 def is_map_suite(name: str) -> bool:
     """Whether ``name`` is a mapping suite (a built-in name or a folder)."""
-    if name in ("flipkart", "cdiscount") or name.partition(":")[0] in NAME_SUITES:
+    if (
+        name in ("flipkart", "cdiscount")
+        or name.partition(":")[0] in NAME_SUITES
+        or is_extract_suite(name)
+    ):
         return False
     try:
         return _manifest(_suite_folder(name)).get("task") == "map"
