@@ -14,6 +14,9 @@ An attribute of a product's category that its record leaves out states no value 
 from __future__ import annotations
 
 import json
+import math
+import re
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -86,7 +89,7 @@ def read_examples(path: Path) -> list[AttributeExample]:
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise InputError(f"{where}: not JSON ({exc.msg})") from None
+                raise InputError(f"{where}: not JSON ({exc.msg} at column {exc.colno})") from None
             if not isinstance(record, Mapping):
                 raise InputError(f"{where}: not a JSON object")
             examples.append(example_from(record, where))
@@ -105,6 +108,39 @@ def attributes_by_category(examples: Iterable[AttributeExample]) -> dict[str, li
     return {category: list(names) for category, names in found.items()}
 
 
+class CategoryGuess:
+    """The examples' category whose words a text shares most (tf-idf over lower-cased words):
+    for a product that comes without one, so that it gets its category's attributes rather
+    than every category's."""
+
+    def __init__(self, examples: Iterable[AttributeExample]) -> None:
+        counts: dict[str, Counter[str]] = {}
+        for example in examples:
+            counts.setdefault(example.category, Counter()).update(_words(example.title))
+        documents = Counter(word for words in counts.values() for word in words)
+        self.categories = list(counts)
+        self._weights = {
+            category: {
+                word: (1 + math.log(n)) * math.log(1 + len(counts) / documents[word])
+                for word, n in words.items()
+            }
+            for category, words in counts.items()
+        }
+
+    def __call__(self, text: str) -> str:
+        """The best category for ``text`` (the first one on a tie, or with no shared word)."""
+        words = set(_words(text))
+        return max(
+            self.categories,
+            key=lambda c: sum(self._weights[c].get(w, 0.0) for w in words),
+            default="",
+        )
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"[^\W_]+", text.lower())
+
+
 def completed(examples: Iterable[AttributeExample]) -> list[AttributeExample]:
     """The examples with every attribute of their category: one an example leaves out states
     no value there (the benchmarks list only the attributes a product has)."""
@@ -116,6 +152,7 @@ def completed(examples: Iterable[AttributeExample]) -> list[AttributeExample]:
 __all__ = [
     "NO_VALUE",
     "AttributeExample",
+    "CategoryGuess",
     "attributes_by_category",
     "completed",
     "example_from",

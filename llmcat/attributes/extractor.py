@@ -24,17 +24,22 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import re
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import replace
-from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from llmcat.attributes.examples import AttributeExample, read_examples
-from llmcat.attributes.schema import AttributeSpec, Schema
+from llmcat.attributes.answers import (
+    allowed_value,
+    grounded,
+    located,
+    related,
+    tagged_value,
+)
+from llmcat.attributes.examples import AttributeExample, CategoryGuess, read_examples
+from llmcat.attributes.schema import Schema
 from llmcat.attributes.shopify import schema_from
-from llmcat.attributes.tagger import ALTERNATIVES, TAGGER_VERSION, Scored, SpanTagger, decoded
+from llmcat.attributes.tagger import TAGGER_VERSION, SpanTagger, decoded
 from llmcat.backends import Backend
 from llmcat.batch.progress import Progress
 from llmcat.batch.runner import Done, ItemRunner, Worker, error_record
@@ -52,22 +57,17 @@ from llmcat.types import (
     Classification,
     Extraction,
     Product,
-    ValueAlternative,
-    ValueSource,
 )
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
-    from llmcat.attributes.spans import Span
 
 log = logging.getLogger(__name__)
 
 #: products in flight without a categorizer (the tagger runs in the event loop; more only
 #: holds more results for the reorder buffer)
 TAGGER_CONCURRENCY = 8
-#: confidence of a value matched among allowed values without examples to fit one
-UNFITTED_CONFIDENCE = 0.5
 
 
 class Categorizer(Protocol):
@@ -122,9 +122,7 @@ class Extractor(Worker):
             self._engine,
             concurrency=categorizer.concurrency if categorizer is not None else TAGGER_CONCURRENCY,
         )
-        self.examples = (
-            read_examples(Path(examples)) if isinstance(examples, (str, Path)) else examples
-        )
+        self.examples = _examples(examples)
         if schema is None:
             if not self.examples:
                 raise ConfigError(
@@ -138,13 +136,37 @@ class Extractor(Worker):
             self.schema = schema_from(schema)
         else:
             self.schema = Schema.from_names(schema)
-        free = [s.name for s in self.schema.for_category(None) if not s.values]
+        free = [s.name for s in self.schema.every() if not s.values]
         if free and not self.examples:
             raise ConfigError(
                 f"free-text attributes ({', '.join(free[:5])}) are read by a tagger learned from "
                 "labelled examples: give --examples FILE, or allowed values in a schema file"
             )
+        labelled = {name for e in self.examples or () for name, v in e.values.items() if v}
+        unlearned = [name for name in free if name not in labelled]
+        if unlearned:
+            raise ConfigError(
+                f"no example states a value of {', '.join(unlearned[:5])}: the tagger cannot "
+                "learn them (give labelled examples of them, or allowed values in a schema file)"
+            )
         self._tagger = AsyncOnce[SpanTagger | None]()
+        named = {e.category for e in self.examples or ()} - {""}
+        self._guess = CategoryGuess(self.examples or ()) if len(named) > 1 else None
+        self._guessed = False
+
+    def guessed_category(self, title: str) -> str | None:
+        """The examples' category a product without one takes (their words; None without
+        examples or categories), said once per extractor in the log."""
+        if self._guess is None:
+            return None
+        if not self._guessed:
+            self._guessed = True
+            log.warning(
+                "a product has no %r field: it takes the category of the examples whose words "
+                "its title shares most (give each product its category, or --category-field)",
+                self.options.category_field,
+            )
+        return self._guess(title)
 
     async def tagger(self) -> SpanTagger | None:
         """The tagger learned from the examples (once; None without examples)."""
@@ -185,7 +207,9 @@ class Extractor(Worker):
         return tagger
 
     def _examples_digest(self) -> str:
-        digest = hashlib.sha256(str(TAGGER_VERSION).encode())
+        # The tagger's own code is part of the key: a release that changes a feature learns
+        # again rather than read weights of other features.
+        digest = hashlib.sha256(str(TAGGER_VERSION).encode() + _TAGGER_CODE)
         for example in self.examples or ():
             digest.update(repr(example).encode())
         return digest.hexdigest()[:16]
@@ -226,7 +250,7 @@ class Extractor(Worker):
 
     async def aextract(self, product: ProductLike) -> Extraction:
         """The attributes of one product; a failure is an Extraction with ``error`` set."""
-        return await self._runner.one(product, self.job())
+        return located(await self._runner.one(product, self.job()), product)
 
     def extract(self, product: ProductLike) -> Extraction:
         """Blocking ``aextract``."""
@@ -243,10 +267,12 @@ class Extractor(Worker):
         """One Extraction per input, in order, beside its input and position. With a
         categorizer, its own batch run chooses the categories (its embeddings batched)."""
         if self.categorizer is None:
-            return self._runner.stream_done(
+            done = self._runner.stream_done(
                 products, self.job(), label="extract", progress=progress, start=start, total=total
             )
-        return self._after_categories(products, progress=progress, start=start, total=total)
+        else:
+            done = self._after_categories(products, progress=progress, start=start, total=total)
+        return _in_raw_text(done)
 
     async def _after_categories(
         self,
@@ -317,6 +343,29 @@ class Extractor(Worker):
         return with_columns(out, values)
 
 
+def _examples(given: object) -> list[AttributeExample] | None:
+    """``examples=``: a JSONL file's path, or AttributeExamples; ConfigError for anything
+    else (naming what was given)."""
+    if given is None:
+        return None
+    if isinstance(given, (str, Path)):
+        return read_examples(Path(given))
+    if isinstance(given, Iterable) and not isinstance(given, (bytes, Mapping)):
+        listed = list(given)
+        if all(isinstance(e, AttributeExample) for e in listed):
+            return listed
+    raise ConfigError(
+        "examples= takes the path of a JSONL file of labelled products or a list of "
+        f"AttributeExample, not {type(given).__name__}"
+    )
+
+
+#: the code a saved tagger's weights depend on (see ``Extractor._examples_digest``)
+_TAGGER_CODE = b"".join(
+    Path(__file__).with_name(name).read_bytes() for name in ("spans.py", "tagger.py")
+)
+
+
 class ExtractJob:
     """One product's attributes under one set of options."""
 
@@ -337,6 +386,8 @@ class ExtractJob:
         (a categorizer's answer; its error is the product's)."""
         tagger = await self.extractor.tagger()
         category = product.attributes.get(self.options.category_field, "") or None
+        if category is None and chosen is None:
+            category = self.extractor.guessed_category(product.title)
         result = Extraction(product_id=product.id, category=category)
         if chosen is not None:
             if chosen.error is not None:
@@ -354,7 +405,17 @@ class ExtractJob:
             for name, value in product.attributes.items()
             if name != self.options.category_field and value
         ]
-        specs = self.extractor.schema.for_category(category)
+        schema = self.extractor.schema
+        # A category the schema does not list gets the common attributes, never every
+        # category's; one named by the input but absent from the examples is a mistake to say.
+        unknown = category is not None and schema.categories and schema.own(category) is None
+        if unknown and self.extractor.examples:
+            known = ", ".join(sorted(schema.categories)[:8])
+            raise InputError(
+                f"category {category!r} has no attributes in the examples (they have: "
+                f"{known}{', ...' if len(schema.categories) > 8 else ''})"
+            )
+        specs = schema.for_category(category)
         free = [spec.name for spec in specs if not spec.values]
         ranked = (
             {name: tagger.scored(fields, category or "", name) for name in free}
@@ -364,135 +425,25 @@ class ExtractJob:
         values = decoded(ranked, tagger.calibration.threshold) if tagger is not None else {}
         for spec in specs:
             if spec.values:
-                answer = allowed_value(_related(stated, spec.name) + fields, spec)
+                answer = allowed_value(related(stated, spec.name) + fields, spec)
             elif tagger is not None:
                 answer = tagged_value(
                     tagger, ranked[spec.name], values.get(spec.name), self.options
                 )
             else:  # checked when the extractor was made; kept for a schema changed later
                 answer = AttributeValue()
-            if answer.value is not None and not _grounded(answer, fields + stated, spec):
+            if answer.value is not None and not grounded(answer, fields + stated, spec):
                 result.dropped += 1
                 answer = AttributeValue(confidence=0.0, needs_review=True)
             result.attributes[spec.name] = answer
         return result
 
 
-def tagged_value(
-    tagger: SpanTagger,
-    ranked: Sequence[Scored],
-    chosen: Scored | None,
-    options: ExtractOptions,
-) -> AttributeValue:
-    """One attribute's answer from its ``ranked`` runs and the one joint decoding ``chosen``
-    (None: no value); alternatives are the next distinct runs."""
-    calibration = tagger.calibration
-    others: list[ValueAlternative] = []
-    seen = {chosen.span.text} if chosen is not None else set()
-    for candidate in ranked:
-        if candidate.span.text in seen:
-            continue
-        seen.add(candidate.span.text)
-        others.append(
-            ValueAlternative(
-                value=candidate.span.text, confidence=round(calibration.value(candidate.score), 4)
-            )
-        )
-        if len(others) == ALTERNATIVES:
-            break
-    if chosen is None:
-        confidence = calibration.none(ranked[0].score if ranked else 0.0)
-        return AttributeValue(
-            confidence=round(confidence, 4),
-            needs_review=confidence < options.review_threshold,
-            alternatives=others,
-        )
-    confidence = calibration.value(chosen.score)
-    return AttributeValue(
-        value=chosen.span.text,
-        source=_source(chosen.span),
-        confidence=round(confidence, 4),
-        needs_review=confidence < options.review_threshold,
-        alternatives=others,
-    )
+async def _in_raw_text(
+    done: AsyncIterator[Done[Extraction]],
+) -> AsyncIterator[Done[Extraction]]:
+    async for one in done:
+        yield Done(one.index, one.item, located(one.result, one.item))
 
 
-def allowed_value(fields: Sequence[tuple[str, str]], spec: AttributeSpec) -> AttributeValue:
-    """The first field's longest allowed value of ``spec`` that it states as whole words (any
-    case), written as allowed, with where it was read. A bare number (``1``, ``42``) counts
-    only in the product's own attribute of that name: in prose it is rarely a size."""
-    own = f"attributes.{spec.name}".casefold()
-    for field_name, text in fields:
-        for value, pattern in _patterns(spec.values):
-            if _BARE_NUMBER.fullmatch(value) and field_name.casefold() != own:
-                continue
-            found = pattern.search(text)
-            if found:
-                return AttributeValue(
-                    value=value,
-                    source=ValueSource(
-                        field=field_name, start=found.start(), end=found.end(), read=found.group()
-                    ),
-                    confidence=UNFITTED_CONFIDENCE,
-                    needs_review=True,
-                )
-    return AttributeValue(confidence=UNFITTED_CONFIDENCE, needs_review=True)
-
-
-_BARE_NUMBER = re.compile(r"[\d.,/ -]+")
-
-
-@lru_cache(maxsize=4096)
-def _patterns(values: tuple[str, ...]) -> list[tuple[str, re.Pattern[str]]]:
-    """Each allowed value with its whole-word pattern, longest first."""
-    return [
-        (value, re.compile(rf"(?<!\w){re.escape(value)}(?!\w)", re.IGNORECASE))
-        for value in sorted(values, key=len, reverse=True)
-    ]
-
-
-def _related(stated: Sequence[tuple[str, str]], name: str) -> list[tuple[str, str]]:
-    """The product's own attributes that speak of ``name``: the one of that name first (any
-    case), then those sharing a word with it (``Strap Color`` for ``Color``). A
-    specification table's ``Color: Black`` says more than a title's word; its ``Model Name``
-    says nothing of the fabric."""
-    own = name.casefold()
-    words = set(_WORD.findall(own))
-    related = [
-        (field_name, text)
-        for field_name, text in stated
-        if words & set(_WORD.findall(field_name.removeprefix("attributes.").casefold()))
-    ]
-    return sorted(related, key=lambda pair: pair[0].removeprefix("attributes.").casefold() != own)
-
-
-_WORD = re.compile(r"[^\W\d_]{3,}")
-
-
-def _source(span: Span) -> ValueSource:
-    return ValueSource(field=span.field, start=span.start, end=span.end)
-
-
-def _grounded(
-    answer: AttributeValue, fields: Sequence[tuple[str, str]], spec: AttributeSpec
-) -> bool:
-    """Whether the value is the text at its source, or an allowed value."""
-    if answer.value in spec.values:
-        return True
-    source = answer.source
-    texts = dict(fields)
-    return (
-        source is not None
-        and source.field in texts
-        and texts[source.field][source.start : source.end] == answer.value
-    )
-
-
-__all__ = [
-    "UNFITTED_CONFIDENCE",
-    "Categorizer",
-    "ExtractJob",
-    "Extractor",
-    "allowed_value",
-    "tagged_value",
-]
+__all__ = ["Categorizer", "ExtractJob", "Extractor"]

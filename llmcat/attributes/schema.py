@@ -50,13 +50,26 @@ class Schema(BaseModel):
     categories: Mapping[str, tuple[AttributeSpec, ...]] = Field(default_factory=dict)
 
     def for_category(self, category: str | None) -> list[AttributeSpec]:
-        """The attributes a product of ``category`` gets: the common ones, then its own (a
-        product of no known category: the common ones, or, when there are none, every
-        category's)."""
-        own = self.categories.get(category or "")
-        if own is None and not self.common:
-            own = tuple(self._every_category())
+        """The attributes a product of ``category`` gets: the common ones, then its category's
+        (a category the schema lacks takes its nearest listed ancestor's by id: ``bt-10-3-3``
+        -> ``bt-10-3`` -> ``bt-10``; a product of no category, only the common ones)."""
+        own = self.own(category) if category else None
         merged = {spec.name: spec for spec in (*self.common, *(own or ()))}
+        return list(merged.values())
+
+    def own(self, category: str) -> tuple[AttributeSpec, ...] | None:
+        """``category``'s own attributes, or its nearest listed ancestor's (None: neither)."""
+        parts = category.split("-")
+        while parts:
+            found = self.categories.get("-".join(parts))
+            if found is not None:
+                return found
+            parts.pop()
+        return None
+
+    def every(self) -> list[AttributeSpec]:
+        """Every attribute the schema names, common ones first (one per name)."""
+        merged = {spec.name: spec for spec in (*self.common, *self._every_category())}
         return list(merged.values())
 
     def _every_category(self) -> Iterable[AttributeSpec]:
@@ -118,7 +131,7 @@ class Schema(BaseModel):
                 for i, s in enumerate(specs)
             )
         schema = cls(common=common, categories=categories)
-        if not schema.for_category(None):
+        if not schema.every():
             raise ConfigError(f"{path}: the schema names no attribute")
         return schema
 

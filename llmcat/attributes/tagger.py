@@ -208,18 +208,21 @@ class SpanTagger:
             raise ConfigError(
                 "the examples' values never (or always) occur in their text: nothing to learn"
             )
+        # Only the columns some row uses: the solver's work follows the features seen, not
+        # the 2**20 hashed space (an unused column's weight is 0 at the optimum anyway).
+        used, compact = np.unique(np.asarray(columns), return_inverse=True)
         matrix = csr_matrix(
-            (np.ones(len(columns)), np.asarray(columns), np.asarray(starts)),
-            shape=(len(labels), 1 << FEATURE_BITS),
+            (np.ones(len(columns)), compact, np.asarray(starts)),
+            shape=(len(labels), len(used)),
         )
         matrix.sum_duplicates()
         matrix.data[:] = 1.0
         model = LogisticRegression(C=REGULARISATION, max_iter=3000)
         model.fit(matrix, np.asarray(labels), sample_weight=np.asarray(weights))
+        weights_of = np.zeros(1 << FEATURE_BITS)
+        weights_of[used] = model.coef_[0]
         known_all = {key: dict(counter) for key, counter in folds[KNOWN_FOLDS].items()}
-        return cls(
-            np.asarray(model.coef_[0], dtype=np.float64), float(model.intercept_[0]), known_all
-        )
+        return cls(weights_of, float(model.intercept_[0]), known_all)
 
     def save(self, path: Path) -> None:
         """Write the tagger to ``path`` (JSON: the non-zero weights, the known values and the
@@ -370,16 +373,25 @@ def _joint_f1(
 
 
 def _platt(pairs: Sequence[tuple[float, bool]]) -> Platt:
-    """A one-feature logistic fit of the outcome on the score's logit."""
+    """A one-feature logistic fit of the outcome on the score's logit, with Platt's smoothed
+    targets ((N+ + 1) / (N+ + 2) for a right answer, 1 / (N- + 2) for a wrong one): a few
+    held-out answers that were all right give a high confidence, never a certain one."""
     import numpy as np
     from sklearn.linear_model import LogisticRegression
 
-    outcomes = np.asarray([o for _, o in pairs], dtype=int)
-    if len(set(outcomes.tolist())) < 2:
-        return Platt(0.0, 6.0 if outcomes.all() else -6.0)
+    if not pairs:
+        return Platt()
+    outcomes = np.asarray([o for _, o in pairs], dtype=bool)
+    right, wrong = int(outcomes.sum()), int((~outcomes).sum())
+    target = np.where(outcomes, (right + 1) / (right + 2), 1 / (wrong + 2))
     scores = np.clip(np.asarray([s for s, _ in pairs]), 1e-6, 1 - 1e-6)
     logits = np.log(scores / (1 - scores)).reshape(-1, 1)
-    fit = LogisticRegression(C=100.0).fit(logits, outcomes)
+    # Soft targets as weighted copies: each answer is right with weight t, wrong with 1 - t.
+    fit = LogisticRegression(C=100.0).fit(
+        np.vstack([logits, logits]),
+        np.concatenate([np.ones(len(pairs)), np.zeros(len(pairs))]),
+        sample_weight=np.concatenate([target, 1 - target]),
+    )
     return Platt(float(fit.coef_[0][0]), float(fit.intercept_[0]))
 
 

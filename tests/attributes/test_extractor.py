@@ -121,3 +121,52 @@ def test_a_frame_gets_a_value_column_per_attribute(shoe_files: tuple[Path, Path]
     assert out.loc[11, "extract_category"] == "Shoes"
     with pytest.raises(ConfigError, match="already has column"):
         extractor.extract_frame(out, progress=False)
+
+
+def test_a_product_without_a_category_takes_the_one_its_words_match(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    examples = Path(__file__).parents[2] / "examples" / "attributes-train.jsonl"
+    extractor = Extractor(examples=examples, backend="fake", cache=False)
+    with caplog.at_level("WARNING", logger="llmcat"):
+        tea, shoe = extractor.extract_many(
+            ["Yogi Chamomile Tea Bags, 20 Count", "Vans Men's Sneaker, Black"], progress=False
+        )
+    assert (tea.category, shoe.category) == ("Tea", "Shoes")
+    assert set(tea.attributes) == {"Brand", "Flavor", "Item form", "Pack size"}
+    assert tea.attributes["Flavor"].value == "Chamomile"
+    assert sum("no 'category' field" in r.message for r in caplog.records) == 1
+
+
+def test_sources_count_characters_in_the_input_as_given(shoe_files: tuple[Path, Path]) -> None:
+    extractor = Extractor(examples=shoe_files[0], backend="fake", cache=False)
+    title = "  Acme   Men's\tLoafer  -  Red,  10 D US"
+    for result in (
+        extractor.extract({"title": title, "attributes": {"category": "Shoes"}}),
+        extractor.extract_many([{"title": title, "attributes": {"category": "Shoes"}}])[0],
+    ):
+        given = {k: v for k, v in result.attributes.items() if v.value is not None}
+        assert {"Brand", "Color", "Size"} <= set(given)
+        for answer in given.values():
+            assert answer.source is not None
+            assert title[answer.source.start : answer.source.end] == (
+                answer.source.read or answer.value
+            )
+        assert given["Size"].value == "10 D US"
+
+
+def test_examples_of_the_wrong_kind_are_a_config_error() -> None:
+    for wrong in (123, ["a title"], {"title": "x"}):
+        with pytest.raises(ConfigError, match="examples= takes"):
+            Extractor(examples=wrong, backend="fake")  # type: ignore[arg-type]
+
+
+def test_an_attribute_no_example_states_cannot_be_asked_for(shoe_files: tuple[Path, Path]) -> None:
+    with pytest.raises(ConfigError, match="no example states a value of warranty"):
+        Extractor("Color,warranty", examples=shoe_files[0], backend="fake")
+
+
+def test_a_category_the_examples_lack_is_the_items_error(shoe_files: tuple[Path, Path]) -> None:
+    extractor = Extractor(examples=shoe_files[0], backend="fake", cache=False)
+    result = extractor.extract({"title": "Teapot", "attributes": {"category": "Teapots"}})
+    assert result.error is not None and "'Teapots' has no attributes" in result.error.message
