@@ -26,14 +26,14 @@ def add_parser(sub: SubParsers) -> None:
         "extract",
         parents=[verbosity()],
         help="extract attribute values",
-        usage="llmcat extract [TITLE | --input FILE] (--examples FILE | --attributes SCHEMA) "
-        "[--output FILE] [options]",
+        usage="llmcat extract [TITLE | --input FILE] (--examples FILE | --attributes "
+        "NAMES|FILE | --taxonomy shopify) [--output FILE] [options]",
         description=described(
             "Read attribute values (colour, material, size, ...) from each product's own text: "
             "every value is a run of the text (its field and characters are given) or an "
             "allowed value the text states, with a calibrated confidence (docs/attributes.md).",
             "llmcat extract --input test.jsonl --examples train.jsonl --output out.jsonl",
-            "llmcat extract 'Florsheim Men's Milano Slip-On Loafer,Burgundy,10 D US' "
+            'llmcat extract "Florsheim Men\'s Milano Slip-On Loafer,Burgundy,10 D US" '
             "--category Shoes --examples train.jsonl",
             "llmcat extract --input products.csv --attributes schema.json --output values.jsonl",
             "llmcat extract --examples train.jsonl --explain   # how each attribute is read",

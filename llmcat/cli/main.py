@@ -80,7 +80,8 @@ RUNS = {
 def build_parser() -> argparse.ArgumentParser:
     """The whole ``llmcat`` parser: the top-level flags, then each command's own."""
     parser = SuggestingParser(
-        prog="llmcat", description="Classify products and write listing copy with LLMs."
+        prog="llmcat",
+        description="Classify products, write listing copy and extract attribute values with LLMs.",
     )
     parser.add_argument("--version", action="version", version=f"llmcat {__version__}")
     parser.add_argument(
