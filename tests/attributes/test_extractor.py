@@ -13,6 +13,7 @@ from llmcat.attributes.schema import AttributeSpec, Schema
 from llmcat.attributes.spans import Span
 from llmcat.attributes.tagger import Scored, SpanTagger, decoded
 from llmcat.errors import ConfigError
+from tests.conftest import require
 
 
 def micro_f1(rows: list[dict[str, object]], extracted: list[dict[str, str | None]]) -> float:
@@ -104,7 +105,11 @@ def test_free_text_attributes_need_examples() -> None:
 
 
 def test_a_frame_gets_a_value_column_per_attribute(shoe_files: tuple[Path, Path]) -> None:
-    pd = pytest.importorskip("pandas")
+    try:
+        import pandas as pd
+    except ImportError:
+        pd = None
+    require(pd is not None, "pandas (pip install 'llmcat[data]')")
     frame = pd.DataFrame(
         {
             "title": ["Acme Men's Loafer,Red,9 D US", "Borealis Women's Sneaker"],
