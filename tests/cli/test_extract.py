@@ -23,7 +23,7 @@ def records(path: Path) -> list[dict[str, object]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
 
 
-def extract_file(given: Path, train: Path, out: Path) -> int:
+def extract_file(given: Path, train: Path, out: Path, *extra: str) -> int:
     return main(
         [
             "extract",
@@ -36,7 +36,7 @@ def extract_file(given: Path, train: Path, out: Path) -> int:
             "--no-progress",
             "--backend",
             "fake",
-            "-q",
+            *extra,
         ]
     )
 
@@ -46,20 +46,7 @@ def test_extract_reads_the_benchmark_format_and_never_its_gold(
 ) -> None:
     train, test = files
     out = tmp_path / "out.jsonl"
-    code = main(
-        [
-            "extract",
-            "--input",
-            str(test),
-            "--examples",
-            str(train),
-            "--output",
-            str(out),
-            "--no-progress",
-            "--backend",
-            "fake",
-        ]
-    )
+    code = extract_file(test, train, out)
     err = capsys.readouterr().err
     assert code == 0, err
     assert "12 items, 0 errors" in err and "not used: target_scores" in err
@@ -72,13 +59,13 @@ def test_extract_reads_the_benchmark_format_and_never_its_gold(
         [{k: v for k, v in r.items() if k != "target_scores"} for r in records(test)],
     )
     again = tmp_path / "again.jsonl"
-    assert extract_file(bare, train, again) == 0
+    assert extract_file(bare, train, again, "-q") == 0
     assert records(again) == first
     # A line's id is the result's product_id.
     with_ids = write_jsonl(
         tmp_path / "ids.jsonl", [{**r, "id": f"sku-{n}"} for n, r in enumerate(records(test))]
     )
-    assert extract_file(with_ids, train, again) == 0
+    assert extract_file(with_ids, train, again, "-q") == 0
     assert [r["product_id"] for r in records(again)][:2] == ["sku-0", "sku-1"]
 
 
