@@ -30,14 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from llmcat.attributes.examples import AttributeExample, completed
-from llmcat.attributes.spans import (
-    FEATURE_BITS,
-    Span,
-    candidate_spans,
-    hashed,
-    span_features,
-    tokens,
-)
+from llmcat.attributes.spans import FEATURE_BITS, Span, columns, run_features
 from llmcat.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -45,7 +38,7 @@ if TYPE_CHECKING:
     from numpy.typing import NDArray
 
 #: written into saved taggers: a tagger saved by another version is learned again
-TAGGER_VERSION = 2
+TAGGER_VERSION = 3
 #: folds whose known-value counts exclude a training product's own values
 KNOWN_FOLDS = 5
 #: folds of the held-out answers that calibrate the scores
@@ -58,6 +51,8 @@ NEGATIVE_SHARE = 0.25
 REGULARISATION = 1.0
 #: alternatives kept beside an answer
 ALTERNATIVES = 3
+#: best runs kept per attribute: joint decoding weighs 10, and the alternatives skip repeats
+KEEP = 30
 
 
 @dataclass(frozen=True)
@@ -178,48 +173,45 @@ class SpanTagger:
 
         folds = _known_counts(enumerate(examples), KNOWN_FOLDS)
         rng = random.Random(seed)
-        columns: list[int] = []
-        starts = [0]
+        blocks: list[NDArray[np.int64]] = []
         labels: list[int] = []
         weights: list[float] = []
         for index, example in enumerate(examples):
             known = folds[index % KNOWN_FOLDS]
             for field_name, text in _fields(example.title, example.description):
-                words = tokens(text)
                 for name, gold in example.values.items():
                     seen: Mapping[str, int] = known.get((example.category, name), {})
                     accepted = set(gold)
-                    spans = candidate_spans(
-                        text,
-                        field_name,
-                        wanted=_wanted(accepted, seen),
-                    )
-                    for span in spans:
+                    runs = run_features(text, field_name, wanted=_wanted(accepted, seen))
+                    kept: list[int] = []
+                    for row, span in enumerate(runs.spans):
                         right = span.text in accepted
-                        familiar = span.text.lower() in seen
+                        familiar = runs.lowered[row] in seen
                         if not right and not familiar and rng.random() > NEGATIVE_SHARE:
                             continue
-                        row = hashed(span_features(text, words, span, example.category, name, seen))
-                        columns.extend(row)
-                        starts.append(len(columns))
+                        kept.append(row)
                         labels.append(int(right))
                         weights.append(1.0 if right or familiar else 1 / NEGATIVE_SHARE)
+                    if kept:
+                        blocks.append(columns(runs, example.category, name, seen)[kept])
         if not any(labels) or all(labels):
             raise ConfigError(
                 "the examples' values never (or always) occur in their text: nothing to learn"
             )
+        table = np.vstack(blocks)
+        rows = np.repeat(np.arange(len(table)), table.shape[1])
+        flat = table.ravel()
+        present = flat != 1 << FEATURE_BITS
         # Only the columns some row uses: the solver's work follows the features seen, not
         # the 2**20 hashed space (an unused column's weight is 0 at the optimum anyway).
-        used, compact = np.unique(np.asarray(columns), return_inverse=True)
+        used, compact = np.unique(flat[present], return_inverse=True)
         matrix = csr_matrix(
-            (np.ones(len(columns)), compact, np.asarray(starts)),
+            (np.ones(int(present.sum())), (rows[present], compact)),
             shape=(len(labels), len(used)),
         )
-        matrix.sum_duplicates()
-        matrix.data[:] = 1.0
         model = LogisticRegression(C=REGULARISATION, max_iter=3000)
         model.fit(matrix, np.asarray(labels), sample_weight=np.asarray(weights))
-        weights_of = np.zeros(1 << FEATURE_BITS)
+        weights_of = np.zeros((1 << FEATURE_BITS) + 1)
         weights_of[used] = model.coef_[0]
         known_all = {key: dict(counter) for key, counter in folds[KNOWN_FOLDS].items()}
         return cls(weights_of, float(model.intercept_[0]), known_all)
@@ -252,7 +244,7 @@ class SpanTagger:
             record = json.loads(path.read_text(encoding="utf-8"))
             if record.get("version") != TAGGER_VERSION:
                 return None
-            weights = np.zeros(1 << FEATURE_BITS)
+            weights = np.zeros((1 << FEATURE_BITS) + 1)  # the last: "no feature", always 0
             weights[np.asarray(record["columns"], dtype=np.int64)] = record["weights"]
             known = {(c, a): dict(v) for c, a, v in record["known"]}
             given = record["calibration"]
@@ -267,22 +259,36 @@ class SpanTagger:
         return cls(weights, float(record["bias"]), known, calibration)
 
     def scored(
-        self, fields: Sequence[tuple[str, str]], category: str, attribute: str
+        self,
+        fields: Sequence[tuple[str, str]],
+        category: str,
+        attribute: str,
+        keep: int = KEEP,
     ) -> list[Scored]:
-        """Every candidate run of the ``(field, text)`` pairs as ``attribute``'s value, best
-        first."""
+        """The ``keep`` best candidate runs of the ``(field, text)`` pairs as ``attribute``'s
+        value, best first (ties: the title first, then the earlier run)."""
+        import numpy as np
+
         seen = self.known.get((category, attribute), {})
-        out = []
+        spans: list[Span] = []
+        scores = []
         for field_name, text in fields:
-            words = tokens(text)
-            for span in candidate_spans(text, field_name, wanted=lambda run: run.lower() in seen):
-                columns = sorted(
-                    set(hashed(span_features(text, words, span, category, attribute, seen)))
-                )
-                z = self.bias + float(self.weights[columns].sum())
-                out.append(Scored(span, 1 / (1 + math.exp(-z)) if z > -30 else 0.0))
-        out.sort(key=lambda s: (-s.score, s.span.field != "title", s.span.start))
-        return out
+            runs = run_features(text, field_name, wanted=lambda run: run.lower() in seen)
+            if runs.spans:
+                z = self.bias + self.weights[columns(runs, category, attribute, seen)].sum(1)
+                scores.append(1 / (1 + np.exp(-np.maximum(z, -30.0))))
+                spans.extend(runs.spans)
+        if not spans:
+            return []
+        score = np.concatenate(scores)
+        order = np.lexsort(
+            (
+                np.asarray([s.start for s in spans]),
+                np.asarray([s.field != "title" for s in spans]),
+                -score,
+            )
+        )[:keep]
+        return [Scored(spans[i], float(score[i])) for i in order]
 
 
 #: candidates per attribute that joint decoding weighs

@@ -3,7 +3,16 @@ from."""
 
 from __future__ import annotations
 
-from llmcat.attributes.spans import candidate_spans, shape, span_features, tokens
+import numpy as np
+
+from llmcat.attributes.spans import (
+    FEATURE_BITS,
+    candidate_spans,
+    columns,
+    run_features,
+    shape,
+    tokens,
+)
 
 
 def test_every_candidate_is_the_text_at_its_span() -> None:
@@ -25,16 +34,35 @@ def test_glue_is_trimmed_and_empty_runs_are_left_out() -> None:
     assert candidate_spans("") == [] and tokens("  ") == []
 
 
-def test_features_name_the_attribute_and_how_often_the_value_was_known() -> None:
+def test_features_depend_on_the_attribute_and_on_how_often_the_value_was_known() -> None:
     text = "Acme Men's Loafer"
-    words = tokens(text)
-    span = candidate_spans(text)[0]
-    assert span.text == "Acme"
-    features = list(span_features(text, words, span, "Shoes", "Brand", {"acme": 7}))
-    assert "Shoes|Brand|known3" in features and "Brand|known3" in features
-    unknown = list(span_features(text, words, span, "Shoes", "Brand", {}))
-    assert "Shoes|Brand|known0" in unknown
+    runs = run_features(text)
+    assert runs.spans == tuple(candidate_spans(text)) and runs.spans[0].text == "Acme"
+    known = columns(runs, "Shoes", "Brand", {"acme": 7})
+    unknown = columns(runs, "Shoes", "Brand", {})
+    other = columns(runs, "Shoes", "Color", {"acme": 7})
+    assert known.shape == unknown.shape and known.shape[0] == len(runs.spans)
+    assert ((known >= 0) & (known <= 1 << FEATURE_BITS)).all()
+    # Only the "known" count moves between the first two; every feature names the attribute
+    # except the words themselves read beside the bare "known" count.
+    assert 0 < (known[0] != unknown[0]).sum() <= 4
+    assert (known[1:] == unknown[1:]).all()  # "Acme Men's" etc. were never values
+    filled = known[0] != 1 << FEATURE_BITS
+    assert (known[0] != other[0]).sum() == filled.sum() - 1
+    # A one-word run leaves the other word slots empty (the last column index, weight 0).
+    assert (known[0] == 1 << FEATURE_BITS).sum() == 2 * 5
     assert shape("Men's") == "Aaa'a" and shape("10oz") == "00aa"
+
+
+def test_a_runs_features_do_not_depend_on_the_other_runs_read() -> None:
+    text = "Acme kettle. " + "Boils water fast. " * 80 + "Colour: Brushed Steel, 1.7 litre"
+    runs = run_features(text, "description", wanted=lambda run: run == "Brushed Steel")
+    far = runs.spans.index(next(s for s in runs.spans if s.text == "Brushed Steel"))
+    alone = run_features("Acme kettle. Boils water fast. " + text[-32:], "description")
+    near = next(i for i, s in enumerate(alone.spans) if s.text == "Brushed Steel")
+    # The same words around it and the same place (capped at 5 words from the start).
+    got, again = columns(runs, "K", "Color", {}), columns(alone, "K", "Color", {})
+    assert far > len(alone.spans) and np.array_equal(got[far], again[near])
 
 
 def test_past_the_read_limit_only_known_values_are_candidates() -> None:
