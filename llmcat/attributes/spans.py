@@ -113,6 +113,9 @@ SHARED_WIDTH = 12 + MAX_TOKENS
 OWN_WIDTH = 3
 #: "known" counts are capped here: a value seen 3 times is as known as one seen 30
 KNOWN_CAP = 3
+#: columns of a run's row: the shared features and the "known" count beside the category's
+#: attribute and beside the attribute, the own ones, the bare "known" count and the attribute
+WIDTH = 2 * (SHARED_WIDTH + 1) + OWN_WIDTH + 2
 
 
 def _crc(feature: str) -> int:
@@ -271,14 +274,28 @@ def columns(
     return np.hstack(parts)
 
 
+def none_columns(category: str, attribute: str, bits: int = FEATURE_BITS) -> NDArray[np.int64]:
+    """The row (1 x ``WIDTH``) that stands for "the text states no value" of ``attribute`` in
+    ``category``: its own weight beside the category's attribute, the attribute, and alone."""
+    import numpy as np
+
+    none = _crc("none")
+    prefixes = (_crc(f"{category}|{attribute}|"), _crc(f"{attribute}|"), 0)
+    row = np.full((1, WIDTH), 1 << bits, dtype=np.int64)
+    row[0, :3] = _mixed(np.asarray([none ^ prefix for prefix in prefixes]), bits)
+    return row
+
+
 __all__ = [
     "FEATURE_BITS",
     "MAX_TOKENS",
     "READ_CHARS",
+    "WIDTH",
     "RunFeatures",
     "Span",
     "candidate_spans",
     "columns",
+    "none_columns",
     "run_features",
     "shape",
     "tokens",

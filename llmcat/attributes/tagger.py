@@ -1,20 +1,25 @@
 """A span tagger learned from labelled products: which run of the text is each attribute's
 value, with a calibrated chance that it is right.
 
-For every (product, attribute) the candidates are the runs of its text (``spans``); a logistic
-regression over hashed features (the words, their neighbours, shape, place, and how often the
-run was this attribute's value in the other examples) scores each, and the best one is the
-answer. While learning, a product's "known value" counts come from the examples of the other
-folds, so the model learns how far to trust a known value from examples it has not seen, as at
-run time.
+For every (product, attribute) the candidates are the runs of its text (``spans``) and "no
+value". A linear model over hashed features (the words, their neighbours, shape, place, and how
+often the run was this attribute's value in the other examples) scores each, and a softmax over
+the product's candidates is the chance that each one is the answer: the candidates compete, so
+the model learns where a value ends (``Persil`` against ``Persil ProClean``), not only what a
+value looks like. It is fitted by maximising the likelihood of the right candidates (any of the
+runs that read a gold value; "no value" where none does), with a sample of the other runs
+weighted up to stand for all of them. While learning, a product's "known value" counts come from
+the examples of the other folds, so the model learns how far to trust a known value from
+examples it has not seen, as at run time.
 
 How sure: the tagger is fitted again on ``CALIBRATION_FOLDS`` folds and scores the fold left
 out. On those held-out answers two one-feature logistic fits (Platt scaling) turn the best
 score into the chance the value is right and the chance the text states none, and the score
 above which a value beats no value is the one with the best micro F1 (the benchmark's rule).
-Every constant here comes from the caller's examples; none was set on a benchmark.
+Every constant here comes from the caller's examples or was chosen on OA-Mine's train folds
+(the softmax against a run-by-run logistic regression: held-out F1 0.714 against 0.698).
 
-scikit-learn fits (the ``local`` extra); scoring is numpy alone.
+scipy and scikit-learn fit (the ``local`` extra); scoring is numpy alone.
 """
 
 from __future__ import annotations
@@ -30,25 +35,33 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from llmcat.attributes.examples import AttributeExample, completed
-from llmcat.attributes.spans import FEATURE_BITS, Span, columns, run_features
+from llmcat.attributes.spans import FEATURE_BITS, Span, columns, none_columns, run_features
 from llmcat.errors import ConfigError
 
 if TYPE_CHECKING:
     import numpy as np
     from numpy.typing import NDArray
+    from scipy.sparse import csr_matrix
 
 #: written into saved taggers: a tagger saved by another version is learned again
-TAGGER_VERSION = 3
+TAGGER_VERSION = 4
 #: folds whose known-value counts exclude a training product's own values
 KNOWN_FOLDS = 5
 #: folds of the held-out answers that calibrate the scores
 CALIBRATION_FOLDS = 3
 #: share of candidate runs, neither a gold value nor a known one, that training keeps (each
-#: weighted by the inverse): measured on OA-Mine's train folds to change F1 by < 0.005 and to
-#: take a third of the time
+#: standing for 1 / NEGATIVE_SHARE runs in the softmax): measured on OA-Mine's train folds to
+#: change F1 by < 0.005 and to take a third of the time
 NEGATIVE_SHARE = 0.25
-#: inverse regularisation of the logistic regression
+#: weight of the likelihood against the squared weights (C of a logistic regression); 1
+#: against 3 on OA-Mine's train folds: held-out F1 0.714 and 0.713
 REGULARISATION = 1.0
+#: L-BFGS iterations at most
+MAX_ITERATIONS = 500
+#: L-BFGS stops when an iteration improves the objective by less than this share: on OA-Mine's
+#: train folds 1e-5, 1e-6 and scipy's 2.2e-9 all gave held-out F1 0.714; learning took 55, 72
+#: and 131 s
+TOLERANCE = 1e-5
 #: alternatives kept beside an answer
 ALTERNATIVES = 3
 #: best runs kept per attribute: joint decoding weighs 10, and the alternatives skip repeats
@@ -128,12 +141,10 @@ class SpanTagger:
     def __init__(
         self,
         weights: NDArray[np.float64],
-        bias: float,
         known: Mapping[tuple[str, str], Mapping[str, int]],
         calibration: Calibration | None = None,
     ) -> None:
         self.weights = weights
-        self.bias = bias
         self.known = known
         self.calibration = calibration or Calibration()
 
@@ -169,34 +180,42 @@ class SpanTagger:
     def _fitted(cls, examples: Sequence[AttributeExample], seed: int) -> SpanTagger:
         import numpy as np
         from scipy.sparse import csr_matrix
-        from sklearn.linear_model import LogisticRegression
 
         folds = _known_counts(enumerate(examples), KNOWN_FOLDS)
         rng = random.Random(seed)
+        penalty = math.log(1 / NEGATIVE_SHARE)
         blocks: list[NDArray[np.int64]] = []
-        labels: list[int] = []
-        weights: list[float] = []
+        offsets: list[float] = []
+        right: list[bool] = []
+        starts: list[int] = []
         for index, example in enumerate(examples):
             known = folds[index % KNOWN_FOLDS]
-            for field_name, text in _fields(example.title, example.description):
-                for name, gold in example.values.items():
-                    seen: Mapping[str, int] = known.get((example.category, name), {})
-                    accepted = set(gold)
+            fields = _fields(example.title, example.description)
+            for name, gold in example.values.items():
+                seen: Mapping[str, int] = known.get((example.category, name), {})
+                accepted = set(gold)
+                starts.append(len(right))
+                for field_name, text in fields:
                     runs = run_features(text, field_name, wanted=_wanted(accepted, seen))
                     kept: list[int] = []
                     for row, span in enumerate(runs.spans):
-                        right = span.text in accepted
+                        is_value = span.text in accepted
                         familiar = runs.lowered[row] in seen
-                        if not right and not familiar and rng.random() > NEGATIVE_SHARE:
+                        if not is_value and not familiar and rng.random() > NEGATIVE_SHARE:
                             continue
                         kept.append(row)
-                        labels.append(int(right))
-                        weights.append(1.0 if right or familiar else 1 / NEGATIVE_SHARE)
+                        right.append(is_value)
+                        offsets.append(0.0 if is_value or familiar else penalty)
                     if kept:
                         blocks.append(columns(runs, example.category, name, seen)[kept])
-        if not any(labels) or all(labels):
+                # "No value" is right when no run reads a gold value (none, or one the text
+                # does not state as written).
+                blocks.append(none_columns(example.category, name))
+                right.append(not any(right[starts[-1] :]))
+                offsets.append(0.0)
+        if all(right[i] for i in _none_rows(starts, len(right))):
             raise ConfigError(
-                "the examples' values never (or always) occur in their text: nothing to learn"
+                "the examples' values never occur in their text as written: nothing to learn"
             )
         table = np.vstack(blocks)
         rows = np.repeat(np.arange(len(table)), table.shape[1])
@@ -207,14 +226,14 @@ class SpanTagger:
         used, compact = np.unique(flat[present], return_inverse=True)
         matrix = csr_matrix(
             (np.ones(int(present.sum())), (rows[present], compact)),
-            shape=(len(labels), len(used)),
+            shape=(len(table), len(used)),
         )
-        model = LogisticRegression(C=REGULARISATION, max_iter=3000)
-        model.fit(matrix, np.asarray(labels), sample_weight=np.asarray(weights))
-        weights_of = np.zeros((1 << FEATURE_BITS) + 1)
-        weights_of[used] = model.coef_[0]
+        weights_of = np.zeros((1 << FEATURE_BITS) + 1)  # the last: "no feature", always 0
+        weights_of[used] = _softmax_fit(
+            matrix, np.asarray(starts), np.asarray(offsets), np.asarray(right)
+        )
         known_all = {key: dict(counter) for key, counter in folds[KNOWN_FOLDS].items()}
-        return cls(weights_of, float(model.intercept_[0]), known_all)
+        return cls(weights_of, known_all)
 
     def save(self, path: Path) -> None:
         """Write the tagger to ``path`` (JSON: the non-zero weights, the known values and the
@@ -224,7 +243,6 @@ class SpanTagger:
         nonzero = np.flatnonzero(self.weights)
         record = {
             "version": TAGGER_VERSION,
-            "bias": self.bias,
             "columns": nonzero.tolist(),
             "weights": self.weights[nonzero].tolist(),
             "known": [[c, a, dict(v)] for (c, a), v in self.known.items()],
@@ -256,7 +274,7 @@ class SpanTagger:
             )
         except (OSError, ValueError, KeyError, TypeError):
             return None
-        return cls(weights, float(record["bias"]), known, calibration)
+        return cls(weights, known, calibration)
 
     def scored(
         self,
@@ -266,21 +284,23 @@ class SpanTagger:
         keep: int = KEEP,
     ) -> list[Scored]:
         """The ``keep`` best candidate runs of the ``(field, text)`` pairs as ``attribute``'s
-        value, best first (ties: the title first, then the earlier run)."""
+        value, best first (ties: the title first, then the earlier run); a run's score is its
+        share of the softmax over every run and "no value"."""
         import numpy as np
 
         seen = self.known.get((category, attribute), {})
         spans: list[Span] = []
-        scores = []
+        logits = [self.weights[none_columns(category, attribute)].sum(1)]
         for field_name, text in fields:
             runs = run_features(text, field_name, wanted=lambda run: run.lower() in seen)
             if runs.spans:
-                z = self.bias + self.weights[columns(runs, category, attribute, seen)].sum(1)
-                scores.append(1 / (1 + np.exp(-np.maximum(z, -30.0))))
+                logits.append(self.weights[columns(runs, category, attribute, seen)].sum(1))
                 spans.extend(runs.spans)
         if not spans:
             return []
-        score = np.concatenate(scores)
+        z = np.concatenate(logits)
+        shares = np.exp(z - z.max())
+        score = (shares / shares.sum())[1:]
         order = np.lexsort(
             (
                 np.asarray([s.start for s in spans]),
@@ -289,6 +309,48 @@ class SpanTagger:
             )
         )[:keep]
         return [Scored(spans[i], float(score[i])) for i in order]
+
+
+def _none_rows(starts: Sequence[int], rows: int) -> list[int]:
+    """The "no value" rows: the last of each group."""
+    return [end - 1 for end in [*starts[1:], rows]]
+
+
+def _softmax_fit(
+    matrix: csr_matrix,
+    starts: NDArray[np.int64],
+    offsets: NDArray[np.float64],
+    right: NDArray[np.bool_],
+) -> NDArray[np.float64]:
+    """Weights that maximise, over the groups of rows starting at ``starts``, the log of the
+    softmax share of the group's right rows (a row's logit: its features' weights plus its
+    ``offset``, the log of how many runs it stands for), less the squared weights / 2C."""
+    import numpy as np
+    from scipy.optimize import minimize
+
+    sizes = np.diff(np.append(starts, matrix.shape[0]))
+    transposed = matrix.T.tocsr()
+
+    def objective(weights: NDArray[np.float64]) -> tuple[float, NDArray[np.float64]]:
+        z = matrix @ weights + offsets
+        z = z - np.repeat(np.maximum.reduceat(z, starts), sizes)
+        shares = np.exp(z)
+        chosen = np.where(right, shares, 0.0)
+        total, total_right = np.add.reduceat(shares, starts), np.add.reduceat(chosen, starts)
+        loss = float(np.sum(np.log(total) - np.log(total_right)))
+        residual = shares / np.repeat(total, sizes) - chosen / np.repeat(total_right, sizes)
+        gradient = REGULARISATION * (transposed @ residual) + weights
+        return REGULARISATION * loss + 0.5 * float(weights @ weights), gradient
+
+    fit = minimize(
+        objective,
+        np.zeros(matrix.shape[1]),
+        jac=True,
+        method="L-BFGS-B",
+        options={"maxiter": MAX_ITERATIONS, "ftol": TOLERANCE},
+    )
+    solved: NDArray[np.float64] = fit.x
+    return solved
 
 
 #: candidates per attribute that joint decoding weighs
