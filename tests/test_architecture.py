@@ -99,9 +99,10 @@ LAYERS = (
     ("integrations", "api", "cli", "evals", "__main__"),
 )
 #: same-layer imports that are allowed: the engine picks a backend by name and backends speak
-#: the completions contract; the CLI runs the harness, Ray and the server; the harness measures Ray
+#: the completions contract; listing copy names the attribute values a title states; the CLI
+#: runs the harness, Ray and the server; the harness measures Ray
 SIDEWAYS = {
-    ("llm", "backends"), ("backends", "llm"), ("serve", "llm"),
+    ("llm", "backends"), ("backends", "llm"), ("serve", "llm"), ("listing", "attributes"),
     ("cli", "evals"), ("cli", "integrations"), ("evals", "integrations"), ("__main__", "cli"),
 }  # fmt: skip
 #: the packages that may import the public face ``llmcat`` (everything else imports modules)

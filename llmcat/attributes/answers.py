@@ -4,6 +4,7 @@ and where it was read (pure): the field and characters, counted in the input as 
 - ``tagged_value``: the run joint decoding chose (or none), its calibrated confidence, and the
   next distinct runs as alternatives.
 - ``allowed_value``: the first field's longest allowed value it states as whole words.
+- ``title_values``: the built-in schema's values a title states, for listing copy.
 - ``located``: sources moved from the folded text llmcat reads to the input's characters.
 """
 
@@ -14,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
-from llmcat.attributes.schema import AttributeSpec
+from llmcat.attributes.schema import AttributeSpec, Schema
 from llmcat.attributes.tagger import ALTERNATIVES, Scored, SpanTagger
 from llmcat.config.options import ExtractOptions
 from llmcat.types import AttributeValue, Extraction, Product, ValueAlternative, ValueSource
@@ -97,6 +98,29 @@ def _patterns(values: tuple[str, ...]) -> list[tuple[str, re.Pattern[str]]]:
         (value, re.compile(rf"(?<!\w){re.escape(value)}(?!\w)", re.IGNORECASE))
         for value in sorted(values, key=len, reverse=True)
     ]
+
+
+def title_values(product: Product, schema: Schema) -> dict[str, str]:
+    """The values of ``schema``'s attributes with allowed values that ``product``'s title
+    states and its own attributes do not speak of (a ``colour`` of its own: no Color read),
+    written as allowed."""
+    own = {_WORD_FOLDS.get(w, w) for name in product.attributes for w in _words(name)}
+    found = {}
+    for spec in schema.common:
+        if not spec.values or own & {_WORD_FOLDS.get(w, w) for w in _words(spec.name)}:
+            continue
+        answer = allowed_value([("title", product.title)], spec)
+        if answer.value is not None:
+            found[spec.name] = answer.value
+    return found
+
+
+#: spellings of one word in attribute names
+_WORD_FOLDS = {"colour": "color"}
+
+
+def _words(name: str) -> set[str]:
+    return set(_WORD.findall(name.casefold()))
 
 
 def related(stated: Sequence[tuple[str, str]], name: str) -> list[tuple[str, str]]:

@@ -328,6 +328,12 @@ class CopyOptions(CopyLimits):
         "return copy composed from the product's own fields (source 'composed'); None: return "
         "the model's copy, flagged.",
     )
+    title_attributes: Annotated[bool, CLI_FLAG] = Field(
+        default=True,
+        description="Read the colour and material a title states (the values of "
+        "llmcat/attributes/builtin_schema.json) into the product's attributes, so the copy "
+        "names them; a product's own attribute of that name wins.",
+    )
     ask_model: Annotated[Literal["auto", "always", "never"], CLI_FLAG] = Field(
         default="auto",
         description="Whether the model is asked for copy. auto: unless a copy fit shipped for "

@@ -88,6 +88,7 @@ class CopyOverrides(TypedDict, total=False):
     known_brands: Sequence[str]
     description_chars: int
     fallback: Literal["compose"] | None
+    title_attributes: bool
     ask_model: Literal["auto", "always", "never"]
     min_body_words: int
     mention_attributes: int

@@ -20,6 +20,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from llmcat.attributes.answers import title_values
+from llmcat.attributes.schema import Schema
 from llmcat.backends import Backend
 from llmcat.batch.runner import Done, ItemRunner, Worker, error_record
 from llmcat.config.options import LANGUAGES, CopyLimits, CopyOptions, with_overrides
@@ -113,13 +115,14 @@ class Describer(Worker):
         except InputError as exc:
             return job.failed(item_id(product, 0), exc)
         item = product_for_copy(item, job.options.language)
+        check = job.checker(item)  # the input as given, as in run()
         record = Description(
             product_id=item.id,
             language=job.options.language,
             model="composed",
             prompt_version=job.template.version,
         )
-        return job.composed(item, record, job.checker(item), [])
+        return job.composed(with_title_attributes(item, job.options), record, check, [])
 
     # -- one product, a stream, a list; blocking twins ----------------------------------------
 
@@ -240,9 +243,12 @@ class CopyJob:
         beyond its title, gets composed copy without a model call."""
         options, limits = self.options, self.options.limits()
         product = product_for_copy(product, options.language)
+        # The checks read the input as given: values read from the title add no fact to it.
         check = self.checker(product)
+        bare = thin(product, options.category)
+        product = with_title_attributes(product, options)
         auto = options.ask_model == "auto"
-        if not self.asks_model() or (auto and thin(product, options.category)):
+        if not self.asks_model() or (auto and bare):
             record = Description(
                 product_id=product.id,
                 language=options.language,
@@ -359,7 +365,13 @@ class CopyJob:
             self.options.category,
             self.options.min_body_words,
         )
-        filled = self.filled(record, copy, check(copy), product)
+        findings = check(copy)
+        if copy.body and any(f.kind == "thin" for f in findings):
+            # Nothing beyond the title: values read from it go in the bullets, never in a body
+            # that would say the title again.
+            copy = copy.model_copy(update={"body": ""})
+            findings = check(copy)
+        filled = self.filled(record, copy, findings, product)
         return filled.model_copy(
             update={"source": "composed", "rejected_findings": rejected_findings}
         )
@@ -413,6 +425,14 @@ def product_for_copy(product: Product, language: str) -> Product:
     shop slogans, specification dumps or repeated sentences (``llmcat.listing.boilerplate``)."""
     sentences = product_sentences(product.description, language)
     return product.model_copy(update={"description": "\n".join(sentences)})
+
+
+def with_title_attributes(product: Product, options: CopyOptions) -> Product:
+    """With ``title_attributes``, ``product`` with the colour and material its title states
+    among its attributes (``llmcat.attributes.answers.title_values``), so the copy names them.
+    They add no fact to the title: a product is thin or not before they are read."""
+    read = title_values(product, Schema.builtin()) if options.title_attributes else {}
+    return product.model_copy(update={"attributes": {**product.attributes, **read}})
 
 
 def thin(product: Product, category: str | None = None) -> bool:
