@@ -231,6 +231,10 @@ async def run_batch(
     duplicates: list[str] = []
     reviewer: ReviewWriter | None = None
     try:
+        if writer is not None and isinstance(worker, Extractor):
+            # Its identity needs no server, and learning from the examples may take minutes:
+            # a --resume of a run made with other settings is refused before it.
+            writer.check_run(_run_identity(args, worker))
         await worker.prepare()  # a wrong key, URL or model: one error, nothing written
         start = 0
         if review_out is not None:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from llmcat.attributes.tagger import SpanTagger
 from llmcat.cli.main import main
 from tests.attributes.conftest import synthetic, write_jsonl
 
@@ -101,3 +102,23 @@ def test_extract_without_examples_or_attributes_says_what_it_needs(
     assert "--examples" in capsys.readouterr().err
     assert main(["extract", "Acme loafer", "--attributes", "color", "--backend", "fake"]) == 2
     assert "examples" in capsys.readouterr().err
+
+
+def test_a_resume_with_other_examples_is_refused_before_learning(
+    files: tuple[Path, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    train, given = files
+    out = tmp_path / "out.jsonl"
+    assert extract_file(given, train, out) == 0
+    other = write_jsonl(tmp_path / "other.jsonl", synthetic(40, 7))
+
+    def never(*args: object, **kwargs: object) -> None:
+        raise AssertionError("learned before the resume was checked")
+
+    monkeypatch.setattr(SpanTagger, "trained", never)
+    capsys.readouterr()
+    assert extract_file(given, other, out, "--resume") == 2
+    assert "other settings" in capsys.readouterr().err and len(records(out)) == 12
