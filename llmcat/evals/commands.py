@@ -34,6 +34,7 @@ from llmcat.evals import (
     catalogue,
     curve,
     degrade,
+    extract_without_examples,
     extracteval,
     fit,
     mapeval,
@@ -129,6 +130,13 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         action="store_true",
         help="skip the embedding baseline beside the LLM",
     )
+    run.add_argument(
+        "--without-examples",
+        action="store_true",
+        help="--task extract: read the suite with Shopify's taxonomy and attributes and no "
+        "examples (llmcat extract --taxonomy shopify), beside the value list of Shopify's "
+        "allowed values",
+    )
     run.add_argument("--seed", type=int, default=0)
     run.add_argument(
         "--examples",
@@ -217,13 +225,16 @@ def cmd_run(args: argparse.Namespace, backend: Backend | None) -> int:
     if args.limit is not None and args.limit < 1:
         raise ConfigError("--limit must be at least 1")
     M.require_sklearn()  # before the run, not after it: the metrics need it
+    extract = args.task == "extract" or (
+        args.task == "all" and args.data is None and is_extract_suite(args.suite)
+    )
+    if args.without_examples and not extract:
+        raise ConfigError("--without-examples is for attribute suites (--task extract)")
     if args.task == "map" or (
         args.task == "all" and args.data is None and is_map_suite(args.suite)
     ):
         return cmd_run_map(args)
-    if args.task == "extract" or (
-        args.task == "all" and args.data is None and is_extract_suite(args.suite)
-    ):
+    if extract:
         return cmd_run_extract(args, backend)
     if is_extract_suite(args.suite):
         raise ConfigError(f"suite {args.suite!r} is an attribute suite: run it with --task extract")
@@ -332,6 +343,13 @@ def cmd_run_extract(args: argparse.Namespace, backend: Backend | None) -> int:
         raise ConfigError(f"--task extract runs oa-mine or flipkart-attributes, not {args.suite!r}")
     suite = load_extract_suite(args.suite, limit=args.limit)
     settings = validated(Settings, {**given(args, Settings), "progress": False}, what="run")
+    if args.without_examples:
+        summary = extract_without_examples.run_without_examples(
+            suite, args.out, backend=backend, settings=settings, limit=args.limit
+        )
+        print(summary)
+        print(f"wrote {args.out}/records.jsonl, summary.json, summary.md", file=sys.stderr)
+        return 0
     summary = extracteval.run_extract_suite(
         suite, args.out, backend=backend, settings=settings, limit=args.limit
     )
