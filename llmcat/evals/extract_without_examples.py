@@ -24,7 +24,6 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -37,6 +36,7 @@ from llmcat.classify.classifier import Classifier
 from llmcat.config.settings import Settings
 from llmcat.errors import ConfigError
 from llmcat.evals.attribute_suites import ExtractSuite
+from llmcat.evals.extract_scoring import Counts, judged
 from llmcat.evals.paths import shared_dir
 from llmcat.evals.suite_runner import git_state
 from llmcat.taxonomy import Taxonomy
@@ -87,7 +87,8 @@ def run_without_examples(
     results = extractor.extract_many([s.product for s in suite.scored], progress=False)
     seconds = time.perf_counter() - started
     listed = _allowed_by_key(data, {key for s in suite.scored for key in s.gold})
-    counts: dict[str, Counter[str]] = {}
+    counts: dict[str, dict[str, Counts]] = {}
+    total = {method: Counts() for method in METHODS}
     with_pairs = 0
     out.mkdir(parents=True, exist_ok=True)
     with (out / "records.jsonl").open("w", encoding="utf-8") as handle:
@@ -99,7 +100,6 @@ def run_without_examples(
                 "title": product.title,
                 "category": result.category,
                 "error": result.error.message if result.error else None,
-                "pairs": {},
             }
             pairs: dict[str, object] = {}
             for key, gold in item.gold.items():
@@ -109,17 +109,15 @@ def run_without_examples(
                     _answer(result, key),
                     allowed_value(fields, AttributeSpec(name=key, values=listed[key])).value,
                 )
-                folded = {value.casefold() for value in gold}
+                tally = counts.setdefault(key, {method: Counts() for method in METHODS})
                 for method, value in zip(METHODS, answers, strict=True):
-                    tally = counts.setdefault(key, Counter())
-                    tally[f"{method}|given"] += value is not None
-                    tally[f"{method}|right"] += value is not None and value.casefold() in folded
-                counts[key]["pairs"] += 1
+                    kind = judged(gold, value, fold_case=True)
+                    tally[method].add(kind)
+                    total[method].add(kind)
                 pairs[key] = {"gold": list(gold), **dict(zip(METHODS, answers, strict=True))}
             with_pairs += bool(pairs)
             record["pairs"] = pairs
             handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-    total = sum((tally for tally in counts.values()), Counter())
     git = git_state()
     summary: dict[str, object] = {
         "suite": suite.name,
@@ -132,11 +130,11 @@ def run_without_examples(
         "products_with_pairs": with_pairs,
         "errors": sum(1 for r in results if r.error is not None),
         "seconds": seconds,
-        "pairs": total["pairs"],
-        "methods": {method: _scores(total, method) for method in METHODS},
+        "pairs": _pairs(total[METHODS[0]]),
+        "methods": {method: _scores(total[method]) for method in METHODS},
         "per_key": {
-            key: {"pairs": tally["pairs"], **{m: _scores(tally, m) for m in METHODS}}
-            for key, tally in sorted(counts.items(), key=lambda kv: -kv[1]["pairs"])
+            key: {"pairs": _pairs(tally[METHODS[0]]), **{m: _scores(tally[m]) for m in METHODS}}
+            for key, tally in sorted(counts.items(), key=lambda kv: -_pairs(kv[1][METHODS[0]]))
         },
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
@@ -168,12 +166,13 @@ def _answer(result: Extraction, key: str) -> str | None:
     )
 
 
-def _scores(tally: Counter[str], method: str) -> dict[str, float]:
-    given, right, pairs = tally[f"{method}|given"], tally[f"{method}|right"], tally["pairs"]
-    precision = right / given if given else 0.0
-    recall = right / pairs if pairs else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return {"given": given, "right": right, "precision": precision, "recall": recall, "f1": f1}
+def _pairs(counted: Counts) -> int:
+    return counted.VN + counted.VC + counted.VW
+
+
+def _scores(counted: Counts) -> dict[str, float]:
+    """Every pair has a gold value, so precision is right / given and recall right / pairs."""
+    return {"given": counted.VC + counted.VW, "right": counted.VC, **counted.as_dict()}
 
 
 def summary_markdown(summary: Mapping[str, object]) -> str:
