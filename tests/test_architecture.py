@@ -103,7 +103,8 @@ LAYERS = (
 #: runs the harness, Ray and the server; the harness measures Ray
 SIDEWAYS = {
     ("llm", "backends"), ("backends", "llm"), ("serve", "llm"), ("listing", "attributes"),
-    ("cli", "evals"), ("cli", "integrations"), ("evals", "integrations"), ("__main__", "cli"),
+    ("cli", "evals"), ("cli", "integrations"), ("cli", "api"), ("evals", "integrations"),
+    ("__main__", "cli"),
 }  # fmt: skip
 #: the packages that may import the public face ``llmcat`` (everything else imports modules)
 SURFACES = {"cli", "evals", "integrations", "api", "__main__"}

@@ -58,13 +58,9 @@ def add_common_flags(parser: argparse.ArgumentParser, *, attribute_columns: bool
         metavar="URL_OR_FILE",
         help="an image of the single product (http(s) URL, data URI or a local file)",
     )
-    images.add_argument(
-        "--image-dir",
-        action="append",
-        type=Path,
-        default=[],
-        metavar="DIR",
-        help="a folder local image files may be read from (the --input file's folder and the "
+    add_image_dir_flag(
+        images,
+        "a folder local image files may be read from (the --input file's folder and the "
         "folders of --image files are added); a path outside these is refused",
     )
     add_flags(images, Settings, "cli", only=("vision", "max_image_bytes", "max_image_side"))
@@ -154,6 +150,13 @@ def add_common_flags(parser: argparse.ArgumentParser, *, attribute_columns: bool
         type=int,
         metavar="N",
         help="actors of --ray, each with its own worker (default: one per CPU of the cluster)",
+    )
+
+
+def add_image_dir_flag(group: argparse._ArgumentGroup, help: str) -> None:
+    """``--image-dir DIR`` (repeatable): the folders local image paths may name."""
+    group.add_argument(
+        "--image-dir", action="append", type=Path, default=[], metavar="DIR", help=help
     )
 
 

@@ -41,39 +41,7 @@ def add_parser(sub: SubParsers) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     classify.add_argument("text", nargs="?", help="a product title (or use --input)")
-    classify.add_argument(
-        "--labels",
-        help="comma-separated labels, e.g. 'Shoes,Toys'; a label with a comma of its own "
-        "('Food, Beverages & Tobacco') goes in --label or --labels-file",
-    )
-    classify.add_argument(
-        "--label",
-        action="append",
-        default=[],
-        metavar="LABEL",
-        help="one label, as written (repeat it: --label 'Food, Beverages & Tobacco' --label Toys)",
-    )
-    classify.add_argument(
-        "--labels-file",
-        type=Path,
-        metavar="FILE",
-        help="labels, one per line as written (UTF-8); after a tab, words that describe the "
-        "label (read beside its name; the answer is the label)",
-    )
-    classify.add_argument(
-        "--taxonomy",
-        type=Path,
-        help="a taxonomy name (google, shopify, google@2021-09-21: llmcat taxonomy list) or "
-        "file: Google's, Shopify's, or one 'A > B' path per line",
-    )
-    add_flags(classify.add_argument_group("classification"), ClassifyOptions, "cli")
-    classify.add_argument(
-        "--examples",
-        type=Path,
-        help="labelled products (.jsonl/.json/.csv with a 'category' or 'path' column, the eval "
-        "dataset format, or a corrected --review-out file): auto then fuses every expert with "
-        "weights fitted on them; knn and supervised learn from them alone",
-    )
+    add_category_flags(classify)
     classify.add_argument(
         "--review-out",
         type=Path,
@@ -89,6 +57,44 @@ def add_parser(sub: SubParsers) -> None:
         "is asked, and why) and classify nothing",
     )
     add_common_flags(classify)
+
+
+def add_category_flags(parser: argparse.ArgumentParser) -> None:
+    """The flags that choose the categories and how products go into them (classify and the
+    HTTP server share them): labels or a taxonomy, the classification options, examples."""
+    parser.add_argument(
+        "--labels",
+        help="comma-separated labels, e.g. 'Shoes,Toys'; a label with a comma of its own "
+        "('Food, Beverages & Tobacco') goes in --label or --labels-file",
+    )
+    parser.add_argument(
+        "--label",
+        action="append",
+        default=[],
+        metavar="LABEL",
+        help="one label, as written (repeat it: --label 'Food, Beverages & Tobacco' --label Toys)",
+    )
+    parser.add_argument(
+        "--labels-file",
+        type=Path,
+        metavar="FILE",
+        help="labels, one per line as written (UTF-8); after a tab, words that describe the "
+        "label (read beside its name; the answer is the label)",
+    )
+    parser.add_argument(
+        "--taxonomy",
+        type=Path,
+        help="a taxonomy name (google, shopify, google@2021-09-21: llmcat taxonomy list) or "
+        "file: Google's, Shopify's, or one 'A > B' path per line",
+    )
+    add_flags(parser.add_argument_group("classification"), ClassifyOptions, "cli")
+    parser.add_argument(
+        "--examples",
+        type=Path,
+        help="labelled products (.jsonl/.json/.csv with a 'category' or 'path' column, the eval "
+        "dataset format, or a corrected --review-out file): auto then fuses every expert with "
+        "weights fitted on them; knn and supervised learn from them alone",
+    )
 
 
 def taxonomy_from(args: argparse.Namespace) -> Taxonomy:

@@ -1,5 +1,5 @@
 """The ``llmcat`` command: the top-level flags, one sub-command per module of this package
-(``classify``, ``describe``, ``eval``, ``map``, ``taxonomy``, ``serve``), logging on stderr and the
+(``classify``, ``describe``, ``eval``, ``map``, ``taxonomy``, ``serve``, ``api``), logging on stderr and the
 exit codes.
 
 Exit codes: 0 done (a batch may hold per-item error records, counted on stderr); 1 a single item
@@ -17,7 +17,7 @@ import sys
 from collections.abc import Sequence
 
 from llmcat._version import __version__
-from llmcat.cli import classify, describe, extract, serve, taxonomy
+from llmcat.cli import api, classify, describe, extract, serve, taxonomy
 from llmcat.cli import eval as harness
 from llmcat.cli import map as mapping
 from llmcat.config.flags import SuggestingParser, set_flag
@@ -65,7 +65,7 @@ def _configure_logging(verbose: int, quiet: bool) -> None:
 
 
 #: the sub-commands in the order ``llmcat --help`` lists them
-COMMANDS = (classify, describe, extract, harness, mapping, taxonomy, serve)
+COMMANDS = (classify, describe, extract, harness, mapping, taxonomy, serve, api)
 #: what runs each command but ``serve`` (which also takes the arguments after ``--``) and
 #: ``eval`` (whose own parser reads its arguments)
 RUNS = {
@@ -74,6 +74,7 @@ RUNS = {
     "extract": extract.run,
     "map": mapping.run,
     "taxonomy": taxonomy.run,
+    "api": api.run,
 }
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -24,13 +24,22 @@ class BatchingEmbedder(Embedder):
     float sums), so a near-tie may resolve differently than when embedded alone; the answers are
     otherwise the same (tested on the golden suite)."""
 
-    def __init__(self, inner: Embedder, *, max_batch: int = 64, wait: float = 0.002) -> None:
+    def __init__(
+        self,
+        inner: Embedder,
+        *,
+        max_batch: int = 64,
+        wait: float = 0.002,
+        observers: list[Callable[[int], None]] | None = None,
+    ) -> None:
         self.inner = inner
         self.name = inner.name  # the same vectors: cache files and reports stay the same
         self.temperature = inner.temperature
         self.max_batch = max_batch
         self.wait = wait
         self.calls = 0  # embedding calls made on behalf of single texts (for tests and benches)
+        #: called with the size of every batch (the HTTP server's batch-size histogram)
+        self.observers = observers if observers is not None else []
         self._queues: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _TextQueue]
         self._queues = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
@@ -63,6 +72,8 @@ class BatchingEmbedder(Embedder):
 
     async def _embed_batch(self, batch: list[tuple[str, asyncio.Future[Vector]]]) -> None:
         self.calls += 1
+        for observe in self.observers:
+            observe(len(batch))
         try:
             vectors = await self.inner.embed([text for text, _ in batch])
         except BaseException as exc:

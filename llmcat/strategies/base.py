@@ -6,7 +6,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
@@ -109,6 +109,8 @@ class StrategyContext:
         self._example_index: ExampleIndex | None = None
         self._embedder = with_lexical(embedder, options.lexical_weight) if embedder else None
         self._batching: BatchingEmbedder | None = None
+        #: called with the size of every batch of product texts embedded together
+        self.embed_batch_observers: list[Callable[[int], None]] = []
         self._index: CategoryIndex | None = None
         #: what ``observe`` read from the run, once per context; None until then
         self.run: RunObservation | None = None
@@ -132,7 +134,9 @@ class StrategyContext:
         if self._batching is None:
             # No more texts can be in flight together than items: with one, nobody waits.
             most = min(self.options.embedding_batch, self.concurrency)
-            self._batching = BatchingEmbedder(self.embedder(), max_batch=most)
+            self._batching = BatchingEmbedder(
+                self.embedder(), max_batch=most, observers=self.embed_batch_observers
+            )
         return self._batching
 
     def category_index(self) -> CategoryIndex:

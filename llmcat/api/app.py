@@ -1,0 +1,217 @@
+"""The ASGI app (FastAPI): the endpoints over a ``Service``; see docs/api.md for each status."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Annotated, Any
+
+from fastapi import Body, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
+
+from llmcat._version import __version__
+from llmcat.api.middleware import BodyLimit, KeyCheck, Timing
+from llmcat.api.schema import ProductIn, error_body
+from llmcat.api.service import DeadlineExceeded, Overloaded, Service, status_of
+from llmcat.errors import EndpointError
+from llmcat.redact import redact
+from llmcat.types import Product
+
+log = logging.getLogger(__name__)
+
+#: union branches pydantic names in an error's location; the caller never wrote them
+_BRANCHES = {"ProductIn", "list[ProductIn]"}
+#: what pydantic calls a member of a field's union (``str | int | None``)
+_UNION_TAG = re.compile(r"(constrained-str|str|int|none|(list|dict|function-\w+)\[.*\])")
+
+Products = Annotated[
+    ProductIn | list[ProductIn],
+    Body(description="One product, or a list of them (answered in the same order)."),
+]
+
+
+def create_app(service: Service) -> FastAPI:
+    """The app: ``POST /v1/classify``, ``POST /v1/describe``, ``GET /healthz``, ``/readyz``,
+    ``/metrics`` and the OpenAPI schema; ``service.start`` runs in the background from start-up."""
+    config = service.config
+    metrics = service.metrics
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        warm = asyncio.create_task(service.start())
+        warm.add_done_callback(_log_failure)
+        try:
+            yield
+        finally:
+            warm.cancel()
+            await service.aclose()
+
+    app = FastAPI(
+        title="llmcat",
+        version=__version__,
+        summary="Products into categories, listing copy; one product or a list per request.",
+        lifespan=lifespan,
+    )
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        fields = _fields(exc.errors())
+        metrics.errors.labels("invalid").inc()
+        message = "; ".join(f"{f['field']}: {f['message']}" for f in fields[:5])
+        return JSONResponse(error_body("invalid", message, fields=fields), status_code=422)
+
+    @app.exception_handler(Exception)
+    async def internal(request: Request, exc: Exception) -> JSONResponse:
+        # the error's kind and message, never a traceback; the log has the rest
+        log.error("%s %s failed: %s", request.method, request.url.path, exc, exc_info=exc)
+        metrics.errors.labels("internal").inc()
+        message = f"{type(exc).__name__}: {redact(str(exc))}"
+        return JSONResponse(error_body("internal", message), status_code=500)
+
+    async def answer(
+        body: ProductIn | list[ProductIn],
+        work: Callable[[Sequence[Product]], Awaitable[Sequence[BaseModel]]],
+    ) -> Response:
+        many = isinstance(body, list)
+        items = body if isinstance(body, list) else [body]
+        if not items:
+            metrics.errors.labels("invalid").inc()
+            return JSONResponse(
+                error_body("invalid", "the list holds no product", fields=[]), status_code=422
+            )
+        if len(items) > config.max_items:
+            metrics.errors.labels("too_many_items").inc()
+            return JSONResponse(
+                error_body(
+                    "too_many_items",
+                    f"a list of at most {config.max_items} products; this one holds {len(items)}",
+                    field="body",
+                ),
+                status_code=413,
+            )
+        products = [item.product(n) for n, item in enumerate(items, 1)]
+        try:
+            records = await work(products)
+        except Overloaded as exc:
+            metrics.errors.labels("overloaded").inc()
+            return JSONResponse(
+                error_body("overloaded", str(exc)),
+                status_code=503,
+                headers={"Retry-After": str(config.retry_after)},
+            )
+        except EndpointError as exc:  # the model server is down or refuses this server
+            metrics.errors.labels("model_server").inc()
+            return JSONResponse(error_body("model_server", redact(str(exc))), status_code=502)
+        except DeadlineExceeded as exc:
+            metrics.errors.labels("deadline").inc()
+            return JSONResponse(
+                error_body("deadline", str(exc), deadline=config.deadline), status_code=504
+            )
+        if many:
+            failed = sum(1 for r in records if getattr(r, "error", None) is not None)
+            return JSONResponse(
+                [r.model_dump(mode="json") for r in records],
+                headers={"X-Llmcat-Failed": str(failed)},
+            )
+        record = records[0]
+        return JSONResponse(record.model_dump(mode="json"), status_code=status_of(record))  # type: ignore[arg-type]
+
+    @app.post(
+        "/v1/classify",
+        summary="Classify one product or a list",
+        responses={
+            200: {"description": "The result record (or a list, in order; failures carry 'error')"},
+            401: {"description": "No valid API key"},
+            413: {"description": "Body or list too large"},
+            422: {"description": "Invalid product: the field is named"},
+            502: {"description": "The model server failed for this product"},
+            503: {"description": "Overloaded: retry after Retry-After seconds"},
+            504: {"description": "The deadline passed; the work was cancelled"},
+        },
+    )
+    async def classify(body: Products) -> Response:
+        return await answer(body, service.classify)
+
+    @app.post("/v1/describe", summary="Listing copy for one product or a list")
+    async def describe(body: Products) -> Response:
+        return await answer(body, service.describe)
+
+    @app.get("/healthz", summary="Alive (no key needed)")
+    async def healthz() -> dict[str, str]:
+        return {"status": "alive"}
+
+    @app.get("/readyz", summary="Ready to answer: models loaded, model server reachable")
+    async def readyz() -> JSONResponse:
+        ready, why = await service.readiness()
+        return JSONResponse(
+            {"status": "ready" if ready else "not ready", "reason": why},
+            status_code=200 if ready else 503,
+        )
+
+    @app.get("/metrics", summary="Prometheus metrics")
+    async def prometheus() -> Response:
+        return Response(metrics.text(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    # ASGI middleware, innermost first: the body limit, the key check, then timing outermost
+    app.add_middleware(BodyLimit, limit=config.max_body_bytes, metrics=metrics)
+    app.add_middleware(KeyCheck, keys=config.api_keys, metrics=metrics)
+    if config.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(config.cors_origins),
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
+    app.add_middleware(Timing, metrics=metrics)
+    return app
+
+
+def _fields(errors: Sequence[Any]) -> list[dict[str, str]]:
+    """Each validation error as the field it names (``title``, ``[3].brand``) and why. Where
+    pydantic reports both readings of the body (one product, a list), only the one the body
+    took: the list's when an error sits inside an item of it, else the product's."""
+    rows = []
+    for error in errors:
+        location = [str(part) for part in error.get("loc", ())]
+        branch = next((part for part in location if part in _BRANCHES), None)
+        rows.append((branch, [part for part in location if part not in _BRANCHES], error))
+    if {branch for branch, _, _ in rows} >= _BRANCHES:
+        in_list = any(
+            branch == "list[ProductIn]" and loc[1:2] and loc[1].isdigit() for branch, loc, _ in rows
+        )
+        took = "list[ProductIn]" if in_list else "ProductIn"
+        rows = [row for row in rows if row[0] in (None, took)]
+    fields = []
+    for _, location, error in rows:
+        parts = location[1:] if location[:1] == ["body"] else location
+        parts = _without_union_tags(parts)
+        name = "".join(f"[{p}]" if p.isdigit() else f".{p}" for p in parts).lstrip(".")
+        fields.append(
+            {
+                "field": name or "body",
+                "message": str(error.get("msg", "")),
+                "type": str(error.get("type", "")),
+            }
+        )
+    return fields
+
+
+def _without_union_tags(parts: list[str]) -> list[str]:
+    """A field's location without the union member pydantic names after it (``id`` reads as
+    ``id.constrained-str`` otherwise): the caller wrote neither."""
+    start = 1 if parts[:1] and parts[0].isdigit() else 0  # an item of a list
+    field = start + 1
+    if len(parts) > field and _UNION_TAG.fullmatch(parts[field]):
+        return parts[:field] + parts[field + 1 :]
+    return parts
+
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("start-up failed; /readyz says why")

@@ -1,0 +1,152 @@
+"""``llmcat api``: the HTTP server (``pip install 'llmcat[api]'``): classify and describe one
+product or a list per request, with the options of ``llmcat classify`` loaded once."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from llmcat.cli._common import MODEL_SETTINGS, add_image_dir_flag, described, verbosity
+from llmcat.cli.classify import add_category_flags, taxonomy_from
+from llmcat.config.flags import SubParsers, add_flags, given
+from llmcat.config.options import ClassifyOptions, validated
+from llmcat.config.settings import Settings
+from llmcat.errors import ConfigError
+
+#: products in flight together when --concurrency is not given: what the embedder batches
+CONCURRENCY = 64
+
+
+def add_parser(sub: SubParsers) -> None:
+    """``llmcat api``: its flags and help."""
+    api = sub.add_parser(
+        "api",
+        parents=[verbosity()],
+        help="serve classify and describe over HTTP",
+        usage="llmcat api (--labels A,B,C | --taxonomy NAME|FILE) [--host H] [--port P] [options]",
+        description=described(
+            "Serve POST /v1/classify and /v1/describe (one product or a list per request), "
+            "GET /healthz, /readyz, /metrics and /openapi.json (docs/api.md). The categories, "
+            "examples and model are loaded once, at start.",
+            "llmcat api --taxonomy google --port 8080",
+            "LLMCAT_API_KEYS=secret1,secret2 llmcat api --labels-file labels.txt --host 0.0.0.0",
+            "curl -s localhost:8080/v1/classify -H 'content-type: application/json' "
+            '-d \'{"title": "Trail running shoes"}\'',
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_category_flags(api)
+    model = api.add_argument_group("model")
+    add_flags(model, Settings, "cli", only=MODEL_SETTINGS)
+    images = api.add_argument_group("images")
+    add_flags(
+        images, Settings, "cli", only=("images", "vision", "max_image_bytes", "max_image_side")
+    )
+    add_image_dir_flag(
+        images,
+        "a folder of this machine that products' local image paths may name (default: none, "
+        "so a request can only send URLs and data URIs)",
+    )
+    server = api.add_argument_group("server")
+    server.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    server.add_argument("--port", type=int, default=8080, help="port (default 8080)")
+    server.add_argument(
+        "--deadline",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="a request's time, queueing included; past it the answer is 504 and its work is "
+        "cancelled (default 10)",
+    )
+    server.add_argument(
+        "--max-pending",
+        type=int,
+        default=256,
+        metavar="N",
+        help="products admitted and unanswered at once; more get 503 with Retry-After "
+        "(default 256)",
+    )
+    server.add_argument(
+        "--max-items",
+        type=int,
+        default=64,
+        metavar="N",
+        help="products in one list (default 64; more: 413)",
+    )
+    server.add_argument(
+        "--max-body-bytes",
+        type=int,
+        default=1_000_000,
+        metavar="N",
+        help="a request body's size (default 1,000,000; more: 413)",
+    )
+    server.add_argument(
+        "--api-keys-file",
+        type=Path,
+        metavar="FILE",
+        help="API keys, one per line, beside LLMCAT_API_KEYS (comma-separated); with keys, "
+        "every endpoint but /healthz and /readyz needs 'Authorization: Bearer KEY'",
+    )
+    server.add_argument(
+        "--no-auth",
+        action="store_true",
+        help="serve without keys on an address other than loopback (behind a proxy that checks "
+        "callers); without keys and without this, only 127.0.0.1 / ::1 / localhost",
+    )
+    server.add_argument(
+        "--cors-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="a browser origin allowed to call the API (repeat it; default: none, CORS off)",
+    )
+    server.add_argument(
+        "--access-log", action="store_true", help="log every request (method, path, status)"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Build the classifier once, then serve until SIGTERM (exit 0) or Ctrl-C."""
+    try:
+        from llmcat.api import ApiConfig, Metrics, Service, create_app, load_keys
+        from llmcat.api.server import run_server
+    except ImportError as exc:
+        raise ConfigError(
+            f"llmcat api needs the server's packages ({exc.name} is missing): "
+            "pip install 'llmcat[api]'"
+        ) from None
+    from llmcat.api.config import is_loopback
+    from llmcat.classify.classifier import Classifier
+    from llmcat.config.options import CopyOptions
+    from llmcat.listing.describer import Describer
+
+    keys = load_keys(os.environ, args.api_keys_file)
+    if not keys and not args.no_auth and not is_loopback(args.host):
+        raise ConfigError(
+            f"no API keys, so --host {args.host} is refused: set LLMCAT_API_KEYS or "
+            "--api-keys-file, or pass --no-auth when a proxy in front checks callers"
+        )
+    config = ApiConfig(
+        deadline=args.deadline,
+        max_pending=args.max_pending,
+        max_items=args.max_items,
+        max_body_bytes=args.max_body_bytes,
+        api_keys=keys,
+        cors_origins=tuple(args.cors_origin),
+    )
+    chosen = given(args, Settings)
+    chosen.setdefault("concurrency", CONCURRENCY)
+    settings = validated(
+        Settings, {**chosen, "image_dirs": list(args.image_dir)}, what="command-line"
+    )
+    options = validated(ClassifyOptions, given(args, ClassifyOptions), what="classify")
+    classifier = Classifier(taxonomy_from(args), options, settings=settings, examples=args.examples)
+    service = Service(
+        classifier,
+        config,
+        Metrics(),
+        describer=lambda: Describer(CopyOptions(), settings=settings),
+    )
+    run_server(create_app(service), host=args.host, port=args.port, access_log=args.access_log)
+    return 0
