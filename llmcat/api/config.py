@@ -23,7 +23,7 @@ class ApiConfig:
     ``max_body_bytes`` bytes (413)."""
 
     deadline: float = 10.0
-    max_pending: int = 256
+    max_pending: int = 1024
     max_items: int = 64
     max_body_bytes: int = 1_000_000
     retry_after: int = 1

@@ -8,6 +8,7 @@ import contextlib
 import logging
 import time
 import urllib.request
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Protocol, TypeVar
 
@@ -33,6 +34,9 @@ ERROR_STATUS = {
     "BackendError": 502,
     "OutputError": 502,
 }
+#: the window (seconds) and the fewest products over which the throughput is measured
+THROUGHPUT_WINDOW = 10.0
+THROUGHPUT_SAMPLES = 20
 #: how long a model server's answer to readiness is reused, in seconds
 PROBE_TTL = 5.0
 PROBE_TIMEOUT = 2.0
@@ -80,6 +84,7 @@ class Service:
         self._ready = asyncio.Event()
         self.failure: str | None = None  # why start failed, for /readyz
         self._probe: tuple[float, str | None] = (0.0, None)
+        self._answered: deque[tuple[float, int]] = deque()  # (when, products), the last window
         classifier.context.embed_batch_observers.append(metrics.batch_size.observe)
 
     # -- life ------------------------------------------------------------------------------
@@ -181,6 +186,7 @@ class Service:
                     f"no answer within the server's deadline of {self.config.deadline:g} s; "
                     "the work was cancelled"
                 ) from None
+        self._answered.append((time.monotonic(), len(results)))
         self.metrics.products.labels(endpoint).inc(len(results))
         for record in results:
             if record.error is not None:
@@ -189,13 +195,39 @@ class Service:
                 self.metrics.cache_hits.inc()
         return results
 
+    def throughput(self) -> float | None:
+        """Products answered per second over the last ``THROUGHPUT_WINDOW`` seconds (None
+        until ``THROUGHPUT_SAMPLES`` were)."""
+        now = time.monotonic()
+        while self._answered and self._answered[0][0] < now - THROUGHPUT_WINDOW:
+            self._answered.popleft()
+        answered = sum(count for _, count in self._answered)
+        if answered < THROUGHPUT_SAMPLES:
+            return None
+        return answered / max(now - self._answered[0][0], 1.0)
+
     @contextlib.contextmanager
     def _admitted(self, count: int) -> Iterator[None]:
-        """Room for ``count`` products, or Overloaded: latency stays bounded, the queue too."""
+        """Room for ``count`` products, or Overloaded: at most ``max_pending`` in flight, and
+        none that would wait past the deadline at the throughput measured. Work that cannot
+        be answered in time is refused at once rather than done and thrown away, so a server
+        past its capacity still answers what it admits."""
+        retry = f"retry after {self.config.retry_after} s"
         if self.pending + count > self.config.max_pending:
             raise Overloaded(
                 f"{self.pending} products are in flight and the server admits "
-                f"{self.config.max_pending}; retry after {self.config.retry_after} s"
+                f"{self.config.max_pending}; {retry}"
+            )
+        rate = self.throughput()
+        if (
+            rate is not None
+            and self.pending
+            and (self.pending + count) / rate > self.config.deadline
+        ):
+            raise Overloaded(
+                f"{self.pending} products are ahead, about {self.pending / rate:.1f} s at the "
+                f"{rate:.1f} products/s answered lately, past the deadline of "
+                f"{self.config.deadline:g} s; {retry}"
             )
         self.pending += count
         self.metrics.pending.set(self.pending)

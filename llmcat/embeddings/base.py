@@ -42,6 +42,9 @@ class Embedder(abc.ABC):
     #: the share of the lexical similarity mixed into this one unless the caller says
     #: (``LexicalBlend``): 0 but where measured to help
     lexical_weight: float = 0.0
+    #: calls that usefully run at once (a server's: several; a local engine that takes one
+    #: call at a time and fills the cores: 1); ``BatchingEmbedder`` keeps that many in flight
+    parallel_calls: int = 4
 
     @abc.abstractmethod
     async def embed(self, texts: Sequence[str]) -> Matrix:

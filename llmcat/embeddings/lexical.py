@@ -28,6 +28,7 @@ class LexicalBlend(Embedder):
         self.name = f"{inner.name}+lexical:{weight:g}"
         self.temperature = inner.temperature
         self.lexical_weight = weight  # the share it holds (``with_lexical`` adds none to it)
+        self.parallel_calls = inner.parallel_calls
 
     def _joined(self, dense: Matrix, lexical: Matrix) -> Matrix:
         import numpy as np

@@ -57,6 +57,9 @@ def minilm_available() -> bool:
 class SentenceTransformerEmbedder(Embedder):
     """sentence-transformers on the CPU, offline. ``model`` is a folder; default: bundled MiniLM."""
 
+    #: torch's threads fill the cores in one call
+    parallel_calls = 1
+
     def __init__(self, model: str | Path | None = None, *, batch_size: int = 64) -> None:
         self._path = Path(model) if model else None
         self.batch_size = batch_size

@@ -308,3 +308,23 @@ def test_openapi_schema_names_the_endpoints_and_the_product_fields() -> None:
         json.dumps(schema)
 
     served(check)
+
+
+def test_work_that_would_wait_past_the_deadline_is_refused_at_once() -> None:
+    import time
+    from collections import deque
+
+    from llmcat.api import Overloaded
+
+    service = Service(classifier(), ApiConfig(deadline=0.5), Metrics())
+    assert service.throughput() is None  # nothing answered yet: only max_pending applies
+    now = time.monotonic()
+    service._answered = deque([(now - 2.0, 10), (now - 1.0, 10)])
+    assert service.throughput() == pytest.approx(10.0, rel=0.01)  # 20 products in 2 s
+    with service._admitted(2):  # an idle server admits, whatever the rate
+        service.pending = 4  # 4 ahead: 0.6 s at 10/s, past the 0.5 s deadline
+        with pytest.raises(Overloaded, match="past the deadline"), service._admitted(2):
+            pass
+        service.pending = 2  # 2 + 2 ahead: 0.4 s
+        with service._admitted(2):
+            pass

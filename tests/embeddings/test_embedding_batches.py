@@ -148,3 +148,47 @@ def test_an_index_stopped_mid_way_embeds_only_the_chunks_it_had_not_finished(
     expected = asyncio.run(HashingEmbedder().embed(texts))
     assert (matrix == expected).all()
     assert not list(tmp_path.rglob("*.parts"))  # the chunks are gone once the whole is kept
+
+
+class Slow(Embedder):
+    """Takes 50 ms per call, one call at a time; records the texts of each call."""
+
+    name = "slow"
+    parallel_calls = 1
+
+    def __init__(self) -> None:
+        self.calls: list[list[str]] = []
+        self.running = 0
+        self.most_running = 0
+
+    async def embed(self, texts: Sequence[str]) -> Any:
+        self.running += 1
+        self.most_running = max(self.most_running, self.running)
+        self.calls.append(list(texts))
+        await asyncio.sleep(0.05)
+        self.running -= 1
+        return await HashingEmbedder().embed(texts)
+
+
+def test_a_serial_embedder_gets_one_batch_at_a_time_and_no_text_whose_caller_left() -> None:
+    slow = Slow()
+    batching = BatchingEmbedder(slow, max_batch=8)
+    assert batching.in_flight == 1
+
+    async def main() -> None:
+        first = asyncio.ensure_future(batching.embed(["a"]))
+        await asyncio.sleep(0.01)  # "a" is being embedded; the next ones gather meanwhile
+        waiting = [asyncio.ensure_future(batching.embed([t])) for t in "bcdef"]
+        await asyncio.sleep(0.005)
+        waiting[1].cancel()  # "c": its caller gave up (a deadline) before its batch ran
+        waiting[3].cancel()  # "e"
+        await first
+        for n, future in enumerate(waiting):
+            if n in (1, 3):
+                assert future.cancelled()
+            else:
+                assert (await future).shape[0] == 1
+
+    asyncio.run(main())
+    assert slow.calls == [["a"], ["b", "d", "f"]]
+    assert slow.most_running == 1
