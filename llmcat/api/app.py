@@ -36,9 +36,11 @@ Products = Annotated[
 ]
 
 
-def create_app(service: Service) -> FastAPI:
+def create_app(service: Service, *, warm_before_serving: bool = False) -> FastAPI:
     """The app: ``POST /v1/classify``, ``POST /v1/describe``, ``GET /healthz``, ``/readyz``,
-    ``/metrics`` and the OpenAPI schema; ``service.start`` runs in the background from start-up."""
+    ``/metrics`` and the OpenAPI schema. ``service.start`` runs in the background from start-up
+    (``/healthz`` answers meanwhile), or, with ``warm_before_serving``, before the app takes
+    requests (a Ray Serve replica: Serve routes to it only once it is warm)."""
     config = service.config
     metrics = service.metrics
 
@@ -46,6 +48,8 @@ def create_app(service: Service) -> FastAPI:
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         warm = asyncio.create_task(service.start())
         warm.add_done_callback(_log_failure)
+        if warm_before_serving:
+            await asyncio.shield(warm)
         try:
             yield
         finally:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from llmcat.cli._common import MODEL_SETTINGS, add_image_dir_flag, described, verbosity
 from llmcat.cli.classify import add_category_flags, taxonomy_from
@@ -13,6 +14,9 @@ from llmcat.config.flags import SubParsers, add_flags, given
 from llmcat.config.options import ClassifyOptions, validated
 from llmcat.config.settings import Settings
 from llmcat.errors import ConfigError
+
+if TYPE_CHECKING:
+    from llmcat.api.recipe import ApiRecipe
 
 #: products in flight together when --concurrency is not given: what the embedder batches
 CONCURRENCY = 64
@@ -62,10 +66,10 @@ def add_parser(sub: SubParsers) -> None:
     server.add_argument(
         "--max-pending",
         type=int,
-        default=256,
+        default=1024,
         metavar="N",
         help="products admitted and unanswered at once; more get 503 with Retry-After "
-        "(default 256)",
+        "(default 1024; a request that would wait past its deadline is refused too)",
     )
     server.add_argument(
         "--max-items",
@@ -104,12 +108,28 @@ def add_parser(sub: SubParsers) -> None:
     server.add_argument(
         "--access-log", action="store_true", help="log every request (method, path, status)"
     )
+    scale = api.add_argument_group("scale-out (pip install 'ray[serve]')")
+    scale.add_argument(
+        "--ray",
+        nargs="?",
+        const="local",
+        metavar="ADDRESS",
+        help="serve on Ray Serve: a cluster's address ('auto', 10.0.0.5:6379) or, alone, a "
+        "local cluster started here; the same app in each replica, Serve's proxy on --host:--port",
+    )
+    scale.add_argument(
+        "--ray-replicas",
+        default="1-2",
+        metavar="MIN-MAX",
+        help="replicas of --ray, autoscaled on the requests in flight (default 1-2)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     """Build the classifier once, then serve until SIGTERM (exit 0) or Ctrl-C."""
     try:
-        from llmcat.api import ApiConfig, Metrics, Service, create_app, load_keys
+        from llmcat.api import ApiConfig, load_keys
+        from llmcat.api.recipe import ApiRecipe
         from llmcat.api.server import run_server
     except ImportError as exc:
         raise ConfigError(
@@ -117,9 +137,6 @@ def run(args: argparse.Namespace) -> int:
             "pip install 'llmcat[api]'"
         ) from None
     from llmcat.api.config import is_loopback
-    from llmcat.classify.classifier import Classifier
-    from llmcat.config.options import CopyOptions
-    from llmcat.listing.describer import Describer
 
     keys = load_keys(os.environ, args.api_keys_file)
     if not keys and not args.no_auth and not is_loopback(args.host):
@@ -141,12 +158,28 @@ def run(args: argparse.Namespace) -> int:
         Settings, {**chosen, "image_dirs": list(args.image_dir)}, what="command-line"
     )
     options = validated(ClassifyOptions, given(args, ClassifyOptions), what="classify")
-    classifier = Classifier(taxonomy_from(args), options, settings=settings, examples=args.examples)
-    service = Service(
-        classifier,
-        config,
-        Metrics(),
-        describer=lambda: Describer(CopyOptions(), settings=settings),
-    )
-    run_server(create_app(service), host=args.host, port=args.port, access_log=args.access_log)
+    recipe = ApiRecipe(taxonomy_from(args), options, settings, config, examples=args.examples)
+    if args.ray is not None:
+        return _on_ray(args, recipe)
+    app = recipe.app()
+    run_server(app, host=args.host, port=args.port, access_log=args.access_log)
+    return 0
+
+
+def _on_ray(args: argparse.Namespace, recipe: ApiRecipe) -> int:
+    """``--ray``: the same app on Ray Serve, replicas autoscaled within ``--ray-replicas``."""
+    try:
+        from llmcat.api.ray_serve import Scaling, serve_on_ray
+    except ImportError as exc:  # pragma: no cover - the import itself needs nothing
+        raise ConfigError(f"--ray needs ray[serve]: {exc}") from None
+    low, _, high = args.ray_replicas.partition("-")
+    try:
+        scaling = Scaling(min_replicas=int(low), max_replicas=int(high or low))
+    except ValueError:
+        raise ConfigError(f"--ray-replicas {args.ray_replicas!r}: MIN-MAX, e.g. 1-2") from None
+    try:
+        import ray.serve  # noqa: F401 - checked before the cluster is touched
+    except ImportError:
+        raise ConfigError("--ray needs Ray Serve: pip install 'ray[serve]'") from None
+    serve_on_ray(recipe, scaling, address=args.ray, host=args.host, port=args.port)
     return 0
