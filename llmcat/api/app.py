@@ -14,6 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from llmcat._version import __version__
 from llmcat.api.middleware import BodyLimit, KeyCheck, Timing
@@ -25,6 +26,10 @@ from llmcat.types import Product
 
 log = logging.getLogger(__name__)
 
+#: the error kind of the HTTP errors Starlette raises itself
+HTTP_KINDS = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}
+#: characters of a field's name an error repeats (an unknown field may be any length)
+MAX_FIELD_NAME = 100
 #: union branches pydantic names in an error's location; the caller never wrote them
 _BRANCHES = {"ProductIn", "list[ProductIn]"}
 #: what pydantic calls a member of a field's union (``str | int | None``)
@@ -69,6 +74,17 @@ def create_app(service: Service, *, warm_before_serving: bool = False) -> FastAP
         metrics.errors.labels("invalid").inc()
         message = "; ".join(f"{f['field']}: {f['message']}" for f in fields[:5])
         return JSONResponse(error_body("invalid", message, fields=fields), status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # 400 (a body that is not JSON text at all), 404, 405: in the one error shape
+        kind = HTTP_KINDS.get(exc.status_code, "http")
+        metrics.errors.labels(kind).inc()
+        return JSONResponse(
+            error_body(kind, str(exc.detail)),
+            status_code=exc.status_code,
+            headers=getattr(exc, "headers", None),
+        )
 
     @app.exception_handler(Exception)
     async def internal(request: Request, exc: Exception) -> JSONResponse:
@@ -163,7 +179,9 @@ def create_app(service: Service, *, warm_before_serving: bool = False) -> FastAP
         return Response(metrics.text(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
     # ASGI middleware, innermost first: the body limit, the key check, then timing outermost
-    app.add_middleware(BodyLimit, limit=config.max_body_bytes, metrics=metrics)
+    app.add_middleware(
+        BodyLimit, limit=config.max_body_bytes, metrics=metrics, timeout=config.deadline
+    )
     app.add_middleware(KeyCheck, keys=config.api_keys, metrics=metrics)
     if config.cors_origins:
         app.add_middleware(
@@ -196,6 +214,9 @@ def _fields(errors: Sequence[Any]) -> list[dict[str, str]]:
         parts = location[1:] if location[:1] == ["body"] else location
         parts = _without_union_tags(parts)
         name = "".join(f"[{p}]" if p.isdigit() else f".{p}" for p in parts).lstrip(".")
+        if error.get("type") == "json_invalid":
+            name = "body"  # its location is a character offset, not a field
+        name = name[:MAX_FIELD_NAME]
         fields.append(
             {
                 "field": name or "body",

@@ -3,6 +3,7 @@ key check, the body limit. Each answers a refusal itself, in the error body's sh
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
@@ -66,7 +67,8 @@ class Timing:
             return
         path = scope.get("path", "")
         endpoint = path if path in ENDPOINTS else "other"
-        status = 500
+        # a client that left before any answer: nginx's 499, not a 500 that would page someone
+        status = 499
         started = time.perf_counter()
 
         async def noted(message: Message) -> None:
@@ -77,6 +79,9 @@ class Timing:
 
         try:
             await self.app(scope, receive, noted)
+        except Exception:
+            status = 500
+            raise
         finally:
             self.metrics.latency.labels(endpoint).observe(time.perf_counter() - started)
             self.metrics.requests.labels(endpoint, str(status)).inc()
@@ -112,12 +117,15 @@ class KeyCheck:
 
 class BodyLimit:
     """413 for a body over ``limit`` bytes: by its Content-Length before reading, else while
-    reading (the body is held, at most ``limit`` bytes, and handed on whole)."""
+    reading (the body is held, at most ``limit`` bytes, and handed on whole). 408 for a body
+    not read whole within ``timeout`` seconds (a client that trickles it holds a connection
+    and, at a stop, the server)."""
 
-    def __init__(self, app: App, limit: int, metrics: Metrics) -> None:
+    def __init__(self, app: App, limit: int, metrics: Metrics, timeout: float = 10.0) -> None:
         self.app = app
         self.limit = limit
         self.metrics = metrics
+        self.timeout = timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope.get("method") in ("GET", "HEAD", "OPTIONS"):
@@ -129,8 +137,21 @@ class BodyLimit:
             return
         body = bytearray()
         more = True
+        loop = asyncio.get_running_loop()
+        until = loop.time() + self.timeout
         while more:
-            message = await receive()
+            try:
+                message = await asyncio.wait_for(receive(), max(until - loop.time(), 0.001))
+            except asyncio.TimeoutError:
+                self.metrics.errors.labels("slow_body").inc()
+                await send_error(
+                    send,
+                    408,
+                    "slow_body",
+                    f"the body was not read whole within {self.timeout:g} s",
+                    [(b"connection", b"close")],
+                )
+                return
             if message["type"] != "http.request":
                 return  # the client went away
             body += message.get("body", b"")

@@ -44,7 +44,7 @@ class ProductIn(BaseModel):
         },
     )
 
-    id: Id | int | None = Field(
+    id: Id | Annotated[int, Field(ge=-(10**18), le=10**18)] | None = Field(
         default=None, description="Your id; default: the product's position in the request."
     )
     title: Annotated[str, StringConstraints(max_length=MAX_TITLE)]

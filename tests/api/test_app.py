@@ -328,3 +328,34 @@ def test_work_that_would_wait_past_the_deadline_is_refused_at_once() -> None:
         service.pending = 2  # 2 + 2 ahead: 0.4 s
         with service._admitted(2):
             pass
+
+
+def test_every_error_has_the_one_shape_and_a_slow_body_is_408() -> None:
+    async def check(client: httpx.AsyncClient, _: Service) -> None:
+        missing = await client.get("/nowhere")
+        assert (missing.status_code, missing.json()["error"]["kind"]) == (404, "not_found")
+        wrong = await client.get("/v1/classify")
+        assert (wrong.status_code, wrong.json()["error"]["kind"]) == (405, "method_not_allowed")
+        broken = await client.post(
+            "/v1/classify",
+            content=b'{"title": "x",,}',
+            headers={"content-type": "application/json"},
+        )
+        assert broken.status_code == 422
+        assert [f["field"] for f in broken.json()["error"]["fields"]] == ["body"]
+        long_name = "n" * 5_000
+        unknown = await client.post("/v1/classify", json={"title": "x", long_name: "y"})
+        assert unknown.status_code == 422
+        assert len(unknown.text) < 2_000  # the name is not echoed whole
+        huge_id = await client.post("/v1/classify", json={"title": "x", "id": 10**40})
+        assert huge_id.status_code == 422
+
+        async def trickle() -> Any:
+            yield b'{"title": '
+            await asyncio.sleep(1.0)  # past the 0.5 s deadline
+            yield b'"x"}'
+
+        slow = await client.post("/v1/classify", content=trickle())
+        assert (slow.status_code, slow.json()["error"]["kind"]) == (408, "slow_body")
+
+    served(check, deadline=0.5)

@@ -87,8 +87,10 @@ def test_keys_probes_metrics_and_a_clean_exit_on_sigterm(tmp_path: Path) -> None
         answer = httpx.post(f"{url}/v1/classify", json=body, headers=header)
         assert answer.status_code == 200
         assert answer.json()["path"] == ["Shoes"]
+        # a key in the query string (not where keys go) never reaches the access log
+        httpx.post(f"{url}/v1/classify?api_key={KEY}", json=body, headers=header)
         metrics = httpx.get(f"{url}/metrics", headers=header).text
-        assert 'llmcat_api_requests_total{endpoint="/v1/classify",status="200"} 1.0' in metrics
+        assert 'llmcat_api_requests_total{endpoint="/v1/classify",status="200"} 2.0' in metrics
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == 0
         text = log.read_text()
