@@ -168,10 +168,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _on_ray(args: argparse.Namespace, recipe: ApiRecipe) -> int:
     """``--ray``: the same app on Ray Serve, replicas autoscaled within ``--ray-replicas``."""
-    try:
-        from llmcat.api.ray_serve import Scaling, serve_on_ray
-    except ImportError as exc:  # pragma: no cover - the import itself needs nothing
-        raise ConfigError(f"--ray needs ray[serve]: {exc}") from None
+    from llmcat.api.ray_serve import Scaling, serve_on_ray  # Ray itself: imported inside
+
     low, _, high = args.ray_replicas.partition("-")
     try:
         scaling = Scaling(min_replicas=int(low), max_replicas=int(high or low))
