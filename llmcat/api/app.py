@@ -19,7 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from llmcat._version import __version__
 from llmcat.api.middleware import BodyLimit, KeyCheck, Timing
 from llmcat.api.schema import ProductIn, error_body
-from llmcat.api.service import DeadlineExceeded, Overloaded, Service, status_of
+from llmcat.api.service import DeadlineExceeded, NotServed, Overloaded, Service, status_of
 from llmcat.errors import EndpointError
 from llmcat.redact import redact
 from llmcat.types import Product
@@ -42,8 +42,8 @@ Products = Annotated[
 
 
 def create_app(service: Service, *, warm_before_serving: bool = False) -> FastAPI:
-    """The app: ``POST /v1/classify``, ``POST /v1/describe``, ``GET /healthz``, ``/readyz``,
-    ``/metrics`` and the OpenAPI schema. ``service.start`` runs in the background from start-up
+    """The app: ``POST /v1/classify``, ``/v1/describe``, ``/v1/extract``, ``GET /healthz``,
+    ``/readyz``, ``/metrics`` and the OpenAPI schema. ``service.start`` runs in the background from start-up
     (``/healthz`` answers meanwhile), or, with ``warm_before_serving``, before the app takes
     requests (a Ray Serve replica: Serve routes to it only once it is warm)."""
     config = service.config
@@ -64,7 +64,8 @@ def create_app(service: Service, *, warm_before_serving: bool = False) -> FastAP
     app = FastAPI(
         title="llmcat",
         version=__version__,
-        summary="Products into categories, listing copy; one product or a list per request.",
+        summary="Products into categories, listing copy, attribute values; one product or a list "
+        "per request.",
         lifespan=lifespan,
     )
 
@@ -133,6 +134,9 @@ def create_app(service: Service, *, warm_before_serving: bool = False) -> FastAP
             return JSONResponse(
                 error_body("deadline", str(exc), deadline=config.deadline), status_code=504
             )
+        except NotServed as exc:
+            metrics.errors.labels("not_served").inc()
+            return JSONResponse(error_body("not_served", str(exc)), status_code=404)
         if many:
             failed = sum(1 for r in records if getattr(r, "error", None) is not None)
             return JSONResponse(
@@ -161,6 +165,14 @@ def create_app(service: Service, *, warm_before_serving: bool = False) -> FastAP
     @app.post("/v1/describe", summary="Listing copy for one product or a list")
     async def describe(body: Products) -> Response:
         return await answer(body, service.describe)
+
+    @app.post(
+        "/v1/extract",
+        summary="Attribute values of one product or a list",
+        responses={404: {"description": "Not served: the server started without attributes"}},
+    )
+    async def extract(body: Products) -> Response:
+        return await answer(body, service.extract)
 
     @app.get("/healthz", summary="Alive (no key needed)")
     async def healthz() -> dict[str, str]:

@@ -24,7 +24,16 @@ App = Callable[[Scope, Receive, Send], Awaitable[None]]
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz"})
 #: the endpoints metrics are labelled with; anything else is "other" (bounded label values)
 ENDPOINTS = frozenset(
-    {"/v1/classify", "/v1/describe", "/healthz", "/readyz", "/metrics", "/openapi.json", "/docs"}
+    {
+        "/v1/classify",
+        "/v1/describe",
+        "/v1/extract",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/openapi.json",
+        "/docs",
+    }
 )
 
 

@@ -14,15 +14,16 @@ from typing import Protocol, TypeVar
 
 from llmcat.api.config import ApiConfig
 from llmcat.api.metrics import Metrics
+from llmcat.attributes.extractor import Extractor
 from llmcat.classify.classifier import Classifier
 from llmcat.errors import EndpointError
 from llmcat.listing.describer import Describer
 from llmcat.redact import redact
-from llmcat.types import Classification, Description, ErrorRecord, Product
+from llmcat.types import Classification, Description, ErrorRecord, Extraction, Product
 
 log = logging.getLogger(__name__)
 
-R = TypeVar("R", Classification, Description)
+R = TypeVar("R", Classification, Description, Extraction)
 
 #: a product's error type -> the status of a single-product answer (others: 500)
 ERROR_STATUS = {
@@ -51,9 +52,13 @@ class DeadlineExceeded(Exception):
     """A request ran out of its deadline; its work was cancelled."""
 
 
+class NotServed(LookupError):
+    """The endpoint's work was not configured when the server started (the message says how)."""
+
+
 class Result(Protocol):
-    error: ErrorRecord | None
-    cached: bool
+    @property
+    def error(self) -> ErrorRecord | None: ...
 
 
 def status_of(record: Result) -> int:
@@ -64,28 +69,33 @@ def status_of(record: Result) -> int:
 
 
 class Service:
-    """One Classifier (and a Describer made on first use) behind the endpoints. ``start`` warms
-    them up (the taxonomy's vectors, the plan) and ``readiness`` says when that is done."""
+    """A Classifier (None: attribute extraction only), a Describer made on first use and an
+    Extractor when one is given, behind the endpoints. ``start`` warms them up (the taxonomy's vectors, the plan, the attribute
+    tagger) and ``readiness`` says when that is done."""
 
     def __init__(
         self,
-        classifier: Classifier,
+        classifier: Classifier | None,
         config: ApiConfig,
         metrics: Metrics,
         *,
         describer: Callable[[], Describer] | None = None,
+        extractor: Extractor | None = None,
     ) -> None:
         self.classifier = classifier
+        self.extractor = extractor
         self.config = config
         self.metrics = metrics
         self._make_describer = describer
         self._describer: Describer | None = None
         self.pending = 0
         self._ready = asyncio.Event()
+        self._starting = "building the taxonomy's vectors"
         self.failure: str | None = None  # why start failed, for /readyz
         self._probe: tuple[float, str | None] = (0.0, None)
         self._answered: deque[tuple[float, int]] = deque()  # (when, products), the last window
-        classifier.context.embed_batch_observers.append(metrics.batch_size.observe)
+        if classifier is not None:
+            classifier.context.embed_batch_observers.append(metrics.batch_size.observe)
 
     # -- life ------------------------------------------------------------------------------
 
@@ -94,10 +104,14 @@ class Service:
         taxonomy's vectors (cached on disk after the first start)."""
         started = time.perf_counter()
         try:
-            await self.classifier.prepare()
-            warm = await self.classifier.aclassify(WARM_UP)
-            if warm.error is not None:
-                log.warning("the warm-up product failed: %s", warm.error.message)
+            if self.classifier is not None:
+                await self.classifier.prepare()
+                warm = await self.classifier.aclassify(WARM_UP)
+                if warm.error is not None:
+                    log.warning("the warm-up product failed: %s", warm.error.message)
+            if self.extractor is not None:
+                self._starting = "learning the attribute tagger from the examples"
+                await self.extractor.prepare()
         except EndpointError as exc:
             # a model server that is down or still starting: /readyz says so, and each request
             # tries it again (a failed probe is not remembered)
@@ -110,7 +124,9 @@ class Service:
         log.info(
             "ready in %.1f s: %s",
             time.perf_counter() - started,
-            self.classifier.context.plan.summary(),
+            self.classifier.context.plan.summary()
+            if self.classifier is not None
+            else "attribute extraction only",
         )
 
     @property
@@ -125,12 +141,14 @@ class Service:
         if problem is not None:
             return False, problem
         if not self.ready:
-            return False, "starting: building the taxonomy's vectors"
+            return False, f"starting: {self._starting}"
         return True, "ready"
 
     async def _model_server_problem(self) -> str | None:
         """Why the model server the plan asks cannot be reached (None: it can, or none is
         asked); probed at most every ``PROBE_TTL`` seconds."""
+        if self.classifier is None:
+            return None
         settings = self.classifier.settings
         if not (self.classifier.context.plan.asks_llm and settings.base_url):
             return None
@@ -153,23 +171,39 @@ class Service:
         return problem
 
     async def aclose(self) -> None:
-        await self.classifier.aclose()
+        if self.classifier is not None:
+            await self.classifier.aclose()
         if self._describer is not None:
             await self._describer.aclose()
+        if self.extractor is not None:
+            await self.extractor.aclose()
 
     # -- work ------------------------------------------------------------------------------
 
     async def classify(self, products: Sequence[Product]) -> list[Classification]:
         """One Classification per product, in order (errors as records)."""
+        if self.classifier is None:
+            raise NotServed(
+                "classification is not served: start the server with --labels or --taxonomy"
+            )
         return await self._run(products, "/v1/classify", self.classifier.aclassify)
 
     async def describe(self, products: Sequence[Product]) -> list[Description]:
         """One Description per product, in order (errors as records)."""
         if self._describer is None:
             if self._make_describer is None:
-                raise LookupError("describe is not served here")
+                raise NotServed("describe is not served here")
             self._describer = self._make_describer()
         return await self._run(products, "/v1/describe", self._describer.adescribe)
+
+    async def extract(self, products: Sequence[Product]) -> list[Extraction]:
+        """One Extraction per product, in order (errors as records)."""
+        if self.extractor is None:
+            raise NotServed(
+                "attribute extraction is not served: start the server with --attribute-examples "
+                "FILE or --attributes NAMES|FILE (or --taxonomy shopify for Shopify's attributes)"
+            )
+        return await self._run(products, "/v1/extract", self.extractor.aextract)
 
     async def _run(
         self, products: Sequence[Product], endpoint: str, one: Callable[[Product], Awaitable[R]]
@@ -191,7 +225,7 @@ class Service:
         for record in results:
             if record.error is not None:
                 self.metrics.errors.labels(record.error.type).inc()
-            if record.cached:
+            if getattr(record, "cached", False):  # an Extraction is never from the cache
                 self.metrics.cache_hits.inc()
         return results
 

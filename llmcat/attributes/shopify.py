@@ -70,6 +70,16 @@ def schema_from(argument: str | Path) -> Schema:
     )
 
 
+def is_shopify_taxonomy(path: Path) -> bool:
+    """Whether a taxonomy file is Shopify's (its first lines say so)."""
+    try:
+        with path.open(encoding="utf-8") as lines:
+            head = [next(lines, "") for _ in range(3)]
+    except (OSError, UnicodeDecodeError):
+        return False
+    return any("Shopify" in line or line.startswith(GID_PREFIX) for line in head)
+
+
 def find_shopify_attributes(folders: Sequence[Path]) -> Path:
     """The newest ``shopify_attributes*.json`` of the taxonomy folders; ConfigError saying
     where it was looked for and how to give it."""
@@ -90,6 +100,7 @@ __all__ = [
     "GID_PREFIX",
     "find_shopify_attributes",
     "is_shopify_attributes",
+    "is_shopify_taxonomy",
     "schema_from",
     "shopify_schema",
 ]

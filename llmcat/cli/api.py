@@ -1,22 +1,28 @@
-"""``llmcat api``: the HTTP server (``pip install 'llmcat[api]'``): classify and describe one
-product or a list per request, with the options of ``llmcat classify`` loaded once."""
+"""``llmcat api``: the HTTP server (``pip install 'llmcat[api]'``): classify, describe and
+extract attributes of one product or a list per request, with the options of ``llmcat
+classify`` (and the attributes of ``llmcat extract``) loaded once."""
 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from llmcat.attributes.shopify import find_shopify_attributes, is_shopify_taxonomy
 from llmcat.cli._common import MODEL_SETTINGS, add_image_dir_flag, described, verbosity
 from llmcat.cli.classify import add_category_flags, taxonomy_from
 from llmcat.config.flags import SubParsers, add_flags, given
-from llmcat.config.options import ClassifyOptions, validated
+from llmcat.config.options import ClassifyOptions, ExtractOptions, validated
 from llmcat.config.settings import Settings
 from llmcat.errors import ConfigError
+from llmcat.taxonomy.names import taxonomy_folders, taxonomy_path
 
 if TYPE_CHECKING:
-    from llmcat.api.recipe import ApiRecipe
+    from llmcat.api.recipe import ApiRecipe, ExtractRecipe
+
+log = logging.getLogger(__name__)
 
 #: products in flight together when --concurrency is not given: what the embedder batches
 CONCURRENCY = 64
@@ -27,13 +33,15 @@ def add_parser(sub: SubParsers) -> None:
     api = sub.add_parser(
         "api",
         parents=[verbosity()],
-        help="serve classify and describe over HTTP",
-        usage="llmcat api (--labels A,B,C | --taxonomy NAME|FILE) [--host H] [--port P] [options]",
+        help="serve classify, describe and extract over HTTP",
+        usage="llmcat api (--labels A,B,C | --taxonomy NAME|FILE) [--attribute-examples FILE] "
+        "[--host H] [--port P] [options]",
         description=described(
-            "Serve POST /v1/classify and /v1/describe (one product or a list per request), "
-            "GET /healthz, /readyz, /metrics and /openapi.json (docs/api.md). The categories, "
-            "examples and model are loaded once, at start.",
+            "Serve POST /v1/classify, /v1/describe and /v1/extract (one product or a list per "
+            "request), GET /healthz, /readyz, /metrics and /openapi.json (docs/api.md). The "
+            "categories, examples, attributes and model are loaded once, at start.",
             "llmcat api --taxonomy google --port 8080",
+            "llmcat api --taxonomy google --attribute-examples train.jsonl   # and /v1/extract",
             "LLMCAT_API_KEYS=secret1,secret2 llmcat api --labels-file labels.txt --host 0.0.0.0",
             "curl -s localhost:8080/v1/classify -H 'content-type: application/json' "
             '-d \'{"title": "Trail running shoes"}\'',
@@ -51,6 +59,29 @@ def add_parser(sub: SubParsers) -> None:
         images,
         "a folder of this machine that products' local image paths may name (default: none, "
         "so a request can only send URLs and data URIs)",
+    )
+    attributes = api.add_argument_group(
+        "attributes (POST /v1/extract; without these, Shopify's for --taxonomy shopify, else "
+        "not served)"
+    )
+    attributes.add_argument(
+        "--attribute-examples",
+        type=Path,
+        metavar="FILE",
+        help="labelled products for extraction, as 'llmcat extract --examples' reads them",
+    )
+    attributes.add_argument(
+        "--attributes",
+        dest="attribute_schema",
+        metavar="NAMES|FILE",
+        help="the attributes to extract, as 'llmcat extract --attributes' reads them",
+    )
+    attributes.add_argument(
+        "--category-field",
+        default="category",
+        metavar="NAME",
+        help="the product attribute that names its category for extraction (default "
+        "'category'); with Shopify's attributes the classifier chooses it",
     )
     server = api.add_argument_group("server")
     server.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
@@ -128,15 +159,28 @@ def add_parser(sub: SubParsers) -> None:
 def run(args: argparse.Namespace) -> int:
     """Build the classifier once, then serve until SIGTERM (exit 0) or Ctrl-C."""
     try:
-        from llmcat.api import ApiConfig, load_keys
-        from llmcat.api.recipe import ApiRecipe
         from llmcat.api.server import run_server
     except ImportError as exc:
         raise ConfigError(
             f"llmcat api needs the server's packages ({exc.name} is missing): "
             "pip install 'llmcat[api]'"
         ) from None
+    recipe = recipe_from(args)
+    if args.ray is not None:
+        if recipe.extract is not None:  # a bad schema or examples file fails here, once
+            recipe.extract.extractor(recipe.settings)
+        return _on_ray(args, recipe)
+    app = recipe.app()
+    run_server(app, host=args.host, port=args.port, access_log=args.access_log)
+    return 0
+
+
+def recipe_from(args: argparse.Namespace) -> ApiRecipe:
+    """What the server is built from, out of the command line (ConfigError for a host that
+    needs keys and has none, and for options the commands refuse)."""
+    from llmcat.api import ApiConfig, load_keys
     from llmcat.api.config import is_loopback
+    from llmcat.api.recipe import ApiRecipe
 
     keys = load_keys(os.environ, args.api_keys_file)
     if not keys and not args.no_auth and not is_loopback(args.host):
@@ -158,12 +202,41 @@ def run(args: argparse.Namespace) -> int:
         Settings, {**chosen, "image_dirs": list(args.image_dir)}, what="command-line"
     )
     options = validated(ClassifyOptions, given(args, ClassifyOptions), what="classify")
-    recipe = ApiRecipe(taxonomy_from(args), options, settings, config, examples=args.examples)
-    if args.ray is not None:
-        return _on_ray(args, recipe)
-    app = recipe.app()
-    run_server(app, host=args.host, port=args.port, access_log=args.access_log)
-    return 0
+    extract = _extract_recipe(args, settings)
+    # --examples alone names no categories: taxonomy_from says so rather than drop them
+    categories = (
+        args.labels is not None or args.label or args.labels_file or args.taxonomy or args.examples
+    )
+    if not categories and extract is None:
+        raise ConfigError(
+            "nothing to serve: give categories (--labels 'A,B,C', --labels-file FILE or "
+            "--taxonomy NAME|FILE) for /v1/classify, attributes (--attribute-examples FILE or "
+            "--attributes NAMES|FILE) for /v1/extract, or both"
+        )
+    taxonomy = taxonomy_from(args) if categories else None
+    return ApiRecipe(taxonomy, options, settings, config, examples=args.examples, extract=extract)
+
+
+def _extract_recipe(args: argparse.Namespace, settings: Settings) -> ExtractRecipe | None:
+    """What /v1/extract serves: the attribute flags, or Shopify's attributes for its taxonomy
+    (the served classifier choosing each product's category), or nothing."""
+    from llmcat.api.recipe import ExtractRecipe
+
+    options = validated(ExtractOptions, {"category_field": args.category_field}, what="extract")
+    shopify = args.taxonomy is not None and is_shopify_taxonomy(taxonomy_path(args.taxonomy))
+    if args.attribute_schema is not None or args.attribute_examples is not None:
+        return ExtractRecipe(
+            args.attribute_schema, args.attribute_examples, options, by_category=shopify
+        )
+    if not shopify:
+        return None
+    try:
+        found = find_shopify_attributes(taxonomy_folders(settings.resolved().cache_dir))
+    except ConfigError as exc:
+        log.warning("/v1/extract is not served: %s", exc)
+        return None
+    log.info("/v1/extract serves Shopify's attributes from %s", found)
+    return ExtractRecipe(str(found), None, options, by_category=True)
 
 
 def _on_ray(args: argparse.Namespace, recipe: ApiRecipe) -> int:

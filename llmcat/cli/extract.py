@@ -8,7 +8,7 @@ import asyncio
 from pathlib import Path
 
 from llmcat.attributes.extractor import Extractor
-from llmcat.attributes.shopify import GID_PREFIX, find_shopify_attributes
+from llmcat.attributes.shopify import find_shopify_attributes, is_shopify_taxonomy
 from llmcat.classify.classifier import Classifier
 from llmcat.cli._batch import prompt_interrupt, run_batch
 from llmcat.cli._common import add_common_flags, described, settings_from, verbosity
@@ -86,7 +86,7 @@ def _extractor(args: argparse.Namespace, settings: Settings) -> Extractor:
     if args.taxonomy is not None:
         taxonomy = Taxonomy.from_file(args.taxonomy)
         if schema is None and args.examples is None:
-            if not _is_shopify(taxonomy_path(args.taxonomy)):
+            if not is_shopify_taxonomy(taxonomy_path(args.taxonomy)):
                 raise ConfigError(
                     "--taxonomy brings its attributes only for shopify; with another taxonomy "
                     "give --attributes FILE (keyed by its category ids) or --examples"
@@ -105,16 +105,6 @@ def _extractor(args: argparse.Namespace, settings: Settings) -> Extractor:
         settings=settings,
         categorizer=categorizer,
     )
-
-
-def _is_shopify(path: Path) -> bool:
-    """Whether a taxonomy file is Shopify's (its first lines say so)."""
-    try:
-        with path.open(encoding="utf-8") as lines:
-            head = [next(lines, "") for _ in range(3)]
-    except (OSError, UnicodeDecodeError):
-        return False
-    return any("Shopify" in line or line.startswith(GID_PREFIX) for line in head)
 
 
 async def explain(args: argparse.Namespace) -> int:

@@ -222,7 +222,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         "--input", type=Path, required=True, help="products (.jsonl, .json, .csv, .parquet)"
     )
     p.add_argument("--limit", type=int, help="use at most this many products (cycled)")
-    p.add_argument("--endpoint", choices=("classify", "describe"), default="classify")
+    p.add_argument("--endpoint", choices=("classify", "describe", "extract"), default="classify")
     p.add_argument(
         "--concurrency", default="1,8,32", help="requests in flight, a level or several: 1,8,32"
     )

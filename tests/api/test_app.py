@@ -4,17 +4,26 @@ deadline, back-pressure, metrics. tests/api/test_server.py runs the real server 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
 from llmcat.api import ApiConfig, Metrics, Service, create_app
+from llmcat.attributes.extractor import Extractor
 from llmcat.classify.classifier import Classifier
+from llmcat.cli.api import recipe_from
+from llmcat.cli.main import build_parser
+from llmcat.errors import ConfigError
 from llmcat.listing.describer import Describer
 from llmcat.types import Classification, Product
+from tests.attributes.conftest import synthetic, write_jsonl
+from tests.attributes.test_shopify import ATTRIBUTES, CATEGORIES
 
 LABELS = ["Shoes", "Toys", "Mobile Phones"]
 KEY = "k3y-that-must-never-be-echoed"
@@ -26,10 +35,19 @@ def classifier() -> Classifier:
     return Classifier(LABELS, strategy="embedding", embedding_model="hashing")
 
 
-def served(check: Client, classifier: Classifier | None = None, **config: Any) -> Service:
+def served(
+    check: Client,
+    classifier: Classifier | None = None,
+    extractor: Extractor | None = None,
+    **config: Any,
+) -> Service:
     """Run ``check`` against the app (its lifespan included) once the service is ready."""
     service = Service(
-        classifier or globals()["classifier"](), ApiConfig(**config), Metrics(), describer=Describer
+        classifier or globals()["classifier"](),
+        ApiConfig(**config),
+        Metrics(),
+        describer=Describer,
+        extractor=extractor,
     )
     app = create_app(service)
 
@@ -45,6 +63,17 @@ def served(check: Client, classifier: Classifier | None = None, **config: Any) -
 
     asyncio.run(main())
     return service
+
+
+@contextlib.asynccontextmanager
+async def ready_client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of ``app`` (its lifespan running) once ``/readyz`` says ready."""
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            while (await client.get("/readyz")).status_code != 200:
+                await asyncio.sleep(0.01)
+            yield client
 
 
 def test_one_product_answers_its_record_and_a_list_answers_in_order() -> None:
@@ -265,6 +294,105 @@ def test_describe_answers_copy() -> None:
     served(check)
 
 
+def test_extract_answers_values_read_from_each_products_text(tmp_path: Path) -> None:
+    rows = synthetic(90, 0)
+    train = write_jsonl(tmp_path / "train.jsonl", rows)
+    tests = synthetic(12, 1)
+
+    async def check(client: httpx.AsyncClient, service: Service) -> None:
+        assert (await client.get("/readyz")).status_code == 200  # the tagger is learned
+        bodies = [
+            {"title": r["input"], "id": f"s{n}", "attributes": {"category": r["category"]}}
+            for n, r in enumerate(tests)
+        ]
+        many = await client.post("/v1/extract", json=bodies)
+        assert many.status_code == 200
+        records = many.json()
+        assert [r["product_id"] for r in records] == [f"s{n}" for n in range(len(tests))]
+        for body, record in zip(bodies, records, strict=True):
+            assert record["error"] is None and record["category"] == "Shoes"
+            found = {k: v for k, v in record["attributes"].items() if v["value"] is not None}
+            assert "Brand" in found
+            for answer in found.values():  # a run of the title, where it says
+                source = answer["source"]
+                assert body["title"][source["start"] : source["end"]] == answer["value"]
+        one = await client.post("/v1/extract", json=bodies[1])
+        assert one.status_code == 200 and one.json() == records[1]
+        # a category the examples do not know is this product's error, said as a 422
+        unknown = await client.post(
+            "/v1/extract", json={"title": "Acme Red", "attributes": {"category": "Boats"}}
+        )
+        assert unknown.status_code == 422
+        assert "Boats" in unknown.json()["error"]["message"]
+        # classify is served beside it
+        assert (await client.post("/v1/classify", json={"title": "shoes"})).status_code == 200
+
+    extractor = Extractor(examples=train, cache=False, progress=False)
+    served(check, extractor=extractor)
+
+
+def test_shopifys_taxonomy_serves_shopifys_attributes_in_the_chosen_category(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "shopify_categories_2024-10.txt").write_text(CATEGORIES, encoding="utf-8")
+    (tmp_path / "shopify_attributes_2025-03.json").write_text(
+        json.dumps(ATTRIBUTES), encoding="utf-8"
+    )
+    monkeypatch.setenv("LLMCAT_TAXONOMY_DIR", str(tmp_path))
+    command = ["api", "--taxonomy", "shopify", "--strategy", "embedding"]
+    args = build_parser().parse_args([*command, "--embedding-model", "hashing", "--no-cache"])
+    recipe = recipe_from(args)
+    assert recipe.extract is not None and recipe.extract.by_category
+
+    async def main() -> None:
+        async with ready_client(recipe.app()) as client:
+            body = {"title": "Black cotton t-shirt clothing, XL", "id": "t"}
+            answer = (await client.post("/v1/extract", json=body)).json()
+            chosen = (await client.post("/v1/classify", json=body)).json()
+        assert answer["category_id"] == chosen["category_id"] == "aa-1"
+        allowed = {v for a in ATTRIBUTES["attributes"].values() for v in a["values"]}  # type: ignore[attr-defined]
+        given = {a["value"] for a in answer["attributes"].values()} - {None}
+        assert given and given <= allowed
+
+    asyncio.run(main())
+    # another taxonomy without attribute flags serves no extraction
+    other = build_parser().parse_args(["api", "--labels", "Shoes,Toys"])
+    assert recipe_from(other).extract is None
+    with pytest.raises(ConfigError, match="nothing to serve"):
+        recipe_from(build_parser().parse_args(["api"]))
+
+
+def test_a_server_of_attributes_alone_extracts_and_says_classify_is_not_served(
+    tmp_path: Path,
+) -> None:
+    train = write_jsonl(tmp_path / "train.jsonl", synthetic(60, 0))
+    args = build_parser().parse_args(["api", "--attribute-examples", str(train), "--no-cache"])
+    recipe = recipe_from(args)
+    assert recipe.taxonomy is None
+
+    async def main() -> None:
+        async with ready_client(recipe.app()) as client:
+            body = {"title": "Acme Men's Loafer,Red,9 D US", "attributes": {"category": "Shoes"}}
+            values = await client.post("/v1/extract", json=body)
+            assert values.status_code == 200
+            assert values.json()["attributes"]["Color"]["value"] == "Red"
+            refused = await client.post("/v1/classify", json=body)
+            assert refused.status_code == 404
+            assert "--labels" in refused.json()["error"]["message"]
+
+    asyncio.run(main())
+
+
+def test_extract_without_attributes_is_404_saying_how_to_serve_it() -> None:
+    async def check(client: httpx.AsyncClient, _: Service) -> None:
+        answer = await client.post("/v1/extract", json={"title": "Acme red shoe"})
+        assert answer.status_code == 404
+        error = answer.json()["error"]
+        assert error["kind"] == "not_served" and "--attribute-examples" in error["message"]
+
+    served(check)
+
+
 def test_metrics_count_requests_products_batches_and_errors() -> None:
     async def check(client: httpx.AsyncClient, _: Service) -> None:
         titles: Sequence[str] = [f"product {n}" for n in range(8)]
@@ -293,9 +421,8 @@ def test_metrics_count_requests_products_batches_and_errors() -> None:
 def test_openapi_schema_names_the_endpoints_and_the_product_fields() -> None:
     async def check(client: httpx.AsyncClient, _: Service) -> None:
         schema = (await client.get("/openapi.json")).json()
-        assert {"/v1/classify", "/v1/describe", "/healthz", "/readyz", "/metrics"} <= set(
-            schema["paths"]
-        )
+        paths = {"/v1/classify", "/v1/describe", "/v1/extract", "/healthz", "/readyz", "/metrics"}
+        assert paths <= set(schema["paths"])
         product = schema["components"]["schemas"]["ProductIn"]
         assert set(product["properties"]) == {
             "id",

@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 
 from llmcat.cli.main import main
+from tests.attributes.conftest import synthetic, write_jsonl
 from tests.fake_server import FakeServer, Reply, chat_reply
 
 KEY = "s3cret-key-for-the-test"
@@ -73,11 +74,9 @@ EMBEDDING = ["--labels", LABELS, "--strategy", "embedding", "--embedding-model",
 
 
 def test_keys_probes_metrics_and_a_clean_exit_on_sigterm(tmp_path: Path) -> None:
-    with api_process(tmp_path, [*EMBEDDING, "--access-log"], {"LLMCAT_API_KEYS": KEY}) as (
-        url,
-        process,
-        log,
-    ):
+    train = write_jsonl(tmp_path / "train.jsonl", synthetic(60, 0))
+    args = [*EMBEDDING, "--access-log", "--attribute-examples", str(train), "--no-cache"]
+    with api_process(tmp_path, args, {"LLMCAT_API_KEYS": KEY}) as (url, process, log):
         assert ready(url).status_code == 200
         body = {"title": "red running shoes"}
         refused = httpx.post(f"{url}/v1/classify", json=body)
@@ -89,6 +88,10 @@ def test_keys_probes_metrics_and_a_clean_exit_on_sigterm(tmp_path: Path) -> None
         assert answer.json()["path"] == ["Shoes"]
         # a key in the query string (not where keys go) never reaches the access log
         httpx.post(f"{url}/v1/classify?api_key={KEY}", json=body, headers=header)
+        shoe = {"title": "Acme Men's Loafer,Red,9 D US", "attributes": {"category": "Shoes"}}
+        values = httpx.post(f"{url}/v1/extract", json=shoe, headers=header)
+        assert values.status_code == 200
+        assert values.json()["attributes"]["Color"]["value"] == "Red"
         metrics = httpx.get(f"{url}/metrics", headers=header).text
         assert 'llmcat_api_requests_total{endpoint="/v1/classify",status="200"} 2.0' in metrics
         process.send_signal(signal.SIGTERM)
