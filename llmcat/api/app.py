@@ -60,6 +60,14 @@ def create_app(service: Service, *, warm_before_serving: bool = False) -> FastAP
         finally:
             warm.cancel()
             await service.aclose()
+            # after uvicorn has let the requests in flight finish: proof that none was dropped
+            unanswered = metrics.received - metrics.finished
+            log.log(
+                logging.ERROR if unanswered else logging.INFO,
+                "stopped: %d requests to /v1/ received, %d of them unanswered",
+                metrics.received,
+                unanswered,
+            )
 
     app = FastAPI(
         title="llmcat",

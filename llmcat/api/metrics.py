@@ -49,6 +49,15 @@ class Metrics:
         self.pending = Gauge(
             "llmcat_api_pending_products", "Products admitted and not yet answered", registry=r
         )
+        self.in_flight = Gauge(
+            "llmcat_api_requests_in_flight",
+            "HTTP requests received and not yet answered",
+            registry=r,
+        )
+        # every request to /v1/ the app received and every one it finished (answered, or its
+        # client left): equal once the server has stopped, which the log says at shutdown
+        self.received = 0
+        self.finished = 0
 
     def text(self) -> bytes:
         """Everything, in Prometheus's text format."""

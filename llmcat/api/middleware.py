@@ -86,6 +86,9 @@ class Timing:
                 status = message["status"]
             await send(message)
 
+        work = path.startswith("/v1/")  # the probes and /metrics are not counted as work
+        self.metrics.received += work
+        self.metrics.in_flight.inc()
         try:
             await self.app(scope, receive, noted)
         except Exception:
@@ -94,6 +97,8 @@ class Timing:
         finally:
             self.metrics.latency.labels(endpoint).observe(time.perf_counter() - started)
             self.metrics.requests.labels(endpoint, str(status)).inc()
+            self.metrics.in_flight.dec()
+            self.metrics.finished += work
 
 
 class KeyCheck:

@@ -8,7 +8,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
+import signal
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -38,6 +40,11 @@ class Tally:
     wrong: list[str] = field(default_factory=list)  # a wrong status, id, order or count
     lost: int = 0  # no answer at all (connection reset, client timeout)
     products: int = 0
+    sent: int = 0
+    sigterm_at: float | None = None  # when --sigterm-after sent it (perf_counter)
+    refused: int = 0  # connections refused after SIGTERM: never accepted, so never answered
+    closed: int = 0  # sent after SIGTERM on a kept-alive connection the server closed, unread
+    answered_after_sigterm: int = 0
 
 
 def _percentile(values: Sequence[float], share: float) -> float:
@@ -88,6 +95,12 @@ async def _level(
         body = chosen if size else chosen[0]
         return json.dumps(body).encode(), ids
 
+    def sigterm() -> None:
+        tally.sigterm_at = time.perf_counter()
+        os.kill(args.server_pid, signal.SIGTERM)
+
+    if args.sigterm_after is not None:
+        asyncio.get_running_loop().call_later(args.sigterm_after, sigterm)
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(limits=limits, timeout=args.client_timeout) as client:
 
@@ -99,15 +112,35 @@ async def _level(
                 started = time.perf_counter()
                 try:
                     answer = await client.post(url, content=body, headers=headers)
+                except httpx.ConnectError:
+                    if tally.sigterm_at is None:
+                        tally.lost += 1
+                        tally.statuses["ConnectError"] += 1
+                        continue
+                    tally.refused += 1  # the server stopped accepting: this worker is done
+                    return
+                except (httpx.ReadError, httpx.RemoteProtocolError) as exc:
+                    if tally.sigterm_at is not None and started >= tally.sigterm_at:
+                        # HTTP/1.1's race: the stopping server closed this idle connection as
+                        # the request went out on it. The server's log ("stopped: N requests
+                        # to /v1/ received, M unanswered") says whether it had read any.
+                        tally.closed += 1
+                        return
+                    tally.lost += 1
+                    tally.statuses[type(exc).__name__] += 1
+                    continue
                 except httpx.HTTPError as exc:
                     tally.lost += 1
                     tally.statuses[type(exc).__name__] += 1
                     continue
                 tally.latencies.append(time.perf_counter() - started)
                 tally.statuses[str(answer.status_code)] += 1
+                if tally.sigterm_at is not None and started < tally.sigterm_at:
+                    tally.answered_after_sigterm += 1
                 _check(answer, ids, tally, out, args.allow_errors)
 
         await asyncio.gather(*(worker() for _ in range(concurrency)))
+    tally.sent = sent
     return tally
 
 
@@ -168,6 +201,8 @@ def run_load(args: argparse.Namespace) -> int:
     if not products:
         raise ConfigError(f"{args.input} holds no product")
     levels = [int(c) for c in str(args.concurrency).split(",")]
+    if args.sigterm_after is not None and (args.server_pid is None or len(levels) > 1):
+        raise ConfigError("--sigterm-after needs --server-pid and one --concurrency level")
     if any(c < 1 for c in levels) or args.requests < 1:
         raise ConfigError("--concurrency and --requests must be at least 1")
     out = args.out.open("w", encoding="utf-8") if args.out else None
@@ -186,8 +221,8 @@ def run_load(args: argparse.Namespace) -> int:
             rss = f"{before / 1024:.0f} -> {after / 1024:.0f}" if before and after else "-"
             statuses = ",".join(f"{k}:{v}" for k, v in sorted(tally.statuses.items()))
             print(
-                f"{concurrency:>11}  {args.requests:>8}  {seconds:7.1f}  "
-                f"{args.requests / seconds:5.1f}  {tally.products / seconds:10.1f}  "
+                f"{concurrency:>11}  {tally.sent:>8}  {seconds:7.1f}  "
+                f"{tally.sent / seconds:5.1f}  {tally.products / seconds:10.1f}  "
                 f"{1000 * _percentile(tally.latencies, 0.5):6.0f}  "
                 f"{1000 * _percentile(tally.latencies, 0.95):6.0f}  "
                 f"{1000 * _percentile(tally.latencies, 0.99):6.0f}  "
@@ -197,6 +232,14 @@ def run_load(args: argparse.Namespace) -> int:
             )
             for line in tally.wrong[:5]:
                 print(f"  wrong: {line}")
+            if tally.sigterm_at is not None:
+                print(
+                    f"SIGTERM sent to {args.server_pid} at {tally.sigterm_at - started:.1f} s: "
+                    f"{tally.answered_after_sigterm} requests sent before it were answered after "
+                    f"it; {tally.refused} connections refused after it (never accepted); "
+                    f"{tally.closed} sent after it on connections it closed (its log says "
+                    f"whether it read them); {tally.lost} lost"
+                )
             failed |= bool(tally.wrong or tally.lost)
     finally:
         if out is not None:
@@ -242,6 +285,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         "purpose); a wrong id or order, a 4xx or a lost answer still is",
     )
     p.add_argument("--server-pid", type=int, help="the server's process id: its RSS per level")
+    p.add_argument(
+        "--sigterm-after",
+        type=float,
+        metavar="SECONDS",
+        help="send SIGTERM to --server-pid this long into the first level: every request it "
+        "accepted must still get its whole answer; refused connections after it are counted "
+        "apart, anything else unanswered is lost",
+    )
     p.add_argument("--client-timeout", type=float, default=60.0, help="seconds per request")
     p.add_argument(
         "--embedder",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -18,6 +19,7 @@ from typing import Any
 import httpx
 
 from llmcat.cli.main import main
+from llmcat.evals.commands import main as evals_main
 from tests.attributes.conftest import synthetic, write_jsonl
 from tests.fake_server import FakeServer, Reply, chat_reply
 
@@ -131,6 +133,35 @@ def test_every_request_accepted_before_sigterm_gets_its_whole_answer(tmp_path: P
                 raise AssertionError("the server still answers after SIGTERM")
             except httpx.ConnectError:
                 pass
+
+
+def test_the_load_benchmark_sends_sigterm_mid_load_and_every_accepted_request_is_answered(
+    tmp_path: Path, capsys: Any
+) -> None:
+    products = tmp_path / "products.jsonl"
+    titles = ["red running shoes", "lego bricks", "android phone 128 GB", "trail shoes"]
+    products.write_text("".join(f'{{"id": "p{n}", "title": "{t}"}}\n' for n, t in
+                                enumerate(titles * 25)))  # fmt: skip
+    with api_process(tmp_path, [*EMBEDDING, "--no-cache", "-v"]) as (url, process, log):
+        assert ready(url).status_code == 200
+        code = evals_main(["load", "--url", url, "--input", str(products), "--concurrency", "16",
+                           "--requests", "1000000", "--list-share", "0.2", "--invalid-share",
+                           "0.05", "--server-pid", str(process.pid), "--sigterm-after", "1.5"])  # fmt: skip
+        out = capsys.readouterr().out
+        assert code == 0, out  # nothing lost, nothing wrong
+        assert process.wait(timeout=30) == 0
+    line = next(line for line in out.splitlines() if line.startswith("SIGTERM sent"))
+    answered = int(line.split(": ")[1].split()[0])
+    refused = int(line.split("; ")[1].split()[0])
+    assert answered >= 1 and refused >= 1 and line.endswith("0 lost")
+    # what the server received it answered, and the client holds each answer
+    stopped = re.search(
+        r"stopped: (\d+) requests to /v1/ received, (\d+) of them unanswered", log.read_text()
+    )
+    assert stopped is not None and stopped[2] == "0"
+    statuses = out.splitlines()[1].split()[9]  # 200:N,422:M
+    counted = sum(int(pair.split(":")[1]) for pair in statuses.split(","))
+    assert int(stopped[1]) == counted  # so the ones closed unanswered were never read
 
 
 def test_a_hanging_model_server_gives_504_within_the_deadline(tmp_path: Path) -> None:
