@@ -1,7 +1,8 @@
 """A specification cell as attributes: the formats catalogue exports write them in. Pure.
 
 A product's attributes arrive as a JSON object (``{"Colour": "Red"}``), a JSON list of
-``{"key": ..., "value": ...}`` objects, the Ruby-hash text of Flipkart's crawl
+``{"key": ..., "value": ...}`` objects or of ``[name, value]`` pairs (a Parquet map column
+after a pandas round trip), the Ruby-hash text of Flipkart's crawl
 (``{"product_specification"=>[{"key"=>"Brand", "value"=>"X"}, ...]}``), or lines of
 ``Name: value``. ``parse_specifications`` reads them all; the first value of a name wins.
 """
@@ -68,10 +69,15 @@ def says_something(value: str) -> bool:
 
 
 def _list_pairs(items: list[object]) -> list[tuple[object, object]]:
-    pairs = []
+    pairs: list[tuple[object, object]] = []
     for item in items:
+        if isinstance(item, (list, tuple)) and len(item) == 2 and isinstance(item[0], str):
+            pairs.append((item[0], item[1]))
+            continue
         if not isinstance(item, Mapping) or item.get("key", item.get("name")) is None:
-            raise InputError("the attributes are a list, but not of {key, value} objects")
+            raise InputError(
+                "the attributes are a list, but not of {key, value} objects or [name, value] pairs"
+            )
         pairs.append((item.get("key", item.get("name")), item.get("value")))
     return pairs
 

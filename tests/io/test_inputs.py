@@ -53,3 +53,21 @@ def test_read_csv(tmp_path: Path) -> None:
         {"id": "1", "title": "Mug, large", "colour": "blue"},
         {"id": "2", "title": "Plate"},
     ]
+
+
+def test_a_parquet_map_column_reads_the_same_after_a_pandas_round_trip(tmp_path: Path) -> None:
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    attributes = pa.array(
+        [[("Colour", "Red"), ("Material", "Cotton")]], pa.map_(pa.string(), pa.string())
+    )
+    original = tmp_path / "original.parquet"
+    pq.write_table(pa.table({"title": ["Red cotton shirt"], "attributes": attributes}), original)
+    again = tmp_path / "again.parquet"
+    pd.read_parquet(original).to_parquet(again)  # the map becomes a list of [name, value] pairs
+    products = [coerce_product(r, n) for n, r in enumerate(read_records(again))]  # type: ignore[arg-type]
+    assert products[0].attributes == {"Colour": "Red", "Material": "Cotton"}
+    first = [coerce_product(r, n) for n, r in enumerate(read_records(original))]  # type: ignore[arg-type]
+    assert first[0].attributes == products[0].attributes

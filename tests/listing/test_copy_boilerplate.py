@@ -86,10 +86,11 @@ def test_shop_sentences_prices_dumps_and_repeats_are_not_product_sentences() -> 
         ('{"Colour": "Red", "Size": null}', {"Colour": "Red"}),
         ('[{"key": "Material", "value": "Cotton"}]', {"Material": "Cotton"}),
         ("Material: Cotton; Size: M", {"Material": "Cotton", "Size": "M"}),
+        ([["Material", "Cotton"], ["Size", "M"]], {"Material": "Cotton", "Size": "M"}),
     ],
 )
 def test_specification_cells_in_every_export_format_become_attributes(
-    cell: str, expected: dict[str, str]
+    cell: object, expected: dict[str, str]
 ) -> None:
     assert parse_specifications(cell) == expected
 
