@@ -164,11 +164,14 @@ def test_the_load_benchmark_sends_sigterm_mid_load_and_every_accepted_request_is
     assert int(stopped[1]) == counted  # so the ones closed unanswered were never read
 
 
-def test_a_hanging_model_server_gives_504_within_the_deadline(tmp_path: Path) -> None:
+def test_a_hanging_model_server_gives_504_within_the_deadline_and_503_past_max_pending(
+    tmp_path: Path,
+) -> None:
     with FakeServer("vllm", keep_alive=True) as model:
         model.responder = lambda body: Reply(delay=8.0, body=chat_reply("Toys").body)
         args = ["--labels", LABELS, "--strategy", "flat", "--base-url", model.base_url]
-        with api_process(tmp_path, [*args, "--no-cache", "--deadline", "1"]) as (url, _, _):
+        limits = ["--deadline", "1", "--max-pending", "2", "--max-items", "2"]
+        with api_process(tmp_path, [*args, "--no-cache", *limits]) as (url, _, _):
             ready(url)
             started = time.monotonic()
             answer = httpx.post(f"{url}/v1/classify", json={"title": "x"}, timeout=30)
@@ -176,6 +179,22 @@ def test_a_hanging_model_server_gives_504_within_the_deadline(tmp_path: Path) ->
             assert answer.status_code == 504
             assert answer.json()["error"]["kind"] == "deadline"
             assert took < 2.0
+            # back-pressure: two products hang, so a third is refused at once
+            with ThreadPoolExecutor(1) as pool:
+                held = pool.submit(
+                    httpx.post, f"{url}/v1/classify", json=[{"title": "a"}, {"title": "b"}]
+                )
+                time.sleep(0.3)
+                refused = httpx.post(f"{url}/v1/classify", json={"title": "c"}, timeout=30)
+                assert refused.status_code == 503 and refused.headers["retry-after"] == "1"
+                assert refused.json()["error"]["kind"] == "overloaded"
+                assert held.result().status_code == 504
+            # limits: a list past --max-items, an invalid product
+            many = httpx.post(f"{url}/v1/classify", json=[{"title": "t"}] * 3, timeout=30)
+            assert many.status_code == 413 and many.json()["error"]["kind"] == "too_many_items"
+            invalid = httpx.post(f"{url}/v1/classify", json={"title": 7}, timeout=30)
+            assert invalid.status_code == 422
+            assert invalid.json()["error"]["fields"][0]["field"] == "title"
 
 
 def test_a_model_server_that_is_down_shows_in_readyz_and_in_the_error_body(
