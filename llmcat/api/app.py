@@ -7,7 +7,7 @@ import contextlib
 import logging
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from typing import Annotated, Any
+from typing import Annotated, Any, Union
 
 from fastapi import Body, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -18,11 +18,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from llmcat._version import __version__
 from llmcat.api.middleware import BodyLimit, KeyCheck, Timing
-from llmcat.api.schema import ProductIn, error_body
+from llmcat.api.schema import ErrorBody, ProductIn, error_body
 from llmcat.api.service import DeadlineExceeded, NotServed, Overloaded, Service, status_of
 from llmcat.errors import EndpointError
 from llmcat.redact import redact
-from llmcat.types import Product
+from llmcat.types import Classification, Description, Extraction, Product
 
 log = logging.getLogger(__name__)
 
@@ -157,27 +157,23 @@ def create_app(service: Service, *, warm_before_serving: bool = False) -> FastAP
     @app.post(
         "/v1/classify",
         summary="Classify one product or a list",
-        responses={
-            200: {"description": "The result record (or a list, in order; failures carry 'error')"},
-            401: {"description": "No valid API key"},
-            413: {"description": "Body or list too large"},
-            422: {"description": "Invalid product: the field is named"},
-            502: {"description": "The model server failed for this product"},
-            503: {"description": "Overloaded: retry after Retry-After seconds"},
-            504: {"description": "The deadline passed; the work was cancelled"},
-        },
+        responses=_statuses(Classification, "The result record"),
     )
     async def classify(body: Products) -> Response:
         return await answer(body, service.classify)
 
-    @app.post("/v1/describe", summary="Listing copy for one product or a list")
+    @app.post(
+        "/v1/describe",
+        summary="Listing copy for one product or a list",
+        responses=_statuses(Description, "The listing copy"),
+    )
     async def describe(body: Products) -> Response:
         return await answer(body, service.describe)
 
     @app.post(
         "/v1/extract",
         summary="Attribute values of one product or a list",
-        responses={404: {"description": "Not served: the server started without attributes"}},
+        responses=_statuses(Extraction, "The attribute values"),
     )
     async def extract(body: Products) -> Response:
         return await answer(body, service.extract)
@@ -212,6 +208,28 @@ def create_app(service: Service, *, warm_before_serving: bool = False) -> FastAP
         )
     app.add_middleware(Timing, metrics=metrics)
     return app
+
+
+def _statuses(record: type[BaseModel], what: str) -> dict[int | str, dict[str, Any]]:
+    """An endpoint's answers for the OpenAPI schema: ``record`` (or a list of them) on 200,
+    the one error body otherwise (docs/api.md's status table)."""
+    errors = {
+        401: "No valid API key",
+        404: "Not served: the server started without what this endpoint needs",
+        413: "Body or list too large",
+        422: "Invalid product (the field is named), or this product's own input refused",
+        502: "The model server failed for this product",
+        503: "Overloaded: retry after Retry-After seconds",
+        504: "The deadline passed; the work was cancelled",
+    }
+    return {
+        200: {
+            "model": Union[record, list[record]],  # type: ignore[valid-type]  # noqa: UP007
+            "description": f"{what} (or a list, in order; a failure carries 'error', and "
+            "X-Llmcat-Failed counts them)",
+        },
+        **{status: {"model": ErrorBody, "description": why} for status, why in errors.items()},
+    }
 
 
 def _fields(errors: Sequence[Any]) -> list[dict[str, str]]:

@@ -74,6 +74,22 @@ class ProductIn(BaseModel):
         )
 
 
+class ErrorDetail(BaseModel):
+    """What went wrong: ``kind`` (docs/api.md's status table), a message, and per kind more
+    (``fields`` for 422, ``deadline`` for 504)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    kind: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    """The body of every error answer but a single product's own record."""
+
+    error: ErrorDetail
+
+
 def error_body(kind: str, message: str, **more: object) -> dict[str, object]:
     """The body of every error answer: ``{"error": {"kind": ..., "message": ..., ...}}``."""
     return {"error": {"kind": kind, "message": message, **more}}

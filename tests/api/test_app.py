@@ -418,7 +418,7 @@ def test_metrics_count_requests_products_batches_and_errors() -> None:
     served(check)
 
 
-def test_openapi_schema_names_the_endpoints_and_the_product_fields() -> None:
+def test_openapi_schema_names_the_endpoints_the_product_fields_and_every_answer() -> None:
     async def check(client: httpx.AsyncClient, _: Service) -> None:
         schema = (await client.get("/openapi.json")).json()
         paths = {"/v1/classify", "/v1/describe", "/v1/extract", "/healthz", "/readyz", "/metrics"}
@@ -432,6 +432,16 @@ def test_openapi_schema_names_the_endpoints_and_the_product_fields() -> None:
             "attributes",
             "image_urls",
         }
+        # each answer's body is described: the record or a list of them, else the error body
+        for path, record in [("/v1/classify", "Classification"), ("/v1/describe", "Description"),
+                             ("/v1/extract", "Extraction")]:  # fmt: skip
+            answers = schema["paths"][path]["post"]["responses"]
+            ok = answers["200"]["content"]["application/json"]["schema"]["anyOf"]
+            refs = [ok[0]["$ref"], ok[1]["items"]["$ref"]]
+            assert refs == [f"#/components/schemas/{record}"] * 2
+            for status in ("401", "413", "422", "503", "504"):
+                error = answers[status]["content"]["application/json"]["schema"]
+                assert error["$ref"] == "#/components/schemas/ErrorBody"
         json.dumps(schema)
 
     served(check)
