@@ -118,7 +118,7 @@ class Service:
             log.warning("the model server cannot be used yet: %s", redact(str(exc)))
         except Exception as exc:
             self.failure = f"{type(exc).__name__}: {redact(str(exc))}"
-            log.error("the classifier did not start: %s", self.failure)
+            log.error("the server did not start: %s", self.failure)
             raise
         self._ready.set()
         log.info(
