@@ -33,7 +33,9 @@ MAX_FIELD_NAME = 100
 #: union branches pydantic names in an error's location; the caller never wrote them
 _BRANCHES = {"ProductIn", "list[ProductIn]"}
 #: what pydantic calls a member of a field's union (``str | int | None``)
-_UNION_TAG = re.compile(r"(constrained-str|str|int|none|(list|dict|function-\w+)\[.*\])")
+_UNION_TAG = re.compile(
+    r"(constrained-str|constrained-int|str|int|bool|float|none|(list|dict|function-\w+)\[.*\])"
+)
 
 Products = Annotated[
     ProductIn | list[ProductIn],

@@ -35,9 +35,12 @@ ERROR_STATUS = {
     "BackendError": 502,
     "OutputError": 502,
 }
-#: the window (seconds) and the fewest products over which the throughput is measured
+#: the throughput is measured over the last ``THROUGHPUT_WINDOW`` seconds, or over the last
+#: ``THROUGHPUT_SAMPLES`` products answered when that window holds fewer (a slow server: 0.6
+#: products/s on a busy machine), within ``THROUGHPUT_MEMORY`` seconds
 THROUGHPUT_WINDOW = 10.0
 THROUGHPUT_SAMPLES = 20
+THROUGHPUT_MEMORY = 300.0
 #: how long a model server's answer to readiness is reused, in seconds
 PROBE_TTL = 5.0
 PROBE_TIMEOUT = 2.0
@@ -230,15 +233,24 @@ class Service:
         return results
 
     def throughput(self) -> float | None:
-        """Products answered per second over the last ``THROUGHPUT_WINDOW`` seconds (None
-        until ``THROUGHPUT_SAMPLES`` were)."""
+        """Products answered per second lately: over the last ``THROUGHPUT_WINDOW`` seconds,
+        or the last ``THROUGHPUT_SAMPLES`` products where the window holds fewer (None until
+        that many were answered within ``THROUGHPUT_MEMORY`` seconds)."""
         now = time.monotonic()
-        while self._answered and self._answered[0][0] < now - THROUGHPUT_WINDOW:
-            self._answered.popleft()
-        answered = sum(count for _, count in self._answered)
-        if answered < THROUGHPUT_SAMPLES:
+        answered = self._answered
+        while answered and answered[0][0] < now - THROUGHPUT_MEMORY:
+            answered.popleft()
+        total = sum(count for _, count in answered)
+        # old answers go while the rest still hold enough products to measure by
+        while (
+            len(answered) > 1
+            and answered[0][0] < now - THROUGHPUT_WINDOW
+            and total - answered[0][1] >= THROUGHPUT_SAMPLES
+        ):
+            total -= answered.popleft()[1]
+        if total < THROUGHPUT_SAMPLES:
             return None
-        return answered / max(now - self._answered[0][0], 1.0)
+        return total / max(now - answered[0][0], 1.0)
 
     @contextlib.contextmanager
     def _admitted(self, count: int) -> Iterator[None]:

@@ -93,11 +93,22 @@ _BARE_NUMBER = re.compile(r"[\d.,/ -]+")
 
 @lru_cache(maxsize=4096)
 def _patterns(values: tuple[str, ...]) -> list[tuple[str, re.Pattern[str]]]:
-    """Each allowed value with its whole-word pattern, longest first."""
+    """Each allowed value with its whole-word pattern, longest first; any case, except a
+    code (``IN``, ``US``: two or three capitals), which a word of prose (``in``, ``us``)
+    must not be read as."""
     return [
-        (value, re.compile(rf"(?<!\w){re.escape(value)}(?!\w)", re.IGNORECASE))
+        (
+            value,
+            re.compile(
+                rf"(?<!\w){re.escape(value)}(?!\w)",
+                0 if _CODE.fullmatch(value) else re.IGNORECASE,
+            ),
+        )
         for value in sorted(values, key=len, reverse=True)
     ]
+
+
+_CODE = re.compile(r"[A-Z]{2,3}")
 
 
 def title_values(product: Product, schema: Schema) -> dict[str, str]:
@@ -125,17 +136,31 @@ def _words(name: str) -> set[str]:
 
 def related(stated: Sequence[tuple[str, str]], name: str) -> list[tuple[str, str]]:
     """The product's own attributes that speak of ``name``: the one of that name first (any
-    case), then those sharing a word with it (``Strap Color`` for ``Color``). A
+    case), then those whose words hold its words or are held by them (``Strap Color`` for
+    ``Color``, ``Color`` for ``Case color``), fewest other words first; never one that
+    qualifies it otherwise (``Strap Color`` says nothing of the ``Case color``). A
     specification table's ``Color: Black`` says more than a title's word; its ``Model Name``
     says nothing of the fabric."""
     own = name.casefold()
     words = set(_WORD.findall(own))
+
+    def their_words(field_name: str) -> set[str]:
+        return set(_WORD.findall(field_name.removeprefix("attributes.").casefold()))
+
     related = [
         (field_name, text)
         for field_name, text in stated
-        if words & set(_WORD.findall(field_name.removeprefix("attributes.").casefold()))
+        if words
+        and (words <= their_words(field_name) or their_words(field_name) <= words)
+        and their_words(field_name)
     ]
-    return sorted(related, key=lambda pair: pair[0].removeprefix("attributes.").casefold() != own)
+    return sorted(
+        related,
+        key=lambda pair: (
+            pair[0].removeprefix("attributes.").casefold() != own,
+            len(their_words(pair[0]) ^ words),
+        ),
+    )
 
 
 _WORD = re.compile(r"[^\W\d_]{3,}")

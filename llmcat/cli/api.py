@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -34,8 +35,8 @@ def add_parser(sub: SubParsers) -> None:
         "api",
         parents=[verbosity()],
         help="serve classify, describe and extract over HTTP",
-        usage="llmcat api (--labels A,B,C | --taxonomy NAME|FILE) [--attribute-examples FILE] "
-        "[--host H] [--port P] [options]",
+        usage="llmcat api [--labels A,B,C | --taxonomy NAME|FILE] [--attribute-examples FILE | "
+        "--attributes NAMES|FILE] [--host H] [--port P] [options]",
         description=described(
             "Serve POST /v1/classify, /v1/describe and /v1/extract (one product or a list per "
             "request), GET /healthz, /readyz, /metrics and /openapi.json (docs/api.md). The "
@@ -167,10 +168,16 @@ def run(args: argparse.Namespace) -> int:
         ) from None
     recipe = recipe_from(args)
     if args.ray is not None:
-        if recipe.extract is not None:  # a bad schema or examples file fails here, once
-            recipe.extract.extractor(recipe.settings)
         return _on_ray(args, recipe)
     app = recipe.app()
+    if not getattr(args, "quiet", False):  # a server that says nothing for minutes of warm-up looks hung
+        address = f"[{args.host}]" if ":" in args.host else args.host
+        print(
+            f"llmcat api: serving http://{address}:{args.port} (GET /readyz is 200 once warm; "
+            "-v for the log, Ctrl-C or SIGTERM to stop)",
+            file=sys.stderr,
+            flush=True,
+        )
     run_server(app, host=args.host, port=args.port, access_log=args.access_log)
     return 0
 
@@ -203,10 +210,13 @@ def recipe_from(args: argparse.Namespace) -> ApiRecipe:
     )
     options = validated(ClassifyOptions, given(args, ClassifyOptions), what="classify")
     extract = _extract_recipe(args, settings)
-    # --examples alone names no categories: taxonomy_from says so rather than drop them
-    categories = (
-        args.labels is not None or args.label or args.labels_file or args.taxonomy or args.examples
-    )
+    categories = args.labels is not None or args.label or args.labels_file or args.taxonomy
+    if args.examples is not None and not categories:
+        raise ConfigError(
+            "--examples are labelled products for /v1/classify and need its categories "
+            "(--labels or --taxonomy); labelled products for /v1/extract go in "
+            "--attribute-examples FILE"
+        )
     if not categories and extract is None:
         raise ConfigError(
             "nothing to serve: give categories (--labels 'A,B,C', --labels-file FILE or "
@@ -225,9 +235,10 @@ def _extract_recipe(args: argparse.Namespace, settings: Settings) -> ExtractReci
     options = validated(ExtractOptions, {"category_field": args.category_field}, what="extract")
     shopify = args.taxonomy is not None and is_shopify_taxonomy(taxonomy_path(args.taxonomy))
     if args.attribute_schema is not None or args.attribute_examples is not None:
-        return ExtractRecipe(
+        given = ExtractRecipe(
             args.attribute_schema, args.attribute_examples, options, by_category=shopify
         )
+        return _checked(given, settings)
     if not shopify:
         return None
     try:
@@ -236,7 +247,19 @@ def _extract_recipe(args: argparse.Namespace, settings: Settings) -> ExtractReci
         log.warning("/v1/extract is not served: %s", exc)
         return None
     log.info("/v1/extract serves Shopify's attributes from %s", found)
-    return ExtractRecipe(str(found), None, options, by_category=True)
+    return _checked(ExtractRecipe(str(found), None, options, by_category=True), settings)
+
+
+def _checked(recipe: ExtractRecipe, settings: Settings) -> ExtractRecipe:
+    """``recipe`` once an extractor can be built from it (its files read now, before any
+    server or Ray cluster starts), its errors in this command's flags."""
+    try:
+        recipe.extractor(settings)
+    except ConfigError as exc:  # llmcat extract's advice, in llmcat api's words
+        raise ConfigError(
+            str(exc).replace("--examples FILE", "--attribute-examples FILE")
+        ) from None
+    return recipe
 
 
 def _on_ray(args: argparse.Namespace, recipe: ApiRecipe) -> int:

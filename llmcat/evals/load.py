@@ -190,6 +190,10 @@ async def _embedder_latencies(name: str, products: list[dict[str, Any]], count: 
 
 def run_load(args: argparse.Namespace) -> int:
     """Each concurrency level in turn; a table of what each saw."""
+    try:
+        import httpx  # noqa: F401 - checked before the first level
+    except ImportError:
+        raise ConfigError("python -m evals load needs httpx: pip install 'llmcat[bench]'") from None
     products = []
     for n, item in enumerate(read_records(args.input)):
         product = coerce_product(item, n)  # type: ignore[arg-type]

@@ -114,6 +114,8 @@ def test_one_product_answers_its_record_and_a_list_answers_in_order() -> None:
         ({"title": "x", "colour": "red"}, "colour"),  # unknown fields are named, not dropped
         ({"title": "x" * 2_001}, "title"),
         ({"title": "x", "id": 1.5}, "id"),
+        ({"title": "x", "id": 10**19}, "id"),
+        ({"title": "x", "id": True}, "id"),
         ([{"title": "ok"}, {"title": 3}], "[1].title"),
         ("just a title", "body"),
     ],
@@ -125,6 +127,7 @@ def test_invalid_input_is_422_naming_the_field(body: object, field: str) -> None
         error = answer.json()["error"]
         assert error["kind"] == "invalid"
         assert field in [f["field"] for f in error["fields"]]
+        assert not any("constrained" in f["field"] for f in error["fields"])  # pydantic's words
         assert "Traceback" not in answer.text
 
     served(check)
@@ -465,6 +468,11 @@ def test_work_that_would_wait_past_the_deadline_is_refused_at_once() -> None:
         service.pending = 2  # 2 + 2 ahead: 0.4 s
         with service._admitted(2):
             pass
+    # a slow server (fewer than 20 products in the last 10 s) is measured over its last 20
+    service._answered = deque([(now - 100.0, 5), (now - 60.0, 10), (now - 30.0, 10)])
+    assert service.throughput() == pytest.approx(20 / 60, rel=0.01)
+    service._answered = deque([(now - 400.0, 30)])  # forgotten after THROUGHPUT_MEMORY
+    assert service.throughput() is None
 
 
 def test_every_error_has_the_one_shape_and_a_slow_body_is_408() -> None:

@@ -106,3 +106,28 @@ def test_extract_with_shopifys_taxonomy(
     (tmp_path / "shopify_attributes_2025-03.json").unlink()
     assert main(["extract", "a shirt", "--taxonomy", "shopify", "--backend", "fake"]) == 2
     assert "shopify_attributes" in capsys.readouterr().err
+
+
+def test_a_code_value_is_not_read_from_a_word_of_prose() -> None:
+    from llmcat.attributes.answers import allowed_value
+    from llmcat.attributes.schema import AttributeSpec
+
+    plug = AttributeSpec(name="Plug type", values=("IN", "US", "Type C"))
+    prose = [("title", "Laptop Charger 65W in black, carry in warranty")]
+    assert allowed_value(prose, plug).value is None
+    assert allowed_value([("title", "Laptop Charger 65W, US plug")], plug).value == "US"
+    assert allowed_value([("title", "USB-C charger type c")], plug).value == "Type C"
+
+
+def test_a_stated_attribute_that_qualifies_another_thing_is_not_read() -> None:
+    from llmcat.attributes.answers import allowed_value, related
+    from llmcat.attributes.schema import AttributeSpec
+
+    stated = [("attributes.Strap Color", "Gold"), ("attributes.Dial Color", "Champagne"),
+              ("attributes.Color", "Silver")]  # fmt: skip
+    assert [name for name, _ in related(stated, "Case color")] == ["attributes.Color"]
+    assert next(name for name, _ in related(stated, "Dial color")) == "attributes.Dial Color"
+    assert next(name for name, _ in related(stated, "Color")) == "attributes.Color"
+    colours = AttributeSpec(name="Dial color", values=("Gold", "Champagne", "Silver"))
+    assert allowed_value(related(stated, "Dial color"), colours).value == "Champagne"
+    assert related([("attributes.Box Material", "Cardboard")], "Watch material") == []
