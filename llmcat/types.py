@@ -235,6 +235,12 @@ class Extraction(BaseModel):
         default=None,
         description="Its id, when a taxonomy chose it (``llmcat extract --taxonomy``).",
     )
+    category_guessed: bool = Field(
+        default=False,
+        description="The product named no category: its title's words chose the examples' "
+        "category, and every answer asks for review (the confidences were fitted on products "
+        "of a known category).",
+    )
     attributes: dict[str, AttributeValue] = Field(default_factory=dict)
     dropped: int = Field(
         default=0,

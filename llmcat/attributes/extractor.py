@@ -386,9 +386,12 @@ class ExtractJob:
         (a categorizer's answer; its error is the product's)."""
         tagger = await self.extractor.tagger()
         category = product.attributes.get(self.options.category_field, "") or None
-        if category is None and chosen is None:
+        guessed = category is None and chosen is None
+        if guessed:
             category = self.extractor.guessed_category(product.title)
-        result = Extraction(product_id=product.id, category=category)
+        result = Extraction(
+            product_id=product.id, category=category, category_guessed=guessed and bool(category)
+        )
         if chosen is not None:
             if chosen.error is not None:
                 raise InputError(f"no category for its attributes: {chosen.error.message}")
@@ -435,6 +438,8 @@ class ExtractJob:
             if answer.value is not None and not grounded(answer, fields + stated, spec):
                 result.dropped += 1
                 answer = AttributeValue(confidence=0.0, needs_review=True)
+            if result.category_guessed:
+                answer.needs_review = True
             result.attributes[spec.name] = answer
         return result
 

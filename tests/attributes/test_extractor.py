@@ -141,6 +141,13 @@ def test_a_product_without_a_category_takes_the_one_its_words_match(
     assert set(tea.attributes) == {"Brand", "Flavor", "Item form", "Pack size"}
     assert tea.attributes["Flavor"].value == "Chamomile"
     assert sum("no 'category' field" in r.message for r in caplog.records) == 1
+    # the answer says the category was guessed, and asks for review of every value
+    assert tea.category_guessed and shoe.category_guessed
+    assert all(a.needs_review for a in tea.attributes.values())
+    given = extractor.extract(
+        {"title": "Vans Men's Sneaker, Black", "attributes": {"category": "Shoes"}}
+    )
+    assert not given.category_guessed
 
 
 def test_sources_count_characters_in_the_input_as_given(shoe_files: tuple[Path, Path]) -> None:
