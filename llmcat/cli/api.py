@@ -170,7 +170,8 @@ def run(args: argparse.Namespace) -> int:
     if args.ray is not None:
         return _on_ray(args, recipe)
     app = recipe.app()
-    if not getattr(args, "quiet", False):  # a server that says nothing for minutes of warm-up looks hung
+    # a server that says nothing for minutes of warm-up looks hung
+    if not getattr(args, "quiet", False):
         address = f"[{args.host}]" if ":" in args.host else args.host
         print(
             f"llmcat api: serving http://{address}:{args.port} (GET /readyz is 200 once warm; "
