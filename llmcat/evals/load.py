@@ -21,6 +21,9 @@ from typing import Any
 from llmcat.errors import ConfigError
 from llmcat.io.inputs import coerce_product, read_records
 
+#: seconds before SIGTERM in which a request closed unanswered may be one the stopping server
+#: never read (a busy event loop reads a kept-alive connection's next request late)
+RACE = 2.0
 #: invalid bodies, one of each kind in turn: each must be answered 422
 INVALID_BODIES: tuple[bytes, ...] = (
     b'{"title": 42}',
@@ -43,7 +46,7 @@ class Tally:
     sent: int = 0
     sigterm_at: float | None = None  # when --sigterm-after sent it (perf_counter)
     refused: int = 0  # connections refused after SIGTERM: never accepted, so never answered
-    closed: int = 0  # sent after SIGTERM on a kept-alive connection the server closed, unread
+    closed: int = 0  # sent about SIGTERM on a kept-alive connection the server closed, unread
     answered_after_sigterm: int = 0
 
 
@@ -120,10 +123,12 @@ async def _level(
                     tally.refused += 1  # the server stopped accepting: this worker is done
                     return
                 except (httpx.ReadError, httpx.RemoteProtocolError) as exc:
-                    if tally.sigterm_at is not None and started >= tally.sigterm_at:
-                        # HTTP/1.1's race: the stopping server closed this idle connection as
-                        # the request went out on it. The server's log ("stopped: N requests
-                        # to /v1/ received, M unanswered") says whether it had read any.
+                    if tally.sigterm_at is not None and started >= tally.sigterm_at - RACE:
+                        # HTTP/1.1's race: the stopping server closed this connection, idle as
+                        # far as it had read, as the request went out on it (seen in CI: sent
+                        # just before SIGTERM, never read by a busy server). The server's log
+                        # ("stopped: N requests to /v1/ received, M unanswered") says whether
+                        # it had read any; tests/api/test_server.py counts them against it.
                         tally.closed += 1
                         return
                     tally.lost += 1
@@ -241,7 +246,7 @@ def run_load(args: argparse.Namespace) -> int:
                     f"SIGTERM sent to {args.server_pid} at {tally.sigterm_at - started:.1f} s: "
                     f"{tally.answered_after_sigterm} requests sent before it were answered after "
                     f"it; {tally.refused} connections refused after it (never accepted); "
-                    f"{tally.closed} sent after it on connections it closed (its log says "
+                    f"{tally.closed} sent about then on connections it closed (its log says "
                     f"whether it read them); {tally.lost} lost"
                 )
             failed |= bool(tally.wrong or tally.lost)
