@@ -73,8 +73,9 @@ def status_of(record: Result) -> int:
 
 class Service:
     """A Classifier (None: attribute extraction only), a Describer made on first use and an
-    Extractor when one is given, behind the endpoints. ``start`` warms them up (the taxonomy's vectors, the plan, the attribute
-    tagger) and ``readiness`` says when that is done."""
+    Extractor when one is given, behind the endpoints. ``start`` warms them up (the
+    taxonomy's vectors, the plan, the attribute tagger) and ``readiness`` says when that is
+    done."""
 
     def __init__(
         self,
